@@ -1,0 +1,116 @@
+//! berth's domain model: the vocabulary every other crate speaks.
+//!
+//! Names and their validation, scopes and how they are checked, users, profiles,
+//! workspaces with their desired spec and observed status, the workspace state
+//! machine, and the [`Runtime`] trait that runtimes implement. Nothing here knows
+//! HTTP or SQL; wire types live in `api-types`, persistence in `store`.
+
+mod name;
+mod profile;
+mod runtime;
+mod scope;
+mod secret;
+mod workspace;
+
+pub use name::{Name, NameError, NAME_PATTERN};
+pub use profile::{App, Profile, ProfileSpec, ProfileSpecError};
+pub use runtime::{fake::FakeRuntime, Observed, Runtime, RuntimeError, WorkspaceRef};
+pub use scope::{Principal, Scope, ScopeSet, UnknownScope};
+pub use secret::Secret;
+pub use workspace::{
+    Condition, DesiredState, Transition, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
+};
+
+/// Milliseconds since the Unix epoch: the one time representation stored and sent.
+pub type Millis = i64;
+
+/// The current time as [`Millis`].
+pub fn now_millis() -> Millis {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh, time-ordered identifier (UUID v7), so that ids sort by creation time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A user as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: Name,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_at: Millis,
+    pub last_activity: Option<Millis>,
+}
+
+/// A group of users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub name: Name,
+    pub members: Vec<Name>,
+    pub created_at: Millis,
+}
+
+/// An API token's metadata; the token itself is never kept, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: String,
+    pub user_id: String,
+    /// The first characters of the token, enough to recognise it in a list.
+    pub prefix: String,
+    pub note: String,
+    pub scopes: ScopeSet,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at: Millis,
+    pub actor_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target: String,
+    pub outcome: Outcome,
+    pub source: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Denied,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failure => "failure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(Outcome::Success),
+            "denied" => Some(Outcome::Denied),
+            "failure" => Some(Outcome::Failure),
+            _ => None,
+        }
+    }
+}

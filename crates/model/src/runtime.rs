@@ -1,0 +1,268 @@
+//! The `Runtime` trait: how workspaces are made to run. Runtimes know no store;
+//! the controller calls them with everything they need, and they report what they
+//! observe. Every method is idempotent.
+
+use async_trait::async_trait;
+
+use crate::{Name, ProfileSpec};
+
+/// Everything a runtime needs to know about one workspace.
+#[derive(Debug, Clone)]
+pub struct WorkspaceRef {
+    pub id: String,
+    pub owner: Name,
+    pub name: Name,
+    pub profile: ProfileSpec,
+    /// Extra environment for the app (JupyterHub spawner conventions).
+    pub env: Vec<(String, String)>,
+}
+
+/// What a runtime sees of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// Nothing exists for this id.
+    Absent,
+    /// Processes exist but the app does not answer yet.
+    Starting,
+    /// The app answers at `upstream` (e.g. `127.0.0.1:41234` or a Unix socket path).
+    Running {
+        upstream: String,
+    },
+    Paused,
+    /// Resources exist (home directory) but nothing runs.
+    Stopped,
+    /// The app died or could not start.
+    Failed {
+        reason: String,
+    },
+}
+
+/// A runtime operation failed; `retryable` says whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{op} workspace {id}: {message}")]
+    Transient {
+        op: &'static str,
+        id: String,
+        message: String,
+    },
+    #[error("{op} workspace {id}: {message}")]
+    Permanent {
+        op: &'static str,
+        id: String,
+        message: String,
+    },
+}
+
+impl RuntimeError {
+    pub fn retryable(&self) -> bool {
+        matches!(self, RuntimeError::Transient { .. })
+    }
+}
+
+/// A way to run workspaces: process (bwrap + cgroups), docker, kubernetes.
+#[async_trait]
+pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
+    /// A short name for logs and metrics.
+    fn name(&self) -> &'static str;
+    /// Creates what is missing and starts the app; a running workspace is left alone.
+    async fn start(&self, ws: &WorkspaceRef) -> Result<(), RuntimeError>;
+    /// Stops every process; files stay.
+    async fn stop(&self, id: &str) -> Result<(), RuntimeError>;
+    async fn pause(&self, id: &str) -> Result<(), RuntimeError>;
+    async fn resume(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Removes everything the workspace had, files included.
+    async fn delete(&self, id: &str) -> Result<(), RuntimeError>;
+    async fn observe(&self, id: &str) -> Result<Observed, RuntimeError>;
+    /// Ids of every workspace this runtime holds anything for (re-adoption, clean-up).
+    async fn list(&self) -> Result<Vec<String>, RuntimeError>;
+}
+
+pub mod fake {
+    //! An in-memory runtime for controller and API tests, with failure injection.
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Keeps workspace states in a map and records every call.
+    #[derive(Debug, Default)]
+    pub struct FakeRuntime {
+        state: Mutex<HashMap<String, Observed>>,
+        calls: Mutex<Vec<String>>,
+        fail_next: Mutex<Option<RuntimeError>>,
+    }
+
+    impl FakeRuntime {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// The next call fails with `err`.
+        pub fn fail_next(&self, err: RuntimeError) {
+            *self.fail_next.lock().unwrap() = Some(err);
+        }
+
+        /// Every call so far, as `op id`.
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        /// Sets what `observe` reports, as if the workspace changed by itself.
+        pub fn set(&self, id: &str, observed: Observed) {
+            self.state.lock().unwrap().insert(id.to_owned(), observed);
+        }
+
+        fn call(&self, op: &'static str, id: &str) -> Result<(), RuntimeError> {
+            self.calls.lock().unwrap().push(format!("{op} {id}"));
+            match self.fail_next.lock().unwrap().take() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+
+        fn transition(
+            &self,
+            op: &'static str,
+            id: &str,
+            from: &[fn(&Observed) -> bool],
+            to: Observed,
+        ) -> Result<(), RuntimeError> {
+            self.call(op, id)?;
+            let mut state = self.state.lock().unwrap();
+            let current = state.get(id).cloned().unwrap_or(Observed::Absent);
+            if current == to {
+                return Ok(());
+            }
+            if !from.iter().any(|f| f(&current)) {
+                return Err(RuntimeError::Permanent {
+                    op,
+                    id: id.to_owned(),
+                    message: format!("not possible from {current:?}"),
+                });
+            }
+            state.insert(id.to_owned(), to);
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl Runtime for FakeRuntime {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+
+        async fn start(&self, ws: &WorkspaceRef) -> Result<(), RuntimeError> {
+            self.call("start", &ws.id)?;
+            let mut state = self.state.lock().unwrap();
+            let entry = state.entry(ws.id.clone()).or_insert(Observed::Absent);
+            if !matches!(entry, Observed::Running { .. } | Observed::Paused) {
+                *entry = Observed::Running {
+                    upstream: format!("fake://{}", ws.id),
+                };
+            }
+            Ok(())
+        }
+
+        async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+            self.transition("stop", id, &[|_| true], Observed::Stopped)
+        }
+
+        async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+            self.transition(
+                "pause",
+                id,
+                &[|o| matches!(o, Observed::Running { .. })],
+                Observed::Paused,
+            )
+        }
+
+        async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+            self.transition(
+                "resume",
+                id,
+                &[|o| matches!(o, Observed::Paused)],
+                Observed::Running {
+                    upstream: format!("fake://{id}"),
+                },
+            )
+        }
+
+        async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+            self.call("delete", id)?;
+            self.state.lock().unwrap().remove(id);
+            Ok(())
+        }
+
+        async fn observe(&self, id: &str) -> Result<Observed, RuntimeError> {
+            Ok(self
+                .state
+                .lock()
+                .unwrap()
+                .get(id)
+                .cloned()
+                .unwrap_or(Observed::Absent))
+        }
+
+        async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+            let mut ids: Vec<String> = self.state.lock().unwrap().keys().cloned().collect();
+            ids.sort();
+            Ok(ids)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn ws() -> WorkspaceRef {
+            WorkspaceRef {
+                id: "w1".into(),
+                owner: Name::parse("alice").unwrap(),
+                name: Name::parse("lab").unwrap(),
+                profile: ProfileSpec::standard(),
+                env: vec![],
+            }
+        }
+
+        #[tokio::test]
+        async fn lifecycle_is_idempotent() {
+            let rt = FakeRuntime::new();
+            let w = ws();
+            rt.start(&w).await.unwrap();
+            rt.start(&w).await.unwrap();
+            assert!(matches!(
+                rt.observe("w1").await.unwrap(),
+                Observed::Running { .. }
+            ));
+            rt.pause("w1").await.unwrap();
+            rt.pause("w1").await.unwrap();
+            assert_eq!(rt.observe("w1").await.unwrap(), Observed::Paused);
+            rt.resume("w1").await.unwrap();
+            rt.stop("w1").await.unwrap();
+            assert!(
+                rt.pause("w1").await.is_err(),
+                "cannot pause a stopped workspace"
+            );
+            rt.delete("w1").await.unwrap();
+            rt.delete("w1").await.unwrap();
+            assert_eq!(rt.observe("w1").await.unwrap(), Observed::Absent);
+            assert!(rt.list().await.unwrap().is_empty());
+        }
+
+        #[tokio::test]
+        async fn injected_failure_is_reported_once() {
+            let rt = FakeRuntime::new();
+            rt.fail_next(RuntimeError::Transient {
+                op: "start",
+                id: "w1".into(),
+                message: "boom".into(),
+            });
+            let err = rt.start(&ws()).await.unwrap_err();
+            assert!(err.retryable());
+            rt.start(&ws()).await.unwrap();
+            assert_eq!(rt.calls(), vec!["start w1", "start w1"]);
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! berth's persistence, and the only crate that speaks SQL.
+//!
+//! One [`Store`] over sqlx's `Any` driver serves SQLite (the embedded default, in
+//! WAL mode) and PostgreSQL with the same SQL and the same append-only migrations:
+//! ids are text (UUID v7), times are BIGINT milliseconds, placeholders are `$N`,
+//! and optional filters are written `CAST($n AS T) IS NULL OR ...` so that both
+//! engines can type them. Mutations go through a [`Tx`], which callers finish with
+//! an audit record and a commit, so that a change and its audit entry land together
+//! or not at all.
+
+mod rows;
+mod tx;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use rows::{AuditFilter, NewAudit, NewProfile, NewToken, NewUser, SessionRow, WorkspaceFilter};
+pub use tx::{Tx, UserPatch};
+
+use model::{AuditRecord, Group, Name, Profile, Token, User, Workspace};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A store operation failed. Callers branch on `NotFound` and `Conflict`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("{what} conflicts with an existing record")]
+    Conflict { what: &'static str },
+    #[error("open database")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrate database")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("{op}")]
+    Query {
+        op: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("decode {what}: {message}")]
+    Corrupt { what: &'static str, message: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Maps a driver error to a matchable [`StoreError`]: unique and foreign-key
+/// violations are conflicts, everything else a failed query named by `op`.
+pub(crate) fn query_error(
+    op: &'static str,
+    what: &'static str,
+) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() || db.is_foreign_key_violation() {
+                return StoreError::Conflict { what };
+            }
+        }
+        StoreError::Query { op, source: e }
+    }
+}
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+    /// SQLite allows one writer: write transactions queue here instead of failing
+    /// with `SQLITE_BUSY` when a deferred transaction upgrades to a write.
+    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Engine::Postgres
+        } else {
+            return Err(StoreError::Connect(sqlx::Error::Configuration(
+                "database URL must start with sqlite: or postgres:".into(),
+            )));
+        };
+        let url = match engine {
+            Engine::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match engine {
+                Engine::Sqlite => 8,
+                Engine::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(StoreError::Connect)?;
+        if engine == Engine::Sqlite {
+            pool.execute("PRAGMA journal_mode = WAL")
+                .await
+                .map_err(StoreError::Connect)?;
+        }
+        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Store {
+            pool,
+            engine,
+            write_lock: (engine == Engine::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+        })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        let guard = match &self.write_lock {
+            Some(l) => Some(l.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("begin transaction", "transaction"))?;
+        Ok(Tx::new(tx, guard))
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("ping", "database"))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users -------------------------------------------------------------
+
+    pub async fn count_users(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("count users", "user"))?;
+        row.try_get("n").map_err(|e| rows::corrupt("count", e))
+    }
+
+    pub async fn user(&self, id: &str) -> Result<User> {
+        let row = sqlx::query(&format!("{} WHERE id = $1", rows::USER_SELECT))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("get user", "user"))?;
+        rows::one(row, "user", rows::user)
+    }
+
+    pub async fn user_by_name(&self, name: &Name) -> Result<User> {
+        let row = sqlx::query(&format!("{} WHERE name = $1", rows::USER_SELECT))
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("get user", "user"))?;
+        rows::one(row, "user", rows::user)
+    }
+
+    /// The user and their password hash, for login.
+    pub async fn user_credentials(&self, name: &str) -> Result<(User, Option<String>)> {
+        let row = sqlx::query(&format!("{} WHERE name = $1", rows::USER_SELECT))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("get user", "user"))?;
+        rows::one(row, "user", |r| {
+            Ok((
+                rows::user(r)?,
+                r.try_get("password_hash")
+                    .map_err(|e| rows::corrupt("user", e))?,
+            ))
+        })
+    }
+
+    /// Users ordered by name, after the name `after`, at most `limit`.
+    pub async fn users(&self, after: Option<&str>, limit: i64) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE (CAST($1 AS TEXT) IS NULL OR name > $1) ORDER BY name LIMIT $2",
+            rows::USER_SELECT
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list users", "user"))?;
+        rows.iter().map(rows::user).collect()
+    }
+
+    /// Names of the groups `user_id` belongs to.
+    pub async fn groups_of(&self, user_id: &str) -> Result<Vec<Name>> {
+        let rows = sqlx::query(
+            "SELECT g.name FROM groups g JOIN group_members m ON m.group_id = g.id \
+             WHERE m.user_id = $1 ORDER BY g.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list groups of user", "group"))?;
+        rows.iter().map(|r| rows::name(r, "name")).collect()
+    }
+
+    // ---- groups ------------------------------------------------------------
+
+    pub async fn group(&self, name: &Name) -> Result<Group> {
+        let row = sqlx::query("SELECT id, name, created_at FROM groups WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("get group", "group"))?;
+        let mut group = rows::one(row, "group", rows::group)?;
+        group.members = self.members(&group.id).await?;
+        Ok(group)
+    }
+
+    pub async fn groups(&self) -> Result<Vec<Group>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("list groups", "group"))?;
+        let mut groups: Vec<Group> = rows.iter().map(rows::group).collect::<Result<_>>()?;
+        for g in &mut groups {
+            g.members = self.members(&g.id).await?;
+        }
+        Ok(groups)
+    }
+
+    async fn members(&self, group_id: &str) -> Result<Vec<Name>> {
+        let rows = sqlx::query(
+            "SELECT u.name FROM users u JOIN group_members m ON m.user_id = u.id \
+             WHERE m.group_id = $1 ORDER BY u.name",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list group members", "group"))?;
+        rows.iter().map(|r| rows::name(r, "name")).collect()
+    }
+
+    // ---- tokens and sessions ------------------------------------------------
+
+    pub async fn tokens(&self, user_id: &str) -> Result<Vec<Token>> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE user_id = $1 ORDER BY id",
+            rows::TOKEN_SELECT
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list tokens", "token"))?;
+        rows.iter().map(rows::token).collect()
+    }
+
+    /// The token with this hash and its owner, if it exists (expiry is the caller's check).
+    pub async fn token_by_hash(&self, hash: &str) -> Result<(Token, User)> {
+        let row = sqlx::query(&format!(
+            "SELECT t.id AS t_id, t.user_id AS t_user_id, t.prefix, t.note, t.scopes, \
+             t.created_at AS t_created_at, t.expires_at, t.last_used_at, u.id, u.name, \
+             u.password_hash, u.is_admin, u.disabled, u.created_at, u.last_activity \
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("get token", "token"))?;
+        rows::one(row, "token", |r| {
+            Ok((rows::token_prefixed(r)?, rows::user(r)?))
+        })
+    }
+
+    /// Records that a token was used, at most once a minute per token.
+    pub async fn touch_token(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE tokens SET last_used_at = $2 WHERE id = $1 \
+             AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(now - 60_000)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("touch token", "token"))?;
+        Ok(())
+    }
+
+    pub async fn session_by_hash(&self, hash: &str) -> Result<(SessionRow, User)> {
+        let row = sqlx::query(
+            "SELECT s.csrf, s.expires_at AS s_expires_at, u.id, u.name, u.password_hash, \
+             u.is_admin, u.disabled, u.created_at, u.last_activity \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("get session", "session"))?;
+        rows::one(row, "session", |r| {
+            let s = SessionRow {
+                csrf: r.try_get("csrf").map_err(|e| rows::corrupt("session", e))?,
+                expires_at: r
+                    .try_get("s_expires_at")
+                    .map_err(|e| rows::corrupt("session", e))?,
+            };
+            Ok((s, rows::user(r)?))
+        })
+    }
+
+    // ---- profiles ----------------------------------------------------------
+
+    pub async fn profile(&self, name: &Name) -> Result<Profile> {
+        let row = sqlx::query(&format!("{} WHERE name = $1", rows::PROFILE_SELECT))
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("get profile", "profile"))?;
+        rows::one(row, "profile", rows::profile)
+    }
+
+    pub async fn profiles(&self) -> Result<Vec<Profile>> {
+        let rows = sqlx::query(&format!("{} ORDER BY name", rows::PROFILE_SELECT))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("list profiles", "profile"))?;
+        rows.iter().map(rows::profile).collect()
+    }
+
+    // ---- workspaces --------------------------------------------------------
+
+    pub async fn workspace(&self, id: &str) -> Result<Workspace> {
+        let row = sqlx::query(&format!("{} WHERE w.id = $1", rows::WORKSPACE_SELECT))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("get workspace", "workspace"))?;
+        rows::one(row, "workspace", rows::workspace)
+    }
+
+    /// Workspaces matching `f`, ordered by id (creation time), after `f.after`.
+    pub async fn workspaces(&self, f: &WorkspaceFilter) -> Result<Vec<Workspace>> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE (CAST($1 AS TEXT) IS NULL OR w.owner_id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR w.state = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR p.name = $3) \
+             AND (CAST($4 AS TEXT) IS NULL OR w.name = $4) \
+             AND (CAST($5 AS TEXT) IS NULL OR w.id > $5) \
+             ORDER BY w.id LIMIT $6",
+            rows::WORKSPACE_SELECT
+        ))
+        .bind(f.owner_id.as_deref())
+        .bind(f.state.map(|s| s.as_str()))
+        .bind(f.profile.as_ref().map(Name::as_str))
+        .bind(f.name.as_ref().map(Name::as_str))
+        .bind(f.after.as_deref())
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list workspaces", "workspace"))?;
+        rows.iter().map(rows::workspace).collect()
+    }
+
+    /// How many workspaces `owner_id` has, and the CPU and memory of the active ones.
+    pub async fn usage(&self, owner_id: &str) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, \
+             CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.cpu_millis ELSE 0 END), 0) AS BIGINT) AS cpu, \
+             CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.memory_bytes ELSE 0 END), 0) AS BIGINT) AS mem \
+             FROM workspaces w JOIN profiles p ON p.id = w.profile_id WHERE w.owner_id = $1",
+        )
+        .bind(owner_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error("sum usage", "workspace"))?;
+        let get = |c: &str| -> Result<i64> {
+            row.try_get::<i64, _>(c)
+                .map_err(|e| rows::corrupt("usage", e))
+        };
+        Ok((get("n")?, get("cpu")?, get("mem")?))
+    }
+
+    // ---- audit -------------------------------------------------------------
+
+    /// Audit records matching `f`, newest first, older than the cursor `f.before`.
+    pub async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor_id, actor, action, target_type, target, outcome, source, \
+             request_id, detail FROM audit_log \
+             WHERE (CAST($1 AS TEXT) IS NULL OR actor = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR action = $2 OR action LIKE $3) \
+             AND (CAST($4 AS BIGINT) IS NULL OR at >= $4) \
+             AND (CAST($5 AS BIGINT) IS NULL OR at < $5) \
+             AND (CAST($6 AS TEXT) IS NULL OR id < $6) \
+             ORDER BY id DESC LIMIT $7",
+        )
+        .bind(f.actor.as_deref())
+        .bind(f.action.as_deref())
+        .bind(f.action.as_ref().map(|a| format!("{a}.%")))
+        .bind(f.since)
+        .bind(f.until)
+        .bind(f.before.as_deref())
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list audit records", "audit record"))?;
+        rows.iter().map(rows::audit).collect()
+    }
+
+    /// Writes one audit record outside any transaction (denied or failed attempts).
+    pub async fn audit_alone(&self, a: &NewAudit) -> Result<()> {
+        let mut tx = self.begin().await?;
+        tx.audit(a).await?;
+        tx.commit().await
+    }
+}
+
+pub(crate) fn get<T>(r: &AnyRow, col: &str, what: &'static str) -> Result<T>
+where
+    T: for<'a> sqlx::Decode<'a, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    r.try_get(col).map_err(|e| rows::corrupt(what, e))
+}

@@ -1,0 +1,241 @@
+//! Row decoding and the input records of mutations.
+
+use sqlx::any::AnyRow;
+
+use model::{
+    App, AuditRecord, DesiredState, Group, Millis, Name, Outcome, Profile, ProfileSpec, ScopeSet,
+    Token, User, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
+};
+
+use crate::{get, Result, StoreError};
+
+pub(crate) const USER_SELECT: &str = "SELECT id, name, password_hash, is_admin, disabled, \
+    created_at, last_activity FROM users";
+
+pub(crate) const TOKEN_SELECT: &str = "SELECT id, user_id, prefix, note, scopes, created_at, \
+    expires_at, last_used_at FROM tokens";
+
+pub(crate) const PROFILE_SELECT: &str = "SELECT id, name, display_name, cpu_millis, \
+    memory_bytes, max_processes, disk_quota_bytes, idle_timeout_secs, max_lifetime_secs, \
+    cost_per_hour_micros, start_timeout_secs, app, created_at, updated_at FROM profiles";
+
+pub(crate) const WORKSPACE_SELECT: &str = "SELECT w.id, w.owner_id, u.name AS owner, w.name, \
+    p.name AS profile, w.desired, w.generation, w.state, w.status, w.observed_generation, \
+    w.created_at, w.updated_at, w.last_activity, w.deletion_requested_at \
+    FROM workspaces w JOIN users u ON u.id = w.owner_id JOIN profiles p ON p.id = w.profile_id";
+
+pub(crate) fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        message: e.to_string(),
+    }
+}
+
+pub(crate) fn one<T>(
+    row: Option<AnyRow>,
+    what: &'static str,
+    f: impl FnOnce(&AnyRow) -> Result<T>,
+) -> Result<T> {
+    match row {
+        Some(r) => f(&r),
+        None => Err(StoreError::NotFound { what }),
+    }
+}
+
+pub(crate) fn name(r: &AnyRow, col: &str) -> Result<Name> {
+    let s: String = get(r, col, "name")?;
+    Name::parse(&s).map_err(|e| corrupt("name", e))
+}
+
+fn non_negative(v: i64, what: &'static str) -> Result<u64> {
+    u64::try_from(v).map_err(|e| corrupt(what, e))
+}
+
+pub(crate) fn user(r: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: get(r, "id", "user")?,
+        name: name(r, "name")?,
+        is_admin: get::<i64>(r, "is_admin", "user")? != 0,
+        disabled: get::<i64>(r, "disabled", "user")? != 0,
+        created_at: get(r, "created_at", "user")?,
+        last_activity: get(r, "last_activity", "user")?,
+    })
+}
+
+pub(crate) fn group(r: &AnyRow) -> Result<Group> {
+    Ok(Group {
+        id: get(r, "id", "group")?,
+        name: name(r, "name")?,
+        members: Vec::new(),
+        created_at: get(r, "created_at", "group")?,
+    })
+}
+
+fn token_with(r: &AnyRow, id: &str, user_id: &str, created_at: &str) -> Result<Token> {
+    let scopes: String = get(r, "scopes", "token")?;
+    Ok(Token {
+        id: get(r, id, "token")?,
+        user_id: get(r, user_id, "token")?,
+        prefix: get(r, "prefix", "token")?,
+        note: get(r, "note", "token")?,
+        scopes: ScopeSet::parse(&scopes).map_err(|e| corrupt("token", e))?,
+        created_at: get(r, created_at, "token")?,
+        expires_at: get(r, "expires_at", "token")?,
+        last_used_at: get(r, "last_used_at", "token")?,
+    })
+}
+
+pub(crate) fn token(r: &AnyRow) -> Result<Token> {
+    token_with(r, "id", "user_id", "created_at")
+}
+
+/// A token row joined with its user, whose columns take the plain names.
+pub(crate) fn token_prefixed(r: &AnyRow) -> Result<Token> {
+    token_with(r, "t_id", "t_user_id", "t_created_at")
+}
+
+pub(crate) fn profile(r: &AnyRow) -> Result<Profile> {
+    let app: String = get(r, "app", "profile")?;
+    let opt = |col: &str| -> Result<Option<u64>> {
+        get::<Option<i64>>(r, col, "profile")?
+            .map(|v| non_negative(v, "profile"))
+            .transpose()
+    };
+    let req = |col: &str| -> Result<u64> { non_negative(get(r, col, "profile")?, "profile") };
+    Ok(Profile {
+        id: get(r, "id", "profile")?,
+        name: name(r, "name")?,
+        spec: ProfileSpec {
+            display_name: get(r, "display_name", "profile")?,
+            cpu_millis: req("cpu_millis")?,
+            memory_bytes: req("memory_bytes")?,
+            max_processes: req("max_processes")?,
+            disk_quota_bytes: req("disk_quota_bytes")?,
+            idle_timeout_secs: opt("idle_timeout_secs")?,
+            max_lifetime_secs: opt("max_lifetime_secs")?,
+            cost_per_hour_micros: req("cost_per_hour_micros")?,
+            start_timeout_secs: req("start_timeout_secs")?,
+            app: serde_json::from_str::<App>(&app).map_err(|e| corrupt("profile app", e))?,
+        },
+        created_at: get(r, "created_at", "profile")?,
+        updated_at: get(r, "updated_at", "profile")?,
+    })
+}
+
+pub(crate) fn workspace(r: &AnyRow) -> Result<Workspace> {
+    let desired: String = get(r, "desired", "workspace")?;
+    let state: String = get(r, "state", "workspace")?;
+    let status: String = get(r, "status", "workspace")?;
+    let mut status: WorkspaceStatus =
+        serde_json::from_str(&status).map_err(|e| corrupt("workspace status", e))?;
+    status.state =
+        WorkspaceState::parse(&state).ok_or_else(|| corrupt("workspace state", &state))?;
+    Ok(Workspace {
+        id: get(r, "id", "workspace")?,
+        owner_id: get(r, "owner_id", "workspace")?,
+        owner: name(r, "owner")?,
+        name: name(r, "name")?,
+        spec: WorkspaceSpec {
+            profile: name(r, "profile")?,
+            desired: DesiredState::parse(&desired)
+                .ok_or_else(|| corrupt("workspace desired state", &desired))?,
+        },
+        generation: get(r, "generation", "workspace")?,
+        status,
+        observed_generation: get(r, "observed_generation", "workspace")?,
+        created_at: get(r, "created_at", "workspace")?,
+        updated_at: get(r, "updated_at", "workspace")?,
+        last_activity: get(r, "last_activity", "workspace")?,
+        deletion_requested_at: get(r, "deletion_requested_at", "workspace")?,
+    })
+}
+
+pub(crate) fn audit(r: &AnyRow) -> Result<AuditRecord> {
+    let outcome: String = get(r, "outcome", "audit record")?;
+    Ok(AuditRecord {
+        id: get(r, "id", "audit record")?,
+        at: get(r, "at", "audit record")?,
+        actor_id: get(r, "actor_id", "audit record")?,
+        actor: get(r, "actor", "audit record")?,
+        action: get(r, "action", "audit record")?,
+        target_type: get(r, "target_type", "audit record")?,
+        target: get(r, "target", "audit record")?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("audit outcome", &outcome))?,
+        source: get(r, "source", "audit record")?,
+        request_id: get(r, "request_id", "audit record")?,
+        detail: get(r, "detail", "audit record")?,
+    })
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub name: Name,
+    /// An argon2 PHC string; `None` for accounts that log in only through SSO.
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+}
+
+/// A token to create; `hash` is the SHA-256 of the token, never the token.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub user_id: String,
+    pub hash: String,
+    pub prefix: String,
+    pub note: String,
+    pub scopes: ScopeSet,
+    pub expires_at: Option<Millis>,
+}
+
+/// A profile to create or the new contents of one.
+#[derive(Debug, Clone)]
+pub struct NewProfile {
+    pub name: Name,
+    pub spec: ProfileSpec,
+}
+
+/// A session as stored: its CSRF token and expiry.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub csrf: String,
+    pub expires_at: Millis,
+}
+
+/// Which workspaces to list.
+#[derive(Debug, Clone, Default)]
+pub struct WorkspaceFilter {
+    pub owner_id: Option<String>,
+    pub state: Option<WorkspaceState>,
+    pub profile: Option<Name>,
+    pub name: Option<Name>,
+    /// Only ids greater than this one (the pagination cursor).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// Which audit records to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// An exact action (`workspace.create`) or a prefix (`workspace`).
+    pub action: Option<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    /// Only ids smaller than this one (the pagination cursor; newest first).
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+/// An audit record to write.
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub actor_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: String,
+    pub target_type: &'static str,
+    pub target: String,
+    pub outcome: Outcome,
+    pub source: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+}

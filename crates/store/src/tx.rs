@@ -1,0 +1,487 @@
+//! Write transactions: every mutation of berth's state, finished by an audit record
+//! and a commit.
+
+use sqlx::{Any, Row, Transaction};
+use tokio::sync::OwnedMutexGuard;
+
+use model::{
+    new_id, now_millis, DesiredState, Group, Name, Profile, Token, User, Workspace, WorkspaceStatus,
+};
+
+use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser};
+use crate::{query_error, Result, StoreError};
+
+/// An open write transaction. Dropping it without [`Tx::commit`] rolls back.
+#[derive(Debug)]
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+    _write: Option<OwnedMutexGuard<()>>,
+}
+
+/// Which fields of a user to change.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub is_admin: Option<bool>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+impl Tx {
+    pub(crate) fn new(tx: Transaction<'static, Any>, guard: Option<OwnedMutexGuard<()>>) -> Self {
+        Tx { tx, _write: guard }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx
+            .commit()
+            .await
+            .map_err(query_error("commit", "transaction"))
+    }
+
+    /// Appends an audit record; the log is never updated or deleted from.
+    pub async fn audit(&mut self, a: &NewAudit) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, actor_id, actor, action, target_type, target, \
+             outcome, source, request_id, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+        )
+        .bind(new_id())
+        .bind(now_millis())
+        .bind(a.actor_id.as_deref())
+        .bind(a.actor.as_deref())
+        .bind(a.action.as_str())
+        .bind(a.target_type)
+        .bind(a.target.as_str())
+        .bind(a.outcome.as_str())
+        .bind(a.source.as_deref())
+        .bind(a.request_id.as_deref())
+        .bind(a.detail.as_deref())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("write audit record", "audit record"))?;
+        Ok(())
+    }
+
+    // ---- users -------------------------------------------------------------
+
+    pub async fn insert_user(&mut self, u: &NewUser) -> Result<User> {
+        let user = User {
+            id: new_id(),
+            name: u.name.clone(),
+            is_admin: u.is_admin,
+            disabled: false,
+            created_at: now_millis(),
+            last_activity: None,
+        };
+        sqlx::query(
+            "INSERT INTO users (id, name, password_hash, is_admin, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, 0, $5)",
+        )
+        .bind(&user.id)
+        .bind(user.name.as_str())
+        .bind(u.password_hash.as_deref())
+        .bind(i64::from(user.is_admin))
+        .bind(user.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("insert user", "user"))?;
+        Ok(user)
+    }
+
+    pub async fn update_user(&mut self, id: &str, p: &UserPatch) -> Result<User> {
+        let row = sqlx::query(&format!(
+            "UPDATE users SET is_admin = COALESCE($2, is_admin), \
+             disabled = COALESCE($3, disabled), \
+             password_hash = COALESCE($4, password_hash) WHERE id = $1 \
+             RETURNING {}",
+            rows::USER_SELECT
+                .trim_start_matches("SELECT ")
+                .trim_end_matches(" FROM users")
+        ))
+        .bind(id)
+        .bind(p.is_admin.map(i64::from))
+        .bind(p.disabled.map(i64::from))
+        .bind(p.password_hash.as_deref())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(query_error("update user", "user"))?;
+        let user = rows::one(row, "user", rows::user)?;
+        if p.disabled == Some(true) || p.password_hash.is_some() {
+            // A disabled account or a new password ends every session at once.
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(query_error("end sessions", "session"))?;
+        }
+        Ok(user)
+    }
+
+    /// Deletes a user with their tokens, sessions and memberships; a user who still
+    /// owns workspaces is a conflict.
+    pub async fn delete_user(&mut self, id: &str) -> Result<()> {
+        let owned: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces WHERE owner_id = $1")
+            .bind(id)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(query_error("count workspaces", "user"))?
+            .try_get("n")
+            .map_err(|e| rows::corrupt("count", e))?;
+        if owned > 0 {
+            return Err(StoreError::Conflict {
+                what: "user with workspaces",
+            });
+        }
+        self.delete_by_id("DELETE FROM users WHERE id = $1", id, "user")
+            .await
+    }
+
+    async fn delete_by_id(&mut self, sql: &str, id: &str, what: &'static str) -> Result<()> {
+        let done = sqlx::query(sql)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("delete", what))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what });
+        }
+        Ok(())
+    }
+
+    // ---- groups ------------------------------------------------------------
+
+    pub async fn insert_group(&mut self, name: &Name) -> Result<Group> {
+        let g = Group {
+            id: new_id(),
+            name: name.clone(),
+            members: Vec::new(),
+            created_at: now_millis(),
+        };
+        sqlx::query("INSERT INTO groups (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&g.id)
+            .bind(g.name.as_str())
+            .bind(g.created_at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("insert group", "group"))?;
+        Ok(g)
+    }
+
+    pub async fn delete_group(&mut self, id: &str) -> Result<()> {
+        self.delete_by_id("DELETE FROM groups WHERE id = $1", id, "group")
+            .await
+    }
+
+    /// Adds a member; adding one twice is no error.
+    pub async fn add_member(&mut self, group_id: &str, user_id: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (group_id, user_id) DO NOTHING",
+        )
+        .bind(group_id)
+        .bind(user_id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("add group member", "group member"))?;
+        Ok(())
+    }
+
+    pub async fn remove_member(&mut self, group_id: &str, user_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group_id)
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("remove group member", "group member"))?;
+        Ok(())
+    }
+
+    // ---- tokens and sessions ------------------------------------------------
+
+    pub async fn insert_token(&mut self, t: &NewToken) -> Result<Token> {
+        let token = Token {
+            id: new_id(),
+            user_id: t.user_id.clone(),
+            prefix: t.prefix.clone(),
+            note: t.note.clone(),
+            scopes: t.scopes.clone(),
+            created_at: now_millis(),
+            expires_at: t.expires_at,
+            last_used_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO tokens (id, user_id, hash, prefix, note, scopes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&token.id)
+        .bind(&token.user_id)
+        .bind(&t.hash)
+        .bind(&token.prefix)
+        .bind(&token.note)
+        .bind(token.scopes.to_string())
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("insert token", "token"))?;
+        Ok(token)
+    }
+
+    pub async fn delete_token(&mut self, user_id: &str, token_id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
+            .bind(token_id)
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("delete token", "token"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "token" });
+        }
+        Ok(())
+    }
+
+    pub async fn insert_session(
+        &mut self,
+        hash: &str,
+        user_id: &str,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let now = now_millis();
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("expire sessions", "session"))?;
+        sqlx::query(
+            "INSERT INTO sessions (hash, user_id, csrf, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hash)
+        .bind(user_id)
+        .bind(csrf)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("insert session", "session"))?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&mut self, hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE hash = $1")
+            .bind(hash)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("delete session", "session"))?;
+        Ok(())
+    }
+
+    // ---- profiles ----------------------------------------------------------
+
+    pub async fn insert_profile(&mut self, p: &NewProfile) -> Result<Profile> {
+        let now = now_millis();
+        let profile = Profile {
+            id: new_id(),
+            name: p.name.clone(),
+            spec: p.spec.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.write_profile(
+            "INSERT INTO profiles (id, name, display_name, cpu_millis, memory_bytes, \
+             max_processes, disk_quota_bytes, idle_timeout_secs, max_lifetime_secs, \
+             cost_per_hour_micros, start_timeout_secs, app, created_at, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+            &profile,
+            "insert profile",
+        )
+        .await?;
+        Ok(profile)
+    }
+
+    /// Replaces a profile's spec (found by name); it keeps its id and creation time.
+    pub async fn update_profile(&mut self, p: &NewProfile) -> Result<Profile> {
+        let row = sqlx::query("SELECT id, created_at FROM profiles WHERE name = $1")
+            .bind(p.name.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(query_error("get profile", "profile"))?;
+        let (id, created_at) = rows::one(row, "profile", |r| {
+            Ok((
+                crate::get::<String>(r, "id", "profile")?,
+                crate::get::<i64>(r, "created_at", "profile")?,
+            ))
+        })?;
+        let profile = Profile {
+            id,
+            name: p.name.clone(),
+            spec: p.spec.clone(),
+            created_at,
+            updated_at: now_millis(),
+        };
+        self.write_profile(
+            "UPDATE profiles SET name = $2, display_name = $3, cpu_millis = $4, \
+             memory_bytes = $5, max_processes = $6, disk_quota_bytes = $7, \
+             idle_timeout_secs = $8, max_lifetime_secs = $9, cost_per_hour_micros = $10, \
+             start_timeout_secs = $11, app = $12, created_at = $13, updated_at = $14 \
+             WHERE id = $1",
+            &profile,
+            "update profile",
+        )
+        .await?;
+        Ok(profile)
+    }
+
+    async fn write_profile(&mut self, sql: &str, p: &Profile, op: &'static str) -> Result<()> {
+        let s = &p.spec;
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        sqlx::query(sql)
+            .bind(&p.id)
+            .bind(p.name.as_str())
+            .bind(&s.display_name)
+            .bind(int(s.cpu_millis))
+            .bind(int(s.memory_bytes))
+            .bind(int(s.max_processes))
+            .bind(int(s.disk_quota_bytes))
+            .bind(s.idle_timeout_secs.map(int))
+            .bind(s.max_lifetime_secs.map(int))
+            .bind(int(s.cost_per_hour_micros))
+            .bind(int(s.start_timeout_secs))
+            .bind(serde_json::to_string(&s.app).expect("an App always serializes"))
+            .bind(p.created_at)
+            .bind(p.updated_at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error(op, "profile"))?;
+        Ok(())
+    }
+
+    /// Deletes a profile; one that workspaces still use is a conflict.
+    pub async fn delete_profile(&mut self, id: &str) -> Result<()> {
+        self.delete_by_id("DELETE FROM profiles WHERE id = $1", id, "profile")
+            .await
+    }
+
+    // ---- workspaces --------------------------------------------------------
+
+    pub async fn insert_workspace(
+        &mut self,
+        owner: &User,
+        name: &Name,
+        profile: &Profile,
+        desired: DesiredState,
+    ) -> Result<Workspace> {
+        let now = now_millis();
+        let status = WorkspaceStatus::pending();
+        let ws = Workspace {
+            id: new_id(),
+            owner_id: owner.id.clone(),
+            owner: owner.name.clone(),
+            name: name.clone(),
+            spec: model::WorkspaceSpec {
+                profile: profile.name.clone(),
+                desired,
+            },
+            generation: 1,
+            status,
+            observed_generation: 0,
+            created_at: now,
+            updated_at: now,
+            last_activity: None,
+            deletion_requested_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO workspaces (id, owner_id, name, profile_id, desired, generation, state, \
+             status, observed_generation, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, 0, $8, $8)",
+        )
+        .bind(&ws.id)
+        .bind(&ws.owner_id)
+        .bind(ws.name.as_str())
+        .bind(&profile.id)
+        .bind(desired.as_str())
+        .bind(ws.status.state.as_str())
+        .bind(serde_json::to_string(&ws.status).expect("a status always serializes"))
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("insert workspace", "workspace"))?;
+        Ok(ws)
+    }
+
+    /// Changes the desired state and/or profile, bumping `generation` when anything
+    /// changes. A workspace being deleted is a conflict.
+    pub async fn update_workspace_spec(
+        &mut self,
+        id: &str,
+        profile: Option<&Profile>,
+        desired: Option<DesiredState>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE workspaces SET profile_id = COALESCE($2, profile_id), \
+             desired = COALESCE($3, desired), updated_at = $4, \
+             generation = generation + CASE WHEN profile_id = COALESCE($2, profile_id) \
+                 AND desired = COALESCE($3, desired) THEN 0 ELSE 1 END \
+             WHERE id = $1 AND deletion_requested_at IS NULL",
+        )
+        .bind(id)
+        .bind(profile.map(|p| p.id.as_str()))
+        .bind(desired.map(DesiredState::as_str))
+        .bind(now_millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("update workspace", "workspace"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict {
+                what: "workspace being deleted",
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks a workspace for deletion (the controller finishes it); idempotent.
+    pub async fn request_workspace_deletion(&mut self, id: &str) -> Result<()> {
+        let now = now_millis();
+        sqlx::query(
+            "UPDATE workspaces SET deletion_requested_at = $2, updated_at = $2, \
+             generation = generation + 1 WHERE id = $1 AND deletion_requested_at IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("delete workspace", "workspace"))?;
+        Ok(())
+    }
+
+    /// Writes what the controller observed, for the generation it acted on.
+    pub async fn set_workspace_status(
+        &mut self,
+        id: &str,
+        status: &WorkspaceStatus,
+        observed_generation: i64,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE workspaces SET state = $2, status = $3, observed_generation = $4, \
+             updated_at = $5 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.state.as_str())
+        .bind(serde_json::to_string(status).expect("a status always serializes"))
+        .bind(observed_generation)
+        .bind(now_millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("write workspace status", "workspace"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "workspace" });
+        }
+        Ok(())
+    }
+
+    /// Removes a workspace record for good (the controller, after cleaning up).
+    pub async fn remove_workspace(&mut self, id: &str) -> Result<()> {
+        self.delete_by_id("DELETE FROM workspaces WHERE id = $1", id, "workspace")
+            .await
+    }
+}

@@ -1,0 +1,512 @@
+//! Store tests: every query runs against SQLite and a real PostgreSQL.
+
+use model::{DesiredState, Name, Outcome, ProfileSpec, ScopeSet, WorkspaceState, WorkspaceStatus};
+use store::{
+    AuditFilter, NewAudit, NewProfile, NewToken, NewUser, Store, StoreError, UserPatch,
+    WorkspaceFilter,
+};
+use test_support::Engine;
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn audit(action: &str, actor: &str, target: &str) -> NewAudit {
+    NewAudit {
+        actor_id: None,
+        actor: Some(actor.into()),
+        action: action.into(),
+        target_type: "test",
+        target: target.into(),
+        outcome: Outcome::Success,
+        source: Some("127.0.0.1".into()),
+        request_id: None,
+        detail: None,
+    }
+}
+
+/// Runs `f` once per engine on a fresh, migrated store.
+macro_rules! on_each_engine {
+    ($f:ident) => {
+        for engine in Engine::ALL {
+            let db = engine.fresh().await;
+            let store = Store::connect(&db.url)
+                .await
+                .unwrap_or_else(|e| panic!("{}: connect: {e:?}", db.engine));
+            $f(&store).await;
+            store.close().await;
+        }
+    };
+}
+
+async fn seed(store: &Store) -> (model::User, model::Profile) {
+    let mut tx = store.begin().await.unwrap();
+    let user = tx
+        .insert_user(&NewUser {
+            name: name("alice"),
+            password_hash: Some("$argon2id$x".into()),
+            is_admin: false,
+        })
+        .await
+        .unwrap();
+    let profile = tx
+        .insert_profile(&NewProfile {
+            name: name("standard"),
+            spec: ProfileSpec::standard(),
+        })
+        .await
+        .unwrap();
+    tx.audit(&audit("user.create", "admin", "alice"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (user, profile)
+}
+
+#[tokio::test]
+async fn users_roundtrip_and_conflicts() {
+    async fn t(store: &Store) {
+        assert_eq!(store.count_users().await.unwrap(), 0);
+        let (alice, _) = seed(store).await;
+        assert_eq!(store.user(&alice.id).await.unwrap(), alice);
+        let (u, hash) = store.user_credentials("alice").await.unwrap();
+        assert_eq!(
+            (u.name.as_str(), hash.as_deref()),
+            ("alice", Some("$argon2id$x"))
+        );
+        let mut tx = store.begin().await.unwrap();
+        let dup = tx
+            .insert_user(&NewUser {
+                name: name("alice"),
+                password_hash: None,
+                is_admin: true,
+            })
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+        drop(tx);
+        let mut tx = store.begin().await.unwrap();
+        let bob = tx
+            .insert_user(&NewUser {
+                name: name("bob"),
+                password_hash: None,
+                is_admin: true,
+            })
+            .await
+            .unwrap();
+        let bob2 = tx
+            .update_user(
+                &bob.id,
+                &UserPatch {
+                    disabled: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(bob2.disabled && bob2.is_admin);
+        tx.commit().await.unwrap();
+        let page1 = store.users(None, 1).await.unwrap();
+        let page2 = store.users(Some("alice"), 10).await.unwrap();
+        assert_eq!(page1[0].name.as_str(), "alice");
+        assert_eq!(
+            page2.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+            ["bob"]
+        );
+        assert!(matches!(
+            store.user_by_name(&name("carol")).await,
+            Err(StoreError::NotFound { what: "user" })
+        ));
+    }
+    on_each_engine!(t);
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_leaves_nothing() {
+    async fn t(store: &Store) {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_user(&NewUser {
+            name: name("ghost"),
+            password_hash: None,
+            is_admin: false,
+        })
+        .await
+        .unwrap();
+        tx.audit(&audit("user.create", "admin", "ghost"))
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(store.count_users().await.unwrap(), 0);
+        let all = store
+            .audit(&AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            all.is_empty(),
+            "audit record must roll back with its change"
+        );
+    }
+    on_each_engine!(t);
+}
+
+#[tokio::test]
+async fn groups_and_members() {
+    async fn t(store: &Store) {
+        let (alice, _) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let g = tx.insert_group(&name("ml")).await.unwrap();
+        tx.add_member(&g.id, &alice.id).await.unwrap();
+        tx.add_member(&g.id, &alice.id).await.unwrap();
+        tx.commit().await.unwrap();
+        let got = store.group(&name("ml")).await.unwrap();
+        assert_eq!(got.members, vec![name("alice")]);
+        assert_eq!(store.groups_of(&alice.id).await.unwrap(), vec![name("ml")]);
+        let mut tx = store.begin().await.unwrap();
+        tx.remove_member(&g.id, &alice.id).await.unwrap();
+        tx.delete_group(&g.id).await.unwrap();
+        assert!(matches!(
+            tx.delete_group(&g.id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        tx.commit().await.unwrap();
+        assert!(store.groups().await.unwrap().is_empty());
+    }
+    on_each_engine!(t);
+}
+
+#[tokio::test]
+async fn tokens_and_sessions() {
+    async fn t(store: &Store) {
+        let (alice, _) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let tok = tx
+            .insert_token(&NewToken {
+                user_id: alice.id.clone(),
+                hash: "h1".into(),
+                prefix: "berth_ab".into(),
+                note: "cli".into(),
+                scopes: ScopeSet::parse("servers").unwrap(),
+                expires_at: Some(42),
+            })
+            .await
+            .unwrap();
+        tx.insert_session("s1", &alice.id, "csrf1", i64::MAX)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let (t2, owner) = store.token_by_hash("h1").await.unwrap();
+        assert_eq!((t2, owner.id), (tok.clone(), alice.id.clone()));
+        store.touch_token(&tok.id, 1_000_000).await.unwrap();
+        store.touch_token(&tok.id, 1_000_001).await.unwrap();
+        assert_eq!(
+            store.tokens(&alice.id).await.unwrap()[0].last_used_at,
+            Some(1_000_000)
+        );
+        let (s, u) = store.session_by_hash("s1").await.unwrap();
+        assert_eq!((s.csrf.as_str(), u.name.as_str()), ("csrf1", "alice"));
+        // A new password ends sessions.
+        let mut tx = store.begin().await.unwrap();
+        tx.update_user(
+            &alice.id,
+            &UserPatch {
+                password_hash: Some("new".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        tx.delete_token("someone-else", &tok.id).await.unwrap_err();
+        drop(tx);
+        assert!(store.session_by_hash("s1").await.is_ok(), "rolled back");
+        let mut tx = store.begin().await.unwrap();
+        tx.delete_token(&alice.id, &tok.id).await.unwrap();
+        tx.delete_session("s1").await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(matches!(
+            store.token_by_hash("h1").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.session_by_hash("s1").await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+    on_each_engine!(t);
+}
+
+#[tokio::test]
+async fn profiles_roundtrip_and_in_use() {
+    async fn t(store: &Store) {
+        let (alice, profile) = seed(store).await;
+        assert_eq!(store.profile(&name("standard")).await.unwrap(), profile);
+        let mut spec = ProfileSpec::standard();
+        spec.app = model::App::Command {
+            argv: vec!["python3".into(), "-m".into(), "http.server".into()],
+        };
+        spec.idle_timeout_secs = None;
+        spec.cost_per_hour_micros = 120_000;
+        let mut tx = store.begin().await.unwrap();
+        let updated = tx
+            .update_profile(&NewProfile {
+                name: name("standard"),
+                spec: spec.clone(),
+            })
+            .await
+            .unwrap();
+        tx.insert_workspace(&alice, &name("lab"), &updated, DesiredState::Stopped)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let got = store.profile(&name("standard")).await.unwrap();
+        assert_eq!(
+            (got.spec, got.id, got.created_at),
+            (spec, profile.id.clone(), profile.created_at)
+        );
+        let mut tx = store.begin().await.unwrap();
+        let err = tx.delete_profile(&profile.id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    }
+    on_each_engine!(t);
+}
+
+#[tokio::test]
+async fn workspaces_lifecycle_and_filters() {
+    async fn t(store: &Store) {
+        let (alice, profile) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let bob = tx
+            .insert_user(&NewUser {
+                name: name("bob"),
+                password_hash: None,
+                is_admin: false,
+            })
+            .await
+            .unwrap();
+        let w1 = tx
+            .insert_workspace(&alice, &name("lab"), &profile, DesiredState::Stopped)
+            .await
+            .unwrap();
+        let w2 = tx
+            .insert_workspace(&bob, &name("lab"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        let dup = tx
+            .insert_workspace(&alice, &name("lab"), &profile, DesiredState::Stopped)
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict { .. })));
+        drop(tx);
+        // The conflict rolled everything back: redo without it.
+        let mut tx = store.begin().await.unwrap();
+        let bob = tx
+            .insert_user(&NewUser {
+                name: name("bob"),
+                password_hash: None,
+                is_admin: false,
+            })
+            .await
+            .unwrap();
+        let w1 = tx
+            .insert_workspace(&alice, &w1.name, &profile, DesiredState::Stopped)
+            .await
+            .unwrap();
+        let w2 = tx
+            .insert_workspace(&bob, &w2.name, &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.workspace(&w1.id).await.unwrap(), w1);
+
+        let mut tx = store.begin().await.unwrap();
+        tx.update_workspace_spec(&w1.id, None, Some(DesiredState::Running))
+            .await
+            .unwrap();
+        tx.update_workspace_spec(&w1.id, None, Some(DesiredState::Running))
+            .await
+            .unwrap();
+        let mut status = WorkspaceStatus::pending();
+        status.state = WorkspaceState::Running;
+        status.message = Some("ready".into());
+        tx.set_workspace_status(&w2.id, &status, 1).await.unwrap();
+        tx.commit().await.unwrap();
+        let w1b = store.workspace(&w1.id).await.unwrap();
+        assert_eq!(
+            (w1b.generation, w1b.spec.desired),
+            (2, DesiredState::Running),
+            "no-op keeps generation"
+        );
+        let w2b = store.workspace(&w2.id).await.unwrap();
+        assert_eq!((w2b.status, w2b.observed_generation), (status, 1));
+
+        let all = |f: WorkspaceFilter| async move {
+            store
+                .workspaces(&WorkspaceFilter { limit: 100, ..f })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| w.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            all(WorkspaceFilter::default()).await,
+            [w1.id.clone(), w2.id.clone()]
+        );
+        assert_eq!(
+            all(WorkspaceFilter {
+                owner_id: Some(bob.id.clone()),
+                ..Default::default()
+            })
+            .await,
+            [w2.id.clone()]
+        );
+        assert_eq!(
+            all(WorkspaceFilter {
+                state: Some(WorkspaceState::Running),
+                ..Default::default()
+            })
+            .await,
+            [w2.id.clone()]
+        );
+        assert_eq!(
+            all(WorkspaceFilter {
+                after: Some(w1.id.clone()),
+                ..Default::default()
+            })
+            .await,
+            [w2.id.clone()]
+        );
+        assert_eq!(
+            all(WorkspaceFilter {
+                profile: Some(name("nope")),
+                ..Default::default()
+            })
+            .await,
+            Vec::<String>::new()
+        );
+        let (n, cpu, mem) = store.usage(&alice.id).await.unwrap();
+        assert_eq!((n, cpu, mem), (1, 2000, 8 << 30));
+
+        let mut tx = store.begin().await.unwrap();
+        tx.request_workspace_deletion(&w1.id).await.unwrap();
+        tx.request_workspace_deletion(&w1.id).await.unwrap();
+        let err = tx
+            .update_workspace_spec(&w1.id, None, Some(DesiredState::Stopped))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }));
+        tx.commit().await.unwrap();
+        let gone = store.workspace(&w1.id).await.unwrap();
+        assert!(gone.deletion_requested_at.is_some());
+        assert_eq!(gone.generation, 3);
+        let mut tx = store.begin().await.unwrap();
+        let err = tx.delete_user(&alice.id).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { .. }),
+            "owner of workspaces"
+        );
+        tx.remove_workspace(&w1.id).await.unwrap();
+        tx.delete_user(&alice.id).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    on_each_engine!(t);
+}
+
+#[tokio::test]
+async fn audit_filters_and_pages_newest_first() {
+    async fn t(store: &Store) {
+        for (action, actor) in [
+            ("user.create", "admin"),
+            ("workspace.create", "alice"),
+            ("workspace.start", "alice"),
+            ("token.create", "bob"),
+        ] {
+            store.audit_alone(&audit(action, actor, "x")).await.unwrap();
+        }
+        let list = |f: AuditFilter| async move {
+            store
+                .audit(&AuditFilter {
+                    limit: f.limit.max(1),
+                    ..f
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.action)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            list(AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await,
+            [
+                "token.create",
+                "workspace.start",
+                "workspace.create",
+                "user.create"
+            ]
+        );
+        assert_eq!(
+            list(AuditFilter {
+                limit: 10,
+                actor: Some("alice".into()),
+                ..Default::default()
+            })
+            .await,
+            ["workspace.start", "workspace.create"]
+        );
+        assert_eq!(
+            list(AuditFilter {
+                limit: 10,
+                action: Some("workspace".into()),
+                ..Default::default()
+            })
+            .await,
+            ["workspace.start", "workspace.create"]
+        );
+        assert_eq!(
+            list(AuditFilter {
+                limit: 10,
+                action: Some("workspace.start".into()),
+                ..Default::default()
+            })
+            .await,
+            ["workspace.start"]
+        );
+        let first = store
+            .audit(&AuditFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let rest = list(AuditFilter {
+            limit: 10,
+            before: Some(first[0].id.clone()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(rest.len(), 3);
+        let future = model::now_millis() + 60_000;
+        assert!(list(AuditFilter {
+            limit: 10,
+            since: Some(future),
+            ..Default::default()
+        })
+        .await
+        .is_empty());
+        assert_eq!(
+            list(AuditFilter {
+                limit: 10,
+                until: Some(future),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            4
+        );
+    }
+    on_each_engine!(t);
+}
