@@ -1,1 +1,261 @@
-//! placeholder
+//! The wire types of berth's REST API (`/api/v1`), and only those.
+//!
+//! Every request body denies unknown fields, so a typo is an error, not a silently
+//! ignored setting. Times are RFC 3339 strings in UTC. Domain types in `model`
+//! convert to and from these by hand, in the `server` crate; nothing here knows
+//! the domain.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code; see `docs/http-errors.md`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The id of the request, also in the `x-request-id` header and the server's log.
+    pub request_id: String,
+}
+
+/// A page of a list; pass `next` back as the cursor to get the following page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The cursor of the next page, or null on the last page.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// The logged-in principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub user: User,
+    /// The effective scopes of this session or token.
+    pub scopes: Vec<String>,
+    /// `session` or `token`.
+    pub via: String,
+    /// For sessions: send it back as the `x-csrf-token` header on every mutation.
+    pub csrf_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub name: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub groups: Vec<String>,
+    pub created: String,
+    pub last_activity: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreate {
+    pub name: String,
+    /// At least 8 characters; omit for an account that cannot log in with a password.
+    pub password: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub admin: Option<bool>,
+    pub disabled: Option<bool>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Group {
+    pub name: String,
+    pub members: Vec<String>,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupCreate {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMembers {
+    pub users: Vec<String>,
+}
+
+/// A token's metadata; the token itself is shown once, at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Token {
+    pub id: String,
+    /// The first characters of the token, to recognise it.
+    pub prefix: String,
+    pub note: String,
+    pub scopes: Vec<String>,
+    pub created: String,
+    pub expires_at: Option<String>,
+    pub last_used: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    #[serde(default)]
+    pub note: String,
+    /// Defaults to every scope the caller holds for that user.
+    pub scopes: Option<Vec<String>>,
+    /// Lifetime in seconds; omit for a token that does not expire.
+    pub expires_in: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    /// The token. It is not stored and cannot be shown again.
+    pub token: String,
+    #[serde(flatten)]
+    pub info: Token,
+}
+
+/// What a workspace of this profile launches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum App {
+    /// JupyterLab through `jupyterhub-singleuser`.
+    Jupyterlab,
+    /// Any command that serves HTTP under `$JUPYTERHUB_SERVICE_PREFIX`.
+    Command { argv: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Profile {
+    pub name: String,
+    pub display_name: String,
+    /// CPUs (fractions allowed, e.g. 0.5).
+    pub cpu: f64,
+    pub memory_bytes: u64,
+    pub max_processes: u64,
+    pub disk_quota_bytes: u64,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_lifetime_secs: Option<u64>,
+    pub cost_per_hour: f64,
+    pub start_timeout_secs: u64,
+    pub app: App,
+    pub created: String,
+    pub updated: String,
+}
+
+/// A new profile; omitted fields take the Standard profile's values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileCreate {
+    pub name: String,
+    pub display_name: String,
+    pub cpu: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub max_processes: Option<u64>,
+    pub disk_quota_bytes: Option<u64>,
+    /// Seconds; 0 means never.
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds; 0 means never.
+    pub max_lifetime_secs: Option<u64>,
+    pub cost_per_hour: Option<f64>,
+    pub start_timeout_secs: Option<u64>,
+    pub app: Option<App>,
+}
+
+/// Changes to a profile; omitted fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    pub display_name: Option<String>,
+    pub cpu: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub max_processes: Option<u64>,
+    pub disk_quota_bytes: Option<u64>,
+    /// Seconds; 0 means never.
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds; 0 means never.
+    pub max_lifetime_secs: Option<u64>,
+    pub cost_per_hour: Option<f64>,
+    pub start_timeout_secs: Option<u64>,
+    pub app: Option<App>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Condition {
+    pub kind: String,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub profile: String,
+    /// `running`, `paused` or `stopped`: what was asked for.
+    pub desired_state: String,
+    /// `pending`, `starting`, `running`, `paused`, `stopping`, `stopped`, `failed` or
+    /// `deleting`: what was last observed.
+    pub state: String,
+    pub message: Option<String>,
+    pub conditions: Vec<Condition>,
+    /// Bumped on every change of the desired state.
+    pub generation: i64,
+    /// The generation the controller last acted on.
+    pub observed_generation: i64,
+    /// Where the workspace's app is served, through berth's proxy.
+    pub url: String,
+    pub created: String,
+    pub updated: String,
+    pub last_activity: Option<String>,
+    pub deletion_requested_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceCreate {
+    pub name: String,
+    /// Defaults to `standard`.
+    pub profile: Option<String>,
+    /// Create it for another user (admins only); defaults to the caller.
+    pub owner: Option<String>,
+    /// Ask for it to run right away.
+    #[serde(default)]
+    pub start: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceUpdate {
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at: String,
+    pub actor: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target: String,
+    /// `success`, `denied` or `failure`.
+    pub outcome: String,
+    pub source: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+}

@@ -1,1 +1,157 @@
-//! placeholder
+//! berth's HTTP control plane: the axum router with authentication, the REST API
+//! under `/api/v1` (documented by a generated OpenAPI file), health and metrics.
+//!
+//! Handlers authenticate and authorize, validate input, then write desired state
+//! and an audit record in one transaction. They never call a runtime and never
+//! retry; the controller acts on what they wrote.
+
+pub mod auth;
+mod convert;
+pub mod error;
+mod extract;
+pub mod metrics;
+mod observe;
+mod openapi;
+mod routes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+pub use openapi::openapi;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Mark cookies `Secure` (berth is served over HTTPS).
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
+    pub login_max_failures: u32,
+    pub login_lockout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(14 * 24 * 3600),
+            login_max_failures: 5,
+            login_lockout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: store::Store,
+    pub metrics: Arc<metrics::Metrics>,
+    pub throttle: Arc<auth::Throttle>,
+    pub config: Arc<ServerConfig>,
+    /// When each token's `last_used` was last written, to write it at most once a minute.
+    touched: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+impl AppState {
+    pub fn new(store: store::Store, config: ServerConfig) -> Self {
+        AppState {
+            store,
+            metrics: Arc::default(),
+            throttle: Arc::new(auth::Throttle::new(
+                config.login_max_failures,
+                config.login_lockout,
+            )),
+            config: Arc::new(config),
+            touched: Arc::default(),
+        }
+    }
+
+    pub(crate) fn should_touch(&self, token_id: &str, now: i64) -> bool {
+        let mut touched = self.touched.lock().unwrap();
+        match touched.get(token_id) {
+            Some(&last) if now - last < 60_000 => false,
+            _ => {
+                touched.insert(token_id.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = routes::api().split_for_parts();
+    let doc = Arc::new(doc);
+    api.merge(routes::system(doc))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
+/// First start: with no user at all, creates the admin account (with the given
+/// password or a random one, returned so that it can be shown once) and the
+/// built-in profiles. Does nothing on a database that has users.
+pub async fn bootstrap(
+    store: &store::Store,
+    admin_password: Option<&str>,
+) -> Result<Option<String>, error::ApiError> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match admin_password {
+        Some(p) => (p.to_owned(), false),
+        None => (auth::random_secret()[..20].to_owned(), true),
+    };
+    auth::check_password(&password)?;
+    let hash = auth::hash_password(password.clone()).await?;
+    let mut tx = store.begin().await?;
+    let admin = tx
+        .insert_user(&store::NewUser {
+            name: model::Name::parse("admin").expect("valid name"),
+            password_hash: Some(hash),
+            is_admin: true,
+        })
+        .await?;
+    for (name, spec) in builtin_profiles() {
+        tx.insert_profile(&store::NewProfile {
+            name: model::Name::parse(name).expect("valid name"),
+            spec,
+        })
+        .await?;
+    }
+    tx.audit(&store::NewAudit {
+        actor_id: None,
+        actor: None,
+        action: "system.bootstrap".into(),
+        target_type: "user",
+        target: admin.name.to_string(),
+        outcome: model::Outcome::Success,
+        source: None,
+        request_id: None,
+        detail: Some("created the admin account and the built-in profiles".into()),
+    })
+    .await?;
+    tx.commit().await?;
+    Ok(generated.then_some(password))
+}
+
+fn builtin_profiles() -> Vec<(&'static str, model::ProfileSpec)> {
+    let standard = model::ProfileSpec::standard();
+    let high_memory = model::ProfileSpec {
+        display_name: "High-Memory (4 CPU, 32 GiB)".into(),
+        cpu_millis: 4000,
+        memory_bytes: 32 << 30,
+        ..standard.clone()
+    };
+    vec![("standard", standard), ("high-memory", high_memory)]
+}

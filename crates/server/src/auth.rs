@@ -1,0 +1,344 @@
+//! Who is asking: sessions, API tokens, passwords, CSRF and login throttling.
+//!
+//! A request is authenticated by `Authorization: Bearer <token>` (or JupyterHub's
+//! `Authorization: token <token>`), else by the `berth_session` cookie. Tokens and
+//! session ids are random 256-bit values stored only as SHA-256 hashes; passwords
+//! are argon2id hashes. A cookie-authenticated request that is not a read must
+//! carry the session's CSRF token in `x-csrf-token`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use axum_extra::extract::cookie::CookieJar;
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use model::{now_millis, Outcome, Principal, ScopeSet};
+use store::{NewAudit, StoreError};
+
+use crate::error::{ApiError, Code};
+use crate::observe::RequestId;
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "berth_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Tokens start with this, so that secret scanners can recognise them.
+pub const TOKEN_PREFIX: &str = "berth_";
+
+/// A random 256-bit secret, URL-safe base64.
+pub fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Hashes a password with argon2id off the async threads.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Checks a password against a stored hash; with no hash it still spends the same
+/// time, so that response times do not tell which user names exist.
+pub async fn verify_password(password: String, hash: Option<String>) -> bool {
+    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1l2mvJ2XrXDJkVHnm2ncRzHpnS9IZw1bOfx9mOaV1fs";
+    tokio::task::spawn_blocking(move || {
+        let stored = hash.as_deref().unwrap_or(DUMMY);
+        let ok = PasswordHash::new(stored)
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false);
+        ok && hash.is_some()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Rules for a new password.
+pub fn check_password(p: &str) -> Result<(), ApiError> {
+    if p.chars().count() < 8 || p.len() > 1024 {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "password: must be 8 to 1024 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The context of an authenticated request: who, from where, which request.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub principal: Principal,
+    pub request_id: String,
+    pub source: Option<String>,
+    /// The session's CSRF token when authenticated by cookie.
+    pub csrf: Option<String>,
+}
+
+impl Ctx {
+    /// An audit record of a successful action by this principal.
+    pub fn audit(&self, action: &str, target_type: &'static str, target: &str) -> NewAudit {
+        NewAudit {
+            actor_id: Some(self.principal.user_id.clone()),
+            actor: Some(self.principal.name.to_string()),
+            action: action.to_owned(),
+            target_type,
+            target: target.to_owned(),
+            outcome: Outcome::Success,
+            source: self.source.clone(),
+            request_id: Some(self.request_id.clone()),
+            detail: None,
+        }
+    }
+
+    /// Fails with 403 unless the principal holds `scope` for `owner_id`'s resources.
+    pub fn require(&self, scope: model::Scope, owner_id: &str) -> Result<(), ApiError> {
+        if self.principal.may(scope, owner_id) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(scope))
+        }
+    }
+
+    /// Fails with 403 unless the principal holds `scope` at all.
+    pub fn require_any(&self, scope: model::Scope) -> Result<(), ApiError> {
+        if self.principal.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(scope))
+        }
+    }
+}
+
+/// Where a request came from: the peer address.
+pub fn source_of(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+pub fn request_id_of(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+        .then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let request_id = request_id_of(parts);
+        let source = source_of(parts);
+        let now = now_millis();
+        let unauthenticated = || ApiError::new(Code::Unauthenticated, "log in or send an API token");
+
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            let token = bearer(parts).ok_or_else(|| {
+                ApiError::new(
+                    Code::Unauthenticated,
+                    "the authorization header must be `Bearer <token>` or `token <token>`",
+                )
+            })?;
+            let (tok, user) = match state.store.token_by_hash(&sha256_hex(token)).await {
+                Ok(found) => found,
+                Err(StoreError::NotFound { .. }) => return Err(unauthenticated()),
+                Err(e) => return Err(e.into()),
+            };
+            if tok.expires_at.is_some_and(|e| e <= now) || user.disabled {
+                return Err(unauthenticated());
+            }
+            if state.should_touch(&tok.id, now) {
+                state.store.touch_token(&tok.id, now).await?;
+            }
+            let principal = Principal::new(user.id, user.name, user.is_admin, &tok.scopes, Some(tok.id));
+            return Ok(Ctx { principal, request_id, source, csrf: None });
+        }
+
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(cookie) = jar.get(SESSION_COOKIE) else {
+            return Err(unauthenticated());
+        };
+        let (session, user) = match state.store.session_by_hash(&sha256_hex(cookie.value())).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound { .. }) => return Err(unauthenticated()),
+            Err(e) => return Err(e.into()),
+        };
+        if session.expires_at <= now || user.disabled {
+            return Err(unauthenticated());
+        }
+        if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            if !constant_time_eq(sent, session.csrf.as_bytes()) {
+                return Err(ApiError::new(
+                    Code::CsrfFailed,
+                    "missing or wrong x-csrf-token header",
+                ));
+            }
+        }
+        let role = ScopeSet::for_role(user.is_admin);
+        let principal = Principal::new(user.id, user.name, user.is_admin, &role, None);
+        Ok(Ctx { principal, request_id, source, csrf: Some(session.csrf) })
+    }
+}
+
+/// Slows down password guessing: after `max_failures` failed logins for a user
+/// name (or four times that from one address) within the window, further attempts
+/// are refused for a lockout that doubles with each further failure.
+#[derive(Debug)]
+pub struct Throttle {
+    max_failures: u32,
+    base_lockout: Duration,
+    entries: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+
+impl Throttle {
+    pub fn new(max_failures: u32, base_lockout: Duration) -> Self {
+        Throttle {
+            max_failures: max_failures.max(1),
+            base_lockout,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn keys(user: &str, ip: Option<IpAddr>) -> [(String, u32); 2] {
+        [
+            (format!("u:{user}"), 1),
+            (format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()), 4),
+        ]
+    }
+
+    fn lockout(&self, f: &Failures, factor: u32) -> Option<Duration> {
+        let allowed = self.max_failures * factor;
+        if f.count < allowed {
+            return None;
+        }
+        let doublings = (f.count - allowed).min(16);
+        let lock = (self.base_lockout * 2u32.pow(doublings)).min(MAX_LOCKOUT);
+        let until = f.last + lock;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Seconds to wait before another attempt is allowed, if any.
+    pub fn check(&self, user: &str, ip: Option<IpAddr>) -> Option<u64> {
+        let entries = self.entries.lock().unwrap();
+        Self::keys(user, ip)
+            .iter()
+            .filter_map(|(k, factor)| entries.get(k).and_then(|f| self.lockout(f, *factor)))
+            .max()
+            .map(|d| d.as_secs().max(1))
+    }
+
+    pub fn failed(&self, user: &str, ip: Option<IpAddr>) {
+        let mut entries = self.entries.lock().unwrap();
+        if entries.len() > 100_000 {
+            entries.retain(|_, f| f.last.elapsed() < MAX_LOCKOUT);
+        }
+        for (k, _) in Self::keys(user, ip) {
+            let e = entries.entry(k).or_insert(Failures { count: 0, last: Instant::now() });
+            if e.last.elapsed() > MAX_LOCKOUT {
+                e.count = 0;
+            }
+            e.count += 1;
+            e.last = Instant::now();
+        }
+    }
+
+    pub fn succeeded(&self, user: &str) {
+        self.entries.lock().unwrap().remove(&format!("u:{user}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_locks_after_max_failures_and_doubles() {
+        let t = Throttle::new(3, Duration::from_secs(10));
+        let ip = Some("127.0.0.1".parse().unwrap());
+        for _ in 0..2 {
+            t.failed("alice", ip);
+            assert_eq!(t.check("alice", ip), None);
+        }
+        t.failed("alice", ip);
+        let first = t.check("alice", ip).unwrap();
+        assert!((9..=10).contains(&first), "{first}");
+        t.failed("alice", ip);
+        let second = t.check("alice", ip).unwrap();
+        assert!((19..=20).contains(&second), "{second}");
+        assert_eq!(t.check("bob", Some("10.0.0.1".parse().unwrap())), None);
+        t.succeeded("alice");
+        assert_eq!(t.check("alice", Some("10.0.0.2".parse().unwrap())), None);
+    }
+
+    #[test]
+    fn many_names_from_one_address_are_throttled() {
+        let t = Throttle::new(2, Duration::from_secs(10));
+        let ip = Some("192.0.2.7".parse().unwrap());
+        for i in 0..8 {
+            t.failed(&format!("user{i}"), ip);
+        }
+        assert!(t.check("fresh", ip).is_some());
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_and_unknown_users_fail() {
+        let h = hash_password("correct horse".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse".into(), Some(h.clone())).await);
+        assert!(!verify_password("wrong".into(), Some(h)).await);
+        assert!(!verify_password("anything".into(), None).await);
+    }
+
+    #[test]
+    fn secrets_are_long_and_distinct() {
+        let a = random_secret();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_secret());
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+    }
+}

@@ -1,0 +1,100 @@
+//! `/api/v1/profiles`: resource and policy templates. Everyone reads; admins write.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use api_types::{ErrorBody, Profile, ProfileCreate, ProfileUpdate};
+use model::{ProfileSpec, Scope};
+use store::NewProfile;
+
+use super::created;
+use crate::auth::Ctx;
+use crate::convert;
+use crate::error::{on_conflict, ApiResult, Code};
+use crate::extract::{self, Json};
+use crate::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_profiles, create_profile))
+        .routes(routes!(get_profile, update_profile, delete_profile))
+}
+
+/// Lists profiles.
+#[utoipa::path(get, path = "/api/v1/profiles", tag = "profiles",
+    responses((status = 200, body = Vec<Profile>), (status = "4XX", body = ErrorBody)))]
+async fn list_profiles(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Vec<Profile>>> {
+    ctx.require_any(Scope::ReadProfiles)?;
+    Ok(axum::Json(st.store.profiles().await?.iter().map(convert::profile).collect()))
+}
+
+/// Creates a profile; omitted fields take the Standard profile's values.
+#[utoipa::path(post, path = "/api/v1/profiles", tag = "profiles", request_body = ProfileCreate,
+    responses((status = 201, body = Profile), (status = "4XX", body = ErrorBody)))]
+async fn create_profile(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Json(req): Json<ProfileCreate>,
+) -> ApiResult<(StatusCode, axum::Json<Profile>)> {
+    ctx.require_any(Scope::AdminProfiles)?;
+    let name = extract::name("name", &req.name)?;
+    let spec = convert::apply_profile(ProfileSpec::standard(), convert::create_to_update(req))?;
+    let mut tx = st.store.begin().await?;
+    let p = tx.insert_profile(&NewProfile { name: name.clone(), spec }).await.map_err(on_conflict(Code::AlreadyExists, format!("profile {name} exists already")))?;
+    tx.audit(&ctx.audit("profile.create", "profile", name.as_str())).await?;
+    tx.commit().await?;
+    Ok(created(convert::profile(&p)))
+}
+
+/// One profile.
+#[utoipa::path(get, path = "/api/v1/profiles/{name}", tag = "profiles", params(("name" = String, Path)),
+    responses((status = 200, body = Profile), (status = "4XX", body = ErrorBody)))]
+async fn get_profile(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Profile>> {
+    ctx.require_any(Scope::ReadProfiles)?;
+    let p = st.store.profile(&extract::path_name("profile", &name)?).await?;
+    Ok(axum::Json(convert::profile(&p)))
+}
+
+/// Changes a profile; workspaces pick the change up at their next start.
+#[utoipa::path(patch, path = "/api/v1/profiles/{name}", tag = "profiles",
+    params(("name" = String, Path)), request_body = ProfileUpdate,
+    responses((status = 200, body = Profile), (status = "4XX", body = ErrorBody)))]
+async fn update_profile(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Json(req): Json<ProfileUpdate>,
+) -> ApiResult<axum::Json<Profile>> {
+    ctx.require_any(Scope::AdminProfiles)?;
+    let current = st.store.profile(&extract::path_name("profile", &name)?).await?;
+    let spec = convert::apply_profile(current.spec, req)?;
+    let mut tx = st.store.begin().await?;
+    let p = tx.update_profile(&NewProfile { name: current.name.clone(), spec }).await?;
+    tx.audit(&ctx.audit("profile.update", "profile", current.name.as_str())).await?;
+    tx.commit().await?;
+    Ok(axum::Json(convert::profile(&p)))
+}
+
+/// Deletes a profile that no workspace uses.
+#[utoipa::path(delete, path = "/api/v1/profiles/{name}", tag = "profiles", params(("name" = String, Path)),
+    responses((status = 204), (status = 409, body = ErrorBody, description = "conflict: in use"),
+        (status = "4XX", body = ErrorBody)))]
+async fn delete_profile(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    ctx.require_any(Scope::AdminProfiles)?;
+    let p = st.store.profile(&extract::path_name("profile", &name)?).await?;
+    let mut tx = st.store.begin().await?;
+    tx.delete_profile(&p.id).await.map_err(on_conflict(Code::Conflict, "workspaces still use this profile"))?;
+    tx.audit(&ctx.audit("profile.delete", "profile", p.name.as_str())).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

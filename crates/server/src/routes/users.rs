@@ -1,0 +1,190 @@
+//! `/api/v1/users`: accounts. Admins manage everyone; a user sees only themself.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use api_types::{ErrorBody, Page, User, UserCreate, UserUpdate};
+use model::Scope;
+use store::{NewUser, UserPatch};
+
+use super::{created, page};
+use crate::auth::{self, Ctx};
+use crate::convert;
+use crate::error::{on_conflict, ApiError, ApiResult, Code};
+use crate::extract::{self, Json, Query};
+use crate::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// The cursor from the previous page's `next`.
+    after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<i64>,
+}
+
+/// Finds a user the caller may see with `scope`; others are 404, like missing ones.
+pub(super) async fn visible_user(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    scope: Scope,
+) -> ApiResult<model::User> {
+    let name = extract::path_name("user", name)?;
+    let user = st.store.user_by_name(&name).await?;
+    if !ctx.principal.may(scope, &user.id) {
+        return Err(ApiError::not_found("user"));
+    }
+    Ok(user)
+}
+
+async fn wire(st: &AppState, u: &model::User) -> ApiResult<User> {
+    Ok(convert::user(u, st.store.groups_of(&u.id).await?))
+}
+
+/// Lists users (admins: all; others: themselves).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListQuery),
+    responses((status = 200, body = Page<User>), (status = "4XX", body = ErrorBody)))]
+async fn list_users(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<User>>> {
+    ctx.require_any(Scope::ReadUsers)?;
+    let limit = extract::limit(q.limit)?;
+    let users = if ctx.principal.reaches_everyone(Scope::ReadUsers) {
+        st.store.users(q.after.as_deref(), limit + 1).await?
+    } else {
+        let me = st.store.user(&ctx.principal.user_id).await?;
+        if q.after.is_some() { vec![] } else { vec![me] }
+    };
+    let mut out = page(users, limit, |u| u.name.to_string(), Clone::clone);
+    let mut items = Vec::with_capacity(out.items.len());
+    for u in &out.items {
+        items.push(wire(&st, u).await?);
+    }
+    Ok(axum::Json(Page { items, next: out.next.take() }))
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserCreate,
+    responses((status = 201, body = User), (status = 409, body = ErrorBody, description = "already_exists"),
+        (status = "4XX", body = ErrorBody)))]
+async fn create_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Json(req): Json<UserCreate>,
+) -> ApiResult<(StatusCode, axum::Json<User>)> {
+    ctx.require_any(Scope::AdminUsers)?;
+    let name = extract::name("name", &req.name)?;
+    let password_hash = match req.password {
+        Some(p) => {
+            auth::check_password(&p)?;
+            Some(auth::hash_password(p).await?)
+        }
+        None => None,
+    };
+    let mut tx = st.store.begin().await?;
+    let user = tx
+        .insert_user(&NewUser { name: name.clone(), password_hash, is_admin: req.admin })
+        .await
+        .map_err(on_conflict(Code::AlreadyExists, format!("user {name} exists already")))?;
+    let mut a = ctx.audit("user.create", "user", name.as_str());
+    a.detail = Some(format!("{{\"admin\":{}}}", req.admin));
+    tx.audit(&a).await?;
+    tx.commit().await?;
+    Ok(created(wire(&st, &user).await?))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{name}", tag = "users",
+    params(("name" = String, Path)),
+    responses((status = 200, body = User), (status = "4XX", body = ErrorBody)))]
+async fn get_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<User>> {
+    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    Ok(axum::Json(wire(&st, &user).await?))
+}
+
+/// Changes a user. Admins change anything but their own admin flag and
+/// disabled state; users change their own password when logged in with one.
+#[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "users",
+    params(("name" = String, Path)), request_body = UserUpdate,
+    responses((status = 200, body = User), (status = "4XX", body = ErrorBody)))]
+async fn update_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Json(req): Json<UserUpdate>,
+) -> ApiResult<axum::Json<User>> {
+    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    let own_password_only = user.id == ctx.principal.user_id
+        && req.admin.is_none()
+        && req.disabled.is_none()
+        && ctx.principal.token_id.is_none();
+    if !own_password_only {
+        ctx.require(Scope::AdminUsers, &user.id)?;
+    }
+    if user.id == ctx.principal.user_id && (req.admin == Some(false) || req.disabled == Some(true)) {
+        return Err(ApiError::new(Code::Conflict, "you cannot demote or disable yourself"));
+    }
+    let password_hash = match &req.password {
+        Some(p) => {
+            auth::check_password(p)?;
+            Some(auth::hash_password(p.clone()).await?)
+        }
+        None => None,
+    };
+    let mut tx = st.store.begin().await?;
+    let updated = tx
+        .update_user(&user.id, &UserPatch { is_admin: req.admin, disabled: req.disabled, password_hash })
+        .await?;
+    let mut a = ctx.audit("user.update", "user", user.name.as_str());
+    a.detail = Some(
+        serde_json::json!({
+            "admin": req.admin,
+            "disabled": req.disabled,
+            "password": req.password.as_ref().map(|_| "changed"),
+        })
+        .to_string(),
+    );
+    tx.audit(&a).await?;
+    tx.commit().await?;
+    Ok(axum::Json(wire(&st, &updated).await?))
+}
+
+/// Deletes a user who owns no workspace.
+#[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users",
+    params(("name" = String, Path)),
+    responses((status = 204), (status = 409, body = ErrorBody, description = "conflict: owns workspaces"),
+        (status = "4XX", body = ErrorBody)))]
+async fn delete_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    ctx.require(Scope::AdminUsers, &user.id)?;
+    if user.id == ctx.principal.user_id {
+        return Err(ApiError::new(Code::Conflict, "you cannot delete yourself"));
+    }
+    let mut tx = st.store.begin().await?;
+    tx.delete_user(&user.id).await.map_err(on_conflict(Code::Conflict, "the user still owns workspaces; delete them first"))?;
+    tx.audit(&ctx.audit("user.delete", "user", user.name.as_str())).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

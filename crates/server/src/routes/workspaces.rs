@@ -1,0 +1,247 @@
+//! `/api/v1/workspaces`: the desired state of workspaces. Every action here only
+//! records what is wanted (bumping `generation`); the controller makes it so.
+//! A workspace the caller may not read is reported as missing (404).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use api_types::{ErrorBody, Page, Workspace, WorkspaceCreate, WorkspaceUpdate};
+use model::{DesiredState, Scope, WorkspaceState};
+use store::{StoreError, WorkspaceFilter};
+
+use super::{created, page};
+use crate::auth::Ctx;
+use crate::convert;
+use crate::error::{missing_as_invalid, on_conflict, ApiError, ApiResult, Code};
+use crate::extract::{self, Json, Query};
+use crate::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_workspaces, create_workspace))
+        .routes(routes!(get_workspace, update_workspace, delete_workspace))
+        .routes(routes!(start_workspace))
+        .routes(routes!(stop_workspace))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only this user's workspaces (admins; others see only their own).
+    owner: Option<String>,
+    /// Only workspaces in this observed state.
+    state: Option<String>,
+    profile: Option<String>,
+    name: Option<String>,
+    /// The cursor from the previous page's `next`.
+    after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<i64>,
+}
+
+fn query_name(field: &str, s: Option<String>) -> ApiResult<Option<model::Name>> {
+    s.map(|s| {
+        model::Name::parse(&s).map_err(|e| ApiError::new(Code::InvalidQuery, format!("{field}: {e}")))
+    })
+    .transpose()
+}
+
+/// Lists workspaces, oldest first.
+#[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces", params(ListQuery),
+    responses((status = 200, body = Page<Workspace>), (status = "4XX", body = ErrorBody)))]
+async fn list_workspaces(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<Workspace>>> {
+    ctx.require_any(Scope::ReadServers)?;
+    let limit = extract::limit(q.limit)?;
+    let owner_id = match query_name("owner", q.owner)? {
+        Some(n) if n == ctx.principal.name => Some(ctx.principal.user_id.clone()),
+        Some(n) if ctx.principal.reaches_everyone(Scope::ReadServers) => {
+            match st.store.user_by_name(&n).await {
+                Ok(u) => Some(u.id),
+                Err(StoreError::NotFound { .. }) => return Ok(axum::Json(Page { items: vec![], next: None })),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Some(_) => return Err(ApiError::forbidden(Scope::AdminServers)),
+        None if ctx.principal.reaches_everyone(Scope::ReadServers) => None,
+        None => Some(ctx.principal.user_id.clone()),
+    };
+    let state = q
+        .state
+        .map(|s| {
+            WorkspaceState::parse(&s)
+                .ok_or_else(|| ApiError::new(Code::InvalidQuery, format!("state: unknown state {s:?}")))
+        })
+        .transpose()?;
+    let filter = WorkspaceFilter {
+        owner_id,
+        state,
+        profile: query_name("profile", q.profile)?,
+        name: query_name("name", q.name)?,
+        after: q.after,
+        limit: limit + 1,
+    };
+    let items = st.store.workspaces(&filter).await?;
+    Ok(axum::Json(page(items, limit, |w| w.id.clone(), convert::workspace)))
+}
+
+/// Creates a workspace (stopped, or asked to run with `start: true`).
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces", request_body = WorkspaceCreate,
+    responses((status = 201, body = Workspace), (status = 409, body = ErrorBody, description = "already_exists"),
+        (status = "4XX", body = ErrorBody)))]
+async fn create_workspace(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Json(req): Json<WorkspaceCreate>,
+) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
+    let name = extract::name("name", &req.name)?;
+    let owner = match req.owner {
+        None => st.store.user(&ctx.principal.user_id).await?,
+        Some(o) => {
+            let o = extract::name("owner", &o)?;
+            st.store.user_by_name(&o).await.map_err(missing_as_invalid("owner", format!("no user {o}")))?
+        }
+    };
+    ctx.require(Scope::Servers, &owner.id)?;
+    let profile_name = extract::name("profile", req.profile.as_deref().unwrap_or("standard"))?;
+    let profile = st
+        .store
+        .profile(&profile_name)
+        .await
+        .map_err(missing_as_invalid("profile", format!("no profile {profile_name}")))?;
+    let desired = if req.start { DesiredState::Running } else { DesiredState::Stopped };
+    let mut tx = st.store.begin().await?;
+    let ws = tx
+        .insert_workspace(&owner, &name, &profile, desired)
+        .await
+        .map_err(on_conflict(Code::AlreadyExists, format!("{} already has a workspace {name}", owner.name)))?;
+    let mut a = ctx.audit("workspace.create", "workspace", &format!("{}/{}", owner.name, name));
+    a.detail = Some(format!("id={} profile={} desired={}", ws.id, profile.name, desired.as_str()));
+    tx.audit(&a).await?;
+    tx.commit().await?;
+    Ok(created(convert::workspace(&ws)))
+}
+
+/// Finds a workspace the caller may read; any other is a 404.
+async fn visible(st: &AppState, ctx: &Ctx, id: &str) -> ApiResult<model::Workspace> {
+    let not_found = || ApiError::not_found("workspace");
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let ws = st.store.workspace(id).await?;
+    if !ctx.principal.may(Scope::ReadServers, &ws.owner_id) {
+        return Err(not_found());
+    }
+    Ok(ws)
+}
+
+/// One workspace.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = Workspace), (status = "4XX", body = ErrorBody)))]
+async fn get_workspace(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Workspace>> {
+    Ok(axum::Json(convert::workspace(&visible(&st, &ctx, &id).await?)))
+}
+
+/// Applies a desired-state change and records it.
+async fn change(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    action: &str,
+    profile: Option<model::Name>,
+    desired: Option<DesiredState>,
+) -> ApiResult<model::Workspace> {
+    let ws = visible(st, ctx, id).await?;
+    ctx.require(Scope::Servers, &ws.owner_id)?;
+    let profile = match profile {
+        None => None,
+        Some(n) => Some(
+            st.store
+                .profile(&n)
+                .await
+                .map_err(missing_as_invalid("profile", format!("no profile {n}")))?,
+        ),
+    };
+    let mut tx = st.store.begin().await?;
+    tx.update_workspace_spec(&ws.id, profile.as_ref(), desired)
+        .await
+        .map_err(on_conflict(Code::Conflict, "the workspace is being deleted"))?;
+    let mut a = ctx.audit(action, "workspace", &format!("{}/{}", ws.owner, ws.name));
+    a.detail = Some(format!("id={}", ws.id));
+    tx.audit(&a).await?;
+    tx.commit().await?;
+    Ok(st.store.workspace(&ws.id).await?)
+}
+
+/// Changes a workspace's profile (applied at its next start).
+#[utoipa::path(patch, path = "/api/v1/workspaces/{id}", tag = "workspaces",
+    params(("id" = String, Path)), request_body = WorkspaceUpdate,
+    responses((status = 200, body = Workspace), (status = "4XX", body = ErrorBody)))]
+async fn update_workspace(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Json(req): Json<WorkspaceUpdate>,
+) -> ApiResult<axum::Json<Workspace>> {
+    let profile = req.profile.map(|p| extract::name("profile", &p)).transpose()?;
+    let ws = change(&st, &ctx, &id, "workspace.update", profile, None).await?;
+    Ok(axum::Json(convert::workspace(&ws)))
+}
+
+/// Asks for the workspace to run.
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/start", tag = "workspaces",
+    params(("id" = String, Path)),
+    responses((status = 202, body = Workspace), (status = "4XX", body = ErrorBody)))]
+async fn start_workspace(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
+    let ws = change(&st, &ctx, &id, "workspace.start", None, Some(DesiredState::Running)).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
+}
+
+/// Asks for the workspace to stop; its files stay.
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/stop", tag = "workspaces",
+    params(("id" = String, Path)),
+    responses((status = 202, body = Workspace), (status = "4XX", body = ErrorBody)))]
+async fn stop_workspace(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
+    let ws = change(&st, &ctx, &id, "workspace.stop", None, Some(DesiredState::Stopped)).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
+}
+
+/// Asks for the workspace to be deleted with its files; the controller finishes it.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 202, body = Workspace), (status = "4XX", body = ErrorBody)))]
+async fn delete_workspace(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
+    let ws = visible(&st, &ctx, &id).await?;
+    ctx.require(Scope::Servers, &ws.owner_id)?;
+    let mut tx = st.store.begin().await?;
+    tx.request_workspace_deletion(&ws.id).await?;
+    let mut a = ctx.audit("workspace.delete", "workspace", &format!("{}/{}", ws.owner, ws.name));
+    a.detail = Some(format!("id={}", ws.id));
+    tx.audit(&a).await?;
+    tx.commit().await?;
+    let ws = st.store.workspace(&ws.id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
+}
