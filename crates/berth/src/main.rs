@@ -1,1 +1,85 @@
-fn main() {}
+//! `berth`: the control plane (`serve`) and its command-line client, one binary.
+
+mod cli;
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about = "On-demand, isolated development workspaces")]
+struct Args {
+    #[command(flatten)]
+    global: cli::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane: API, portal and proxy on one listener.
+    Serve {
+        /// Config file (default: ./berth.toml if it exists).
+        #[arg(long, env = "BERTH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8000.
+        #[arg(long)]
+        bind: Option<String>,
+        /// Directory for the SQLite database and workspace files.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// PostgreSQL URL instead of the embedded SQLite.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented example berth.toml with the defaults.
+    Default,
+    /// Print the effective configuration (secrets redacted), after validation.
+    Show {
+        #[arg(long, env = "BERTH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Serve { config, bind, data_dir, database_url } => {
+            let overrides = config::Overrides { bind, data_dir, database_url };
+            config::Config::load(config.as_deref(), &overrides).and_then(|cfg| {
+                serve::init_tracing(&cfg);
+                tokio::runtime::Runtime::new()?.block_on(serve::run(cfg))
+            })
+        }
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show { config }) => {
+            config::Config::load(config.as_deref(), &config::Overrides::default())
+                .and_then(|c| Ok(print!("{}", toml::to_string(&c)?)))
+        }
+        Command::Client(cmd) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(cli::run(cmd, args.global))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! `berth serve`'s configuration: one tree, layered defaults < `berth.toml` <
+//! `BERTH_*` environment < command-line flags, validated before anything binds.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use model::Secret;
+use serde::{Deserialize, Serialize};
+
+/// The commented example printed by `berth config default`; a test parses it.
+pub const EXAMPLE: &str = r#"# berth.toml: configuration of `berth serve`.
+# Every key is optional; shown are the defaults. Each key can also be set as an
+# environment variable: BERTH_BIND, BERTH_DATA_DIR, BERTH_LOG__LEVEL, and so on
+# (two underscores between a section and its key). Flags win over both.
+
+# Address of the one listener (API, portal, proxy).
+bind = "127.0.0.1:8000"
+
+# Where berth keeps its SQLite database and workspace homes.
+# Default: $XDG_DATA_HOME/berth (usually ~/.local/share/berth).
+# data_dir = "/var/lib/berth"
+
+# PostgreSQL instead of the embedded SQLite, e.g. "postgres://berth@db/berth".
+# database_url = ""
+
+# The URL users reach berth at; an https:// URL marks cookies Secure.
+# public_url = "https://berth.example.com"
+
+# The first admin's password, used only on the first start with an empty
+# database. Without it, a random one-time password is printed once.
+# admin_password = ""
+
+[log]
+# error, warn, info, debug or trace; RUST_LOG overrides it.
+level = "info"
+# "text" or "json".
+format = "text"
+
+[auth]
+# How long a login session lasts.
+session_ttl_secs = 1209600
+# Failed logins for one user name before attempts are refused for a while.
+login_max_failures = 5
+# First refusal period; it doubles with each further failure (up to 15 minutes).
+login_lockout_secs = 30
+"#;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<Secret>,
+    pub public_url: Option<String>,
+    pub admin_password: Option<Secret>,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub session_ttl_secs: u64,
+    pub login_max_failures: u32,
+    pub login_lockout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: dirs::data_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("berth"),
+            database_url: None,
+            public_url: None,
+            admin_password: None,
+            log: LogConfig {
+                level: "info".into(),
+                format: LogFormat::Text,
+            },
+            auth: AuthConfig {
+                session_ttl_secs: 14 * 24 * 3600,
+                login_max_failures: 5,
+                login_lockout_secs: 30,
+            },
+        }
+    }
+}
+
+/// Values given as command-line flags; they win over every other layer.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// The environment variables that are config keys; others (`BERTH_URL`,
+/// `BERTH_TOKEN` for the client verbs) are not this tree's business.
+const ENV_KEYS: &[&str] = &[
+    "bind",
+    "data_dir",
+    "database_url",
+    "public_url",
+    "admin_password",
+    "log",
+    "auth",
+];
+
+impl Config {
+    /// Loads the layers. `file` is the config file; a missing file is an error only
+    /// when it was named explicitly.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let (path, explicit) = match file {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("berth.toml"), false),
+        };
+        if explicit && !path.exists() {
+            bail!("config file {} does not exist", path.display());
+        }
+        let env = Env::prefixed("BERTH_").split("__").filter(|k| {
+            let key = k.as_str().to_ascii_lowercase();
+            ENV_KEYS.contains(&key.split('.').next().unwrap_or_default())
+        });
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&path))
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("invalid configuration (file {})", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges, URL schemes, the log level.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:")) {
+                bail!("database_url must start with postgres://, postgresql:// or sqlite:");
+            }
+        }
+        if let Some(p) = &self.public_url {
+            if !(p.starts_with("http://") || p.starts_with("https://")) {
+                bail!("public_url must start with http:// or https://");
+            }
+        }
+        self.log
+            .level
+            .parse::<tracing_subscriber::filter::LevelFilter>()
+            .map_err(|_| anyhow::anyhow!("log.level must be one of error, warn, info, debug, trace, off"))?;
+        let a = &self.auth;
+        if !(60..=366 * 24 * 3600).contains(&a.session_ttl_secs) {
+            bail!("auth.session_ttl_secs must be between 60 and 31622400");
+        }
+        if !(1..=1000).contains(&a.login_max_failures) {
+            bail!("auth.login_max_failures must be between 1 and 1000");
+        }
+        if !(1..=3600).contains(&a.login_lockout_secs) {
+            bail!("auth.login_lockout_secs must be between 1 and 3600");
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or SQLite under the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.expose().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("berth.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_to_the_defaults() {
+        let mut parsed: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(EXAMPLE))
+            .extract()
+            .unwrap();
+        parsed.data_dir = Config::default().data_dir;
+        assert_eq!(parsed, Config::default());
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn layers_win_in_order_and_unknown_keys_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("b.toml", "bind = \"127.0.0.1:9000\"\n[auth]\nlogin_max_failures = 9\n")?;
+            jail.set_env("BERTH_AUTH__LOGIN_MAX_FAILURES", "7");
+            jail.set_env("BERTH_URL", "http://ignored-by-serve");
+            let c = Config::load(Some(Path::new("b.toml")), &Overrides::default()).unwrap();
+            assert_eq!((c.bind.port(), c.auth.login_max_failures), (9000, 7));
+            let o = Overrides { bind: Some("127.0.0.1:0".into()), ..Default::default() };
+            assert_eq!(Config::load(Some(Path::new("b.toml")), &o).unwrap().bind.port(), 0);
+
+            jail.create_file("bad.toml", "bnd = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+            jail.create_file("bad2.toml", "[auth]\nlogin_lockout_secs = 0\n")?;
+            let err = Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("login_lockout_secs"), "{err:#}");
+            let err = Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("does not exist"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_printed() {
+        let c = Config { database_url: Some(Secret::new("postgres://u:pw@h/db")), ..Config::default() };
+        assert!(!format!("{c:?}").contains("pw@"));
+        assert!(!toml::to_string(&c).unwrap().contains("pw@"));
+    }
+}
