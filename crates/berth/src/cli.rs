@@ -73,7 +73,9 @@ pub enum ClientCommand {
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     List,
-    Show { name: String },
+    Show {
+        name: String,
+    },
     Create {
         name: String,
         #[arg(long)]
@@ -92,7 +94,9 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,7 +185,9 @@ impl ProfileFields {
 #[derive(Debug, Subcommand)]
 pub enum ProfilesCommand {
     List,
-    Show { name: String },
+    Show {
+        name: String,
+    },
     Create {
         name: String,
         #[command(flatten)]
@@ -192,7 +198,9 @@ pub enum ProfilesCommand {
         #[command(flatten)]
         fields: ProfileFields,
     },
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
 }
 
 /// Which workspace: a name (yours, or `--owner`'s) or an id.
@@ -295,7 +303,10 @@ fn save_credentials(c: &Credentials) -> anyhow::Result<PathBuf> {
 fn read_password(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
     if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("read the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("read the password from stdin")?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
     if !std::io::stdin().is_terminal() {
@@ -309,7 +320,11 @@ struct Out {
 }
 
 impl Out {
-    fn print<T: Serialize>(&self, value: &T, table: impl FnOnce(&T) -> Table) -> anyhow::Result<()> {
+    fn print<T: Serialize>(
+        &self,
+        value: &T,
+        table: impl FnOnce(&T) -> Table,
+    ) -> anyhow::Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
@@ -342,7 +357,13 @@ fn users_table(users: &[User]) -> Table {
     table(
         &["NAME", "ADMIN", "DISABLED", "GROUPS", "CREATED"],
         users.iter().map(|u| {
-            vec![u.name.clone(), u.admin.to_string(), u.disabled.to_string(), u.groups.join(","), u.created.clone()]
+            vec![
+                u.name.clone(),
+                u.admin.to_string(),
+                u.disabled.to_string(),
+                u.groups.join(","),
+                u.created.clone(),
+            ]
         }),
     )
 }
@@ -351,7 +372,14 @@ fn tokens_table(tokens: &[Token]) -> Table {
     table(
         &["ID", "PREFIX", "NOTE", "SCOPES", "EXPIRES", "LAST USED"],
         tokens.iter().map(|t| {
-            vec![t.id.clone(), t.prefix.clone(), t.note.clone(), t.scopes.join(" "), opt(&t.expires_at), opt(&t.last_used)]
+            vec![
+                t.id.clone(),
+                t.prefix.clone(),
+                t.note.clone(),
+                t.scopes.join(" "),
+                opt(&t.expires_at),
+                opt(&t.last_used),
+            ]
         }),
     )
 }
@@ -359,7 +387,17 @@ fn tokens_table(tokens: &[Token]) -> Table {
 fn profiles_table(profiles: &[Profile]) -> Table {
     let secs = |s: Option<u64>| s.map(|s| format!("{s}s")).unwrap_or_else(|| "never".into());
     table(
-        &["NAME", "DISPLAY NAME", "CPU", "MEMORY", "DISK", "IDLE", "LIFETIME", "COST/H", "APP"],
+        &[
+            "NAME",
+            "DISPLAY NAME",
+            "CPU",
+            "MEMORY",
+            "DISK",
+            "IDLE",
+            "LIFETIME",
+            "COST/H",
+            "APP",
+        ],
         profiles.iter().map(|p| {
             vec![
                 p.name.clone(),
@@ -383,8 +421,20 @@ fn workspaces_table(ws: &[Workspace]) -> Table {
     table(
         &["NAME", "OWNER", "PROFILE", "DESIRED", "STATE", "URL", "ID"],
         ws.iter().map(|w| {
-            let state = if w.deletion_requested_at.is_some() { "deleting".into() } else { w.state.clone() };
-            vec![w.name.clone(), w.owner.clone(), w.profile.clone(), w.desired_state.clone(), state, w.url.clone(), w.id.clone()]
+            let state = if w.deletion_requested_at.is_some() {
+                "deleting".into()
+            } else {
+                w.state.clone()
+            };
+            vec![
+                w.name.clone(),
+                w.owner.clone(),
+                w.profile.clone(),
+                w.desired_state.clone(),
+                state,
+                w.url.clone(),
+                w.id.clone(),
+            ]
         }),
     )
 }
@@ -398,7 +448,11 @@ async fn resolve(c: &Client, r: &WsRef) -> anyhow::Result<Workspace> {
         Some(o) => o.clone(),
         None => c.me().await?.user.name,
     };
-    let q = WorkspaceQuery { owner: Some(owner.clone()), name: Some(r.workspace.clone()), ..Default::default() };
+    let q = WorkspaceQuery {
+        owner: Some(owner.clone()),
+        name: Some(r.workspace.clone()),
+        ..Default::default()
+    };
     match c.workspaces(&q).await?.items.pop() {
         Some(w) => Ok(w),
         None => bail!("{owner} has no workspace named {}", r.workspace),
@@ -414,12 +468,22 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
         .or_else(|| stored.as_ref().map(|c| c.url.clone()))
         .unwrap_or_else(|| DEFAULT_URL.into());
     let out = Out { json: g.json };
-    if let ClientCommand::Login { username, password_stdin } = &cmd {
-        let password = read_password(*password_stdin, &format!("password for {username} at {url}: "))?;
+    if let ClientCommand::Login {
+        username,
+        password_stdin,
+    } = &cmd
+    {
+        let password = read_password(
+            *password_stdin,
+            &format!("password for {username} at {url}: "),
+        )?;
         let mut c = Client::new(&url, None)?;
         c.login(username, &password).await?;
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        let req = TokenCreate { note: format!("berth CLI on {}", host.trim()), ..Default::default() };
+        let req = TokenCreate {
+            note: format!("berth CLI on {}", host.trim()),
+            ..Default::default()
+        };
         let token = c.create_token(username, &req).await?;
         c.logout().await?;
         let path = save_credentials(&Credentials {
@@ -428,10 +492,16 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
             token: token.token,
             token_id: token.info.id,
         })?;
-        out.done(&format!("logged in to {url} as {username}; token stored in {}", path.display()));
+        out.done(&format!(
+            "logged in to {url} as {username}; token stored in {}",
+            path.display()
+        ));
         return Ok(());
     }
-    let token = g.token.clone().or_else(|| stored.as_ref().map(|c| c.token.clone()));
+    let token = g
+        .token
+        .clone()
+        .or_else(|| stored.as_ref().map(|c| c.token.clone()));
     if token.is_none() {
         bail!("not logged in: run `berth login --username NAME` or pass --token");
     }
@@ -448,12 +518,15 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
         ClientCommand::Whoami => {
             let me = c.me().await?;
             out.print(&me, |m| {
-                table(&["USER", "ADMIN", "VIA", "SCOPES"], [vec![
-                    m.user.name.clone(),
-                    m.user.admin.to_string(),
-                    m.via.clone(),
-                    m.scopes.join(" "),
-                ]])
+                table(
+                    &["USER", "ADMIN", "VIA", "SCOPES"],
+                    [vec![
+                        m.user.name.clone(),
+                        m.user.admin.to_string(),
+                        m.via.clone(),
+                        m.scopes.join(" "),
+                    ]],
+                )
             })?;
         }
         ClientCommand::Users(u) => users(&c, &out, u).await?,
@@ -461,14 +534,34 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
         ClientCommand::Profiles(p) => profiles(&c, &out, p).await?,
         ClientCommand::Ws(w) => workspaces(&c, &out, w).await?,
         ClientCommand::Groups(gc) => groups(&c, &out, gc).await?,
-        ClientCommand::Audit { user, action, since, until, limit } => {
-            let q = AuditQuery { user, action, since, until, limit: Some(limit), before: None };
+        ClientCommand::Audit {
+            user,
+            action,
+            since,
+            until,
+            limit,
+        } => {
+            let q = AuditQuery {
+                user,
+                action,
+                since,
+                until,
+                limit: Some(limit),
+                before: None,
+            };
             let page = c.audit(&q).await?;
             out.print(&page.items, |items| {
                 table(
                     &["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "FROM"],
                     items.iter().map(|a| {
-                        vec![a.at.clone(), opt(&a.actor), a.action.clone(), a.target.clone(), a.outcome.clone(), opt(&a.source)]
+                        vec![
+                            a.at.clone(),
+                            opt(&a.actor),
+                            a.action.clone(),
+                            a.target.clone(),
+                            a.outcome.clone(),
+                            opt(&a.source),
+                        ]
                     }),
                 )
             })?;
@@ -492,15 +585,49 @@ async fn users(c: &Client, out: &Out, cmd: UsersCommand) -> anyhow::Result<()> {
             }
             out.print(&all, |u| users_table(u))
         }
-        UsersCommand::Show { name } => out.print(&c.user(&name).await?, |u| users_table(std::slice::from_ref(u))),
-        UsersCommand::Create { name, admin, password_stdin } => {
-            let password = if password_stdin { Some(read_password(true, "")?) } else { None };
-            let u = c.create_user(&UserCreate { name, password, admin }).await?;
+        UsersCommand::Show { name } => out.print(&c.user(&name).await?, |u| {
+            users_table(std::slice::from_ref(u))
+        }),
+        UsersCommand::Create {
+            name,
+            admin,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password(true, "")?)
+            } else {
+                None
+            };
+            let u = c
+                .create_user(&UserCreate {
+                    name,
+                    password,
+                    admin,
+                })
+                .await?;
             out.print(&u, |u| users_table(std::slice::from_ref(u)))
         }
-        UsersCommand::Set { name, admin, disabled, password_stdin } => {
-            let password = if password_stdin { Some(read_password(true, "")?) } else { None };
-            let u = c.update_user(&name, &UserUpdate { admin, disabled, password }).await?;
+        UsersCommand::Set {
+            name,
+            admin,
+            disabled,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password(true, "")?)
+            } else {
+                None
+            };
+            let u = c
+                .update_user(
+                    &name,
+                    &UserUpdate {
+                        admin,
+                        disabled,
+                        password,
+                    },
+                )
+                .await?;
             out.print(&u, |u| users_table(std::slice::from_ref(u)))
         }
         UsersCommand::Delete { name } => {
@@ -524,10 +651,24 @@ async fn tokens(c: &Client, out: &Out, cmd: TokensCommand) -> anyhow::Result<()>
             let user = me_or(c, user).await?;
             out.print(&c.tokens(&user).await?, |t| tokens_table(t))
         }
-        TokensCommand::Create { user, note, scopes, expires_in } => {
+        TokensCommand::Create {
+            user,
+            note,
+            scopes,
+            expires_in,
+        } => {
             let user = me_or(c, user).await?;
             let scopes = (!scopes.is_empty()).then_some(scopes);
-            let t = c.create_token(&user, &TokenCreate { note, scopes, expires_in }).await?;
+            let t = c
+                .create_token(
+                    &user,
+                    &TokenCreate {
+                        note,
+                        scopes,
+                        expires_in,
+                    },
+                )
+                .await?;
             if out.json {
                 println!("{}", serde_json::to_string_pretty(&t)?);
             } else {
@@ -547,9 +688,9 @@ async fn tokens(c: &Client, out: &Out, cmd: TokensCommand) -> anyhow::Result<()>
 async fn profiles(c: &Client, out: &Out, cmd: ProfilesCommand) -> anyhow::Result<()> {
     match cmd {
         ProfilesCommand::List => out.print(&c.profiles().await?, |p| profiles_table(p)),
-        ProfilesCommand::Show { name } => {
-            out.print(&c.profile(&name).await?, |p| profiles_table(std::slice::from_ref(p)))
-        }
+        ProfilesCommand::Show { name } => out.print(&c.profile(&name).await?, |p| {
+            profiles_table(std::slice::from_ref(p))
+        }),
         ProfilesCommand::Create { name, fields } => {
             let u = fields.into_update();
             let Some(display_name) = u.display_name.clone() else {
@@ -568,7 +709,9 @@ async fn profiles(c: &Client, out: &Out, cmd: ProfilesCommand) -> anyhow::Result
                 start_timeout_secs: u.start_timeout_secs,
                 app: u.app,
             };
-            out.print(&c.create_profile(&req).await?, |p| profiles_table(std::slice::from_ref(p)))
+            out.print(&c.create_profile(&req).await?, |p| {
+                profiles_table(std::slice::from_ref(p))
+            })
         }
         ProfilesCommand::Update { name, fields } => {
             let p = c.update_profile(&name, &fields.into_update()).await?;
@@ -585,12 +728,33 @@ async fn profiles(c: &Client, out: &Out, cmd: ProfilesCommand) -> anyhow::Result
 async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()> {
     let one = |w: &Workspace| workspaces_table(std::slice::from_ref(w));
     match cmd {
-        WsCommand::Create { name, profile, owner, start } => {
-            let w = c.create_workspace(&WorkspaceCreate { name, profile, owner, start }).await?;
+        WsCommand::Create {
+            name,
+            profile,
+            owner,
+            start,
+        } => {
+            let w = c
+                .create_workspace(&WorkspaceCreate {
+                    name,
+                    profile,
+                    owner,
+                    start,
+                })
+                .await?;
             out.print(&w, one)
         }
-        WsCommand::List { owner, state, profile } => {
-            let mut q = WorkspaceQuery { owner, state, profile, ..Default::default() };
+        WsCommand::List {
+            owner,
+            state,
+            profile,
+        } => {
+            let mut q = WorkspaceQuery {
+                owner,
+                state,
+                profile,
+                ..Default::default()
+            };
             let mut all = Vec::new();
             loop {
                 let page = c.workspaces(&q).await?;
@@ -608,12 +772,18 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
                 return out.print(&w, one);
             }
             println!("{}", one(&w));
-            println!("generation {} (observed {})", w.generation, w.observed_generation);
+            println!(
+                "generation {} (observed {})",
+                w.generation, w.observed_generation
+            );
             if let Some(m) = &w.message {
                 println!("message: {m}");
             }
             for cond in &w.conditions {
-                println!("condition {} = {} ({}): {}", cond.kind, cond.status, cond.reason, cond.message);
+                println!(
+                    "condition {} = {} ({}): {}",
+                    cond.kind, cond.status, cond.reason, cond.message
+                );
             }
             Ok(())
         }
@@ -627,7 +797,9 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
         }
         WsCommand::Update { ws, profile } => {
             let w = resolve(c, &ws).await?;
-            let req = WorkspaceUpdate { profile: Some(profile) };
+            let req = WorkspaceUpdate {
+                profile: Some(profile),
+            };
             out.print(&c.update_workspace(&w.id, &req).await?, one)
         }
         WsCommand::Delete(r) => {
@@ -639,7 +811,11 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
 
 async fn groups(c: &Client, out: &Out, cmd: GroupsCommand) -> anyhow::Result<()> {
     let groups_table = |gs: &[Group]| {
-        table(&["NAME", "MEMBERS", "CREATED"], gs.iter().map(|g| vec![g.name.clone(), g.members.join(","), g.created.clone()]))
+        table(
+            &["NAME", "MEMBERS", "CREATED"],
+            gs.iter()
+                .map(|g| vec![g.name.clone(), g.members.join(","), g.created.clone()]),
+        )
     };
     match cmd {
         GroupsCommand::List => out.print(&c.groups().await?, |g| groups_table(g)),

@@ -158,7 +158,10 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.database_url {
             let u = url.expose();
-            if !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:")) {
+            if !(u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+                || u.starts_with("sqlite:"))
+            {
                 bail!("database_url must start with postgres://, postgresql:// or sqlite:");
             }
         }
@@ -170,7 +173,9 @@ impl Config {
         self.log
             .level
             .parse::<tracing_subscriber::filter::LevelFilter>()
-            .map_err(|_| anyhow::anyhow!("log.level must be one of error, warn, info, debug, trace, off"))?;
+            .map_err(|_| {
+                anyhow::anyhow!("log.level must be one of error, warn, info, debug, trace, off")
+            })?;
         let a = &self.auth;
         if !(60..=366 * 24 * 3600).contains(&a.session_ttl_secs) {
             bail!("auth.session_ttl_secs must be between 60 and 31622400");
@@ -211,21 +216,35 @@ mod tests {
     #[test]
     fn layers_win_in_order_and_unknown_keys_fail() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("b.toml", "bind = \"127.0.0.1:9000\"\n[auth]\nlogin_max_failures = 9\n")?;
+            jail.create_file(
+                "b.toml",
+                "bind = \"127.0.0.1:9000\"\n[auth]\nlogin_max_failures = 9\n",
+            )?;
             jail.set_env("BERTH_AUTH__LOGIN_MAX_FAILURES", "7");
             jail.set_env("BERTH_URL", "http://ignored-by-serve");
             let c = Config::load(Some(Path::new("b.toml")), &Overrides::default()).unwrap();
             assert_eq!((c.bind.port(), c.auth.login_max_failures), (9000, 7));
-            let o = Overrides { bind: Some("127.0.0.1:0".into()), ..Default::default() };
-            assert_eq!(Config::load(Some(Path::new("b.toml")), &o).unwrap().bind.port(), 0);
+            let o = Overrides {
+                bind: Some("127.0.0.1:0".into()),
+                ..Default::default()
+            };
+            assert_eq!(
+                Config::load(Some(Path::new("b.toml")), &o)
+                    .unwrap()
+                    .bind
+                    .port(),
+                0
+            );
 
             jail.create_file("bad.toml", "bnd = \"x\"\n")?;
             let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
             jail.create_file("bad2.toml", "[auth]\nlogin_lockout_secs = 0\n")?;
-            let err = Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();
+            let err =
+                Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains("login_lockout_secs"), "{err:#}");
-            let err = Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
+            let err =
+                Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("does not exist"));
             Ok(())
         });
@@ -233,7 +252,10 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_when_printed() {
-        let c = Config { database_url: Some(Secret::new("postgres://u:pw@h/db")), ..Config::default() };
+        let c = Config {
+            database_url: Some(Secret::new("postgres://u:pw@h/db")),
+            ..Config::default()
+        };
         assert!(!format!("{c:?}").contains("pw@"));
         assert!(!toml::to_string(&c).unwrap().contains("pw@"));
     }

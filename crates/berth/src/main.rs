@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about = "On-demand, isolated development workspaces")]
+#[command(
+    name = "berth",
+    version,
+    about = "On-demand, isolated development workspaces"
+)]
 struct Args {
     #[command(flatten)]
     global: cli::Global,
@@ -56,8 +60,17 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Serve { config, bind, data_dir, database_url } => {
-            let overrides = config::Overrides { bind, data_dir, database_url };
+        Command::Serve {
+            config,
+            bind,
+            data_dir,
+            database_url,
+        } => {
+            let overrides = config::Overrides {
+                bind,
+                data_dir,
+                database_url,
+            };
             config::Config::load(config.as_deref(), &overrides).and_then(|cfg| {
                 serve::init_tracing(&cfg);
                 tokio::runtime::Runtime::new()?.block_on(serve::run(cfg))

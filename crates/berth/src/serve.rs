@@ -9,8 +9,9 @@ use anyhow::Context;
 use crate::config::{Config, LogFormat};
 
 pub fn init_tracing(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", cfg.log.level)));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", cfg.log.level))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -39,7 +40,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let state = server::AppState::new(
         store.clone(),
         server::ServerConfig {
-            secure_cookies: cfg.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+            secure_cookies: cfg
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
             session_ttl: Duration::from_secs(cfg.auth.session_ttl_secs),
             login_max_failures: cfg.auth.login_max_failures,
             login_lockout: Duration::from_secs(cfg.auth.login_lockout_secs),

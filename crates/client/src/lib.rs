@@ -91,8 +91,16 @@ impl Client {
             .cookie_store(true)
             .user_agent(concat!("berth-client/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ClientError::Http { url: base.to_string(), source: e })?;
-        Ok(Client { http, base, token, csrf: None })
+            .map_err(|e| ClientError::Http {
+                url: base.to_string(),
+                source: e,
+            })?;
+        Ok(Client {
+            http,
+            base,
+            token,
+            csrf: None,
+        })
     }
 
     pub fn base(&self) -> &Url {
@@ -129,10 +137,10 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let res = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Http { url: url.to_string(), source: e })?;
+        let res = req.send().await.map_err(|e| ClientError::Http {
+            url: url.to_string(),
+            source: e,
+        })?;
         if res.status().is_success() {
             return Ok(res);
         }
@@ -152,37 +160,56 @@ impl Client {
     ) -> Result<T> {
         let res = self.send(method, segments, query, body).await?;
         let url = res.url().to_string();
-        res.json().await.map_err(|e| ClientError::Http { url, source: e })
+        res.json()
+            .await
+            .map_err(|e| ClientError::Http { url, source: e })
     }
 
     async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T> {
-        self.call::<T, (), ()>(Method::GET, segments, None, None).await
+        self.call::<T, (), ()>(Method::GET, segments, None, None)
+            .await
     }
 
-    async fn post<T: DeserializeOwned, B: Serialize>(&self, segments: &[&str], body: &B) -> Result<T> {
-        self.call::<T, B, ()>(Method::POST, segments, None, Some(body)).await
+    async fn post<T: DeserializeOwned, B: Serialize>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T> {
+        self.call::<T, B, ()>(Method::POST, segments, None, Some(body))
+            .await
     }
 
-    async fn patch<T: DeserializeOwned, B: Serialize>(&self, segments: &[&str], body: &B) -> Result<T> {
-        self.call::<T, B, ()>(Method::PATCH, segments, None, Some(body)).await
+    async fn patch<T: DeserializeOwned, B: Serialize>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T> {
+        self.call::<T, B, ()>(Method::PATCH, segments, None, Some(body))
+            .await
     }
 
     async fn delete(&self, segments: &[&str]) -> Result<()> {
-        self.send::<(), ()>(Method::DELETE, segments, None, None).await.map(drop)
+        self.send::<(), ()>(Method::DELETE, segments, None, None)
+            .await
+            .map(drop)
     }
 
     // ---- session -----------------------------------------------------------
 
     /// Logs in with a password; later calls use the session cookie and CSRF token.
     pub async fn login(&mut self, username: &str, password: &str) -> Result<Me> {
-        let body = LoginRequest { username: username.to_owned(), password: password.to_owned() };
+        let body = LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
         let me: Me = self.post(&["api", "v1", "auth", "login"], &body).await?;
         self.csrf = me.csrf_token.clone();
         Ok(me)
     }
 
     pub async fn logout(&mut self) -> Result<()> {
-        self.send::<(), ()>(Method::POST, &["api", "v1", "auth", "logout"], None, None).await?;
+        self.send::<(), ()>(Method::POST, &["api", "v1", "auth", "logout"], None, None)
+            .await?;
         self.csrf = None;
         Ok(())
     }
@@ -195,7 +222,8 @@ impl Client {
 
     pub async fn users(&self, after: Option<&str>) -> Result<Page<User>> {
         let q = [("after", after)];
-        self.call::<_, (), _>(Method::GET, &["api", "v1", "users"], Some(&q), None).await
+        self.call::<_, (), _>(Method::GET, &["api", "v1", "users"], Some(&q), None)
+            .await
     }
 
     pub async fn create_user(&self, req: &UserCreate) -> Result<User> {
@@ -225,11 +253,16 @@ impl Client {
     }
 
     pub async fn add_group_members(&self, group: &str, users: Vec<String>) -> Result<Group> {
-        self.post(&["api", "v1", "groups", group, "members"], &GroupMembers { users }).await
+        self.post(
+            &["api", "v1", "groups", group, "members"],
+            &GroupMembers { users },
+        )
+        .await
     }
 
     pub async fn remove_group_member(&self, group: &str, user: &str) -> Result<()> {
-        self.delete(&["api", "v1", "groups", group, "members", user]).await
+        self.delete(&["api", "v1", "groups", group, "members", user])
+            .await
     }
 
     pub async fn delete_group(&self, name: &str) -> Result<()> {
@@ -243,11 +276,13 @@ impl Client {
     }
 
     pub async fn create_token(&self, user: &str, req: &TokenCreate) -> Result<TokenCreated> {
-        self.post(&["api", "v1", "users", user, "tokens"], req).await
+        self.post(&["api", "v1", "users", user, "tokens"], req)
+            .await
     }
 
     pub async fn delete_token(&self, user: &str, id: &str) -> Result<()> {
-        self.delete(&["api", "v1", "users", user, "tokens", id]).await
+        self.delete(&["api", "v1", "users", user, "tokens", id])
+            .await
     }
 
     // ---- profiles ----------------------------------------------------------
@@ -275,7 +310,8 @@ impl Client {
     // ---- workspaces --------------------------------------------------------
 
     pub async fn workspaces(&self, q: &WorkspaceQuery) -> Result<Page<Workspace>> {
-        self.call::<_, (), _>(Method::GET, &["api", "v1", "workspaces"], Some(q), None).await
+        self.call::<_, (), _>(Method::GET, &["api", "v1", "workspaces"], Some(q), None)
+            .await
     }
 
     pub async fn create_workspace(&self, req: &WorkspaceCreate) -> Result<Workspace> {
@@ -291,21 +327,35 @@ impl Client {
     }
 
     pub async fn start_workspace(&self, id: &str) -> Result<Workspace> {
-        self.call::<_, (), ()>(Method::POST, &["api", "v1", "workspaces", id, "start"], None, None).await
+        self.call::<_, (), ()>(
+            Method::POST,
+            &["api", "v1", "workspaces", id, "start"],
+            None,
+            None,
+        )
+        .await
     }
 
     pub async fn stop_workspace(&self, id: &str) -> Result<Workspace> {
-        self.call::<_, (), ()>(Method::POST, &["api", "v1", "workspaces", id, "stop"], None, None).await
+        self.call::<_, (), ()>(
+            Method::POST,
+            &["api", "v1", "workspaces", id, "stop"],
+            None,
+            None,
+        )
+        .await
     }
 
     pub async fn delete_workspace(&self, id: &str) -> Result<Workspace> {
-        self.call::<_, (), ()>(Method::DELETE, &["api", "v1", "workspaces", id], None, None).await
+        self.call::<_, (), ()>(Method::DELETE, &["api", "v1", "workspaces", id], None, None)
+            .await
     }
 
     // ---- audit and documents -------------------------------------------------
 
     pub async fn audit(&self, q: &AuditQuery) -> Result<Page<AuditRecord>> {
-        self.call::<_, (), _>(Method::GET, &["api", "v1", "audit"], Some(q), None).await
+        self.call::<_, (), _>(Method::GET, &["api", "v1", "audit"], Some(q), None)
+            .await
     }
 
     /// The server's OpenAPI document.

@@ -1,0 +1,496 @@
+//! End-to-end tests: the real `berth serve` binary on 127.0.0.1:0, with SQLite and
+//! with PostgreSQL, driven by the `berth` CLI and by the typed client.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use api_types::{ProfileUpdate, TokenCreate, UserCreate, WorkspaceCreate, WorkspaceUpdate};
+use client::{AuditQuery, Client, WorkspaceQuery};
+use serde_json::Value;
+use test_support::{Engine, TestDb};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
+/// A running `berth serve` with its own data dir and CLI config home.
+struct Berth {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Berth {
+    fn start(db: &TestDb) -> Berth {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--database-url", &db.url])
+            .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start berth serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("berth serve ({}) did not start listening", db.engine));
+        Berth { child, url, dir }
+    }
+
+    /// Runs the CLI as `home`'s user (each home keeps its own stored token).
+    fn cli(&self, home: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .args(["--url", &self.url])
+            .env("XDG_CONFIG_HOME", self.dir.path().join(home))
+            .env_remove("BERTH_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs the CLI with `--json`, expecting success, and parses its output.
+    fn json(&self, home: &str, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cli(home, &all, None);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "berth {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Runs the CLI expecting failure, and returns its stderr.
+    fn fails(&self, home: &str, args: &[&str]) -> String {
+        let out = self.cli(home, args, None);
+        assert!(!out.status.success(), "berth {args:?} should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Sends SIGTERM and expects a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "berth serve exited with {status} after SIGTERM"
+        );
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn code(e: client::ClientError) -> String {
+    e.code().unwrap_or("<none>").to_owned()
+}
+
+async fn story(engine: Engine) {
+    let db = engine.fresh().await;
+    let berth = Berth::start(&db);
+
+    // The CLI: log in, make a token, manage a profile, a user and a workspace.
+    let out = berth.cli(
+        "admin",
+        &["login", "-u", "admin", "--password-stdin"],
+        Some(ADMIN_PASSWORD),
+    );
+    assert!(
+        out.status.success(),
+        "login: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = berth.json("admin", &["tokens", "create", "--note", "e2e"]);
+    let token = token["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("berth_"));
+
+    let small = berth.json(
+        "admin",
+        &[
+            "profiles",
+            "create",
+            "small",
+            "--display-name",
+            "Small",
+            "--cpu",
+            "0.5",
+            "--memory",
+            "512MiB",
+        ],
+    );
+    assert_eq!(
+        (small["cpu"].as_f64(), small["memory_bytes"].as_u64()),
+        (Some(0.5), Some(512 << 20))
+    );
+    let listed = berth.json("admin", &["profiles", "list"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["high-memory", "small", "standard"]);
+    let updated = berth.json(
+        "admin",
+        &[
+            "profiles",
+            "update",
+            "small",
+            "--cpu",
+            "1",
+            "--idle-timeout",
+            "0",
+        ],
+    );
+    assert_eq!(
+        (updated["cpu"].as_f64(), &updated["idle_timeout_secs"]),
+        (Some(1.0), &Value::Null)
+    );
+    assert!(berth
+        .fails("admin", &["profiles", "update", "small", "--cpu", "9999"])
+        .contains("invalid_value"));
+
+    let out = berth.cli(
+        "admin",
+        &["users", "create", "bob", "--password-stdin"],
+        Some("bob-password-1"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ws = berth.json("admin", &["ws", "create", "lab", "--profile", "small"]);
+    assert_eq!(
+        (
+            ws["state"].as_str(),
+            ws["desired_state"].as_str(),
+            ws["generation"].as_i64()
+        ),
+        (Some("pending"), Some("stopped"), Some(1))
+    );
+    assert_eq!(ws["url"], "/user/admin/lab/");
+    let started = berth.json("admin", &["ws", "start", "lab"]);
+    assert_eq!(
+        (
+            started["desired_state"].as_str(),
+            started["generation"].as_i64()
+        ),
+        (Some("running"), Some(2))
+    );
+    let moved = berth.json("admin", &["ws", "update", "lab", "--profile", "standard"]);
+    assert_eq!(moved["profile"], "standard");
+    assert_eq!(berth.json("admin", &["ws", "show", "lab"])["id"], ws["id"]);
+    assert_eq!(
+        berth
+            .json("admin", &["ws", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(berth
+        .fails("admin", &["ws", "show", "nope"])
+        .contains("no workspace named nope"));
+    assert!(berth
+        .fails("admin", &["ws", "create", "Bad_Name"])
+        .contains("invalid_name"));
+    assert!(berth
+        .fails("admin", &["ws", "create", "lab"])
+        .contains("already_exists"));
+    berth.json("admin", &["ws", "stop", "lab"]);
+
+    // The API through the typed client, with the token the CLI made.
+    let admin = Client::new(&berth.url, Some(token)).unwrap();
+    let api_ws = admin
+        .create_workspace(&WorkspaceCreate {
+            name: "api".into(),
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.workspace(&api_ws.id).await.unwrap().desired_state,
+        "running"
+    );
+    let running = admin
+        .workspaces(&WorkspaceQuery {
+            profile: Some("standard".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(running.items.len(), 2);
+    let page1 = admin
+        .workspaces(&WorkspaceQuery {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let page2 = admin
+        .workspaces(&WorkspaceQuery {
+            limit: Some(1),
+            after: page1.next.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (page1.items.len(), page2.items.len(), page2.next.as_ref()),
+        (1, 1, None)
+    );
+    assert_ne!(page1.items[0].id, page2.items[0].id);
+    let changed = admin
+        .update_workspace(
+            &api_ws.id,
+            &WorkspaceUpdate {
+                profile: Some("small".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((changed.profile.as_str(), changed.generation), ("small", 2));
+    admin
+        .update_profile(
+            "small",
+            &ProfileUpdate {
+                cost_per_hour: Some(0.25),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = admin
+        .create_user(&UserCreate {
+            name: "bob".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "already_exists");
+
+    // Another user sees none of it.
+    let mut bob = Client::new(&berth.url, None).unwrap();
+    bob.login("bob", "bob-password-1").await.unwrap();
+    for id in [&api_ws.id, ws["id"].as_str().unwrap()] {
+        assert_eq!(code(bob.workspace(id).await.unwrap_err()), "not_found");
+        assert_eq!(
+            code(bob.start_workspace(id).await.unwrap_err()),
+            "not_found"
+        );
+        assert_eq!(
+            code(bob.delete_workspace(id).await.unwrap_err()),
+            "not_found"
+        );
+    }
+    assert!(bob
+        .workspaces(&WorkspaceQuery::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(
+        code(bob.audit(&AuditQuery::default()).await.unwrap_err()),
+        "forbidden"
+    );
+    assert_eq!(
+        code(bob.delete_profile("small").await.unwrap_err()),
+        "forbidden"
+    );
+    assert_eq!(code(bob.tokens("admin").await.unwrap_err()), "not_found");
+    let denied = bob
+        .create_token(
+            "bob",
+            &TokenCreate {
+                scopes: Some(vec!["admin:users".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(denied), "forbidden");
+    let mine = bob
+        .create_workspace(&WorkspaceCreate {
+            name: "lab".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.owner, "bob");
+    let out = berth.cli(
+        "bob",
+        &["login", "-u", "bob", "--password-stdin"],
+        Some("bob-password-1"),
+    );
+    assert!(out.status.success());
+    let bobs = berth.json("bob", &["ws", "list"]);
+    assert_eq!(bobs.as_array().unwrap().len(), 1);
+    assert!(berth
+        .fails("bob", &["ws", "show", "lab", "--owner", "admin"])
+        .contains("forbidden"));
+    assert!(berth.fails("bob", &["audit"]).contains("forbidden"));
+
+    // Delete: the workspace is marked, the profile it uses cannot go.
+    let deleting = berth.json("admin", &["ws", "delete", "lab"]);
+    assert!(deleting["deletion_requested_at"].is_string());
+    assert!(berth
+        .fails("admin", &["ws", "start", "lab"])
+        .contains("conflict"));
+    admin.delete_workspace(&api_ws.id).await.unwrap();
+    assert_eq!(
+        code(admin.delete_profile("small").await.unwrap_err()),
+        "conflict"
+    );
+
+    // The audit log holds every mutation, filterable.
+    let audit = admin
+        .audit(&AuditQuery {
+            action: Some("workspace".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut actions: Vec<&str> = audit.items.iter().map(|a| a.action.as_str()).collect();
+    actions.sort();
+    actions.dedup();
+    assert_eq!(
+        actions,
+        [
+            "workspace.create",
+            "workspace.delete",
+            "workspace.start",
+            "workspace.stop",
+            "workspace.update"
+        ]
+    );
+    let bobs = admin
+        .audit(&AuditQuery {
+            user: Some("bob".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(bobs.items.iter().all(|a| a.actor.as_deref() == Some("bob")));
+    assert!(bobs
+        .items
+        .iter()
+        .any(|a| a.action == "workspace.create" && a.target == "bob/lab"));
+    let cli_audit = berth.json("admin", &["audit", "--action", "profile"]);
+    assert!(cli_audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["action"] == "profile.update" && a["actor"] == "admin"));
+
+    // The OpenAPI document, and a clean logout.
+    let doc = admin.openapi().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["paths"]["/api/v1/workspaces/{id}"]["get"].is_object());
+    let out = berth.cli("admin", &["logout"], None);
+    assert!(out.status.success());
+    assert!(berth
+        .fails("admin", &["ws", "list"])
+        .contains("not logged in"));
+    berth.stop();
+}
+
+#[tokio::test]
+async fn end_to_end_on_sqlite() {
+    story(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn end_to_end_on_postgres() {
+    story(Engine::Postgres).await;
+}
+
+#[test]
+fn bad_config_fails_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("berth.toml");
+    std::fs::write(&cfg, "bind = \"127.0.0.1:0\"\nbindd = 1\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown field") && err.contains("bindd"),
+        "{err}"
+    );
+    let clean = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--bind", "not-an-address"])
+        .current_dir(clean.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bind"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--database-url", "mysql://x"])
+        .current_dir(clean.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database_url must start with"));
+    let out = Command::new(BIN)
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("bind = \"127.0.0.1:8000\"")
+    );
+    let out = Command::new(BIN)
+        .args(["ws", "list", "--url", "ftp://x", "--token", "t"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid server URL"));
+}
