@@ -214,6 +214,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure returns figment::Error
     fn layers_win_in_order_and_unknown_keys_fail() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

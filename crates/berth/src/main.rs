@@ -82,7 +82,10 @@ fn main() -> ExitCode {
         }
         Command::Config(ConfigCommand::Show { config }) => {
             config::Config::load(config.as_deref(), &config::Overrides::default())
-                .and_then(|c| Ok(print!("{}", toml::to_string(&c)?)))
+                .and_then(|c| {
+                    print!("{}", toml::to_string(&c)?);
+                    Ok(())
+                })
         }
         Command::Client(cmd) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)

@@ -101,7 +101,7 @@ impl From<store::StoreError> for ApiError {
         use store::StoreError as E;
         match e {
             E::NotFound { what } => ApiError::not_found(what),
-            E::Conflict { what } => ApiError::new(Code::Conflict, format!("{what}")),
+            E::Conflict { what } => ApiError::new(Code::Conflict, what),
             other => {
                 let mut chain = other.to_string();
                 let mut src = std::error::Error::source(&other);
@@ -157,7 +157,10 @@ pub fn error_table_markdown() -> String {
 }
 
 /// Maps a store conflict to `code` with `message`; other store errors as usual.
-pub fn on_conflict(code: Code, message: impl Into<String>) -> impl FnOnce(store::StoreError) -> ApiError {
+pub fn on_conflict(
+    code: Code,
+    message: impl Into<String>,
+) -> impl FnOnce(store::StoreError) -> ApiError {
     let message = message.into();
     move |e| match e {
         store::StoreError::Conflict { .. } => ApiError::new(code, message),
@@ -167,7 +170,10 @@ pub fn on_conflict(code: Code, message: impl Into<String>) -> impl FnOnce(store:
 
 /// Maps a missing record that a request body refers to (a profile, an owner) to a
 /// 422 `invalid_value` naming the field; other store errors as usual.
-pub fn missing_as_invalid(field: &str, message: impl std::fmt::Display) -> impl FnOnce(store::StoreError) -> ApiError {
+pub fn missing_as_invalid(
+    field: &str,
+    message: impl std::fmt::Display,
+) -> impl FnOnce(store::StoreError) -> ApiError {
     let message = format!("{field}: {message}");
     move |e| match e {
         store::StoreError::NotFound { .. } => ApiError::new(Code::InvalidValue, message),

@@ -286,12 +286,12 @@ impl Store {
 
     /// The token with this hash and its owner, if it exists (expiry is the caller's check).
     pub async fn token_by_hash(&self, hash: &str) -> Result<(Token, User)> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(
             "SELECT t.id AS t_id, t.user_id AS t_user_id, t.prefix, t.note, t.scopes, \
              t.created_at AS t_created_at, t.expires_at, t.last_used_at, u.id, u.name, \
              u.password_hash, u.is_admin, u.disabled, u.created_at, u.last_activity \
-             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1"
-        ))
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
+        )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await

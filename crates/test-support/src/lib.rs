@@ -193,6 +193,8 @@ fn start_private_cluster() -> String {
         c.args(["-c", &stop]);
         c
     };
+    // Never waited for: it must outlive this process to stop the cluster.
+    #[allow(clippy::zombie_processes)]
     watchdog
         .stdin(Stdio::null())
         .stdout(Stdio::null())

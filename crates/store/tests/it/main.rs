@@ -350,7 +350,7 @@ async fn workspaces_lifecycle_and_filters() {
         };
         assert_eq!(
             all(WorkspaceFilter::default()).await,
-            [w1.id.clone(), w2.id.clone()]
+            [w1.id.as_str(), w2.id.as_str()]
         );
         assert_eq!(
             all(WorkspaceFilter {
@@ -358,7 +358,7 @@ async fn workspaces_lifecycle_and_filters() {
                 ..Default::default()
             })
             .await,
-            [w2.id.clone()]
+            [w2.id.as_str()]
         );
         assert_eq!(
             all(WorkspaceFilter {
@@ -366,7 +366,7 @@ async fn workspaces_lifecycle_and_filters() {
                 ..Default::default()
             })
             .await,
-            [w2.id.clone()]
+            [w2.id.as_str()]
         );
         assert_eq!(
             all(WorkspaceFilter {
@@ -374,7 +374,7 @@ async fn workspaces_lifecycle_and_filters() {
                 ..Default::default()
             })
             .await,
-            [w2.id.clone()]
+            [w2.id.as_str()]
         );
         assert_eq!(
             all(WorkspaceFilter {
