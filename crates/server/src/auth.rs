@@ -64,7 +64,11 @@ pub async fn verify_password(password: String, hash: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
         let stored = hash.as_deref().unwrap_or(DUMMY);
         let ok = PasswordHash::new(stored)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false);
         ok && hash.is_some()
     })
@@ -162,7 +166,8 @@ impl FromRequestParts<AppState> for Ctx {
         let request_id = request_id_of(parts);
         let source = source_of(parts);
         let now = now_millis();
-        let unauthenticated = || ApiError::new(Code::Unauthenticated, "log in or send an API token");
+        let unauthenticated =
+            || ApiError::new(Code::Unauthenticated, "log in or send an API token");
 
         if parts.headers.contains_key(header::AUTHORIZATION) {
             let token = bearer(parts).ok_or_else(|| {
@@ -182,15 +187,25 @@ impl FromRequestParts<AppState> for Ctx {
             if state.should_touch(&tok.id, now) {
                 state.store.touch_token(&tok.id, now).await?;
             }
-            let principal = Principal::new(user.id, user.name, user.is_admin, &tok.scopes, Some(tok.id));
-            return Ok(Ctx { principal, request_id, source, csrf: None });
+            let principal =
+                Principal::new(user.id, user.name, user.is_admin, &tok.scopes, Some(tok.id));
+            return Ok(Ctx {
+                principal,
+                request_id,
+                source,
+                csrf: None,
+            });
         }
 
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(cookie) = jar.get(SESSION_COOKIE) else {
             return Err(unauthenticated());
         };
-        let (session, user) = match state.store.session_by_hash(&sha256_hex(cookie.value())).await {
+        let (session, user) = match state
+            .store
+            .session_by_hash(&sha256_hex(cookie.value()))
+            .await
+        {
             Ok(found) => found,
             Err(StoreError::NotFound { .. }) => return Err(unauthenticated()),
             Err(e) => return Err(e.into()),
@@ -213,7 +228,12 @@ impl FromRequestParts<AppState> for Ctx {
         }
         let role = ScopeSet::for_role(user.is_admin);
         let principal = Principal::new(user.id, user.name, user.is_admin, &role, None);
-        Ok(Ctx { principal, request_id, source, csrf: Some(session.csrf) })
+        Ok(Ctx {
+            principal,
+            request_id,
+            source,
+            csrf: Some(session.csrf),
+        })
     }
 }
 
@@ -247,7 +267,10 @@ impl Throttle {
     fn keys(user: &str, ip: Option<IpAddr>) -> [(String, u32); 2] {
         [
             (format!("u:{user}"), 1),
-            (format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()), 4),
+            (
+                format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()),
+                4,
+            ),
         ]
     }
 
@@ -278,7 +301,10 @@ impl Throttle {
             entries.retain(|_, f| f.last.elapsed() < MAX_LOCKOUT);
         }
         for (k, _) in Self::keys(user, ip) {
-            let e = entries.entry(k).or_insert(Failures { count: 0, last: Instant::now() });
+            let e = entries.entry(k).or_insert(Failures {
+                count: 0,
+                last: Instant::now(),
+            });
             if e.last.elapsed() > MAX_LOCKOUT {
                 e.count = 0;
             }

@@ -22,7 +22,12 @@ pub fn opt_time(ms: Option<Millis>) -> Option<String> {
 pub fn parse_time(field: &str, s: &str) -> Result<Millis, ApiError> {
     OffsetDateTime::parse(s, &Rfc3339)
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis)
-        .map_err(|e| ApiError::new(Code::InvalidQuery, format!("{field}: not an RFC 3339 time: {e}")))
+        .map_err(|e| {
+            ApiError::new(
+                Code::InvalidQuery,
+                format!("{field}: not an RFC 3339 time: {e}"),
+            )
+        })
 }
 
 pub fn user(u: &model::User, groups: Vec<model::Name>) -> api_types::User {
@@ -91,7 +96,10 @@ pub fn profile(p: &model::Profile) -> api_types::Profile {
 
 fn scaled(field: &str, v: f64, scale: f64) -> Result<u64, ApiError> {
     if !v.is_finite() || v < 0.0 || v * scale > 9.0e15 {
-        return Err(ApiError::new(Code::InvalidValue, format!("{field}: out of range")));
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            format!("{field}: out of range"),
+        ));
     }
     Ok((v * scale).round() as u64)
 }
@@ -102,7 +110,10 @@ fn never_if_zero(v: u64) -> Option<u64> {
 }
 
 /// Applies the fields of a create or update body onto `base`, then validates.
-pub fn apply_profile(base: ProfileSpec, u: api_types::ProfileUpdate) -> Result<ProfileSpec, ApiError> {
+pub fn apply_profile(
+    base: ProfileSpec,
+    u: api_types::ProfileUpdate,
+) -> Result<ProfileSpec, ApiError> {
     let mut s = base;
     if let Some(v) = u.display_name {
         s.display_name = v;

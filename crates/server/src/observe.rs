@@ -16,7 +16,11 @@ use crate::AppState;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-pub(crate) async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = uuid::Uuid::new_v4().simple().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
@@ -36,7 +40,12 @@ pub(crate) async fn observe(State(state): State<AppState>, mut req: Request, nex
         }
         res = render_error(res, info.code, info.message, &id);
     } else if res.status() == StatusCode::METHOD_NOT_ALLOWED && !has_body(&res) {
-        res = render_error(res, Code::MethodNotAllowed, "method not allowed".into(), &id);
+        res = render_error(
+            res,
+            Code::MethodNotAllowed,
+            "method not allowed".into(),
+            &id,
+        );
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-request-id", v);

@@ -13,7 +13,7 @@ use store::AuditFilter;
 use super::page;
 use crate::auth::Ctx;
 use crate::convert;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{self, Query};
 use crate::AppState;
 
@@ -49,14 +49,48 @@ async fn list_audit(
 ) -> ApiResult<axum::Json<Page<AuditRecord>>> {
     ctx.require_any(Scope::ReadAudit)?;
     let limit = extract::limit(q.limit)?;
+    let invalid =
+        |field: &str, what: &str| ApiError::new(Code::InvalidQuery, format!("{field}: {what}"));
+    let actor = match q.user {
+        Some(u) => Some(
+            model::Name::parse(&u)
+                .map_err(|e| invalid("user", &e.to_string()))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    // Actions are dotted lowercase words; other characters (LIKE's `%` among them) are refused.
+    let action_like = |a: &str| {
+        !a.is_empty()
+            && a.len() <= 64
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    };
+    let action = match q.action {
+        Some(a) if !action_like(&a) => {
+            return Err(invalid("action", "not an action or family of actions"))
+        }
+        a => a,
+    };
     let filter = AuditFilter {
-        actor: q.user,
-        action: q.action,
-        since: q.since.map(|s| convert::parse_time("since", &s)).transpose()?,
-        until: q.until.map(|s| convert::parse_time("until", &s)).transpose()?,
-        before: q.before,
+        actor,
+        action,
+        since: q
+            .since
+            .map(|s| convert::parse_time("since", &s))
+            .transpose()?,
+        until: q
+            .until
+            .map(|s| convert::parse_time("until", &s))
+            .transpose()?,
+        before: extract::cursor("before", q.before)?,
         limit: limit + 1,
     };
     let records = st.store.audit(&filter).await?;
-    Ok(axum::Json(page(records, limit, |a| a.id.clone(), convert::audit)))
+    Ok(axum::Json(page(
+        records,
+        limit,
+        |a| a.id.clone(),
+        convert::audit,
+    )))
 }

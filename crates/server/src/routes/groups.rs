@@ -1,6 +1,6 @@
 //! `/api/v1/groups`: groups of users. Admins manage them; members see their own.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,7 +12,7 @@ use super::created;
 use crate::auth::Ctx;
 use crate::convert;
 use crate::error::{missing_as_invalid, on_conflict, ApiError, ApiResult, Code};
-use crate::extract::{self, Json};
+use crate::extract::{self, Json, Path};
 use crate::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -39,13 +39,19 @@ async fn visible_group(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<model:
 /// Resolves user names to ids; an unknown user is an invalid value.
 async fn user_ids(st: &AppState, names: &[String]) -> ApiResult<Vec<String>> {
     if names.len() > 1000 {
-        return Err(ApiError::new(Code::InvalidValue, "users: at most 1000 at once"));
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "users: at most 1000 at once",
+        ));
     }
     let mut ids = Vec::with_capacity(names.len());
     for n in names {
         let name = extract::name("users", n)?;
         let user = st.store.user_by_name(&name).await;
-        ids.push(user.map_err(missing_as_invalid("users", format!("no user {name}")))?.id);
+        ids.push(
+            user.map_err(missing_as_invalid("users", format!("no user {name}")))?
+                .id,
+        );
     }
     Ok(ids)
 }
@@ -57,7 +63,11 @@ async fn list_groups(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Js
     ctx.require_any(Scope::ReadGroups)?;
     let groups = st.store.groups().await?;
     Ok(axum::Json(
-        groups.iter().filter(|g| can_see(&ctx, g)).map(convert::group).collect(),
+        groups
+            .iter()
+            .filter(|g| can_see(&ctx, g))
+            .map(convert::group)
+            .collect(),
     ))
 }
 
@@ -73,7 +83,10 @@ async fn create_group(
     let name = extract::name("name", &req.name)?;
     let members = user_ids(&st, &req.members).await?;
     let mut tx = st.store.begin().await?;
-    let g = tx.insert_group(&name).await.map_err(on_conflict(Code::AlreadyExists, format!("group {name} exists already")))?;
+    let g = tx.insert_group(&name).await.map_err(on_conflict(
+        Code::AlreadyExists,
+        format!("group {name} exists already"),
+    ))?;
     for m in &members {
         tx.add_member(&g.id, m).await?;
     }
@@ -92,7 +105,9 @@ async fn get_group(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Group>> {
-    Ok(axum::Json(convert::group(&visible_group(&st, &ctx, &name).await?)))
+    Ok(axum::Json(convert::group(
+        &visible_group(&st, &ctx, &name).await?,
+    )))
 }
 
 /// Deletes a group (not its members).
@@ -107,7 +122,8 @@ async fn delete_group(
     let g = visible_group(&st, &ctx, &name).await?;
     let mut tx = st.store.begin().await?;
     tx.delete_group(&g.id).await?;
-    tx.audit(&ctx.audit("group.delete", "group", g.name.as_str())).await?;
+    tx.audit(&ctx.audit("group.delete", "group", g.name.as_str()))
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -147,7 +163,10 @@ async fn remove_member(
 ) -> ApiResult<StatusCode> {
     ctx.require_any(Scope::AdminGroups)?;
     let g = visible_group(&st, &ctx, &name).await?;
-    let user = st.store.user_by_name(&extract::path_name("user", &user)?).await?;
+    let user = st
+        .store
+        .user_by_name(&extract::path_name("user", &user)?)
+        .await?;
     let mut tx = st.store.begin().await?;
     tx.remove_member(&g.id, &user.id).await?;
     let mut a = ctx.audit("group.remove_member", "group", g.name.as_str());

@@ -35,7 +35,10 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
 
 /// Health, readiness, metrics and the OpenAPI document.
 pub(crate) fn system(doc: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
-    let json = Arc::new(doc.to_pretty_json().expect("the OpenAPI document serializes"));
+    let json = Arc::new(
+        doc.to_pretty_json()
+            .expect("the OpenAPI document serializes"),
+    );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -44,22 +47,32 @@ pub(crate) fn system(doc: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
             "/api/v1/openapi.json",
             get(move || {
                 let json = json.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], json.as_str().to_owned()) }
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json.as_str().to_owned(),
+                    )
+                }
             }),
         )
 }
 
 async fn readyz(State(st): State<AppState>) -> ApiResult<&'static str> {
-    st.store
-        .ping()
-        .await
-        .map_err(|e| ApiError { code: Code::Unavailable, message: "database unavailable".into(), internal: Some(e.to_string()), retry_after: None })?;
+    st.store.ping().await.map_err(|e| ApiError {
+        code: Code::Unavailable,
+        message: "database unavailable".into(),
+        internal: Some(e.to_string()),
+        retry_after: None,
+    })?;
     Ok("ready")
 }
 
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         st.metrics.encode(),
     )
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/profiles`: resource and policy templates. Everyone reads; admins write.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,7 +13,7 @@ use super::created;
 use crate::auth::Ctx;
 use crate::convert;
 use crate::error::{on_conflict, ApiResult, Code};
-use crate::extract::{self, Json};
+use crate::extract::{self, Json, Path};
 use crate::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -25,9 +25,19 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// Lists profiles.
 #[utoipa::path(get, path = "/api/v1/profiles", tag = "profiles",
     responses((status = 200, body = Vec<Profile>), (status = "4XX", body = ErrorBody)))]
-async fn list_profiles(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Vec<Profile>>> {
+async fn list_profiles(
+    State(st): State<AppState>,
+    ctx: Ctx,
+) -> ApiResult<axum::Json<Vec<Profile>>> {
     ctx.require_any(Scope::ReadProfiles)?;
-    Ok(axum::Json(st.store.profiles().await?.iter().map(convert::profile).collect()))
+    Ok(axum::Json(
+        st.store
+            .profiles()
+            .await?
+            .iter()
+            .map(convert::profile)
+            .collect(),
+    ))
 }
 
 /// Creates a profile; omitted fields take the Standard profile's values.
@@ -42,8 +52,18 @@ async fn create_profile(
     let name = extract::name("name", &req.name)?;
     let spec = convert::apply_profile(ProfileSpec::standard(), convert::create_to_update(req))?;
     let mut tx = st.store.begin().await?;
-    let p = tx.insert_profile(&NewProfile { name: name.clone(), spec }).await.map_err(on_conflict(Code::AlreadyExists, format!("profile {name} exists already")))?;
-    tx.audit(&ctx.audit("profile.create", "profile", name.as_str())).await?;
+    let p = tx
+        .insert_profile(&NewProfile {
+            name: name.clone(),
+            spec,
+        })
+        .await
+        .map_err(on_conflict(
+            Code::AlreadyExists,
+            format!("profile {name} exists already"),
+        ))?;
+    tx.audit(&ctx.audit("profile.create", "profile", name.as_str()))
+        .await?;
     tx.commit().await?;
     Ok(created(convert::profile(&p)))
 }
@@ -57,7 +77,10 @@ async fn get_profile(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Profile>> {
     ctx.require_any(Scope::ReadProfiles)?;
-    let p = st.store.profile(&extract::path_name("profile", &name)?).await?;
+    let p = st
+        .store
+        .profile(&extract::path_name("profile", &name)?)
+        .await?;
     Ok(axum::Json(convert::profile(&p)))
 }
 
@@ -72,11 +95,20 @@ async fn update_profile(
     Json(req): Json<ProfileUpdate>,
 ) -> ApiResult<axum::Json<Profile>> {
     ctx.require_any(Scope::AdminProfiles)?;
-    let current = st.store.profile(&extract::path_name("profile", &name)?).await?;
+    let current = st
+        .store
+        .profile(&extract::path_name("profile", &name)?)
+        .await?;
     let spec = convert::apply_profile(current.spec, req)?;
     let mut tx = st.store.begin().await?;
-    let p = tx.update_profile(&NewProfile { name: current.name.clone(), spec }).await?;
-    tx.audit(&ctx.audit("profile.update", "profile", current.name.as_str())).await?;
+    let p = tx
+        .update_profile(&NewProfile {
+            name: current.name.clone(),
+            spec,
+        })
+        .await?;
+    tx.audit(&ctx.audit("profile.update", "profile", current.name.as_str()))
+        .await?;
     tx.commit().await?;
     Ok(axum::Json(convert::profile(&p)))
 }
@@ -91,10 +123,17 @@ async fn delete_profile(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     ctx.require_any(Scope::AdminProfiles)?;
-    let p = st.store.profile(&extract::path_name("profile", &name)?).await?;
+    let p = st
+        .store
+        .profile(&extract::path_name("profile", &name)?)
+        .await?;
     let mut tx = st.store.begin().await?;
-    tx.delete_profile(&p.id).await.map_err(on_conflict(Code::Conflict, "workspaces still use this profile"))?;
-    tx.audit(&ctx.audit("profile.delete", "profile", p.name.as_str())).await?;
+    tx.delete_profile(&p.id).await.map_err(on_conflict(
+        Code::Conflict,
+        "workspaces still use this profile",
+    ))?;
+    tx.audit(&ctx.audit("profile.delete", "profile", p.name.as_str()))
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -34,7 +34,10 @@ pub(crate) struct Meta {
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Meta {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Meta { request_id: auth::request_id_of(parts), source: auth::source_of(parts) })
+        Ok(Meta {
+            request_id: auth::request_id_of(parts),
+            source: auth::source_of(parts),
+        })
     }
 }
 
@@ -54,7 +57,20 @@ async fn login(
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let ip = meta.source.as_deref().and_then(|s| s.parse().ok());
-    let attempted = req.username.chars().take(64).collect::<String>();
+    // As recorded and throttled: bounded, and without control characters (PostgreSQL
+    // refuses NUL in text).
+    let attempted = req
+        .username
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_control() {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
+        .collect::<String>();
     let record = |outcome, detail: &str| NewAudit {
         actor_id: None,
         actor: None,
@@ -68,7 +84,9 @@ async fn login(
     };
     if let Some(wait) = st.throttle.check(&attempted, ip) {
         st.metrics.login("throttled");
-        st.store.audit_alone(&record(Outcome::Denied, "throttled")).await?;
+        st.store
+            .audit_alone(&record(Outcome::Denied, "throttled"))
+            .await?;
         let mut e = ApiError::new(
             Code::TooManyRequests,
             format!("too many failed logins; try again in {wait} seconds"),
@@ -76,7 +94,8 @@ async fn login(
         e.retry_after = Some(wait);
         return Err(e);
     }
-    let found = if req.username.len() <= 64 {
+    // Every user name is a valid name; any other string names no one.
+    let found = if model::Name::parse(&req.username).is_ok() {
         match st.store.user_credentials(&req.username).await {
             Ok(found) => Some(found),
             Err(StoreError::NotFound { .. }) => None,
@@ -95,8 +114,13 @@ async fn login(
         _ => {
             st.throttle.failed(&attempted, ip);
             st.metrics.login("failure");
-            st.store.audit_alone(&record(Outcome::Failure, "wrong user name or password")).await?;
-            return Err(ApiError::new(Code::InvalidCredentials, "wrong user name or password"));
+            st.store
+                .audit_alone(&record(Outcome::Failure, "wrong user name or password"))
+                .await?;
+            return Err(ApiError::new(
+                Code::InvalidCredentials,
+                "wrong user name or password",
+            ));
         }
     };
     st.throttle.succeeded(&attempted);
@@ -105,8 +129,13 @@ async fn login(
     let csrf = auth::random_secret();
     let ttl = st.config.session_ttl;
     let mut tx = st.store.begin().await?;
-    tx.insert_session(&auth::sha256_hex(&secret), &user.id, &csrf, now_millis() + ttl.as_millis() as i64)
-        .await?;
+    tx.insert_session(
+        &auth::sha256_hex(&secret),
+        &user.id,
+        &csrf,
+        now_millis() + ttl.as_millis() as i64,
+    )
+    .await?;
     let mut ok_record = record(Outcome::Success, "password");
     ok_record.actor_id = Some(user.id.clone());
     ok_record.actor = Some(user.name.to_string());
@@ -138,7 +167,8 @@ async fn logout(State(st): State<AppState>, ctx: Ctx, jar: CookieJar) -> ApiResu
     if let Some(c) = jar.get(SESSION_COOKIE) {
         tx.delete_session(&auth::sha256_hex(c.value())).await?;
     }
-    tx.audit(&ctx.audit("auth.logout", "user", ctx.principal.name.as_str())).await?;
+    tx.audit(&ctx.audit("auth.logout", "user", ctx.principal.name.as_str()))
+        .await?;
     tx.commit().await?;
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     Ok((StatusCode::NO_CONTENT, jar).into_response())
@@ -153,7 +183,12 @@ async fn me(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Me>> {
     Ok(axum::Json(Me {
         user: convert::user(&user, groups),
         scopes: ctx.principal.scopes.iter().map(|s| s.to_string()).collect(),
-        via: if ctx.principal.token_id.is_some() { "token" } else { "session" }.into(),
+        via: if ctx.principal.token_id.is_some() {
+            "token"
+        } else {
+            "session"
+        }
+        .into(),
         csrf_token: ctx.csrf,
     }))
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/users/{name}/tokens`: API tokens, shown once, stored as hashes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,7 +14,7 @@ use super::{created, text};
 use crate::auth::{self, Ctx, TOKEN_PREFIX};
 use crate::convert;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::Json;
+use crate::extract::{self, Json, Path};
 use crate::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -52,7 +52,10 @@ async fn create_token(
     let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
     ctx.require(Scope::Tokens, &user.id)?;
     text("note", &req.note, 1000)?;
-    let allowed = ctx.principal.scopes.intersection(&ScopeSet::for_role(user.is_admin));
+    let allowed = ctx
+        .principal
+        .scopes
+        .intersection(&ScopeSet::for_role(user.is_admin));
     let scopes = match &req.scopes {
         None => allowed,
         Some(list) => {
@@ -71,7 +74,10 @@ async fn create_token(
         None => None,
         Some(s) if (1..=MAX_LIFETIME_SECS).contains(&s) => Some(now_millis() + s as i64 * 1000),
         Some(_) => {
-            return Err(ApiError::new(Code::InvalidValue, "expires_in: must be 1 second to 10 years"))
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                "expires_in: must be 1 second to 10 years",
+            ))
         }
     };
     let secret = format!("{TOKEN_PREFIX}{}", auth::random_secret());
@@ -90,7 +96,10 @@ async fn create_token(
     a.detail = Some(format!("owner={} scopes={}", user.name, token.scopes));
     tx.audit(&a).await?;
     tx.commit().await?;
-    Ok(created(TokenCreated { token: secret, info: convert::token(&token) }))
+    Ok(created(TokenCreated {
+        token: secret,
+        info: convert::token(&token),
+    }))
 }
 
 /// Revokes a token.
@@ -105,7 +114,8 @@ async fn delete_token(
     let user = visible_user(&st, &ctx, &name, Scope::ReadTokens).await?;
     ctx.require(Scope::Tokens, &user.id)?;
     let mut tx = st.store.begin().await?;
-    tx.delete_token(&user.id, &id).await?;
+    tx.delete_token(&user.id, extract::path_id("token", &id)?)
+        .await?;
     let mut a = ctx.audit("token.delete", "token", &id);
     a.detail = Some(format!("owner={}", user.name));
     tx.audit(&a).await?;

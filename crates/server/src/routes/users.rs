@@ -1,6 +1,6 @@
 //! `/api/v1/users`: accounts. Admins manage everyone; a user sees only themself.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,7 +15,7 @@ use super::{created, page};
 use crate::auth::{self, Ctx};
 use crate::convert;
 use crate::error::{on_conflict, ApiError, ApiResult, Code};
-use crate::extract::{self, Json, Query};
+use crate::extract::{self, Json, Path, Query};
 use crate::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -64,17 +64,25 @@ async fn list_users(
     ctx.require_any(Scope::ReadUsers)?;
     let limit = extract::limit(q.limit)?;
     let users = if ctx.principal.reaches_everyone(Scope::ReadUsers) {
-        st.store.users(q.after.as_deref(), limit + 1).await?
+        let after = extract::cursor("after", q.after)?;
+        st.store.users(after.as_deref(), limit + 1).await?
     } else {
         let me = st.store.user(&ctx.principal.user_id).await?;
-        if q.after.is_some() { vec![] } else { vec![me] }
+        if q.after.is_some() {
+            vec![]
+        } else {
+            vec![me]
+        }
     };
     let mut out = page(users, limit, |u| u.name.to_string(), Clone::clone);
     let mut items = Vec::with_capacity(out.items.len());
     for u in &out.items {
         items.push(wire(&st, u).await?);
     }
-    Ok(axum::Json(Page { items, next: out.next.take() }))
+    Ok(axum::Json(Page {
+        items,
+        next: out.next.take(),
+    }))
 }
 
 /// Creates a user.
@@ -97,9 +105,16 @@ async fn create_user(
     };
     let mut tx = st.store.begin().await?;
     let user = tx
-        .insert_user(&NewUser { name: name.clone(), password_hash, is_admin: req.admin })
+        .insert_user(&NewUser {
+            name: name.clone(),
+            password_hash,
+            is_admin: req.admin,
+        })
         .await
-        .map_err(on_conflict(Code::AlreadyExists, format!("user {name} exists already")))?;
+        .map_err(on_conflict(
+            Code::AlreadyExists,
+            format!("user {name} exists already"),
+        ))?;
     let mut a = ctx.audit("user.create", "user", name.as_str());
     a.detail = Some(format!("{{\"admin\":{}}}", req.admin));
     tx.audit(&a).await?;
@@ -139,8 +154,12 @@ async fn update_user(
     if !own_password_only {
         ctx.require(Scope::AdminUsers, &user.id)?;
     }
-    if user.id == ctx.principal.user_id && (req.admin == Some(false) || req.disabled == Some(true)) {
-        return Err(ApiError::new(Code::Conflict, "you cannot demote or disable yourself"));
+    if user.id == ctx.principal.user_id && (req.admin == Some(false) || req.disabled == Some(true))
+    {
+        return Err(ApiError::new(
+            Code::Conflict,
+            "you cannot demote or disable yourself",
+        ));
     }
     let password_hash = match &req.password {
         Some(p) => {
@@ -151,7 +170,14 @@ async fn update_user(
     };
     let mut tx = st.store.begin().await?;
     let updated = tx
-        .update_user(&user.id, &UserPatch { is_admin: req.admin, disabled: req.disabled, password_hash })
+        .update_user(
+            &user.id,
+            &UserPatch {
+                is_admin: req.admin,
+                disabled: req.disabled,
+                password_hash,
+            },
+        )
         .await?;
     let mut a = ctx.audit("user.update", "user", user.name.as_str());
     a.detail = Some(
@@ -183,8 +209,12 @@ async fn delete_user(
         return Err(ApiError::new(Code::Conflict, "you cannot delete yourself"));
     }
     let mut tx = st.store.begin().await?;
-    tx.delete_user(&user.id).await.map_err(on_conflict(Code::Conflict, "the user still owns workspaces; delete them first"))?;
-    tx.audit(&ctx.audit("user.delete", "user", user.name.as_str())).await?;
+    tx.delete_user(&user.id).await.map_err(on_conflict(
+        Code::Conflict,
+        "the user still owns workspaces; delete them first",
+    ))?;
+    tx.audit(&ctx.audit("user.delete", "user", user.name.as_str()))
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 //! records what is wanted (bumping `generation`); the controller makes it so.
 //! A workspace the caller may not read is reported as missing (404).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -17,7 +17,7 @@ use super::{created, page};
 use crate::auth::Ctx;
 use crate::convert;
 use crate::error::{missing_as_invalid, on_conflict, ApiError, ApiResult, Code};
-use crate::extract::{self, Json, Query};
+use crate::extract::{self, Json, Path, Query};
 use crate::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -46,7 +46,8 @@ struct ListQuery {
 
 fn query_name(field: &str, s: Option<String>) -> ApiResult<Option<model::Name>> {
     s.map(|s| {
-        model::Name::parse(&s).map_err(|e| ApiError::new(Code::InvalidQuery, format!("{field}: {e}")))
+        model::Name::parse(&s)
+            .map_err(|e| ApiError::new(Code::InvalidQuery, format!("{field}: {e}")))
     })
     .transpose()
 }
@@ -66,7 +67,12 @@ async fn list_workspaces(
         Some(n) if ctx.principal.reaches_everyone(Scope::ReadServers) => {
             match st.store.user_by_name(&n).await {
                 Ok(u) => Some(u.id),
-                Err(StoreError::NotFound { .. }) => return Ok(axum::Json(Page { items: vec![], next: None })),
+                Err(StoreError::NotFound { .. }) => {
+                    return Ok(axum::Json(Page {
+                        items: vec![],
+                        next: None,
+                    }))
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -77,8 +83,9 @@ async fn list_workspaces(
     let state = q
         .state
         .map(|s| {
-            WorkspaceState::parse(&s)
-                .ok_or_else(|| ApiError::new(Code::InvalidQuery, format!("state: unknown state {s:?}")))
+            WorkspaceState::parse(&s).ok_or_else(|| {
+                ApiError::new(Code::InvalidQuery, format!("state: unknown state {s:?}"))
+            })
         })
         .transpose()?;
     let filter = WorkspaceFilter {
@@ -86,11 +93,16 @@ async fn list_workspaces(
         state,
         profile: query_name("profile", q.profile)?,
         name: query_name("name", q.name)?,
-        after: q.after,
+        after: extract::cursor("after", q.after)?,
         limit: limit + 1,
     };
     let items = st.store.workspaces(&filter).await?;
-    Ok(axum::Json(page(items, limit, |w| w.id.clone(), convert::workspace)))
+    Ok(axum::Json(page(
+        items,
+        limit,
+        |w| w.id.clone(),
+        convert::workspace,
+    )))
 }
 
 /// Creates a workspace (stopped, or asked to run with `start: true`).
@@ -107,7 +119,10 @@ async fn create_workspace(
         None => st.store.user(&ctx.principal.user_id).await?,
         Some(o) => {
             let o = extract::name("owner", &o)?;
-            st.store.user_by_name(&o).await.map_err(missing_as_invalid("owner", format!("no user {o}")))?
+            st.store
+                .user_by_name(&o)
+                .await
+                .map_err(missing_as_invalid("owner", format!("no user {o}")))?
         }
     };
     ctx.require(Scope::Servers, &owner.id)?;
@@ -116,15 +131,34 @@ async fn create_workspace(
         .store
         .profile(&profile_name)
         .await
-        .map_err(missing_as_invalid("profile", format!("no profile {profile_name}")))?;
-    let desired = if req.start { DesiredState::Running } else { DesiredState::Stopped };
+        .map_err(missing_as_invalid(
+            "profile",
+            format!("no profile {profile_name}"),
+        ))?;
+    let desired = if req.start {
+        DesiredState::Running
+    } else {
+        DesiredState::Stopped
+    };
     let mut tx = st.store.begin().await?;
     let ws = tx
         .insert_workspace(&owner, &name, &profile, desired)
         .await
-        .map_err(on_conflict(Code::AlreadyExists, format!("{} already has a workspace {name}", owner.name)))?;
-    let mut a = ctx.audit("workspace.create", "workspace", &format!("{}/{}", owner.name, name));
-    a.detail = Some(format!("id={} profile={} desired={}", ws.id, profile.name, desired.as_str()));
+        .map_err(on_conflict(
+            Code::AlreadyExists,
+            format!("{} already has a workspace {name}", owner.name),
+        ))?;
+    let mut a = ctx.audit(
+        "workspace.create",
+        "workspace",
+        &format!("{}/{}", owner.name, name),
+    );
+    a.detail = Some(format!(
+        "id={} profile={} desired={}",
+        ws.id,
+        profile.name,
+        desired.as_str()
+    ));
     tx.audit(&a).await?;
     tx.commit().await?;
     Ok(created(convert::workspace(&ws)))
@@ -132,13 +166,12 @@ async fn create_workspace(
 
 /// Finds a workspace the caller may read; any other is a 404.
 async fn visible(st: &AppState, ctx: &Ctx, id: &str) -> ApiResult<model::Workspace> {
-    let not_found = || ApiError::not_found("workspace");
-    if id.len() > 64 {
-        return Err(not_found());
-    }
-    let ws = st.store.workspace(id).await?;
+    let ws = st
+        .store
+        .workspace(extract::path_id("workspace", id)?)
+        .await?;
     if !ctx.principal.may(Scope::ReadServers, &ws.owner_id) {
-        return Err(not_found());
+        return Err(ApiError::not_found("workspace"));
     }
     Ok(ws)
 }
@@ -151,7 +184,9 @@ async fn get_workspace(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Workspace>> {
-    Ok(axum::Json(convert::workspace(&visible(&st, &ctx, &id).await?)))
+    Ok(axum::Json(convert::workspace(
+        &visible(&st, &ctx, &id).await?,
+    )))
 }
 
 /// Applies a desired-state change and records it.
@@ -177,7 +212,10 @@ async fn change(
     let mut tx = st.store.begin().await?;
     tx.update_workspace_spec(&ws.id, profile.as_ref(), desired)
         .await
-        .map_err(on_conflict(Code::Conflict, "the workspace is being deleted"))?;
+        .map_err(on_conflict(
+            Code::Conflict,
+            "the workspace is being deleted",
+        ))?;
     let mut a = ctx.audit(action, "workspace", &format!("{}/{}", ws.owner, ws.name));
     a.detail = Some(format!("id={}", ws.id));
     tx.audit(&a).await?;
@@ -195,7 +233,10 @@ async fn update_workspace(
     Path(id): Path<String>,
     Json(req): Json<WorkspaceUpdate>,
 ) -> ApiResult<axum::Json<Workspace>> {
-    let profile = req.profile.map(|p| extract::name("profile", &p)).transpose()?;
+    let profile = req
+        .profile
+        .map(|p| extract::name("profile", &p))
+        .transpose()?;
     let ws = change(&st, &ctx, &id, "workspace.update", profile, None).await?;
     Ok(axum::Json(convert::workspace(&ws)))
 }
@@ -209,7 +250,15 @@ async fn start_workspace(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
-    let ws = change(&st, &ctx, &id, "workspace.start", None, Some(DesiredState::Running)).await?;
+    let ws = change(
+        &st,
+        &ctx,
+        &id,
+        "workspace.start",
+        None,
+        Some(DesiredState::Running),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
 }
 
@@ -222,7 +271,15 @@ async fn stop_workspace(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
-    let ws = change(&st, &ctx, &id, "workspace.stop", None, Some(DesiredState::Stopped)).await?;
+    let ws = change(
+        &st,
+        &ctx,
+        &id,
+        "workspace.stop",
+        None,
+        Some(DesiredState::Stopped),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
 }
 
@@ -238,7 +295,11 @@ async fn delete_workspace(
     ctx.require(Scope::Servers, &ws.owner_id)?;
     let mut tx = st.store.begin().await?;
     tx.request_workspace_deletion(&ws.id).await?;
-    let mut a = ctx.audit("workspace.delete", "workspace", &format!("{}/{}", ws.owner, ws.name));
+    let mut a = ctx.audit(
+        "workspace.delete",
+        "workspace",
+        &format!("{}/{}", ws.owner, ws.name),
+    );
     a.detail = Some(format!("id={}", ws.id));
     tx.audit(&a).await?;
     tx.commit().await?;
