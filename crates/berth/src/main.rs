@@ -81,11 +81,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Config(ConfigCommand::Show { config }) => {
-            config::Config::load(config.as_deref(), &config::Overrides::default())
-                .and_then(|c| {
-                    print!("{}", toml::to_string(&c)?);
-                    Ok(())
-                })
+            config::Config::load(config.as_deref(), &config::Overrides::default()).and_then(|c| {
+                print!("{}", toml::to_string(&c)?);
+                Ok(())
+            })
         }
         Command::Client(cmd) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
