@@ -74,15 +74,12 @@ async fn list_users(
             vec![me]
         }
     };
-    let mut out = page(users, limit, |u| u.name.to_string(), Clone::clone);
-    let mut items = Vec::with_capacity(out.items.len());
-    for u in &out.items {
-        items.push(wire(&st, u).await?);
+    let Page { items, next } = page(users, limit, |u| u.name.to_string(), Clone::clone);
+    let mut wired = Vec::with_capacity(items.len());
+    for u in &items {
+        wired.push(wire(&st, u).await?);
     }
-    Ok(axum::Json(Page {
-        items,
-        next: out.next.take(),
-    }))
+    Ok(axum::Json(Page { items: wired, next }))
 }
 
 /// Creates a user.
