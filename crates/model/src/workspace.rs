@@ -251,7 +251,10 @@ mod tests {
                     Transition::Settled | Transition::Wait => continue,
                 };
                 // Staying put (a deletion already under way) is continuing, not a transition.
-                assert!(state == next || state.can_go_to(next), "{state:?} -> {next:?}");
+                assert!(
+                    state == next || state.can_go_to(next),
+                    "{state:?} -> {next:?}"
+                );
             }
         }
     }
