@@ -445,6 +445,64 @@ async fn end_to_end_on_postgres() {
     story(Engine::Postgres).await;
 }
 
+/// Without `BERTH_ADMIN_PASSWORD`, the first start prints a random password once;
+/// it logs in, and a restart on the same data prints nothing and keeps it.
+#[tokio::test]
+async fn first_start_prints_a_one_time_admin_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env_remove("BERTH_ADMIN_PASSWORD")
+            .env("RUST_LOG", "warn")
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        for line in lines.by_ref().map_while(Result::ok) {
+            let done = line.starts_with("listening on ");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+        (child, printed)
+    };
+    let (mut first, printed) = start();
+    let url = printed
+        .last()
+        .unwrap()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let password = printed
+        .iter()
+        .find_map(|l| l.split("one-time password `").nth(1))
+        .and_then(|rest| rest.strip_suffix('`'))
+        .unwrap_or_else(|| panic!("no one-time password in {printed:?}"))
+        .to_owned();
+    assert!(password.len() >= 16, "{password}");
+    let mut c = Client::new(&url, None).unwrap();
+    assert!(c.login("admin", &password).await.unwrap().user.admin);
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (mut second, printed) = start();
+    assert_eq!(
+        printed.len(),
+        1,
+        "a restart prints no password: {printed:?}"
+    );
+    let url = printed[0].strip_prefix("listening on ").unwrap();
+    let mut c = Client::new(url, None).unwrap();
+    c.login("admin", &password).await.unwrap();
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
 #[test]
 fn bad_config_fails_before_binding() {
     let dir = tempfile::tempdir().unwrap();

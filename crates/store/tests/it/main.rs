@@ -239,8 +239,10 @@ async fn tokens_and_sessions() {
 #[tokio::test]
 async fn profiles_roundtrip_and_in_use() {
     async fn t(store: &Store) {
+        store.ping().await.unwrap();
         let (alice, profile) = seed(store).await;
         assert_eq!(store.profile(&name("standard")).await.unwrap(), profile);
+        assert_eq!(store.profiles().await.unwrap(), vec![profile.clone()]);
         let mut spec = ProfileSpec::standard();
         spec.app = model::App::Command {
             argv: vec!["python3".into(), "-m".into(), "http.server".into()],
