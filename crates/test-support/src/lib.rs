@@ -1,6 +1,6 @@
 //! Test fixtures that start real components on loopback.
 //!
-//! [`Engine::each`] gives a test one fresh database per engine berth supports:
+//! [`Engine::fresh`] gives a test a fresh database on each engine berth supports:
 //! a SQLite file in a temporary directory, and a new database in a real PostgreSQL
 //! server. The server comes from `BERTH_TEST_POSTGRES_URL` when set (an admin URL);
 //! otherwise the first test of a process starts a private cluster (`initdb` +
