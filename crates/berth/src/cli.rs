@@ -593,11 +593,9 @@ async fn users(c: &Client, out: &Out, cmd: UsersCommand) -> anyhow::Result<()> {
             admin,
             password_stdin,
         } => {
-            let password = if password_stdin {
-                Some(read_password(true, "")?)
-            } else {
-                None
-            };
+            let password = password_stdin
+                .then(|| read_password(true, ""))
+                .transpose()?;
             let u = c
                 .create_user(&UserCreate {
                     name,
@@ -613,11 +611,9 @@ async fn users(c: &Client, out: &Out, cmd: UsersCommand) -> anyhow::Result<()> {
             disabled,
             password_stdin,
         } => {
-            let password = if password_stdin {
-                Some(read_password(true, "")?)
-            } else {
-                None
-            };
+            let password = password_stdin
+                .then(|| read_password(true, ""))
+                .transpose()?;
             let u = c
                 .update_user(
                     &name,
