@@ -12,6 +12,10 @@ pub struct WorkspaceRef {
     pub id: String,
     pub owner: Name,
     pub name: Name,
+    /// The unprivileged uid (and gid) the workspace runs as; never 0.
+    pub uid: u32,
+    /// The URL prefix the app serves under, `/user/{owner}/{name}/`.
+    pub base_url: String,
     pub profile: ProfileSpec,
     /// Extra environment for the app (JupyterHub spawner conventions).
     pub env: Vec<(String, String)>,
@@ -221,6 +225,8 @@ pub mod fake {
                 id: "w1".into(),
                 owner: Name::parse("alice").unwrap(),
                 name: Name::parse("lab").unwrap(),
+                uid: 100_000,
+                base_url: "/user/alice/lab/".into(),
                 profile: ProfileSpec::standard(),
                 env: vec![],
             }
