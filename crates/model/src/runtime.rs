@@ -80,6 +80,10 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     async fn observe(&self, id: &str) -> Result<Observed, RuntimeError>;
     /// Ids of every workspace this runtime holds anything for (re-adoption, clean-up).
     async fn list(&self) -> Result<Vec<String>, RuntimeError>;
+    /// The last `max_bytes` of the app's log, for status messages and `berth ws show`.
+    async fn log_tail(&self, _id: &str, _max_bytes: usize) -> Result<String, RuntimeError> {
+        Ok(String::new())
+    }
 }
 
 pub mod fake {

@@ -390,6 +390,15 @@ impl Store {
         rows.iter().map(rows::workspace).collect()
     }
 
+    /// The ids of every workspace, for the controller's periodic resync.
+    pub async fn workspace_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM workspaces ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("list workspace ids", "workspace"))?;
+        rows.iter().map(|r| get(r, "id", "workspace")).collect()
+    }
+
     /// How many workspaces `owner_id` has, and the CPU and memory of the active ones.
     pub async fn usage(&self, owner_id: &str) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(

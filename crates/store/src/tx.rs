@@ -147,6 +147,27 @@ impl Tx {
         Ok(())
     }
 
+    /// The user's uid, allocated (the next after the highest, from `base`) if the user
+    /// has none yet. Allocation happens inside the write transaction, so two never
+    /// get the same uid; the unique index guards it too.
+    pub async fn ensure_uid(&mut self, user_id: &str, base: i64) -> Result<i64> {
+        sqlx::query(
+            "UPDATE users SET uid = (SELECT COALESCE(MAX(uid) + 1, $2) FROM users) \
+             WHERE id = $1 AND uid IS NULL",
+        )
+        .bind(user_id)
+        .bind(base)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("allocate uid", "user uid"))?;
+        let row = sqlx::query("SELECT uid FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(query_error("read uid", "user"))?;
+        rows::one(row, "user", |r| crate::get::<i64>(r, "uid", "user uid"))
+    }
+
     // ---- groups ------------------------------------------------------------
 
     pub async fn insert_group(&mut self, name: &Name) -> Result<Group> {

@@ -152,6 +152,36 @@ async fn a_rolled_back_transaction_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn uids_are_allocated_once_and_never_shared() {
+    async fn t(store: &Store) {
+        let (alice, _) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let bob = tx
+            .insert_user(&NewUser {
+                name: name("bob"),
+                password_hash: None,
+                is_admin: false,
+            })
+            .await
+            .unwrap();
+        let a = tx.ensure_uid(&alice.id, 200_000).await.unwrap();
+        let b = tx.ensure_uid(&bob.id, 200_000).await.unwrap();
+        assert_eq!((a, b), (200_000, 200_001));
+        assert_eq!(
+            tx.ensure_uid(&alice.id, 200_000).await.unwrap(),
+            a,
+            "stable"
+        );
+        assert!(matches!(
+            tx.ensure_uid("nobody", 200_000).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        tx.commit().await.unwrap();
+    }
+    on_each_engine!(t);
+}
+
+#[tokio::test]
 async fn groups_and_members() {
     async fn t(store: &Store) {
         let (alice, _) = seed(store).await;
@@ -319,6 +349,10 @@ async fn workspaces_lifecycle_and_filters() {
             .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(store.workspace(&w1.id).await.unwrap(), w1);
+        assert_eq!(
+            store.workspace_ids().await.unwrap(),
+            [w1.id.as_str(), w2.id.as_str()]
+        );
 
         let mut tx = store.begin().await.unwrap();
         tx.update_workspace_spec(&w1.id, None, Some(DesiredState::Running))
