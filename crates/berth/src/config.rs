@@ -46,6 +46,13 @@ session_ttl_secs = 1209600
 login_max_failures = 5
 # First refusal period; it doubles with each further failure (up to 15 minutes).
 login_lockout_secs = 30
+
+[quota]
+# What each user may hold at most. CPU and memory count the workspaces that are
+# not stopped; a create or start beyond them is refused with quota_exceeded.
+max_workspaces = 10
+max_cpu = 16.0
+max_memory_bytes = 68719476736 # 64 GiB
 "#;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +65,16 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub quota: QuotaConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    pub max_workspaces: u64,
+    /// CPUs (fractions allowed).
+    pub max_cpu: f64,
+    pub max_memory_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +117,11 @@ impl Default for Config {
                 session_ttl_secs: 14 * 24 * 3600,
                 login_max_failures: 5,
                 login_lockout_secs: 30,
+            },
+            quota: QuotaConfig {
+                max_workspaces: 10,
+                max_cpu: 16.0,
+                max_memory_bytes: 64 << 30,
             },
         }
     }
@@ -186,7 +208,20 @@ impl Config {
         if !(1..=3600).contains(&a.login_lockout_secs) {
             bail!("auth.login_lockout_secs must be between 1 and 3600");
         }
+        let q = &self.quota;
+        if !(q.max_cpu.is_finite() && (0.0..=1e6).contains(&q.max_cpu)) {
+            bail!("quota.max_cpu must be between 0 and 1000000");
+        }
         Ok(())
+    }
+
+    /// The quota as the server applies it.
+    pub fn quota(&self) -> server::Quota {
+        server::Quota {
+            max_workspaces: self.quota.max_workspaces,
+            max_cpu_millis: (self.quota.max_cpu * 1000.0).round() as u64,
+            max_memory_bytes: self.quota.max_memory_bytes,
+        }
     }
 
     /// The database URL: the configured one, or SQLite under the data dir.
@@ -240,6 +275,10 @@ mod tests {
             jail.create_file("bad.toml", "bnd = \"x\"\n")?;
             let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+            jail.create_file("bad3.toml", "[quota]\nmax_cpu = -1.0\n")?;
+            let err =
+                Config::load(Some(Path::new("bad3.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("quota.max_cpu"), "{err:#}");
             jail.create_file("bad2.toml", "[auth]\nlogin_lockout_secs = 0\n")?;
             let err =
                 Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();

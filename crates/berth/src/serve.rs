@@ -47,6 +47,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             session_ttl: Duration::from_secs(cfg.auth.session_ttl_secs),
             login_max_failures: cfg.auth.login_max_failures,
             login_lockout: Duration::from_secs(cfg.auth.login_lockout_secs),
+            quota: cfg.quota(),
         },
     );
     let listener = tokio::net::TcpListener::bind(cfg.bind)

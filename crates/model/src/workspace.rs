@@ -176,6 +176,9 @@ pub struct WorkspaceStatus {
     /// When the workspace last became running.
     #[serde(default)]
     pub started_at: Option<Millis>,
+    /// When `state` last changed (start timeouts are measured from it).
+    #[serde(default)]
+    pub since: Option<Millis>,
 }
 
 impl WorkspaceStatus {
@@ -185,6 +188,7 @@ impl WorkspaceStatus {
             message: None,
             conditions: Vec::new(),
             started_at: None,
+            since: None,
         }
     }
 }

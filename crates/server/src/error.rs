@@ -39,6 +39,7 @@ codes! {
     Unauthenticated => (UNAUTHORIZED, "unauthenticated", "No valid session cookie or API token was presented, or it expired.");
     InvalidCredentials => (UNAUTHORIZED, "invalid_credentials", "Login failed: unknown user, wrong password or disabled account.");
     Forbidden => (FORBIDDEN, "forbidden", "The session or token lacks the scope this request needs.");
+    QuotaExceeded => (FORBIDDEN, "quota_exceeded", "Creating or starting the workspace would exceed the owner's quota (workspaces, CPU or memory); the message says which.");
     CsrfFailed => (FORBIDDEN, "csrf_failed", "A cookie-authenticated mutation did not carry the session's `x-csrf-token` header.");
     NotFound => (NOT_FOUND, "not_found", "No such route or resource, or one the caller may not see.");
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The route exists but not with this HTTP method.");

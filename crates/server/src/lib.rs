@@ -34,6 +34,27 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     pub login_max_failures: u32,
     pub login_lockout: Duration,
+    /// What each user may hold at most.
+    pub quota: Quota,
+}
+
+/// Per-user limits, checked when a workspace is created, started or moved to
+/// another profile. CPU and memory count the workspaces that are not stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub max_workspaces: u64,
+    pub max_cpu_millis: u64,
+    pub max_memory_bytes: u64,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            max_workspaces: 10,
+            max_cpu_millis: 16_000,
+            max_memory_bytes: 64 << 30,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -43,6 +64,7 @@ impl Default for ServerConfig {
             session_ttl: Duration::from_secs(14 * 24 * 3600),
             login_max_failures: 5,
             login_lockout: Duration::from_secs(30),
+            quota: Quota::default(),
         }
     }
 }
@@ -54,6 +76,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub throttle: Arc<auth::Throttle>,
     pub config: Arc<ServerConfig>,
+    /// Tells the controller that a workspace's desired state changed.
+    pub controller: Option<controller::Handle>,
     /// When each token's `last_used` was last written, to write it at most once a minute.
     touched: Arc<Mutex<HashMap<String, i64>>>,
 }
@@ -68,7 +92,15 @@ impl AppState {
                 config.login_lockout,
             )),
             config: Arc::new(config),
+            controller: None,
             touched: Arc::default(),
+        }
+    }
+
+    /// Wakes the controller for a workspace whose spec was just committed.
+    pub(crate) fn changed(&self, workspace_id: &str) {
+        if let Some(c) = &self.controller {
+            c.changed(workspace_id);
         }
     }
 

@@ -17,7 +17,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-pub use rows::{AuditFilter, NewAudit, NewProfile, NewToken, NewUser, SessionRow, WorkspaceFilter};
+pub use rows::{
+    AuditFilter, NewAudit, NewProfile, NewToken, NewUser, SessionRow, Usage, WorkspaceFilter,
+};
 pub use tx::{Tx, UserPatch};
 
 use model::{AuditRecord, Group, Name, Profile, Token, User, Workspace};
@@ -397,25 +399,6 @@ impl Store {
             .await
             .map_err(query_error("list workspace ids", "workspace"))?;
         rows.iter().map(|r| get(r, "id", "workspace")).collect()
-    }
-
-    /// How many workspaces `owner_id` has, and the CPU and memory of the active ones.
-    pub async fn usage(&self, owner_id: &str) -> Result<(i64, i64, i64)> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, \
-             CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.cpu_millis ELSE 0 END), 0) AS BIGINT) AS cpu, \
-             CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.memory_bytes ELSE 0 END), 0) AS BIGINT) AS mem \
-             FROM workspaces w JOIN profiles p ON p.id = w.profile_id WHERE w.owner_id = $1",
-        )
-        .bind(owner_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(query_error("sum usage", "workspace"))?;
-        let get = |c: &str| -> Result<i64> {
-            row.try_get::<i64, _>(c)
-                .map_err(|e| rows::corrupt("usage", e))
-        };
-        Ok((get("n")?, get("cpu")?, get("mem")?))
     }
 
     // ---- audit -------------------------------------------------------------

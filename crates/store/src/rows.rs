@@ -239,3 +239,12 @@ pub struct NewAudit {
     pub request_id: Option<String>,
     pub detail: Option<String>,
 }
+
+/// What one user's workspaces hold: how many, and the CPU and memory of those
+/// that are not stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub workspaces: u64,
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+}

@@ -8,7 +8,7 @@ use model::{
     new_id, now_millis, DesiredState, Group, Name, Profile, Token, User, Workspace, WorkspaceStatus,
 };
 
-use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser};
+use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser, Usage};
 use crate::{query_error, Result, StoreError};
 
 /// An open write transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -458,6 +458,31 @@ impl Tx {
             });
         }
         Ok(())
+    }
+
+    /// How many workspaces `owner_id` has, and the CPU and memory of those not
+    /// stopped; read inside the write transaction so that a quota check and the
+    /// change it allows see the same state (on SQLite, where writers are serialized).
+    pub async fn usage(&mut self, owner_id: &str) -> Result<Usage> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, \
+             CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.cpu_millis ELSE 0 END), 0) AS BIGINT) AS cpu, \
+             CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.memory_bytes ELSE 0 END), 0) AS BIGINT) AS mem \
+             FROM workspaces w JOIN profiles p ON p.id = w.profile_id WHERE w.owner_id = $1",
+        )
+        .bind(owner_id)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(query_error("sum usage", "workspace"))?;
+        let get = |c: &str| -> Result<u64> {
+            let v: i64 = crate::get(&row, c, "usage")?;
+            u64::try_from(v).map_err(|e| rows::corrupt("usage", e))
+        };
+        Ok(Usage {
+            workspaces: get("n")?,
+            cpu_millis: get("cpu")?,
+            memory_bytes: get("mem")?,
+        })
     }
 
     /// Marks a workspace for deletion (the controller finishes it); idempotent.

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use api_types::{ErrorBody, Page, Workspace, WorkspaceCreate, WorkspaceUpdate};
-use model::{DesiredState, Scope, WorkspaceState};
+use model::{DesiredState, ProfileSpec, Scope, WorkspaceState};
 use store::{StoreError, WorkspaceFilter};
 
 use super::{created, page};
@@ -141,6 +141,8 @@ async fn create_workspace(
         DesiredState::Stopped
     };
     let mut tx = st.store.begin().await?;
+    let activating = req.start.then_some(&profile.spec);
+    within_quota(&mut tx, &st.config.quota, &owner.id, true, activating, None).await?;
     let ws = tx
         .insert_workspace(&owner, &name, &profile, desired)
         .await
@@ -161,6 +163,7 @@ async fn create_workspace(
     ));
     tx.audit(&a).await?;
     tx.commit().await?;
+    st.changed(&ws.id);
     Ok(created(convert::workspace(&ws)))
 }
 
@@ -210,6 +213,24 @@ async fn change(
         ),
     };
     let mut tx = st.store.begin().await?;
+    // What becomes active: the workspace's profile if it is asked to run, or the
+    // new profile of an active workspace in place of its old one.
+    let was_active = ws.spec.desired != DesiredState::Stopped;
+    let will_be_active = desired.map_or(was_active, |d| d != DesiredState::Stopped);
+    if will_be_active && (!was_active || profile.is_some()) {
+        let current = st.store.profile(&ws.spec.profile).await?;
+        let next = profile.as_ref().unwrap_or(&current);
+        let releasing = was_active.then_some(&current.spec);
+        within_quota(
+            &mut tx,
+            &st.config.quota,
+            &ws.owner_id,
+            false,
+            Some(&next.spec),
+            releasing,
+        )
+        .await?;
+    }
     tx.update_workspace_spec(&ws.id, profile.as_ref(), desired)
         .await
         .map_err(on_conflict(
@@ -220,7 +241,45 @@ async fn change(
     a.detail = Some(format!("id={}", ws.id));
     tx.audit(&a).await?;
     tx.commit().await?;
+    st.changed(&ws.id);
     Ok(st.store.workspace(&ws.id).await?)
+}
+
+/// Fails with 403 `quota_exceeded` unless the owner stays within `q` after
+/// `adding` a workspace and `activating` a profile in place of `releasing`.
+async fn within_quota(
+    tx: &mut store::Tx,
+    q: &crate::Quota,
+    owner_id: &str,
+    adding: bool,
+    activating: Option<&ProfileSpec>,
+    releasing: Option<&ProfileSpec>,
+) -> ApiResult<()> {
+    let used = tx.usage(owner_id).await?;
+    let exceeded = |m: String| Err(ApiError::new(Code::QuotaExceeded, m));
+    if adding && used.workspaces >= q.max_workspaces {
+        return exceeded(format!("at most {} workspaces per user", q.max_workspaces));
+    }
+    if let Some(p) = activating {
+        let (cpu0, mem0) = releasing.map_or((0, 0), |r| (r.cpu_millis, r.memory_bytes));
+        let cpu = used.cpu_millis.saturating_sub(cpu0) + p.cpu_millis;
+        let mem = used.memory_bytes.saturating_sub(mem0) + p.memory_bytes;
+        if cpu > q.max_cpu_millis {
+            return exceeded(format!(
+                "{} CPUs would be in use; the quota is {}",
+                cpu as f64 / 1000.0,
+                q.max_cpu_millis as f64 / 1000.0
+            ));
+        }
+        if mem > q.max_memory_bytes {
+            return exceeded(format!(
+                "{} GiB of memory would be in use; the quota is {} GiB",
+                mem as f64 / (1u64 << 30) as f64,
+                q.max_memory_bytes as f64 / (1u64 << 30) as f64
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Changes a workspace's profile (applied at its next start).
@@ -303,6 +362,7 @@ async fn delete_workspace(
     a.detail = Some(format!("id={}", ws.id));
     tx.audit(&a).await?;
     tx.commit().await?;
+    st.changed(&ws.id);
     let ws = st.store.workspace(&ws.id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
 }

@@ -420,8 +420,13 @@ async fn workspaces_lifecycle_and_filters() {
             .await,
             Vec::<String>::new()
         );
-        let (n, cpu, mem) = store.usage(&alice.id).await.unwrap();
-        assert_eq!((n, cpu, mem), (1, 2000, 8 << 30));
+        let usage = store.begin().await.unwrap().usage(&alice.id).await.unwrap();
+        let want = store::Usage {
+            workspaces: 1,
+            cpu_millis: 2000,
+            memory_bytes: 8 << 30,
+        };
+        assert_eq!(usage, want);
 
         let mut tx = store.begin().await.unwrap();
         tx.request_workspace_deletion(&w1.id).await.unwrap();

@@ -1,0 +1,166 @@
+//! berth's controller: makes each workspace what its spec says.
+//!
+//! [`reconcile`] is level-triggered and input-free: given only a workspace id it
+//! reads the spec from the store and what the runtime observes, takes at most one
+//! step toward the spec, and writes `status` and `observed_generation`. It is
+//! idempotent, so running it again (after a crash, twice in a row, on a timer) is
+//! always safe. The culler is part of it: idle workspaces are stopped and expired
+//! ones deleted, as desired-state changes with an audit record.
+//!
+//! [`Controller::run`] schedules reconciles: on a change notification, on the time
+//! a reconcile asked to be called back, and on a periodic resync; one in flight
+//! per workspace; failures are retried with exponential back-off and jitter.
+//! After each reconcile the [`RouteTable`] is republished on a watch channel for
+//! the proxy. The controller knows no HTTP.
+
+mod reconcile;
+mod scheduler;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::{Millis, Runtime, RuntimeError, WorkspaceState};
+use tokio::sync::watch;
+
+pub use reconcile::{reconcile, Action};
+pub use scheduler::{backoff, Controller, Handle};
+
+/// Where the proxy sends a workspace's traffic, and what state it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub workspace_id: String,
+    pub state: WorkspaceState,
+    /// Set while the app is running and ready.
+    pub upstream: Option<String>,
+}
+
+/// Every workspace by `owner/name`.
+pub type RouteTable = HashMap<String, Route>;
+
+/// A reconcile failed; the scheduler retries it with back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("reconcile workspace {id}: store")]
+    Store {
+        id: String,
+        #[source]
+        source: store::StoreError,
+    },
+    #[error("reconcile workspace {id}: runtime")]
+    Runtime {
+        id: String,
+        #[source]
+        source: RuntimeError,
+    },
+}
+
+/// The source of "now" for the culler and timeouts, so tests can move time.
+pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
+    fn now(&self) -> Millis;
+}
+
+/// The system clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        model::now_millis()
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(at: Millis) -> Self {
+        ManualClock(AtomicI64::new(at))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Settings of the controller.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often every workspace is reconciled even without a change.
+    pub resync: Duration,
+    /// How soon a starting or stopping workspace is looked at again.
+    pub poll: Duration,
+    /// The longest retry delay after repeated failures.
+    pub max_backoff: Duration,
+    /// Reconciles running at once.
+    pub concurrency: usize,
+    /// The first uid given to a user's workspaces.
+    pub uid_base: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            resync: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(300),
+            concurrency: 32,
+            uid_base: 200_000,
+        }
+    }
+}
+
+/// What a reconcile needs; shared by all of them.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub store: store::Store,
+    pub runtime: Arc<dyn Runtime>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Config,
+    routes: Arc<watch::Sender<Arc<RouteTable>>>,
+}
+
+impl Ctx {
+    pub fn new(
+        store: store::Store,
+        runtime: Arc<dyn Runtime>,
+        clock: Arc<dyn Clock>,
+        config: Config,
+    ) -> Self {
+        Ctx {
+            store,
+            runtime,
+            clock,
+            config,
+            routes: Arc::new(watch::channel(Arc::new(RouteTable::new())).0),
+        }
+    }
+
+    /// The route table, updated after every reconcile.
+    pub fn routes(&self) -> watch::Receiver<Arc<RouteTable>> {
+        self.routes.subscribe()
+    }
+
+    pub(crate) fn publish(&self, key: String, route: Option<Route>) {
+        self.routes.send_if_modified(|table| {
+            if table.get(&key) == route.as_ref() {
+                return false;
+            }
+            let mut next = RouteTable::clone(table);
+            match route {
+                Some(r) => next.insert(key, r),
+                None => next.remove(&key),
+            };
+            *table = Arc::new(next);
+            true
+        });
+    }
+}

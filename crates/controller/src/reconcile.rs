@@ -1,0 +1,296 @@
+//! One reconcile: from the stored spec and the observed runtime state, one step.
+
+use std::time::Duration;
+
+use model::{
+    Condition, DesiredState, Observed, Outcome, Transition, Workspace, WorkspaceRef,
+    WorkspaceState, WorkspaceStatus,
+};
+use store::{NewAudit, StoreError};
+
+use crate::{Ctx, ReconcileError, Route};
+
+/// What the scheduler should do after a successful reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Look again after this long (a step is in flight).
+    Requeue(Duration),
+    /// Settled: look again on the next change or resync.
+    AwaitChange,
+    /// The workspace no longer exists.
+    Gone,
+}
+
+/// Brings workspace `id` one step toward its spec. Reads everything fresh.
+pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
+    let store_err = |source| ReconcileError::Store {
+        id: id.to_owned(),
+        source,
+    };
+    let runtime_err = |source| ReconcileError::Runtime {
+        id: id.to_owned(),
+        source,
+    };
+    let now = ctx.clock.now();
+
+    let mut ws = match ctx.store.workspace(id).await {
+        Ok(ws) => ws,
+        Err(StoreError::NotFound { .. }) => return Ok(Action::Gone),
+        Err(e) => return Err(store_err(e)),
+    };
+    if cull(ctx, &ws, now).await.map_err(store_err)? {
+        ws = ctx.store.workspace(id).await.map_err(store_err)?;
+    }
+    let deleting = ws.deletion_requested_at.is_some();
+    let observed = ctx.runtime.observe(id).await.map_err(runtime_err)?;
+    let mut status = ws.status.clone();
+    let observed_state = observed_state(&observed, status.state);
+    set_state(&mut status, observed_state, now);
+    if let Observed::Failed { reason } = &observed {
+        status.message = Some(reason.clone());
+        let tail = ctx.runtime.log_tail(id, 2000).await.unwrap_or_default();
+        set_condition(&mut status, "AppExited", true, reason, &tail, now);
+    }
+
+    let step = Transition::plan(status.state, ws.spec.desired, deleting);
+    let mut action = Action::AwaitChange;
+    match step {
+        Transition::Delete => {
+            ctx.runtime.delete(id).await.map_err(runtime_err)?;
+            let mut tx = ctx.store.begin().await.map_err(store_err)?;
+            tx.remove_workspace(id).await.map_err(store_err)?;
+            tx.audit(&system_audit("workspace.remove", &ws, "resources released"))
+                .await
+                .map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            ctx.publish(key(&ws), None);
+            return Ok(Action::Gone);
+        }
+        Transition::Start => {
+            let profile = ctx
+                .store
+                .profile(&ws.spec.profile)
+                .await
+                .map_err(store_err)?;
+            let mut tx = ctx.store.begin().await.map_err(store_err)?;
+            let uid = tx
+                .ensure_uid(&ws.owner_id, ctx.config.uid_base)
+                .await
+                .map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            let r = WorkspaceRef {
+                id: ws.id.clone(),
+                owner: ws.owner.clone(),
+                name: ws.name.clone(),
+                uid: u32::try_from(uid).unwrap_or(u32::MAX),
+                base_url: format!("/user/{}/{}/", ws.owner, ws.name),
+                profile: profile.spec,
+                env: Vec::new(),
+            };
+            ctx.runtime.start(&r).await.map_err(runtime_err)?;
+            set_state(&mut status, WorkspaceState::Starting, now);
+            status.message = None;
+            action = Action::Requeue(ctx.config.poll);
+        }
+        Transition::Stop => {
+            set_state(&mut status, WorkspaceState::Stopping, now);
+            ctx.runtime.stop(id).await.map_err(runtime_err)?;
+            set_state(&mut status, WorkspaceState::Stopped, now);
+        }
+        Transition::Pause => {
+            ctx.runtime.pause(id).await.map_err(runtime_err)?;
+            set_state(&mut status, WorkspaceState::Paused, now);
+        }
+        Transition::Resume => {
+            ctx.runtime.resume(id).await.map_err(runtime_err)?;
+            set_state(&mut status, WorkspaceState::Running, now);
+        }
+        Transition::Wait => {
+            if status.state == WorkspaceState::Starting
+                && start_timed_out(ctx, &ws, &status, now).await?
+            {
+                let tail = ctx.runtime.log_tail(id, 2000).await.unwrap_or_default();
+                ctx.runtime.stop(id).await.map_err(runtime_err)?;
+                set_state(&mut status, WorkspaceState::Failed, now);
+                status.message =
+                    Some("the app did not become ready in the profile's start timeout".into());
+                set_condition(&mut status, "StartTimeout", false, "Timeout", &tail, now);
+            } else {
+                action = Action::Requeue(ctx.config.poll);
+            }
+        }
+        Transition::Settled => {}
+    }
+    if status.state == WorkspaceState::Running
+        && status
+            .started_at
+            .is_none_or(|s| s < status.since.unwrap_or(0))
+    {
+        status.started_at = status.since;
+    }
+    let ready =
+        matches!(observed, Observed::Running { .. }) && status.state == WorkspaceState::Running;
+    set_condition(
+        &mut status,
+        "Ready",
+        ready,
+        if ready { "AppAnswers" } else { "NotRunning" },
+        "",
+        now,
+    );
+    set_condition(&mut status, "Reconciled", true, "Ok", "", now);
+
+    if status != ws.status || ws.observed_generation != ws.generation {
+        let mut tx = ctx.store.begin().await.map_err(store_err)?;
+        tx.set_workspace_status(id, &status, ws.generation)
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+    }
+    let upstream = match (&observed, status.state) {
+        (Observed::Running { upstream }, WorkspaceState::Running) => Some(upstream.clone()),
+        _ => None,
+    };
+    ctx.publish(
+        key(&ws),
+        Some(Route {
+            workspace_id: ws.id.clone(),
+            state: status.state,
+            upstream,
+        }),
+    );
+    Ok(action)
+}
+
+fn key(ws: &Workspace) -> String {
+    format!("{}/{}", ws.owner, ws.name)
+}
+
+/// The state a runtime observation means, given the last known state.
+fn observed_state(o: &Observed, last: WorkspaceState) -> WorkspaceState {
+    use WorkspaceState as S;
+    match o {
+        Observed::Absent if last == S::Pending => S::Pending,
+        Observed::Absent | Observed::Stopped => S::Stopped,
+        Observed::Starting => S::Starting,
+        Observed::Running { .. } => S::Running,
+        Observed::Paused => S::Paused,
+        Observed::Failed { .. } => S::Failed,
+    }
+}
+
+fn set_state(status: &mut WorkspaceStatus, state: WorkspaceState, now: i64) {
+    if status.state != state {
+        status.state = state;
+        status.since = Some(now);
+    }
+}
+
+/// Sets the condition of `kind`; its time moves only when its status changes.
+pub(crate) fn set_condition(
+    status: &mut WorkspaceStatus,
+    kind: &str,
+    value: bool,
+    reason: &str,
+    message: &str,
+    now: i64,
+) {
+    match status.conditions.iter_mut().find(|c| c.kind == kind) {
+        Some(c) if c.status == value && c.reason == reason && c.message == message => {}
+        Some(c) => {
+            if c.status != value {
+                c.at = now;
+            }
+            c.status = value;
+            c.reason = reason.to_owned();
+            c.message = message.to_owned();
+        }
+        None => status.conditions.push(Condition {
+            kind: kind.to_owned(),
+            status: value,
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            at: now,
+        }),
+    }
+}
+
+async fn start_timed_out(
+    ctx: &Ctx,
+    ws: &Workspace,
+    status: &WorkspaceStatus,
+    now: i64,
+) -> Result<bool, ReconcileError> {
+    let profile = ctx
+        .store
+        .profile(&ws.spec.profile)
+        .await
+        .map_err(|source| ReconcileError::Store {
+            id: ws.id.clone(),
+            source,
+        })?;
+    let since = status.since.unwrap_or(now);
+    Ok(now - since > profile.spec.start_timeout_secs as i64 * 1000)
+}
+
+fn system_audit(action: &str, ws: &Workspace, detail: &str) -> NewAudit {
+    NewAudit {
+        actor_id: None,
+        actor: None,
+        action: action.to_owned(),
+        target_type: "workspace",
+        target: format!("{}/{}", ws.owner, ws.name),
+        outcome: Outcome::Success,
+        source: None,
+        request_id: None,
+        detail: Some(format!("id={} {detail}", ws.id)),
+    }
+}
+
+/// The culler: past its max lifetime a workspace is deleted; running past its idle
+/// timeout (since its last activity, or its start) it is stopped. Returns whether
+/// it changed the desired state.
+async fn cull(ctx: &Ctx, ws: &Workspace, now: i64) -> Result<bool, StoreError> {
+    if ws.deletion_requested_at.is_some() {
+        return Ok(false);
+    }
+    let profile = ctx.store.profile(&ws.spec.profile).await?;
+    let spec = &profile.spec;
+    if let Some(ttl) = spec.max_lifetime_secs {
+        if now >= ws.created_at + ttl as i64 * 1000 {
+            let mut tx = ctx.store.begin().await?;
+            tx.request_workspace_deletion(&ws.id).await?;
+            tx.audit(&system_audit(
+                "workspace.expire",
+                ws,
+                &format!("max lifetime {ttl}s reached"),
+            ))
+            .await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
+    }
+    if let Some(idle) = spec.idle_timeout_secs {
+        let active_since = ws
+            .last_activity
+            .or(ws.status.started_at)
+            .unwrap_or(ws.created_at);
+        if ws.spec.desired != DesiredState::Stopped
+            && ws.status.state == WorkspaceState::Running
+            && now >= active_since + idle as i64 * 1000
+        {
+            let mut tx = ctx.store.begin().await?;
+            tx.update_workspace_spec(&ws.id, None, Some(DesiredState::Stopped))
+                .await?;
+            tx.audit(&system_audit(
+                "workspace.cull",
+                ws,
+                &format!("idle for {idle}s"),
+            ))
+            .await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,253 @@
+//! When reconciles run: on change, on request, on resync; one in flight per
+//! workspace; failures retried with exponential back-off and jitter.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::{reconcile, Action, Ctx, ReconcileError};
+
+/// Tells the controller that a workspace's spec changed; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Handle {
+    pub fn changed(&self, workspace_id: &str) {
+        // A closed channel means the controller stopped; the next start resyncs.
+        let _ = self.tx.send(workspace_id.to_owned());
+    }
+}
+
+/// The reconcile scheduler.
+#[derive(Debug)]
+pub struct Controller {
+    ctx: Ctx,
+    rx: mpsc::UnboundedReceiver<String>,
+}
+
+/// The delay before retry number `failures` (1-based): 1 s doubling up to `max`,
+/// scaled by `jitter` in [0, 1) to between 80 % and 120 %.
+pub fn backoff(failures: u32, max: Duration, jitter: f64) -> Duration {
+    let base = Duration::from_secs(1).saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    base.min(max).mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
+}
+
+impl Controller {
+    pub fn new(ctx: Ctx) -> (Controller, Handle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Controller { ctx, rx }, Handle { tx })
+    }
+
+    /// Runs until `shutdown` completes, then lets in-flight reconciles finish
+    /// (for at most ten seconds) and returns. The first resync happens at once, so
+    /// a restarted control plane re-adopts what runs and cleans up what is gone.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let ctx = self.ctx.clone();
+        let mut due: HashMap<String, Instant> = HashMap::new();
+        let mut failures: HashMap<String, u32> = HashMap::new();
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut dirty: HashSet<String> = HashSet::new();
+        let mut tasks: JoinSet<(String, Result<Action, ReconcileError>)> = JoinSet::new();
+        let mut task_ids: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut resync = tokio::time::interval(ctx.config.resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let now = Instant::now();
+            let mut ready: Vec<String> = due
+                .iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ready.sort_by_key(|id| due[id]);
+            for id in ready {
+                if in_flight.contains(&id) {
+                    due.remove(&id);
+                    dirty.insert(id);
+                    continue;
+                }
+                if in_flight.len() >= ctx.config.concurrency {
+                    break;
+                }
+                due.remove(&id);
+                in_flight.insert(id.clone());
+                let c = ctx.clone();
+                let key = id.clone();
+                let handle = tasks.spawn(async move {
+                    let r = reconcile(&id, &c).await;
+                    (id, r)
+                });
+                task_ids.insert(handle.id(), key);
+            }
+            let next = due.values().min().copied();
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(id) = self.rx.recv() => {
+                    due.insert(id, Instant::now());
+                }
+                _ = resync.tick() => {
+                    for id in resync_ids(&ctx).await {
+                        due.entry(id).or_insert(now);
+                    }
+                }
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let (id, result) = match joined {
+                        Ok((task, (id, result))) => {
+                            task_ids.remove(&task);
+                            (id, Some(result))
+                        }
+                        Err(e) => match task_ids.remove(&e.id()) {
+                            Some(id) => {
+                                tracing::error!(workspace.id = %id, error = %e, "reconcile panicked");
+                                (id, None)
+                            }
+                            None => continue,
+                        },
+                    };
+                    in_flight.remove(&id);
+                    let now = Instant::now();
+                    match result {
+                        Some(Ok(Action::Requeue(after))) => {
+                            failures.remove(&id);
+                            due.insert(id.clone(), now + after);
+                        }
+                        Some(Ok(Action::AwaitChange | Action::Gone)) => {
+                            failures.remove(&id);
+                        }
+                        Some(Err(e)) => {
+                            let n = failures.entry(id.clone()).or_insert(0);
+                            *n += 1;
+                            let delay = backoff(*n, ctx.config.max_backoff, rand::thread_rng().gen());
+                            tracing::warn!(workspace.id = %id, error = %error_chain(&e), attempt = *n,
+                                retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+                            record_error(&ctx, &id, &e).await;
+                            due.insert(id.clone(), now + delay);
+                        }
+                        None => {
+                            let n = failures.entry(id.clone()).or_insert(0);
+                            *n += 1;
+                            due.insert(id.clone(), now + backoff(*n, ctx.config.max_backoff, 0.5));
+                        }
+                    }
+                    // A change that came in meanwhile runs at once, unless this one
+                    // failed: the retry reads fresh state, and back-off must hold.
+                    if dirty.remove(&id) && !failures.contains_key(&id) {
+                        due.insert(id, now);
+                    }
+                }
+                _ = async {
+                    match next {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+        }
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                in_flight = tasks.len(),
+                "stopping with reconciles still in flight"
+            );
+            tasks.abort_all();
+        }
+    }
+}
+
+/// Every id to look at on a resync: the store's workspaces, and whatever the
+/// runtime holds that the store no longer knows (so that it is cleaned up).
+/// The runtime is listed first: anything it runs was in the store before it was
+/// started, so an id missing from the later store read is really gone.
+async fn resync_ids(ctx: &Ctx) -> Vec<String> {
+    let running = match ctx.runtime.list().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "resync: list runtime workspaces");
+            Vec::new()
+        }
+    };
+    let stored = match ctx.store.workspace_ids().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "resync: list workspaces");
+            return Vec::new();
+        }
+    };
+    let known: HashSet<&String> = stored.iter().collect();
+    for orphan in running.iter().filter(|id| !known.contains(id)) {
+        tracing::warn!(workspace.id = %orphan, "runtime holds a workspace the store does not know: deleting it");
+        if let Err(e) = ctx.runtime.delete(orphan).await {
+            tracing::warn!(workspace.id = %orphan, error = %e, "delete orphaned workspace");
+        }
+    }
+    stored
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Errors become a condition on the status; best effort, the retry follows anyway.
+async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
+    let Ok(ws) = ctx.store.workspace(id).await else {
+        return;
+    };
+    let mut status = ws.status.clone();
+    let reason = match e {
+        ReconcileError::Store { .. } => "StoreError",
+        ReconcileError::Runtime { .. } => "RuntimeError",
+    };
+    crate::reconcile::set_condition(
+        &mut status,
+        "Reconciled",
+        false,
+        reason,
+        &error_chain(e),
+        ctx.clock.now(),
+    );
+    if status == ws.status {
+        return;
+    }
+    if let Ok(mut tx) = ctx.store.begin().await {
+        if tx
+            .set_workspace_status(id, &status, ws.observed_generation)
+            .await
+            .is_ok()
+        {
+            let _ = tx.commit().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters() {
+        let max = Duration::from_secs(300);
+        assert_eq!(backoff(1, max, 0.5), Duration::from_secs(1));
+        assert_eq!(backoff(2, max, 0.5), Duration::from_secs(2));
+        assert_eq!(backoff(5, max, 0.5), Duration::from_secs(16));
+        assert_eq!(backoff(40, max, 0.5), max);
+        assert_eq!(backoff(1, max, 0.0), Duration::from_millis(800));
+        assert_eq!(backoff(1, max, 1.0), Duration::from_millis(1200));
+    }
+}
