@@ -56,7 +56,16 @@ fn body() -> impl Strategy<Value = (Option<String>, Vec<u8>)> {
 #[test]
 fn arbitrary_workspace_bodies_never_fail_the_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let app = rt.block_on(TestApp::sqlite());
+    // Quotas are not under test here: let every valid body be created.
+    let quota = server::Quota {
+        max_workspaces: u64::MAX,
+        ..server::Quota::default()
+    };
+    let config = server::ServerConfig {
+        quota,
+        ..server::ServerConfig::default()
+    };
+    let app = rt.block_on(TestApp::start(test_support::Engine::Sqlite, config));
     let pattern = regex::Regex::new(model::NAME_PATTERN).unwrap();
     let mut runner = TestRunner::new(Config {
         cases: 64,
