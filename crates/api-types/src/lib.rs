@@ -147,6 +147,8 @@ pub struct Profile {
     pub max_processes: u64,
     pub disk_quota_bytes: u64,
     pub idle_timeout_secs: Option<u64>,
+    /// `stop` or `pause`: what happens to a workspace idle past the timeout.
+    pub idle_action: String,
     pub max_lifetime_secs: Option<u64>,
     pub cost_per_hour: f64,
     pub start_timeout_secs: u64,
@@ -167,6 +169,8 @@ pub struct ProfileCreate {
     pub disk_quota_bytes: Option<u64>,
     /// Seconds; 0 means never.
     pub idle_timeout_secs: Option<u64>,
+    /// `stop` (the default) or `pause`.
+    pub idle_action: Option<String>,
     /// Seconds; 0 means never.
     pub max_lifetime_secs: Option<u64>,
     pub cost_per_hour: Option<f64>,
@@ -185,6 +189,8 @@ pub struct ProfileUpdate {
     pub disk_quota_bytes: Option<u64>,
     /// Seconds; 0 means never.
     pub idle_timeout_secs: Option<u64>,
+    /// `stop` (the default) or `pause`.
+    pub idle_action: Option<String>,
     /// Seconds; 0 means never.
     pub max_lifetime_secs: Option<u64>,
     pub cost_per_hour: Option<f64>,

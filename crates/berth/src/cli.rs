@@ -145,6 +145,9 @@ pub struct ProfileFields {
     /// Seconds without activity before hibernation; 0 = never.
     #[arg(long)]
     idle_timeout: Option<u64>,
+    /// What hibernation does: stop (the default) or pause.
+    #[arg(long, value_parser = ["stop", "pause"])]
+    idle_action: Option<String>,
     /// Seconds after creation before deletion; 0 = never.
     #[arg(long)]
     max_lifetime: Option<u64>,
@@ -174,6 +177,7 @@ impl ProfileFields {
             max_processes: self.max_processes,
             disk_quota_bytes: self.disk.map(|b| b.as_u64()),
             idle_timeout_secs: self.idle_timeout,
+            idle_action: self.idle_action,
             max_lifetime_secs: self.max_lifetime,
             cost_per_hour: self.cost_per_hour,
             start_timeout_secs: self.start_timeout,
@@ -405,7 +409,10 @@ fn profiles_table(profiles: &[Profile]) -> Table {
                 p.cpu.to_string(),
                 bytesize::ByteSize(p.memory_bytes).to_string_as(true),
                 bytesize::ByteSize(p.disk_quota_bytes).to_string_as(true),
-                secs(p.idle_timeout_secs),
+                match p.idle_timeout_secs {
+                    Some(s) => format!("{}s: {}", s, p.idle_action),
+                    None => "never".into(),
+                },
                 secs(p.max_lifetime_secs),
                 format!("{:.2}", p.cost_per_hour),
                 match &p.app {
@@ -700,6 +707,7 @@ async fn profiles(c: &Client, out: &Out, cmd: ProfilesCommand) -> anyhow::Result
                 max_processes: u.max_processes,
                 disk_quota_bytes: u.disk_quota_bytes,
                 idle_timeout_secs: u.idle_timeout_secs,
+                idle_action: u.idle_action,
                 max_lifetime_secs: u.max_lifetime_secs,
                 cost_per_hour: u.cost_per_hour,
                 start_timeout_secs: u.start_timeout_secs,

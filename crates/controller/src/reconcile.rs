@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use model::{
-    Condition, DesiredState, Observed, Outcome, Transition, Workspace, WorkspaceRef,
+    Condition, DesiredState, IdleAction, Observed, Outcome, Transition, Workspace, WorkspaceRef,
     WorkspaceState, WorkspaceStatus,
 };
 use store::{NewAudit, StoreError};
@@ -248,7 +248,8 @@ fn system_audit(action: &str, ws: &Workspace, detail: &str) -> NewAudit {
 }
 
 /// The culler: past its max lifetime a workspace is deleted; running past its idle
-/// timeout (since its last activity, or its start) it is stopped. Returns whether
+/// timeout (since its last activity, or its start) it is stopped or paused, as its
+/// profile says. Returns whether
 /// it changed the desired state.
 async fn cull(ctx: &Ctx, ws: &Workspace, now: i64) -> Result<bool, StoreError> {
     if ws.deletion_requested_at.is_some() {
@@ -279,13 +280,16 @@ async fn cull(ctx: &Ctx, ws: &Workspace, now: i64) -> Result<bool, StoreError> {
             && ws.status.state == WorkspaceState::Running
             && now >= active_since + idle as i64 * 1000
         {
+            let to = match spec.idle_action {
+                IdleAction::Stop => DesiredState::Stopped,
+                IdleAction::Pause => DesiredState::Paused,
+            };
             let mut tx = ctx.store.begin().await?;
-            tx.update_workspace_spec(&ws.id, None, Some(DesiredState::Stopped))
-                .await?;
+            tx.update_workspace_spec(&ws.id, None, Some(to)).await?;
             tx.audit(&system_audit(
                 "workspace.cull",
                 ws,
-                &format!("idle for {idle}s"),
+                &format!("idle for {idle}s: {}", spec.idle_action.as_str()),
             ))
             .await?;
             tx.commit().await?;

@@ -13,7 +13,7 @@ mod secret;
 mod workspace;
 
 pub use name::{Name, NameError, NAME_PATTERN};
-pub use profile::{App, Profile, ProfileSpec, ProfileSpecError};
+pub use profile::{App, IdleAction, Profile, ProfileSpec, ProfileSpecError};
 pub use runtime::{fake::FakeRuntime, Observed, Runtime, RuntimeError, WorkspaceRef};
 pub use scope::{Principal, Scope, ScopeSet, UnknownScope};
 pub use secret::Secret;

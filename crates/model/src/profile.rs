@@ -14,6 +14,32 @@ pub enum App {
     Command { argv: Vec<String> },
 }
 
+/// What the culler does with a workspace idle past its profile's timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleAction {
+    /// Stop its processes; files stay.
+    Stop,
+    /// Freeze its processes; memory stays held, resuming is instant.
+    Pause,
+}
+
+impl IdleAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdleAction::Stop => "stop",
+            IdleAction::Pause => "pause",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "stop" => Some(IdleAction::Stop),
+            "pause" => Some(IdleAction::Pause),
+            _ => None,
+        }
+    }
+}
+
 /// What a profile specifies; validated by [`ProfileSpec::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileSpec {
@@ -25,6 +51,7 @@ pub struct ProfileSpec {
     pub disk_quota_bytes: u64,
     /// Hibernate after this long without activity; `None` never.
     pub idle_timeout_secs: Option<u64>,
+    pub idle_action: IdleAction,
     /// Delete the workspace this long after creation; `None` never.
     pub max_lifetime_secs: Option<u64>,
     /// Cost per running hour in millionths of the currency unit.
@@ -64,6 +91,7 @@ impl ProfileSpec {
             max_processes: 1024,
             disk_quota_bytes: 20 * GIB,
             idle_timeout_secs: Some(3600),
+            idle_action: IdleAction::Stop,
             max_lifetime_secs: None,
             cost_per_hour_micros: 0,
             start_timeout_secs: 120,

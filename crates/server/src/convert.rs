@@ -3,7 +3,7 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use model::{Millis, ProfileSpec};
+use model::{IdleAction, Millis, ProfileSpec};
 
 use crate::error::{ApiError, Code};
 
@@ -85,6 +85,7 @@ pub fn profile(p: &model::Profile) -> api_types::Profile {
         max_processes: s.max_processes,
         disk_quota_bytes: s.disk_quota_bytes,
         idle_timeout_secs: s.idle_timeout_secs,
+        idle_action: s.idle_action.as_str().to_owned(),
         max_lifetime_secs: s.max_lifetime_secs,
         cost_per_hour: s.cost_per_hour_micros as f64 / 1e6,
         start_timeout_secs: s.start_timeout_secs,
@@ -133,6 +134,11 @@ pub fn apply_profile(
     if let Some(v) = u.idle_timeout_secs {
         s.idle_timeout_secs = never_if_zero(v);
     }
+    if let Some(v) = u.idle_action {
+        s.idle_action = IdleAction::parse(&v).ok_or_else(|| {
+            ApiError::new(Code::InvalidValue, "idle_action: must be stop or pause")
+        })?;
+    }
     if let Some(v) = u.max_lifetime_secs {
         s.max_lifetime_secs = never_if_zero(v);
     }
@@ -158,6 +164,7 @@ pub fn create_to_update(c: api_types::ProfileCreate) -> api_types::ProfileUpdate
         max_processes: c.max_processes,
         disk_quota_bytes: c.disk_quota_bytes,
         idle_timeout_secs: c.idle_timeout_secs,
+        idle_action: c.idle_action,
         max_lifetime_secs: c.max_lifetime_secs,
         cost_per_hour: c.cost_per_hour,
         start_timeout_secs: c.start_timeout_secs,

@@ -3,8 +3,8 @@
 use sqlx::any::AnyRow;
 
 use model::{
-    App, AuditRecord, DesiredState, Group, Millis, Name, Outcome, Profile, ProfileSpec, ScopeSet,
-    Token, User, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
+    App, AuditRecord, DesiredState, Group, IdleAction, Millis, Name, Outcome, Profile, ProfileSpec,
+    ScopeSet, Token, User, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
 };
 
 use crate::{get, Result, StoreError};
@@ -17,7 +17,8 @@ pub(crate) const TOKEN_SELECT: &str = "SELECT id, user_id, prefix, note, scopes,
 
 pub(crate) const PROFILE_SELECT: &str = "SELECT id, name, display_name, cpu_millis, \
     memory_bytes, max_processes, disk_quota_bytes, idle_timeout_secs, max_lifetime_secs, \
-    cost_per_hour_micros, start_timeout_secs, app, created_at, updated_at FROM profiles";
+    cost_per_hour_micros, start_timeout_secs, app, idle_action, created_at, updated_at \
+    FROM profiles";
 
 pub(crate) const WORKSPACE_SELECT: &str = "SELECT w.id, w.owner_id, u.name AS owner, w.name, \
     p.name AS profile, w.desired, w.generation, w.state, w.status, w.observed_generation, \
@@ -112,6 +113,10 @@ pub(crate) fn profile(r: &AnyRow) -> Result<Profile> {
             max_processes: req("max_processes")?,
             disk_quota_bytes: req("disk_quota_bytes")?,
             idle_timeout_secs: opt("idle_timeout_secs")?,
+            idle_action: {
+                let a: String = get(r, "idle_action", "profile")?;
+                IdleAction::parse(&a).ok_or_else(|| corrupt("profile idle action", &a))?
+            },
             max_lifetime_secs: opt("max_lifetime_secs")?,
             cost_per_hour_micros: req("cost_per_hour_micros")?,
             start_timeout_secs: req("start_timeout_secs")?,

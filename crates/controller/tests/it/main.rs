@@ -398,3 +398,34 @@ async fn the_scheduler_resyncs_and_cleans_up_orphans() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_idle_policy_can_pause_instead_of_stop() {
+    let spec = ProfileSpec {
+        idle_timeout_secs: Some(600),
+        idle_action: model::IdleAction::Pause,
+        ..ProfileSpec::standard()
+    };
+    let f = fixture(Engine::Sqlite, spec).await;
+    let id = f.workspace("lab", DesiredState::Running).await;
+    f.converge(&id).await;
+    f.clock.advance(Duration::from_secs(601));
+    f.converge(&id).await;
+    let ws = f.store.workspace(&id).await.unwrap();
+    assert_eq!(
+        (ws.spec.desired, ws.status.state),
+        (DesiredState::Paused, WorkspaceState::Paused)
+    );
+    assert_eq!(f.runtime.observe(&id).await.unwrap(), Observed::Paused);
+    // Paused, it is not culled again.
+    f.clock.advance(Duration::from_secs(3600));
+    f.converge(&id).await;
+    assert_eq!(
+        f.actions()
+            .await
+            .iter()
+            .filter(|a| *a == "workspace.cull")
+            .count(),
+        1
+    );
+}

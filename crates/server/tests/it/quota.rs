@@ -1,4 +1,5 @@
-//! Per-user quotas: workspaces, CPU and memory, at create, start and profile change.
+//! Per-user quotas (workspaces, CPU and memory, at create, start and profile
+//! change) and the profile policies the controller applies.
 
 use serde_json::{json, Value};
 use server::{Quota, ServerConfig};
@@ -94,4 +95,25 @@ async fn quotas_hold_at_create_start_and_profile_change() {
     let bob = app.user("bob", None).await;
     app.workspace(&bob, json!({"name": "a", "start": true}))
         .await;
+}
+
+#[tokio::test]
+async fn profiles_take_an_idle_action() {
+    let app = TestApp::sqlite().await;
+    let body = json!({"name": "pausing", "display_name": "Pausing", "idle_action": "pause"});
+    let p = app.call(&app.admin, "POST", "/api/v1/profiles", body).await;
+    assert_eq!(p.expect(201)["idle_action"], "pause");
+    let std = app
+        .call(&app.admin, "GET", "/api/v1/profiles/standard", Value::Null)
+        .await;
+    assert_eq!(std.expect(200)["idle_action"], "stop");
+    let bad = json!({"idle_action": "sleep"});
+    let r = app
+        .call(&app.admin, "PATCH", "/api/v1/profiles/pausing", bad)
+        .await;
+    r.expect_error(422, "invalid_value");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("idle_action"));
 }
