@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use model::{
-    Condition, DesiredState, IdleAction, Observed, Outcome, Transition, Workspace, WorkspaceRef,
-    WorkspaceState, WorkspaceStatus,
+    Condition, DesiredState, IdleAction, Observed, Outcome, ProfileSpec, Transition, Workspace,
+    WorkspaceRef, WorkspaceState, WorkspaceStatus,
 };
 use store::{NewAudit, StoreError};
 
@@ -38,7 +38,15 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         Err(StoreError::NotFound { .. }) => return Ok(Action::Gone),
         Err(e) => return Err(store_err(e)),
     };
-    if cull(ctx, &ws, now).await.map_err(store_err)? {
+    let profile = ctx
+        .store
+        .profile(&ws.spec.profile)
+        .await
+        .map_err(store_err)?;
+    if cull(ctx, &ws, &profile.spec, now)
+        .await
+        .map_err(store_err)?
+    {
         ws = ctx.store.workspace(id).await.map_err(store_err)?;
     }
     let deleting = ws.deletion_requested_at.is_some();
@@ -67,11 +75,6 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
             return Ok(Action::Gone);
         }
         Transition::Start => {
-            let profile = ctx
-                .store
-                .profile(&ws.spec.profile)
-                .await
-                .map_err(store_err)?;
             let mut tx = ctx.store.begin().await.map_err(store_err)?;
             let uid = tx
                 .ensure_uid(&ws.owner_id, ctx.config.uid_base)
@@ -84,7 +87,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 name: ws.name.clone(),
                 uid: u32::try_from(uid).unwrap_or(u32::MAX),
                 base_url: format!("/user/{}/{}/", ws.owner, ws.name),
-                profile: profile.spec,
+                profile: profile.spec.clone(),
                 env: Vec::new(),
             };
             ctx.runtime.start(&r).await.map_err(runtime_err)?;
@@ -106,8 +109,9 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
             set_state(&mut status, WorkspaceState::Running, now);
         }
         Transition::Wait => {
+            let timeout = profile.spec.start_timeout_secs as i64 * 1000;
             if status.state == WorkspaceState::Starting
-                && start_timed_out(ctx, &ws, &status, now).await?
+                && now - status.since.unwrap_or(now) > timeout
             {
                 let tail = ctx.runtime.log_tail(id, 2000).await.unwrap_or_default();
                 ctx.runtime.stop(id).await.map_err(runtime_err)?;
@@ -215,24 +219,6 @@ pub(crate) fn set_condition(
     }
 }
 
-async fn start_timed_out(
-    ctx: &Ctx,
-    ws: &Workspace,
-    status: &WorkspaceStatus,
-    now: i64,
-) -> Result<bool, ReconcileError> {
-    let profile = ctx
-        .store
-        .profile(&ws.spec.profile)
-        .await
-        .map_err(|source| ReconcileError::Store {
-            id: ws.id.clone(),
-            source,
-        })?;
-    let since = status.since.unwrap_or(now);
-    Ok(now - since > profile.spec.start_timeout_secs as i64 * 1000)
-}
-
 fn system_audit(action: &str, ws: &Workspace, detail: &str) -> NewAudit {
     NewAudit {
         actor_id: None,
@@ -251,12 +237,10 @@ fn system_audit(action: &str, ws: &Workspace, detail: &str) -> NewAudit {
 /// timeout (since its last activity, or its start) it is stopped or paused, as its
 /// profile says. Returns whether
 /// it changed the desired state.
-async fn cull(ctx: &Ctx, ws: &Workspace, now: i64) -> Result<bool, StoreError> {
+async fn cull(ctx: &Ctx, ws: &Workspace, spec: &ProfileSpec, now: i64) -> Result<bool, StoreError> {
     if ws.deletion_requested_at.is_some() {
         return Ok(false);
     }
-    let profile = ctx.store.profile(&ws.spec.profile).await?;
-    let spec = &profile.spec;
     if let Some(ttl) = spec.max_lifetime_secs {
         if now >= ws.created_at + ttl as i64 * 1000 {
             let mut tx = ctx.store.begin().await?;
