@@ -1,0 +1,413 @@
+//! One cgroup per workspace, on cgroup v1 (one directory per controller) or v2
+//! (one directory in the unified hierarchy). The rest of the crate sees only
+//! [`Cgroups`]: create with limits, the `cgroup.procs` files a process joins,
+//! the pids inside, freeze and thaw, OOM kills, removal, and the ids under the
+//! berth-owned parent. Files are written by hand rather than through
+//! `cgroups-rs`: the handful of files berth needs is smaller than that crate's
+//! API, its hierarchies are bound to the live `/sys/fs/cgroup` (we unit-test the
+//! v2 backend against a temporary directory that mimics it), and its API has
+//! changed incompatibly between minor versions.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The v1 controllers a workspace is placed in. `cpu` is often a link to
+/// `cpu,cpuacct`; following it is fine.
+const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
+/// The CFS period berth uses; the quota is `cpu_millis` thousandths of it.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Which cgroup hierarchy the machine has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// Legacy or hybrid: one hierarchy per controller under `<root>/<controller>`.
+    V1,
+    /// Unified: one hierarchy at `<root>`.
+    V2,
+}
+
+/// The resource limits of one workspace, from its profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub cpu_millis: u64,
+    pub max_processes: u64,
+}
+
+/// The workspace cgroups under `<root>[/<controller>]/<parent>/<id>`.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    version: Version,
+    root: PathBuf,
+    parent: String,
+}
+
+impl Cgroups {
+    /// Looks at `root` (normally `/sys/fs/cgroup`): a `cgroup.controllers` file
+    /// there means v2; a `memory` directory means v1.
+    pub fn detect(root: &Path, parent: &str) -> io::Result<Self> {
+        let version = if root.join("cgroup.controllers").is_file() {
+            Version::V2
+        } else if root.join("memory").is_dir() {
+            Version::V1
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no cgroup v1 or v2 hierarchy under {}", root.display()),
+            ));
+        };
+        Ok(Self::new(version, root, parent))
+    }
+
+    pub fn new(version: Version, root: &Path, parent: &str) -> Self {
+        Self {
+            version,
+            root: root.to_owned(),
+            parent: parent.to_owned(),
+        }
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The parent directories (one per v1 controller, or the one v2 directory).
+    fn parents(&self) -> Vec<PathBuf> {
+        match self.version {
+            Version::V1 => V1_CONTROLLERS
+                .iter()
+                .map(|c| self.root.join(c).join(&self.parent))
+                .collect(),
+            Version::V2 => vec![self.root.join(&self.parent)],
+        }
+    }
+
+    fn dirs(&self, id: &str) -> Vec<PathBuf> {
+        self.parents().into_iter().map(|p| p.join(id)).collect()
+    }
+
+    /// Where the processes are listed: the `pids` controller on v1.
+    fn main_dir(&self, id: &str) -> PathBuf {
+        match self.version {
+            Version::V1 => self.root.join("pids").join(&self.parent).join(id),
+            Version::V2 => self.root.join(&self.parent).join(id),
+        }
+    }
+
+    fn controller_dir(&self, controller: &str, id: &str) -> PathBuf {
+        match self.version {
+            Version::V1 => self.root.join(controller).join(&self.parent).join(id),
+            Version::V2 => self.root.join(&self.parent).join(id),
+        }
+    }
+
+    /// Creates the cgroup (idempotent) and writes the limits.
+    pub fn create(&self, id: &str, limits: &Limits) -> io::Result<()> {
+        if self.version == Version::V2 {
+            // Controllers must be enabled in every ancestor's subtree_control.
+            fs::create_dir_all(self.root.join(&self.parent))?;
+            for dir in [self.root.clone(), self.root.join(&self.parent)] {
+                write(&dir.join("cgroup.subtree_control"), "+memory +cpu +pids")?;
+            }
+        }
+        for dir in self.dirs(id) {
+            fs::create_dir_all(&dir)?;
+        }
+        let quota = limits.cpu_millis * CPU_PERIOD_US / 1000;
+        match self.version {
+            Version::V1 => {
+                let mem = self.controller_dir("memory", id);
+                write(
+                    &mem.join("memory.limit_in_bytes"),
+                    &limits.memory_bytes.to_string(),
+                )?;
+                // Without swap accounting the file is absent; with it, swap counts too.
+                let memsw = mem.join("memory.memsw.limit_in_bytes");
+                if memsw.exists() {
+                    write(&memsw, &limits.memory_bytes.to_string())?;
+                }
+                let cpu = self.controller_dir("cpu", id);
+                write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                let pids = self.controller_dir("pids", id);
+                write(&pids.join("pids.max"), &limits.max_processes.to_string())?;
+            }
+            Version::V2 => {
+                let dir = self.main_dir(id);
+                write(&dir.join("memory.max"), &limits.memory_bytes.to_string())?;
+                let swap = dir.join("memory.swap.max");
+                if swap.exists() {
+                    write(&swap, "0")?;
+                }
+                write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+                write(&dir.join("pids.max"), &limits.max_processes.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The files a process writes its pid to, in order, to join every controller.
+    pub fn procs_files(&self, id: &str) -> Vec<PathBuf> {
+        self.dirs(id)
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
+    }
+
+    /// Whether any directory of this cgroup exists.
+    pub fn exists(&self, id: &str) -> bool {
+        self.dirs(id).iter().any(|d| d.is_dir())
+    }
+
+    /// The pids in the cgroup; empty when it does not exist.
+    pub fn pids(&self, id: &str) -> io::Result<Vec<u32>> {
+        match fs::read_to_string(self.main_dir(id).join("cgroup.procs")) {
+            Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the freezer to freeze (`true`) or thaw every process.
+    pub fn set_frozen(&self, id: &str, frozen: bool) -> io::Result<()> {
+        match self.version {
+            Version::V1 => write(
+                &self.controller_dir("freezer", id).join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+            ),
+            Version::V2 => write(
+                &self.main_dir(id).join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+            ),
+        }
+    }
+
+    /// Whether the freezer reports the cgroup completely frozen (not just freezing).
+    pub fn is_frozen(&self, id: &str) -> io::Result<bool> {
+        match self.version {
+            Version::V1 => {
+                let state =
+                    fs::read_to_string(self.controller_dir("freezer", id).join("freezer.state"))?;
+                Ok(state.trim() == "FROZEN")
+            }
+            Version::V2 => {
+                let events = fs::read_to_string(self.main_dir(id).join("cgroup.events"))?;
+                Ok(keyed(&events, "frozen") == Some(1))
+            }
+        }
+    }
+
+    /// Whether freezing was asked for (v1 `FREEZING`/`FROZEN`, v2 `cgroup.freeze` 1).
+    pub fn freeze_requested(&self, id: &str) -> io::Result<bool> {
+        match self.version {
+            Version::V1 => {
+                let state =
+                    fs::read_to_string(self.controller_dir("freezer", id).join("freezer.state"))?;
+                Ok(state.trim() != "THAWED")
+            }
+            Version::V2 => {
+                let freeze = fs::read_to_string(self.main_dir(id).join("cgroup.freeze"))?;
+                Ok(freeze.trim() == "1")
+            }
+        }
+    }
+
+    /// How many processes the OOM killer killed in this cgroup.
+    pub fn oom_kills(&self, id: &str) -> u64 {
+        let (file, key) = match self.version {
+            Version::V1 => ("memory.oom_control", "oom_kill"),
+            Version::V2 => ("memory.events", "oom_kill"),
+        };
+        fs::read_to_string(self.controller_dir("memory", id).join(file))
+            .ok()
+            .and_then(|text| keyed(&text, key))
+            .unwrap_or(0)
+    }
+
+    /// Removes the (empty) cgroup; a missing one is fine.
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        for dir in self.dirs(id) {
+            match fs::remove_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("remove {}: {e}", dir.display()),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the (empty) berth-owned parent directories; missing ones are fine.
+    pub fn remove_parent(&self) -> io::Result<()> {
+        for dir in self.parents() {
+            match fs::remove_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the workspace cgroups under the parent.
+    pub fn list(&self) -> io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for parent in self.parents() {
+            let entries = match fs::read_dir(&parent) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    if let Some(name) = entry.file_name().to_str() {
+                        ids.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+fn write(path: &Path, value: &str) -> io::Result<()> {
+    fs::write(path, value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("write {value:?} to {}: {e}", path.display()),
+        )
+    })
+}
+
+/// The value of `key` in a flat-keyed file (`key value` per line).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        memory_bytes: 512 << 20,
+        cpu_millis: 1500,
+        max_processes: 64,
+    };
+
+    fn read(path: PathBuf) -> String {
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// A temporary directory laid out like a unified `/sys/fs/cgroup`.
+    fn fake_v2() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn detects_v2_from_cgroup_controllers() {
+        let dir = fake_v2();
+        let cg = Cgroups::detect(dir.path(), "berth").unwrap();
+        assert_eq!(cg.version(), Version::V2);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Cgroups::detect(empty.path(), "berth").is_err());
+        fs::create_dir(empty.path().join("memory")).unwrap();
+        assert_eq!(
+            Cgroups::detect(empty.path(), "berth").unwrap().version(),
+            Version::V1
+        );
+    }
+
+    #[test]
+    fn v2_writes_limits_in_the_unified_layout() {
+        let dir = fake_v2();
+        let root = dir.path();
+        let cg = Cgroups::detect(root, "berth").unwrap();
+        cg.create("w1", &LIMITS).unwrap();
+        let ws = root.join("berth/w1");
+        assert_eq!(read(ws.join("memory.max")), "536870912");
+        assert_eq!(read(ws.join("cpu.max")), "150000 100000");
+        assert_eq!(read(ws.join("pids.max")), "64");
+        assert_eq!(
+            read(root.join("cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
+        assert_eq!(
+            read(root.join("berth/cgroup.subtree_control")),
+            "+memory +cpu +pids"
+        );
+        assert_eq!(cg.procs_files("w1"), vec![ws.join("cgroup.procs")]);
+        assert!(cg.exists("w1"));
+        assert_eq!(cg.list().unwrap(), vec!["w1"]);
+        // The kernel would fill these in.
+        fs::write(ws.join("cgroup.procs"), "12\n34\n").unwrap();
+        assert_eq!(cg.pids("w1").unwrap(), vec![12, 34]);
+        fs::write(
+            ws.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills("w1"), 2);
+    }
+
+    #[test]
+    fn v2_freezes_with_cgroup_freeze() {
+        let dir = fake_v2();
+        let cg = Cgroups::detect(dir.path(), "berth").unwrap();
+        cg.create("w1", &LIMITS).unwrap();
+        let ws = dir.path().join("berth/w1");
+        cg.set_frozen("w1", true).unwrap();
+        assert_eq!(read(ws.join("cgroup.freeze")), "1");
+        assert!(cg.freeze_requested("w1").unwrap());
+        fs::write(ws.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        assert!(!cg.is_frozen("w1").unwrap());
+        fs::write(ws.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        assert!(cg.is_frozen("w1").unwrap());
+        cg.set_frozen("w1", false).unwrap();
+        assert_eq!(read(ws.join("cgroup.freeze")), "0");
+        assert!(!cg.freeze_requested("w1").unwrap());
+    }
+
+    #[test]
+    fn v1_writes_one_directory_per_controller() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for c in V1_CONTROLLERS {
+            fs::create_dir(root.join(c)).unwrap();
+        }
+        let cg = Cgroups::detect(root, "berth").unwrap();
+        assert_eq!(cg.version(), Version::V1);
+        cg.create("w1", &LIMITS).unwrap();
+        assert_eq!(
+            read(root.join("memory/berth/w1/memory.limit_in_bytes")),
+            "536870912"
+        );
+        assert_eq!(read(root.join("cpu/berth/w1/cpu.cfs_quota_us")), "150000");
+        assert_eq!(read(root.join("cpu/berth/w1/cpu.cfs_period_us")), "100000");
+        assert_eq!(read(root.join("pids/berth/w1/pids.max")), "64");
+        assert_eq!(cg.procs_files("w1").len(), 4);
+        cg.set_frozen("w1", true).unwrap();
+        assert_eq!(read(root.join("freezer/berth/w1/freezer.state")), "FROZEN");
+        assert!(cg.is_frozen("w1").unwrap());
+        fs::write(
+            root.join("memory/berth/w1/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills("w1"), 1);
+        assert!(!cg.exists("w2"));
+        assert!(cg.pids("w2").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,200 @@
+//! Every external program this crate runs goes through here: the short-lived
+//! tools (`ip`, `nft`, `kill`) through [`run`], and the sandboxed app through
+//! [`spawn_sandbox`], which builds the one long-lived command line
+//! `setsid sh -c <join cgroups; exec> ip netns exec … setpriv … bwrap … -- argv`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+
+/// An external program failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("could not run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} {args} exited with {status}: {stderr}")]
+    Failed {
+        program: String,
+        args: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("no free address slot in 10.213.0.0/16")]
+    Exhausted,
+}
+
+impl ExecError {
+    pub fn stderr_contains(&self, needle: &str) -> bool {
+        matches!(self, ExecError::Failed { stderr, .. } if stderr.contains(needle))
+    }
+}
+
+/// Runs `program args`, returning its stdout; a non-zero exit is an error
+/// carrying stderr.
+pub async fn run(program: &str, args: &[&str]) -> Result<String, ExecError> {
+    run_with_stdin(program, args, "").await
+}
+
+/// Like [`run`], feeding `stdin` to the program.
+pub async fn run_with_stdin(
+    program: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Result<String, ExecError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ExecError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
+    if let Some(mut pipe) = child.stdin.take() {
+        // A program that does not read its stdin closes the pipe: not an error.
+        let _ = pipe.write_all(stdin.as_bytes()).await;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|source| ExecError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(ExecError::Failed {
+            program: program.to_owned(),
+            args: args.join(" "),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// Sends `signal` (`TERM`, `KILL`) to `pids`; pids that are gone already are fine.
+pub async fn signal(pids: &[u32], signal: &str) {
+    if pids.is_empty() {
+        return;
+    }
+    let mut args = vec!["-s".to_owned(), signal.to_owned(), "--".to_owned()];
+    args.extend(pids.iter().map(u32::to_string));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Exits non-zero when some pid has exited meanwhile, which is expected.
+    let _ = run("kill", &args).await;
+}
+
+/// The exit status of the sandbox when it could not join its cgroup.
+pub const JOIN_FAILED: i32 = 121;
+
+/// What the sandbox is made of.
+#[derive(Debug)]
+pub struct Sandbox<'a> {
+    /// The `cgroup.procs` files the process joins before anything else runs.
+    pub cgroup_procs: Vec<PathBuf>,
+    pub netns: String,
+    pub uid: u32,
+    /// Host directory mounted read-write at `home`.
+    pub host_home: &'a Path,
+    pub home: String,
+    pub hostname: &'a str,
+    pub env: Vec<(String, String)>,
+    pub argv: &'a [String],
+    pub log: File,
+}
+
+/// The `bwrap` arguments (without the program name) for `sandbox`.
+pub fn bwrap_args(sandbox: &Sandbox<'_>) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
+    push(&[
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--ro-bind",
+        "/etc",
+        "/etc",
+    ]);
+    // On merged-/usr systems these are links into /usr; elsewhere directories.
+    for dir in ["/bin", "/sbin", "/lib", "/lib64", "/lib32"] {
+        match std::fs::read_link(dir) {
+            Ok(target) => push(&["--symlink", &target.to_string_lossy(), dir]),
+            Err(_) if Path::new(dir).is_dir() => push(&["--ro-bind", dir, dir]),
+            Err(_) => {}
+        }
+    }
+    push(&["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    push(&[
+        "--bind",
+        &sandbox.host_home.to_string_lossy(),
+        &sandbox.home,
+        "--chdir",
+        &sandbox.home,
+        "--hostname",
+        sandbox.hostname,
+        "--clearenv",
+    ]);
+    for (k, v) in &sandbox.env {
+        push(&["--setenv", k, v]);
+    }
+    push(&["--"]);
+    a.extend(sandbox.argv.iter().cloned());
+    a
+}
+
+/// Starts the sandboxed app in its own session, its output appended to the log.
+/// A small shell writes its own pid into every `cgroup.procs` file and only then
+/// execs the rest, so nothing of the app ever runs outside the cgroup. The chain
+/// execs all the way down (`sh` → `ip netns exec` → `setpriv` → `bwrap`): the
+/// returned child's pid is bwrap's.
+pub fn spawn_sandbox(sandbox: Sandbox<'_>) -> std::io::Result<Child> {
+    const JOIN: &str = r#"n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 121; shift; n=$((n-1)); done; exec "$@""#;
+    let uid = sandbox.uid.to_string();
+    let log_err = sandbox.log.try_clone()?;
+    let mut cmd = Command::new("setsid");
+    cmd.args(["sh", "-c", JOIN, "sh"])
+        .arg(sandbox.cgroup_procs.len().to_string())
+        .args(&sandbox.cgroup_procs)
+        .args(["ip", "netns", "exec", &sandbox.netns])
+        .args([
+            "setpriv",
+            "--reuid",
+            &uid,
+            "--regid",
+            &uid,
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "bwrap",
+        ])
+        .args(bwrap_args(&sandbox))
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdin(Stdio::null())
+        .stdout(sandbox.log)
+        .stderr(log_err)
+        // The workspace outlives this process: never kill it when the handle goes.
+        .kill_on_drop(false);
+    cmd.spawn()
+}

@@ -1,0 +1,618 @@
+//! The embedded default runtime: each workspace is a process tree in a
+//! bubblewrap sandbox, in its own cgroup and its own network namespace, on this
+//! machine. [`ProcessRuntime`] implements [`model::Runtime`].
+//!
+//! # How a workspace runs
+//!
+//! `start` makes, idempotently: the home `<data_dir>/homes/<id>` (owned by the
+//! workspace uid), the network ([`net`]: namespace `berth-<id>`, a veth pair
+//! in `10.213.0.0/16`, an nftables table), the cgroup ([`cgroups`]: memory, cpu
+//! and pids limits from the profile) and the state file `<data_dir>/run/<id>.json`
+//! (slot, upstream, whether it should be running). Then it spawns, through
+//! [`exec::spawn_sandbox`]:
+//!
+//! ```text
+//! setsid sh -c '<write $$ to each cgroup.procs>; exec "$@"' \
+//!   ip netns exec berth-<id> \
+//!   setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
+//!   bwrap --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try --cap-drop ALL \
+//!         --ro-bind /usr /usr --ro-bind /etc /etc --proc /proc --dev /dev --tmpfs /tmp \
+//!         --bind <home> /home/<owner> --hostname <name> --clearenv --setenv … -- <argv>
+//! ```
+//!
+//! Decisions, and why:
+//!
+//! - **Race-free cgroup placement**: the shell joins the cgroup with its own pid
+//!   before it execs anything, so every descendant is born inside.
+//! - **Survives the control plane**: `setsid` puts the sandbox in its own session
+//!   and bwrap runs without `--die-with-parent`; nothing holds the child handle
+//!   (tokio reaps it if it exits while we run).
+//! - **Network namespace**: made by `ip netns add` (root, in the initial user
+//!   namespace) and joined with `ip netns exec`, so bwrap gets no `--unshare-net`.
+//!   The namespace therefore belongs to the initial user namespace, and the
+//!   sandboxed user has no capability over it: it cannot change its address,
+//!   routes or firewall.
+//! - **Unprivileged bwrap**: `setpriv` drops to the workspace uid/gid with no
+//!   capabilities before bwrap runs; bwrap then builds its namespaces inside a
+//!   user namespace owned by that uid (uid mapped to itself), so files in the
+//!   home belong to the workspace uid on the host. This needs unprivileged user
+//!   namespaces (`user.max_user_namespaces` > 0), on by default in Debian.
+//! - **No unsafe code**: `setsid`, `ip`, `setpriv`, `nft` and `kill` are external
+//!   programs (util-linux, iproute2, nftables, procps), so the crate keeps the
+//!   workspace's `unsafe_code = "forbid"`.
+//! - **The cgroup is the source of truth**: `observe` and `list` read the
+//!   cgroups under `<cgroup root>[/<controller>]/<cgroup_parent>/`; a fresh
+//!   `ProcessRuntime` on the same data dir sees, observes and stops workspaces an
+//!   earlier instance started. The state file only adds what the kernel does not
+//!   know: the upstream address and whether the workspace is meant to run (an
+//!   empty cgroup of a workspace meant to run is `Failed`).
+//! - **stop** thaws, sends SIGTERM to every pid in the cgroup, SIGKILL to what is
+//!   left after [`Config::stop_grace`], removes the cgroup and the network; the
+//!   home stays. **delete** is stop plus removing the home, log and state file.
+//! - **Readiness**: `Running` once `GET <base_url>` at the upstream answers with
+//!   a status below 500; `Starting` before that.
+//!
+//! - **Data directory**: homes are `0700` and owned by the workspace uid; the
+//!   `homes` directory is `0711`. The data directory and its ancestors must be
+//!   traversable by the workspace uids, since bwrap opens the home as that uid.
+//!
+//! Not yet: `App::Jupyterlab` (a `Permanent` error), disk quotas, egress to the
+//! outside world (workspaces reach only berth's API ports on their host-side
+//! address), a minimal `/etc` (the host's is mounted read-only; root-only files
+//! such as `/etc/shadow` stay unreadable to the workspace uid).
+
+pub mod cgroups;
+pub mod exec;
+pub mod net;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use model::{App, Observed, Runtime, RuntimeError, WorkspaceRef};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cgroups::{Cgroups, Limits};
+use crate::net::Slot;
+
+/// How much of the log a `Failed` reason carries.
+const REASON_LOG_BYTES: usize = 2048;
+
+/// Where and how the process runtime keeps its workspaces.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Homes, logs and state files live under here.
+    pub data_dir: PathBuf,
+    /// The cgroup file system, normally `/sys/fs/cgroup`.
+    pub cgroup_root: PathBuf,
+    /// The berth-owned cgroup directory that holds one cgroup per workspace.
+    pub cgroup_parent: String,
+    /// TCP ports a workspace may reach on its host-side address (berth's API).
+    pub host_ports: Vec<u16>,
+    /// How long `stop` waits after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            cgroup_parent: "berth".to_owned(),
+            host_ports: Vec::new(),
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What `observe` needs that the kernel does not keep: `<data_dir>/run/<id>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    slot: u32,
+    upstream: String,
+    base_url: String,
+    /// Set by `start`, cleared by `stop`: an empty cgroup while set is a failure.
+    running: bool,
+}
+
+/// Workspaces as sandboxed process trees on this machine.
+#[derive(Debug)]
+pub struct ProcessRuntime {
+    config: Config,
+    cgroups: Cgroups,
+}
+
+impl ProcessRuntime {
+    /// Detects the cgroup version and creates the data directories.
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        let cgroups = Cgroups::detect(&config.cgroup_root, &config.cgroup_parent)?;
+        for dir in ["homes", "logs", "run"] {
+            std::fs::create_dir_all(config.data_dir.join(dir))?;
+        }
+        // Workspace uids must traverse to their own home (bwrap runs as them);
+        // they may not list the others.
+        std::fs::set_permissions(
+            config.data_dir.join("homes"),
+            std::fs::Permissions::from_mode(0o711),
+        )?;
+        Ok(ProcessRuntime { config, cgroups })
+    }
+
+    pub fn cgroups(&self) -> &Cgroups {
+        &self.cgroups
+    }
+
+    /// The host directory mounted as the workspace's home.
+    pub fn home_dir(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("homes").join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("logs").join(format!("{id}.log"))
+    }
+
+    fn state_path(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("run").join(format!("{id}.json"))
+    }
+
+    /// The last `max_bytes` of the app's output (lossily decoded); empty if none.
+    pub fn log_tail(&self, id: &str, max_bytes: usize) -> String {
+        let Ok(mut file) = std::fs::File::open(self.log_path(id)) else {
+            return String::new();
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let start = len.saturating_sub(max_bytes as u64);
+        let mut buf = Vec::new();
+        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn read_state(&self, id: &str) -> Option<State> {
+        let text = std::fs::read(self.state_path(id)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    fn write_state(&self, id: &str, state: &State) -> std::io::Result<()> {
+        let path = self.state_path(id);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(state).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Signals every process in the cgroup until it is empty, then removes it.
+    async fn kill_all(&self, id: &str) -> Result<(), RuntimeError> {
+        if !self.cgroups.exists(id) {
+            return Ok(());
+        }
+        let cg = &self.cgroups;
+        // Frozen tasks act on signals only once thawed.
+        let _ = cg.set_frozen(id, false);
+        let pids = cg.pids(id).map_err(|e| transient("stop", id, e))?;
+        if !pids.is_empty() {
+            exec::signal(&pids, "TERM").await;
+            let deadline = Instant::now() + self.config.stop_grace;
+            while Instant::now() < deadline && !cg.pids(id).unwrap_or_default().is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let pids = cg.pids(id).map_err(|e| transient("stop", id, e))?;
+                if pids.is_empty() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(transient(
+                        "stop",
+                        id,
+                        format!("processes {pids:?} survive SIGKILL"),
+                    ));
+                }
+                exec::signal(&pids, "KILL").await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        // The kernel may report the cgroup busy for a moment after its last exit.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match cg.remove(id) {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => return Err(transient("stop", id, e)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    async fn set_frozen(
+        &self,
+        op: &'static str,
+        id: &str,
+        frozen: bool,
+    ) -> Result<(), RuntimeError> {
+        check_id(op, id)?;
+        let pids = self.cgroups.pids(id).map_err(|e| transient(op, id, e))?;
+        if pids.is_empty() {
+            return Err(permanent(op, id, "workspace is not running"));
+        }
+        self.cgroups
+            .set_frozen(id, frozen)
+            .map_err(|e| transient(op, id, e))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let done = self
+                .cgroups
+                .is_frozen(id)
+                .map_err(|e| transient(op, id, e))?
+                == frozen;
+            if done {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(transient(op, id, "the freezer did not settle in 5s"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    async fn start(&self, ws: &WorkspaceRef) -> Result<(), RuntimeError> {
+        let id = ws.id.as_str();
+        check_id("start", id)?;
+        let argv = match &ws.profile.app {
+            App::Command { argv } if !argv.is_empty() => argv,
+            App::Command { .. } => return Err(permanent("start", id, "empty argv")),
+            App::Jupyterlab => {
+                return Err(permanent(
+                    "start",
+                    id,
+                    "app jupyterlab is not yet supported by the process runtime",
+                ))
+            }
+        };
+        if ws.uid == 0 {
+            return Err(permanent("start", id, "refusing to run as uid 0"));
+        }
+        if !self
+            .cgroups
+            .pids(id)
+            .map_err(|e| transient("start", id, e))?
+            .is_empty()
+        {
+            return Ok(()); // running or paused: left alone
+        }
+        // Leftovers of a run that died (an empty cgroup with old OOM counts).
+        self.kill_all(id).await?;
+
+        let home = self.home_dir(id);
+        std::fs::create_dir_all(&home).map_err(|e| transient("start", id, e))?;
+        std::os::unix::fs::chown(&home, Some(ws.uid), Some(ws.uid))
+            .and_then(|()| std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| transient("start", id, e))?;
+
+        let previous = self.read_state(id).map(|s| Slot(s.slot));
+        let slot = match previous {
+            Some(slot) if net::is_set_up(id, slot).await => {
+                let rules = net::ruleset(id, slot, &self.config.host_ports);
+                exec::run_with_stdin("nft", &["-f", "-"], &rules)
+                    .await
+                    .map_err(|e| transient("start", id, e))?;
+                slot
+            }
+            _ => net::set_up(id, &self.config.host_ports)
+                .await
+                .map_err(|e| transient("start", id, e))?,
+        };
+        let upstream = format!("{}:{}", slot.workspace_ip(), net::APP_PORT);
+        self.write_state(
+            id,
+            &State {
+                slot: slot.0,
+                upstream: upstream.clone(),
+                base_url: ws.base_url.clone(),
+                running: true,
+            },
+        )
+        .map_err(|e| transient("start", id, e))?;
+
+        let limits = Limits {
+            memory_bytes: ws.profile.memory_bytes,
+            cpu_millis: ws.profile.cpu_millis,
+            max_processes: ws.profile.max_processes,
+        };
+        self.cgroups
+            .create(id, &limits)
+            .map_err(|e| transient("start", id, e))?;
+
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(id))
+            .map_err(|e| transient("start", id, e))?;
+        let _ = writeln!(log, "berth: starting {argv:?} at {upstream}");
+        let owner = ws.owner.as_str();
+        let home_in = format!("/home/{owner}");
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("HOME".into(), home_in.clone()),
+            ("USER".into(), owner.into()),
+            ("PORT".into(), net::APP_PORT.to_string()),
+            ("JUPYTERHUB_SERVICE_PREFIX".into(), ws.base_url.clone()),
+            ("JUPYTERHUB_USER".into(), owner.into()),
+            ("JUPYTERHUB_SERVER_NAME".into(), ws.name.as_str().into()),
+            ("BERTH_HOST_IP".into(), slot.host_ip().to_string()),
+        ];
+        env.extend(ws.env.iter().cloned());
+        let mut child = exec::spawn_sandbox(exec::Sandbox {
+            cgroup_procs: self.cgroups.procs_files(id),
+            netns: net::netns_name(id),
+            uid: ws.uid,
+            host_home: &home,
+            home: home_in,
+            hostname: ws.name.as_str(),
+            env,
+            argv,
+            log,
+        })
+        .map_err(|e| transient("start", id, e))?;
+
+        // Wait until the sandbox is in its cgroup, or has already given up.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                if status.code() == Some(exec::JOIN_FAILED) {
+                    let tail = self.log_tail(id, REASON_LOG_BYTES);
+                    return Err(transient(
+                        "start",
+                        id,
+                        format!("joining the cgroup: {tail}"),
+                    ));
+                }
+                // The app (or bwrap) ran and exited already: observe reports
+                // Failed with the log.
+                break;
+            }
+            if !self.cgroups.pids(id).unwrap_or_default().is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(transient(
+                    "start",
+                    id,
+                    "sandbox did not join its cgroup in 5s",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Reap it if it exits while this process lives; it outlives us otherwise.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        tracing::info!(workspace.id = id, %upstream, "workspace started");
+        Ok(())
+    }
+
+    async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+        check_id("stop", id)?;
+        self.kill_all(id).await?;
+        let state = self.read_state(id);
+        net::tear_down(id, state.as_ref().map(|s| Slot(s.slot)))
+            .await
+            .map_err(|e| transient("stop", id, e))?;
+        if let Some(mut state) = state {
+            state.running = false;
+            self.write_state(id, &state)
+                .map_err(|e| transient("stop", id, e))?;
+        }
+        Ok(())
+    }
+
+    async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.set_frozen("pause", id, true).await
+    }
+
+    async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        self.set_frozen("resume", id, false).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        self.stop(id).await?;
+        let home = self.home_dir(id);
+        match std::fs::remove_dir_all(&home) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(transient("delete", id, e)),
+        }
+        for path in [self.log_path(id), self.state_path(id)] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(transient("delete", id, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn observe(&self, id: &str) -> Result<Observed, RuntimeError> {
+        check_id("observe", id)?;
+        let state = self.read_state(id);
+        let pids = self
+            .cgroups
+            .pids(id)
+            .map_err(|e| transient("observe", id, e))?;
+        if !pids.is_empty() {
+            if self.cgroups.freeze_requested(id).unwrap_or(false) {
+                return Ok(Observed::Paused);
+            }
+            let Some(state) = state else {
+                return Ok(Observed::Failed {
+                    reason: "processes run but the state file is missing".into(),
+                });
+            };
+            return Ok(if probe(&state.upstream, &state.base_url).await {
+                Observed::Running {
+                    upstream: state.upstream,
+                }
+            } else {
+                Observed::Starting
+            });
+        }
+        match state {
+            Some(state) if state.running => {
+                let oom = self.cgroups.oom_kills(id);
+                let what = if oom > 0 {
+                    format!("killed by the OOM killer ({oom} OOM kill(s) at the memory limit)")
+                } else if self.cgroups.exists(id) {
+                    "the app exited".to_owned()
+                } else {
+                    "the app is not running (its cgroup is gone)".to_owned()
+                };
+                let tail = self.log_tail(id, REASON_LOG_BYTES);
+                Ok(Observed::Failed {
+                    reason: format!("{what}; log tail:\n{tail}"),
+                })
+            }
+            Some(_) => Ok(Observed::Stopped),
+            None if self.home_dir(id).exists() => Ok(Observed::Stopped),
+            None => Ok(Observed::Absent),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+        let mut ids = self.cgroups.list().map_err(|e| transient("list", "*", e))?;
+        for (dir, suffix) in [("homes", ""), ("run", ".json")] {
+            let entries = std::fs::read_dir(self.config.data_dir.join(dir))
+                .map_err(|e| transient("list", "*", e))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(id) = name.strip_suffix(suffix) {
+                    if check_id("list", id).is_ok() {
+                        ids.push(id.to_owned());
+                    }
+                }
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
+        check_id("log_tail", id)?;
+        Ok(ProcessRuntime::log_tail(self, id, max_bytes))
+    }
+}
+
+/// Ids become file, interface-namespace and nftables names: keep them plain.
+fn check_id(op: &'static str, id: &str) -> Result<(), RuntimeError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(permanent(op, id, "invalid workspace id"))
+    }
+}
+
+/// Whether `GET base_url` at `upstream` answers with a status below 500.
+async fn probe(upstream: &str, base_url: &str) -> bool {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(upstream).await.ok()?;
+        let request =
+            format!("GET {base_url} HTTP/1.1\r\nHost: {upstream}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut buf = [0u8; 64];
+        let mut len = 0;
+        while len < buf.len() && !buf[..len].contains(&b'\n') {
+            let n = stream.read(&mut buf[len..]).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            len += n;
+        }
+        status_code(&buf[..len])
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), attempt).await,
+        Ok(Some(code)) if code < 500
+    )
+}
+
+/// The status code of an HTTP/1.x status line.
+fn status_code(head: &[u8]) -> Option<u16> {
+    let line = std::str::from_utf8(head).ok()?.lines().next()?;
+    let mut parts = line.split(' ');
+    if !parts.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    parts.next()?.parse().ok()
+}
+
+fn transient(op: &'static str, id: &str, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Transient {
+        op,
+        id: id.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn permanent(op: &'static str, id: &str, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Permanent {
+        op,
+        id: id.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_must_be_plain() {
+        assert!(check_id("t", "0190a1b2-aaaa-7000-8000-000000000000").is_ok());
+        assert!(check_id("t", "ws_1").is_ok());
+        for bad in ["", "-x", "a/b", "a b", "ä", &"x".repeat(65)] {
+            assert!(check_id("t", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn status_line_is_parsed() {
+        assert_eq!(status_code(b"HTTP/1.0 200 OK\r\n"), Some(200));
+        assert_eq!(status_code(b"HTTP/1.1 404 Not Found\r\nX: y"), Some(404));
+        assert_eq!(status_code(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(status_code(b""), None);
+    }
+
+    #[test]
+    fn log_tail_returns_the_last_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cg");
+        std::fs::create_dir_all(root.join("memory")).unwrap();
+        let mut config = Config::new(dir.path().join("data"));
+        config.cgroup_root = root;
+        let rt = ProcessRuntime::new(config).unwrap();
+        assert_eq!(rt.log_tail("w1", 10), "");
+        std::fs::write(rt.log_path("w1"), "0123456789abcdef").unwrap();
+        assert_eq!(rt.log_tail("w1", 6), "abcdef");
+        assert_eq!(rt.log_tail("w1", 100), "0123456789abcdef");
+    }
+}

@@ -1,0 +1,46 @@
+//! A restarted control plane re-adopts running workspaces: a new runtime on the
+//! same data dir sees them as they are and can stop them.
+
+use model::{Observed, Runtime};
+use runtime_process::ProcessRuntime;
+
+use crate::support::{wait_for, Harness};
+
+#[tokio::test]
+async fn a_second_runtime_instance_adopts_running_workspaces() {
+    let h = Harness::new(vec![]);
+    let ws = h.workspace("dave", 100_104, &[]);
+    h.rt.start(&ws).await.unwrap();
+    let upstream = h.wait_running(&ws.id).await;
+
+    // Its own session: a signal to the control plane's session or process group
+    // (Ctrl-C, systemd stopping berth) does not reach it.
+    let ours = session_of("self");
+    for pid in h.rt.cgroups().pids(&ws.id).unwrap() {
+        assert_ne!(
+            session_of(&pid.to_string()),
+            ours,
+            "pid {pid} is in our session"
+        );
+    }
+
+    let second = ProcessRuntime::new(h.config.clone()).unwrap();
+    assert!(second.list().await.unwrap().contains(&ws.id));
+    let observed = wait_for(&second, &ws.id, |o| matches!(o, Observed::Running { .. })).await;
+    assert_eq!(observed, Observed::Running { upstream });
+    second.pause(&ws.id).await.unwrap();
+    assert_eq!(h.rt.observe(&ws.id).await.unwrap(), Observed::Paused);
+
+    second.stop(&ws.id).await.unwrap();
+    assert_eq!(second.observe(&ws.id).await.unwrap(), Observed::Stopped);
+    assert_eq!(h.rt.observe(&ws.id).await.unwrap(), Observed::Stopped);
+    assert!(h.rt.cgroups().pids(&ws.id).unwrap().is_empty());
+}
+
+/// The session id of a process, from `/proc/<pid>/stat`.
+fn session_of(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name: state ppid pgrp session …
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(3).unwrap().parse().unwrap()
+}

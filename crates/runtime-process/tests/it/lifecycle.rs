@@ -1,0 +1,168 @@
+//! The conformance story: create → start → reach the app → pause → resume →
+//! stop → start → files still there → delete → nothing left; every step twice.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use model::{App, Observed, Runtime};
+
+use crate::support::{http_get, network_leftovers, Harness};
+
+#[tokio::test]
+async fn conformance_story() {
+    let h = Harness::new(vec![]);
+    let mut ws = h.workspace("alice", 100_101, &[("WRITE", "first".into())]);
+    let id = ws.id.clone();
+    let rt = &h.rt;
+
+    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Absent);
+    rt.start(&ws).await.unwrap();
+    rt.start(&ws).await.unwrap();
+    let upstream = h.wait_running(&id).await;
+    assert!(upstream.starts_with("10.213."), "{upstream}");
+    assert!(rt.list().await.unwrap().contains(&id));
+    let (status, body) = http_get(&upstream, &ws.base_url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello alice /user/alice/lab/")
+    );
+
+    // The app wrote into its home, as the workspace uid.
+    let marker = h.home(&id).join("marker.txt");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "first\n");
+    assert_eq!(std::fs::metadata(&marker).unwrap().uid(), 100_101);
+    assert!(rt.log_tail(&id, 4096).contains("berth: starting"));
+    assert!(Runtime::log_tail(&**rt, &id, 4096)
+        .await
+        .unwrap()
+        .contains("serving"));
+
+    rt.pause(&id).await.unwrap();
+    rt.pause(&id).await.unwrap();
+    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Paused);
+    assert!(rt.cgroups().is_frozen(&id).unwrap());
+    let frozen = http_get(&upstream, &ws.base_url, Duration::from_secs(2)).await;
+    assert_eq!(
+        frozen,
+        Err("timed out".to_owned()),
+        "a frozen app must not answer"
+    );
+    // Starting a paused workspace leaves it alone.
+    rt.start(&ws).await.unwrap();
+    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Paused);
+
+    rt.resume(&id).await.unwrap();
+    rt.resume(&id).await.unwrap();
+    assert_eq!(h.wait_running(&id).await, upstream);
+    assert_eq!(
+        http_get(&upstream, "/user/alice/lab/api", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    rt.stop(&id).await.unwrap();
+    rt.stop(&id).await.unwrap();
+    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Stopped);
+    assert!(rt.cgroups().pids(&id).unwrap().is_empty());
+    assert!(!rt.cgroups().exists(&id), "stop removes the cgroup");
+    assert!(
+        rt.pause(&id).await.is_err(),
+        "cannot pause a stopped workspace"
+    );
+
+    ws.env = vec![("WRITE".into(), "second".into())];
+    rt.start(&ws).await.unwrap();
+    let upstream = h.wait_running(&id).await;
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "first\nsecond\n",
+        "files survive stop and start"
+    );
+
+    rt.delete(&id).await.unwrap();
+    rt.delete(&id).await.unwrap();
+    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Absent);
+    assert!(!rt.list().await.unwrap().contains(&id));
+    assert!(!rt.cgroups().exists(&id), "cgroup left behind");
+    assert!(!h.home(&id).exists(), "home left behind");
+    assert_eq!(
+        network_leftovers(&id, &upstream).await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn unsupported_or_bad_requests_are_permanent_errors() {
+    let h = Harness::new(vec![]);
+    let mut ws = h.workspace("bob", 100_102, &[]);
+    ws.profile.app = App::Jupyterlab;
+    let err = h.rt.start(&ws).await.unwrap_err();
+    assert!(!err.retryable(), "{err}");
+    assert!(err.to_string().contains("not yet supported"), "{err}");
+
+    let mut ws = h.workspace("bob", 0, &[]);
+    assert!(!h.rt.start(&ws).await.unwrap_err().retryable());
+    ws.uid = 100_102;
+    ws.id = "../etc".into();
+    assert!(!h.rt.start(&ws).await.unwrap_err().retryable());
+    assert!(!h.rt.observe("a b").await.unwrap_err().retryable());
+    assert!(!h.rt.resume("nothing-here").await.unwrap_err().retryable());
+    assert_eq!(
+        h.rt.observe("nothing-here").await.unwrap(),
+        Observed::Absent
+    );
+    h.rt.stop("nothing-here").await.unwrap();
+    h.rt.delete("nothing-here").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_app_is_failed_with_its_log() {
+    let h = Harness::new(vec![]);
+    let mut ws = h.workspace("carol", 100_103, &[]);
+    ws.profile.app = App::Command {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo about to fail; exit 3".into(),
+        ],
+    };
+    h.rt.start(&ws).await.unwrap_or_else(|e| panic!("{e}"));
+    let observed = h
+        .wait_for(&ws.id, |o| matches!(o, Observed::Failed { .. }))
+        .await;
+    let Observed::Failed { reason } = observed else {
+        unreachable!()
+    };
+    assert!(reason.contains("exited"), "{reason}");
+    assert!(reason.contains("about to fail"), "{reason}");
+    // Starting again retries.
+    h.rt.start(&ws).await.unwrap();
+    h.rt.stop(&ws.id).await.unwrap();
+    assert_eq!(h.rt.observe(&ws.id).await.unwrap(), Observed::Stopped);
+}
+
+#[tokio::test]
+async fn the_test_guard_leaves_nothing_behind() {
+    let h = Harness::new(vec![]);
+    let ws = h.workspace("judy", 100_110, &[]);
+    h.rt.start(&ws).await.unwrap();
+    let upstream = h.wait_running(&ws.id).await;
+    h.rt.pause(&ws.id).await.unwrap();
+    let parent = std::path::Path::new("/sys/fs/cgroup")
+        .join(match h.rt.cgroups().version() {
+            runtime_process::cgroups::Version::V1 => "pids",
+            runtime_process::cgroups::Version::V2 => "",
+        })
+        .join(&h.config.cgroup_parent);
+    assert!(parent.is_dir());
+    drop(h); // what a failing test does while unwinding
+    assert!(!parent.exists(), "{} left behind", parent.display());
+    assert_eq!(
+        network_leftovers(&ws.id, &upstream).await,
+        Vec::<String>::new()
+    );
+}

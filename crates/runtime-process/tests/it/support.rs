@@ -1,0 +1,307 @@
+//! The test harness: checks prerequisites, hands out unique workspaces, and
+//! deletes everything on drop (even when the test panics).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use model::{App, Name, Observed, ProfileSpec, Runtime, WorkspaceRef};
+use runtime_process::{Config, ProcessRuntime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The test app: optional actions chosen by environment variables, then an HTTP
+/// server answering 200 on every path (single-threaded, so it works at the pids
+/// limit).
+pub const APP: &str = r#"
+import http.server, json, os, socket, time
+env = os.environ
+home = env["HOME"]
+def save(name, value):
+    with open(os.path.join(home, name + ".tmp"), "w") as f:
+        json.dump(value, f)
+    os.rename(os.path.join(home, name + ".tmp"), os.path.join(home, name))
+if env.get("HOG_MB"):
+    hog = b"x" * (int(env["HOG_MB"]) << 20)
+if env.get("WRITE"):
+    with open(os.path.join(home, "marker.txt"), "a") as f:
+        f.write(env["WRITE"] + "\n")
+if env.get("FORKS"):
+    n, err = 0, ""
+    for i in range(int(env["FORKS"])):
+        try:
+            pid = os.fork()
+        except OSError as e:
+            err = e.strerror
+            break
+        if pid == 0:
+            time.sleep(3600)
+            os._exit(0)
+        n += 1
+    save("forks.json", {"forked": n, "error": err})
+if env.get("CHECKS"):
+    def conn(host, port):
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            return "connected"
+        except socket.timeout:
+            return "timeout"
+        except OSError as e:
+            return e.strerror or str(e)
+    r = {"uid": os.getuid(), "hostname": socket.gethostname(),
+         "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+         "home_entries": os.listdir("/home")}
+    try:
+        open("/usr/berth-test", "w")
+        r["usr_writable"] = True
+    except OSError:
+        r["usr_writable"] = False
+    try:
+        r["other_home"] = os.listdir(env["OTHER_HOME"])
+    except OSError as e:
+        r["other_home"] = e.strerror
+    host_ip = env["BERTH_HOST_IP"]
+    r["other_app"] = conn(*env["OTHER_APP"].split(":"))
+    r["host_loopback"] = conn("127.0.0.1", env["HOST_LOOPBACK_PORT"])
+    r["host_api"] = conn(host_ip, env["HOST_API_PORT"])
+    r["host_other_port"] = conn(host_ip, env["HOST_OTHER_PORT"])
+    save("checks.json", r)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("hello %s %s" % (env["JUPYTERHUB_USER"], self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+print("serving", flush=True)
+http.server.HTTPServer(("0.0.0.0", int(env["PORT"])), H).serve_forever()
+"#;
+
+/// Fails (never skips) when the machine lacks what these tests need.
+fn require() {
+    let mut missing = Vec::new();
+    for tool in ["bwrap", "ip", "nft", "setpriv", "setsid", "kill", "sh"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        if !found {
+            missing.push(tool.to_owned());
+        }
+    }
+    if !Path::new("/usr/bin/python3").is_file() {
+        missing.push("/usr/bin/python3".to_owned());
+    }
+    assert!(
+        missing.is_empty(),
+        "runtime-process tests need {missing:?}: run scripts/install-deps \
+         (packages bubblewrap iproute2 nftables util-linux procps python3)"
+    );
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "runtime-process tests must run as root (cgroups, network namespaces, nftables)"
+    );
+}
+
+/// One test's runtime, data dir and workspaces.
+pub struct Harness {
+    pub rt: Arc<ProcessRuntime>,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+    ids: Mutex<Vec<String>>,
+}
+
+impl Harness {
+    pub fn new(host_ports: Vec<u16>) -> Self {
+        require();
+        let dir = tempfile::tempdir().unwrap();
+        // Workspace uids traverse the data dir to reach their home.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let mut config = Config::new(dir.path().join("data"));
+        config.cgroup_parent = format!("berth-test-{}", short_id());
+        config.host_ports = host_ports;
+        config.stop_grace = Duration::from_secs(2);
+        let rt = ProcessRuntime::new(config.clone()).expect("create the runtime");
+        Harness {
+            rt: Arc::new(rt),
+            config,
+            _dir: dir,
+            ids: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A workspace with a unique id running [`APP`] with `env`.
+    pub fn workspace(&self, owner: &str, uid: u32, env: &[(&str, String)]) -> WorkspaceRef {
+        let id = format!("t{}", short_id());
+        self.ids.lock().unwrap().push(id.clone());
+        let mut profile = ProfileSpec::standard();
+        profile.memory_bytes = 256 << 20;
+        profile.cpu_millis = 500;
+        profile.max_processes = 64;
+        profile.app = App::Command {
+            argv: vec!["python3".into(), "-c".into(), APP.into()],
+        };
+        WorkspaceRef {
+            id,
+            owner: Name::parse(owner).unwrap(),
+            name: Name::parse("lab").unwrap(),
+            uid,
+            base_url: format!("/user/{owner}/lab/"),
+            profile,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn home(&self, id: &str) -> PathBuf {
+        self.rt.home_dir(id)
+    }
+
+    /// Polls `observe` until `want` accepts it; panics with the log after 30s.
+    pub async fn wait_for(&self, id: &str, want: impl Fn(&Observed) -> bool) -> Observed {
+        wait_for(&self.rt, id, want).await
+    }
+
+    pub async fn wait_running(&self, id: &str) -> String {
+        match self
+            .wait_for(id, |o| matches!(o, Observed::Running { .. }))
+            .await
+        {
+            Observed::Running { upstream } => upstream,
+            _ => unreachable!(),
+        }
+    }
+}
+
+pub async fn wait_for(rt: &ProcessRuntime, id: &str, want: impl Fn(&Observed) -> bool) -> Observed {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let observed = rt.observe(id).await.unwrap();
+        if want(&observed) {
+            return observed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workspace {id} still {observed:?} after 30s; log:\n{}",
+            rt.log_tail(id, 4096)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let rt = self.rt.clone();
+        let ids = std::mem::take(&mut *self.ids.lock().unwrap());
+        // Async clean-up on a runtime of its own: Drop may run inside a panicking test.
+        let result = std::thread::spawn(move || {
+            let tokio = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            tokio.block_on(async {
+                for id in ids {
+                    if let Err(e) = rt.delete(&id).await {
+                        eprintln!("clean-up of workspace {id} failed: {e}");
+                    }
+                }
+            });
+            rt.cgroups().remove_parent()
+        })
+        .join();
+        if let Ok(Err(e)) = result {
+            eprintln!("clean-up of the cgroup parent failed: {e}");
+        }
+    }
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// `GET path` at `upstream`: the status and body, or an error (timeouts included).
+pub async fn http_get(
+    upstream: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(upstream)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {upstream}\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad response {response:?}"))?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+/// Waits for a JSON file the app writes into its home.
+pub async fn read_json(path: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return serde_json::from_str(&text).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether anything of the network of `id` (slot from its upstream) is left.
+pub async fn network_leftovers(id: &str, upstream: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    if Path::new(&format!("/run/netns/berth-{id}")).exists() {
+        left.push(format!("netns berth-{id}"));
+    }
+    let ip: std::net::Ipv4Addr = upstream.split(':').next().unwrap().parse().unwrap();
+    let slot = (u32::from(ip) - u32::from(std::net::Ipv4Addr::new(10, 213, 0, 0))) / 4;
+    let ifname = format!("bw{slot}");
+    if std::path::Path::new(&format!("/sys/class/net/{ifname}")).exists() {
+        left.push(format!("interface {ifname}"));
+    }
+    let table = format!("berth_{}", id.replace('-', "_"));
+    let out = tokio::process::Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .await
+        .unwrap();
+    if out.status.success() {
+        left.push(format!("nft table {table}"));
+    }
+    left
+}
