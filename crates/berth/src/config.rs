@@ -19,9 +19,15 @@ pub const EXAMPLE: &str = r#"# berth.toml: configuration of `berth serve`.
 # Address of the one listener (API, portal, proxy).
 bind = "127.0.0.1:8000"
 
-# Where berth keeps its SQLite database and workspace homes.
-# Default: $XDG_DATA_HOME/berth (usually ~/.local/share/berth).
+# Where berth keeps its SQLite database (db/) and workspaces (workspaces/).
+# Default: /var/lib/berth as root, else $XDG_DATA_HOME/berth. With the process
+# runtime, workspace users must be able to traverse it and its parents (o+x).
 # data_dir = "/var/lib/berth"
+
+# What runs workspaces: "process" (bubblewrap sandboxes on this machine, in their
+# own cgroups and network namespaces; needs root) or "none" (record desired
+# state only, for control planes whose workspaces run elsewhere, and for tests).
+runtime = "process"
 
 # PostgreSQL instead of the embedded SQLite, e.g. "postgres://berth@db/berth".
 # database_url = ""
@@ -60,6 +66,7 @@ max_memory_bytes = 68719476736 # 64 GiB
 pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
+    pub runtime: RuntimeKind,
     pub database_url: Option<Secret>,
     pub public_url: Option<String>,
     pub admin_password: Option<Secret>,
@@ -75,6 +82,14 @@ pub struct QuotaConfig {
     /// CPUs (fractions allowed).
     pub max_cpu: f64,
     pub max_memory_bytes: u64,
+}
+
+/// Which runtime runs workspaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    Process,
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,9 +118,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            data_dir: dirs::data_dir()
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join("berth"),
+            data_dir: default_data_dir(),
+            runtime: RuntimeKind::Process,
             database_url: None,
             public_url: None,
             admin_password: None,
@@ -127,6 +141,17 @@ impl Default for Config {
     }
 }
 
+/// `/var/lib/berth` for root (whose home workspace users cannot traverse), else
+/// the user's data directory.
+fn default_data_dir() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    match dirs::data_dir() {
+        Some(d) if !root => d.join("berth"),
+        _ => PathBuf::from("/var/lib/berth"),
+    }
+}
+
 /// Values given as command-line flags; they win over every other layer.
 #[derive(Debug, Default, Serialize)]
 pub struct Overrides {
@@ -143,6 +168,7 @@ pub struct Overrides {
 const ENV_KEYS: &[&str] = &[
     "bind",
     "data_dir",
+    "runtime",
     "database_url",
     "public_url",
     "admin_password",
@@ -228,7 +254,10 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.expose().to_owned(),
-            None => format!("sqlite://{}", self.data_dir.join("berth.db").display()),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("db").join("berth.db").display()
+            ),
         }
     }
 }

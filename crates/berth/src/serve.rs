@@ -1,12 +1,17 @@
-//! `berth serve`: opens the store, bootstraps a fresh database, serves HTTP until
-//! SIGTERM or Ctrl-C, then drains in-flight requests.
+//! `berth serve`: opens the store, bootstraps a fresh database, starts the runtime
+//! and the controller, serves HTTP until SIGTERM or Ctrl-C, then drains in-flight
+//! requests and reconciles.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use tokio::sync::watch;
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, RuntimeKind};
 
 pub fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -22,9 +27,16 @@ pub fn init_tracing(cfg: &Config) {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("create data dir {}", cfg.data_dir.display()))?;
-    restrict(&cfg.data_dir)?;
+    // The data dir is traversable (workspace users reach their homes through it)
+    // but not listable; the database directory is the owner's alone.
+    make_dir(&cfg.data_dir, 0o711)?;
+    if cfg.database_url.is_none() {
+        make_dir(&cfg.data_dir.join("db"), 0o700)?;
+    }
+    let runtime = match cfg.runtime {
+        RuntimeKind::Process => Some(process_runtime(&cfg)?),
+        RuntimeKind::None => None,
+    };
     let store = store::Store::connect(&cfg.database_url())
         .await
         .context("open the database")?;
@@ -37,7 +49,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         // Shown once, on the first start only; it is stored only as a hash.
         println!("created the admin account: user name `admin`, one-time password `{pw}`");
     }
-    let state = server::AppState::new(
+    let mut state = server::AppState::new(
         store.clone(),
         server::ServerConfig {
             secure_cookies: cfg
@@ -50,29 +62,82 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             quota: cfg.quota(),
         },
     );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let controller = runtime.map(|runtime| {
+        let ctx = controller::Ctx::new(
+            store.clone(),
+            runtime,
+            Arc::new(controller::SystemClock),
+            controller::Config::default(),
+        );
+        let (controller, handle) = controller::Controller::new(ctx);
+        state.controller = Some(handle);
+        tokio::spawn(controller.run(stopped(stop_rx.clone())))
+    });
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
         .with_context(|| format!("bind {}", cfg.bind))?;
     let addr = listener.local_addr().context("read the bound address")?;
-    tracing::info!(%addr, engine = ?store.engine(), data_dir = %cfg.data_dir.display(), "berth serving");
+    tracing::info!(%addr, engine = ?store.engine(), runtime = ?cfg.runtime,
+        data_dir = %cfg.data_dir.display(), "berth serving");
     println!("listening on http://{addr}");
-    axum::serve(
+    let served = axum::serve(
         listener,
         server::router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown())
+    .with_graceful_shutdown(async move {
+        shutdown().await;
+        let _ = stop_tx.send(true);
+    })
     .await
-    .context("serve HTTP")?;
+    .context("serve HTTP");
+    if let Some(c) = controller {
+        c.await.context("the controller task")?;
+    }
     store.close().await;
     tracing::info!("berth stopped");
+    served
+}
+
+fn process_runtime(cfg: &Config) -> anyhow::Result<Arc<dyn model::Runtime>> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        bail!("the process runtime needs root (cgroups, network namespaces): run berth serve as root, or set runtime = \"none\"");
+    }
+    traversable(&cfg.data_dir)?;
+    let mut rc = runtime_process::Config::new(cfg.data_dir.join("workspaces"));
+    rc.host_ports = vec![cfg.bind.port()];
+    let rt = runtime_process::ProcessRuntime::new(rc).context("set up the process runtime")?;
+    Ok(Arc::new(rt))
+}
+
+/// Workspace users open their homes below the data dir: every ancestor must let
+/// others traverse it.
+fn traversable(dir: &Path) -> anyhow::Result<()> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolve {}", dir.display()))?;
+    for d in dir.ancestors() {
+        let mode = std::fs::metadata(d)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            bail!(
+                "workspace users cannot traverse {} (mode {:o}); choose another data_dir or chmod o+x it",
+                d.display(),
+                mode & 0o777
+            );
+        }
+    }
     Ok(())
 }
 
-/// The data dir holds secrets (the database): only its owner may enter it.
-fn restrict(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("restrict permissions of {}", dir.display()))
+fn make_dir(dir: &Path, mode: u32) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("set the permissions of {}", dir.display()))
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 async fn shutdown() {

@@ -60,7 +60,18 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         set_condition(&mut status, "AppExited", true, reason, &tail, now);
     }
 
-    let step = Transition::plan(status.state, ws.spec.desired, deleting);
+    // A start that failed for good is not retried for the same generation: the
+    // user changes the spec (stop and start, another profile) to try again.
+    let gave_up = status.state == WorkspaceState::Failed
+        && ws.observed_generation == ws.generation
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "StartFailed" && c.status);
+    let step = match Transition::plan(status.state, ws.spec.desired, deleting) {
+        Transition::Start if gave_up => Transition::Settled,
+        step => step,
+    };
     let mut action = Action::AwaitChange;
     match step {
         Transition::Delete => {
@@ -90,10 +101,27 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 profile: profile.spec.clone(),
                 env: Vec::new(),
             };
-            ctx.runtime.start(&r).await.map_err(runtime_err)?;
-            set_state(&mut status, WorkspaceState::Starting, now);
-            status.message = None;
-            action = Action::Requeue(ctx.config.poll);
+            match ctx.runtime.start(&r).await {
+                Ok(()) => {
+                    set_state(&mut status, WorkspaceState::Starting, now);
+                    status.message = None;
+                    set_condition(&mut status, "StartFailed", false, "Started", "", now);
+                    action = Action::Requeue(ctx.config.poll);
+                }
+                Err(e) if !e.retryable() => {
+                    set_state(&mut status, WorkspaceState::Failed, now);
+                    status.message = Some(e.to_string());
+                    set_condition(
+                        &mut status,
+                        "StartFailed",
+                        true,
+                        "Permanent",
+                        &e.to_string(),
+                        now,
+                    );
+                }
+                Err(e) => return Err(runtime_err(e)),
+            }
         }
         Transition::Stop => {
             set_state(&mut status, WorkspaceState::Stopping, now);
@@ -174,7 +202,8 @@ fn key(ws: &Workspace) -> String {
 fn observed_state(o: &Observed, last: WorkspaceState) -> WorkspaceState {
     use WorkspaceState as S;
     match o {
-        Observed::Absent if last == S::Pending => S::Pending,
+        // Nothing exists: never started, or a failure that left nothing behind.
+        Observed::Absent if matches!(last, S::Pending | S::Failed) => last,
         Observed::Absent | Observed::Stopped => S::Stopped,
         Observed::Starting => S::Starting,
         Observed::Running { .. } => S::Running,

@@ -2,6 +2,7 @@
 //! with PostgreSQL, driven by the `berth` CLI and by the typed client.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -22,12 +23,16 @@ struct Berth {
 }
 
 impl Berth {
-    fn start(db: &TestDb) -> Berth {
+    /// `berth serve` with `runtime` ("none": desired state only, or "process").
+    fn start(db: &TestDb, runtime: &str) -> Berth {
         let dir = tempfile::tempdir().unwrap();
+        // Workspace users traverse the data dir's parents to reach their homes.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--database-url", &db.url])
+            .env("BERTH_RUNTIME", runtime)
             .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "warn")
             .current_dir(dir.path())
@@ -73,8 +78,9 @@ impl Berth {
 
     /// Runs the CLI with `--json`, expecting success, and parses its output.
     fn json(&self, home: &str, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
+        // First: `--command` takes every argument after it.
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
         let out = self.cli(home, &all, None);
         assert!(
             out.status.success(),
@@ -125,7 +131,7 @@ fn code(e: client::ClientError) -> String {
 
 async fn story(engine: Engine) {
     let db = engine.fresh().await;
-    let berth = Berth::start(&db);
+    let berth = Berth::start(&db, "none");
 
     // The CLI: log in, make a token, manage a profile, a user and a workspace.
     let out = berth.cli(
@@ -435,6 +441,117 @@ async fn story(engine: Engine) {
     berth.stop();
 }
 
+/// `berth ws start` runs a real sandboxed workspace: the controller starts it with
+/// the process runtime, reports it running and ready, stops and deletes it, and
+/// nothing of it is left.
+#[tokio::test]
+async fn a_workspace_really_runs() {
+    const APP: &str = "import http.server, os\n\
+        class H(http.server.BaseHTTPRequestHandler):\n    \
+        def do_GET(self):\n        self.send_response(200); self.end_headers(); self.wfile.write(b'hi')\n\
+        http.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n";
+    let db = Engine::Sqlite.fresh().await;
+    let berth = Berth::start(&db, "process");
+    let out = berth.cli(
+        "admin",
+        &["login", "-u", "admin", "--password-stdin"],
+        Some(ADMIN_PASSWORD),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    berth.json(
+        "admin",
+        &[
+            "profiles",
+            "create",
+            "web",
+            "--display-name",
+            "Web",
+            "--memory",
+            "256MiB",
+            "--command",
+            "python3",
+            "-c",
+            APP,
+        ],
+    );
+    let ws = berth.json(
+        "admin",
+        &["ws", "create", "web", "--profile", "web", "--start"],
+    );
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let wait_for = |want: &str| {
+        for _ in 0..300 {
+            let w = berth.json("admin", &["ws", "show", "web"]);
+            if w["state"] == want {
+                return w;
+            }
+            assert_ne!(w["state"], "failed", "{w}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "workspace never became {want}: {}",
+            berth.json("admin", &["ws", "show", "web"])
+        );
+    };
+    let running = wait_for("running");
+    assert_eq!(running["observed_generation"], running["generation"]);
+    let ready = running["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["kind"] == "Ready" && c["status"] == true);
+    assert!(ready, "{running}");
+    let netns = || {
+        String::from_utf8(
+            Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+    };
+    assert!(
+        netns().contains(&format!("berth-{id}")),
+        "its own network namespace"
+    );
+    berth.json("admin", &["ws", "stop", "web"]);
+    wait_for("stopped");
+    berth.json("admin", &["ws", "delete", "web"]);
+    for _ in 0..300 {
+        if berth
+            .json("admin", &["ws", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        berth
+            .json("admin", &["ws", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "deleted"
+    );
+    assert!(
+        !netns().contains(&format!("berth-{id}")),
+        "no namespace left"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists(),
+        "no cgroup left"
+    );
+    berth.stop();
+}
+
 #[tokio::test]
 async fn end_to_end_on_sqlite() {
     story(Engine::Sqlite).await;
@@ -455,6 +572,7 @@ async fn first_start_prints_a_one_time_admin_password() {
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .env_remove("BERTH_ADMIN_PASSWORD")
+            .env("BERTH_RUNTIME", "none")
             .env("RUST_LOG", "warn")
             .current_dir(dir.path())
             .stdout(Stdio::piped())

@@ -429,3 +429,31 @@ async fn an_idle_policy_can_pause_instead_of_stop() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_permanent_start_failure_is_not_retried_until_the_spec_changes() {
+    let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
+    let id = f.workspace("lab", DesiredState::Running).await;
+    let permanent = || RuntimeError::Permanent {
+        op: "start",
+        id: id.clone(),
+        message: "no such app".into(),
+    };
+    f.runtime.fail_next(permanent());
+    assert_eq!(f.converge(&id).await, Action::AwaitChange);
+    let ws = f.store.workspace(&id).await.unwrap();
+    assert_eq!(ws.status.state, WorkspaceState::Failed);
+    assert!(ws.status.message.unwrap().contains("no such app"));
+    f.converge(&id).await;
+    assert_eq!(
+        f.runtime.calls().len(),
+        1,
+        "no retry at the same generation"
+    );
+    // Stop and start again: a new generation, a new attempt.
+    f.want(&id, DesiredState::Stopped).await;
+    f.converge(&id).await;
+    f.want(&id, DesiredState::Running).await;
+    f.converge(&id).await;
+    assert_eq!(f.state(&id).await, WorkspaceState::Running);
+}
