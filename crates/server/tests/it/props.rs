@@ -59,7 +59,8 @@ fn arbitrary_workspace_bodies_never_fail_the_server() {
     // Quotas are not under test here: let every valid body be created.
     let quota = server::Quota {
         max_workspaces: u64::MAX,
-        ..server::Quota::default()
+        max_cpu_millis: u64::MAX,
+        max_memory_bytes: u64::MAX,
     };
     let config = server::ServerConfig {
         quota,
