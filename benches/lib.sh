@@ -6,7 +6,8 @@
 #
 # Functions, in the order a bench calls them (each sets the globals it names):
 #   build_berth  cargo build --release -p berth       sets berth_bin
-#   start_berth  berth serve on a free loopback port  sets berth_pid, addr
+#   start_berth [VAR=value...]  berth serve on a free loopback port, with extra
+#                BERTH_* settings (default runtime: none)  sets berth_pid, addr
 #   api_token    log in as admin, create a token      sets token
 #   api METHOD PATH [curl args...]  one request; prints the body, dies unless 2xx
 #   wrk_parse    wrk --latency report on stdin -> "requests/s p50_ms p99_ms non_2xx socket_errors"
@@ -52,9 +53,10 @@ start_berth() {
   local port deadline
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$bench_tmp/data"
+  chmod 711 "$bench_tmp" # workspace users traverse it to reach their homes
   # A clean environment and directory: no berth.toml, BERTH_* or RUST_LOG of the caller's.
   (cd "$bench_tmp" && exec env -i PATH="$PATH" HOME="$HOME" BERTH_ADMIN_PASSWORD="$bench_password" \
-    "$berth_bin" serve --bind "127.0.0.1:$port" --data-dir "$bench_tmp/data") \
+    BERTH_RUNTIME=none "$@" "$berth_bin" serve --bind "127.0.0.1:$port" --data-dir "$bench_tmp/data") \
     >"$bench_tmp/berth.out" 2>"$bench_tmp/berth.err" &
   berth_pid=$!
   deadline=$((SECONDS + 60))

@@ -96,7 +96,8 @@ impl Clock for ManualClock {
 pub struct Config {
     /// How often every workspace is reconciled even without a change.
     pub resync: Duration,
-    /// How soon a starting or stopping workspace is looked at again.
+    /// The longest wait before a starting workspace is looked at again (the wait
+    /// starts at 25 ms and grows with the time it has been starting).
     pub poll: Duration,
     /// The longest retry delay after repeated failures.
     pub max_backoff: Duration,

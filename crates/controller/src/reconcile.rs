@@ -106,7 +106,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                     set_state(&mut status, WorkspaceState::Starting, now);
                     status.message = None;
                     set_condition(&mut status, "StartFailed", false, "Started", "", now);
-                    action = Action::Requeue(ctx.config.poll);
+                    action = Action::Requeue(poll_after(ctx, &status, now));
                 }
                 Err(e) if !e.retryable() => {
                     set_state(&mut status, WorkspaceState::Failed, now);
@@ -148,7 +148,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                     Some("the app did not become ready in the profile's start timeout".into());
                 set_condition(&mut status, "StartTimeout", false, "Timeout", &tail, now);
             } else {
-                action = Action::Requeue(ctx.config.poll);
+                action = Action::Requeue(poll_after(ctx, &status, now));
             }
         }
         Transition::Settled => {}
@@ -192,6 +192,13 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         }),
     );
     Ok(action)
+}
+
+/// How soon to look at a workspace in transition again: often at first (most
+/// apps are ready within a second), then backing off to `config.poll`.
+fn poll_after(ctx: &Ctx, status: &WorkspaceStatus, now: i64) -> Duration {
+    let elapsed = u64::try_from(now - status.since.unwrap_or(now)).unwrap_or(0);
+    Duration::from_millis((25 + elapsed / 10).min(ctx.config.poll.as_millis() as u64))
 }
 
 fn key(ws: &Workspace) -> String {
