@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source benches/lib.sh
 
 n=${N:-10}
-[[ $n =~ ^[1-9][0-9]{0,3}$ ]] || die "N must be a number from 1 to 9999"
+[[ $n =~ ^[1-9][0-9]{0,2}$ ]] && ((n <= 500)) || die "N must be a number from 1 to 500 (deletion pages by 500)"
 [[ $(id -u) == 0 ]] || die "the process runtime needs root"
 
 build_berth
@@ -69,10 +69,25 @@ app_start = statistics.median(bare_start() for _ in range(5))
 call("POST", "/api/v1/profiles", {"name": "bench", "display_name": "Bench", "cpu": 0.25,
      "memory_bytes": 128 << 20, "app": {"kind": "command", "argv": APP}}, expect=(201,))
 rss_before = rss_mib()
+def delete_all():
+    """Workspaces outlive berth by design: delete them all, whatever happened."""
+    left = [w["id"] for w in call("GET", "/api/v1/workspaces?limit=500")["items"]]
+    with cf.ThreadPoolExecutor(conc) as pool:
+        list(pool.map(lambda i: call("DELETE", f"/api/v1/workspaces/{i}", expect=(202, 404)), left))
+    until = time.monotonic() + 300
+    while call("GET", "/api/v1/workspaces?limit=1")["items"]:
+        if time.monotonic() > until:
+            sys.exit("workspaces were not all deleted in time")
+        time.sleep(0.2)
+
 t0 = time.monotonic()
-with cf.ThreadPoolExecutor(conc) as pool:
-    ids = list(pool.map(lambda i: call("POST", "/api/v1/workspaces",
-        {"name": f"w{i:04d}", "profile": "bench", "start": True}, expect=(201,))["id"], range(n)))
+try:
+    with cf.ThreadPoolExecutor(conc) as pool:
+        ids = list(pool.map(lambda i: call("POST", "/api/v1/workspaces",
+            {"name": f"w{i:04d}", "profile": "bench", "start": True}, expect=(201,))["id"], range(n)))
+except BaseException:
+    delete_all()
+    raise
 created_in = time.monotonic() - t0
 ready, failed = {}, []
 deadline = time.monotonic() + 600
@@ -90,10 +105,12 @@ while len(ready) < n and time.monotonic() < deadline:
         if not after:
             break
     if failed:
+        delete_all()
         sys.exit(f"a workspace failed: {failed[0]}")
     time.sleep(0.05)
 all_ready = time.monotonic() - t0
 if len(ready) < n:
+    delete_all()
     sys.exit(f"only {len(ready)} of {n} became ready in 600 s")
 rss_running = rss_mib()
 lat = []
@@ -104,13 +121,7 @@ lat.sort()
 pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 overhead = statistics.median(lat) - app_start
 
-# Clean up: delete everything and wait until berth has released it all.
-with cf.ThreadPoolExecutor(conc) as pool:
-    list(pool.map(lambda i: call("DELETE", f"/api/v1/workspaces/{i}", expect=(202,)), ids))
-while call("GET", "/api/v1/workspaces?limit=1")["items"]:
-    if time.monotonic() > deadline + 300:
-        sys.exit("workspaces were not all deleted in time")
-    time.sleep(0.2)
+delete_all()
 
 print(f"\nN={n} workspaces of `python3 -m http.server`, process runtime, concurrency {conc}")
 print(f"{'create requests answered':44} {created_in:8.2f} s")

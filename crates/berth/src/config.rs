@@ -174,6 +174,7 @@ const ENV_KEYS: &[&str] = &[
     "admin_password",
     "log",
     "auth",
+    "quota",
 ];
 
 impl Config {
@@ -315,6 +316,28 @@ mod tests {
             let err =
                 Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("does not exist"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_config_key_can_come_from_the_environment() {
+        let full = Config {
+            database_url: Some(Secret::new("sqlite://x")),
+            public_url: Some("https://x".into()),
+            admin_password: Some(Secret::new("x")),
+            ..Config::default()
+        };
+        let table = toml::Table::try_from(&full).unwrap();
+        let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut sorted = ENV_KEYS.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BERTH_QUOTA__MAX_WORKSPACES", "77");
+            jail.set_env("BERTH_RUNTIME", "none");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!((c.quota.max_workspaces, c.runtime), (77, RuntimeKind::None));
             Ok(())
         });
     }
