@@ -76,6 +76,17 @@ impl Berth {
         child.wait_with_output().unwrap()
     }
 
+    /// `berth login` as `user`, storing the token in `home`.
+    fn login(&self, home: &str, user: &str, password: &str) {
+        let args = ["login", "-u", user, "--password-stdin"];
+        let out = self.cli(home, &args, Some(password));
+        assert!(
+            out.status.success(),
+            "login: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs the CLI with `--json`, expecting success, and parses its output.
     fn json(&self, home: &str, args: &[&str]) -> Value {
         // First: `--command` takes every argument after it.
@@ -134,16 +145,7 @@ async fn story(engine: Engine) {
     let berth = Berth::start(&db, "none");
 
     // The CLI: log in, make a token, manage a profile, a user and a workspace.
-    let out = berth.cli(
-        "admin",
-        &["login", "-u", "admin", "--password-stdin"],
-        Some(ADMIN_PASSWORD),
-    );
-    assert!(
-        out.status.success(),
-        "login: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    berth.login("admin", "admin", ADMIN_PASSWORD);
     let token = berth.json("admin", &["tokens", "create", "--note", "e2e"]);
     let token = token["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("berth_"));
@@ -364,12 +366,7 @@ async fn story(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(mine.owner, "bob");
-    let out = berth.cli(
-        "bob",
-        &["login", "-u", "bob", "--password-stdin"],
-        Some("bob-password-1"),
-    );
-    assert!(out.status.success());
+    berth.login("bob", "bob", "bob-password-1");
     let bobs = berth.json("bob", &["ws", "list"]);
     assert_eq!(bobs.as_array().unwrap().len(), 1);
     assert!(berth
@@ -452,16 +449,7 @@ async fn a_workspace_really_runs() {
         http.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n";
     let db = Engine::Sqlite.fresh().await;
     let berth = Berth::start(&db, "process");
-    let out = berth.cli(
-        "admin",
-        &["login", "-u", "admin", "--password-stdin"],
-        Some(ADMIN_PASSWORD),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    berth.login("admin", "admin", ADMIN_PASSWORD);
     berth.json(
         "admin",
         &[

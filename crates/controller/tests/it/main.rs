@@ -57,6 +57,25 @@ async fn fixture(engine: Engine, spec: ProfileSpec) -> Fixture {
     }
 }
 
+/// A controller running in the background until the returned stop is called.
+fn run_controller(
+    ctx: &Ctx,
+) -> (
+    controller::Handle,
+    impl FnOnce() -> tokio::task::JoinHandle<()>,
+) {
+    let (controller, handle) = Controller::new(ctx.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(controller.run(async {
+        let _ = stop_rx.await;
+    }));
+    let stop = move || {
+        stop_tx.send(()).unwrap();
+        task
+    };
+    (handle, stop)
+}
+
 impl Fixture {
     async fn workspace(&self, name: &str, desired: DesiredState) -> String {
         let profile = self
@@ -310,11 +329,7 @@ async fn runtime_errors_become_conditions_and_are_retried() {
         id: id.clone(),
         message: "no veth left".into(),
     });
-    let (controller, handle) = Controller::new(f.ctx.clone());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(controller.run(async {
-        let _ = stop_rx.await;
-    }));
+    let (handle, stop) = run_controller(&f.ctx);
     handle.changed(&id);
     // The first start fails; the condition is recorded; the retry (after ~1 s) succeeds.
     let mut saw_error = false;
@@ -344,8 +359,7 @@ async fn runtime_errors_become_conditions_and_are_retried() {
             .any(|c| c.kind == "Reconciled" && c.status),
         "cleared on success"
     );
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), task)
+    tokio::time::timeout(Duration::from_secs(15), stop())
         .await
         .unwrap()
         .unwrap();
@@ -362,11 +376,7 @@ async fn the_scheduler_resyncs_and_cleans_up_orphans() {
             upstream: "fake://ghost".into(),
         },
     );
-    let (controller, _handle) = Controller::new(f.ctx.clone());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(controller.run(async {
-        let _ = stop_rx.await;
-    }));
+    let (_handle, stop) = run_controller(&f.ctx);
     // No change notification at all: the first resync finds both.
     for _ in 0..100 {
         if f.state(&a).await == WorkspaceState::Running
@@ -392,8 +402,7 @@ async fn the_scheduler_resyncs_and_cleans_up_orphans() {
         .filter(|c| c.starts_with("start"))
         .count();
     assert_eq!(starts, 2, "one start each, however many resyncs");
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), task)
+    tokio::time::timeout(Duration::from_secs(15), stop())
         .await
         .unwrap()
         .unwrap();
