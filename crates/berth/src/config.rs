@@ -264,6 +264,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -279,7 +280,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::result_large_err)] // figment::Jail's closure returns figment::Error
     fn layers_win_in_order_and_unknown_keys_fail() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
