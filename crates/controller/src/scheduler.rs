@@ -121,19 +121,17 @@ impl Controller {
                         Some(Ok(Action::AwaitChange | Action::Gone)) => {
                             failures.remove(&id);
                         }
-                        Some(Err(e)) => {
+                        // An error or a panic (already logged): retry with back-off.
+                        failed => {
                             let n = failures.entry(id.clone()).or_insert(0);
                             *n += 1;
                             let delay = backoff(*n, ctx.config.max_backoff, rand::thread_rng().gen());
-                            tracing::warn!(workspace.id = %id, error = %error_chain(&e), attempt = *n,
-                                retry_in_ms = delay.as_millis() as u64, "reconcile failed");
-                            record_error(&ctx, &id, &e).await;
+                            if let Some(Err(e)) = failed {
+                                tracing::warn!(workspace.id = %id, error = %error_chain(&e), attempt = *n,
+                                    retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+                                record_error(&ctx, &id, &e).await;
+                            }
                             due.insert(id.clone(), now + delay);
-                        }
-                        None => {
-                            let n = failures.entry(id.clone()).or_insert(0);
-                            *n += 1;
-                            due.insert(id.clone(), now + backoff(*n, ctx.config.max_backoff, 0.5));
                         }
                     }
                     // A change that came in meanwhile runs at once, unless this one

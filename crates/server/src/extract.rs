@@ -30,7 +30,6 @@ fn json_error(r: JsonRejection) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
         StatusCode::UNPROCESSABLE_ENTITY => Code::InvalidBody,
-        _ if matches!(r, JsonRejection::JsonSyntaxError(_)) => Code::InvalidJson,
         _ => Code::InvalidJson,
     };
     let message = match code {
