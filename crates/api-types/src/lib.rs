@@ -153,6 +153,8 @@ pub struct Profile {
     pub cost_per_hour: f64,
     pub start_timeout_secs: u64,
     pub app: App,
+    /// Whether workspaces may reach the network beyond berth's API.
+    pub egress: bool,
     pub created: String,
     pub updated: String,
 }
@@ -176,6 +178,8 @@ pub struct ProfileCreate {
     pub cost_per_hour: Option<f64>,
     pub start_timeout_secs: Option<u64>,
     pub app: Option<App>,
+    /// Whether workspaces may reach the network beyond berth's API.
+    pub egress: Option<bool>,
 }
 
 /// Changes to a profile; omitted fields stay as they are.
@@ -196,6 +200,8 @@ pub struct ProfileUpdate {
     pub cost_per_hour: Option<f64>,
     pub start_timeout_secs: Option<u64>,
     pub app: Option<App>,
+    /// Whether workspaces may reach the network beyond berth's API.
+    pub egress: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -158,6 +158,9 @@ pub struct ProfileFields {
     /// Launch JupyterLab.
     #[arg(long, conflicts_with = "command")]
     jupyterlab: bool,
+    /// Whether workspaces may reach the network beyond berth's API: true or false.
+    #[arg(long)]
+    egress: Option<bool>,
     /// Launch this command instead (all remaining arguments).
     #[arg(long, num_args = 1.., allow_hyphen_values = true)]
     command: Option<Vec<String>>,
@@ -182,6 +185,7 @@ impl ProfileFields {
             cost_per_hour: self.cost_per_hour,
             start_timeout_secs: self.start_timeout,
             app,
+            egress: self.egress,
         }
     }
 }
@@ -400,6 +404,7 @@ fn profiles_table(profiles: &[Profile]) -> Table {
             "IDLE",
             "LIFETIME",
             "COST/H",
+            "EGRESS",
             "APP",
         ],
         profiles.iter().map(|p| {
@@ -415,6 +420,7 @@ fn profiles_table(profiles: &[Profile]) -> Table {
                 },
                 secs(p.max_lifetime_secs),
                 format!("{:.2}", p.cost_per_hour),
+                if p.egress { "yes" } else { "no" }.into(),
                 match &p.app {
                     App::Jupyterlab => "jupyterlab".into(),
                     App::Command { argv } => argv.join(" "),
@@ -712,6 +718,7 @@ async fn profiles(c: &Client, out: &Out, cmd: ProfilesCommand) -> anyhow::Result
                 cost_per_hour: u.cost_per_hour,
                 start_timeout_secs: u.start_timeout_secs,
                 app: u.app,
+                egress: u.egress,
             };
             out.print(&c.create_profile(&req).await?, |p| {
                 profiles_table(std::slice::from_ref(p))

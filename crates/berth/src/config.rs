@@ -29,6 +29,10 @@ bind = "127.0.0.1:8000"
 # state only, for control planes whose workspaces run elsewhere, and for tests).
 runtime = "process"
 
+# The managed Python environment JupyterLab workspaces run from (made by
+# scripts/install-deps; mounted read-only into each sandbox).
+jupyter_env = "/opt/berth/jupyter"
+
 # PostgreSQL instead of the embedded SQLite, e.g. "postgres://berth@db/berth".
 # database_url = ""
 
@@ -67,6 +71,7 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub runtime: RuntimeKind,
+    pub jupyter_env: PathBuf,
     pub database_url: Option<Secret>,
     pub public_url: Option<String>,
     pub admin_password: Option<Secret>,
@@ -120,6 +125,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: default_data_dir(),
             runtime: RuntimeKind::Process,
+            jupyter_env: PathBuf::from("/opt/berth/jupyter"),
             database_url: None,
             public_url: None,
             admin_password: None,
@@ -169,6 +175,7 @@ const ENV_KEYS: &[&str] = &[
     "bind",
     "data_dir",
     "runtime",
+    "jupyter_env",
     "database_url",
     "public_url",
     "admin_password",

@@ -33,9 +33,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.database_url.is_none() {
         make_dir(&cfg.data_dir.join("db"), 0o700)?;
     }
-    let runtime = match cfg.runtime {
-        RuntimeKind::Process => Some(process_runtime(&cfg)?),
-        RuntimeKind::None => None,
+    let listener = tokio::net::TcpListener::bind(cfg.bind)
+        .await
+        .with_context(|| format!("bind {}", cfg.bind))?;
+    let addr = listener.local_addr().context("read the bound address")?;
+    // With the process runtime, workspaces reach berth's API on the gateway
+    // address, at the same port.
+    let (runtime, gateway) = match cfg.runtime {
+        RuntimeKind::Process => {
+            let (rt, gateway) = process_runtime(&cfg, addr.port()).await?;
+            (Some(rt), Some(gateway))
+        }
+        RuntimeKind::None => (None, None),
     };
     let store = store::Store::connect(&cfg.database_url())
         .await
@@ -74,23 +83,32 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         state.controller = Some(handle);
         tokio::spawn(controller.run(stopped(stop_rx.clone())))
     });
-    let listener = tokio::net::TcpListener::bind(cfg.bind)
-        .await
-        .with_context(|| format!("bind {}", cfg.bind))?;
-    let addr = listener.local_addr().context("read the bound address")?;
     tracing::info!(%addr, engine = ?store.engine(), runtime = ?cfg.runtime,
         data_dir = %cfg.data_dir.display(), "berth serving");
     println!("listening on http://{addr}");
-    let served = axum::serve(
-        listener,
-        server::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         shutdown().await;
         let _ = stop_tx.send(true);
-    })
-    .await
-    .context("serve HTTP");
+    });
+    let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let gateway = gateway.map(|listener| {
+        let stop = stopped(stop_rx.clone());
+        let app = app.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        })
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped(stop_rx))
+        .await
+        .context("serve HTTP");
+    if let Some(g) = gateway {
+        g.await
+            .context("the gateway listener task")?
+            .context("serve HTTP on the gateway")?;
+    }
     if let Some(c) = controller {
         c.await.context("the controller task")?;
     }
@@ -99,16 +117,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     served
 }
 
-fn process_runtime(cfg: &Config) -> anyhow::Result<Arc<dyn model::Runtime>> {
+/// The process runtime, and the listener on its gateway address through which
+/// workspaces reach berth's API at `port`.
+async fn process_runtime(
+    cfg: &Config,
+    port: u16,
+) -> anyhow::Result<(Arc<dyn model::Runtime>, tokio::net::TcpListener)> {
     use std::os::unix::fs::MetadataExt;
     if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
         bail!("the process runtime needs root (cgroups, network namespaces): run berth serve as root, or set runtime = \"none\"");
     }
     traversable(&cfg.data_dir)?;
+    runtime_process::net::ensure_gateway()
+        .await
+        .context("make the workspace gateway interface")?;
+    let gateway = SocketAddr::from((runtime_process::net::GATEWAY_IP, port));
+    let listener = tokio::net::TcpListener::bind(gateway)
+        .await
+        .with_context(|| format!("bind the workspace gateway {gateway}"))?;
     let mut rc = runtime_process::Config::new(cfg.data_dir.join("workspaces"));
-    rc.host_ports = vec![cfg.bind.port()];
+    rc.gateway_ports = vec![port];
+    rc.jupyter_env = cfg.jupyter_env.clone();
     let rt = runtime_process::ProcessRuntime::new(rc).context("set up the process runtime")?;
-    Ok(Arc::new(rt))
+    Ok((Arc::new(rt), listener))
 }
 
 /// Workspace users open their homes below the data dir: every ancestor must let

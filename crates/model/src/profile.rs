@@ -58,6 +58,8 @@ pub struct ProfileSpec {
     pub cost_per_hour_micros: u64,
     pub start_timeout_secs: u64,
     pub app: App,
+    /// Whether the workspace may reach the network beyond berth's own API.
+    pub egress: bool,
 }
 
 /// A stored profile.
@@ -96,6 +98,7 @@ impl ProfileSpec {
             cost_per_hour_micros: 0,
             start_timeout_secs: 120,
             app: App::Jupyterlab,
+            egress: true,
         }
     }
 

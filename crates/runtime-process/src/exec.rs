@@ -28,6 +28,8 @@ pub enum ExecError {
     },
     #[error("no free address slot in 10.213.0.0/16")]
     Exhausted,
+    #[error("enable IPv4 forwarding for egress: {0}")]
+    Forwarding(std::io::Error),
 }
 
 impl ExecError {
@@ -107,6 +109,8 @@ pub struct Sandbox<'a> {
     /// Host directory mounted read-write at `home`.
     pub host_home: &'a Path,
     pub home: String,
+    /// Host directories mounted read-only at the same path (the app environment).
+    pub ro_binds: Vec<PathBuf>,
     pub hostname: &'a str,
     pub env: Vec<(String, String)>,
     pub argv: &'a [String],
@@ -141,6 +145,10 @@ pub fn bwrap_args(sandbox: &Sandbox<'_>) -> Vec<String> {
         }
     }
     push(&["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    for dir in &sandbox.ro_binds {
+        let dir = dir.to_string_lossy();
+        push(&["--ro-bind", &dir, &dir]);
+    }
     push(&[
         "--bind",
         &sandbox.host_home.to_string_lossy(),

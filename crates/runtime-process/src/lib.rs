@@ -56,10 +56,17 @@
 //!   `homes` directory is `0711`. The data directory and its ancestors must be
 //!   traversable by the workspace uids, since bwrap opens the home as that uid.
 //!
-//! Not yet: `App::Jupyterlab` (a `Permanent` error), disk quotas, egress to the
-//! outside world (workspaces reach only berth's API ports on their host-side
-//! address), a minimal `/etc` (the host's is mounted read-only; root-only files
-//! such as `/etc/shadow` stay unreadable to the workspace uid).
+//! - **Apps**: a profile's command as given, or JupyterLab from the managed
+//!   environment [`Config::jupyter_env`] (made by `scripts/install-deps`, mounted
+//!   read-only at the same path), serving under the base URL without a token:
+//!   only root on the host can reach it ([`net`]'s output chain).
+//! - **Network**: berth's API on [`net::GATEWAY_IP`] (announced as
+//!   `BERTH_API_URL`), and the outside world only when the profile allows egress.
+//!
+//! Not yet: disk quotas; a minimal `/etc` (the host's is mounted read-only;
+//! root-only files such as `/etc/shadow` stay unreadable to the workspace uid);
+//! name resolution with egress works only where the host's `/etc/resolv.conf`
+//! names a resolver reachable from the namespace (not a `127.0.0.x` stub).
 
 pub mod cgroups;
 pub mod exec;
@@ -90,8 +97,11 @@ pub struct Config {
     pub cgroup_root: PathBuf,
     /// The berth-owned cgroup directory that holds one cgroup per workspace.
     pub cgroup_parent: String,
-    /// TCP ports a workspace may reach on its host-side address (berth's API).
-    pub host_ports: Vec<u16>,
+    /// TCP ports a workspace may reach on [`net::GATEWAY_IP`]: berth's API. The
+    /// first is announced to the app as `BERTH_API_URL`.
+    pub gateway_ports: Vec<u16>,
+    /// The managed Python environment JupyterLab runs from, mounted read-only.
+    pub jupyter_env: PathBuf,
     /// How long `stop` waits after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
 }
@@ -102,7 +112,8 @@ impl Config {
             data_dir: data_dir.into(),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: "berth".to_owned(),
-            host_ports: Vec::new(),
+            gateway_ports: Vec::new(),
+            jupyter_env: PathBuf::from("/opt/berth/jupyter"),
             stop_grace: Duration::from_secs(5),
         }
     }
@@ -123,6 +134,8 @@ struct State {
 pub struct ProcessRuntime {
     config: Config,
     cgroups: Cgroups,
+    /// Set once the gateway interface is known to exist.
+    gateway: tokio::sync::OnceCell<()>,
 }
 
 impl ProcessRuntime {
@@ -138,7 +151,11 @@ impl ProcessRuntime {
             config.data_dir.join("homes"),
             std::fs::Permissions::from_mode(0o711),
         )?;
-        Ok(ProcessRuntime { config, cgroups })
+        Ok(ProcessRuntime {
+            config,
+            cgroups,
+            gateway: tokio::sync::OnceCell::new(),
+        })
     }
 
     pub fn cgroups(&self) -> &Cgroups {
@@ -262,6 +279,45 @@ impl ProcessRuntime {
     }
 }
 
+impl ProcessRuntime {
+    /// What the sandbox runs for the profile's app, and the host directories it
+    /// needs mounted read-only.
+    fn app_argv(&self, ws: &WorkspaceRef) -> Result<(Vec<String>, Vec<PathBuf>), RuntimeError> {
+        let id = ws.id.as_str();
+        match &ws.profile.app {
+            App::Command { argv } if !argv.is_empty() => Ok((argv.clone(), Vec::new())),
+            App::Command { .. } => Err(permanent("start", id, "empty argv")),
+            App::Jupyterlab => {
+                let env = &self.config.jupyter_env;
+                let lab = env.join("bin/jupyter-lab");
+                if !lab.is_file() {
+                    return Err(permanent(
+                        "start",
+                        id,
+                        format!(
+                            "no JupyterLab at {}: create the managed environment with scripts/install-deps",
+                            lab.display()
+                        ),
+                    ));
+                }
+                let argv = vec![
+                    lab.to_string_lossy().into_owned(),
+                    "--no-browser".into(),
+                    "--ip=0.0.0.0".into(),
+                    format!("--port={}", net::APP_PORT),
+                    format!("--ServerApp.base_url={}", ws.base_url),
+                    format!("--ServerApp.root_dir=/home/{}", ws.owner),
+                    // No token: only root on the host reaches the app (the firewall's
+                    // output chain), that is berth itself.
+                    "--IdentityProvider.token=".into(),
+                    "--ServerApp.allow_remote_access=True".into(),
+                ];
+                Ok((argv, vec![env.clone()]))
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Runtime for ProcessRuntime {
     fn name(&self) -> &'static str {
@@ -271,17 +327,7 @@ impl Runtime for ProcessRuntime {
     async fn start(&self, ws: &WorkspaceRef) -> Result<(), RuntimeError> {
         let id = ws.id.as_str();
         check_id("start", id)?;
-        let argv = match &ws.profile.app {
-            App::Command { argv } if !argv.is_empty() => argv,
-            App::Command { .. } => return Err(permanent("start", id, "empty argv")),
-            App::Jupyterlab => {
-                return Err(permanent(
-                    "start",
-                    id,
-                    "app jupyterlab is not yet supported by the process runtime",
-                ))
-            }
-        };
+        let (argv, ro_binds) = self.app_argv(ws)?;
         if ws.uid == 0 {
             return Err(permanent("start", id, "refusing to run as uid 0"));
         }
@@ -302,19 +348,24 @@ impl Runtime for ProcessRuntime {
             .and_then(|()| std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)))
             .map_err(|e| transient("start", id, e))?;
 
+        if !self.config.gateway_ports.is_empty() {
+            self.gateway
+                .get_or_try_init(net::ensure_gateway)
+                .await
+                .map_err(|e| transient("start", id, e))?;
+        }
+        let policy = net::Policy {
+            gateway_ports: &self.config.gateway_ports,
+            egress: ws.profile.egress,
+        };
         let previous = self.read_state(id).map(|s| Slot(s.slot));
         let slot = match previous {
             Some(slot) if net::is_set_up(id, slot).await => {
-                let rules = net::ruleset(id, slot, &self.config.host_ports);
-                exec::run_with_stdin("nft", &["-f", "-"], &rules)
-                    .await
-                    .map_err(|e| transient("start", id, e))?;
-                slot
+                net::configure(id, slot, policy).await.map(|()| slot)
             }
-            _ => net::set_up(id, &self.config.host_ports)
-                .await
-                .map_err(|e| transient("start", id, e))?,
-        };
+            _ => net::set_up(id, policy).await,
+        }
+        .map_err(|e| transient("start", id, e))?;
         let upstream = format!("{}:{}", slot.workspace_ip(), net::APP_PORT);
         self.write_state(
             id,
@@ -353,8 +404,11 @@ impl Runtime for ProcessRuntime {
             ("JUPYTERHUB_SERVICE_PREFIX".into(), ws.base_url.clone()),
             ("JUPYTERHUB_USER".into(), owner.into()),
             ("JUPYTERHUB_SERVER_NAME".into(), ws.name.as_str().into()),
-            ("BERTH_HOST_IP".into(), slot.host_ip().to_string()),
         ];
+        if let Some(port) = self.config.gateway_ports.first() {
+            let url = format!("http://{}:{port}", net::GATEWAY_IP);
+            env.push(("BERTH_API_URL".into(), url));
+        }
         env.extend(ws.env.iter().cloned());
         let mut child = exec::spawn_sandbox(exec::Sandbox {
             cgroup_procs: self.cgroups.procs_files(id),
@@ -362,9 +416,10 @@ impl Runtime for ProcessRuntime {
             uid: ws.uid,
             host_home: &home,
             home: home_in,
+            ro_binds,
             hostname: ws.name.as_str(),
             env,
-            argv,
+            argv: &argv,
             log,
         })
         .map_err(|e| transient("start", id, e))?;

@@ -90,6 +90,7 @@ pub fn profile(p: &model::Profile) -> api_types::Profile {
         cost_per_hour: s.cost_per_hour_micros as f64 / 1e6,
         start_timeout_secs: s.start_timeout_secs,
         app: app_to_wire(&s.app),
+        egress: s.egress,
         created: time(p.created_at),
         updated: time(p.updated_at),
     }
@@ -151,6 +152,9 @@ pub fn apply_profile(
     if let Some(v) = u.app {
         s.app = app_from_wire(v);
     }
+    if let Some(v) = u.egress {
+        s.egress = v;
+    }
     s.validate()
         .map_err(|e| ApiError::new(Code::InvalidValue, e.to_string()))?;
     Ok(s)
@@ -169,6 +173,7 @@ pub fn create_to_update(c: api_types::ProfileCreate) -> api_types::ProfileUpdate
         cost_per_hour: c.cost_per_hour,
         start_timeout_secs: c.start_timeout_secs,
         app: c.app,
+        egress: c.egress,
     }
 }
 

@@ -17,8 +17,8 @@ pub(crate) const TOKEN_SELECT: &str = "SELECT id, user_id, prefix, note, scopes,
 
 pub(crate) const PROFILE_SELECT: &str = "SELECT id, name, display_name, cpu_millis, \
     memory_bytes, max_processes, disk_quota_bytes, idle_timeout_secs, max_lifetime_secs, \
-    cost_per_hour_micros, start_timeout_secs, app, idle_action, created_at, updated_at \
-    FROM profiles";
+    cost_per_hour_micros, start_timeout_secs, app, idle_action, egress, created_at, \
+    updated_at FROM profiles";
 
 pub(crate) const WORKSPACE_SELECT: &str = "SELECT w.id, w.owner_id, u.name AS owner, w.name, \
     p.name AS profile, w.desired, w.generation, w.state, w.status, w.observed_generation, \
@@ -121,6 +121,7 @@ pub(crate) fn profile(r: &AnyRow) -> Result<Profile> {
             cost_per_hour_micros: req("cost_per_hour_micros")?,
             start_timeout_secs: req("start_timeout_secs")?,
             app: serde_json::from_str::<App>(&app).map_err(|e| corrupt("profile app", e))?,
+            egress: get::<i64>(r, "egress", "profile")? != 0,
         },
         created_at: get(r, "created_at", "profile")?,
         updated_at: get(r, "updated_at", "profile")?,

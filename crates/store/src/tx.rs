@@ -311,8 +311,8 @@ impl Tx {
         self.write_profile(
             "INSERT INTO profiles (id, name, display_name, cpu_millis, memory_bytes, \
              max_processes, disk_quota_bytes, idle_timeout_secs, max_lifetime_secs, \
-             cost_per_hour_micros, start_timeout_secs, app, created_at, updated_at, idle_action) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+             cost_per_hour_micros, start_timeout_secs, app, created_at, updated_at, idle_action, \
+             egress) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
             &profile,
             "insert profile",
         )
@@ -345,7 +345,7 @@ impl Tx {
              memory_bytes = $5, max_processes = $6, disk_quota_bytes = $7, \
              idle_timeout_secs = $8, max_lifetime_secs = $9, cost_per_hour_micros = $10, \
              start_timeout_secs = $11, app = $12, created_at = $13, updated_at = $14, \
-             idle_action = $15 WHERE id = $1",
+             idle_action = $15, egress = $16 WHERE id = $1",
             &profile,
             "update profile",
         )
@@ -372,6 +372,7 @@ impl Tx {
             .bind(p.created_at)
             .bind(p.updated_at)
             .bind(s.idle_action.as_str())
+            .bind(i64::from(s.egress))
             .execute(&mut *self.tx)
             .await
             .map_err(query_error(op, "profile"))?;

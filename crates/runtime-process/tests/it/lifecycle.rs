@@ -100,9 +100,12 @@ async fn unsupported_or_bad_requests_are_permanent_errors() {
     let h = Harness::new(vec![]);
     let mut ws = h.workspace("bob", 100_102, &[]);
     ws.profile.app = App::Jupyterlab;
-    let err = h.rt.start(&ws).await.unwrap_err();
+    let mut config = h.config.clone();
+    config.jupyter_env = "/nonexistent/jupyter".into();
+    let without_env = runtime_process::ProcessRuntime::new(config).unwrap();
+    let err = without_env.start(&ws).await.unwrap_err();
     assert!(!err.retryable(), "{err}");
-    assert!(err.to_string().contains("not yet supported"), "{err}");
+    assert!(err.to_string().contains("scripts/install-deps"), "{err}");
 
     let mut ws = h.workspace("bob", 0, &[]);
     assert!(!h.rt.start(&ws).await.unwrap_err().retryable());
@@ -117,6 +120,40 @@ async fn unsupported_or_bad_requests_are_permanent_errors() {
     );
     h.rt.stop("nothing-here").await.unwrap();
     h.rt.delete("nothing-here").await.unwrap();
+}
+
+/// The managed JupyterLab (from `scripts/install-deps`) runs in the sandbox under
+/// its base URL and serves its UI and API.
+#[tokio::test]
+async fn jupyterlab_runs_in_the_sandbox() {
+    let h = Harness::new(vec![]);
+    let mut ws = h.workspace("jo", 100_110, &[]);
+    ws.profile.app = App::Jupyterlab;
+    ws.profile.memory_bytes = 1 << 30;
+    h.rt.start(&ws).await.unwrap_or_else(|e| panic!("{e}"));
+    let upstream = h.wait_running(&ws.id).await;
+    let (status, body) = http_get(
+        &upstream,
+        "/user/jo/lab/api/status",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"kernels\""), "{body}");
+    let (status, page) = http_get(&upstream, "/user/jo/lab/lab", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("JupyterLab"), "{page}");
+    // Outside its base URL there is nothing.
+    let (status, _) = http_get(&upstream, "/lab", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    // Its state lives in the home, owned by the workspace uid.
+    let home = h.home(&ws.id);
+    assert!(home.join(".local/share/jupyter").is_dir() || home.join(".jupyter").is_dir());
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// server answering 200 on every path (single-threaded, so it works at the pids
 /// limit).
 pub const APP: &str = r#"
-import http.server, json, os, socket, time
+import http.server, json, os, socket, time, urllib.parse
 env = os.environ
 home = env["HOME"]
 def save(name, value):
@@ -60,12 +60,26 @@ if env.get("CHECKS"):
         r["other_home"] = os.listdir(env["OTHER_HOME"])
     except OSError as e:
         r["other_home"] = e.strerror
-    host_ip = env["BERTH_HOST_IP"]
+    api = urllib.parse.urlsplit(env["BERTH_API_URL"])
     r["other_app"] = conn(*env["OTHER_APP"].split(":"))
     r["host_loopback"] = conn("127.0.0.1", env["HOST_LOOPBACK_PORT"])
-    r["host_api"] = conn(host_ip, env["HOST_API_PORT"])
-    r["host_other_port"] = conn(host_ip, env["HOST_OTHER_PORT"])
+    r["host_api"] = conn(api.hostname, api.port)
+    r["host_other_port"] = conn(api.hostname, env["HOST_OTHER_PORT"])
+    r["host_lan_api"] = conn(env["HOST_LAN_IP"], api.port)
+    if env.get("OUTSIDE"):
+        r["outside"] = conn(*env["OUTSIDE"].split(":"))
     save("checks.json", r)
+if env.get("CONNECT"):
+    def attempt(target):
+        host, port = target.rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=3).close()
+            return "connected"
+        except socket.timeout:
+            return "timeout"
+        except OSError as e:
+            return e.strerror or str(e)
+    save("connect.json", {t: attempt(t) for t in env["CONNECT"].split(",")})
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = ("hello %s %s" % (env["JUPYTERHUB_USER"], self.path)).encode()
@@ -121,14 +135,14 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new(host_ports: Vec<u16>) -> Self {
+    pub fn new(gateway_ports: Vec<u16>) -> Self {
         require();
         let dir = tempfile::tempdir().unwrap();
         // Workspace uids traverse the data dir to reach their home.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         let mut config = Config::new(dir.path().join("data"));
         config.cgroup_parent = format!("berth-test-{}", short_id());
-        config.host_ports = host_ports;
+        config.gateway_ports = gateway_ports;
         config.stop_grace = Duration::from_secs(2);
         let rt = ProcessRuntime::new(config.clone()).expect("create the runtime");
         Harness {

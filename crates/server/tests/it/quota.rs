@@ -117,3 +117,28 @@ async fn profiles_take_an_idle_action() {
         .unwrap()
         .starts_with("idle_action"));
 }
+
+#[tokio::test]
+async fn profiles_say_whether_workspaces_reach_the_network() {
+    let app = TestApp::sqlite().await;
+    let std = app
+        .call(&app.admin, "GET", "/api/v1/profiles/standard", Value::Null)
+        .await;
+    assert_eq!(std.expect(200)["egress"], true);
+    let body = json!({"name": "offline", "display_name": "Offline", "egress": false});
+    let p = app.call(&app.admin, "POST", "/api/v1/profiles", body).await;
+    assert_eq!(p.expect(201)["egress"], false);
+    let r = app
+        .call(
+            &app.admin,
+            "PATCH",
+            "/api/v1/profiles/offline",
+            json!({"egress": "yes"}),
+        )
+        .await;
+    r.expect_error(422, "invalid_body");
+    let get = app
+        .call(&app.admin, "GET", "/api/v1/profiles/offline", Value::Null)
+        .await;
+    assert_eq!(get.expect(200)["egress"], false, "nothing half-written");
+}
