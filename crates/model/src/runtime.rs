@@ -94,10 +94,13 @@ pub mod fake {
 
     use super::*;
 
-    /// Keeps workspace states in a map and records every call.
+    /// Keeps workspace states in a map and records every call. Each workspace
+    /// has a simulated home (file name → content) that its "app" writes while
+    /// running ([`FakeRuntime::write_file`]); it survives stop and goes with delete.
     #[derive(Debug, Default)]
     pub struct FakeRuntime {
         state: Mutex<HashMap<String, Observed>>,
+        homes: Mutex<HashMap<String, HashMap<String, String>>>,
         calls: Mutex<Vec<String>>,
         fail_next: Mutex<Option<RuntimeError>>,
     }
@@ -115,6 +118,29 @@ pub mod fake {
         /// Every call so far, as `op id`.
         pub fn calls(&self) -> Vec<String> {
             self.calls.lock().unwrap().clone()
+        }
+
+        /// The app of a running workspace writes a file into its home; `false`
+        /// if the workspace is not running (no app to write it).
+        pub fn write_file(&self, id: &str, name: &str, content: &str) -> bool {
+            let running = matches!(
+                self.state.lock().unwrap().get(id),
+                Some(Observed::Running { .. })
+            );
+            if running {
+                self.homes
+                    .lock()
+                    .unwrap()
+                    .entry(id.to_owned())
+                    .or_default()
+                    .insert(name.to_owned(), content.to_owned());
+            }
+            running
+        }
+
+        /// A file of the workspace's home.
+        pub fn read_file(&self, id: &str, name: &str) -> Option<String> {
+            self.homes.lock().unwrap().get(id)?.get(name).cloned()
         }
 
         /// Sets what `observe` reports, as if the workspace changed by itself.
@@ -200,6 +226,7 @@ pub mod fake {
         async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
             self.call("delete", id)?;
             self.state.lock().unwrap().remove(id);
+            self.homes.lock().unwrap().remove(id);
             Ok(())
         }
 

@@ -1,98 +1,33 @@
-//! The conformance story: create → start → reach the app → pause → resume →
-//! stop → start → files still there → delete → nothing left; every step twice.
+//! The conformance story (from `runtime-conformance`) with a small app and with
+//! JupyterLab, then what is particular to the process runtime: bad requests,
+//! dead apps, logs.
 
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use model::{App, Observed, Runtime};
 
-use crate::support::{http_get, network_leftovers, Harness};
+use crate::support::{http_get, network_leftovers, Harness, ProcessSubject};
 
 #[tokio::test]
 async fn conformance_story() {
-    let h = Harness::new(vec![]);
-    let mut ws = h.workspace("alice", 100_101, &[("WRITE", "first".into())]);
-    let id = ws.id.clone();
-    let rt = &h.rt;
+    let subject = ProcessSubject {
+        h: Harness::new(vec![]),
+        owner: "alice",
+        uid: 100_101,
+        jupyterlab: false,
+    };
+    runtime_conformance::story(&subject).await;
+}
 
-    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Absent);
-    rt.start(&ws).await.unwrap();
-    rt.start(&ws).await.unwrap();
-    let upstream = h.wait_running(&id).await;
-    assert!(upstream.starts_with("10.213."), "{upstream}");
-    assert!(rt.list().await.unwrap().contains(&id));
-    let (status, body) = http_get(&upstream, &ws.base_url, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (200, "hello alice /user/alice/lab/")
-    );
-
-    // The app wrote into its home, as the workspace uid.
-    let marker = h.home(&id).join("marker.txt");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "first\n");
-    assert_eq!(std::fs::metadata(&marker).unwrap().uid(), 100_101);
-    assert!(rt.log_tail(&id, 4096).contains("berth: starting"));
-    assert!(Runtime::log_tail(&**rt, &id, 4096)
-        .await
-        .unwrap()
-        .contains("serving"));
-
-    rt.pause(&id).await.unwrap();
-    rt.pause(&id).await.unwrap();
-    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Paused);
-    assert!(rt.cgroups().is_frozen(&id).unwrap());
-    let frozen = http_get(&upstream, &ws.base_url, Duration::from_secs(2)).await;
-    assert_eq!(
-        frozen,
-        Err("timed out".to_owned()),
-        "a frozen app must not answer"
-    );
-    // Starting a paused workspace leaves it alone.
-    rt.start(&ws).await.unwrap();
-    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Paused);
-
-    rt.resume(&id).await.unwrap();
-    rt.resume(&id).await.unwrap();
-    assert_eq!(h.wait_running(&id).await, upstream);
-    assert_eq!(
-        http_get(&upstream, "/user/alice/lab/api", Duration::from_secs(5))
-            .await
-            .unwrap()
-            .0,
-        200
-    );
-
-    rt.stop(&id).await.unwrap();
-    rt.stop(&id).await.unwrap();
-    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Stopped);
-    assert!(rt.cgroups().pids(&id).unwrap().is_empty());
-    assert!(!rt.cgroups().exists(&id), "stop removes the cgroup");
-    assert!(
-        rt.pause(&id).await.is_err(),
-        "cannot pause a stopped workspace"
-    );
-
-    ws.env = vec![("WRITE".into(), "second".into())];
-    rt.start(&ws).await.unwrap();
-    let upstream = h.wait_running(&id).await;
-    assert_eq!(
-        std::fs::read_to_string(&marker).unwrap(),
-        "first\nsecond\n",
-        "files survive stop and start"
-    );
-
-    rt.delete(&id).await.unwrap();
-    rt.delete(&id).await.unwrap();
-    assert_eq!(rt.observe(&id).await.unwrap(), Observed::Absent);
-    assert!(!rt.list().await.unwrap().contains(&id));
-    assert!(!rt.cgroups().exists(&id), "cgroup left behind");
-    assert!(!h.home(&id).exists(), "home left behind");
-    assert_eq!(
-        network_leftovers(&id, &upstream).await,
-        Vec::<String>::new()
-    );
+#[tokio::test]
+async fn conformance_story_with_jupyterlab() {
+    let subject = ProcessSubject {
+        h: Harness::new(vec![]),
+        owner: "jo",
+        uid: 100_111,
+        jupyterlab: true,
+    };
+    runtime_conformance::story(&subject).await;
 }
 
 #[tokio::test]

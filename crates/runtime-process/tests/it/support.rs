@@ -87,6 +87,12 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(os.path.join(home, os.path.basename(self.path)), "wb") as f:
+            f.write(body)
+        self.send_response(204)
+        self.end_headers()
     def log_message(self, *args):
         pass
 print("serving", flush=True)
@@ -318,4 +324,101 @@ pub async fn network_leftovers(id: &str, upstream: &str) -> Vec<String> {
         left.push(format!("nft table {table}"));
     }
     left
+}
+
+/// The conformance story's view of the process runtime: its app is [`APP`], or
+/// JupyterLab from the managed environment.
+pub struct ProcessSubject {
+    pub h: Harness,
+    pub owner: &'static str,
+    pub uid: u32,
+    pub jupyterlab: bool,
+}
+
+#[async_trait::async_trait]
+impl runtime_conformance::Subject for ProcessSubject {
+    fn runtime(&self) -> &dyn Runtime {
+        &*self.h.rt
+    }
+
+    fn workspace(&self) -> WorkspaceRef {
+        let mut ws = self.h.workspace(self.owner, self.uid, &[]);
+        if self.jupyterlab {
+            ws.profile.app = App::Jupyterlab;
+            ws.profile.memory_bytes = 1 << 30;
+        }
+        ws
+    }
+
+    async fn app_answers(&self, ws: &WorkspaceRef, upstream: &str) -> bool {
+        let path = format!("{}api/status", ws.base_url);
+        matches!(
+            http_get(upstream, &path, Duration::from_secs(2)).await,
+            Ok((200, _))
+        )
+    }
+
+    async fn write_file(&self, ws: &WorkspaceRef, upstream: &str, name: &str, content: &str) {
+        let http = reqwest::Client::new();
+        let base = format!("http://{upstream}{}", ws.base_url);
+        let response = if self.jupyterlab {
+            // Jupyter's contents API, with the XSRF cookie its pages hand out.
+            let page = http.get(format!("{base}lab")).send().await.unwrap();
+            let xsrf = page
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|c| c.strip_prefix("_xsrf="))
+                .and_then(|c| c.split(';').next())
+                .expect("JupyterLab sets an _xsrf cookie")
+                .to_owned();
+            http.put(format!("{base}api/contents/{name}"))
+                .header("cookie", format!("_xsrf={xsrf}"))
+                .header("x-xsrftoken", xsrf)
+                .json(&serde_json::json!({"type": "file", "format": "text", "content": content}))
+                .send()
+                .await
+                .unwrap()
+        } else {
+            http.put(format!("{base}{name}"))
+                .body(content.to_owned())
+                .send()
+                .await
+                .unwrap()
+        };
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+    }
+
+    async fn read_file(&self, ws: &WorkspaceRef, name: &str) -> Option<String> {
+        let path = self.h.home(&ws.id).join(name);
+        let content = std::fs::read_to_string(&path).ok()?;
+        // Written by the app, as the workspace uid.
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&path).unwrap()),
+            ws.uid
+        );
+        Some(content)
+    }
+
+    async fn leftovers(&self, ws: &WorkspaceRef, upstream: &str) -> Vec<String> {
+        let mut left = network_leftovers(&ws.id, upstream).await;
+        if self.h.rt.cgroups().exists(&ws.id) {
+            left.push(format!("cgroup of {}", ws.id));
+        }
+        for path in [self.h.home(&ws.id), self.h.rt.log_path(&ws.id)] {
+            if path.exists() {
+                left.push(path.display().to_string());
+            }
+        }
+        left
+    }
+
+    fn start_timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
 }
