@@ -16,28 +16,17 @@
 mod reconcile;
 mod scheduler;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use model::{Millis, Runtime, RuntimeError, WorkspaceState};
+use model::{Millis, Runtime, RuntimeError};
 use tokio::sync::watch;
 
 pub use reconcile::{reconcile, Action};
 pub use scheduler::{backoff, Controller, Handle};
 
-/// Where the proxy sends a workspace's traffic, and what state it is in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub workspace_id: String,
-    pub state: WorkspaceState,
-    /// Set while the app is running and ready.
-    pub upstream: Option<String>,
-}
-
-/// Every workspace by `owner/name`.
-pub type RouteTable = HashMap<String, Route>;
+pub use model::route::{Route, RouteTable};
 
 /// A reconcile failed; the scheduler retries it with back-off.
 #[derive(Debug, thiserror::Error)]

@@ -187,7 +187,9 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         key(&ws),
         Some(Route {
             workspace_id: ws.id.clone(),
+            owner_id: ws.owner_id.clone(),
             state: status.state,
+            message: status.message.clone().unwrap_or_default(),
             upstream,
         }),
     );
@@ -202,7 +204,7 @@ fn poll_after(ctx: &Ctx, status: &WorkspaceStatus, now: i64) -> Duration {
 }
 
 fn key(ws: &Workspace) -> String {
-    format!("{}/{}", ws.owner, ws.name)
+    model::route::key(ws.owner.as_str(), ws.name.as_str())
 }
 
 /// The state a runtime observation means, given the last known state.

@@ -7,6 +7,7 @@
 
 mod name;
 mod profile;
+pub mod route;
 mod runtime;
 mod scope;
 mod secret;

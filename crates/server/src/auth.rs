@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -159,80 +159,165 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .then(|| token.trim())
 }
 
-impl FromRequestParts<AppState> for Ctx {
-    type Rejection = ApiError;
+/// Who a request's credentials belong to, with the session's CSRF token when it
+/// came with the session cookie. Used by [`Ctx`] and by the proxy.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    /// Set for a cookie session: mutations must echo it in `x-csrf-token`.
+    pub csrf: Option<String>,
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let request_id = request_id_of(parts);
-        let source = source_of(parts);
-        let now = now_millis();
-        let unauthenticated =
-            || ApiError::new(Code::Unauthenticated, "log in or send an API token");
+/// A credential as the store last described it.
+#[derive(Debug)]
+enum Cached {
+    Token(model::Token, model::User),
+    Session(store::SessionRow, model::User),
+}
 
-        if parts.headers.contains_key(header::AUTHORIZATION) {
-            let token = bearer(parts).ok_or_else(|| {
-                ApiError::new(
-                    Code::Unauthenticated,
-                    "the authorization header must be `Bearer <token>` or `token <token>`",
-                )
-            })?;
-            let (tok, user) = match state.store.token_by_hash(&sha256_hex(token)).await {
-                Ok(found) => found,
-                Err(StoreError::NotFound { .. }) => return Err(unauthenticated()),
-                Err(e) => return Err(e.into()),
-            };
-            if tok.expires_at.is_some_and(|e| e <= now) || user.disabled {
-                return Err(unauthenticated());
-            }
-            if state.should_touch(&tok.id, now) {
-                state.store.touch_token(&tok.id, now).await?;
-            }
-            let principal =
-                Principal::new(user.id, user.name, user.is_admin, &tok.scopes, Some(tok.id));
-            return Ok(Ctx {
-                principal,
-                request_id,
-                source,
-                csrf: None,
-            });
-        }
+/// Recently seen tokens and sessions by hash, so that a request (every proxied
+/// one included) costs no database lookup. Changes made through this process
+/// (revoking a token, logging out, changing or deleting a user) clear it at
+/// once; other replicas' changes are seen within [`AuthCache::TTL`].
+#[derive(Debug, Clone)]
+pub struct AuthCache(moka::sync::Cache<String, Arc<Cached>>);
 
+impl Default for AuthCache {
+    fn default() -> Self {
+        AuthCache(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Self::TTL)
+                .build(),
+        )
+    }
+}
+
+impl AuthCache {
+    pub const TTL: Duration = Duration::from_secs(30);
+
+    /// Forgets everything: after a change to any credential or user.
+    pub fn clear(&self) {
+        self.0.invalidate_all();
+    }
+}
+
+/// Authenticates a request from its headers: a bearer token, else the session
+/// cookie. No CSRF check here (the proxy forwards apps' own requests).
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+    let now = now_millis();
+    let unauthenticated = || ApiError::new(Code::Unauthenticated, "log in or send an API token");
+    let (hash, is_token) = if parts.headers.contains_key(header::AUTHORIZATION) {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::new(
+                Code::Unauthenticated,
+                "the authorization header must be `Bearer <token>` or `token <token>`",
+            )
+        })?;
+        (sha256_hex(token), true)
+    } else {
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(cookie) = jar.get(SESSION_COOKIE) else {
             return Err(unauthenticated());
         };
-        let (session, user) = match state
-            .store
-            .session_by_hash(&sha256_hex(cookie.value()))
-            .await
-        {
-            Ok(found) => found,
-            Err(StoreError::NotFound { .. }) => return Err(unauthenticated()),
-            Err(e) => return Err(e.into()),
-        };
-        if session.expires_at <= now || user.disabled {
-            return Err(unauthenticated());
+        (sha256_hex(cookie.value()), false)
+    };
+    let cached = match state.auth_cache.0.get(&hash) {
+        Some(c) => c,
+        None => {
+            let found = if is_token {
+                state
+                    .store
+                    .token_by_hash(&hash)
+                    .await
+                    .map(|(t, u)| Cached::Token(t, u))
+            } else {
+                state
+                    .store
+                    .session_by_hash(&hash)
+                    .await
+                    .map(|(s, u)| Cached::Session(s, u))
+            };
+            let c = match found {
+                Ok(c) => Arc::new(c),
+                Err(StoreError::NotFound { .. }) => return Err(unauthenticated()),
+                Err(e) => return Err(e.into()),
+            };
+            state.auth_cache.0.insert(hash, c.clone());
+            c
         }
-        if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .map(|v| v.as_bytes())
-                .unwrap_or_default();
-            if !constant_time_eq(sent, session.csrf.as_bytes()) {
-                return Err(ApiError::new(
-                    Code::CsrfFailed,
-                    "missing or wrong x-csrf-token header",
-                ));
+    };
+    match &*cached {
+        Cached::Token(tok, user) => {
+            if tok.expires_at.is_some_and(|e| e <= now) || user.disabled {
+                return Err(unauthenticated());
+            }
+            if state.should_touch(&tok.id, now) {
+                // Off the request path: `last_used` is a hint, written once a minute.
+                let (store, id) = (state.store.clone(), tok.id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = store.touch_token(&id, now).await {
+                        tracing::warn!(token.id = %id, "record token use: {e}");
+                    }
+                });
+            }
+            let principal = Principal::new(
+                user.id.clone(),
+                user.name.clone(),
+                user.is_admin,
+                &tok.scopes,
+                Some(tok.id.clone()),
+            );
+            Ok(Authenticated {
+                principal,
+                csrf: None,
+            })
+        }
+        Cached::Session(session, user) => {
+            if session.expires_at <= now || user.disabled {
+                return Err(unauthenticated());
+            }
+            let role = ScopeSet::for_role(user.is_admin);
+            let principal = Principal::new(
+                user.id.clone(),
+                user.name.clone(),
+                user.is_admin,
+                &role,
+                None,
+            );
+            Ok(Authenticated {
+                principal,
+                csrf: Some(session.csrf.clone()),
+            })
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authenticated { principal, csrf } = authenticate(parts, state).await?;
+        if let Some(expected) = &csrf {
+            if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+                let sent = parts
+                    .headers
+                    .get(CSRF_HEADER)
+                    .map(|v| v.as_bytes())
+                    .unwrap_or_default();
+                if !constant_time_eq(sent, expected.as_bytes()) {
+                    return Err(ApiError::new(
+                        Code::CsrfFailed,
+                        "missing or wrong x-csrf-token header",
+                    ));
+                }
             }
         }
-        let role = ScopeSet::for_role(user.is_admin);
-        let principal = Principal::new(user.id, user.name, user.is_admin, &role, None);
         Ok(Ctx {
             principal,
-            request_id,
-            source,
-            csrf: Some(session.csrf),
+            request_id: request_id_of(parts),
+            source: source_of(parts),
+            csrf,
         })
     }
 }

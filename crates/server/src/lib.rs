@@ -80,6 +80,7 @@ pub struct AppState {
     pub controller: Option<controller::Handle>,
     /// When each token's `last_used` was last written, to write it at most once a minute.
     touched: Arc<Mutex<HashMap<String, i64>>>,
+    pub auth_cache: auth::AuthCache,
 }
 
 impl AppState {
@@ -94,6 +95,7 @@ impl AppState {
             config: Arc::new(config),
             controller: None,
             touched: Arc::default(),
+            auth_cache: auth::AuthCache::default(),
         }
     }
 

@@ -170,6 +170,7 @@ async fn logout(State(st): State<AppState>, ctx: Ctx, jar: CookieJar) -> ApiResu
     tx.audit(&ctx.audit("auth.logout", "user", ctx.principal.name.as_str()))
         .await?;
     tx.commit().await?;
+    st.auth_cache.clear();
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     Ok((StatusCode::NO_CONTENT, jar).into_response())
 }

@@ -120,5 +120,6 @@ async fn delete_token(
     a.detail = Some(format!("owner={}", user.name));
     tx.audit(&a).await?;
     tx.commit().await?;
+    st.auth_cache.clear();
     Ok(StatusCode::NO_CONTENT)
 }

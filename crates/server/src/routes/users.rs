@@ -187,6 +187,7 @@ async fn update_user(
     );
     tx.audit(&a).await?;
     tx.commit().await?;
+    st.auth_cache.clear();
     Ok(axum::Json(wire(&st, &updated).await?))
 }
 
@@ -213,5 +214,6 @@ async fn delete_user(
     tx.audit(&ctx.audit("user.delete", "user", user.name.as_str()))
         .await?;
     tx.commit().await?;
+    st.auth_cache.clear();
     Ok(StatusCode::NO_CONTENT)
 }

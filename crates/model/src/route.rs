@@ -1,0 +1,28 @@
+//! The route table: what the controller publishes (on a watch channel) and the
+//! proxy reads on every request, so that the request path touches neither the
+//! store nor a runtime.
+
+use std::collections::HashMap;
+
+use crate::WorkspaceState;
+
+/// Where the proxy sends a workspace's traffic, and what state it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub workspace_id: String,
+    /// Who may use it (besides admins).
+    pub owner_id: String,
+    pub state: WorkspaceState,
+    /// The status message, shown on the progress page.
+    pub message: String,
+    /// Set while the app is running and ready.
+    pub upstream: Option<String>,
+}
+
+/// Every workspace by `owner/name`.
+pub type RouteTable = HashMap<String, Route>;
+
+/// The key of a workspace in the table.
+pub fn key(owner: &str, name: &str) -> String {
+    format!("{owner}/{name}")
+}

@@ -1,0 +1,356 @@
+//! berth's built-in reverse proxy. It resolves `/user/{user}/{workspace}/…`
+//! against the route table the controller publishes ([`path`]), and forwards to
+//! the workspace's upstream over pooled HTTP/1.1 keep-alive connections, bodies
+//! streamed both ways, WebSocket upgrades spliced through. Paths are forwarded
+//! unchanged (apps run under their base URL). The request path touches no
+//! store and no runtime: routes come from a watch channel, activity goes to an
+//! in-memory [`activity::Activity`] that the server flushes in batches.
+//!
+//! Authentication and authorization are the caller's (the server's) business:
+//! [`Proxy::forward`] is called only for an authorized request.
+
+pub mod activity;
+pub mod path;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use model::route::RouteTable;
+use tokio::sync::watch;
+
+use crate::activity::Activity;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body of a proxied response (or of a request on its way upstream).
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// Forwarding failed before the upstream answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the workspace's app did not answer: {0}")]
+    Upstream(#[source] hyper_util::client::legacy::Error),
+    #[error("invalid upstream address {0:?}")]
+    BadUpstream(String),
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// The proxy: a pooled upstream client, the route table, activity.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, ProxyBody>,
+    routes: watch::Receiver<Arc<RouteTable>>,
+    activity: Arc<Activity>,
+    /// Cookies of berth's own that an app must never see.
+    strip_cookies: Arc<[String]>,
+}
+
+/// Where a forwarded request came from, for the `X-Forwarded-*` headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub client: Option<SocketAddr>,
+    /// `http` or `https`, as the client reached berth.
+    pub proto: &'a str,
+}
+
+impl Proxy {
+    /// A proxy over `routes`; `strip_cookies` names cookies removed from
+    /// forwarded requests (berth's session cookie).
+    pub fn new(routes: watch::Receiver<Arc<RouteTable>>, strip_cookies: &[&str]) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Proxy {
+            client,
+            routes,
+            activity: Arc::default(),
+            strip_cookies: strip_cookies.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    /// Resolves a request path (without its query) against the current routes.
+    pub fn resolve(&self, path: &str) -> path::Resolved {
+        path::resolve(path, &self.routes.borrow())
+    }
+
+    /// A receiver of the route table, e.g. to follow one workspace's state.
+    pub fn routes(&self) -> watch::Receiver<Arc<RouteTable>> {
+        self.routes.clone()
+    }
+
+    pub fn activity(&self) -> &Arc<Activity> {
+        &self.activity
+    }
+
+    /// Forwards an authorized request to `upstream` (`host:port`) and returns
+    /// the app's response. A WebSocket upgrade is answered with the app's `101`
+    /// and then spliced, each direction's traffic counting as activity.
+    pub async fn forward<B>(
+        &self,
+        mut req: Request<B>,
+        upstream: &str,
+        workspace_id: &str,
+        origin: Origin<'_>,
+        now: i64,
+    ) -> Result<Response<ProxyBody>, ProxyError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.activity.touch(workspace_id, now);
+        let upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = format!("http://{upstream}{path_and_query}")
+            .parse::<Uri>()
+            .map_err(|_| ProxyError::BadUpstream(upstream.to_owned()))?;
+        let host = parts.headers.get(header::HOST).cloned();
+        strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
+        self.strip_cookies(&mut parts.headers);
+        forwarded_headers(&mut parts.headers, origin, host);
+        let body = body.map_err(Into::into).boxed();
+        let mut response = self
+            .client
+            .request(Request::from_parts(parts, body))
+            .await
+            .map_err(ProxyError::Upstream)?;
+
+        if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (upgrade, response.status()) {
+            let app_side = hyper::upgrade::on(&mut response);
+            let activity = self.activity.clone();
+            let id = workspace_id.to_owned();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_side, app_side) {
+                    Ok((client, app)) => {
+                        splice(TokioIo::new(client), TokioIo::new(app), &activity, &id).await;
+                    }
+                    Err(e) => tracing::debug!(workspace.id = %id, "upgrade failed: {e}"),
+                }
+            });
+            let (parts, _) = response.into_parts();
+            return Ok(Response::from_parts(parts, empty()));
+        }
+        strip_hop_by_hop(response.headers_mut(), false);
+        Ok(response.map(|b| b.map_err(Into::into).boxed()))
+    }
+
+    fn strip_cookies(&self, headers: &mut HeaderMap) {
+        if self.strip_cookies.is_empty() || !headers.contains_key(header::COOKIE) {
+            return;
+        }
+        let kept: Vec<String> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|c| {
+                let name = c.split('=').next().unwrap_or_default();
+                !c.is_empty() && !self.strip_cookies.iter().any(|s| s == name)
+            })
+            .map(str::to_owned)
+            .collect();
+        headers.remove(header::COOKIE);
+        if !kept.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+                headers.insert(header::COOKIE, v);
+            }
+        }
+    }
+}
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Whether the request asks to switch protocols (a WebSocket handshake).
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers, and those the `Connection` header names; an
+/// upgrade keeps `Connection: upgrade` and `Upgrade`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(upgrade && n == header::UPGRADE))
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`; the
+/// `Host` header itself is kept, as apps check it against `Origin`.
+fn forwarded_headers(headers: &mut HeaderMap, origin: Origin<'_>, host: Option<HeaderValue>) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    if let Some(client) = origin.client {
+        let ip = client.ip().to_string();
+        let value = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+            Some(prior) => format!("{prior}, {ip}"),
+            None => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(XFF, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(origin.proto) {
+        headers.insert(HeaderName::from_static("x-forwarded-proto"), v);
+    }
+    if let Some(host) = host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+/// Copies both ways until either side closes, recording activity at most once
+/// every few seconds.
+async fn splice<A, B>(mut client: A, mut app: B, activity: &Activity, workspace_id: &str)
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut up = vec![0u8; 16 * 1024];
+    let mut down = vec![0u8; 16 * 1024];
+    let mut last = 0i64;
+    loop {
+        let moved = tokio::select! {
+            n = client.read(&mut up) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => app.write_all(&up[..n]).await.is_ok(),
+            },
+            n = app.read(&mut down) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => client.write_all(&down[..n]).await.is_ok(),
+            },
+        };
+        if !moved {
+            break;
+        }
+        let now = now_millis();
+        if now - last >= 5_000 {
+            activity.touch(workspace_id, now);
+            last = now;
+        }
+    }
+    let _ = client.shutdown().await;
+    let _ = app.shutdown().await;
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_upgrades_stay() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+
+        let mut ws = HeaderMap::new();
+        ws.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        ws.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&ws));
+        strip_hop_by_hop(&mut ws, true);
+        assert_eq!(ws[header::CONNECTION], "upgrade");
+        assert_eq!(ws[header::UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn forwarded_headers_append_the_client() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        let origin = Origin {
+            client: Some("127.0.0.1:5000".parse().unwrap()),
+            proto: "https",
+        };
+        forwarded_headers(
+            &mut h,
+            origin,
+            Some(HeaderValue::from_static("berth.example")),
+        );
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "berth.example");
+    }
+
+    #[test]
+    fn berths_cookies_never_reach_the_app() {
+        let (_tx, rx) = watch::channel(Arc::new(RouteTable::new()));
+        let p = Proxy::new(rx, &["berth_session"]);
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; berth_session=s3cret"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("_xsrf=x"));
+        p.strip_cookies(&mut h);
+        assert_eq!(h[header::COOKIE], "a=1; _xsrf=x");
+        let mut only = HeaderMap::new();
+        only.insert(
+            header::COOKIE,
+            HeaderValue::from_static("berth_session=s3cret"),
+        );
+        p.strip_cookies(&mut only);
+        assert!(!only.contains_key(header::COOKIE));
+    }
+}
