@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `berth serve` binary on 127.0.0.1:0, with SQLite and
 //! with PostgreSQL, driven by the `berth` CLI and by the typed client.
 
+mod process;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
@@ -447,6 +449,8 @@ async fn a_workspace_really_runs() {
         class H(http.server.BaseHTTPRequestHandler):\n    \
         def do_GET(self):\n        self.send_response(200); self.end_headers(); self.wfile.write(b'hi')\n\
         http.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n";
+    // Serves with the process runtime share the machine's cgroup parent.
+    let _lock = process::MachineLock::acquire();
     let db = Engine::Sqlite.fresh().await;
     let berth = Berth::start(&db, "process");
     berth.login("admin", "admin", ADMIN_PASSWORD);
