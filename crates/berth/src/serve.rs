@@ -79,6 +79,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Arc::new(controller::SystemClock),
             controller::Config::default(),
         );
+        state = state.clone().with_routes(ctx.routes());
         let (controller, handle) = controller::Controller::new(ctx);
         state.controller = Some(handle);
         tokio::spawn(controller.run(stopped(stop_rx.clone())))
@@ -90,6 +91,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         shutdown().await;
         let _ = stop_tx.send(true);
     });
+    let flusher = tokio::spawn(server::flush_activity(
+        state.clone(),
+        Duration::from_secs(5),
+        stopped(stop_rx.clone()),
+    ));
     let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let gateway = gateway.map(|listener| {
         let stop = stopped(stop_rx.clone());
@@ -109,6 +115,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .context("the gateway listener task")?
             .context("serve HTTP on the gateway")?;
     }
+    flusher.await.context("the activity flusher")?;
     if let Some(c) = controller {
         c.await.context("the controller task")?;
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -31,7 +31,7 @@ use crate::activity::Activity;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of a proxied response (or of a request on its way upstream).
-pub type ProxyBody = BoxBody<Bytes, BoxError>;
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Forwarding failed before the upstream answered.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,7 @@ impl Proxy {
         now: i64,
     ) -> Result<Response<ProxyBody>, ProxyError>
     where
-        B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         self.activity.touch(workspace_id, now);
@@ -130,7 +130,7 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
         self.strip_cookies(&mut parts.headers);
         forwarded_headers(&mut parts.headers, origin, host);
-        let body = body.map_err(Into::into).boxed();
+        let body = body.map_err(Into::into).boxed_unsync();
         let mut response = self
             .client
             .request(Request::from_parts(parts, body))
@@ -153,7 +153,7 @@ impl Proxy {
             return Ok(Response::from_parts(parts, empty()));
         }
         strip_hop_by_hop(response.headers_mut(), false);
-        Ok(response.map(|b| b.map_err(Into::into).boxed()))
+        Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
     }
 
     fn strip_cookies(&self, headers: &mut HeaderMap) {
@@ -185,7 +185,7 @@ impl Proxy {
 pub fn empty() -> ProxyBody {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 /// Whether the request asks to switch protocols (a WebSocket handshake).

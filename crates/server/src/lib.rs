@@ -12,6 +12,7 @@ mod extract;
 pub mod metrics;
 mod observe;
 mod openapi;
+mod proxied;
 mod routes;
 
 use std::collections::HashMap;
@@ -81,6 +82,8 @@ pub struct AppState {
     /// When each token's `last_used` was last written, to write it at most once a minute.
     touched: Arc<Mutex<HashMap<String, i64>>>,
     pub auth_cache: auth::AuthCache,
+    /// The proxy to workspaces, over the controller's route table.
+    pub proxy: proxy::Proxy,
 }
 
 impl AppState {
@@ -96,7 +99,21 @@ impl AppState {
             controller: None,
             touched: Arc::default(),
             auth_cache: auth::AuthCache::default(),
+            // No controller, no routes: until `with_routes`, every workspace is unknown.
+            proxy: proxy::Proxy::new(
+                tokio::sync::watch::channel(Arc::default()).1,
+                &[auth::SESSION_COOKIE],
+            ),
         }
+    }
+
+    /// Serves workspaces through the route table the controller publishes.
+    pub fn with_routes(
+        mut self,
+        routes: tokio::sync::watch::Receiver<Arc<model::route::RouteTable>>,
+    ) -> Self {
+        self.proxy = proxy::Proxy::new(routes, &[auth::SESSION_COOKIE]);
+        self
     }
 
     /// Wakes the controller for a workspace whose spec was just committed.
@@ -123,6 +140,7 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = routes::api().split_for_parts();
     let doc = Arc::new(doc);
     api.merge(routes::system(doc))
+        .route("/user/{*rest}", axum::routing::any(proxied::handle))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
@@ -130,6 +148,41 @@ pub fn router(state: AppState) -> Router {
             observe::observe,
         ))
         .with_state(state)
+}
+
+/// Writes the activity the proxy saw to the store every `every`, and once more
+/// when `stop` completes. A failed write keeps the batch for the next round.
+pub async fn flush_activity(
+    state: AppState,
+    every: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    async fn flush(state: &AppState) {
+        let batch = state.proxy.activity().take();
+        if batch.is_empty() {
+            return;
+        }
+        let written = async {
+            let mut tx = state.store.begin().await?;
+            tx.record_activity(&batch).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::warn!("record workspace activity: {e}");
+            state.proxy.activity().restore(batch);
+        }
+    }
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => flush(&state).await,
+            () = &mut stop => break,
+        }
+    }
+    flush(&state).await;
 }
 
 /// First start: with no user at all, creates the admin account (with the given

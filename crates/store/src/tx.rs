@@ -387,6 +387,33 @@ impl Tx {
 
     // ---- workspaces --------------------------------------------------------
 
+    /// Moves workspaces' (and their owners') `last_activity` forward to the
+    /// given times; never backward.
+    pub async fn record_activity(&mut self, batch: &[(String, i64)]) -> Result<()> {
+        for (id, at) in batch {
+            sqlx::query(
+                "UPDATE workspaces SET last_activity = $2 \
+                 WHERE id = $1 AND (last_activity IS NULL OR last_activity < $2)",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("record workspace activity", "workspace"))?;
+            sqlx::query(
+                "UPDATE users SET last_activity = $2 \
+                 WHERE id = (SELECT owner_id FROM workspaces WHERE id = $1) \
+                 AND (last_activity IS NULL OR last_activity < $2)",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("record user activity", "user"))?;
+        }
+        Ok(())
+    }
+
     pub async fn insert_workspace(
         &mut self,
         owner: &User,

@@ -37,6 +37,23 @@ async fn a_second_runtime_instance_adopts_running_workspaces() {
     assert!(h.rt.cgroups().pids(&ws.id).unwrap().is_empty());
 }
 
+/// Another berth on the same machine (another data dir, the same cgroup parent)
+/// does not count this one's workspaces as its own, so its clean-up of orphans
+/// never touches them.
+#[tokio::test]
+async fn another_data_dir_does_not_list_our_workspaces() {
+    let h = Harness::new(vec![]);
+    let ws = h.workspace("dora", 100_112, &[]);
+    h.rt.start(&ws).await.unwrap();
+    h.wait_running(&ws.id).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut config = h.config.clone();
+    config.data_dir = elsewhere.path().join("data");
+    let other = ProcessRuntime::new(config).unwrap();
+    assert!(h.rt.list().await.unwrap().contains(&ws.id));
+    assert!(!other.list().await.unwrap().contains(&ws.id));
+}
+
 /// The session id of a process, from `/proc/<pid>/stat`.
 fn session_of(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

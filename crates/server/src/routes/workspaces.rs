@@ -26,6 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_workspace, update_workspace, delete_workspace))
         .routes(routes!(start_workspace))
         .routes(routes!(stop_workspace))
+        .routes(routes!(workspace_events))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -365,4 +366,83 @@ async fn delete_workspace(
     st.changed(&ws.id);
     let ws = st.store.workspace(&ws.id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
+}
+
+/// What the events stream says about a workspace.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct StateEvent {
+    state: &'static str,
+    message: String,
+    /// Whether the app is running and ready: time to open it.
+    ready: bool,
+}
+
+/// Follows a workspace's state as server-sent events: a `data:` line holding
+/// `{"state", "message", "ready"}` at once and after every change, and
+/// `{"state": "deleted"}` before the stream ends when the workspace is gone.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/events", tag = "workspaces",
+    params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "Server-sent events, one JSON object per state change"),
+        (status = "4XX", body = ErrorBody)))]
+async fn workspace_events(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let ws = visible(&st, &ctx, &id).await?;
+    let key = model::route::key(ws.owner.as_str(), ws.name.as_str());
+    let first = StateEvent {
+        state: ws.status.state.as_str(),
+        message: ws.status.message.clone().unwrap_or_default(),
+        ready: ws.status.state == WorkspaceState::Running,
+    };
+    let mut routes = st.proxy.routes();
+    routes.mark_unchanged();
+    // (routes, what was sent last, whether the table ever had the workspace)
+    let seen = routes.borrow().contains_key(&key);
+    let start = (routes, None::<StateEvent>, seen, Some(first));
+    let events = futures::stream::unfold(start, move |(mut routes, last, mut seen, first)| {
+        let key = key.clone();
+        async move {
+            if let Some(first) = first {
+                let event = Event::default().json_data(&first).ok()?;
+                return Some((
+                    Ok::<_, std::convert::Infallible>(event),
+                    (routes, Some(first), seen, None),
+                ));
+            }
+            last.as_ref()?;
+            loop {
+                routes.changed().await.ok()?;
+                let now = routes.borrow_and_update().get(&key).map(|r| StateEvent {
+                    state: r.state.as_str(),
+                    message: r.message.clone(),
+                    ready: r.upstream.is_some(),
+                });
+                let was_seen = seen;
+                seen |= now.is_some();
+                match now {
+                    Some(now) if Some(&now) != last.as_ref() => {
+                        let event = Event::default().json_data(&now).ok()?;
+                        return Some((Ok(event), (routes, Some(now), true, None)));
+                    }
+                    Some(_) => {}
+                    None if was_seen => {
+                        let gone = StateEvent {
+                            state: "deleted",
+                            message: String::new(),
+                            ready: false,
+                        };
+                        let event = Event::default().json_data(&gone).ok()?;
+                        // `last = None` ends the stream after this event.
+                        return Some((Ok(event), (routes, None, true, None)));
+                    }
+                    None => {}
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -12,6 +12,7 @@ mod docs;
 mod engines;
 mod hostile;
 mod props;
+mod proxy;
 mod quota;
 mod system;
 mod workspaces;

@@ -551,3 +551,28 @@ async fn audit_filters_and_pages_newest_first() {
     }
     on_each_engine!(t);
 }
+
+#[tokio::test]
+async fn activity_only_moves_forward() {
+    async fn t(store: &Store) {
+        let (alice, profile) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let ws = tx
+            .insert_workspace(&alice, &name("lab"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let record = |batch: Vec<(String, i64)>| async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.record_activity(&batch).await.unwrap();
+            tx.commit().await.unwrap();
+        };
+        record(vec![(ws.id.clone(), 2_000), ("no-such-id".into(), 9_000)]).await;
+        record(vec![(ws.id.clone(), 1_000)]).await;
+        let seen = store.workspace(&ws.id).await.unwrap();
+        assert_eq!(seen.last_activity, Some(2_000));
+        let owner = store.user(&alice.id).await.unwrap();
+        assert_eq!(owner.last_activity, Some(2_000));
+    }
+    on_each_engine!(t);
+}

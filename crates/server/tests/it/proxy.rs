@@ -1,0 +1,640 @@
+//! The proxy through the whole router, served on a real loopback socket, in
+//! front of a real upstream (an axum app standing in for a workspace app): who
+//! gets through, what the app sees, streaming, WebSockets, pages for workspaces
+//! that are not running, and path tricks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::Request;
+use axum::routing::{any, get};
+use futures::{SinkExt, StreamExt};
+use model::route::{Route, RouteTable};
+use model::WorkspaceState;
+use serde_json::{json, Value};
+use server::{AppState, ServerConfig};
+use test_support::Engine;
+use tokio::sync::watch;
+
+use crate::ADMIN_PASSWORD;
+
+/// A stand-in app: echoes what it received; `/ws` echoes WebSocket messages;
+/// `/upload` counts the bytes of a streamed body; `/stream` streams chunks.
+async fn start_app() -> SocketAddr {
+    async fn echo(req: Request) -> axum::Json<Value> {
+        let headers: serde_json::Map<String, Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("?"))))
+            .collect();
+        axum::Json(
+            json!({"uri": req.uri().to_string(), "method": req.method().as_str(), "headers": headers}),
+        )
+    }
+    async fn ws(upgrade: WebSocketUpgrade) -> axum::response::Response {
+        upgrade.on_upgrade(|mut socket| async move {
+            while let Some(Ok(msg)) = socket.recv().await {
+                if let Message::Text(t) = msg {
+                    if socket
+                        .send(Message::Text(format!("echo {t}").into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        })
+    }
+    async fn upload(body: axum::body::Body) -> String {
+        let mut stream = body.into_data_stream();
+        let mut n = 0usize;
+        while let Some(chunk) = stream.next().await {
+            n += chunk.unwrap().len();
+        }
+        n.to_string()
+    }
+    async fn stream() -> axum::body::Body {
+        let chunks = futures::stream::iter(
+            (0..100).map(|i| Ok::<_, std::io::Error>(format!("chunk {i}\n"))),
+        );
+        axum::body::Body::from_stream(chunks)
+    }
+    let app = axum::Router::new()
+        .route("/user/alice/lab/ws", get(ws))
+        .route("/user/alice/lab/upload", any(upload))
+        .route("/user/alice/lab/stream", get(stream))
+        .fallback(echo);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+struct Berth {
+    url: String,
+    routes: watch::Sender<Arc<RouteTable>>,
+    http: reqwest::Client,
+    admin: String,
+    store: store::Store,
+    _db: test_support::TestDb,
+}
+
+impl Berth {
+    async fn start() -> Berth {
+        let db = Engine::Sqlite.fresh().await;
+        let store = store::Store::connect(&db.url).await.unwrap();
+        server::bootstrap(&store, Some(ADMIN_PASSWORD))
+            .await
+            .unwrap();
+        let (routes, rx) = watch::channel(Arc::new(RouteTable::new()));
+        let state = AppState::new(store.clone(), ServerConfig::default()).with_routes(rx);
+        tokio::spawn(server::flush_activity(
+            state.clone(),
+            Duration::from_millis(50),
+            std::future::pending(),
+        ));
+        let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut b = Berth {
+            url,
+            routes,
+            http,
+            admin: String::new(),
+            store,
+            _db: db,
+        };
+        let login = b.login("admin", ADMIN_PASSWORD).await;
+        let r: Value = b
+            .http
+            .post(format!("{}/api/v1/users/admin/tokens", b.url))
+            .header("cookie", &login.0)
+            .header("x-csrf-token", &login.1)
+            .json(&json!({"note": "t"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        b.admin = r["token"].as_str().unwrap().to_owned();
+        b
+    }
+
+    /// (cookie, csrf)
+    async fn login(&self, user: &str, password: &str) -> (String, String) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.url))
+            .json(&json!({"username": user, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let body: Value = r.json().await.unwrap();
+        (cookie, body["csrf_token"].as_str().unwrap().to_owned())
+    }
+
+    /// A user with a password; returns their id.
+    async fn user(&self, name: &str) -> String {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/users", self.url))
+            .bearer_auth(&self.admin)
+            .json(&json!({"name": name, "password": "a-long-enough-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let name = model::Name::parse(name).unwrap();
+        self.store.user_by_name(&name).await.unwrap().id
+    }
+
+    fn route(
+        &self,
+        key: &str,
+        owner_id: &str,
+        state: WorkspaceState,
+        upstream: Option<SocketAddr>,
+    ) {
+        self.route_id(
+            key,
+            &format!("ws-{}", key.replace('/', "-")),
+            owner_id,
+            state,
+            upstream,
+        );
+    }
+
+    fn route_id(
+        &self,
+        key: &str,
+        id: &str,
+        owner_id: &str,
+        state: WorkspaceState,
+        upstream: Option<SocketAddr>,
+    ) {
+        let route = Route {
+            workspace_id: id.to_owned(),
+            owner_id: owner_id.to_owned(),
+            state,
+            message: "a <message>".into(),
+            upstream: upstream.map(|a| a.to_string()),
+        };
+        self.routes.send_modify(|t| {
+            let mut next = RouteTable::clone(t);
+            next.insert(key.to_owned(), route);
+            *t = Arc::new(next);
+        });
+    }
+
+    /// The status of a GET of `path` sent byte for byte as given.
+    async fn raw_get(&self, path: &str, cookie: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.http.get(format!("{}{path}", self.url));
+        match cookie {
+            Some(c) => r.header("cookie", c),
+            None => r,
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_owner_and_admins_get_through_and_the_app_sees_no_berth_cookie() {
+    let app = start_app().await;
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    b.user("bob").await;
+    b.route("alice/lab", &alice, WorkspaceState::Running, Some(app));
+    let (alice_cookie, _) = b.login("alice", "a-long-enough-password").await;
+    let (bob_cookie, _) = b.login("bob", "a-long-enough-password").await;
+
+    let r = b
+        .get(
+            "/user/alice/lab/api/x?y=1&z=%2F",
+            Some(&format!("{alice_cookie}; _xsrf=abc")),
+        )
+        .header("x-forwarded-for", "192.0.2.7")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(
+        seen["uri"], "/user/alice/lab/api/x?y=1&z=%2F",
+        "path and query unchanged"
+    );
+    let h = &seen["headers"];
+    assert_eq!(
+        h["cookie"], "_xsrf=abc",
+        "berth's session cookie is stripped: {h}"
+    );
+    assert_eq!(h["x-forwarded-for"], "192.0.2.7, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], b.url.trim_start_matches("http://"));
+    assert_eq!(
+        h["host"],
+        b.url.trim_start_matches("http://"),
+        "Host is kept"
+    );
+    assert!(
+        h.get("x-hop").is_none(),
+        "headers named by Connection are dropped"
+    );
+
+    // An admin's token works too; bob and strangers do not get in.
+    let r = b
+        .get("/user/alice/lab/", None)
+        .bearer_auth(&b.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = b
+        .get("/user/alice/lab/", Some(&bob_cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("may not open"));
+    let r = b.get("/user/alice/lab/", None).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = b
+        .get("/user/alice/lab/", None)
+        .bearer_auth("berth_not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A token without access:servers is refused, even alice's own.
+    let r: Value = b
+        .http
+        .post(format!("{}/api/v1/users/alice/tokens", b.url))
+        .bearer_auth(&b.admin)
+        .json(&json!({"note": "ro", "scopes": ["read:servers"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let narrow = r["token"].as_str().unwrap();
+    let r = b
+        .get("/user/alice/lab/", None)
+        .bearer_auth(narrow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Logging out ends access at once (the auth cache is cleared).
+    let (cookie, csrf) = b.login("alice", "a-long-enough-password").await;
+    assert_eq!(
+        b.get("/user/alice/lab/", Some(&cookie))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = b
+        .http
+        .post(format!("{}/api/v1/auth/logout", b.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        b.get("/user/alice/lab/", Some(&cookie))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    drop(alice_cookie);
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways_and_websockets_work() {
+    let app = start_app().await;
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    b.route("alice/lab", &alice, WorkspaceState::Running, Some(app));
+    let (cookie, _) = b.login("alice", "a-long-enough-password").await;
+
+    // 8 MiB up, in chunks, with no Content-Length.
+    let chunks = futures::stream::iter((0..128).map(|_| {
+        let chunk = axum::body::Bytes::from(vec![7u8; 64 * 1024]);
+        Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk))
+    }));
+    let r = b
+        .http
+        .post(format!("{}/user/alice/lab/upload", b.url))
+        .header("cookie", &cookie)
+        .body(reqwest::Body::wrap(http_body_util::StreamBody::new(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), (8 << 20).to_string());
+    let text = b
+        .get("/user/alice/lab/stream", Some(&cookie))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text.lines().count(), 100);
+
+    // A WebSocket through the proxy, authenticated by the session cookie.
+    let url = format!("{}/user/alice/lab/ws", b.url.replace("http://", "ws://"));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    for i in 0..3 {
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(format!(
+                "hi {i}"
+            )))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.into_text().unwrap().as_str(), format!("echo hi {i}"));
+    }
+    socket.close(None).await.unwrap();
+    // Without credentials the handshake is refused.
+    let err = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+}
+
+#[tokio::test]
+async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
+    let app = start_app().await;
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    let (cookie, csrf) = b.login("alice", "a-long-enough-password").await;
+    b.route("alice/off", &alice, WorkspaceState::Stopped, None);
+    b.route("alice/boot", &alice, WorkspaceState::Starting, None);
+    b.route(
+        "alice/dead",
+        &alice,
+        WorkspaceState::Running,
+        Some("127.0.0.1:1".parse().unwrap()),
+    );
+
+    let r = b
+        .get("/user/alice/off/", Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("<title>alice/off · berth</title>"), "{page}");
+    assert!(
+        page.contains("Start it") && page.contains(&csrf),
+        "a start button: {page}"
+    );
+    assert!(
+        page.contains("a &lt;message&gt;"),
+        "messages are escaped: {page}"
+    );
+
+    let page = b
+        .get("/user/alice/boot/lab", Some(&cookie))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("EventSource(\"/api/v1/workspaces/ws-alice-boot/events\")"),
+        "{page}"
+    );
+
+    let r = b
+        .get("/user/alice/dead/", Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+
+    // Activity is kept in memory and flushed to the store in batches.
+    let ws: Value = b
+        .http
+        .post(format!("{}/api/v1/workspaces", b.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "lab"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = ws["id"].as_str().unwrap_or_else(|| panic!("{ws}"));
+    assert!(ws["last_activity"].is_null(), "{ws}");
+    b.route_id("alice/lab", id, &alice, WorkspaceState::Running, Some(app));
+    let r = b
+        .get("/user/alice/lab/", Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = b.store.workspace(id).await.unwrap();
+        if seen.last_activity.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "activity never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn path_tricks_reach_nobody_elses_workspace() {
+    let app = start_app().await;
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    let bob = b.user("bob").await;
+    b.user("al").await;
+    b.route("alice/lab", &alice, WorkspaceState::Running, Some(app));
+    b.route("alice/default", &alice, WorkspaceState::Running, Some(app));
+    b.route("bob/lab", &bob, WorkspaceState::Running, Some(app));
+    let (al, _) = b.login("al", "a-long-enough-password").await;
+    let (bob_cookie, _) = b.login("bob", "a-long-enough-password").await;
+
+    // `al` is a prefix of `alice`: nothing of alice's is al's.
+    for path in [
+        "/user/al/lab/",
+        "/user/alice/lab/",
+        "/user/al%69ce/lab/",
+        "/user/alice%2Flab/",
+        "/user//alice/lab/",
+        "/user/ALICE/lab/",
+        "/user/alice/LAB/",
+        "/user/al/../alice/lab/",
+        "/user/al/%2e%2e/alice/lab/",
+        &format!("/user/{}/lab/", "a".repeat(300)),
+    ] {
+        let r = b.get(path, Some(&al)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert!(
+            matches!(status, 302 | 400 | 403 | 404) && !body.contains("\"uri\""),
+            "{path}: {status} {body}"
+        );
+    }
+    // bob reaches his own, and from it nobody else's.
+    // (Sent raw: HTTP clients would remove the dot segments themselves.)
+    for path in [
+        "/user/bob/lab/../../alice/lab/",
+        "/user/bob/lab/x/%2e%2e/%2E%2e/%2e%2e/alice/lab/",
+        "/user/al/../alice/lab/",
+    ] {
+        assert_eq!(b.raw_get(path, &bob_cookie).await, 400, "{path}");
+    }
+    let r = b
+        .get("/user/bob/lab/ok", Some(&bob_cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The default workspace: `/user/alice/` and unknown names redirect to it.
+    let r = b
+        .get("/user/alice/tree?x=1", Some(&bob_cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/user/alice/default/tree?x=1");
+    let r = b
+        .get("/user/alice/default/tree", Some(&bob_cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = b
+        .get("/user/alice/lab", Some(&bob_cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/user/alice/lab/");
+}
+
+#[tokio::test]
+async fn workspace_events_follow_the_route_table() {
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    let (cookie, csrf) = b.login("alice", "a-long-enough-password").await;
+    let ws: Value = b
+        .http
+        .post(format!("{}/api/v1/workspaces", b.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "lab"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let mut events = b
+        .get(&format!("/api/v1/workspaces/{id}/events"), Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut next = async || -> Value {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk())
+            .await
+            .expect("an event within 5s")
+            .unwrap()
+            .expect("the stream goes on");
+        let text = String::from_utf8(chunk.to_vec()).unwrap();
+        let data = text
+            .trim()
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("{text:?}"));
+        serde_json::from_str(data).unwrap()
+    };
+    assert_eq!(next().await["state"], ws["state"]);
+    b.route_id("alice/lab", &id, &alice, WorkspaceState::Starting, None);
+    assert_eq!(
+        next().await,
+        json!({"state": "starting", "message": "a <message>", "ready": false})
+    );
+    let upstream = "127.0.0.1:9".parse().ok();
+    b.route_id("alice/lab", &id, &alice, WorkspaceState::Running, upstream);
+    assert_eq!(next().await["ready"], true);
+    b.routes.send_modify(|t| {
+        let mut next = RouteTable::clone(t);
+        next.remove("alice/lab");
+        *t = Arc::new(next);
+    });
+    assert_eq!(next().await["state"], "deleted");
+    // Another user may not follow it.
+    b.user("bob").await;
+    let (bob, _) = b.login("bob", "a-long-enough-password").await;
+    let r = b
+        .get(&format!("/api/v1/workspaces/{id}/events"), Some(&bob))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
