@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -56,6 +56,9 @@ impl Controller {
         let mut dirty: HashSet<String> = HashSet::new();
         let mut tasks: JoinSet<(String, Result<Action, ReconcileError>)> = JoinSet::new();
         let mut task_ids: HashMap<tokio::task::Id, String> = HashMap::new();
+        // Apps that exit by themselves, where the runtime can tell at once;
+        // otherwise the resync finds them.
+        let mut changes = ctx.runtime.changes();
         let mut resync = tokio::time::interval(ctx.config.resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -91,6 +94,18 @@ impl Controller {
                 _ = &mut shutdown => break,
                 Some(id) = self.rx.recv() => {
                     due.insert(id, Instant::now());
+                }
+                changed = recv_change(&mut changes) => {
+                    match changed {
+                        Ok(id) => { due.insert(id, Instant::now()); }
+                        // Missed some: look at everything.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            for id in resync_ids(&ctx).await {
+                                due.entry(id).or_insert(now);
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => changes = None,
+                    }
                 }
                 _ = resync.tick() => {
                     for id in resync_ids(&ctx).await {
@@ -231,6 +246,16 @@ async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
         {
             let _ = tx.commit().await;
         }
+    }
+}
+
+/// The next change a runtime reports; never, if it reports none.
+async fn recv_change(
+    changes: &mut Option<broadcast::Receiver<String>>,
+) -> Result<String, broadcast::error::RecvError> {
+    match changes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

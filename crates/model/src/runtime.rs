@@ -81,6 +81,12 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// Ids of every workspace this runtime holds anything for (re-adoption, clean-up).
     async fn list(&self) -> Result<Vec<String>, RuntimeError>;
     /// The last `max_bytes` of the app's log, for status messages and `berth ws show`.
+    /// Ids of workspaces whose state changed by itself (an app exited), for a
+    /// runtime that can tell at once; `None` where only `observe` finds out.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+
     async fn log_tail(&self, _id: &str, _max_bytes: usize) -> Result<String, RuntimeError> {
         Ok(String::new())
     }
@@ -97,12 +103,25 @@ pub mod fake {
     /// Keeps workspace states in a map and records every call. Each workspace
     /// has a simulated home (file name → content) that its "app" writes while
     /// running ([`FakeRuntime::write_file`]); it survives stop and goes with delete.
-    #[derive(Debug, Default)]
+    #[derive(Debug)]
     pub struct FakeRuntime {
         state: Mutex<HashMap<String, Observed>>,
+        changes: tokio::sync::broadcast::Sender<String>,
         homes: Mutex<HashMap<String, HashMap<String, String>>>,
         calls: Mutex<Vec<String>>,
         fail_next: Mutex<Option<RuntimeError>>,
+    }
+
+    impl Default for FakeRuntime {
+        fn default() -> Self {
+            FakeRuntime {
+                state: Mutex::default(),
+                changes: tokio::sync::broadcast::channel(64).0,
+                homes: Mutex::default(),
+                calls: Mutex::default(),
+                fail_next: Mutex::default(),
+            }
+        }
     }
 
     impl FakeRuntime {
@@ -143,9 +162,11 @@ pub mod fake {
             self.homes.lock().unwrap().get(id)?.get(name).cloned()
         }
 
-        /// Sets what `observe` reports, as if the workspace changed by itself.
+        /// Sets what `observe` reports, as if the workspace changed by itself,
+        /// and says so on [`Runtime::changes`].
         pub fn set(&self, id: &str, observed: Observed) {
             self.state.lock().unwrap().insert(id.to_owned(), observed);
+            let _ = self.changes.send(id.to_owned());
         }
 
         fn call(&self, op: &'static str, id: &str) -> Result<(), RuntimeError> {
@@ -238,6 +259,10 @@ pub mod fake {
                 .get(id)
                 .cloned()
                 .unwrap_or(Observed::Absent))
+        }
+
+        fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+            Some(self.changes.subscribe())
         }
 
         async fn list(&self) -> Result<Vec<String>, RuntimeError> {

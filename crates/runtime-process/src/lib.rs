@@ -136,6 +136,8 @@ pub struct ProcessRuntime {
     cgroups: Cgroups,
     /// Set once the gateway interface is known to exist.
     gateway: tokio::sync::OnceCell<()>,
+    /// Ids of workspaces whose sandbox exited while this instance watched it.
+    exited: tokio::sync::broadcast::Sender<String>,
 }
 
 impl ProcessRuntime {
@@ -155,6 +157,7 @@ impl ProcessRuntime {
             config,
             cgroups,
             gateway: tokio::sync::OnceCell::new(),
+            exited: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
@@ -452,9 +455,12 @@ impl Runtime for ProcessRuntime {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Reap it if it exits while this process lives; it outlives us otherwise.
+        // Reap it if it exits while this process lives (and say so: the app
+        // died, or was stopped); it outlives us otherwise.
+        let (exited, id_owned) = (self.exited.clone(), id.to_owned());
         tokio::spawn(async move {
             let _ = child.wait().await;
+            let _ = exited.send(id_owned);
         });
         tracing::info!(workspace.id = id, %upstream, "workspace started");
         Ok(())
@@ -569,6 +575,10 @@ impl Runtime for ProcessRuntime {
         Ok(ids)
     }
 
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.exited.subscribe())
+    }
+
     async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
         check_id("log_tail", id)?;
         Ok(ProcessRuntime::log_tail(self, id, max_bytes))
@@ -592,8 +602,15 @@ fn check_id(op: &'static str, id: &str) -> Result<(), RuntimeError> {
 
 /// Whether `GET base_url` at `upstream` answers with a status below 500.
 async fn probe(upstream: &str, base_url: &str) -> bool {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(upstream).await.ok()?;
+    let Ok(Ok(mut stream)) = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect(upstream),
+    )
+    .await
+    else {
+        return false;
+    };
+    let status = async {
         let request =
             format!("GET {base_url} HTTP/1.1\r\nHost: {upstream}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
@@ -608,10 +625,21 @@ async fn probe(upstream: &str, base_url: &str) -> bool {
         }
         status_code(&buf[..len])
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), attempt).await,
-        Ok(Some(code)) if code < 500
-    )
+    let code = tokio::time::timeout(Duration::from_secs(1), status).await;
+    // Read the rest of the answer (briefly, at most 1 MiB) before closing, so
+    // that the app does not see it cut off and log a reset connection.
+    let drain = async {
+        let mut rest = [0u8; 8192];
+        let mut total = 0usize;
+        while total < 1 << 20 {
+            match stream.read(&mut rest).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(200), drain).await;
+    matches!(code, Ok(Some(code)) if code < 500)
 }
 
 /// The status code of an HTTP/1.x status line.

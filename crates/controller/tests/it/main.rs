@@ -466,3 +466,54 @@ async fn a_permanent_start_failure_is_not_retried_until_the_spec_changes() {
     f.converge(&id).await;
     assert_eq!(f.state(&id).await, WorkspaceState::Running);
 }
+
+/// An app that dies by itself is restarted as soon as the runtime says so, not
+/// at the next resync (an hour away here).
+#[tokio::test]
+async fn the_scheduler_acts_on_changes_the_runtime_reports() {
+    let mut f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
+    f.ctx = Ctx::new(
+        f.store.clone(),
+        f.runtime.clone(),
+        f.clock.clone(),
+        Config {
+            poll: Duration::from_millis(20),
+            resync: Duration::from_secs(3600),
+            ..Config::default()
+        },
+    );
+    let id = f.workspace("lab", DesiredState::Running).await;
+    let (handle, stop) = run_controller(&f.ctx);
+    handle.changed(&id);
+    let until = |want: usize| {
+        let f = &f;
+        let id = id.clone();
+        async move {
+            for _ in 0..200 {
+                let starts = f
+                    .runtime
+                    .calls()
+                    .iter()
+                    .filter(|c| c.starts_with("start"))
+                    .count();
+                if starts == want && f.state(&id).await == WorkspaceState::Running {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("not running after {want} start(s): {:?}", f.runtime.calls());
+        }
+    };
+    until(1).await;
+    f.runtime.set(
+        &id,
+        Observed::Failed {
+            reason: "the app exited".into(),
+        },
+    );
+    until(2).await;
+    tokio::time::timeout(Duration::from_secs(15), stop())
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -102,7 +102,14 @@ async fn a_dead_app_is_failed_with_its_log() {
             "echo about to fail; exit 3".into(),
         ],
     };
+    let mut changes = h.rt.changes().expect("the process runtime reports exits");
     h.rt.start(&ws).await.unwrap_or_else(|e| panic!("{e}"));
+    let changed = tokio::time::timeout(Duration::from_secs(30), changes.recv()).await;
+    assert_eq!(
+        changed.unwrap().unwrap(),
+        ws.id,
+        "the exit is reported at once"
+    );
     let observed = h
         .wait_for(&ws.id, |o| matches!(o, Observed::Failed { .. }))
         .await;
