@@ -236,6 +236,8 @@ pub struct Workspace {
     pub updated: String,
     pub last_activity: Option<String>,
     pub deletion_requested_at: Option<String>,
+    /// Whether the deletion keeps the workspace's files.
+    pub keep_files: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]

@@ -251,7 +251,13 @@ pub enum WsCommand {
         #[arg(long)]
         profile: String,
     },
-    Delete(WsRef),
+    Delete {
+        #[command(flatten)]
+        ws: WsRef,
+        /// Keep its files (set aside by the runtime) instead of deleting them.
+        #[arg(long)]
+        keep_files: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -813,9 +819,9 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
             };
             out.print(&c.update_workspace(&w.id, &req).await?, one)
         }
-        WsCommand::Delete(r) => {
-            let w = resolve(c, &r).await?;
-            out.print(&c.delete_workspace(&w.id).await?, one)
+        WsCommand::Delete { ws, keep_files } => {
+            let w = resolve(c, &ws).await?;
+            out.print(&c.delete_workspace(&w.id, keep_files).await?, one)
         }
     }
 }

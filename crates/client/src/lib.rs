@@ -346,9 +346,16 @@ impl Client {
         .await
     }
 
-    pub async fn delete_workspace(&self, id: &str) -> Result<Workspace> {
-        self.call::<_, (), ()>(Method::DELETE, &["api", "v1", "workspaces", id], None, None)
-            .await
+    /// Deletes a workspace; with `keep_files` its files are set aside, not deleted.
+    pub async fn delete_workspace(&self, id: &str, keep_files: bool) -> Result<Workspace> {
+        let query = [("keep_files", keep_files)];
+        self.call::<_, (), _>(
+            Method::DELETE,
+            &["api", "v1", "workspaces", id],
+            Some(&query),
+            None,
+        )
+        .await
     }
 
     // ---- audit and documents -------------------------------------------------

@@ -75,7 +75,10 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
     let mut action = Action::AwaitChange;
     match step {
         Transition::Delete => {
-            ctx.runtime.delete(id).await.map_err(runtime_err)?;
+            ctx.runtime
+                .delete(id, ws.keep_files)
+                .await
+                .map_err(runtime_err)?;
             let mut tx = ctx.store.begin().await.map_err(store_err)?;
             tx.remove_workspace(id).await.map_err(store_err)?;
             tx.audit(&system_audit("workspace.remove", &ws, "resources released"))
@@ -282,7 +285,7 @@ async fn cull(ctx: &Ctx, ws: &Workspace, spec: &ProfileSpec, now: i64) -> Result
     if let Some(ttl) = spec.max_lifetime_secs {
         if now >= ws.created_at + ttl as i64 * 1000 {
             let mut tx = ctx.store.begin().await?;
-            tx.request_workspace_deletion(&ws.id).await?;
+            tx.request_workspace_deletion(&ws.id, false).await?;
             tx.audit(&system_audit(
                 "workspace.expire",
                 ws,

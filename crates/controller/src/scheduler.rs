@@ -198,8 +198,10 @@ async fn resync_ids(ctx: &Ctx) -> Vec<String> {
     };
     let known: HashSet<&String> = stored.iter().collect();
     for orphan in running.iter().filter(|id| !known.contains(id)) {
-        tracing::warn!(workspace.id = %orphan, "runtime holds a workspace the store does not know: deleting it");
-        if let Err(e) = ctx.runtime.delete(orphan).await {
+        // Its files are kept: the store may have lost the record (a restored
+        // backup), and a user's files are never deleted on a guess.
+        tracing::warn!(workspace.id = %orphan, "runtime holds a workspace the store does not know: deleting it, keeping its files");
+        if let Err(e) = ctx.runtime.delete(orphan, true).await {
             tracing::warn!(workspace.id = %orphan, error = %e, "delete orphaned workspace");
         }
     }

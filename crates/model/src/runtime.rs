@@ -75,8 +75,9 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     async fn stop(&self, id: &str) -> Result<(), RuntimeError>;
     async fn pause(&self, id: &str) -> Result<(), RuntimeError>;
     async fn resume(&self, id: &str) -> Result<(), RuntimeError>;
-    /// Removes everything the workspace had, files included.
-    async fn delete(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Removes everything the workspace had: with `keep_files`, all but its
+    /// files, which the runtime keeps aside (where is the runtime's to say).
+    async fn delete(&self, id: &str, keep_files: bool) -> Result<(), RuntimeError>;
     async fn observe(&self, id: &str) -> Result<Observed, RuntimeError>;
     /// Ids of every workspace this runtime holds anything for (re-adoption, clean-up).
     async fn list(&self) -> Result<Vec<String>, RuntimeError>;
@@ -108,6 +109,8 @@ pub mod fake {
         state: Mutex<HashMap<String, Observed>>,
         changes: tokio::sync::broadcast::Sender<String>,
         homes: Mutex<HashMap<String, HashMap<String, String>>>,
+        /// Homes of workspaces deleted with `keep_files`.
+        kept: Mutex<HashMap<String, HashMap<String, String>>>,
         calls: Mutex<Vec<String>>,
         fail_next: Mutex<Option<RuntimeError>>,
     }
@@ -118,6 +121,7 @@ pub mod fake {
                 state: Mutex::default(),
                 changes: tokio::sync::broadcast::channel(64).0,
                 homes: Mutex::default(),
+                kept: Mutex::default(),
                 calls: Mutex::default(),
                 fail_next: Mutex::default(),
             }
@@ -160,6 +164,11 @@ pub mod fake {
         /// A file of the workspace's home.
         pub fn read_file(&self, id: &str, name: &str) -> Option<String> {
             self.homes.lock().unwrap().get(id)?.get(name).cloned()
+        }
+
+        /// A file of a home kept when its workspace was deleted.
+        pub fn kept_file(&self, id: &str, name: &str) -> Option<String> {
+            self.kept.lock().unwrap().get(id)?.get(name).cloned()
         }
 
         /// Sets what `observe` reports, as if the workspace changed by itself,
@@ -244,10 +253,13 @@ pub mod fake {
             )
         }
 
-        async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
-            self.call("delete", id)?;
+        async fn delete(&self, id: &str, keep_files: bool) -> Result<(), RuntimeError> {
+            self.call(if keep_files { "delete-keep" } else { "delete" }, id)?;
             self.state.lock().unwrap().remove(id);
-            self.homes.lock().unwrap().remove(id);
+            let home = self.homes.lock().unwrap().remove(id);
+            if let (true, Some(home)) = (keep_files, home) {
+                self.kept.lock().unwrap().insert(id.to_owned(), home);
+            }
             Ok(())
         }
 
@@ -307,8 +319,8 @@ pub mod fake {
                 rt.pause("w1").await.is_err(),
                 "cannot pause a stopped workspace"
             );
-            rt.delete("w1").await.unwrap();
-            rt.delete("w1").await.unwrap();
+            rt.delete("w1", false).await.unwrap();
+            rt.delete("w1", false).await.unwrap();
             assert_eq!(rt.observe("w1").await.unwrap(), Observed::Absent);
             assert!(rt.list().await.unwrap().is_empty());
         }

@@ -209,6 +209,8 @@ pub struct Workspace {
     pub last_activity: Option<Millis>,
     /// Set when deletion was asked for; the controller finishes it.
     pub deletion_requested_at: Option<Millis>,
+    /// Whether deleting it keeps its files (set with the deletion request).
+    pub keep_files: bool,
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ pub async fn story(s: &dyn Subject) {
     );
 
     for _ in 0..2 {
-        rt.delete(id).await.expect("delete");
+        rt.delete(id, false).await.expect("delete");
     }
     assert_eq!(observe("deleted").await, Observed::Absent);
     assert!(!rt.list().await.expect("list").iter().any(|i| i == id));

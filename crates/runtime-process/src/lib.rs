@@ -144,9 +144,13 @@ impl ProcessRuntime {
     /// Detects the cgroup version and creates the data directories.
     pub fn new(config: Config) -> std::io::Result<Self> {
         let cgroups = Cgroups::detect(&config.cgroup_root, &config.cgroup_parent)?;
-        for dir in ["homes", "logs", "run"] {
+        for dir in ["homes", "logs", "run", "kept"] {
             std::fs::create_dir_all(config.data_dir.join(dir))?;
         }
+        std::fs::set_permissions(
+            config.data_dir.join("kept"),
+            std::fs::Permissions::from_mode(0o700),
+        )?;
         // Workspace uids must traverse to their own home (bwrap runs as them);
         // they may not list the others.
         std::fs::set_permissions(
@@ -168,6 +172,11 @@ impl ProcessRuntime {
     /// The host directory mounted as the workspace's home.
     pub fn home_dir(&self, id: &str) -> PathBuf {
         self.config.data_dir.join("homes").join(id)
+    }
+
+    /// Where the home of a workspace deleted with `keep_files` is kept.
+    pub fn kept_dir(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("kept").join(id)
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
@@ -489,10 +498,18 @@ impl Runtime for ProcessRuntime {
         self.set_frozen("resume", id, false).await
     }
 
-    async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+    /// With `keep_files` the home moves to `<data_dir>/kept/<id>` (root's
+    /// alone) instead of being removed.
+    async fn delete(&self, id: &str, keep_files: bool) -> Result<(), RuntimeError> {
+        check_id("delete", id)?;
         self.stop(id).await?;
         let home = self.home_dir(id);
-        match std::fs::remove_dir_all(&home) {
+        let gone = if keep_files {
+            std::fs::rename(&home, self.kept_dir(id))
+        } else {
+            std::fs::remove_dir_all(&home)
+        };
+        match gone {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(transient("delete", id, e)),

@@ -205,6 +205,7 @@ pub fn workspace(w: &model::Workspace) -> api_types::Workspace {
         updated: time(w.updated_at),
         last_activity: opt_time(w.last_activity),
         deletion_requested_at: opt_time(w.deletion_requested_at),
+        keep_files: w.keep_files,
     }
 }
 

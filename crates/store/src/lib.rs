@@ -303,19 +303,12 @@ impl Store {
         })
     }
 
-    /// Records that a token was used, at most once a minute per token.
+    /// Records that a token was used, at most once a minute per token. A write
+    /// like any other: in a transaction, so that on SQLite it waits its turn.
     pub async fn touch_token(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE tokens SET last_used_at = $2 WHERE id = $1 \
-             AND (last_used_at IS NULL OR last_used_at < $3)",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(now - 60_000)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("touch token", "token"))?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        tx.touch_token(id, now).await?;
+        tx.commit().await
     }
 
     pub async fn session_by_hash(&self, hash: &str) -> Result<(SessionRow, User)> {

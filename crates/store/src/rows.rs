@@ -22,7 +22,7 @@ pub(crate) const PROFILE_SELECT: &str = "SELECT id, name, display_name, cpu_mill
 
 pub(crate) const WORKSPACE_SELECT: &str = "SELECT w.id, w.owner_id, u.name AS owner, w.name, \
     p.name AS profile, w.desired, w.generation, w.state, w.status, w.observed_generation, \
-    w.created_at, w.updated_at, w.last_activity, w.deletion_requested_at \
+    w.created_at, w.updated_at, w.last_activity, w.deletion_requested_at, w.keep_files \
     FROM workspaces w JOIN users u ON u.id = w.owner_id JOIN profiles p ON p.id = w.profile_id";
 
 pub(crate) fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
@@ -153,6 +153,7 @@ pub(crate) fn workspace(r: &AnyRow) -> Result<Workspace> {
         updated_at: get(r, "updated_at", "workspace")?,
         last_activity: get(r, "last_activity", "workspace")?,
         deletion_requested_at: get(r, "deletion_requested_at", "workspace")?,
+        keep_files: get::<i64>(r, "keep_files", "workspace")? != 0,
     })
 }
 

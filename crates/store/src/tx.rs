@@ -385,6 +385,20 @@ impl Tx {
             .await
     }
 
+    pub(crate) async fn touch_token(&mut self, id: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE tokens SET last_used_at = $2 WHERE id = $1 \
+             AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(now - 60_000)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("touch token", "token"))?;
+        Ok(())
+    }
+
     // ---- workspaces --------------------------------------------------------
 
     /// Moves workspaces' (and their owners') `last_activity` forward to the
@@ -439,6 +453,7 @@ impl Tx {
             updated_at: now,
             last_activity: None,
             deletion_requested_at: None,
+            keep_files: false,
         };
         sqlx::query(
             "INSERT INTO workspaces (id, owner_id, name, profile_id, desired, generation, state, \
@@ -515,14 +530,16 @@ impl Tx {
     }
 
     /// Marks a workspace for deletion (the controller finishes it); idempotent.
-    pub async fn request_workspace_deletion(&mut self, id: &str) -> Result<()> {
+    pub async fn request_workspace_deletion(&mut self, id: &str, keep_files: bool) -> Result<()> {
         let now = now_millis();
         sqlx::query(
             "UPDATE workspaces SET deletion_requested_at = $2, updated_at = $2, \
-             generation = generation + 1 WHERE id = $1 AND deletion_requested_at IS NULL",
+             keep_files = $3, generation = generation + 1 \
+             WHERE id = $1 AND deletion_requested_at IS NULL",
         )
         .bind(id)
         .bind(now)
+        .bind(i64::from(keep_files))
         .execute(&mut *self.tx)
         .await
         .map_err(query_error("delete workspace", "workspace"))?;

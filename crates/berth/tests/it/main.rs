@@ -330,7 +330,7 @@ async fn story(engine: Engine) {
             "not_found"
         );
         assert_eq!(
-            code(bob.delete_workspace(id).await.unwrap_err()),
+            code(bob.delete_workspace(id, false).await.unwrap_err()),
             "not_found"
         );
     }
@@ -382,7 +382,7 @@ async fn story(engine: Engine) {
     assert!(berth
         .fails("admin", &["ws", "start", "lab"])
         .contains("conflict"));
-    admin.delete_workspace(&api_ws.id).await.unwrap();
+    admin.delete_workspace(&api_ws.id, false).await.unwrap();
     assert_eq!(
         code(admin.delete_profile("small").await.unwrap_err()),
         "conflict"

@@ -388,7 +388,7 @@ impl Rig {
             .map(|id| (id.clone(), self.state(id).0))
             .collect();
         for (id, _) in &slots {
-            let ws = api.delete_workspace(id).await.unwrap();
+            let ws = api.delete_workspace(id, false).await.unwrap();
             assert!(ws.deletion_requested_at.is_some());
         }
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -192,10 +192,15 @@ async fn lifecycle_converges_on_both_engines() {
         assert_eq!(f.runtime.observe(&id).await.unwrap(), Observed::Stopped);
 
         let mut tx = f.store.begin().await.unwrap();
-        tx.request_workspace_deletion(&id).await.unwrap();
+        tx.request_workspace_deletion(&id, true).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(reconcile(&id, &f.ctx).await.unwrap(), Action::Gone);
         assert!(f.store.workspace(&id).await.is_err(), "the record is gone");
+        assert!(
+            f.runtime.calls().contains(&format!("delete-keep {id}")),
+            "the files were asked to be kept: {:?}",
+            f.runtime.calls()
+        );
         assert!(
             f.runtime.list().await.unwrap().is_empty(),
             "and so are its resources"

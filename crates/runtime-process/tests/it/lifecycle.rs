@@ -54,7 +54,8 @@ async fn unsupported_or_bad_requests_are_permanent_errors() {
         Observed::Absent
     );
     h.rt.stop("nothing-here").await.unwrap();
-    h.rt.delete("nothing-here").await.unwrap();
+    h.rt.delete("nothing-here", false).await.unwrap();
+    h.rt.delete("nothing-here", true).await.unwrap();
 }
 
 /// The managed JupyterLab (from `scripts/install-deps`) runs in the sandbox under
@@ -140,6 +141,28 @@ async fn the_test_guard_leaves_nothing_behind() {
     assert!(parent.is_dir());
     drop(h); // what a failing test does while unwinding
     assert!(!parent.exists(), "{} left behind", parent.display());
+    assert_eq!(
+        network_leftovers(&ws.id, &upstream).await,
+        Vec::<String>::new()
+    );
+}
+
+/// Deleting with `keep_files` releases everything but the home, which moves to
+/// `kept/<id>`, and the workspace is no longer the runtime's.
+#[tokio::test]
+async fn delete_can_keep_the_files() {
+    let h = Harness::new(vec![]);
+    let ws = h.workspace("kim", 100_113, &[("WRITE", "keep me".into())]);
+    h.rt.start(&ws).await.unwrap();
+    let upstream = h.wait_running(&ws.id).await;
+    h.rt.delete(&ws.id, true).await.unwrap();
+    h.rt.delete(&ws.id, true).await.unwrap();
+    assert_eq!(h.rt.observe(&ws.id).await.unwrap(), Observed::Absent);
+    assert!(!h.rt.list().await.unwrap().contains(&ws.id));
+    assert!(!h.home(&ws.id).exists());
+    let kept = h.rt.kept_dir(&ws.id).join("marker.txt");
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "keep me\n");
+    assert!(!h.rt.cgroups().exists(&ws.id));
     assert_eq!(
         network_leftovers(&ws.id, &upstream).await,
         Vec::<String>::new()

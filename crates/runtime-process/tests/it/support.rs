@@ -232,7 +232,7 @@ impl Drop for Harness {
                 .unwrap();
             tokio.block_on(async {
                 for id in ids {
-                    if let Err(e) = rt.delete(&id).await {
+                    if let Err(e) = rt.delete(&id, false).await {
                         eprintln!("clean-up of workspace {id} failed: {e}");
                     }
                 }

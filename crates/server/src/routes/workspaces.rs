@@ -343,24 +343,37 @@ async fn stop_workspace(
     Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
 }
 
-/// Asks for the workspace to be deleted with its files; the controller finishes it.
-#[utoipa::path(delete, path = "/api/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct DeleteQuery {
+    /// Keep the workspace's files (the runtime sets them aside) instead of
+    /// deleting them with it.
+    keep_files: Option<bool>,
+}
+
+/// Asks for the workspace to be deleted, with its files unless `keep_files`;
+/// the controller finishes it.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}", tag = "workspaces",
+    params(("id" = String, Path), DeleteQuery),
     responses((status = 202, body = Workspace), (status = "4XX", body = ErrorBody)))]
 async fn delete_workspace(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
     let ws = visible(&st, &ctx, &id).await?;
     ctx.require(Scope::Servers, &ws.owner_id)?;
+    let keep_files = q.keep_files.unwrap_or(false);
     let mut tx = st.store.begin().await?;
-    tx.request_workspace_deletion(&ws.id).await?;
+    tx.request_workspace_deletion(&ws.id, keep_files).await?;
     let mut a = ctx.audit(
         "workspace.delete",
         "workspace",
         &format!("{}/{}", ws.owner, ws.name),
     );
-    a.detail = Some(format!("id={}", ws.id));
+    a.detail = Some(format!("id={} keep_files={keep_files}", ws.id));
     tx.audit(&a).await?;
     tx.commit().await?;
     st.changed(&ws.id);

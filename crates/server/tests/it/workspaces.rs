@@ -217,3 +217,33 @@ async fn lists_filter_and_page() {
         list(query).await.expect_error(400, "invalid_query");
     }
 }
+
+#[tokio::test]
+async fn delete_may_keep_the_files() {
+    let app = TestApp::sqlite().await;
+    let alice = app.user("alice", None).await;
+    let ws = app.workspace(&alice, json!({"name": "lab"})).await;
+    let id = ws["id"].as_str().unwrap();
+    let bad = app
+        .call(
+            &alice,
+            "DELETE",
+            &format!("/api/v1/workspaces/{id}?keep_files=maybe"),
+            Value::Null,
+        )
+        .await;
+    bad.expect_error(400, "invalid_query");
+    let r = app
+        .call(
+            &alice,
+            "DELETE",
+            &format!("/api/v1/workspaces/{id}?keep_files=true"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.expect(202)["keep_files"], true);
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"workspace.delete".to_owned()));
+}

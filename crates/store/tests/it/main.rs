@@ -429,8 +429,9 @@ async fn workspaces_lifecycle_and_filters() {
         assert_eq!(usage, want);
 
         let mut tx = store.begin().await.unwrap();
-        tx.request_workspace_deletion(&w1.id).await.unwrap();
-        tx.request_workspace_deletion(&w1.id).await.unwrap();
+        tx.request_workspace_deletion(&w1.id, true).await.unwrap();
+        // A second request changes nothing, not even what happens to the files.
+        tx.request_workspace_deletion(&w1.id, false).await.unwrap();
         let err = tx
             .update_workspace_spec(&w1.id, None, Some(DesiredState::Stopped))
             .await
@@ -439,6 +440,7 @@ async fn workspaces_lifecycle_and_filters() {
         tx.commit().await.unwrap();
         let gone = store.workspace(&w1.id).await.unwrap();
         assert!(gone.deletion_requested_at.is_some());
+        assert!(gone.keep_files);
         assert_eq!(gone.generation, 3);
         let mut tx = store.begin().await.unwrap();
         let err = tx.delete_user(&alice.id).await.unwrap_err();
