@@ -9,11 +9,12 @@ pub mod auth;
 mod convert;
 pub mod error;
 mod extract;
+pub mod hub;
 pub mod metrics;
 mod observe;
 mod openapi;
 mod proxied;
-mod routes;
+pub(crate) mod routes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -140,6 +141,7 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = routes::api().split_for_parts();
     let doc = Arc::new(doc);
     api.merge(routes::system(doc))
+        .merge(hub::routes())
         .route("/user/{*rest}", axum::routing::any(proxied::handle))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

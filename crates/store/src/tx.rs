@@ -399,6 +399,20 @@ impl Tx {
         Ok(())
     }
 
+    /// Moves a user's `last_activity` forward to `at`; never backward.
+    pub async fn record_user_activity(&mut self, user_id: &str, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET last_activity = $2 \
+             WHERE id = $1 AND (last_activity IS NULL OR last_activity < $2)",
+        )
+        .bind(user_id)
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("record user activity", "user"))?;
+        Ok(())
+    }
+
     // ---- workspaces --------------------------------------------------------
 
     /// Moves workspaces' (and their owners') `last_activity` forward to the

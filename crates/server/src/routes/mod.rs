@@ -5,8 +5,8 @@ mod groups;
 mod profiles;
 mod session;
 mod tokens;
-mod users;
-mod workspaces;
+pub(crate) mod users;
+pub(crate) mod workspaces;
 
 use std::sync::Arc;
 

@@ -35,7 +35,7 @@ pub(super) struct ListQuery {
 }
 
 /// Finds a user the caller may see with `scope`; others are 404, like missing ones.
-pub(super) async fn visible_user(
+pub(crate) async fn visible_user(
     st: &AppState,
     ctx: &Ctx,
     name: &str,

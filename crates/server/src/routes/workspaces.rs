@@ -126,26 +126,40 @@ async fn create_workspace(
                 .map_err(missing_as_invalid("owner", format!("no user {o}")))?
         }
     };
-    ctx.require(Scope::Servers, &owner.id)?;
     let profile_name = extract::name("profile", req.profile.as_deref().unwrap_or("standard"))?;
+    let ws = create(&st, &ctx, &owner, &name, &profile_name, req.start).await?;
+    Ok(created(convert::workspace(&ws)))
+}
+
+/// Creates a workspace of `owner` (stopped, or asked to run), within quota,
+/// with its audit record.
+pub(crate) async fn create(
+    st: &AppState,
+    ctx: &Ctx,
+    owner: &model::User,
+    name: &model::Name,
+    profile_name: &model::Name,
+    start: bool,
+) -> ApiResult<model::Workspace> {
+    ctx.require(Scope::Servers, &owner.id)?;
     let profile = st
         .store
-        .profile(&profile_name)
+        .profile(profile_name)
         .await
         .map_err(missing_as_invalid(
             "profile",
             format!("no profile {profile_name}"),
         ))?;
-    let desired = if req.start {
+    let desired = if start {
         DesiredState::Running
     } else {
         DesiredState::Stopped
     };
     let mut tx = st.store.begin().await?;
-    let activating = req.start.then_some(&profile.spec);
+    let activating = start.then_some(&profile.spec);
     within_quota(&mut tx, &st.config.quota, &owner.id, true, activating, None).await?;
     let ws = tx
-        .insert_workspace(&owner, &name, &profile, desired)
+        .insert_workspace(owner, name, &profile, desired)
         .await
         .map_err(on_conflict(
             Code::AlreadyExists,
@@ -165,7 +179,7 @@ async fn create_workspace(
     tx.audit(&a).await?;
     tx.commit().await?;
     st.changed(&ws.id);
-    Ok(created(convert::workspace(&ws)))
+    Ok(ws)
 }
 
 /// Finds a workspace the caller may read; any other is a 404.
@@ -194,7 +208,7 @@ async fn get_workspace(
 }
 
 /// Applies a desired-state change and records it.
-async fn change(
+pub(crate) async fn change(
     st: &AppState,
     ctx: &Ctx,
     id: &str,
@@ -363,9 +377,19 @@ async fn delete_workspace(
     Path(id): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
-    let ws = visible(&st, &ctx, &id).await?;
+    let ws = request_delete(&st, &ctx, &id, q.keep_files.unwrap_or(false)).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
+}
+
+/// Records that a workspace is to be deleted (keeping its files or not).
+pub(crate) async fn request_delete(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    keep_files: bool,
+) -> ApiResult<model::Workspace> {
+    let ws = visible(st, ctx, id).await?;
     ctx.require(Scope::Servers, &ws.owner_id)?;
-    let keep_files = q.keep_files.unwrap_or(false);
     let mut tx = st.store.begin().await?;
     tx.request_workspace_deletion(&ws.id, keep_files).await?;
     let mut a = ctx.audit(
@@ -377,8 +401,7 @@ async fn delete_workspace(
     tx.audit(&a).await?;
     tx.commit().await?;
     st.changed(&ws.id);
-    let ws = st.store.workspace(&ws.id).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
+    Ok(st.store.workspace(&ws.id).await?)
 }
 
 /// What the events stream says about a workspace.

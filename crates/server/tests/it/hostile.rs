@@ -594,7 +594,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
             "/api/v1/workspaces/x/y/z",
             "/api/v1/workspaces/x/restart",
             "/healthz/",
-            "/hub/api/users",
+            "/hub/api/nope",
         ] {
             let r = app.call(token, "GET", uri, Value::Null).await;
             r.expect_error(404, "not_found");

@@ -11,6 +11,7 @@ mod authz;
 mod docs;
 mod engines;
 mod hostile;
+mod hub;
 mod props;
 mod proxy;
 mod quota;

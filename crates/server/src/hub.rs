@@ -1,0 +1,497 @@
+//! JupyterHub's REST API under `/hub/api`, over berth's own model, so that
+//! JupyterHub's tools (`jupyterhub-idle-culler`, `jupyterhub-singleuser`, API
+//! clients) work unchanged. The contract is JupyterHub's published spec
+//! (`docs/source/_static/rest-api.yml` in jupyterhub/jupyterhub).
+//!
+//! Mapping: a JupyterHub user is a berth user; a server is a workspace. The
+//! default server (name `""`) is the workspace named `default`; a named server
+//! is the workspace of that name. Starting a server that does not exist creates
+//! the workspace (profile from the body's `profile`, else `standard`).
+//! Authentication and scopes are berth's (`Authorization: token …` works), and
+//! changes go through the same code as `/api/v1`, audit records included.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use model::{DesiredState, Scope, Workspace, WorkspaceState};
+
+use crate::auth::Ctx;
+use crate::convert::{opt_time, time};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::extract::{self, Json, Path, Query};
+use crate::routes::{users::visible_user, workspaces};
+use crate::AppState;
+
+/// The JupyterHub REST API version berth follows (the pinned JupyterHub).
+pub const HUB_VERSION: &str = "6.1.1";
+/// The workspace that stands for JupyterHub's default (unnamed) server.
+const DEFAULT: &str = proxy::path::DEFAULT_WORKSPACE;
+/// JupyterHub's media type for paginated lists.
+const PAGINATION: &str = "application/jupyterhub-pagination+json";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/api", get(root))
+        .route("/hub/api/", get(root))
+        .route("/hub/api/info", get(info))
+        .route("/hub/api/user", get(whoami))
+        .route("/hub/api/users", get(list_users))
+        .route("/hub/api/users/{name}", get(get_user))
+        .route(
+            "/hub/api/users/{name}/server",
+            post(start_default).delete(stop_default),
+        )
+        .route(
+            "/hub/api/users/{name}/servers/{server}",
+            post(start_named).delete(stop_named),
+        )
+        .route("/hub/api/users/{name}/activity", post(activity))
+}
+
+async fn root() -> axum::Json<Value> {
+    axum::Json(json!({"version": HUB_VERSION}))
+}
+
+async fn info(ctx: Ctx) -> ApiResult<axum::Json<Value>> {
+    if !ctx.principal.is_admin {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "the hub's info is for admins",
+        ));
+    }
+    Ok(axum::Json(json!({
+        "version": HUB_VERSION,
+        "python": "",
+        "sys_executable": "",
+        "spawner": {"class": "berth", "version": env!("CARGO_PKG_VERSION")},
+        "authenticator": {"class": "berth", "version": env!("CARGO_PKG_VERSION")},
+    })))
+}
+
+/// The server name of a workspace: `""` for the default one.
+fn server_name(ws: &Workspace) -> &str {
+    match ws.name.as_str() {
+        DEFAULT => "",
+        name => name,
+    }
+}
+
+/// JupyterHub's `pending`: what the server is in the middle of, if anything.
+fn pending(ws: &Workspace) -> Option<&'static str> {
+    match ws.status.state {
+        WorkspaceState::Starting => Some("spawn"),
+        WorkspaceState::Pending if ws.spec.desired == DesiredState::Running => Some("spawn"),
+        WorkspaceState::Stopping | WorkspaceState::Deleting => Some("stop"),
+        _ if ws.deletion_requested_at.is_some() => Some("stop"),
+        _ => None,
+    }
+}
+
+/// Whether JupyterHub would call the server active (not stopped).
+fn active(ws: &Workspace) -> bool {
+    pending(ws).is_some()
+        || matches!(
+            ws.status.state,
+            WorkspaceState::Running | WorkspaceState::Paused
+        )
+}
+
+fn server_model(ws: &Workspace) -> Value {
+    let name = server_name(ws);
+    json!({
+        "name": name,
+        "display_name": name,
+        "full_name": format!("{}/{}", ws.owner, name),
+        "last_activity": opt_time(ws.last_activity),
+        "started": opt_time(ws.status.started_at),
+        "pending": pending(ws),
+        "ready": ws.status.state == WorkspaceState::Running,
+        "stopped": !active(ws),
+        "url": format!("/user/{}/{}/", ws.owner, ws.name),
+        "user_options": {"profile": ws.spec.profile.as_str()},
+        "progress_url": format!("/api/v1/workspaces/{}/events", ws.id),
+        "full_url": null,
+        "full_progress_url": null,
+        "state": {},
+    })
+}
+
+/// JupyterHub's user model; `servers` only for a caller who may read them.
+async fn user_model(
+    st: &AppState,
+    ctx: &Ctx,
+    user: &model::User,
+    include_stopped: bool,
+) -> ApiResult<Value> {
+    let groups: Vec<String> = st
+        .store
+        .groups_of(&user.id)
+        .await?
+        .into_iter()
+        .map(|g| g.to_string())
+        .collect();
+    let spaces = st
+        .store
+        .workspaces(&store::WorkspaceFilter {
+            owner_id: Some(user.id.clone()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?;
+    let default = spaces.iter().find(|w| w.name.as_str() == DEFAULT);
+    let mut model = json!({
+        "kind": "user",
+        "name": user.name.as_str(),
+        "admin": user.is_admin,
+        "roles": if user.is_admin { vec!["admin", "user"] } else { vec!["user"] },
+        "groups": groups,
+        "server": default.filter(|w| w.status.state == WorkspaceState::Running)
+            .map(|w| format!("/user/{}/{}/", w.owner, w.name)),
+        "pending": default.and_then(pending),
+        "created": time(user.created_at),
+        "last_activity": opt_time(user.last_activity),
+        "auth_state": null,
+    });
+    if ctx.principal.may(Scope::ReadServers, &user.id) {
+        let servers: Map<String, Value> = spaces
+            .iter()
+            .filter(|w| include_stopped || active(w))
+            .map(|w| (server_name(w).to_owned(), server_model(w)))
+            .collect();
+        model["servers"] = Value::Object(servers);
+    }
+    Ok(model)
+}
+
+async fn whoami(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Value>> {
+    let user = st.store.user(&ctx.principal.user_id).await?;
+    let mut model = user_model(&st, &ctx, &user, false).await?;
+    let scopes: Vec<String> = ctx.principal.scopes.iter().map(|s| s.to_string()).collect();
+    model["scopes"] = json!(scopes);
+    model["session_id"] = Value::Null;
+    Ok(axum::Json(model))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+    /// `active`, `inactive` or `ready`.
+    state: Option<String>,
+    include_stopped_servers: Option<String>,
+    name_filter: Option<String>,
+}
+
+async fn list_users(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<UsersQuery>,
+) -> ApiResult<Response> {
+    if !ctx.principal.has(Scope::ReadUsers) {
+        return Err(ApiError::new(Code::Forbidden, "read:users is needed"));
+    }
+    let include_stopped = q.include_stopped_servers.is_some();
+    // Admins see everyone; others themselves.
+    let users = if ctx.principal.reaches_everyone(Scope::ReadUsers) {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = st.store.users(after.as_deref(), 500).await?;
+            let done = page.len() < 500;
+            after = page.last().map(|u| u.name.to_string());
+            all.extend(page);
+            if done {
+                break;
+            }
+        }
+        all
+    } else {
+        vec![st.store.user(&ctx.principal.user_id).await?]
+    };
+    let mut models = Vec::new();
+    for u in &users {
+        if q.name_filter
+            .as_deref()
+            .is_some_and(|f| !u.name.as_str().starts_with(f))
+        {
+            continue;
+        }
+        let m = user_model(&st, &ctx, u, true).await?;
+        let servers = m.get("servers").and_then(Value::as_object);
+        let keep = match q.state.as_deref() {
+            None => true,
+            Some("active") => servers.is_some_and(|s| s.values().any(|v| v["stopped"] == false)),
+            Some("inactive") => !servers.is_some_and(|s| s.values().any(|v| v["stopped"] == false)),
+            Some("ready") => servers.is_some_and(|s| s.values().any(|v| v["ready"] == true)),
+            Some(other) => {
+                return Err(ApiError::new(
+                    Code::InvalidQuery,
+                    format!("state: {other:?} is not active, inactive or ready"),
+                ))
+            }
+        };
+        if keep {
+            models.push(if include_stopped {
+                m
+            } else {
+                without_stopped(m)
+            });
+        }
+    }
+    let total = models.len();
+    let offset = q.offset.unwrap_or(0).min(total);
+    let limit = q.limit.unwrap_or(200).clamp(1, 500);
+    let items: Vec<Value> = models.into_iter().skip(offset).take(limit).collect();
+    let paginated = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(PAGINATION));
+    if !paginated {
+        return Ok(axum::Json(items).into_response());
+    }
+    let end = offset + items.len();
+    let next = (end < total).then(|| {
+        json!({"offset": end, "limit": limit, "url": format!("/hub/api/users?offset={end}&limit={limit}")})
+    });
+    let body = json!({
+        "items": items,
+        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next},
+    });
+    Ok((
+        [(header::CONTENT_TYPE, PAGINATION)],
+        serde_json::to_string(&body).unwrap_or_default(),
+    )
+        .into_response())
+}
+
+fn without_stopped(mut m: Value) -> Value {
+    if let Some(servers) = m.get_mut("servers").and_then(Value::as_object_mut) {
+        servers.retain(|_, s| s["stopped"] == false);
+    }
+    m
+}
+
+async fn get_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    Ok(axum::Json(user_model(&st, &ctx, &user, false).await?))
+}
+
+/// The body of a start request: JupyterHub's user options.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartOptions {
+    /// The profile of a workspace created by this start.
+    profile: Option<String>,
+}
+
+/// An optional JSON body: empty means the defaults.
+fn options<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new(Code::InvalidBody, e.to_string()))
+}
+
+async fn start_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    start(&st, &ctx, &name, DEFAULT, options(&body)?).await
+}
+
+async fn start_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, server)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let server = extract::name("server_name", &server)?;
+    start(&st, &ctx, &name, server.as_str(), options(&body)?).await
+}
+
+/// Finds the workspace of `user` named `name`, if any.
+async fn find(st: &AppState, user: &model::User, name: &str) -> ApiResult<Option<Workspace>> {
+    let name = extract::name("server_name", name)?;
+    let found = st
+        .store
+        .workspaces(&store::WorkspaceFilter {
+            owner_id: Some(user.id.clone()),
+            name: Some(name),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    Ok(found.into_iter().next())
+}
+
+/// Starts (creating if needed) a server: 201 once it is ready, 202 while it
+/// starts, 400 if it already runs — as JupyterHub answers.
+async fn start(
+    st: &AppState,
+    ctx: &Ctx,
+    user: &str,
+    server: &str,
+    options: StartOptions,
+) -> ApiResult<Response> {
+    let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
+    let ws = match find(st, &user, server).await? {
+        Some(ws)
+            if ws.status.state == WorkspaceState::Running
+                && ws.spec.desired == DesiredState::Running =>
+        {
+            return Err(ApiError::new(
+                Code::AlreadyRunning,
+                format!("{}'s server {server:?} is already running", user.name),
+            ));
+        }
+        Some(ws) => {
+            workspaces::change(
+                st,
+                ctx,
+                &ws.id,
+                "workspace.start",
+                None,
+                Some(DesiredState::Running),
+            )
+            .await?
+        }
+        None => {
+            let name = extract::name("server_name", server)?;
+            let profile =
+                extract::name("profile", options.profile.as_deref().unwrap_or("standard"))?;
+            workspaces::create(st, ctx, &user, &name, &profile, true).await?
+        }
+    };
+    let status = if ws.status.state == WorkspaceState::Running {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, axum::Json(server_model(&ws))).into_response())
+}
+
+/// The body of a stop request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopOptions {
+    /// Delete the named server (its workspace, files included) after stopping.
+    #[serde(default)]
+    remove: bool,
+}
+
+async fn stop_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    stop(&st, &ctx, &name, DEFAULT, false).await
+}
+
+async fn stop_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, server)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let o: StopOptions = options(&body)?;
+    stop(&st, &ctx, &name, &server, o.remove).await
+}
+
+/// Stops (or removes) a server: 204 if it is already stopped, else 202.
+async fn stop(
+    st: &AppState,
+    ctx: &Ctx,
+    user: &str,
+    server: &str,
+    remove: bool,
+) -> ApiResult<StatusCode> {
+    let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
+    let Some(ws) = find(st, &user, server).await? else {
+        return Err(ApiError::not_found("server"));
+    };
+    if remove {
+        workspaces::request_delete(st, ctx, &ws.id, false).await?;
+        return Ok(StatusCode::ACCEPTED);
+    }
+    let was_active = active(&ws);
+    workspaces::change(
+        st,
+        ctx,
+        &ws.id,
+        "workspace.stop",
+        None,
+        Some(DesiredState::Stopped),
+    )
+    .await?;
+    Ok(if was_active {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::NO_CONTENT
+    })
+}
+
+/// `POST /hub/api/users/{name}/activity`, as `jupyterhub-singleuser` sends it.
+#[derive(Debug, Deserialize)]
+struct ActivityBody {
+    last_activity: Option<String>,
+    #[serde(default)]
+    servers: std::collections::HashMap<String, ServerActivity>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerActivity {
+    last_activity: String,
+}
+
+async fn activity(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Json(body): Json<ActivityBody>,
+) -> ApiResult<StatusCode> {
+    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    ctx.require(Scope::UsersActivity, &user.id)?;
+    let parse = |field: &str, s: &str| {
+        crate::convert::parse_time(field, s)
+            .map_err(|e| ApiError::new(Code::InvalidValue, e.message))
+    };
+    let mut batch = Vec::new();
+    let mut latest = body
+        .last_activity
+        .as_deref()
+        .map(|s| parse("last_activity", s))
+        .transpose()?;
+    for (server, a) in &body.servers {
+        let at = parse("servers.last_activity", &a.last_activity)?;
+        let name = if server.is_empty() {
+            DEFAULT
+        } else {
+            server.as_str()
+        };
+        let Some(ws) = find(&st, &user, name).await? else {
+            return Err(ApiError::not_found("server"));
+        };
+        batch.push((ws.id, at));
+        latest = latest.max(Some(at));
+    }
+    let mut tx = st.store.begin().await?;
+    tx.record_activity(&batch).await?;
+    if let Some(at) = latest {
+        tx.record_user_activity(&user.id, at).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::OK)
+}
