@@ -16,6 +16,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const APP: &str = r#"
 import http.server, json, os, socket, time, urllib.parse
 env = os.environ
+def conn(host, port, timeout=2):
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+        return "connected"
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return e.strerror or str(e)
 home = env["HOME"]
 def save(name, value):
     with open(os.path.join(home, name + ".tmp"), "w") as f:
@@ -40,14 +48,6 @@ if env.get("FORKS"):
         n += 1
     save("forks.json", {"forked": n, "error": err})
 if env.get("CHECKS"):
-    def conn(host, port):
-        try:
-            socket.create_connection((host, int(port)), timeout=2).close()
-            return "connected"
-        except socket.timeout:
-            return "timeout"
-        except OSError as e:
-            return e.strerror or str(e)
     r = {"uid": os.getuid(), "hostname": socket.gethostname(),
          "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
          "home_entries": os.listdir("/home")}
@@ -70,16 +70,7 @@ if env.get("CHECKS"):
         r["outside"] = conn(*env["OUTSIDE"].split(":"))
     save("checks.json", r)
 if env.get("CONNECT"):
-    def attempt(target):
-        host, port = target.rsplit(":", 1)
-        try:
-            socket.create_connection((host, int(port)), timeout=3).close()
-            return "connected"
-        except socket.timeout:
-            return "timeout"
-        except OSError as e:
-            return e.strerror or str(e)
-    save("connect.json", {t: attempt(t) for t in env["CONNECT"].split(",")})
+    save("connect.json", {t: conn(*t.rsplit(":", 1), timeout=3) for t in env["CONNECT"].split(",")})
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = ("hello %s %s" % (env["JUPYTERHUB_USER"], self.path)).encode()

@@ -217,6 +217,11 @@ impl Berth {
         response.split(' ').nth(1).unwrap().parse().unwrap()
     }
 
+    /// `GET path`, with the session cookie if given.
+    async fn fetch(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        self.get(path, cookie).send().await.unwrap()
+    }
+
     fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::RequestBuilder {
         let r = self.http.get(format!("{}{path}", self.url));
         match cookie {
@@ -279,14 +284,10 @@ async fn only_the_owner_and_admins_get_through_and_the_app_sees_no_berth_cookie(
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = b
-        .get("/user/alice/lab/", Some(&bob_cookie))
-        .send()
-        .await
-        .unwrap();
+    let r = b.fetch("/user/alice/lab/", Some(&bob_cookie)).await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("may not open"));
-    let r = b.get("/user/alice/lab/", None).send().await.unwrap();
+    let r = b.fetch("/user/alice/lab/", None).await;
     assert_eq!(r.status(), 401);
     let r = b
         .get("/user/alice/lab/", None)
@@ -320,11 +321,7 @@ async fn only_the_owner_and_admins_get_through_and_the_app_sees_no_berth_cookie(
     // Logging out ends access at once (the auth cache is cleared).
     let (cookie, csrf) = b.login("alice", "a-long-enough-password").await;
     assert_eq!(
-        b.get("/user/alice/lab/", Some(&cookie))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        b.fetch("/user/alice/lab/", Some(&cookie)).await.status(),
         200
     );
     let r = b
@@ -337,11 +334,7 @@ async fn only_the_owner_and_admins_get_through_and_the_app_sees_no_berth_cookie(
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(
-        b.get("/user/alice/lab/", Some(&cookie))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        b.fetch("/user/alice/lab/", Some(&cookie)).await.status(),
         401
     );
     drop(alice_cookie);
@@ -371,10 +364,8 @@ async fn bodies_stream_both_ways_and_websockets_work() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), (8 << 20).to_string());
     let text = b
-        .get("/user/alice/lab/stream", Some(&cookie))
-        .send()
+        .fetch("/user/alice/lab/stream", Some(&cookie))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -429,11 +420,7 @@ async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
         Some("127.0.0.1:1".parse().unwrap()),
     );
 
-    let r = b
-        .get("/user/alice/off/", Some(&cookie))
-        .send()
-        .await
-        .unwrap();
+    let r = b.fetch("/user/alice/off/", Some(&cookie)).await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
     let page = r.text().await.unwrap();
@@ -448,10 +435,8 @@ async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
     );
 
     let page = b
-        .get("/user/alice/boot/lab", Some(&cookie))
-        .send()
+        .fetch("/user/alice/boot/lab", Some(&cookie))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -460,11 +445,7 @@ async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
         "{page}"
     );
 
-    let r = b
-        .get("/user/alice/dead/", Some(&cookie))
-        .send()
-        .await
-        .unwrap();
+    let r = b.fetch("/user/alice/dead/", Some(&cookie)).await;
     assert_eq!(r.status(), 502);
 
     // Activity is kept in memory and flushed to the store in batches.
@@ -483,11 +464,7 @@ async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
     let id = ws["id"].as_str().unwrap_or_else(|| panic!("{ws}"));
     assert!(ws["last_activity"].is_null(), "{ws}");
     b.route_id("alice/lab", id, &alice, WorkspaceState::Running, Some(app));
-    let r = b
-        .get("/user/alice/lab/", Some(&cookie))
-        .send()
-        .await
-        .unwrap();
+    let r = b.fetch("/user/alice/lab/", Some(&cookie)).await;
     assert_eq!(r.status(), 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -529,7 +506,7 @@ async fn path_tricks_reach_nobody_elses_workspace() {
         "/user/al/%2e%2e/alice/lab/",
         &format!("/user/{}/lab/", "a".repeat(300)),
     ] {
-        let r = b.get(path, Some(&al)).send().await.unwrap();
+        let r = b.fetch(path, Some(&al)).await;
         let status = r.status().as_u16();
         let body = r.text().await.unwrap();
         assert!(
@@ -546,31 +523,15 @@ async fn path_tricks_reach_nobody_elses_workspace() {
     ] {
         assert_eq!(b.raw_get(path, &bob_cookie).await, 400, "{path}");
     }
-    let r = b
-        .get("/user/bob/lab/ok", Some(&bob_cookie))
-        .send()
-        .await
-        .unwrap();
+    let r = b.fetch("/user/bob/lab/ok", Some(&bob_cookie)).await;
     assert_eq!(r.status(), 200);
     // The default workspace: `/user/alice/` and unknown names redirect to it.
-    let r = b
-        .get("/user/alice/tree?x=1", Some(&bob_cookie))
-        .send()
-        .await
-        .unwrap();
+    let r = b.fetch("/user/alice/tree?x=1", Some(&bob_cookie)).await;
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "/user/alice/default/tree?x=1");
-    let r = b
-        .get("/user/alice/default/tree", Some(&bob_cookie))
-        .send()
-        .await
-        .unwrap();
+    let r = b.fetch("/user/alice/default/tree", Some(&bob_cookie)).await;
     assert_eq!(r.status(), 403);
-    let r = b
-        .get("/user/alice/lab", Some(&bob_cookie))
-        .send()
-        .await
-        .unwrap();
+    let r = b.fetch("/user/alice/lab", Some(&bob_cookie)).await;
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "/user/alice/lab/");
 }
@@ -594,10 +555,8 @@ async fn workspace_events_follow_the_route_table() {
         .unwrap();
     let id = ws["id"].as_str().unwrap().to_owned();
     let mut events = b
-        .get(&format!("/api/v1/workspaces/{id}/events"), Some(&cookie))
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/api/v1/workspaces/{id}/events"), Some(&cookie))
+        .await;
     assert_eq!(events.status(), 200);
     assert_eq!(events.headers()["content-type"], "text/event-stream");
     let mut next = async || -> Value {
@@ -632,9 +591,7 @@ async fn workspace_events_follow_the_route_table() {
     b.user("bob").await;
     let (bob, _) = b.login("bob", "a-long-enough-password").await;
     let r = b
-        .get(&format!("/api/v1/workspaces/{id}/events"), Some(&bob))
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/api/v1/workspaces/{id}/events"), Some(&bob))
+        .await;
     assert_eq!(r.status(), 404);
 }
