@@ -144,7 +144,9 @@ pub fn bwrap_args(sandbox: &Sandbox<'_>) -> Vec<String> {
             Err(_) => {}
         }
     }
-    push(&["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+    push(&[
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp",
+    ]);
     for dir in &sandbox.ro_binds {
         let dir = dir.to_string_lossy();
         push(&["--ro-bind", &dir, &dir]);
@@ -153,6 +155,12 @@ pub fn bwrap_args(sandbox: &Sandbox<'_>) -> Vec<String> {
         "--bind",
         &sandbox.host_home.to_string_lossy(),
         &sandbox.home,
+        // Nothing but the home, /tmp and /dev/shm is writable: not even
+        // bwrap's own root and /dev, which would be in-memory scratch space.
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
         "--chdir",
         &sandbox.home,
         "--hostname",

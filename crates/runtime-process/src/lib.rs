@@ -16,8 +16,9 @@
 //!   ip netns exec berth-<id> \
 //!   setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
 //!   bwrap --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try --cap-drop ALL \
-//!         --ro-bind /usr /usr --ro-bind /etc /etc --proc /proc --dev /dev --tmpfs /tmp \
-//!         --bind <home> /home/<owner> --hostname <name> --clearenv --setenv … -- <argv>
+//!         --ro-bind /usr /usr --ro-bind /etc /etc --proc /proc --dev /dev \
+//!         --tmpfs /dev/shm --tmpfs /tmp --bind <home> /home/<owner> \
+//!         --remount-ro /dev --remount-ro / --hostname <name> --clearenv --setenv … -- <argv>
 //! ```
 //!
 //! Decisions, and why:

@@ -52,7 +52,11 @@ async fn a_workspace_sees_only_itself() {
     let pids: Vec<u64> = serde_json::from_value(checks["pids"].clone()).unwrap();
     assert!(pids.contains(&1), "own pid namespace: {pids:?}");
     assert!(pids.len() <= 4, "only its own processes: {pids:?}");
-    assert_eq!(checks["usr_writable"], false);
+    assert_eq!(
+        checks["writable"],
+        json!(["/dev/shm", "/tmp", "/home/frank"]),
+        "nothing else is writable"
+    );
     assert_eq!(checks["home_entries"], json!(["frank"]));
     assert_eq!(checks["other_home"], "No such file or directory");
 

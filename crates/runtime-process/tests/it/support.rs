@@ -51,11 +51,13 @@ if env.get("CHECKS"):
     r = {"uid": os.getuid(), "hostname": socket.gethostname(),
          "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
          "home_entries": os.listdir("/home")}
-    try:
-        open("/usr/berth-test", "w")
-        r["usr_writable"] = True
-    except OSError:
-        r["usr_writable"] = False
+    r["writable"] = []
+    for d in ["/", "/usr", "/etc", "/dev", "/dev/shm", "/tmp", home, "/home", "/proc"]:
+        try:
+            open(os.path.join(d, "berth-test"), "w").close()
+            r["writable"].append(d)
+        except OSError:
+            pass
     try:
         r["other_home"] = os.listdir(env["OTHER_HOME"])
     except OSError as e:
