@@ -5,6 +5,7 @@ mod process;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -16,6 +17,41 @@ use test_support::{Engine, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
+/// Starts `berth serve` on a free loopback port with the data dir `<dir>/data`
+/// (and `database_url`, else the embedded SQLite there); returns it with its URL
+/// once it listens, or kills it and panics after 60 s.
+fn spawn_serve(dir: &Path, runtime: &str, database_url: Option<&str>) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env_remove("BERTH_DATABASE_URL")
+        .env("BERTH_RUNTIME", runtime)
+        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    let mut child = cmd.spawn().expect("start berth serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let Ok(url) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("berth serve ({runtime}, {database_url:?}) did not start listening");
+    };
+    (child, url)
+}
 
 /// A running `berth serve` with its own data dir and CLI config home.
 struct Berth {
@@ -30,30 +66,7 @@ impl Berth {
         let dir = tempfile::tempdir().unwrap();
         // Workspace users traverse the data dir's parents to reach their homes.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(["--database-url", &db.url])
-            .env("BERTH_RUNTIME", runtime)
-            .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start berth serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("berth serve ({}) did not start listening", db.engine));
+        let (child, url) = spawn_serve(dir.path(), runtime, Some(&db.url));
         Berth { child, url, dir }
     }
 

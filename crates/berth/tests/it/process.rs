@@ -13,13 +13,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use api_types::{App, Condition, ProfileCreate, TokenCreate, Workspace, WorkspaceCreate};
 use client::{Client, WorkspaceQuery};
 
-use crate::{ADMIN_PASSWORD, BIN};
+use crate::ADMIN_PASSWORD;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The v1 controllers the runtime places a workspace in.
@@ -156,32 +155,7 @@ impl Rig {
     /// dir) and returns its URL once it listens.
     fn start_serve(&mut self) -> String {
         assert!(self.serve.is_none(), "a serve is running already");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(self.dir.path().join("data"))
-            .env_remove("BERTH_DATABASE_URL")
-            .env("BERTH_RUNTIME", "process")
-            .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
-            .current_dir(self.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start berth serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let Ok(url) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("berth serve did not start listening");
-        };
+        let (child, url) = crate::spawn_serve(self.dir.path(), "process", None);
         self.serve = Some(Serve {
             child,
             url: url.clone(),

@@ -217,6 +217,21 @@ impl Berth {
         response.split(' ').nth(1).unwrap().parse().unwrap()
     }
 
+    /// Creates a workspace as the session's user; returns its JSON.
+    async fn create_workspace(&self, cookie: &str, csrf: &str, name: &str) -> Value {
+        self.http
+            .post(format!("{}/api/v1/workspaces", self.url))
+            .header("cookie", cookie)
+            .header("x-csrf-token", csrf)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `GET path`, with the session cookie if given.
     async fn fetch(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
         self.get(path, cookie).send().await.unwrap()
@@ -449,18 +464,7 @@ async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
     assert_eq!(r.status(), 502);
 
     // Activity is kept in memory and flushed to the store in batches.
-    let ws: Value = b
-        .http
-        .post(format!("{}/api/v1/workspaces", b.url))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&json!({"name": "lab"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ws = b.create_workspace(&cookie, &csrf, "lab").await;
     let id = ws["id"].as_str().unwrap_or_else(|| panic!("{ws}"));
     assert!(ws["last_activity"].is_null(), "{ws}");
     b.route_id("alice/lab", id, &alice, WorkspaceState::Running, Some(app));
@@ -541,18 +545,7 @@ async fn workspace_events_follow_the_route_table() {
     let b = Berth::start().await;
     let alice = b.user("alice").await;
     let (cookie, csrf) = b.login("alice", "a-long-enough-password").await;
-    let ws: Value = b
-        .http
-        .post(format!("{}/api/v1/workspaces", b.url))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&json!({"name": "lab"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ws = b.create_workspace(&cookie, &csrf, "lab").await;
     let id = ws["id"].as_str().unwrap().to_owned();
     let mut events = b
         .fetch(&format!("/api/v1/workspaces/{id}/events"), Some(&cookie))
