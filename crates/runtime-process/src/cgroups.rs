@@ -1,12 +1,11 @@
 //! One cgroup per workspace, on cgroup v1 (one directory per controller) or v2
 //! (one directory in the unified hierarchy). The rest of the crate sees only
 //! [`Cgroups`]: create with limits, the `cgroup.procs` files a process joins,
-//! the pids inside, freeze and thaw, OOM kills, removal, and the ids under the
-//! berth-owned parent. Files are written by hand rather than through
-//! `cgroups-rs`: the handful of files berth needs is smaller than that crate's
-//! API, its hierarchies are bound to the live `/sys/fs/cgroup` (we unit-test the
-//! v2 backend against a temporary directory that mimics it), and its API has
-//! changed incompatibly between minor versions.
+//! the pids inside, freeze and thaw, OOM kills and removal. Files are written
+//! by hand rather than through `cgroups-rs`: the handful of files berth needs
+//! is smaller than that crate's API, its hierarchies are bound to the live
+//! `/sys/fs/cgroup` (we unit-test the v2 backend against a temporary directory
+//! that mimics it), and its API has changed incompatibly between minor versions.
 
 use std::fs;
 use std::io;
@@ -253,29 +252,6 @@ impl Cgroups {
         }
         Ok(())
     }
-
-    /// The ids of the workspace cgroups under the parent.
-    pub fn list(&self) -> io::Result<Vec<String>> {
-        let mut ids = Vec::new();
-        for parent in self.parents() {
-            let entries = match fs::read_dir(&parent) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let entry = entry?;
-                if entry.file_type()?.is_dir() {
-                    if let Some(name) = entry.file_name().to_str() {
-                        ids.push(name.to_owned());
-                    }
-                }
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
-    }
 }
 
 fn write(path: &Path, value: &str) -> io::Result<()> {
@@ -350,7 +326,6 @@ mod tests {
         );
         assert_eq!(cg.procs_files("w1"), vec![ws.join("cgroup.procs")]);
         assert!(cg.exists("w1"));
-        assert_eq!(cg.list().unwrap(), vec!["w1"]);
         // The kernel would fill these in.
         fs::write(ws.join("cgroup.procs"), "12\n34\n").unwrap();
         assert_eq!(cg.pids("w1").unwrap(), vec![12, 34]);

@@ -41,15 +41,17 @@
 //! - **No unsafe code**: `setsid`, `ip`, `setpriv`, `nft` and `kill` are external
 //!   programs (util-linux, iproute2, nftables, procps), so the crate keeps the
 //!   workspace's `unsafe_code = "forbid"`.
-//! - **The cgroup is the source of truth**: `observe` and `list` read the
-//!   cgroups under `<cgroup root>[/<controller>]/<cgroup_parent>/`; a fresh
+//! - **The cgroup is the source of truth**: `observe` reads the cgroups under
+//!   `<cgroup root>[/<controller>]/<cgroup_parent>/` (`list` names this data
+//!   dir's workspaces: those with a home or a state file); a fresh
 //!   `ProcessRuntime` on the same data dir sees, observes and stops workspaces an
 //!   earlier instance started. The state file only adds what the kernel does not
 //!   know: the upstream address and whether the workspace is meant to run (an
 //!   empty cgroup of a workspace meant to run is `Failed`).
 //! - **stop** thaws, sends SIGTERM to every pid in the cgroup, SIGKILL to what is
 //!   left after [`Config::stop_grace`], removes the cgroup and the network; the
-//!   home stays. **delete** is stop plus removing the home, log and state file.
+//!   home stays. **delete** is stop plus removing the home (or, keeping files,
+//!   moving it to `<data_dir>/kept/<id>`), log and state file.
 //! - **Readiness**: `Running` once `GET <base_url>` at the upstream answers with
 //!   a status below 500; `Starting` before that.
 //!
