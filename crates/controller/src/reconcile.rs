@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
+use model::hub::{access_scopes, client_id, server_name};
+use model::secret::{MintedToken, Secret};
 use model::{
     Condition, DesiredState, IdleAction, Observed, Outcome, ProfileSpec, Transition, Workspace,
     WorkspaceRef, WorkspaceState, WorkspaceStatus,
 };
-use store::{NewAudit, StoreError};
+use model::{ScopeSet, TokenKind};
+use store::{NewAudit, NewToken, StoreError, Tx};
 
 use crate::{Ctx, ReconcileError, Route};
 
@@ -94,15 +97,17 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 .ensure_uid(&ws.owner_id, ctx.config.uid_base)
                 .await
                 .map_err(store_err)?;
+            let token = server_token(&mut tx, &ws).await.map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
+            let base_url = format!("/user/{}/{}/", ws.owner, ws.name);
             let r = WorkspaceRef {
                 id: ws.id.clone(),
                 owner: ws.owner.clone(),
                 name: ws.name.clone(),
                 uid: u32::try_from(uid).unwrap_or(u32::MAX),
-                base_url: format!("/user/{}/{}/", ws.owner, ws.name),
+                env: hub_env(&ws, &base_url, token.expose()),
+                base_url,
                 profile: profile.spec.clone(),
-                env: Vec::new(),
             };
             match ctx.runtime.start(&r).await {
                 Ok(()) => {
@@ -129,6 +134,11 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         Transition::Stop => {
             set_state(&mut status, WorkspaceState::Stopping, now);
             ctx.runtime.stop(id).await.map_err(runtime_err)?;
+            let mut tx = ctx.store.begin().await.map_err(store_err)?;
+            tx.delete_workspace_tokens(id, TokenKind::Server)
+                .await
+                .map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
             set_state(&mut status, WorkspaceState::Stopped, now);
         }
         Transition::Pause => {
@@ -322,4 +332,61 @@ async fn cull(ctx: &Ctx, ws: &Workspace, spec: &ProfileSpec, now: i64) -> Result
         }
     }
     Ok(false)
+}
+
+/// A new token for the workspace's app, replacing the one of its last start:
+/// it reports the app's activity, and is its OAuth client's secret (JupyterHub's
+/// `server` role).
+async fn server_token(tx: &mut Tx, ws: &Workspace) -> store::Result<Secret> {
+    tx.delete_workspace_tokens(&ws.id, TokenKind::Server)
+        .await?;
+    let minted = MintedToken::new();
+    let scopes = format!(
+        "users:activity!user={owner} access:servers!server={owner}/{server}",
+        owner = ws.owner,
+        server = server_name(ws)
+    );
+    let scopes = ScopeSet::parse(&scopes).expect("names make valid filters");
+    tx.insert_token_of(
+        &NewToken {
+            user_id: ws.owner_id.clone(),
+            hash: minted.hash,
+            prefix: minted.prefix,
+            note: format!("server {}/{}", ws.owner, ws.name),
+            scopes,
+            expires_at: None,
+        },
+        TokenKind::Server,
+        Some(&ws.id),
+    )
+    .await?;
+    Ok(minted.secret)
+}
+
+/// The environment a JupyterHub spawner gives a single-user server, except what
+/// depends on where the runtime runs it (`JUPYTERHUB_API_URL`,
+/// `JUPYTERHUB_ACTIVITY_URL`, `JUPYTERHUB_SERVICE_URL`: the runtime's to add).
+fn hub_env(ws: &Workspace, base_url: &str, token: &str) -> Vec<(String, String)> {
+    let scopes = serde_json::to_string(&access_scopes(ws)).expect("strings serialize");
+    [
+        ("JUPYTERHUB_API_TOKEN", token.to_owned()),
+        ("JPY_API_TOKEN", token.to_owned()),
+        ("JUPYTERHUB_CLIENT_ID", client_id(&ws.id)),
+        ("JUPYTERHUB_HOST", String::new()),
+        (
+            "JUPYTERHUB_OAUTH_CALLBACK_URL",
+            format!("{base_url}oauth_callback"),
+        ),
+        ("JUPYTERHUB_OAUTH_SCOPES", scopes.clone()),
+        ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", scopes),
+        ("JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES", "[]".to_owned()),
+        ("JUPYTERHUB_USER", ws.owner.to_string()),
+        ("JUPYTERHUB_SERVER_NAME", server_name(ws).to_owned()),
+        ("JUPYTERHUB_BASE_URL", "/".to_owned()),
+        ("JUPYTERHUB_SERVICE_PREFIX", base_url.to_owned()),
+        ("JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED", "0".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }

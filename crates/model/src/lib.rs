@@ -5,18 +5,23 @@
 //! machine, and the [`Runtime`] trait that runtimes implement. Nothing here knows
 //! HTTP or SQL; wire types live in `api-types`, persistence in `store`.
 
+pub mod hub;
 mod name;
 mod profile;
 pub mod route;
 mod runtime;
 mod scope;
-mod secret;
+pub mod secret;
 mod workspace;
 
 pub use name::{Name, NameError, NAME_PATTERN};
+
+/// The workspace that stands for JupyterHub's default (unnamed) server, and
+/// that `/user/{user}/` leads to.
+pub const DEFAULT_WORKSPACE: &str = "default";
 pub use profile::{App, IdleAction, Profile, ProfileSpec, ProfileSpecError};
 pub use runtime::{fake::FakeRuntime, Observed, Runtime, RuntimeError, WorkspaceRef};
-pub use scope::{Principal, Scope, ScopeSet, UnknownScope};
+pub use scope::{Filter, Principal, Scope, ScopeSet, Targets, UnknownScope};
 pub use secret::Secret;
 pub use workspace::{
     Condition, DesiredState, Transition, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
@@ -71,6 +76,36 @@ pub struct Token {
     pub created_at: Millis,
     pub expires_at: Option<Millis>,
     pub last_used_at: Option<Millis>,
+    pub kind: TokenKind,
+    /// The workspace a `Server` or `OAuth` token belongs to.
+    pub workspace_id: Option<String>,
+}
+
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Made by a user (or an admin for them) through the API.
+    Api,
+    /// A workspace app's own token, made at each start (`JUPYTERHUB_API_TOKEN`).
+    Server,
+    /// Issued to a browser by the OAuth flow of a workspace's app.
+    OAuth,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Api => "api",
+            TokenKind::Server => "server",
+            TokenKind::OAuth => "oauth",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        [TokenKind::Api, TokenKind::Server, TokenKind::OAuth]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// One entry of the append-only audit log.

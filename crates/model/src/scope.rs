@@ -4,12 +4,21 @@
 //! `!user=self` filter); a scope held by an admin reaches everyone's. A token's
 //! scopes are intersected with its owner's role at every request, so demoting an
 //! admin takes the power of their tokens away at once.
+//!
+//! A scope may carry JupyterHub's filters, which narrow it to some resources:
+//! `access:servers!server=alice/notebook`, `read:users!user=alice`,
+//! `read:users!group=physics`. The default (unnamed) server is `alice/`. Filters
+//! name users; the server resolves them to ids when it authenticates a request
+//! ([`Principal::new`] takes the resolved [`Targets`]). `inherit`, in a list of
+//! scopes, stands for everything the owner may do (JupyterHub's default for
+//! tokens).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 macro_rules! scopes {
-    ($($variant:ident => $text:literal, admin_only: $admin:literal, implies: [$($implied:ident),*];)*) => {
+    ($($variant:ident => $text:literal, admin_only: $admin:literal,
+       implies: [$($implied:ident),*];)*) => {
         /// One permission.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Scope { $($variant),* }
@@ -46,16 +55,23 @@ macro_rules! scopes {
 }
 
 scopes! {
-    ReadUsers => "read:users", admin_only: false, implies: [];
+    ListUsers => "list:users", admin_only: false, implies: [];
+    ReadUsersName => "read:users:name", admin_only: false, implies: [];
+    ReadUsersActivity => "read:users:activity", admin_only: false, implies: [];
+    ReadUsersGroups => "read:users:groups", admin_only: false, implies: [];
+    ReadUsers => "read:users", admin_only: false,
+        implies: [ListUsers, ReadUsersName, ReadUsersActivity, ReadUsersGroups];
     UsersActivity => "users:activity", admin_only: false, implies: [];
     AdminUsers => "admin:users", admin_only: true, implies: [ReadUsers, UsersActivity];
     ReadServers => "read:servers", admin_only: false, implies: [];
-    Servers => "servers", admin_only: false, implies: [ReadServers];
+    DeleteServers => "delete:servers", admin_only: false, implies: [];
+    Servers => "servers", admin_only: false, implies: [ReadServers, DeleteServers];
     AdminServers => "admin:servers", admin_only: true, implies: [Servers];
     AccessServers => "access:servers", admin_only: false, implies: [];
     ReadTokens => "read:tokens", admin_only: false, implies: [];
     Tokens => "tokens", admin_only: false, implies: [ReadTokens];
-    ReadGroups => "read:groups", admin_only: false, implies: [];
+    ListGroups => "list:groups", admin_only: false, implies: [];
+    ReadGroups => "read:groups", admin_only: false, implies: [ListGroups];
     AdminGroups => "admin:groups", admin_only: true, implies: [ReadGroups];
     ReadProfiles => "read:profiles", admin_only: false, implies: [];
     AdminProfiles => "admin:profiles", admin_only: true, implies: [ReadProfiles];
@@ -73,21 +89,84 @@ impl fmt::Display for Scope {
     }
 }
 
-/// A set of scopes, always closed under implication.
+/// What a filtered scope is narrowed to (JupyterHub's `!user=`, `!server=`, `!group=`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Filter {
+    User(crate::Name),
+    /// A user's server: `""` is the default one.
+    Server(crate::Name, String),
+    Group(crate::Name),
+}
+
+impl Filter {
+    fn parse(s: &str) -> Result<Filter, UnknownScope> {
+        let bad = || UnknownScope(s.to_owned());
+        let (kind, value) = s.split_once('=').ok_or_else(bad)?;
+        let name = |v: &str| crate::Name::parse(v).map_err(|_| bad());
+        match kind {
+            "user" => Ok(Filter::User(name(value)?)),
+            "group" => Ok(Filter::Group(name(value)?)),
+            "server" => {
+                let (user, server) = value.split_once('/').ok_or_else(bad)?;
+                if !server.is_empty() {
+                    name(server)?;
+                }
+                Ok(Filter::Server(name(user)?, server.to_owned()))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// Whether everything `other` reaches, this reaches too (a user's filter
+    /// covers that user's servers).
+    fn covers(&self, other: &Filter) -> bool {
+        self == other || matches!((self, other), (Filter::User(u), Filter::Server(o, _)) if u == o)
+    }
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Filter::User(u) => write!(f, "user={u}"),
+            Filter::Server(u, s) => write!(f, "server={u}/{s}"),
+            Filter::Group(g) => write!(f, "group={g}"),
+        }
+    }
+}
+
+/// How far a held scope reaches: everywhere its holder's role allows, or only
+/// the resources its filters name.
+type Reach = Option<BTreeSet<Filter>>;
+
+/// A set of scopes with their filters, always closed under implication (an
+/// implied scope inherits the filters of the scope implying it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ScopeSet(BTreeSet<Scope>);
+pub struct ScopeSet(BTreeMap<Scope, Reach>);
 
 impl ScopeSet {
-    /// The set holding `scopes` and everything they imply.
+    /// The set holding `scopes`, unfiltered, and everything they imply.
     pub fn new(scopes: impl IntoIterator<Item = Scope>) -> Self {
-        let mut set = BTreeSet::new();
-        let mut todo: Vec<Scope> = scopes.into_iter().collect();
+        let mut set = ScopeSet::default();
+        for s in scopes {
+            set.add(s, None);
+        }
+        set
+    }
+
+    /// Adds `scope` with `reach` and everything it implies.
+    fn add(&mut self, scope: Scope, reach: Reach) {
+        let mut todo = vec![scope];
         while let Some(s) = todo.pop() {
-            if set.insert(s) {
+            let merged = match (self.0.get(&s), &reach) {
+                (None, r) => r.clone(),
+                (Some(None), _) | (_, None) => None,
+                (Some(Some(have)), Some(new)) => Some(have.union(new).cloned().collect()),
+            };
+            if self.0.get(&s) != Some(&merged) {
+                self.0.insert(s, merged);
                 todo.extend_from_slice(s.implies());
             }
         }
-        ScopeSet(set)
     }
 
     /// Everything a user of that role may hold (JupyterHub's `user` and `admin` roles).
@@ -100,44 +179,115 @@ impl ScopeSet {
         )
     }
 
-    /// Parses a space- or comma-separated list.
+    /// Parses a space- or comma-separated list of `scope` or `scope!filter=value`.
     pub fn parse(s: &str) -> Result<Self, UnknownScope> {
-        s.split([' ', ','])
-            .filter(|p| !p.is_empty())
-            .map(str::parse)
-            .collect::<Result<Vec<Scope>, _>>()
-            .map(ScopeSet::new)
+        let mut set = ScopeSet::default();
+        for item in s.split([' ', ',']).filter(|p| !p.is_empty()) {
+            if item == "inherit" {
+                for s in Scope::ALL {
+                    set.add(*s, None);
+                }
+                continue;
+            }
+            let (scope, filter) = match item.split_once('!') {
+                Some((scope, filter)) => (
+                    scope,
+                    Some(Filter::parse(filter).map_err(|_| UnknownScope(item.to_owned()))?),
+                ),
+                None => (item, None),
+            };
+            let scope: Scope = scope.parse().map_err(|_| UnknownScope(item.to_owned()))?;
+            set.add(scope, filter.map(|f| BTreeSet::from([f])));
+        }
+        Ok(set)
     }
 
+    /// Whether `s` is held at all, with or without filters.
     pub fn contains(&self, s: Scope) -> bool {
-        self.0.contains(&s)
+        self.0.contains_key(&s)
     }
 
+    /// The filters `s` is held with: `None` if unfiltered or not held.
+    pub fn filters(&self, s: Scope) -> Option<&BTreeSet<Filter>> {
+        self.0.get(&s)?.as_ref()
+    }
+
+    /// Whether everything this set grants, `other` grants too.
     pub fn is_subset(&self, other: &ScopeSet) -> bool {
-        self.0.is_subset(&other.0)
+        self.0
+            .iter()
+            .all(|(s, reach)| match (reach, other.0.get(s)) {
+                (_, None) => false,
+                (_, Some(None)) => true,
+                (None, Some(Some(_))) => false,
+                (Some(mine), Some(Some(theirs))) => {
+                    mine.iter().all(|f| theirs.iter().any(|t| t.covers(f)))
+                }
+            })
     }
 
+    /// What both sets grant (filters resolved as far as names allow: a user's
+    /// filter and that user's server meet at the server; groups meet only groups).
     pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
-        ScopeSet(self.0.intersection(&other.0).copied().collect())
+        let mut out = BTreeMap::new();
+        for (s, a) in &self.0 {
+            let Some(b) = other.0.get(s) else { continue };
+            let reach = match (a, b) {
+                (None, r) | (r, None) => r.clone(),
+                (Some(a), Some(b)) => {
+                    let meet: BTreeSet<Filter> = a
+                        .iter()
+                        .filter(|f| b.iter().any(|g| g.covers(f)))
+                        .chain(b.iter().filter(|g| a.iter().any(|f| f.covers(g))))
+                        .cloned()
+                        .collect();
+                    if meet.is_empty() {
+                        continue;
+                    }
+                    Some(meet)
+                }
+            };
+            out.insert(*s, reach);
+        }
+        ScopeSet(out)
     }
 
+    /// The scopes held, with or without filters.
     pub fn iter(&self) -> impl Iterator<Item = Scope> + '_ {
-        self.0.iter().copied()
+        self.0.keys().copied()
+    }
+
+    /// Every filter named anywhere in the set.
+    pub fn all_filters(&self) -> impl Iterator<Item = &Filter> + '_ {
+        self.0.values().flatten().flatten()
+    }
+
+    /// JupyterHub's expanded form: one entry per scope and filter.
+    pub fn to_strings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (s, reach) in &self.0 {
+            match reach {
+                None => out.push(s.to_string()),
+                Some(filters) => out.extend(filters.iter().map(|f| format!("{s}!{f}"))),
+            }
+        }
+        out
     }
 }
 
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for s in &self.0 {
-            if !first {
-                f.write_str(" ")?;
-            }
-            first = false;
-            f.write_str(s.as_str())?;
-        }
-        Ok(())
+        f.write_str(&self.to_strings().join(" "))
     }
+}
+
+/// What a filter reaches, resolved to ids by the server at authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// Users whose resources are reached (from `user=` and `group=` filters).
+    pub users: BTreeSet<String>,
+    /// Servers reached, as (owner id, workspace name).
+    pub servers: BTreeSet<(String, String)>,
 }
 
 /// Who is making a request, and with which effective scopes.
@@ -150,40 +300,90 @@ pub struct Principal {
     pub scopes: ScopeSet,
     /// The token used, if any (for `last_used` and audit), else a session.
     pub token_id: Option<String>,
+    /// For each filtered scope, what its filters reach.
+    targets: BTreeMap<Scope, Targets>,
 }
 
 impl Principal {
-    /// Builds a principal whose scopes never exceed the user's role.
+    /// Builds a principal whose scopes never exceed the user's role;
+    /// `resolve` says what each filter of `requested` reaches.
     pub fn new(
         user_id: String,
         name: crate::Name,
         is_admin: bool,
         requested: &ScopeSet,
         token_id: Option<String>,
+        resolve: impl Fn(&Filter) -> Targets,
     ) -> Self {
         let scopes = requested.intersection(&ScopeSet::for_role(is_admin));
+        let mut targets = BTreeMap::new();
+        for (s, reach) in &scopes.0 {
+            let Some(filters) = reach else { continue };
+            let t: &mut Targets = targets.entry(*s).or_default();
+            for f in filters {
+                let r = resolve(f);
+                t.users.extend(r.users);
+                t.servers.extend(r.servers);
+            }
+        }
         Principal {
             user_id,
             name,
             is_admin,
             scopes,
             token_id,
+            targets,
         }
     }
 
-    /// Whether the principal holds `scope` at all.
+    /// Whether the principal holds `scope` at all, with or without filters.
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(scope)
     }
 
-    /// Whether the principal holds `scope` for a resource owned by `owner_id`.
+    /// Whether the principal holds `scope` for all resources owned by `owner_id`.
     pub fn may(&self, scope: Scope, owner_id: &str) -> bool {
-        self.has(scope) && (self.is_admin || self.user_id == owner_id)
+        let role_reaches = self.is_admin || self.user_id == owner_id;
+        match self.scopes.0.get(&scope) {
+            None => false,
+            Some(None) => role_reaches,
+            Some(Some(_)) => {
+                role_reaches
+                    && self
+                        .targets
+                        .get(&scope)
+                        .is_some_and(|t| t.users.contains(owner_id))
+            }
+        }
+    }
+
+    /// Whether the principal holds `scope` for the workspace `workspace` of `owner_id`.
+    pub fn may_server(&self, scope: Scope, owner_id: &str, workspace: &str) -> bool {
+        self.may(scope, owner_id)
+            || ((self.is_admin || self.user_id == owner_id)
+                && self.targets.get(&scope).is_some_and(|t| {
+                    t.servers
+                        .contains(&(owner_id.to_owned(), workspace.to_owned()))
+                }))
+    }
+
+    /// The scopes as JupyterHub reports them (`GET /hub/api/user`): a
+    /// non-admin's unfiltered scopes are filtered to themselves.
+    pub fn expanded_scopes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (s, reach) in &self.scopes.0 {
+            match reach {
+                None if self.is_admin => out.push(s.to_string()),
+                None => out.push(format!("{s}!user={}", self.name)),
+                Some(filters) => out.extend(filters.iter().map(|f| format!("{s}!{f}"))),
+            }
+        }
+        out
     }
 
     /// Whether the principal may see resources of other users (an admin's reach).
     pub fn reaches_everyone(&self, scope: Scope) -> bool {
-        self.has(scope) && self.is_admin
+        self.is_admin && matches!(self.scopes.0.get(&scope), Some(None))
     }
 }
 
@@ -195,7 +395,10 @@ mod tests {
     fn implication_closes_the_set() {
         let s = ScopeSet::parse("admin:servers").unwrap();
         assert!(s.contains(Scope::Servers) && s.contains(Scope::ReadServers));
-        assert_eq!(s.to_string(), "read:servers servers admin:servers");
+        assert_eq!(
+            s.to_string(),
+            "read:servers delete:servers servers admin:servers"
+        );
     }
 
     #[test]
@@ -213,15 +416,112 @@ mod tests {
     fn non_admin_reach_is_self_only() {
         let name = crate::Name::parse("alice").unwrap();
         let all = ScopeSet::for_role(true);
-        let p = Principal::new("u1".into(), name.clone(), false, &all, None);
+        let p = Principal::new("u1".into(), name.clone(), false, &all, None, none);
         assert!(!p.has(Scope::AdminUsers), "role caps the token");
         assert!(p.may(Scope::Servers, "u1"));
         assert!(!p.may(Scope::Servers, "u2"));
         assert!(!p.may(Scope::ReadServers, "u2"));
-        let admin = Principal::new("u1".into(), name, true, &all, None);
+        let admin = Principal::new("u1".into(), name, true, &all, None, none);
         assert!(admin.may(Scope::Servers, "u2"));
         let narrow = ScopeSet::parse("read:servers").unwrap();
-        let ro = Principal::new("u1".into(), admin.name.clone(), true, &narrow, None);
+        let ro = Principal::new("u1".into(), admin.name.clone(), true, &narrow, None, none);
         assert!(ro.may(Scope::ReadServers, "u2") && !ro.may(Scope::Servers, "u2"));
+    }
+
+    fn none(_: &Filter) -> Targets {
+        Targets::default()
+    }
+
+    fn name(s: &str) -> crate::Name {
+        crate::Name::parse(s).unwrap()
+    }
+
+    #[test]
+    fn filters_parse_print_and_imply() {
+        let s = ScopeSet::parse("servers!server=alice/ read:users!user=bob inherit").unwrap();
+        assert!(
+            s.filters(Scope::Servers).is_none(),
+            "inherit holds all unfiltered"
+        );
+        let s = ScopeSet::parse("servers!server=alice/ read:users!group=physics").unwrap();
+        assert_eq!(
+            s.to_strings(),
+            [
+                "list:users!group=physics",
+                "read:users:name!group=physics",
+                "read:users:activity!group=physics",
+                "read:users:groups!group=physics",
+                "read:users!group=physics",
+                "read:servers!server=alice/",
+                "delete:servers!server=alice/",
+                "servers!server=alice/",
+            ]
+        );
+        assert_eq!(ScopeSet::parse(&s.to_string()).unwrap(), s, "round trip");
+        for bad in [
+            "servers!server=alice",
+            "servers!user=Alice",
+            "servers!host=x",
+            "servers!",
+            "servers!server=alice/../bob",
+            "nope!user=alice",
+        ] {
+            assert_eq!(
+                ScopeSet::parse(bad).unwrap_err(),
+                UnknownScope(bad.into()),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_intersect_through_the_user_server_hierarchy() {
+        let user = ScopeSet::parse("access:servers!user=alice").unwrap();
+        let server = ScopeSet::parse("access:servers!server=alice/nb").unwrap();
+        let other = ScopeSet::parse("access:servers!server=bob/nb").unwrap();
+        let all = ScopeSet::parse("access:servers").unwrap();
+        assert_eq!(user.intersection(&server), server);
+        assert_eq!(server.intersection(&user), server);
+        assert_eq!(all.intersection(&server), server);
+        assert_eq!(user.intersection(&other), ScopeSet::default());
+        assert!(server.is_subset(&user) && server.is_subset(&all));
+        assert!(!user.is_subset(&server) && !other.is_subset(&user));
+        assert!(!all.is_subset(&user));
+    }
+
+    #[test]
+    fn filtered_scopes_reach_only_their_targets() {
+        let scopes =
+            ScopeSet::parse("access:servers!server=alice/nb read:servers!user=alice").unwrap();
+        let resolve = |f: &Filter| match f {
+            Filter::Server(u, s) if u.as_str() == "alice" => Targets {
+                servers: [("u1".to_owned(), s.clone())].into(),
+                ..Targets::default()
+            },
+            Filter::User(u) if u.as_str() == "alice" => Targets {
+                users: ["u1".to_owned()].into(),
+                ..Targets::default()
+            },
+            _ => Targets::default(),
+        };
+        let alice = Principal::new("u1".into(), name("alice"), false, &scopes, None, resolve);
+        assert!(alice.may_server(Scope::AccessServers, "u1", "nb"));
+        assert!(!alice.may_server(Scope::AccessServers, "u1", "other"));
+        assert!(
+            !alice.may(Scope::AccessServers, "u1"),
+            "one server is not all"
+        );
+        assert!(alice.may(Scope::ReadServers, "u1"));
+        assert!(!alice.reaches_everyone(Scope::ReadServers));
+        // A non-admin's filters never reach past their own role: bob holding
+        // a filter for alice's server gets nothing from it.
+        let bob = Principal::new("u2".into(), name("bob"), false, &scopes, None, resolve);
+        assert!(!bob.may_server(Scope::AccessServers, "u1", "nb"));
+        assert!(!bob.may(Scope::ReadServers, "u1"));
+        // An admin's filtered token reaches just what it names.
+        let admin = Principal::new("u9".into(), name("root"), true, &scopes, None, resolve);
+        assert!(admin.may_server(Scope::AccessServers, "u1", "nb"));
+        assert!(!admin.may_server(Scope::AccessServers, "u3", "nb"));
+        assert!(!admin.reaches_everyone(Scope::ReadServers));
     }
 }

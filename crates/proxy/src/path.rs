@@ -8,9 +8,7 @@ use model::Name;
 
 /// The URL prefix the proxy owns.
 pub const PREFIX: &str = "/user/";
-/// The workspace that `/user/{user}/…` means when no workspace is named:
-/// JupyterHub's default (unnamed) server.
-pub const DEFAULT_WORKSPACE: &str = "default";
+pub use model::DEFAULT_WORKSPACE;
 
 /// What a path under [`PREFIX`] resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]

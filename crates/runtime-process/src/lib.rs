@@ -61,8 +61,12 @@
 //!
 //! - **Apps**: a profile's command as given, or JupyterLab from the managed
 //!   environment [`Config::jupyter_env`] (made by `scripts/install-deps`, mounted
-//!   read-only at the same path), serving under the base URL without a token:
-//!   only root on the host can reach it ([`net`]'s output chain).
+//!   read-only at the same path): JupyterHub's `jupyterhub-singleuser` when the
+//!   workspace comes with a hub's credentials (`JUPYTERHUB_API_TOKEN` and the
+//!   rest of a spawner's environment in [`WorkspaceRef::env`]; this runtime adds
+//!   `JUPYTERHUB_API_URL`, `JUPYTERHUB_ACTIVITY_URL` and `JUPYTERHUB_SERVICE_URL`),
+//!   else plain `jupyter-lab` without a token. Either way only root on the host
+//!   can reach it ([`net`]'s output chain).
 //! - **Network**: berth's API on [`net::GATEWAY_IP`] (announced as
 //!   `BERTH_API_URL`), and the outside world only when the profile allows egress.
 //!
@@ -304,29 +308,40 @@ impl ProcessRuntime {
             App::Command { .. } => Err(permanent("start", id, "empty argv")),
             App::Jupyterlab => {
                 let env = &self.config.jupyter_env;
-                let lab = env.join("bin/jupyter-lab");
-                if !lab.is_file() {
+                // With a hub's credentials (berth's controller always gives them),
+                // JupyterHub's single-user server: it logs browsers in through
+                // berth's OAuth and reports activity. Without (this runtime used
+                // alone, as its tests do), plain JupyterLab without a token.
+                let hub = ws.env.iter().any(|(k, _)| k == "JUPYTERHUB_API_TOKEN");
+                let program = env.join(if hub {
+                    "bin/jupyterhub-singleuser"
+                } else {
+                    "bin/jupyter-lab"
+                });
+                if !program.is_file() {
                     return Err(permanent(
                         "start",
                         id,
                         format!(
-                            "no JupyterLab at {}: create the managed environment with scripts/install-deps",
-                            lab.display()
+                            "no {} : create the managed environment with scripts/install-deps",
+                            program.display()
                         ),
                     ));
                 }
-                let argv = vec![
-                    lab.to_string_lossy().into_owned(),
-                    "--no-browser".into(),
-                    "--ip=0.0.0.0".into(),
-                    format!("--port={}", net::APP_PORT),
-                    format!("--ServerApp.base_url={}", ws.base_url),
-                    format!("--ServerApp.root_dir=/home/{}", ws.owner),
-                    // No token: only root on the host reaches the app (the firewall's
-                    // output chain), that is berth itself.
-                    "--IdentityProvider.token=".into(),
-                    "--ServerApp.allow_remote_access=True".into(),
-                ];
+                let mut argv = vec![program.to_string_lossy().into_owned()];
+                if !hub {
+                    argv.extend([
+                        "--no-browser".into(),
+                        "--ip=0.0.0.0".into(),
+                        format!("--port={}", net::APP_PORT),
+                        format!("--ServerApp.base_url={}", ws.base_url),
+                        format!("--ServerApp.root_dir=/home/{}", ws.owner),
+                        // No token: only root on the host reaches the app (the
+                        // firewall's output chain), that is berth itself.
+                        "--IdentityProvider.token=".into(),
+                        "--ServerApp.allow_remote_access=True".into(),
+                    ]);
+                }
                 Ok((argv, vec![env.clone()]))
             }
         }
@@ -418,12 +433,26 @@ impl Runtime for ProcessRuntime {
             ("PORT".into(), net::APP_PORT.to_string()),
             ("JUPYTERHUB_SERVICE_PREFIX".into(), ws.base_url.clone()),
             ("JUPYTERHUB_USER".into(), owner.into()),
-            ("JUPYTERHUB_SERVER_NAME".into(), ws.name.as_str().into()),
         ];
         if let Some(port) = self.config.gateway_ports.first() {
             let url = format!("http://{}:{port}", net::GATEWAY_IP);
-            env.push(("BERTH_API_URL".into(), url));
+            // What a JupyterHub spawner adds where it runs the server.
+            env.extend([
+                ("JUPYTERHUB_API_URL".into(), format!("{url}/hub/api")),
+                (
+                    "JUPYTERHUB_ACTIVITY_URL".into(),
+                    format!("{url}/hub/api/users/{owner}/activity"),
+                ),
+                ("BERTH_API_URL".into(), url),
+            ]);
         }
+        env.extend([
+            (
+                "JUPYTERHUB_SERVICE_URL".into(),
+                format!("http://0.0.0.0:{}{}", net::APP_PORT, ws.base_url),
+            ),
+            ("JUPYTERHUB_ROOT_DIR".into(), home_in.clone()),
+        ]);
         env.extend(ws.env.iter().cloned());
         let mut child = exec::spawn_sandbox(exec::Sandbox {
             cgroup_procs: self.cgroups.procs_files(id),

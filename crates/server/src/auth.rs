@@ -6,7 +6,7 @@
 //! are argon2id hashes. A cookie-authenticated request that is not a read must
 //! carry the session's CSRF token in `x-csrf-token`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,11 +17,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use axum_extra::extract::cookie::CookieJar;
-use base64::Engine as _;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
-use model::{now_millis, Outcome, Principal, ScopeSet};
+use model::{now_millis, Filter, Outcome, Principal, ScopeSet, Targets};
 use store::{NewAudit, StoreError};
 
 use crate::error::{ApiError, Code};
@@ -30,19 +27,7 @@ use crate::AppState;
 
 pub const SESSION_COOKIE: &str = "berth_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// Tokens start with this, so that secret scanners can recognise them.
-pub const TOKEN_PREFIX: &str = "berth_";
-
-/// A random 256-bit secret, URL-safe base64.
-pub fn random_secret() -> String {
-    let mut b = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
+pub use model::secret::{random_secret, sha256_hex, TOKEN_PREFIX};
 
 /// Hashes a password with argon2id off the async threads.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
@@ -126,6 +111,21 @@ impl Ctx {
         }
     }
 
+    /// Fails with 403 unless the principal holds `scope` for `owner_id`'s
+    /// workspace `workspace` (the owner's reach, or a filter naming the server).
+    pub fn require_server(
+        &self,
+        scope: model::Scope,
+        owner_id: &str,
+        workspace: &str,
+    ) -> Result<(), ApiError> {
+        if self.principal.may_server(scope, owner_id, workspace) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(scope))
+        }
+    }
+
     /// Fails with 403 unless the principal holds `scope` at all.
     pub fn require_any(&self, scope: model::Scope) -> Result<(), ApiError> {
         if self.principal.has(scope) {
@@ -171,7 +171,8 @@ pub struct Authenticated {
 /// A credential as the store last described it.
 #[derive(Debug)]
 enum Cached {
-    Token(model::Token, model::User),
+    /// With what each of the token's scope filters reached when it was looked up.
+    Token(model::Token, model::User, BTreeMap<Filter, Targets>),
     Session(store::SessionRow, model::User),
 }
 
@@ -226,11 +227,18 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
         Some(c) => c,
         None => {
             let found = if is_token {
-                state
-                    .store
-                    .token_by_hash(&hash)
-                    .await
-                    .map(|(t, u)| Cached::Token(t, u))
+                match state.store.token_by_hash(&hash).await {
+                    Ok((t, u)) => {
+                        let mut targets = BTreeMap::new();
+                        for f in t.scopes.all_filters() {
+                            if !targets.contains_key(f) {
+                                targets.insert(f.clone(), state.store.resolve_filter(f).await?);
+                            }
+                        }
+                        Ok(Cached::Token(t, u, targets))
+                    }
+                    Err(e) => Err(e),
+                }
             } else {
                 state
                     .store
@@ -248,7 +256,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
         }
     };
     match &*cached {
-        Cached::Token(tok, user) => {
+        Cached::Token(tok, user, targets) => {
             if tok.expires_at.is_some_and(|e| e <= now) || user.disabled {
                 return Err(unauthenticated());
             }
@@ -267,6 +275,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
                 user.is_admin,
                 &tok.scopes,
                 Some(tok.id.clone()),
+                |f| targets.get(f).cloned().unwrap_or_default(),
             );
             Ok(Authenticated {
                 principal,
@@ -284,6 +293,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
                 user.is_admin,
                 &role,
                 None,
+                |_| Targets::default(),
             );
             Ok(Authenticated {
                 principal,

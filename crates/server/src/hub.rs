@@ -18,6 +18,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use model::hub::server_name;
 use model::{DesiredState, Scope, Workspace, WorkspaceState};
 
 use crate::auth::Ctx;
@@ -32,7 +33,7 @@ pub const HUB_VERSION: &str = "6.1.1";
 /// The workspace that stands for JupyterHub's default (unnamed) server.
 const DEFAULT: &str = proxy::path::DEFAULT_WORKSPACE;
 /// JupyterHub's media type for paginated lists.
-const PAGINATION: &str = "application/jupyterhub-pagination+json";
+pub(crate) const PAGINATION: &str = "application/jupyterhub-pagination+json";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -51,6 +52,7 @@ pub(crate) fn routes() -> Router<AppState> {
             post(start_named).delete(stop_named),
         )
         .route("/hub/api/users/{name}/activity", post(activity))
+        .merge(crate::hub_admin::routes())
 }
 
 async fn root() -> axum::Json<Value> {
@@ -71,14 +73,6 @@ async fn info(ctx: Ctx) -> ApiResult<axum::Json<Value>> {
         "spawner": {"class": "berth", "version": env!("CARGO_PKG_VERSION")},
         "authenticator": {"class": "berth", "version": env!("CARGO_PKG_VERSION")},
     })))
-}
-
-/// The server name of a workspace: `""` for the default one.
-fn server_name(ws: &Workspace) -> &str {
-    match ws.name.as_str() {
-        DEFAULT => "",
-        name => name,
-    }
 }
 
 /// JupyterHub's `pending`: what the server is in the middle of, if anything.
@@ -122,7 +116,7 @@ fn server_model(ws: &Workspace) -> Value {
 }
 
 /// JupyterHub's user model; `servers` only for a caller who may read them.
-async fn user_model(
+pub(crate) async fn user_model(
     st: &AppState,
     ctx: &Ctx,
     user: &model::User,
@@ -168,11 +162,19 @@ async fn user_model(
     Ok(model)
 }
 
-async fn whoami(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Value>> {
+/// Identifies a token or session. Like JupyterHub, an unknown or missing
+/// credential is a 403 here, which single-user servers take for "nobody".
+async fn whoami(
+    State(st): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+) -> ApiResult<axum::Json<Value>> {
+    let ctx = ctx.map_err(|e| match e.code {
+        Code::Unauthenticated => ApiError::new(Code::Forbidden, e.message),
+        _ => e,
+    })?;
     let user = st.store.user(&ctx.principal.user_id).await?;
     let mut model = user_model(&st, &ctx, &user, false).await?;
-    let scopes: Vec<String> = ctx.principal.scopes.iter().map(|s| s.to_string()).collect();
-    model["scopes"] = json!(scopes);
+    model["scopes"] = json!(ctx.principal.expanded_scopes());
     model["session_id"] = Value::Null;
     Ok(axum::Json(model))
 }
@@ -194,12 +196,12 @@ async fn list_users(
     headers: HeaderMap,
     Query(q): Query<UsersQuery>,
 ) -> ApiResult<Response> {
-    if !ctx.principal.has(Scope::ReadUsers) {
-        return Err(ApiError::new(Code::Forbidden, "read:users is needed"));
+    if !ctx.principal.has(Scope::ListUsers) {
+        return Err(ApiError::new(Code::Forbidden, "list:users is needed"));
     }
     let include_stopped = q.include_stopped_servers.is_some();
     // Admins see everyone; others themselves.
-    let users = if ctx.principal.reaches_everyone(Scope::ReadUsers) {
+    let users = if ctx.principal.reaches_everyone(Scope::ListUsers) {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -296,7 +298,7 @@ struct StartOptions {
 }
 
 /// An optional JSON body: empty means the defaults.
-fn options<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+pub(crate) fn options<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }

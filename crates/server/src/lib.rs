@@ -10,7 +10,9 @@ mod convert;
 pub mod error;
 mod extract;
 pub mod hub;
+mod hub_admin;
 pub mod metrics;
+mod oauth;
 mod observe;
 mod openapi;
 mod proxied;
@@ -142,6 +144,7 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     api.merge(routes::system(doc))
         .merge(hub::routes())
+        .merge(oauth::routes())
         .route("/user/{*rest}", axum::routing::any(proxied::handle))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

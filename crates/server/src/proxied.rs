@@ -1,5 +1,6 @@
 //! `/user/{user}/{workspace}/…`: every request is authenticated (from the auth
-//! cache), authorized (the owner, or an admin, holding `access:servers`), and
+//! cache), authorized (`access:servers` on the workspace: its owner, an admin, or
+//! a token filtered to it), and
 //! then forwarded by the [`proxy`] crate, or answered with a page: a stopped
 //! workspace offers to start; a starting one follows its state by server-sent
 //! events and reloads when it is ready. Nothing here reads the store or calls a
@@ -52,7 +53,10 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
         Err(e) => return e.into_response(),
     };
-    if !who.principal.may(Scope::AccessServers, &route.owner_id) {
+    if !who
+        .principal
+        .may_server(Scope::AccessServers, &route.owner_id, &name)
+    {
         return page(
             StatusCode::FORBIDDEN,
             "Forbidden",
@@ -165,7 +169,7 @@ document.getElementById("start").onclick = async () => {{
     page(StatusCode::SERVICE_UNAVAILABLE, title, &body)
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -188,7 +192,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 }
 
 /// Escapes text for HTML element content and quoted attributes.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

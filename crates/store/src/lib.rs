@@ -18,11 +18,12 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use rows::{
-    AuditFilter, NewAudit, NewProfile, NewToken, NewUser, SessionRow, Usage, WorkspaceFilter,
+    AuditFilter, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, SessionRow, Usage,
+    WorkspaceFilter,
 };
 pub use tx::{Tx, UserPatch};
 
-use model::{AuditRecord, Group, Name, Profile, Token, User, Workspace};
+use model::{AuditRecord, Filter, Group, Name, Profile, Targets, Token, User, Workspace};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -248,6 +249,45 @@ impl Store {
         Ok(group)
     }
 
+    /// What a scope filter reaches now: ids of the users it names (a group's
+    /// members) and the servers, as (owner id, workspace name). Names that do
+    /// not exist reach nothing.
+    pub async fn resolve_filter(&self, filter: &Filter) -> Result<Targets> {
+        let ids = |sql: &'static str, name: String| async move {
+            let rows = sqlx::query(sql)
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error("resolve scope filter", "user"))?;
+            rows.iter()
+                .map(|r| {
+                    r.try_get::<String, _>(0)
+                        .map_err(|e| rows::corrupt("user", e))
+                })
+                .collect::<Result<Vec<String>>>()
+        };
+        const USER: &str = "SELECT id FROM users WHERE name = $1";
+        let mut t = Targets::default();
+        match filter {
+            Filter::User(u) => t.users.extend(ids(USER, u.to_string()).await?),
+            Filter::Group(g) => t.users.extend(
+                ids(
+                    "SELECT m.user_id FROM group_members m JOIN groups g ON g.id = m.group_id \
+                     WHERE g.name = $1",
+                    g.to_string(),
+                )
+                .await?,
+            ),
+            Filter::Server(u, server) => {
+                for id in ids(USER, u.to_string()).await? {
+                    t.servers
+                        .insert((id, model::hub::workspace_name(server).to_owned()));
+                }
+            }
+        }
+        Ok(t)
+    }
+
     pub async fn groups(&self) -> Result<Vec<Group>> {
         let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY name")
             .fetch_all(&self.pool)
@@ -290,7 +330,8 @@ impl Store {
     pub async fn token_by_hash(&self, hash: &str) -> Result<(Token, User)> {
         let row = sqlx::query(
             "SELECT t.id AS t_id, t.user_id AS t_user_id, t.prefix, t.note, t.scopes, \
-             t.created_at AS t_created_at, t.expires_at, t.last_used_at, u.id, u.name, \
+             t.created_at AS t_created_at, t.expires_at, t.last_used_at, t.kind, \
+             t.workspace_id, u.id, u.name, \
              u.password_hash, u.is_admin, u.disabled, u.created_at, u.last_activity \
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
         )

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 
 use model::{
     App, AuditRecord, DesiredState, Group, IdleAction, Millis, Name, Outcome, Profile, ProfileSpec,
-    ScopeSet, Token, User, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
+    ScopeSet, Token, TokenKind, User, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
 };
 
 use crate::{get, Result, StoreError};
@@ -13,7 +13,7 @@ pub(crate) const USER_SELECT: &str = "SELECT id, name, password_hash, is_admin, 
     created_at, last_activity FROM users";
 
 pub(crate) const TOKEN_SELECT: &str = "SELECT id, user_id, prefix, note, scopes, created_at, \
-    expires_at, last_used_at FROM tokens";
+    expires_at, last_used_at, kind, workspace_id FROM tokens";
 
 pub(crate) const PROFILE_SELECT: &str = "SELECT id, name, display_name, cpu_millis, \
     memory_bytes, max_processes, disk_quota_bytes, idle_timeout_secs, max_lifetime_secs, \
@@ -74,6 +74,7 @@ pub(crate) fn group(r: &AnyRow) -> Result<Group> {
 
 fn token_with(r: &AnyRow, id: &str, user_id: &str, created_at: &str) -> Result<Token> {
     let scopes: String = get(r, "scopes", "token")?;
+    let kind: String = get(r, "kind", "token")?;
     Ok(Token {
         id: get(r, id, "token")?,
         user_id: get(r, user_id, "token")?,
@@ -83,6 +84,8 @@ fn token_with(r: &AnyRow, id: &str, user_id: &str, created_at: &str) -> Result<T
         created_at: get(r, created_at, "token")?,
         expires_at: get(r, "expires_at", "token")?,
         last_used_at: get(r, "last_used_at", "token")?,
+        kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("token", format!("kind {kind:?}")))?,
+        workspace_id: get(r, "workspace_id", "token")?,
     })
 }
 
@@ -254,4 +257,18 @@ pub struct Usage {
     pub workspaces: u64,
     pub cpu_millis: u64,
     pub memory_bytes: u64,
+}
+
+/// An OAuth authorization code waiting to be exchanged for a token.
+#[derive(Debug, Clone)]
+pub struct OAuthCode {
+    /// The code's hash; the code itself goes only to the browser.
+    pub hash: String,
+    pub workspace_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    /// The PKCE challenge (S256), when the client sent one.
+    pub code_challenge: Option<String>,
+    pub scopes: ScopeSet,
+    pub expires_at: Millis,
 }

@@ -5,10 +5,11 @@ use sqlx::{Any, Row, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 use model::{
-    new_id, now_millis, DesiredState, Group, Name, Profile, Token, User, Workspace, WorkspaceStatus,
+    new_id, now_millis, DesiredState, Group, Name, Profile, ScopeSet, Token, TokenKind, User,
+    Workspace, WorkspaceStatus,
 };
 
-use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser, Usage};
+use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, Usage};
 use crate::{query_error, Result, StoreError};
 
 /// An open write transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -219,6 +220,17 @@ impl Tx {
     // ---- tokens and sessions ------------------------------------------------
 
     pub async fn insert_token(&mut self, t: &NewToken) -> Result<Token> {
+        self.insert_token_of(t, TokenKind::Api, None).await
+    }
+
+    /// Inserts a token of a workspace: its app's own (`Server`) or one issued
+    /// through its OAuth client (`OAuth`); either goes with the workspace.
+    pub async fn insert_token_of(
+        &mut self,
+        t: &NewToken,
+        kind: TokenKind,
+        workspace_id: Option<&str>,
+    ) -> Result<Token> {
         let token = Token {
             id: new_id(),
             user_id: t.user_id.clone(),
@@ -228,10 +240,12 @@ impl Tx {
             created_at: now_millis(),
             expires_at: t.expires_at,
             last_used_at: None,
+            kind,
+            workspace_id: workspace_id.map(str::to_owned),
         };
         sqlx::query(
-            "INSERT INTO tokens (id, user_id, hash, prefix, note, scopes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tokens (id, user_id, hash, prefix, note, scopes, created_at, expires_at, \
+             kind, workspace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&token.id)
         .bind(&token.user_id)
@@ -241,10 +255,86 @@ impl Tx {
         .bind(token.scopes.to_string())
         .bind(token.created_at)
         .bind(token.expires_at)
+        .bind(kind.as_str())
+        .bind(&token.workspace_id)
         .execute(&mut *self.tx)
         .await
         .map_err(query_error("insert token", "token"))?;
         Ok(token)
+    }
+
+    /// Deletes a workspace's tokens of one kind: its app's old token before it
+    /// gets a new one, or when it stops. Returns how many went.
+    pub async fn delete_workspace_tokens(
+        &mut self,
+        workspace_id: &str,
+        kind: TokenKind,
+    ) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM tokens WHERE workspace_id = $1 AND kind = $2")
+            .bind(workspace_id)
+            .bind(kind.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("delete workspace tokens", "token"))?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn insert_oauth_code(&mut self, c: &OAuthCode) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oauth_codes (hash, workspace_id, user_id, redirect_uri, code_challenge, \
+             scopes, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&c.hash)
+        .bind(&c.workspace_id)
+        .bind(&c.user_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.code_challenge)
+        .bind(c.scopes.to_string())
+        .bind(c.expires_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("insert oauth code", "oauth code"))?;
+        Ok(())
+    }
+
+    /// Takes a code out for good (a code is used once), with codes past their
+    /// time cleared on the way; `NotFound` if it is unknown or expired.
+    pub async fn take_oauth_code(&mut self, hash: &str, now: i64) -> Result<OAuthCode> {
+        sqlx::query("DELETE FROM oauth_codes WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("expire oauth codes", "oauth code"))?;
+        let row = sqlx::query(
+            "SELECT hash, workspace_id, user_id, redirect_uri, code_challenge, scopes, expires_at \
+             FROM oauth_codes WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(query_error("get oauth code", "oauth code"))?;
+        let code = rows::one(row, "oauth code", |r| {
+            let scopes: String = crate::get(r, "scopes", "oauth code")?;
+            Ok(OAuthCode {
+                hash: crate::get(r, "hash", "oauth code")?,
+                workspace_id: crate::get(r, "workspace_id", "oauth code")?,
+                user_id: crate::get(r, "user_id", "oauth code")?,
+                redirect_uri: crate::get(r, "redirect_uri", "oauth code")?,
+                code_challenge: crate::get(r, "code_challenge", "oauth code")?,
+                scopes: ScopeSet::parse(&scopes).map_err(|e| rows::corrupt("oauth code", e))?,
+                expires_at: crate::get(r, "expires_at", "oauth code")?,
+            })
+        })?;
+        // Whoever deletes it has it: a concurrent exchange of the same code gets none.
+        let done = sqlx::query("DELETE FROM oauth_codes WHERE hash = $1")
+            .bind(hash)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("use oauth code", "oauth code"))?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound { what: "oauth code" });
+        }
+        Ok(code)
     }
 
     pub async fn delete_token(&mut self, user_id: &str, token_id: &str) -> Result<()> {

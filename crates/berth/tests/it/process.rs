@@ -25,7 +25,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 const CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
 
 /// A small app: answers every GET with its hostname (the workspace's name).
-const APP: &str = r#"
+pub(crate) const APP: &str = r#"
 import http.server, os, socket
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -125,7 +125,7 @@ impl Drop for Serve {
 /// A data dir that successive `berth serve` processes share, and the workspaces
 /// made in it. On drop (also when the test fails) the serve is killed and every
 /// runtime resource of the workspaces is removed directly.
-struct Rig {
+pub(crate) struct Rig {
     dir: tempfile::TempDir,
     serve: Option<Serve>,
     ids: Vec<String>,
@@ -133,7 +133,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new() -> Rig {
+    pub(crate) fn new() -> Rig {
         let lock = MachineLock::acquire();
         let dir = tempfile::tempdir().unwrap();
         // Workspace users traverse the data dir's parents to reach their homes.
@@ -153,7 +153,7 @@ impl Rig {
 
     /// Starts `berth serve` (process runtime, the embedded SQLite in the data
     /// dir) and returns its URL once it listens.
-    fn start_serve(&mut self) -> String {
+    pub(crate) fn start_serve(&mut self) -> String {
         assert!(self.serve.is_none(), "a serve is running already");
         let (child, url) = crate::spawn_serve(self.dir.path(), "process", None);
         self.serve = Some(Serve {
@@ -191,7 +191,12 @@ impl Rig {
         );
     }
 
-    async fn create_workspace(&mut self, api: &Client, name: &str, profile: &str) -> String {
+    pub(crate) async fn create_workspace(
+        &mut self,
+        api: &Client,
+        name: &str,
+        profile: &str,
+    ) -> String {
         let ws = api
             .create_workspace(&WorkspaceCreate {
                 name: name.into(),
@@ -205,7 +210,7 @@ impl Rig {
         ws.id
     }
 
-    fn log(&self, id: &str) -> String {
+    pub(crate) fn log(&self, id: &str) -> String {
         std::fs::read_to_string(self.workspaces_dir().join("logs").join(format!("{id}.log")))
             .unwrap_or_default()
     }
@@ -217,7 +222,7 @@ impl Rig {
 
     /// Polls the API until `ok` holds for workspace `id`; panics after 60 s with
     /// the workspace and its log.
-    async fn wait_until(
+    pub(crate) async fn wait_until(
         &self,
         api: &Client,
         id: &str,
@@ -586,7 +591,7 @@ fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
 }
 
 /// Logs in as the admin and returns a new API token (it outlives a restart).
-async fn admin_token(url: &str) -> String {
+pub(crate) async fn admin_token(url: &str) -> String {
     let mut session = Client::new(url, None).unwrap();
     session.login("admin", ADMIN_PASSWORD).await.unwrap();
     session
@@ -602,7 +607,7 @@ async fn admin_token(url: &str) -> String {
         .token
 }
 
-async fn create_profile(api: &Client, name: &str, memory_bytes: u64, app: &str) {
+pub(crate) async fn create_profile(api: &Client, name: &str, memory_bytes: u64, app: &str) {
     api.create_profile(&ProfileCreate {
         name: name.into(),
         display_name: name.into(),
@@ -623,7 +628,7 @@ fn condition<'a>(ws: &'a Workspace, kind: &str) -> Option<&'a Condition> {
 }
 
 /// Running, and the controller saw the app answer.
-fn ready(ws: &Workspace) -> bool {
+pub(crate) fn ready(ws: &Workspace) -> bool {
     ws.state == "running" && condition(ws, "Ready").is_some_and(|c| c.status)
 }
 

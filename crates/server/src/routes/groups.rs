@@ -28,7 +28,7 @@ fn can_see(ctx: &Ctx, g: &model::Group) -> bool {
         || (ctx.principal.has(Scope::ReadGroups) && g.members.contains(&ctx.principal.name))
 }
 
-async fn visible_group(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<model::Group> {
+pub(crate) async fn visible_group(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<model::Group> {
     let g = st.store.group(&extract::path_name("group", name)?).await?;
     if !can_see(ctx, &g) {
         return Err(ApiError::not_found("group"));
@@ -37,7 +37,7 @@ async fn visible_group(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<model:
 }
 
 /// Resolves user names to ids; an unknown user is an invalid value.
-async fn user_ids(st: &AppState, names: &[String]) -> ApiResult<Vec<String>> {
+pub(crate) async fn user_ids(st: &AppState, names: &[String]) -> ApiResult<Vec<String>> {
     if names.len() > 1000 {
         return Err(ApiError::new(
             Code::InvalidValue,
@@ -60,15 +60,16 @@ async fn user_ids(st: &AppState, names: &[String]) -> ApiResult<Vec<String>> {
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups",
     responses((status = 200, body = Vec<Group>), (status = "4XX", body = ErrorBody)))]
 async fn list_groups(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Vec<Group>>> {
+    let groups = list(&st, &ctx).await?;
+    Ok(axum::Json(groups.iter().map(convert::group).collect()))
+}
+
+/// The groups the caller may see; `/hub/api` shares it.
+pub(crate) async fn list(st: &AppState, ctx: &Ctx) -> ApiResult<Vec<model::Group>> {
     ctx.require_any(Scope::ReadGroups)?;
-    let groups = st.store.groups().await?;
-    Ok(axum::Json(
-        groups
-            .iter()
-            .filter(|g| can_see(&ctx, g))
-            .map(convert::group)
-            .collect(),
-    ))
+    let mut groups = st.store.groups().await?;
+    groups.retain(|g| can_see(ctx, g));
+    Ok(groups)
 }
 
 /// Creates a group, optionally with members.
@@ -79,9 +80,14 @@ async fn create_group(
     ctx: Ctx,
     Json(req): Json<GroupCreate>,
 ) -> ApiResult<(StatusCode, axum::Json<Group>)> {
+    Ok(created(convert::group(&create(&st, &ctx, req).await?)))
+}
+
+/// Creates a group with its members and audit record; `/hub/api` shares it.
+pub(crate) async fn create(st: &AppState, ctx: &Ctx, req: GroupCreate) -> ApiResult<model::Group> {
     ctx.require_any(Scope::AdminGroups)?;
     let name = extract::name("name", &req.name)?;
-    let members = user_ids(&st, &req.members).await?;
+    let members = user_ids(st, &req.members).await?;
     let mut tx = st.store.begin().await?;
     let g = tx.insert_group(&name).await.map_err(on_conflict(
         Code::AlreadyExists,
@@ -94,7 +100,7 @@ async fn create_group(
     a.detail = Some(format!("members={}", req.members.join(",")));
     tx.audit(&a).await?;
     tx.commit().await?;
-    Ok(created(convert::group(&st.store.group(&name).await?)))
+    Ok(st.store.group(&name).await?)
 }
 
 /// One group with its members.
@@ -118,14 +124,20 @@ async fn delete_group(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    delete(&st, &ctx, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a group with its audit record; `/hub/api` shares it.
+pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
     ctx.require_any(Scope::AdminGroups)?;
-    let g = visible_group(&st, &ctx, &name).await?;
+    let g = visible_group(st, ctx, name).await?;
     let mut tx = st.store.begin().await?;
     tx.delete_group(&g.id).await?;
     tx.audit(&ctx.audit("group.delete", "group", g.name.as_str()))
         .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Adds users to a group.
@@ -138,9 +150,21 @@ async fn add_members(
     Path(name): Path<String>,
     Json(req): Json<GroupMembers>,
 ) -> ApiResult<axum::Json<Group>> {
+    Ok(axum::Json(convert::group(
+        &add(&st, &ctx, &name, req).await?,
+    )))
+}
+
+/// Adds users to a group with its audit record; `/hub/api` shares it.
+pub(crate) async fn add(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    req: GroupMembers,
+) -> ApiResult<model::Group> {
     ctx.require_any(Scope::AdminGroups)?;
-    let g = visible_group(&st, &ctx, &name).await?;
-    let ids = user_ids(&st, &req.users).await?;
+    let g = visible_group(st, ctx, name).await?;
+    let ids = user_ids(st, &req.users).await?;
     let mut tx = st.store.begin().await?;
     for id in &ids {
         tx.add_member(&g.id, id).await?;
@@ -149,7 +173,7 @@ async fn add_members(
     a.detail = Some(format!("users={}", req.users.join(",")));
     tx.audit(&a).await?;
     tx.commit().await?;
-    Ok(axum::Json(convert::group(&st.store.group(&g.name).await?)))
+    Ok(st.store.group(&g.name).await?)
 }
 
 /// Removes a user from a group.
@@ -161,11 +185,18 @@ async fn remove_member(
     ctx: Ctx,
     Path((name, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    remove(&st, &ctx, &name, &user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the user `user` from a group with its audit record; `/hub/api`
+/// shares it.
+pub(crate) async fn remove(st: &AppState, ctx: &Ctx, name: &str, user: &str) -> ApiResult<()> {
     ctx.require_any(Scope::AdminGroups)?;
-    let g = visible_group(&st, &ctx, &name).await?;
+    let g = visible_group(st, ctx, name).await?;
     let user = st
         .store
-        .user_by_name(&extract::path_name("user", &user)?)
+        .user_by_name(&extract::path_name("user", user)?)
         .await?;
     let mut tx = st.store.begin().await?;
     tx.remove_member(&g.id, &user.id).await?;
@@ -173,5 +204,5 @@ async fn remove_member(
     a.detail = Some(format!("user={}", user.name));
     tx.audit(&a).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

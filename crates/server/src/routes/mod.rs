@@ -1,10 +1,10 @@
 //! The routes: `/api/v1` resources, and the system endpoints.
 
 mod audit;
-mod groups;
+pub(crate) mod groups;
 mod profiles;
 mod session;
-mod tokens;
+pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod workspaces;
 

@@ -11,7 +11,7 @@ use store::NewToken;
 
 use super::users::visible_user;
 use super::{created, text};
-use crate::auth::{self, Ctx, TOKEN_PREFIX};
+use crate::auth::Ctx;
 use crate::convert;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{self, Json, Path};
@@ -34,9 +34,20 @@ async fn list_tokens(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Vec<Token>>> {
-    let user = visible_user(&st, &ctx, &name, Scope::ReadTokens).await?;
-    let tokens = st.store.tokens(&user.id).await?;
+    let (_, tokens) = list(&st, &ctx, &name).await?;
     Ok(axum::Json(tokens.iter().map(convert::token).collect()))
+}
+
+/// The user `name` and their tokens, for a caller who may read them; `/hub/api`
+/// shares it.
+pub(crate) async fn list(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+) -> ApiResult<(model::User, Vec<model::Token>)> {
+    let user = visible_user(st, ctx, name, Scope::ReadTokens).await?;
+    let tokens = st.store.tokens(&user.id).await?;
+    Ok((user, tokens))
 }
 
 /// Creates a token; its scopes may not exceed the caller's nor the owner's role.
@@ -49,7 +60,22 @@ async fn create_token(
     Path(name): Path<String>,
     Json(req): Json<TokenCreate>,
 ) -> ApiResult<(StatusCode, axum::Json<TokenCreated>)> {
-    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    let (token, secret) = create(&st, &ctx, &name, req).await?;
+    Ok(created(TokenCreated {
+        token: secret,
+        info: convert::token(&token),
+    }))
+}
+
+/// Creates a token of the user `name` with its audit record, returning it and
+/// its secret; `/hub/api` shares it.
+pub(crate) async fn create(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    req: TokenCreate,
+) -> ApiResult<(model::Token, String)> {
+    let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
     ctx.require(Scope::Tokens, &user.id)?;
     text("note", &req.note, 1000)?;
     let allowed = ctx
@@ -80,13 +106,13 @@ async fn create_token(
             ))
         }
     };
-    let secret = format!("{TOKEN_PREFIX}{}", auth::random_secret());
+    let minted = model::secret::MintedToken::new();
     let mut tx = st.store.begin().await?;
     let token = tx
         .insert_token(&NewToken {
             user_id: user.id.clone(),
-            hash: auth::sha256_hex(&secret),
-            prefix: secret[..TOKEN_PREFIX.len() + 6].to_owned(),
+            hash: minted.hash,
+            prefix: minted.prefix,
             note: req.note,
             scopes,
             expires_at,
@@ -96,10 +122,7 @@ async fn create_token(
     a.detail = Some(format!("owner={} scopes={}", user.name, token.scopes));
     tx.audit(&a).await?;
     tx.commit().await?;
-    Ok(created(TokenCreated {
-        token: secret,
-        info: convert::token(&token),
-    }))
+    Ok((token, minted.secret.expose().to_owned()))
 }
 
 /// Revokes a token.
@@ -111,15 +134,22 @@ async fn delete_token(
     ctx: Ctx,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let user = visible_user(&st, &ctx, &name, Scope::ReadTokens).await?;
+    delete(&st, &ctx, &name, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes the token `id` of the user `name` with its audit record; `/hub/api`
+/// shares it.
+pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str, id: &str) -> ApiResult<()> {
+    let user = visible_user(st, ctx, name, Scope::ReadTokens).await?;
     ctx.require(Scope::Tokens, &user.id)?;
     let mut tx = st.store.begin().await?;
-    tx.delete_token(&user.id, extract::path_id("token", &id)?)
+    tx.delete_token(&user.id, extract::path_id("token", id)?)
         .await?;
-    let mut a = ctx.audit("token.delete", "token", &id);
+    let mut a = ctx.audit("token.delete", "token", id);
     a.detail = Some(format!("owner={}", user.name));
     tx.audit(&a).await?;
     tx.commit().await?;
     st.auth_cache.clear();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -91,6 +91,12 @@ async fn create_user(
     ctx: Ctx,
     Json(req): Json<UserCreate>,
 ) -> ApiResult<(StatusCode, axum::Json<User>)> {
+    let user = create(&st, &ctx, req).await?;
+    Ok(created(wire(&st, &user).await?))
+}
+
+/// Creates a user (admins only) with its audit record; `/hub/api` shares it.
+pub(crate) async fn create(st: &AppState, ctx: &Ctx, req: UserCreate) -> ApiResult<model::User> {
     ctx.require_any(Scope::AdminUsers)?;
     let name = extract::name("name", &req.name)?;
     let password_hash = match req.password {
@@ -116,7 +122,7 @@ async fn create_user(
     a.detail = Some(format!("{{\"admin\":{}}}", req.admin));
     tx.audit(&a).await?;
     tx.commit().await?;
-    Ok(created(wire(&st, &user).await?))
+    Ok(user)
 }
 
 /// One user.
@@ -143,7 +149,20 @@ async fn update_user(
     Path(name): Path<String>,
     Json(req): Json<UserUpdate>,
 ) -> ApiResult<axum::Json<User>> {
-    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    let updated = update(&st, &ctx, &name, req).await?;
+    Ok(axum::Json(wire(&st, &updated).await?))
+}
+
+/// Changes the user `name` (admins: anything but their own admin flag and disabled
+/// state; a user: their own password, in a session) with its audit record;
+/// `/hub/api` shares it.
+pub(crate) async fn update(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    req: UserUpdate,
+) -> ApiResult<model::User> {
+    let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
     let own_password_only = user.id == ctx.principal.user_id
         && req.admin.is_none()
         && req.disabled.is_none()
@@ -188,7 +207,7 @@ async fn update_user(
     tx.audit(&a).await?;
     tx.commit().await?;
     st.auth_cache.clear();
-    Ok(axum::Json(wire(&st, &updated).await?))
+    Ok(updated)
 }
 
 /// Deletes a user who owns no workspace.
@@ -201,7 +220,14 @@ async fn delete_user(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    delete(&st, &ctx, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the user `name` (admins only, not oneself, none who owns a
+/// workspace) with its audit record; `/hub/api` shares it.
+pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
+    let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
     ctx.require(Scope::AdminUsers, &user.id)?;
     if user.id == ctx.principal.user_id {
         return Err(ApiError::new(Code::Conflict, "you cannot delete yourself"));
@@ -215,5 +241,5 @@ async fn delete_user(
         .await?;
     tx.commit().await?;
     st.auth_cache.clear();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

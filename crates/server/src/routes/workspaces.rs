@@ -217,7 +217,12 @@ pub(crate) async fn change(
     desired: Option<DesiredState>,
 ) -> ApiResult<model::Workspace> {
     let ws = visible(st, ctx, id).await?;
-    ctx.require(Scope::Servers, &ws.owner_id)?;
+    // Stopping is JupyterHub's `delete:servers` (what an idle culler holds).
+    let needed = match (desired, &profile) {
+        (Some(DesiredState::Stopped), None) => Scope::DeleteServers,
+        _ => Scope::Servers,
+    };
+    ctx.require_server(needed, &ws.owner_id, ws.name.as_str())?;
     let profile = match profile {
         None => None,
         Some(n) => Some(
@@ -389,7 +394,7 @@ pub(crate) async fn request_delete(
     keep_files: bool,
 ) -> ApiResult<model::Workspace> {
     let ws = visible(st, ctx, id).await?;
-    ctx.require(Scope::Servers, &ws.owner_id)?;
+    ctx.require_server(Scope::DeleteServers, &ws.owner_id, ws.name.as_str())?;
     let mut tx = st.store.begin().await?;
     tx.request_workspace_deletion(&ws.id, keep_files).await?;
     let mut a = ctx.audit(

@@ -21,15 +21,16 @@ async fn version_user_and_info() {
     assert!(me["scopes"]
         .as_array()
         .unwrap()
-        .contains(&json!("access:servers")));
+        .contains(&json!("access:servers!user=alice")));
     // JupyterHub's `token` scheme works as well.
     let r = app
         .send(req("GET", "/hub/api/user").header("authorization", &format!("token {alice}")))
         .await;
     assert_eq!(r.expect(200)["name"], "alice");
+    // JupyterHub answers 403 to "who is this?" without a credential.
     app.call("", "GET", "/hub/api/user", Value::Null)
         .await
-        .expect_error(401, "unauthenticated");
+        .expect_error(403, "forbidden");
     app.call(&alice, "GET", "/hub/api/info", Value::Null)
         .await
         .expect_error(403, "forbidden");

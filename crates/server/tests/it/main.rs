@@ -12,6 +12,7 @@ mod docs;
 mod engines;
 mod hostile;
 mod hub;
+mod hub_admin;
 mod props;
 mod proxy;
 mod quota;

@@ -1,0 +1,38 @@
+//! JupyterHub's names for berth's things: a workspace is a server, and each
+//! workspace's app is an OAuth client of berth.
+
+use crate::{Workspace, DEFAULT_WORKSPACE};
+
+/// The OAuth client id of a workspace's app.
+pub fn client_id(workspace_id: &str) -> String {
+    format!("{CLIENT_ID_PREFIX}{workspace_id}")
+}
+
+/// What every workspace's OAuth client id starts with.
+pub const CLIENT_ID_PREFIX: &str = "berth-ws-";
+
+/// JupyterHub's name of a workspace's server: `""` for the default one.
+pub fn server_name(ws: &Workspace) -> &str {
+    match ws.name.as_str() {
+        DEFAULT_WORKSPACE => "",
+        name => name,
+    }
+}
+
+/// The scopes a browser needs to use a workspace's app (JupyterHub's
+/// `Spawner.oauth_access_scopes`).
+pub fn access_scopes(ws: &Workspace) -> [String; 2] {
+    [
+        format!("access:servers!server={}/{}", ws.owner, server_name(ws)),
+        format!("access:servers!user={}", ws.owner),
+    ]
+}
+
+/// The workspace a server name stands for: `""` is the default one.
+pub fn workspace_name(server: &str) -> &str {
+    if server.is_empty() {
+        DEFAULT_WORKSPACE
+    } else {
+        server
+    }
+}

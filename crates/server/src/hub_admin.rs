@@ -1,0 +1,501 @@
+//! JupyterHub's admin REST API under `/hub/api`: creating, changing and deleting
+//! users, their API tokens, and groups, as JupyterHub's spec describes them
+//! (`docs/source/_static/rest-api.yml` in jupyterhub/jupyterhub), so that
+//! JupyterHub's admin clients work against berth.
+//!
+//! Every change goes through the code of the `/api/v1` equivalent
+//! (`routes::users`, `routes::groups`, `routes::tokens`), so it is authorized
+//! exactly as there and writes the same audit records: admins create, change and
+//! delete users and manage groups; a user reads and manages their own tokens;
+//! another user's resources are a 404.
+//!
+//! Where berth answers differently from JupyterHub:
+//! - Bodies are checked with berth's codes: malformed JSON is a 400
+//!   `invalid_json`; a missing, unknown or mistyped field a 422 `invalid_body`;
+//!   a bad name a 422 `invalid_name`; an unknown user, an empty list or a rename
+//!   a 422 `invalid_value` (JupyterHub answers 400 to all of them).
+//! - Users cannot be renamed: a `PATCH` whose `name` differs is refused.
+//! - A user who still owns workspaces (servers) is not deleted but refused with a
+//!   409 `conflict`, as are deleting and demoting oneself: handlers never stop
+//!   servers themselves.
+//! - Group properties are not stored: a group's `properties` is always `{}`, and
+//!   `PUT /hub/api/groups/{name}/properties` is not served. Roles are berth's
+//!   scopes, so `roles` is always `[]` and a token asking for roles is refused.
+//! - Token ids are berth's ids, token scopes berth's scope names, and a token's
+//!   `oauth_client` is always `JupyterHub`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use api_types::{GroupCreate, GroupMembers, TokenCreate, UserCreate, UserUpdate};
+use model::{now_millis, Scope};
+
+use crate::auth::Ctx;
+use crate::convert;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::extract::{self, Json, Path, Query};
+use crate::hub::{options, user_model, PAGINATION};
+use crate::routes::users::visible_user;
+use crate::routes::{groups, tokens, users};
+use crate::AppState;
+
+/// The most names one request may list.
+const MAX_NAMES: usize = 1000;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/api/users", post(create_users))
+        .route(
+            "/hub/api/users/{name}",
+            post(create_user).patch(update_user).delete(delete_user),
+        )
+        .route(
+            "/hub/api/users/{name}/tokens",
+            get(list_tokens).post(create_token),
+        )
+        .route(
+            "/hub/api/users/{name}/tokens/{token_id}",
+            get(get_token).delete(delete_token),
+        )
+        .route("/hub/api/groups", get(list_groups).post(create_groups))
+        .route(
+            "/hub/api/groups/{name}",
+            get(get_group).post(create_group).delete(delete_group),
+        )
+        .route(
+            "/hub/api/groups/{name}/users",
+            post(add_members).delete(remove_members),
+        )
+}
+
+/// Checks a list of names from a body: one at least, [`MAX_NAMES`] at most,
+/// each valid; returns them without repeats, in order.
+fn names(field: &str, list: &[String]) -> ApiResult<Vec<model::Name>> {
+    if list.is_empty() || list.len() > MAX_NAMES {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            format!("{field}: list 1 to {MAX_NAMES} names"),
+        ));
+    }
+    let mut out: Vec<model::Name> = Vec::with_capacity(list.len());
+    for n in list {
+        let name = extract::name(field, n)?;
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+fn created(body: Value) -> (StatusCode, axum::Json<Value>) {
+    (StatusCode::CREATED, axum::Json(body))
+}
+
+// ---- users -------------------------------------------------------------------
+
+/// `POST /hub/api/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUsers {
+    usernames: Vec<String>,
+    /// Whether every user created is an admin.
+    #[serde(default)]
+    admin: bool,
+}
+
+/// Creates the users that do not exist yet (201 with their models); if all
+/// exist, 409, as JupyterHub answers.
+async fn create_users(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Json(req): Json<NewUsers>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    if !ctx.principal.has(Scope::AdminUsers) {
+        return Err(ApiError::forbidden(Scope::AdminUsers));
+    }
+    let mut missing = Vec::new();
+    for name in names("usernames", &req.usernames)? {
+        match st.store.user_by_name(&name).await {
+            Ok(_) => {}
+            Err(store::StoreError::NotFound { .. }) => missing.push(name),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if missing.is_empty() {
+        return Err(ApiError::new(
+            Code::AlreadyExists,
+            format!("all {} users exist already", req.usernames.len()),
+        ));
+    }
+    let mut models = Vec::with_capacity(missing.len());
+    for name in missing {
+        let new = UserCreate {
+            name: name.to_string(),
+            password: None,
+            admin: req.admin,
+        };
+        let user = users::create(&st, &ctx, new).await?;
+        models.push(user_model(&st, &ctx, &user, false).await?);
+    }
+    Ok(created(Value::Array(models)))
+}
+
+/// `POST /hub/api/users/{name}`: an optional body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    #[serde(default)]
+    admin: bool,
+}
+
+async fn create_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let o: NewUser = options(&body)?;
+    let new = UserCreate {
+        name,
+        password: None,
+        admin: o.admin,
+    };
+    let user = users::create(&st, &ctx, new).await?;
+    Ok(created(user_model(&st, &ctx, &user, false).await?))
+}
+
+/// `PATCH /hub/api/users/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    /// Must be the current name: berth does not rename users.
+    name: Option<String>,
+    admin: Option<bool>,
+}
+
+async fn update_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Json(req): Json<UserChange>,
+) -> ApiResult<axum::Json<Value>> {
+    if req.name.as_deref().is_some_and(|n| n != name) {
+        visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "name: berth does not rename users",
+        ));
+    }
+    let change = UserUpdate {
+        admin: req.admin,
+        disabled: None,
+        password: None,
+    };
+    let user = users::update(&st, &ctx, &name, change).await?;
+    Ok(axum::Json(user_model(&st, &ctx, &user, false).await?))
+}
+
+async fn delete_user(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    users::delete(&st, &ctx, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- tokens ------------------------------------------------------------------
+
+/// JupyterHub's token model.
+fn token_model(owner: &model::User, t: &model::Token) -> Value {
+    let w = convert::token(t);
+    json!({
+        "kind": "api_token",
+        "id": w.id,
+        "user": owner.name.as_str(),
+        "note": w.note,
+        "scopes": w.scopes,
+        "roles": [],
+        "created": w.created,
+        "expires_at": w.expires_at,
+        "last_activity": w.last_used,
+        "oauth_client": "JupyterHub",
+        "session_id": null,
+    })
+}
+
+/// A user's tokens that have not expired, as `{"api_tokens": [...]}`.
+async fn list_tokens(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let (user, all) = tokens::list(&st, &ctx, &name).await?;
+    let now = now_millis();
+    let live: Vec<Value> = all
+        .iter()
+        .filter(|t| t.expires_at.is_none_or(|at| at > now))
+        .map(|t| token_model(&user, t))
+        .collect();
+    Ok(axum::Json(json!({"api_tokens": live})))
+}
+
+async fn get_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    let (user, all) = tokens::list(&st, &ctx, &name).await?;
+    let token = all
+        .iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::not_found("token"))?;
+    Ok(axum::Json(token_model(&user, token)))
+}
+
+/// `POST /hub/api/users/{name}/tokens`: an optional body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    note: Option<String>,
+    /// Lifetime in seconds; null or absent for a token that does not expire.
+    expires_in: Option<u64>,
+    /// Null or absent: every scope the caller holds for that user.
+    scopes: Option<Vec<String>>,
+    /// JupyterHub's deprecated roles: only none is accepted.
+    roles: Option<Vec<String>>,
+}
+
+/// Creates a token; 201 with its model and, once, the token itself in `token`.
+async fn create_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let o: NewToken = options(&body)?;
+    if o.roles.as_ref().is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "roles: berth has no roles; ask for scopes",
+        ));
+    }
+    // JupyterHub's default note.
+    let note = match o.note {
+        Some(note) if !note.is_empty() => note,
+        _ if ctx.principal.name.as_str() == name => "Requested via api".to_owned(),
+        _ => format!("Requested via api by user {}", ctx.principal.name),
+    };
+    let req = TokenCreate {
+        note,
+        scopes: o.scopes,
+        expires_in: o.expires_in,
+    };
+    let (token, secret) = tokens::create(&st, &ctx, &name, req).await?;
+    let owner = st.store.user(&token.user_id).await?;
+    let mut model = token_model(&owner, &token);
+    model["token"] = Value::String(secret);
+    Ok(created(model))
+}
+
+async fn delete_token(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    tokens::delete(&st, &ctx, &name, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- groups ------------------------------------------------------------------
+
+/// JupyterHub's group model; properties are not stored, so always `{}`.
+fn group_model(g: &model::Group) -> Value {
+    let w = convert::group(g);
+    json!({
+        "kind": "group",
+        "name": w.name,
+        "users": w.members,
+        "roles": [],
+        "properties": {},
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Paging {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// The groups the caller may see; paginated when the client asks for
+/// JupyterHub's pagination media type.
+async fn list_groups(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<Paging>,
+) -> ApiResult<Response> {
+    let all = groups::list(&st, &ctx).await?;
+    let total = all.len();
+    let offset = q.offset.unwrap_or(0).min(total);
+    let limit = q.limit.unwrap_or(200).clamp(1, 500);
+    let items: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(group_model)
+        .collect();
+    let paginated = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(PAGINATION));
+    if !paginated {
+        return Ok(axum::Json(items).into_response());
+    }
+    let end = offset + items.len();
+    let next = (end < total).then(|| {
+        json!({"offset": end, "limit": limit, "url": format!("/hub/api/groups?offset={end}&limit={limit}")})
+    });
+    let body = json!({
+        "items": items,
+        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next},
+    });
+    Ok((
+        [(header::CONTENT_TYPE, PAGINATION)],
+        serde_json::to_string(&body).unwrap_or_default(),
+    )
+        .into_response())
+}
+
+/// `POST /hub/api/groups`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGroups {
+    groups: Vec<String>,
+    /// The members of every group created.
+    #[serde(default)]
+    users: Vec<String>,
+}
+
+/// Creates several groups with the same members: 201 with their models; 409,
+/// before any is created, if one exists already.
+async fn create_groups(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Json(req): Json<NewGroups>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    if !ctx.principal.has(Scope::AdminGroups) {
+        return Err(ApiError::forbidden(Scope::AdminGroups));
+    }
+    let wanted = names("groups", &req.groups)?;
+    for name in &wanted {
+        match st.store.group(name).await {
+            Ok(_) => {
+                return Err(ApiError::new(
+                    Code::AlreadyExists,
+                    format!("group {name} exists already"),
+                ))
+            }
+            Err(store::StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    groups::user_ids(&st, &req.users).await?;
+    let mut models = Vec::with_capacity(wanted.len());
+    for name in wanted {
+        let new = GroupCreate {
+            name: name.to_string(),
+            members: req.users.clone(),
+        };
+        models.push(group_model(&groups::create(&st, &ctx, new).await?));
+    }
+    Ok(created(Value::Array(models)))
+}
+
+async fn get_group(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let g = groups::visible_group(&st, &ctx, &name).await?;
+    Ok(axum::Json(group_model(&g)))
+}
+
+/// `POST /hub/api/groups/{name}` (optional) and `/hub/api/groups/{name}/users`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Members {
+    #[serde(default)]
+    users: Vec<String>,
+}
+
+async fn create_group(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let o: Members = options(&body)?;
+    let new = GroupCreate {
+        name,
+        members: o.users,
+    };
+    Ok(created(group_model(&groups::create(&st, &ctx, new).await?)))
+}
+
+async fn delete_group(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    groups::delete(&st, &ctx, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of adding and removing members: `users` is required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberList {
+    users: Vec<String>,
+}
+
+async fn add_members(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Json(req): Json<MemberList>,
+) -> ApiResult<axum::Json<Value>> {
+    let add = GroupMembers { users: req.users };
+    Ok(axum::Json(group_model(
+        &groups::add(&st, &ctx, &name, add).await?,
+    )))
+}
+
+/// Removes users from a group (200 with its model); all must exist, and each
+/// removal is the `/api/v1` removal of one member, audit record included.
+async fn remove_members(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Json(req): Json<MemberList>,
+) -> ApiResult<axum::Json<Value>> {
+    if !ctx.principal.has(Scope::AdminGroups) {
+        return Err(ApiError::forbidden(Scope::AdminGroups));
+    }
+    let g = groups::visible_group(&st, &ctx, &name).await?;
+    groups::user_ids(&st, &req.users).await?;
+    let mut done: Vec<&str> = Vec::with_capacity(req.users.len());
+    for user in &req.users {
+        if !done.contains(&user.as_str()) {
+            groups::remove(&st, &ctx, g.name.as_str(), user).await?;
+            done.push(user);
+        }
+    }
+    Ok(axum::Json(group_model(&st.store.group(&g.name).await?)))
+}

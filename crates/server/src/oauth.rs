@@ -1,0 +1,361 @@
+//! berth as an OAuth 2 provider for workspace apps, as JupyterHub is for
+//! single-user servers: `GET /hub/api/oauth2/authorize` and
+//! `POST /hub/api/oauth2/token` (RFC 6749's authorization-code grant, with
+//! PKCE S256 when the client sends a challenge).
+//!
+//! Every workspace is a client: its id is `berth-ws-<workspace id>`, its one
+//! redirect URI is `/user/{owner}/{workspace}/oauth_callback`, and its secret is
+//! the token its app got at start (`JUPYTERHUB_API_TOKEN`, [`TokenKind::Server`]).
+//! A logged-in browser that may use the workspace (`access:servers` on it) is
+//! sent back with a code at once (no consent page: berth's clients are its own
+//! workspaces); the app exchanges the code for a token scoped to that one
+//! workspace (`access:servers!server=…`, plus `read:users:name` on the user),
+//! which it keeps in its own cookie and checks with `GET /hub/api/user`.
+//!
+//! Errors before the client and redirect URI are known are pages (never a
+//! redirect to an unchecked URI); after that, the browser goes back to the
+//! client with `error=…` (RFC 6749 §4.1.2.1). The token endpoint answers errors
+//! as RFC 6749 §5.2 JSON (`{"error", "error_description"}`).
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use model::hub::{client_id, CLIENT_ID_PREFIX};
+use model::secret::{random_secret, sha256_hex, MintedToken};
+use model::{now_millis, Outcome, Scope, ScopeSet, TokenKind, Workspace};
+use store::{NewAudit, NewToken, OAuthCode, StoreError};
+
+use crate::auth;
+use crate::proxied::{escape, page};
+use crate::AppState;
+
+/// How long a code may wait for its exchange.
+const CODE_TTL_MS: i64 = 5 * 60 * 1000;
+/// How long an issued token lasts (JupyterHub's default cookie lifetime).
+const TOKEN_TTL_SECS: i64 = 14 * 24 * 3600;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/api/oauth2/authorize", get(authorize))
+        .route("/hub/api/oauth2/token", post(token))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthorizeQuery {
+    client_id: String,
+    redirect_uri: Option<String>,
+    response_type: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+/// The redirect URI a workspace's client must use.
+fn redirect_uri(ws: &Workspace) -> String {
+    format!("/user/{}/{}/oauth_callback", ws.owner, ws.name)
+}
+
+/// The workspace behind a client id, if there is one.
+async fn client(st: &AppState, client_id: &str) -> Result<Option<Workspace>, StoreError> {
+    let Some(id) = client_id.strip_prefix(CLIENT_ID_PREFIX) else {
+        return Ok(None);
+    };
+    match st.store.workspace(id).await {
+        Ok(ws) if ws.deletion_requested_at.is_none() => Ok(Some(ws)),
+        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn bad_request(message: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Bad OAuth request",
+        &format!("<p>{}</p>", escape(message)),
+    )
+}
+
+/// `uri` with `params` added to its query.
+fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
+    let query = serde_urlencoded::to_string(params).expect("strings encode");
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{query}")
+}
+
+fn found(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, v),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response(),
+        Err(_) => bad_request("the redirect URI is not usable"),
+    }
+}
+
+async fn authorize(
+    State(st): State<AppState>,
+    parts: Parts,
+    query: Result<Query<AuthorizeQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return bad_request("the request needs client_id, redirect_uri and response_type");
+    };
+    let ws = match client(&st, &q.client_id).await {
+        Ok(Some(ws)) => ws,
+        Ok(None) => return bad_request("unknown client_id"),
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let registered = redirect_uri(&ws);
+    if q.redirect_uri.as_deref().is_some_and(|r| r != registered) {
+        return bad_request("redirect_uri is not the one registered for this client");
+    }
+    let back = |params: &[(&str, &str)]| {
+        let mut params = params.to_vec();
+        if let Some(state) = q.state.as_deref() {
+            params.push(("state", state));
+        }
+        found(&with_params(&registered, &params))
+    };
+    if q.response_type.as_deref() != Some("code") {
+        return back(&[("error", "unsupported_response_type")]);
+    }
+    let challenge = match (
+        q.code_challenge.as_deref(),
+        q.code_challenge_method.as_deref(),
+    ) {
+        (None, _) => None,
+        (Some(c), None | Some("S256")) if (43..=128).contains(&c.len()) => Some(c.to_owned()),
+        _ => {
+            return back(&[
+                ("error", "invalid_request"),
+                ("error_description", "PKCE needs an S256 code_challenge"),
+            ])
+        }
+    };
+    let who = match auth::authenticate(&parts, &st).await {
+        Ok(who) => who,
+        Err(e) if e.code == crate::error::Code::Unauthenticated => {
+            return page(
+                StatusCode::UNAUTHORIZED,
+                "Log in",
+                "<p>Log in to berth to open this workspace.</p>",
+            )
+        }
+        Err(e) => return e.into_response(),
+    };
+    let me = &who.principal;
+    if !me.may_server(Scope::AccessServers, &ws.owner_id, ws.name.as_str()) {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "<p>You ({}) may not open this workspace.</p>",
+                escape(me.name.as_str())
+            ),
+        );
+    }
+    let scopes = format!(
+        "{} read:users:name!user={}",
+        model::hub::access_scopes(&ws)[0],
+        me.name
+    );
+    let code = random_secret();
+    let stored = OAuthCode {
+        hash: sha256_hex(&code),
+        workspace_id: ws.id.clone(),
+        user_id: me.user_id.clone(),
+        redirect_uri: registered.clone(),
+        code_challenge: challenge,
+        scopes: ScopeSet::parse(&scopes).expect("names make valid filters"),
+        expires_at: now_millis() + CODE_TTL_MS,
+    };
+    let saved = async {
+        let mut tx = st.store.begin().await?;
+        tx.insert_oauth_code(&stored).await?;
+        tx.commit().await
+    };
+    if let Err(e) = saved.await {
+        return crate::error::ApiError::from(e).into_response();
+    }
+    back(&[("code", &code)])
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    code_verifier: Option<String>,
+}
+
+/// An RFC 6749 §5.2 error.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// The client's credentials: form fields, else HTTP Basic (RFC 6749 §2.3.1).
+fn client_credentials(form: &TokenForm, headers: &HeaderMap) -> Option<(String, String)> {
+    if let (Some(id), Some(secret)) = (&form.client_id, &form.client_secret) {
+        return Some((id.clone(), secret.clone()));
+    }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+async fn token(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    match exchange(&st, &headers, form).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn exchange(
+    st: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let internal = |e: StoreError| crate::error::ApiError::from(e).into_response();
+    let Ok(Form(form)) = form else {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send grant_type, code, redirect_uri and the client's credentials as a form",
+        ));
+    };
+    if form.grant_type != "authorization_code" {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only authorization_code is supported",
+        ));
+    }
+    let bad_client = || {
+        oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong client secret",
+        )
+    };
+    let (id, secret) = client_credentials(&form, headers).ok_or_else(bad_client)?;
+    let ws = client(st, &id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(bad_client)?;
+    match st.store.token_by_hash(&sha256_hex(&secret)).await {
+        Ok((t, _)) if t.kind == TokenKind::Server && t.workspace_id.as_deref() == Some(&ws.id) => {}
+        Ok(_) | Err(StoreError::NotFound { .. }) => return Err(bad_client()),
+        Err(e) => return Err(internal(e)),
+    }
+    let bad_grant = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why);
+    let code = form.code.as_deref().ok_or_else(|| bad_grant("no code"))?;
+    let now = now_millis();
+    let mut tx = st.store.begin().await.map_err(internal)?;
+    let grant = match tx.take_oauth_code(&sha256_hex(code), now).await {
+        Ok(g) => g,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(bad_grant("the code is unknown, used or expired"))
+        }
+        Err(e) => return Err(internal(e)),
+    };
+    // A code that fails any check is spent all the same (tx commits below).
+    let checked = if grant.workspace_id != ws.id {
+        Err("the code was issued to another client")
+    } else if form
+        .redirect_uri
+        .as_deref()
+        .is_some_and(|r| r != grant.redirect_uri)
+    {
+        Err("redirect_uri differs from the authorization request's")
+    } else {
+        match (&grant.code_challenge, &form.code_verifier) {
+            (None, _) => Ok(()),
+            (Some(challenge), Some(verifier)) if s256(verifier) == *challenge => Ok(()),
+            (Some(_), _) => Err("the code_verifier does not match the code_challenge"),
+        }
+    };
+    if let Err(why) = checked {
+        tx.commit().await.map_err(internal)?;
+        return Err(bad_grant(why));
+    }
+    let minted = MintedToken::new();
+    let user = st.store.user(&grant.user_id).await.map_err(internal)?;
+    let issued = tx
+        .insert_token_of(
+            &NewToken {
+                user_id: grant.user_id.clone(),
+                hash: minted.hash,
+                prefix: minted.prefix,
+                note: format!("oauth {}/{}", ws.owner, ws.name),
+                scopes: grant.scopes.clone(),
+                expires_at: Some(now + TOKEN_TTL_SECS * 1000),
+            },
+            TokenKind::OAuth,
+            Some(&ws.id),
+        )
+        .await
+        .map_err(internal)?;
+    tx.audit(&NewAudit {
+        actor_id: Some(user.id.clone()),
+        actor: Some(user.name.to_string()),
+        action: "token.create".into(),
+        target_type: "token",
+        target: issued.id.clone(),
+        outcome: Outcome::Success,
+        source: None,
+        request_id: None,
+        detail: Some(format!(
+            "oauth client={} scopes={}",
+            client_id(&ws.id),
+            issued.scopes
+        )),
+    })
+    .await
+    .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({
+            "access_token": minted.secret.expose(),
+            "token_type": "Bearer",
+            "expires_in": TOKEN_TTL_SECS,
+            "scope": issued.scopes.to_string(),
+        })),
+    )
+        .into_response())
+}
+
+/// PKCE's S256 transform of a verifier.
+fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}

@@ -1,0 +1,723 @@
+//! `/hub/api` admin endpoints: users, tokens and groups as JupyterHub manages
+//! them, authorized and audited as their `/api/v1` equivalents.
+
+use serde_json::{json, Value};
+
+use crate::{names, req, TestApp};
+
+/// The audit records of `action`, oldest first, as `(target, detail)`.
+async fn audited(app: &TestApp, action: &str) -> Vec<(String, String)> {
+    let uri = format!("/api/v1/audit?action={action}&limit=500");
+    let r = app.call(&app.admin, "GET", &uri, Value::Null).await;
+    let mut records: Vec<(String, String)> = r.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == action)
+        .map(|a| {
+            (
+                a["target"].as_str().unwrap().to_owned(),
+                a["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    records.reverse();
+    records
+}
+
+#[tokio::test]
+async fn admins_create_change_and_delete_users() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin.clone();
+
+    // Several at once; existing ones are skipped, and all existing is a 409.
+    let r = app
+        .call(
+            &admin,
+            "POST",
+            "/hub/api/users",
+            json!({"usernames": ["carol", "dave", "carol"]}),
+        )
+        .await;
+    let created = r.expect(201);
+    assert_eq!(names(created), ["carol", "dave"]);
+    assert_eq!(created[0]["kind"], "user");
+    assert_eq!(created[0]["admin"], false);
+    assert_eq!(created[0]["roles"], json!(["user"]));
+    let r = app
+        .call(
+            &admin,
+            "POST",
+            "/hub/api/users",
+            json!({"usernames": ["carol", "erin"], "admin": true}),
+        )
+        .await;
+    let created = r.expect(201);
+    assert_eq!(names(created), ["erin"]);
+    assert_eq!(created[0]["admin"], true);
+    app.call(
+        &admin,
+        "POST",
+        "/hub/api/users",
+        json!({"usernames": ["carol", "dave"]}),
+    )
+    .await
+    .expect_error(409, "already_exists");
+
+    // One at a time, with or without a body.
+    let r = app
+        .call(
+            &admin,
+            "POST",
+            "/hub/api/users/frank",
+            json!({"admin": true}),
+        )
+        .await;
+    assert_eq!(r.expect(201)["admin"], true);
+    let r = app
+        .call(&admin, "POST", "/hub/api/users/gina", Value::Null)
+        .await;
+    assert_eq!(r.expect(201)["name"], "gina");
+    app.call(&admin, "POST", "/hub/api/users/gina", Value::Null)
+        .await
+        .expect_error(409, "already_exists");
+    app.call(&admin, "POST", "/hub/api/users/Gina", Value::Null)
+        .await
+        .expect_error(422, "invalid_name");
+
+    // The same audit records as `/api/v1` writes.
+    app.call(&admin, "POST", "/api/v1/users", json!({"name": "hank"}))
+        .await
+        .expect(201);
+    assert_eq!(
+        audited(&app, "user.create").await,
+        [
+            ("carol", r#"{"admin":false}"#),
+            ("dave", r#"{"admin":false}"#),
+            ("erin", r#"{"admin":true}"#),
+            ("frank", r#"{"admin":true}"#),
+            ("gina", r#"{"admin":false}"#),
+            ("hank", r#"{"admin":false}"#),
+        ]
+        .map(|(t, d)| (t.to_owned(), d.to_owned()))
+    );
+
+    // Changing the admin flag; the current name may be sent, another may not.
+    let r = app
+        .call(
+            &admin,
+            "PATCH",
+            "/hub/api/users/carol",
+            json!({"name": "carol", "admin": true}),
+        )
+        .await;
+    let carol = r.expect(200);
+    assert_eq!(carol["admin"], true);
+    assert_eq!(carol["roles"], json!(["admin", "user"]));
+    app.call(
+        &admin,
+        "PATCH",
+        "/hub/api/users/carol",
+        json!({"name": "caroline"}),
+    )
+    .await
+    .expect_error(422, "invalid_value");
+    app.call(
+        &admin,
+        "PATCH",
+        "/hub/api/users/nobody",
+        json!({"admin": true}),
+    )
+    .await
+    .expect_error(404, "not_found");
+    // As in `/api/v1`, admins neither demote nor delete themselves.
+    app.call(
+        &admin,
+        "PATCH",
+        "/hub/api/users/admin",
+        json!({"admin": false}),
+    )
+    .await
+    .expect_error(409, "conflict");
+    app.call(&admin, "DELETE", "/hub/api/users/admin", Value::Null)
+        .await
+        .expect_error(409, "conflict");
+    let updates = audited(&app, "user.update").await;
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].0, "carol");
+
+    // Deleting; a user who owns a workspace (a server) is refused.
+    let r = app
+        .call(&admin, "DELETE", "/hub/api/users/dave", Value::Null)
+        .await;
+    assert_eq!(r.status, 204);
+    app.call(&admin, "GET", "/hub/api/users/dave", Value::Null)
+        .await
+        .expect_error(404, "not_found");
+    app.call(&admin, "DELETE", "/hub/api/users/dave", Value::Null)
+        .await
+        .expect_error(404, "not_found");
+    let gina = app.token_for("gina", None).await;
+    app.workspace(&gina, json!({"name": "nb"})).await;
+    app.call(&admin, "DELETE", "/hub/api/users/gina", Value::Null)
+        .await
+        .expect_error(409, "conflict");
+    assert_eq!(
+        audited(&app, "user.delete").await,
+        [("dave".to_owned(), String::new())]
+    );
+}
+
+#[tokio::test]
+async fn non_admins_cannot_manage_users() {
+    let app = TestApp::sqlite().await;
+    let alice = app.user("alice", None).await;
+    app.user("bob", None).await;
+    let before = app.snapshot().await;
+    let refused: [(&str, String, Value, u16, &str); 7] = [
+        (
+            "POST",
+            "/hub/api/users".into(),
+            json!({"usernames": ["mallory"]}),
+            403,
+            "forbidden",
+        ),
+        (
+            "POST",
+            "/hub/api/users/mallory".into(),
+            Value::Null,
+            403,
+            "forbidden",
+        ),
+        (
+            "PATCH",
+            "/hub/api/users/alice".into(),
+            json!({"admin": true}),
+            403,
+            "forbidden",
+        ),
+        // Another user is not even visible.
+        (
+            "PATCH",
+            "/hub/api/users/bob".into(),
+            json!({"admin": true}),
+            404,
+            "not_found",
+        ),
+        (
+            "PATCH",
+            "/hub/api/users/bob".into(),
+            json!({"name": "robert"}),
+            404,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            "/hub/api/users/bob".into(),
+            Value::Null,
+            404,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            "/hub/api/users/alice".into(),
+            Value::Null,
+            403,
+            "forbidden",
+        ),
+    ];
+    for (method, uri, body, status, code) in refused {
+        app.call(&alice, method, &uri, body)
+            .await
+            .expect_error(status, code);
+    }
+    // Unauthenticated is a 401.
+    app.call("", "POST", "/hub/api/users/mallory", Value::Null)
+        .await
+        .expect_error(401, "unauthenticated");
+    assert_eq!(app.snapshot().await, before, "a refused request wrote");
+}
+
+#[tokio::test]
+async fn users_manage_their_own_tokens() {
+    let app = TestApp::sqlite().await;
+    let alice = app.user("alice", None).await;
+    let bob = app.user("bob", None).await;
+
+    let r = app
+        .call(
+            &alice,
+            "POST",
+            "/hub/api/users/alice/tokens",
+            json!({"note": "ci", "expires_in": 3600, "scopes": ["read:users"]}),
+        )
+        .await;
+    let created = r.expect(201).clone();
+    let secret = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("berth_"), "{created}");
+    assert_eq!(created["kind"], "api_token");
+    assert_eq!(created["user"], "alice");
+    assert_eq!(created["note"], "ci");
+    let scopes = created["scopes"].as_array().unwrap();
+    assert!(scopes.contains(&json!("read:users")), "{created}");
+    assert!(!scopes.contains(&json!("tokens")), "{created}");
+    assert_eq!(created["roles"], json!([]));
+    assert_eq!(created["session_id"], Value::Null);
+    assert_eq!(created["last_activity"], Value::Null);
+    assert!(created["expires_at"].is_string(), "{created}");
+
+    // The new token works on the hub API.
+    let me = app.call(&secret, "GET", "/hub/api/user", Value::Null).await;
+    assert_eq!(me.expect(200)["name"], "alice");
+    let r = app
+        .call(&secret, "GET", "/hub/api/users/alice", Value::Null)
+        .await;
+    assert_eq!(r.expect(200)["name"], "alice");
+
+    // Listed (without the secret) and read by id.
+    let r = app
+        .call(&alice, "GET", "/hub/api/users/alice/tokens", Value::Null)
+        .await;
+    let listed = r.expect(200)["api_tokens"].as_array().unwrap().clone();
+    let mine: Vec<&Value> = listed.iter().filter(|t| t["id"] == id.as_str()).collect();
+    assert_eq!(mine.len(), 1, "{listed:?}");
+    assert!(mine[0].get("token").is_none());
+    let uri = format!("/hub/api/users/alice/tokens/{id}");
+    let r = app.call(&alice, "GET", &uri, Value::Null).await;
+    assert_eq!(r.expect(200)["note"], "ci");
+
+    // JupyterHub's default note, with or without a body.
+    let r = app
+        .call(&alice, "POST", "/hub/api/users/alice/tokens", Value::Null)
+        .await;
+    assert_eq!(r.expect(201)["note"], "Requested via api");
+    let r = app
+        .call(&app.admin, "POST", "/hub/api/users/alice/tokens", json!({}))
+        .await;
+    assert_eq!(r.expect(201)["note"], "Requested via api by user admin");
+
+    // Another user sees nothing of alice's tokens, nor by id under their own name.
+    let before = app.snapshot().await;
+    for (method, uri) in [
+        ("GET", "/hub/api/users/alice/tokens".to_owned()),
+        ("POST", "/hub/api/users/alice/tokens".to_owned()),
+        ("GET", uri.clone()),
+        ("DELETE", uri.clone()),
+        ("GET", format!("/hub/api/users/bob/tokens/{id}")),
+        ("DELETE", format!("/hub/api/users/bob/tokens/{id}")),
+    ] {
+        app.call(&bob, method, &uri, Value::Null)
+            .await
+            .expect_error(404, "not_found");
+    }
+    // A token without the `tokens` scopes manages none, not even its owner's,
+    // and is answered as by `/api/v1`.
+    app.call(&secret, "DELETE", &uri, Value::Null)
+        .await
+        .expect_error(404, "not_found");
+    app.call(
+        &secret,
+        "DELETE",
+        &format!("/api/v1/users/alice/tokens/{id}"),
+        Value::Null,
+    )
+    .await
+    .expect_error(404, "not_found");
+    app.call(&secret, "POST", "/hub/api/users/alice/tokens", Value::Null)
+        .await
+        .expect_error(403, "forbidden");
+    app.call(&secret, "POST", "/api/v1/users/alice/tokens", json!({}))
+        .await
+        .expect_error(403, "forbidden");
+    // Nor may a token hold more than its owner.
+    app.call(
+        &alice,
+        "POST",
+        "/hub/api/users/alice/tokens",
+        json!({"scopes": ["admin:users"]}),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    assert_eq!(app.snapshot().await, before, "a refused request wrote");
+
+    // Revoked: it no longer authenticates, and is gone.
+    let r = app.call(&alice, "DELETE", &uri, Value::Null).await;
+    assert_eq!(r.status, 204);
+    app.call(&secret, "GET", "/hub/api/users/alice", Value::Null)
+        .await
+        .expect_error(401, "unauthenticated");
+    app.call(&alice, "GET", &uri, Value::Null)
+        .await
+        .expect_error(404, "not_found");
+    app.call(&alice, "DELETE", &uri, Value::Null)
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(
+        audited(&app, "token.delete").await,
+        [(id, "owner=alice".to_owned())]
+    );
+    // Three tokens created here, as `/api/v1` records them; two by setup.
+    let creates = audited(&app, "token.create").await;
+    assert_eq!(creates.len(), 6, "{creates:?}");
+    assert!(
+        creates[3].1.starts_with("owner=alice scopes="),
+        "{creates:?}"
+    );
+    assert!(creates[3].1.contains("read:users"), "{creates:?}");
+}
+
+#[tokio::test]
+async fn admins_manage_groups_and_members() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin.clone();
+    let alice = app.user("alice", None).await;
+    app.user("bob", None).await;
+
+    // Several at once with the same members; one existing refuses them all.
+    let r = app
+        .call(
+            &admin,
+            "POST",
+            "/hub/api/groups",
+            json!({"groups": ["a", "b"], "users": ["alice"]}),
+        )
+        .await;
+    let created = r.expect(201);
+    assert_eq!(names(created), ["a", "b"]);
+    assert_eq!(
+        created[0],
+        json!({"kind": "group", "name": "a", "users": ["alice"], "roles": [], "properties": {}})
+    );
+    app.call(
+        &admin,
+        "POST",
+        "/hub/api/groups",
+        json!({"groups": ["c", "b"]}),
+    )
+    .await
+    .expect_error(409, "already_exists");
+    app.call(&admin, "GET", "/hub/api/groups/c", Value::Null)
+        .await
+        .expect_error(404, "not_found");
+
+    // One at a time.
+    let r = app
+        .call(
+            &admin,
+            "POST",
+            "/hub/api/groups/c",
+            json!({"users": ["bob"]}),
+        )
+        .await;
+    assert_eq!(r.expect(201)["users"], json!(["bob"]));
+    let r = app
+        .call(&admin, "POST", "/hub/api/groups/d", Value::Null)
+        .await;
+    assert_eq!(r.expect(201)["users"], json!([]));
+    app.call(&admin, "POST", "/hub/api/groups/d", Value::Null)
+        .await
+        .expect_error(409, "already_exists");
+
+    // Listed, and paginated on request.
+    let r = app
+        .call(&admin, "GET", "/hub/api/groups", Value::Null)
+        .await;
+    assert_eq!(names(r.expect(200)), ["a", "b", "c", "d"]);
+    let page = app
+        .send(
+            req("GET", "/hub/api/groups?offset=1&limit=2")
+                .token(&admin)
+                .header("accept", "application/jupyterhub-pagination+json"),
+        )
+        .await;
+    let page = page.expect(200);
+    assert_eq!(names(&page["items"]), ["b", "c"]);
+    assert_eq!(page["_pagination"]["total"], 4);
+    assert_eq!(page["_pagination"]["next"]["offset"], 3);
+
+    // Members in and out.
+    let r = app
+        .call(
+            &admin,
+            "POST",
+            "/hub/api/groups/a/users",
+            json!({"users": ["bob"]}),
+        )
+        .await;
+    assert_eq!(r.expect(200)["users"], json!(["alice", "bob"]));
+    let r = app
+        .call(
+            &admin,
+            "DELETE",
+            "/hub/api/groups/a/users",
+            json!({"users": ["alice", "alice"]}),
+        )
+        .await;
+    assert_eq!(r.expect(200)["users"], json!(["bob"]));
+    let r = app
+        .call(&admin, "GET", "/hub/api/users/bob", Value::Null)
+        .await;
+    assert_eq!(r.expect(200)["groups"], json!(["a", "c"]));
+
+    // A member sees their groups only, and changes none.
+    let r = app
+        .call(&alice, "GET", "/hub/api/groups", Value::Null)
+        .await;
+    assert_eq!(names(r.expect(200)), ["b"]);
+    let r = app
+        .call(&alice, "GET", "/hub/api/groups/b", Value::Null)
+        .await;
+    assert_eq!(r.expect(200)["users"], json!(["alice"]));
+    let before = app.snapshot().await;
+    let refused: [(&str, &str, Value, u16, &str); 7] = [
+        ("GET", "/hub/api/groups/c", Value::Null, 404, "not_found"),
+        (
+            "POST",
+            "/hub/api/groups",
+            json!({"groups": ["e"]}),
+            403,
+            "forbidden",
+        ),
+        ("POST", "/hub/api/groups/e", Value::Null, 403, "forbidden"),
+        ("DELETE", "/hub/api/groups/b", Value::Null, 403, "forbidden"),
+        (
+            "POST",
+            "/hub/api/groups/b/users",
+            json!({"users": ["alice"]}),
+            403,
+            "forbidden",
+        ),
+        (
+            "DELETE",
+            "/hub/api/groups/b/users",
+            json!({"users": ["alice"]}),
+            403,
+            "forbidden",
+        ),
+        (
+            "DELETE",
+            "/hub/api/groups/b/users",
+            json!({"users": ["nobody"]}),
+            403,
+            "forbidden",
+        ),
+    ];
+    for (method, uri, body, status, code) in refused {
+        app.call(&alice, method, uri, body)
+            .await
+            .expect_error(status, code);
+    }
+    assert_eq!(app.snapshot().await, before, "a refused request wrote");
+
+    // Deleted.
+    let r = app
+        .call(&admin, "DELETE", "/hub/api/groups/d", Value::Null)
+        .await;
+    assert_eq!(r.status, 204);
+    app.call(&admin, "GET", "/hub/api/groups/d", Value::Null)
+        .await
+        .expect_error(404, "not_found");
+    app.call(&admin, "DELETE", "/hub/api/groups/d", Value::Null)
+        .await
+        .expect_error(404, "not_found");
+
+    // The same audit records as `/api/v1` writes.
+    let owned = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(t, d)| (t.to_string(), d.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        audited(&app, "group.create").await,
+        owned(&[
+            ("a", "members=alice"),
+            ("b", "members=alice"),
+            ("c", "members=bob"),
+            ("d", "members="),
+        ])
+    );
+    assert_eq!(
+        audited(&app, "group.add_members").await,
+        owned(&[("a", "users=bob")])
+    );
+    assert_eq!(
+        audited(&app, "group.remove_member").await,
+        owned(&[("a", "user=alice")])
+    );
+    assert_eq!(audited(&app, "group.delete").await, owned(&[("d", "")]));
+}
+
+#[tokio::test]
+async fn bad_bodies_have_stable_codes() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin.clone();
+    app.user("alice", None).await;
+    app.call(&admin, "POST", "/hub/api/groups/g", Value::Null)
+        .await
+        .expect(201);
+    let before = app.snapshot().await;
+
+    // Not JSON at all.
+    for (method, uri) in [
+        ("POST", "/hub/api/users"),
+        ("PATCH", "/hub/api/users/alice"),
+        ("POST", "/hub/api/groups"),
+        ("POST", "/hub/api/groups/g/users"),
+        ("DELETE", "/hub/api/groups/g/users"),
+    ] {
+        let r = app
+            .send(
+                req(method, uri)
+                    .token(&admin)
+                    .raw(Some("application/json"), "{nope"),
+            )
+            .await;
+        r.expect_error(400, "invalid_json");
+        let r = app
+            .send(req(method, uri).token(&admin).raw(Some("text/plain"), "{}"))
+            .await;
+        r.expect_error(415, "unsupported_media_type");
+    }
+    // Optional bodies, as the hub's server endpoints read them.
+    for uri in [
+        "/hub/api/users/zed",
+        "/hub/api/users/alice/tokens",
+        "/hub/api/groups/h",
+    ] {
+        let r = app
+            .send(
+                req("POST", uri)
+                    .token(&admin)
+                    .raw(Some("application/json"), "{nope"),
+            )
+            .await;
+        r.expect_error(422, "invalid_body");
+    }
+
+    let cases: [(&str, &str, Value, u16, &str); 18] = [
+        ("POST", "/hub/api/users", json!({}), 422, "invalid_body"),
+        (
+            "POST",
+            "/hub/api/users",
+            json!({"usernames": "zed"}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/hub/api/users",
+            json!({"usernames": ["zed"], "color": "red"}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/hub/api/users",
+            json!({"usernames": []}),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/hub/api/users",
+            json!({"usernames": ["zed", "Bad Name"]}),
+            422,
+            "invalid_name",
+        ),
+        (
+            "POST",
+            "/hub/api/users/zed",
+            json!({"admin": "yes"}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "PATCH",
+            "/hub/api/users/alice",
+            json!({"groups": []}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/hub/api/users/alice/tokens",
+            json!({"expires_in": -1}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/hub/api/users/alice/tokens",
+            json!({"expires_in": 0}),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/hub/api/users/alice/tokens",
+            json!({"scopes": ["fly"]}),
+            422,
+            "unknown_scope",
+        ),
+        (
+            "POST",
+            "/hub/api/users/alice/tokens",
+            json!({"roles": ["admin"]}),
+            422,
+            "invalid_value",
+        ),
+        ("POST", "/hub/api/groups", json!({}), 422, "invalid_body"),
+        (
+            "POST",
+            "/hub/api/groups",
+            json!({"groups": []}),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/hub/api/groups",
+            json!({"groups": ["h"], "users": ["nobody"]}),
+            422,
+            "invalid_value",
+        ),
+        (
+            "POST",
+            "/hub/api/groups/h",
+            json!({"properties": {}}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/hub/api/groups/g/users",
+            json!({}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/hub/api/groups/g/users",
+            json!({"users": ["nobody"]}),
+            422,
+            "invalid_value",
+        ),
+        (
+            "DELETE",
+            "/hub/api/groups/g/users",
+            json!({"users": ["alice", "nobody"]}),
+            422,
+            "invalid_value",
+        ),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let r = app.call(&admin, method, uri, body.clone()).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (status, code),
+            "{method} {uri} {body}: {r:?}"
+        );
+    }
+    assert_eq!(app.snapshot().await, before, "a refused request wrote");
+}

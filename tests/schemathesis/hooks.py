@@ -1,0 +1,114 @@
+"""Schemathesis hooks for the /hub/api suite (loaded via SCHEMATHESIS_HOOKS).
+
+jupyterhub-rest-api.yml is JupyterHub's published spec, kept verbatim. It has
+mistakes of its own: it describes less than JupyterHub itself does. This hook
+corrects exactly those, in memory, before schemathesis reads the spec, so that
+the checks measure berth against what JupyterHub really answers. Each fix names
+the JupyterHub code (jupyterhub/apihandlers/*.py, 6.0.0b2) that shows it. Berth's
+own spec (docs/openapi.json) is never touched: the hook only acts on a document
+titled "JupyterHub REST API".
+"""
+
+from __future__ import annotations
+
+import schemathesis
+
+# Fields the spec types as plain strings/objects although JupyterHub sends null.
+NULLABLE = {
+    # APIHandler.user_model: 'server': user.url if running else None,
+    # 'pending': None (then the default spawner's .pending, None when idle),
+    # 'last_activity': isoformat(user.last_activity) -> None when never active,
+    # 'auth_state': None placeholder. The spec's own text even says "null if not".
+    "User": ["server", "pending", "last_activity", "auth_state"],
+    # APIHandler.server_model: 'last_activity'/'started': isoformat(...) -> None
+    # for a server never started/active; 'pending': spawner.pending -> None.
+    "Server": ["pending", "started", "last_activity"],
+    # APIHandler.token_model: 'expires_at'/'last_activity': isoformat(...) -> None.
+    "Token": ["expires_at", "last_activity"],
+    "NewToken": ["expires_at", "last_activity"],
+}
+
+# Error statuses every JupyterHub API handler raises (web.HTTPError) but the spec
+# lists for almost no operation: 400 bad body/name/query, 401 no credentials,
+# 403 missing scope, 404 no such user/server, 409 conflict (e.g. already running).
+# 415 and 422 are deliberately NOT added: JupyterHub never sends them (bad JSON,
+# wrong types, bad names are all 400 there), so berth sending them is flagged.
+JUPYTERHUB_ERROR_STATUSES = ["400", "401", "403", "404", "409"]
+
+# components/parameters/serverName says in prose (changed in 6.0): lowercase
+# letters, digits, single hyphens, starts with a letter, ends with a letter or
+# digit, at most 30 characters. Without it in the schema, positive tests almost
+# never produce a valid server name and never reach the start/stop logic.
+SERVER_NAME_PATTERN = "^[a-z](-?[a-z0-9])*$"
+SERVER_NAME_MAX_LENGTH = 30
+
+# components/parameters/pagination{Offset,Limit} say `type: number`, but
+# APIHandler.get_api_pagination does abs(int(arg)) and answers 400 "offset and
+# limit must be integers" for 1.5 or 1e308. (It also abs()es negative values;
+# berth answering 400 to offset=-1 is taken as intended, hence minimum: 0.)
+PAGINATION_PARAMETERS = ["paginationOffset", "paginationLimit"]
+
+
+def _make_nullable(prop: dict) -> None:
+    t = prop.get("type")
+    if isinstance(t, str):
+        prop["type"] = [t, "null"]
+    elif isinstance(t, list) and "null" not in t:
+        prop["type"] = [*t, "null"]
+    if "enum" in prop and None not in prop["enum"]:
+        prop["enum"] = [*prop["enum"], None]
+
+
+@schemathesis.hook
+def before_load_schema(context, raw_schema: dict) -> None:
+    if raw_schema.get("info", {}).get("title") != "JupyterHub REST API":
+        return
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    for name, fields in NULLABLE.items():
+        props = schemas.get(name, {}).get("properties", {})
+        for field in fields:
+            if field in props:
+                _make_nullable(props[field])
+
+    server_name = raw_schema.get("components", {}).get("parameters", {}).get("serverName")
+    if server_name is not None:
+        server_name["schema"] = {
+            "type": "string",
+            "pattern": SERVER_NAME_PATTERN,
+            "maxLength": SERVER_NAME_MAX_LENGTH,
+        }
+
+    parameters = raw_schema.get("components", {}).get("parameters", {})
+    for name in PAGINATION_PARAMETERS:
+        if name in parameters:
+            parameters[name]["schema"] = {"type": "integer", "minimum": 0}
+
+    # POST /users/{name}/activity says `required: false` for its body, but
+    # ActivityAPIHandler.post answers 400 "body must be a json dict" without one
+    # and 400 "body must contain at least one of `last_activity` or `servers`".
+    activity = raw_schema.get("paths", {}).get("/users/{name}/activity", {}).get("post")
+    if activity is not None:
+        body = activity["requestBody"]
+        body["required"] = True
+        schema = body["content"]["application/json"]["schema"]
+        schema["anyOf"] = [{"required": ["last_activity"]}, {"required": ["servers"]}]
+        # The keys of `servers` are server names ('' for the default server);
+        # JupyterHub answers 400 "No such server" for any other key.
+        servers = schema.get("properties", {}).get("servers")
+        if servers is not None:
+            servers["propertyNames"] = {
+                "anyOf": [
+                    {"const": ""},
+                    {"pattern": SERVER_NAME_PATTERN, "maxLength": SERVER_NAME_MAX_LENGTH},
+                ]
+            }
+
+    for path_item in raw_schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in {"get", "put", "post", "delete", "patch"}:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in JUPYTERHUB_ERROR_STATUSES:
+                # YAML keys like `404:` load as ints.
+                if status not in responses and int(status) not in responses:
+                    responses[status] = {"description": "JupyterHub APIHandler error"}
