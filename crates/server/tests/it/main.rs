@@ -13,6 +13,7 @@ mod engines;
 mod hostile;
 mod hub;
 mod hub_admin;
+mod oauth;
 mod props;
 mod proxy;
 mod quota;
@@ -39,6 +40,39 @@ pub struct TestApp {
     /// An API token of `admin` with every scope.
     pub admin: String,
     _db: TestDb,
+}
+
+/// What every reply of berth's own API holds: an `x-request-id`, and for every
+/// 4xx/5xx a JSON body `{code, message, request_id}` with a documented code.
+fn check(reply: &Reply) {
+    let id = reply
+        .header("x-request-id")
+        .unwrap_or_else(|| panic!("no x-request-id: {reply:?}"));
+    assert!(
+        id.len() >= 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{reply:?}"
+    );
+    if reply.status.is_client_error() || reply.status.is_server_error() {
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json"),
+            "{reply:?}"
+        );
+        let obj = reply
+            .body
+            .as_object()
+            .unwrap_or_else(|| panic!("{reply:?}"));
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["code", "message", "request_id"], "{reply:?}");
+        assert_eq!(obj["request_id"], id, "{reply:?}");
+        assert!(!reply.code().is_empty(), "{reply:?}");
+        let code = server::error::Code::ALL
+            .iter()
+            .find(|c| c.as_str() == reply.code())
+            .unwrap_or_else(|| panic!("undocumented code: {reply:?}"));
+        assert_eq!(code.status(), reply.status, "{reply:?}");
+    }
 }
 
 /// A request under construction.
@@ -171,8 +205,17 @@ impl TestApp {
         app
     }
 
-    /// Sends one request through a clone of the router.
+    /// Sends one request through a clone of the router, and checks what every
+    /// reply of berth's own API must be.
     pub async fn send(&self, r: Req) -> Reply {
+        let reply = self.send_unchecked(r).await;
+        check(&reply);
+        reply
+    }
+
+    /// Sends one request through a clone of the router, as it is: for the
+    /// parts that answer in other protocols' shapes (OAuth, HTML pages).
+    pub async fn send_unchecked(&self, r: Req) -> Reply {
         let request = r.builder.body(r.body).expect("a valid request");
         let res = self
             .router
@@ -188,40 +231,11 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        let reply = Reply {
+        Reply {
             status: parts.status,
             headers: parts.headers,
             body,
-        };
-        let id = reply
-            .header("x-request-id")
-            .unwrap_or_else(|| panic!("no x-request-id: {reply:?}"));
-        assert!(
-            id.len() >= 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-            "{reply:?}"
-        );
-        if reply.status.is_client_error() || reply.status.is_server_error() {
-            assert_eq!(
-                reply.header("content-type"),
-                Some("application/json"),
-                "{reply:?}"
-            );
-            let obj = reply
-                .body
-                .as_object()
-                .unwrap_or_else(|| panic!("{reply:?}"));
-            let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-            keys.sort_unstable();
-            assert_eq!(keys, ["code", "message", "request_id"], "{reply:?}");
-            assert_eq!(obj["request_id"], id, "{reply:?}");
-            assert!(!reply.code().is_empty(), "{reply:?}");
-            let code = server::error::Code::ALL
-                .iter()
-                .find(|c| c.as_str() == reply.code())
-                .unwrap_or_else(|| panic!("undocumented code: {reply:?}"));
-            assert_eq!(code.status(), reply.status, "{reply:?}");
         }
-        reply
     }
 
     /// A request with an API token (`""` for none) and, unless `Value::Null`, a JSON body.
