@@ -117,6 +117,11 @@ impl Filter {
         }
     }
 
+    /// Whether it names only `user`'s own resources (all a non-admin's role reaches).
+    pub fn within_user(&self, user: &crate::Name) -> bool {
+        matches!(self, Filter::User(u) | Filter::Server(u, _) if u == user)
+    }
+
     /// Whether everything `other` reaches, this reaches too (a user's filter
     /// covers that user's servers).
     fn covers(&self, other: &Filter) -> bool {

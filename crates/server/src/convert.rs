@@ -54,7 +54,7 @@ pub fn token(t: &model::Token) -> api_types::Token {
         id: t.id.clone(),
         prefix: t.prefix.clone(),
         note: t.note.clone(),
-        scopes: t.scopes.iter().map(|s| s.to_string()).collect(),
+        scopes: t.scopes.to_strings(),
         created: time(t.created_at),
         expires_at: opt_time(t.expires_at),
         last_used: opt_time(t.last_used_at),

@@ -21,8 +21,9 @@
 //! - Group properties are not stored: a group's `properties` is always `{}`, and
 //!   `PUT /hub/api/groups/{name}/properties` is not served. Roles are berth's
 //!   scopes, so `roles` is always `[]` and a token asking for roles is refused.
-//! - Token ids are berth's ids, token scopes berth's scope names, and a token's
-//!   `oauth_client` is always `JupyterHub`.
+//! - Token ids are berth's ids, and token scopes berth's scope names. A token's
+//!   `oauth_client` is the workspace client it belongs to (its app's own token,
+//!   or one issued through its OAuth flow), else `JupyterHub`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -224,7 +225,11 @@ fn token_model(owner: &model::User, t: &model::Token) -> Value {
         "created": w.created,
         "expires_at": w.expires_at,
         "last_activity": w.last_used,
-        "oauth_client": "JupyterHub",
+        // The client a token came through: a workspace's app, or JupyterHub itself.
+        "oauth_client": match t.workspace_id.as_deref() {
+            Some(ws) => model::hub::client_id(ws),
+            None => "JupyterHub".to_owned(),
+        },
         "session_id": null,
     })
 }

@@ -183,7 +183,7 @@ async fn me(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Me>> {
     let groups = st.store.groups_of(&user.id).await?;
     Ok(axum::Json(Me {
         user: convert::user(&user, groups),
-        scopes: ctx.principal.scopes.iter().map(|s| s.to_string()).collect(),
+        scopes: ctx.principal.scopes.to_strings(),
         via: if ctx.principal.token_id.is_some() {
             "token"
         } else {

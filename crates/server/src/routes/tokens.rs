@@ -93,6 +93,13 @@ pub(crate) async fn create(
                     "a token cannot hold scopes that you or its owner do not have",
                 ));
             }
+            // A filter reaching past the owner's role would be dead at every use.
+            if !user.is_admin && asked.all_filters().any(|f| !f.within_user(&user.name)) {
+                return Err(ApiError::new(
+                    Code::Forbidden,
+                    "a non-admin's token can be filtered only to their own user and servers",
+                ));
+            }
             asked
         }
     };

@@ -145,6 +145,10 @@ async fn tokens_cannot_exceed_their_owners_scopes() {
         json!(["admin:users"]),
         json!(["servers", "read:audit"]),
         json!(["admin:servers"]),
+        // Filters naming others' resources: beyond a non-admin's reach.
+        json!(["access:servers!user=admin"]),
+        json!(["read:servers!server=admin/nb"]),
+        json!(["read:users!group=everyone"]),
     ] {
         let r = app
             .call(&alice, "POST", uri, json!({"scopes": scopes}))
@@ -182,6 +186,46 @@ async fn tokens_cannot_exceed_their_owners_scopes() {
     );
     let r = app.call(&alice, "GET", uri, Value::Null).await;
     assert_eq!(r.expect(200).as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_token_filtered_to_one_workspace_reaches_that_one_only() {
+    let app = TestApp::sqlite().await;
+    let alice = app.user("alice", None).await;
+    let nb = app.workspace(&alice, json!({"name": "nb"})).await;
+    let other = app.workspace(&alice, json!({"name": "other"})).await;
+    let path = |ws: &Value| format!("/api/v1/workspaces/{}", ws["id"].as_str().unwrap());
+    let scopes = ["read:servers!user=alice", "servers!server=alice/nb"];
+    let one = app.token_for("alice", Some(&scopes)).await;
+    // Without read:tokens, alice's tokens are not there for it.
+    let r = app
+        .call(&one, "GET", "/api/v1/users/alice/tokens", Value::Null)
+        .await;
+    r.expect_error(404, "not_found");
+    let listed = app
+        .call(&alice, "GET", "/api/v1/users/alice/tokens", Value::Null)
+        .await;
+    let filtered = listed.expect(200).as_array().unwrap().iter().any(|t| {
+        t["scopes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("servers!server=alice/nb"))
+    });
+    assert!(filtered, "the filters are shown: {listed:?}");
+    for ws in [&nb, &other] {
+        let r = app.call(&one, "GET", &path(ws), Value::Null).await;
+        r.expect(200);
+    }
+    let start = |ws: &Value| format!("{}/start", path(ws));
+    app.call(&one, "POST", &start(&nb), Value::Null)
+        .await
+        .expect(202);
+    let before = app.snapshot().await;
+    let r = app.call(&one, "POST", &start(&other), Value::Null).await;
+    r.expect_error(403, "forbidden");
+    let r = app.call(&one, "DELETE", &path(&other), Value::Null).await;
+    r.expect_error(403, "forbidden");
+    assert_eq!(app.snapshot().await, before);
 }
 
 #[tokio::test]
