@@ -53,6 +53,12 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/hub/api/users/{name}/activity", post(activity))
         .merge(crate::hub_admin::routes())
+        .merge(crate::oauth::routes())
+        // Single-user servers check the hub's version by this header.
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static("x-jupyterhub-version"),
+            header::HeaderValue::from_static(HUB_VERSION),
+        ))
 }
 
 async fn root() -> axum::Json<Value> {

@@ -144,7 +144,6 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     api.merge(routes::system(doc))
         .merge(hub::routes())
-        .merge(oauth::routes())
         .route("/user/{*rest}", axum::routing::any(proxied::handle))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -11,6 +11,10 @@ async fn version_user_and_info() {
     for path in ["/hub/api", "/hub/api/"] {
         let r = app.call("", "GET", path, Value::Null).await;
         assert_eq!(r.expect(200)["version"], server::hub::HUB_VERSION);
+        assert_eq!(
+            r.header("x-jupyterhub-version"),
+            Some(server::hub::HUB_VERSION)
+        );
     }
     let me = app.call(&alice, "GET", "/hub/api/user", Value::Null).await;
     let me = me.expect(200);
