@@ -144,11 +144,16 @@ impl Store {
             Some(l) => Some(l.clone().lock_owned().await),
             None => None,
         };
-        let tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(query_error("begin transaction", "transaction"))?;
+        // On SQLite, take the write lock at BEGIN (waiting out `busy_timeout`)
+        // rather than at the first write: a deferred transaction that has read
+        // cannot wait for the lock, and fails at once with "database is locked"
+        // while another connection still finishes (a dropped transaction's
+        // rollback runs after its guard is released).
+        let tx = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.pool.begin().await,
+        }
+        .map_err(query_error("begin transaction", "transaction"))?;
         Ok(Tx::new(tx, guard))
     }
 

@@ -128,3 +128,43 @@ async fn auth_and_workspace_happy_path_on_every_engine() {
         );
     }
 }
+
+/// Concurrent writers, some of them failing (duplicate names): every request
+/// gets its answer, none a 500 ("database is locked" on SQLite, where a
+/// transaction that had read could not wait for the write lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_with_conflicts_never_fail_the_server() {
+    for engine in Engine::ALL {
+        let app = std::sync::Arc::new(TestApp::start(engine, ServerConfig::default()).await);
+        let alice = app.user("alice", None).await;
+        let calls: Vec<_> = (0..120)
+            .map(|i| {
+                let (app, alice) = (app.clone(), alice.clone());
+                tokio::spawn(async move {
+                    let r = if i % 3 == 0 {
+                        let body = json!({"note": format!("t{i}")});
+                        app.call(&alice, "POST", "/api/v1/users/alice/tokens", body)
+                            .await
+                    } else {
+                        let body = json!({"name": format!("ws{}", i % 4)});
+                        app.call(&alice, "POST", "/api/v1/workspaces", body).await
+                    };
+                    r.status.as_u16()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for c in calls {
+            statuses.push(c.await.unwrap());
+        }
+        assert!(
+            statuses.iter().all(|s| [201, 409].contains(s)),
+            "{engine:?}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 409).count(),
+            76,
+            "{engine:?}"
+        );
+    }
+}
