@@ -182,11 +182,13 @@ async fn whoami(
     let mut model = user_model(&st, &ctx, &user, false).await?;
     model["scopes"] = json!(ctx.principal.expanded_scopes());
     model["session_id"] = Value::Null;
+    model["token_id"] = json!(ctx.principal.token_id);
     Ok(axum::Json(model))
 }
 
+/// `GET /hub/api/users`'s query. Like JupyterHub, parameters it does not know
+/// are ignored.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UsersQuery {
     offset: Option<usize>,
     limit: Option<usize>,
@@ -194,6 +196,13 @@ struct UsersQuery {
     state: Option<String>,
     include_stopped_servers: Option<String>,
     name_filter: Option<String>,
+    /// `id`, `name` or `last_activity`, `-` first for descending.
+    sort: Option<String>,
+}
+
+/// JupyterHub's reading of `include_stopped_servers`: anything but `0` or `false`.
+fn include_stopped(flag: Option<&str>) -> bool {
+    flag.is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false"))
 }
 
 async fn list_users(
@@ -205,9 +214,20 @@ async fn list_users(
     if !ctx.principal.has(Scope::ListUsers) {
         return Err(ApiError::new(Code::Forbidden, "list:users is needed"));
     }
-    let include_stopped = q.include_stopped_servers.is_some();
+    let include_stopped = include_stopped(q.include_stopped_servers.as_deref());
+    let sort = q.sort.as_deref().unwrap_or("id");
+    let (key, descending) = match sort.strip_prefix('-') {
+        Some(key) => (key, true),
+        None => (sort, false),
+    };
+    if !["id", "name", "last_activity"].contains(&key) {
+        return Err(ApiError::new(
+            Code::InvalidQuery,
+            format!("sort must be 'id', 'name', or 'last_activity', not {sort:?}"),
+        ));
+    }
     // Admins see everyone; others themselves.
-    let users = if ctx.principal.reaches_everyone(Scope::ListUsers) {
+    let mut users = if ctx.principal.reaches_everyone(Scope::ListUsers) {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -223,6 +243,16 @@ async fn list_users(
     } else {
         vec![st.store.user(&ctx.principal.user_id).await?]
     };
+    // Ids are time-ordered (UUIDv7): creation order, as JupyterHub's ids.
+    // Users never active come first ascending and last descending, as there.
+    match key {
+        "name" => users.sort_by(|a, b| a.name.cmp(&b.name)),
+        "last_activity" => users.sort_by_key(|u| u.last_activity),
+        _ => users.sort_by(|a, b| a.id.cmp(&b.id)),
+    }
+    if descending {
+        users.reverse();
+    }
     let mut models = Vec::new();
     for u in &users {
         if q.name_filter
@@ -266,7 +296,22 @@ async fn list_users(
     }
     let end = offset + items.len();
     let next = (end < total).then(|| {
-        json!({"offset": end, "limit": limit, "url": format!("/hub/api/users?offset={end}&limit={limit}")})
+        let mut query = vec![
+            ("offset", end.to_string()),
+            ("limit", limit.to_string()),
+            ("sort", sort.to_owned()),
+        ];
+        for (k, v) in [
+            ("state", &q.state),
+            ("name_filter", &q.name_filter),
+            ("include_stopped_servers", &q.include_stopped_servers),
+        ] {
+            if let Some(v) = v {
+                query.push((k, v.clone()));
+            }
+        }
+        let query = serde_urlencoded::to_string(&query).expect("strings encode");
+        json!({"offset": end, "limit": limit, "url": format!("/hub/api/users?{query}")})
     });
     let body = json!({
         "items": items,
@@ -286,21 +331,52 @@ fn without_stopped(mut m: Value) -> Value {
     m
 }
 
+#[derive(Debug, Deserialize)]
+struct UserQuery {
+    include_stopped_servers: Option<String>,
+}
+
 async fn get_user(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(name): Path<String>,
+    Query(q): Query<UserQuery>,
 ) -> ApiResult<axum::Json<Value>> {
     let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
-    Ok(axum::Json(user_model(&st, &ctx, &user, false).await?))
+    let stopped = include_stopped(q.include_stopped_servers.as_deref());
+    Ok(axum::Json(user_model(&st, &ctx, &user, stopped).await?))
 }
 
 /// The body of a start request: JupyterHub's user options.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StartOptions {
     /// The profile of a workspace created by this start.
     profile: Option<String>,
+}
+
+/// Reads a start request's body as JupyterHub 6 does: `{"display_name",
+/// "user_options"}`, or (older clients) the whole body as the user options.
+/// Options berth does not use are ignored, as a spawner ignores them.
+fn start_options(body: &[u8]) -> ApiResult<StartOptions> {
+    let body: Value = options(body)?;
+    let invalid = |m: &str| ApiError::new(Code::InvalidBody, m);
+    let options = match &body {
+        Value::Null => return Ok(StartOptions::default()),
+        Value::Object(o) if o.contains_key("user_options") || o.contains_key("display_name") => {
+            if o.get("display_name").is_some_and(|d| !d.is_string()) {
+                return Err(invalid("display_name must be a string"));
+            }
+            o.get("user_options").cloned().unwrap_or(Value::Null)
+        }
+        Value::Object(_) => body,
+        _ => return Err(invalid("the body must be a JSON object")),
+    };
+    match options {
+        Value::Null => Ok(StartOptions::default()),
+        Value::Object(_) => serde_json::from_value(options)
+            .map_err(|e| ApiError::new(Code::InvalidBody, format!("user_options: {e}"))),
+        _ => Err(invalid("user_options must be an object or null")),
+    }
 }
 
 /// An optional JSON body: empty means the defaults.
@@ -317,7 +393,7 @@ async fn start_default(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    start(&st, &ctx, &name, DEFAULT, options(&body)?).await
+    start(&st, &ctx, &name, DEFAULT, start_options(&body)?).await
 }
 
 async fn start_named(
@@ -327,7 +403,7 @@ async fn start_named(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let server = extract::name("server_name", &server)?;
-    start(&st, &ctx, &name, server.as_str(), options(&body)?).await
+    start(&st, &ctx, &name, server.as_str(), start_options(&body)?).await
 }
 
 /// Finds the workspace of `user` named `name`, if any.
@@ -391,9 +467,8 @@ async fn start(
     Ok((status, axum::Json(server_model(&ws))).into_response())
 }
 
-/// The body of a stop request.
+/// The body of a stop request (other keys are ignored, as by JupyterHub).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StopOptions {
     /// Delete the named server (its workspace, files included) after stopping.
     #[serde(default)]
@@ -428,7 +503,12 @@ async fn stop(
 ) -> ApiResult<StatusCode> {
     let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
     let Some(ws) = find(st, &user, server).await? else {
-        return Err(ApiError::not_found("server"));
+        // The default server always exists for JupyterHub: stopping it when
+        // it never ran is done already.
+        return match server {
+            DEFAULT => Ok(StatusCode::NO_CONTENT),
+            _ => Err(ApiError::not_found("server")),
+        };
     };
     if remove {
         workspaces::request_delete(st, ctx, &ws.id, false).await?;
@@ -470,11 +550,25 @@ async fn activity(
     Path(name): Path<String>,
     Json(body): Json<ActivityBody>,
 ) -> ApiResult<StatusCode> {
-    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
-    ctx.require(Scope::UsersActivity, &user.id)?;
+    let user = visible_user(&st, &ctx, &name, Scope::UsersActivity).await?;
+    if body.last_activity.is_none() && body.servers.is_empty() {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "the body must hold last_activity or servers",
+        ));
+    }
+    // As JupyterHub: a clock far ahead must not keep servers from the culler.
+    let horizon = model::now_millis() + 59 * 60 * 1000;
     let parse = |field: &str, s: &str| {
-        crate::convert::parse_time(field, s)
-            .map_err(|e| ApiError::new(Code::InvalidValue, e.message))
+        let at = crate::convert::parse_time(field, s)
+            .map_err(|e| ApiError::new(Code::InvalidValue, e.message))?;
+        if at > horizon {
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                format!("{field}: {s} is more than an hour in the future"),
+            ));
+        }
+        Ok(at)
     };
     let mut batch = Vec::new();
     let mut latest = body

@@ -89,7 +89,7 @@ async fn servers_start_and_stop_as_workspaces() {
         &alice,
         "POST",
         "/hub/api/users/alice/servers/x",
-        json!({"nope": 1}),
+        json!({"profile": 7}),
     )
     .await
     .expect_error(422, "invalid_body");
@@ -196,7 +196,33 @@ async fn users_list_paginates_and_activity_is_recorded() {
     )
     .await
     .expect_error(400, "invalid_query");
+    // Unknown parameters are ignored, as by JupyterHub; `sort` is known.
     app.call(&app.admin, "GET", "/hub/api/users?color=red", Value::Null)
+        .await
+        .expect(200);
+    let sorted = |q: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    &app.admin,
+                    "GET",
+                    &format!("/hub/api/users?{q}"),
+                    Value::Null,
+                )
+                .await;
+            r.expect(200)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(sorted("sort=name").await, ["admin", "alice", "bob"]);
+    assert_eq!(sorted("sort=-name").await, ["bob", "alice", "admin"]);
+    assert_eq!(sorted("sort=id").await, ["admin", "alice", "bob"]);
+    app.call(&app.admin, "GET", "/hub/api/users?sort=age", Value::Null)
         .await
         .expect_error(400, "invalid_query");
 
@@ -205,8 +231,8 @@ async fn users_list_paginates_and_activity_is_recorded() {
         .await
         .expect(202);
     let body = json!({
-        "last_activity": "2026-11-23T06:00:00.000000Z",
-        "servers": {"": {"last_activity": "2026-11-23T06:01:02.500000+00:00"}},
+        "last_activity": "2026-01-23T06:00:00.000000Z",
+        "servers": {"": {"last_activity": "2026-01-23T06:01:02.500000+00:00"}},
     });
     let r = app
         .call(&alice, "POST", "/hub/api/users/alice/activity", body)
@@ -216,17 +242,134 @@ async fn users_list_paginates_and_activity_is_recorded() {
         .call(&alice, "GET", "/hub/api/users/alice", Value::Null)
         .await;
     let user = user.expect(200);
-    assert_eq!(user["last_activity"], "2026-11-23T06:01:02.5Z");
+    assert_eq!(user["last_activity"], "2026-01-23T06:01:02.5Z");
     assert_eq!(
         user["servers"][""]["last_activity"],
-        "2026-11-23T06:01:02.5Z"
+        "2026-01-23T06:01:02.5Z"
     );
     let bad = json!({"servers": {"": {"last_activity": "yesterday"}}});
     app.call(&alice, "POST", "/hub/api/users/alice/activity", bad)
         .await
         .expect_error(422, "invalid_value");
-    let unknown = json!({"servers": {"nope": {"last_activity": "2026-11-23T06:00:00Z"}}});
+    let unknown = json!({"servers": {"nope": {"last_activity": "2026-01-23T06:00:00Z"}}});
     app.call(&alice, "POST", "/hub/api/users/alice/activity", unknown)
         .await
         .expect_error(404, "not_found");
+    // Nothing to record, or a time too far ahead (it would hide the server from
+    // the culler): refused, as by JupyterHub.
+    for body in [
+        json!({}),
+        json!({"last_activity": "3000-01-01T00:00:00Z"}),
+        json!({"servers": {"": {"last_activity": "3000-01-01T00:00:00Z"}}}),
+    ] {
+        app.call(&alice, "POST", "/hub/api/users/alice/activity", body)
+            .await
+            .expect_error(422, "invalid_value");
+    }
+    // The single-user server's own token: activity of its user, nothing more.
+    let server = app
+        .token_for("alice", Some(&["users:activity!user=alice"]))
+        .await;
+    let body = json!({"servers": {"": {"last_activity": "2026-01-23T07:00:00Z"}}});
+    app.call(
+        &server,
+        "POST",
+        "/hub/api/users/alice/activity",
+        body.clone(),
+    )
+    .await
+    .expect(200);
+    app.call(&server, "POST", "/hub/api/users/bob/activity", body)
+        .await
+        .expect_error(404, "not_found");
+    app.call(&server, "GET", "/hub/api/users/alice", Value::Null)
+        .await
+        .expect_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn stopping_follows_jupyterhub() {
+    let app = TestApp::sqlite().await;
+    let alice = app.user("alice", None).await;
+    // The default server exists for JupyterHub even before it ever ran.
+    let r = app
+        .call(&alice, "DELETE", "/hub/api/users/alice/server", Value::Null)
+        .await;
+    assert_eq!(r.status, 204);
+    app.call(
+        &alice,
+        "DELETE",
+        "/hub/api/users/alice/servers/nb",
+        Value::Null,
+    )
+    .await
+    .expect_error(404, "not_found");
+    app.call(
+        &alice,
+        "POST",
+        "/hub/api/users/alice/servers/nb",
+        Value::Null,
+    )
+    .await
+    .expect(202);
+    let r = app
+        .call(
+            &alice,
+            "DELETE",
+            "/hub/api/users/alice/servers/nb",
+            json!({"remove": false, "x": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    // JupyterHub 6's body, and the old one (the whole body as user options):
+    // options berth has no use for are ignored, as a spawner ignores them.
+    for (server, body) in [
+        (
+            "y",
+            json!({"display_name": "Y", "user_options": {"profile": "high-memory"}}),
+        ),
+        ("z", json!({"profile": "high-memory", "nope": 1})),
+    ] {
+        let uri = format!("/hub/api/users/alice/servers/{server}");
+        let r = app.call(&alice, "POST", &uri, body).await;
+        assert_eq!(r.expect(202)["user_options"]["profile"], "high-memory");
+        // Stopped again at once, to stay within alice's memory quota.
+        let r = app.call(&alice, "DELETE", &uri, Value::Null).await;
+        assert_eq!(r.status, 202);
+    }
+    for body in [
+        json!({"user_options": 3}),
+        json!({"display_name": 3}),
+        json!([1]),
+        json!({"user_options": {"profile": 7}}),
+    ] {
+        app.call(&alice, "POST", "/hub/api/users/alice/servers/w", body)
+            .await
+            .expect_error(422, "invalid_body");
+    }
+    // Stopped servers are listed only on request, and "0"/"false" mean no.
+    let servers = |q: &'static str| {
+        let app = &app;
+        let alice = &alice;
+        async move {
+            let r = app
+                .call(
+                    alice,
+                    "GET",
+                    &format!("/hub/api/users/alice{q}"),
+                    Value::Null,
+                )
+                .await;
+            r.expect(200)["servers"].as_object().unwrap().len()
+        }
+    };
+    assert_eq!(servers("").await, 0);
+    assert_eq!(servers("?include_stopped_servers=false").await, 0);
+    assert_eq!(servers("?include_stopped_servers=0").await, 0);
+    // nb, y and z, all stopped.
+    assert_eq!(servers("?include_stopped_servers").await, 3);
+    assert_eq!(servers("?include_stopped_servers=1").await, 3);
+    // The identity of a token includes its id.
+    let me = app.call(&alice, "GET", "/hub/api/user", Value::Null).await;
+    assert!(me.expect(200)["token_id"].is_string());
 }
