@@ -273,3 +273,25 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
     pub detail: Option<String>,
 }
+
+/// One server-sent event of `GET /api/v1/workspaces/{id}/events`, as an SSE
+/// client parses the `text/event-stream` framing.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServerSentEvent {
+    /// A JSON `WorkspaceStateEvent` (see the schemas).
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub retry: Option<u64>,
+}
+
+/// What each event of a workspace's stream says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkspaceStateEvent {
+    /// The workspace's state; `deleted` in the last event when it is gone.
+    pub state: String,
+    pub message: String,
+    /// Whether the app is running and ready: time to open it.
+    pub ready: bool,
+}

@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
             Errors are `{code, message, request_id}`; codes are listed in docs/http-errors.md."
     ),
     modifiers(&Security),
+    components(schemas(api_types::WorkspaceStateEvent)),
     security(("token" = []), ("session" = [])),
     tags(
         (name = "auth", description = "Log in and out; who am I"),

@@ -9,7 +9,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use api_types::{ErrorBody, Page, Workspace, WorkspaceCreate, WorkspaceUpdate};
+use api_types::{
+    ErrorBody, Page, Workspace, WorkspaceCreate, WorkspaceStateEvent, WorkspaceUpdate,
+};
 use model::{DesiredState, ProfileSpec, Scope, WorkspaceState};
 use store::{StoreError, WorkspaceFilter};
 
@@ -409,22 +411,13 @@ pub(crate) async fn request_delete(
     Ok(st.store.workspace(&ws.id).await?)
 }
 
-/// What the events stream says about a workspace.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-struct StateEvent {
-    state: &'static str,
-    message: String,
-    /// Whether the app is running and ready: time to open it.
-    ready: bool,
-}
-
 /// Follows a workspace's state as server-sent events: a `data:` line holding
 /// `{"state", "message", "ready"}` at once and after every change, and
 /// `{"state": "deleted"}` before the stream ends when the workspace is gone.
 #[utoipa::path(get, path = "/api/v1/workspaces/{id}/events", tag = "workspaces",
     params(("id" = String, Path)),
-    responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "Server-sent events, one JSON object per state change"),
+    responses((status = 200, content_type = "text/event-stream", body = api_types::ServerSentEvent,
+        description = "Server-sent events, each one's data a JSON `WorkspaceStateEvent`"),
         (status = "4XX", body = ErrorBody)))]
 async fn workspace_events(
     State(st): State<AppState>,
@@ -434,8 +427,8 @@ async fn workspace_events(
     use axum::response::sse::{Event, KeepAlive, Sse};
     let ws = visible(&st, &ctx, &id).await?;
     let key = model::route::key(ws.owner.as_str(), ws.name.as_str());
-    let first = StateEvent {
-        state: ws.status.state.as_str(),
+    let first = WorkspaceStateEvent {
+        state: ws.status.state.as_str().to_owned(),
         message: ws.status.message.clone().unwrap_or_default(),
         ready: ws.status.state == WorkspaceState::Running,
     };
@@ -443,7 +436,7 @@ async fn workspace_events(
     routes.mark_unchanged();
     // (routes, what was sent last, whether the table ever had the workspace)
     let seen = routes.borrow().contains_key(&key);
-    let start = (routes, None::<StateEvent>, seen, Some(first));
+    let start = (routes, None::<WorkspaceStateEvent>, seen, Some(first));
     let events = futures::stream::unfold(start, move |(mut routes, last, mut seen, first)| {
         let key = key.clone();
         async move {
@@ -457,11 +450,14 @@ async fn workspace_events(
             last.as_ref()?;
             loop {
                 routes.changed().await.ok()?;
-                let now = routes.borrow_and_update().get(&key).map(|r| StateEvent {
-                    state: r.state.as_str(),
-                    message: r.message.clone(),
-                    ready: r.upstream.is_some(),
-                });
+                let now = routes
+                    .borrow_and_update()
+                    .get(&key)
+                    .map(|r| WorkspaceStateEvent {
+                        state: r.state.as_str().to_owned(),
+                        message: r.message.clone(),
+                        ready: r.upstream.is_some(),
+                    });
                 let was_seen = seen;
                 seen |= now.is_some();
                 match now {
@@ -471,8 +467,8 @@ async fn workspace_events(
                     }
                     Some(_) => {}
                     None if was_seen => {
-                        let gone = StateEvent {
-                            state: "deleted",
+                        let gone = WorkspaceStateEvent {
+                            state: "deleted".into(),
                             message: String::new(),
                             ready: false,
                         };
