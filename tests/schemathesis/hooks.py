@@ -75,6 +75,11 @@ STRICT_BODIES = {
 # And one fact of the run: members added to or removed from a group must exist
 # (JupyterHub: 400 "No such user"), so they are drawn from the token's owner,
 # whose name run.sh passes in ST_HUB_USER.
+BERTH_SCOPES = [
+    "list:users", "read:users:name", "read:users:activity", "read:users:groups",
+    "read:users", "users:activity", "read:servers", "delete:servers", "servers",
+    "access:servers", "read:tokens", "tokens", "list:groups", "read:groups", "inherit",
+]
 BERTH_NAME = {"type": "string", "pattern": "^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"}
 BERTH_NAMED_CREATIONS = [("/users/{name}", "post"), ("/groups/{name}", "post")]
 
@@ -162,6 +167,30 @@ def before_load_schema(context, raw_schema: dict) -> None:
     if tokens_post is not None:
         props = tokens_post["requestBody"]["content"]["application/json"]["schema"]["properties"]
         props["roles"]["maxItems"] = 0
+        # Unknown scopes are a 400 in JupyterHub too; berth knows fewer scopes
+        # than JupyterHub (model::scope), so ask only for those.
+        props["scopes"]["items"] = {"type": "string", "enum": BERTH_SCOPES}
+        # berth keeps notes printable: no control characters (Unicode's Cc,
+        # as Rust's char::is_control), at most 1000 bytes.
+        props["note"] = {"type": "string", "maxLength": 250,
+                         "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}
+        # JupyterHub's mistake: `expires_in: number`, but UserTokenListAPIHandler
+        # answers 400 "token expires_in must be null or integer" to 1.5. (berth
+        # refuses negative lifetimes, which JupyterHub turns into expired tokens.)
+        props["expires_in"] = {"type": ["integer", "null"], "minimum": 0,
+                               "maximum": 10 * 365 * 24 * 3600}
+
+    # GET /users: `sort` is typed as any string, but UserListAPIHandler.get
+    # answers 400 "sort must be 'id', 'name', or 'last_activity'" (a leading
+    # '-' sorts descending).
+    users_get = paths.get("/users", {}).get("get")
+    if users_get is not None:
+        for p in users_get.get("parameters", []):
+            if p.get("name") == "sort":
+                p["schema"] = {
+                    "type": "string",
+                    "enum": ["id", "name", "last_activity", "-id", "-name", "-last_activity"],
+                }
 
     # POST /users/{name}/activity says `required: false` for its body, but
     # ActivityAPIHandler.post answers 400 "body must be a json dict" without one
@@ -174,8 +203,20 @@ def before_load_schema(context, raw_schema: dict) -> None:
         schema["anyOf"] = [{"required": ["last_activity"]}, {"required": ["servers"]}]
         # The keys of `servers` are server names ('' for the default server);
         # JupyterHub answers 400 "No such server" for any other key.
-        servers = schema.get("properties", {}).get("servers")
+        # _parse_timestamp answers 400 "Rejecting activity from more than an
+        # hour in the future": valid times are in the past (years up to 2025).
+        past = {"type": "string", "format": "date-time",
+                "pattern": "^(1[0-9]{3}|20[01][0-9]|202[0-5])-"}
+        props = schema.get("properties", {})
+        if "last_activity" in props:
+            props["last_activity"] = dict(past)
+        servers = props.get("servers")
         if servers is not None:
+            # An empty dict is falsy there: 400 as if absent.
+            servers["minProperties"] = 1
+            inner = servers.get("additionalProperties")
+            if isinstance(inner, dict) and "last_activity" in inner.get("properties", {}):
+                inner["properties"]["last_activity"] = dict(past)
             servers["propertyNames"] = {
                 "anyOf": [
                     {"const": ""},

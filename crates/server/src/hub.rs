@@ -54,11 +54,24 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/hub/api/users/{name}/activity", post(activity))
         .merge(crate::hub_admin::routes())
         .merge(crate::oauth::routes())
+        .layer(axum::middleware::map_response(bad_input_is_400))
         // Single-user servers check the hub's version by this header.
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("x-jupyterhub-version"),
             header::HeaderValue::from_static(HUB_VERSION),
         ))
+}
+
+/// JupyterHub answers every kind of bad input with 400: so does berth under
+/// `/hub/api`, keeping its own error code (415 and 422 elsewhere).
+async fn bad_input_is_400(mut r: Response) -> Response {
+    if matches!(
+        r.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY
+    ) {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    r
 }
 
 async fn root() -> axum::Json<Value> {

@@ -263,17 +263,36 @@ async fn get_token(
     Ok(axum::Json(token_model(&user, token)))
 }
 
-/// `POST /hub/api/users/{name}/tokens`: an optional body.
+/// `POST /hub/api/users/{name}/tokens`: an optional body (other keys are
+/// ignored, as by JupyterHub).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct NewToken {
     note: Option<String>,
-    /// Lifetime in seconds; null or absent for a token that does not expire.
-    expires_in: Option<u64>,
+    /// Lifetime in seconds; null, absent or 0 for a token that does not expire.
+    expires_in: Option<serde_json::Number>,
     /// Null or absent: every scope the caller holds for that user.
     scopes: Option<Vec<String>>,
     /// JupyterHub's deprecated roles: only none is accepted.
     roles: Option<Vec<String>>,
+}
+
+/// A token's lifetime in whole seconds, however JSON spells the number (`60`,
+/// `60.0`); 0, like null, is a token that does not expire (JupyterHub).
+fn lifetime(n: Option<serde_json::Number>) -> ApiResult<Option<u64>> {
+    let Some(n) = n else { return Ok(None) };
+    let secs = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    });
+    match secs {
+        Some(0) => Ok(None),
+        Some(s) => Ok(Some(s)),
+        None => Err(ApiError::new(
+            Code::InvalidValue,
+            format!("expires_in: {n} is not a whole, non-negative number of seconds"),
+        )),
+    }
 }
 
 /// Creates a token; 201 with its model and, once, the token itself in `token`.
@@ -299,7 +318,7 @@ async fn create_token(
     let req = TokenCreate {
         note,
         scopes: o.scopes,
-        expires_in: o.expires_in,
+        expires_in: lifetime(o.expires_in)?,
     };
     let (token, secret) = tokens::create(&st, &ctx, &name, req).await?;
     let owner = st.store.user(&token.user_id).await?;

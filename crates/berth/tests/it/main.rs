@@ -3,6 +3,7 @@
 
 mod jupyterhub;
 mod process;
+mod schemathesis;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;

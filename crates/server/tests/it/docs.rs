@@ -25,7 +25,8 @@ fn http_errors_md_is_up_to_date() {
          \n\
          - `code` is machine-readable and stable: clients branch on it, never on `message`.\n\
          \x20 Codes are added, never renamed or given another meaning; each always comes with\n\
-         \x20 the HTTP status listed below.\n\
+         \x20 the HTTP status listed below, except under `/hub/api`, where bad input (the\n\
+         \x20 415 and 422 codes) is a 400, as JupyterHub answers it.\n\
          - `message` says what went wrong, for people; its wording may change.\n\
          - `request_id` is also sent in the `x-request-id` header of every response, and\n\
          \x20 the server's log records it; quote it when reporting a problem.\n\
@@ -33,6 +34,10 @@ fn http_errors_md_is_up_to_date() {
          A 5xx body reveals no internals: its message is generic (`internal server error`,\n\
          `database unavailable`), and the cause is logged once, under the request id.\n\
          A 429 carries a `retry-after` header with the seconds to wait.\n\
+         \n\
+         Not covered here: the OAuth endpoints `/hub/api/oauth2/*` answer RFC 6749's\n\
+         errors (`{{\"error\", \"error_description\"}}`, or an HTML page before the client\n\
+         is known), and `/user/…` answers browsers with HTML pages.\n\
          \n\
          {}",
         server::error::error_table_markdown()

@@ -92,7 +92,7 @@ async fn servers_start_and_stop_as_workspaces() {
         json!({"profile": 7}),
     )
     .await
-    .expect_error(422, "invalid_body");
+    .expect_error(400, "invalid_body");
     app.call(
         &alice,
         "POST",
@@ -100,7 +100,7 @@ async fn servers_start_and_stop_as_workspaces() {
         Value::Null,
     )
     .await
-    .expect_error(422, "invalid_name");
+    .expect_error(400, "invalid_name");
     app.call(
         &alice,
         "POST",
@@ -108,7 +108,7 @@ async fn servers_start_and_stop_as_workspaces() {
         json!({"profile": "nope"}),
     )
     .await
-    .expect_error(422, "invalid_value");
+    .expect_error(400, "invalid_value");
 
     // Another user sees nothing of alice and cannot act on her servers.
     app.call(&bob, "GET", "/hub/api/users/alice", Value::Null)
@@ -250,7 +250,7 @@ async fn users_list_paginates_and_activity_is_recorded() {
     let bad = json!({"servers": {"": {"last_activity": "yesterday"}}});
     app.call(&alice, "POST", "/hub/api/users/alice/activity", bad)
         .await
-        .expect_error(422, "invalid_value");
+        .expect_error(400, "invalid_value");
     let unknown = json!({"servers": {"nope": {"last_activity": "2026-01-23T06:00:00Z"}}});
     app.call(&alice, "POST", "/hub/api/users/alice/activity", unknown)
         .await
@@ -264,7 +264,7 @@ async fn users_list_paginates_and_activity_is_recorded() {
     ] {
         app.call(&alice, "POST", "/hub/api/users/alice/activity", body)
             .await
-            .expect_error(422, "invalid_value");
+            .expect_error(400, "invalid_value");
     }
     // The single-user server's own token: activity of its user, nothing more.
     let server = app
@@ -345,7 +345,7 @@ async fn stopping_follows_jupyterhub() {
     ] {
         app.call(&alice, "POST", "/hub/api/users/alice/servers/w", body)
             .await
-            .expect_error(422, "invalid_body");
+            .expect_error(400, "invalid_body");
     }
     // Stopped servers are listed only on request, and "0"/"false" mean no.
     let servers = |q: &'static str| {

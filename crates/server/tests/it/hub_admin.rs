@@ -83,7 +83,7 @@ async fn admins_create_change_and_delete_users() {
         .expect_error(409, "already_exists");
     app.call(&admin, "POST", "/hub/api/users/Gina", Value::Null)
         .await
-        .expect_error(422, "invalid_name");
+        .expect_error(400, "invalid_name");
 
     // The same audit records as `/api/v1` writes.
     app.call(&admin, "POST", "/api/v1/users", json!({"name": "hank"}))
@@ -121,7 +121,7 @@ async fn admins_create_change_and_delete_users() {
         json!({"name": "caroline"}),
     )
     .await
-    .expect_error(422, "invalid_value");
+    .expect_error(400, "invalid_value");
     app.call(
         &admin,
         "PATCH",
@@ -577,7 +577,7 @@ async fn bad_bodies_have_stable_codes() {
         let r = app
             .send(req(method, uri).token(&admin).raw(Some("text/plain"), "{}"))
             .await;
-        r.expect_error(415, "unsupported_media_type");
+        r.expect_error(400, "unsupported_media_type");
     }
     // Optional bodies, as the hub's server endpoints read them.
     for uri in [
@@ -592,122 +592,122 @@ async fn bad_bodies_have_stable_codes() {
                     .raw(Some("application/json"), "{nope"),
             )
             .await;
-        r.expect_error(422, "invalid_body");
+        r.expect_error(400, "invalid_body");
     }
 
     let cases: [(&str, &str, Value, u16, &str); 18] = [
-        ("POST", "/hub/api/users", json!({}), 422, "invalid_body"),
+        ("POST", "/hub/api/users", json!({}), 400, "invalid_body"),
         (
             "POST",
             "/hub/api/users",
             json!({"usernames": "zed"}),
-            422,
+            400,
             "invalid_body",
         ),
         (
             "POST",
             "/hub/api/users",
             json!({"usernames": ["zed"], "color": "red"}),
-            422,
+            400,
             "invalid_body",
         ),
         (
             "POST",
             "/hub/api/users",
             json!({"usernames": []}),
-            422,
+            400,
             "invalid_value",
         ),
         (
             "POST",
             "/hub/api/users",
             json!({"usernames": ["zed", "Bad Name"]}),
-            422,
+            400,
             "invalid_name",
         ),
         (
             "POST",
             "/hub/api/users/zed",
             json!({"admin": "yes"}),
-            422,
+            400,
             "invalid_body",
         ),
         (
             "PATCH",
             "/hub/api/users/alice",
             json!({"groups": []}),
-            422,
+            400,
             "invalid_body",
         ),
         (
             "POST",
             "/hub/api/users/alice/tokens",
             json!({"expires_in": -1}),
-            422,
+            400,
             "invalid_body",
         ),
         (
             "POST",
             "/hub/api/users/alice/tokens",
             json!({"expires_in": 0}),
-            422,
+            400,
             "invalid_value",
         ),
         (
             "POST",
             "/hub/api/users/alice/tokens",
             json!({"scopes": ["fly"]}),
-            422,
+            400,
             "unknown_scope",
         ),
         (
             "POST",
             "/hub/api/users/alice/tokens",
             json!({"roles": ["admin"]}),
-            422,
+            400,
             "invalid_value",
         ),
-        ("POST", "/hub/api/groups", json!({}), 422, "invalid_body"),
+        ("POST", "/hub/api/groups", json!({}), 400, "invalid_body"),
         (
             "POST",
             "/hub/api/groups",
             json!({"groups": []}),
-            422,
+            400,
             "invalid_value",
         ),
         (
             "POST",
             "/hub/api/groups",
             json!({"groups": ["h"], "users": ["nobody"]}),
-            422,
+            400,
             "invalid_value",
         ),
         (
             "POST",
             "/hub/api/groups/h",
             json!({"properties": {}}),
-            422,
+            400,
             "invalid_body",
         ),
         (
             "POST",
             "/hub/api/groups/g/users",
             json!({}),
-            422,
+            400,
             "invalid_body",
         ),
         (
             "POST",
             "/hub/api/groups/g/users",
             json!({"users": ["nobody"]}),
-            422,
+            400,
             "invalid_value",
         ),
         (
             "DELETE",
             "/hub/api/groups/g/users",
             json!({"users": ["alice", "nobody"]}),
-            422,
+            400,
             "invalid_value",
         ),
     ];
