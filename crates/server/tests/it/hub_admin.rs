@@ -365,6 +365,14 @@ async fn users_manage_their_own_tokens() {
         "{creates:?}"
     );
     assert!(creates[3].1.contains("read:users"), "{creates:?}");
+    // As in JupyterHub: 0 (like null) means no expiry; 60.0 is 60 seconds.
+    for (lifetime, expires) in [(json!(0), false), (json!(60.0), true)] {
+        let body = json!({"expires_in": lifetime});
+        let r = app
+            .call(&alice, "POST", "/hub/api/users/alice/tokens", body)
+            .await;
+        assert_eq!(r.expect(201)["expires_at"].is_string(), expires, "{r:?}");
+    }
 }
 
 #[tokio::test]
@@ -644,12 +652,12 @@ async fn bad_bodies_have_stable_codes() {
             "/hub/api/users/alice/tokens",
             json!({"expires_in": -1}),
             400,
-            "invalid_body",
+            "invalid_value",
         ),
         (
             "POST",
             "/hub/api/users/alice/tokens",
-            json!({"expires_in": 0}),
+            json!({"expires_in": 1.5}),
             400,
             "invalid_value",
         ),
