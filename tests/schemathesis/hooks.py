@@ -163,6 +163,22 @@ def before_load_schema(context, raw_schema: dict) -> None:
             if operation is not None:
                 schema = operation["requestBody"]["content"]["application/json"]["schema"]
                 schema["properties"]["users"]["items"] = {"type": "string", "enum": [owner]}
+    # Shares: JupyterHub's ShareGrantRequest/ShareRevokeRequest forbid other
+    # keys (pydantic extra='forbid') and need exactly one of user and group that
+    # exists (400 "No such user"); berth shares access:servers only. So: the
+    # token's owner, and that one scope.
+    for method in ("post", "patch"):
+        operation = paths.get("/shares/{owner}/{server_name}", {}).get(method)
+        if operation is None:
+            continue
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        schema["additionalProperties"] = False
+        schema["properties"].pop("group", None)
+        schema["required"] = ["user"]
+        if owner:
+            schema["properties"]["user"] = {"type": "string", "enum": [owner]}
+        schema["properties"]["scopes"]["items"] = {"type": "string", "enum": ["access:servers"]}
+
     tokens_post = paths.get("/users/{name}/tokens", {}).get("post")
     if tokens_post is not None:
         props = tokens_post["requestBody"]["content"]["application/json"]["schema"]["properties"]

@@ -66,7 +66,7 @@ ST=$VENV/bin/schemathesis
 # /hub/api operations berth implements (operationIds of jupyterhub-rest-api.yml).
 HUB_OPS='get-api|get-info|get-current-user|get-users|get-user|post-user-activity|post-user-server|delete-user-server|post-user-server-name|delete-user-server-name'
 # ... and those about to land; on with ST_HUB_EXTRA=1. delete-user-token runs in hub-tokdel.
-HUB_OPS_EXTRA='post-users|post-user|patch-user|delete-user|get-user-tokens|post-user-tokens|get-user-token|get-groups|get-group|post-group|delete-group|post-group-users|delete-group-users'
+HUB_OPS_EXTRA='post-users|post-user|patch-user|delete-user|get-user-tokens|post-user-tokens|get-user-token|get-groups|get-group|post-group|delete-group|post-group-users|delete-group-users|get-shares-owner|get-shares-server|post-shares-server|patch-shares-server|delete-shares-server|get-user-shared'
 if [[ $HUB_EXTRA == 1 ]]; then
     HUB_OPS="$HUB_OPS|$HUB_OPS_EXTRA"
 fi

@@ -81,6 +81,25 @@ pub struct Token {
     pub workspace_id: Option<String>,
 }
 
+/// A workspace shared with a user or with a group's members: they may use it
+/// (`access:servers` on it), as its owner does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub workspace_id: String,
+    pub owner_id: String,
+    pub owner: Name,
+    pub workspace: Name,
+    pub with: ShareWith,
+    pub created_at: Millis,
+}
+
+/// Who a workspace is shared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareWith {
+    User(Name),
+    Group(Name),
+}
+
 /// Where a token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {

@@ -68,6 +68,8 @@ scopes! {
     Servers => "servers", admin_only: false, implies: [ReadServers, DeleteServers];
     AdminServers => "admin:servers", admin_only: true, implies: [Servers];
     AccessServers => "access:servers", admin_only: false, implies: [];
+    ReadShares => "read:shares", admin_only: false, implies: [];
+    Shares => "shares", admin_only: false, implies: [ReadShares];
     ReadTokens => "read:tokens", admin_only: false, implies: [];
     Tokens => "tokens", admin_only: false, implies: [ReadTokens];
     ListGroups => "list:groups", admin_only: false, implies: [];
@@ -307,6 +309,9 @@ pub struct Principal {
     pub token_id: Option<String>,
     /// For each filtered scope, what its filters reach.
     targets: BTreeMap<Scope, Targets>,
+    /// Workspaces shared with this user, as (owner id, workspace name): their
+    /// `access:servers` reaches these beyond their role.
+    shared: BTreeSet<(String, String)>,
 }
 
 impl Principal {
@@ -338,7 +343,14 @@ impl Principal {
             scopes,
             token_id,
             targets,
+            shared: BTreeSet::new(),
         }
+    }
+
+    /// The workspaces shared with the user, as (owner id, workspace name).
+    pub fn with_shared(mut self, shared: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.shared = shared.into_iter().collect();
+        self
     }
 
     /// Whether the principal holds `scope` at all, with or without filters.
@@ -362,14 +374,23 @@ impl Principal {
         }
     }
 
-    /// Whether the principal holds `scope` for the workspace `workspace` of `owner_id`.
+    /// Whether the principal holds `scope` for the workspace `workspace` of
+    /// `owner_id`: within its role's reach (or, for `access:servers`, a share),
+    /// and within its filters.
     pub fn may_server(&self, scope: Scope, owner_id: &str, workspace: &str) -> bool {
-        self.may(scope, owner_id)
-            || ((self.is_admin || self.user_id == owner_id)
-                && self.targets.get(&scope).is_some_and(|t| {
-                    t.servers
-                        .contains(&(owner_id.to_owned(), workspace.to_owned()))
-                }))
+        let server = (owner_id.to_owned(), workspace.to_owned());
+        let reach = self.is_admin
+            || self.user_id == owner_id
+            || (scope == Scope::AccessServers && self.shared.contains(&server));
+        reach
+            && match self.scopes.0.get(&scope) {
+                None => false,
+                Some(None) => true,
+                Some(Some(_)) => self
+                    .targets
+                    .get(&scope)
+                    .is_some_and(|t| t.users.contains(owner_id) || t.servers.contains(&server)),
+            }
     }
 
     /// The scopes as JupyterHub reports them (`GET /hub/api/user`): a
@@ -439,6 +460,22 @@ mod tests {
 
     fn name(s: &str) -> crate::Name {
         crate::Name::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_share_extends_access_and_nothing_else() {
+        let role = ScopeSet::for_role(false);
+        let bob = Principal::new("u2".into(), name("bob"), false, &role, None, none)
+            .with_shared([("u1".to_owned(), "nb".to_owned())]);
+        assert!(bob.may_server(Scope::AccessServers, "u1", "nb"));
+        assert!(!bob.may_server(Scope::AccessServers, "u1", "other"));
+        assert!(!bob.may_server(Scope::Servers, "u1", "nb"), "access only");
+        assert!(!bob.may_server(Scope::ReadServers, "u1", "nb"));
+        // A token without access:servers gets nothing from the share.
+        let narrow = ScopeSet::parse("read:servers").unwrap();
+        let ro = Principal::new("u2".into(), name("bob"), false, &narrow, None, none)
+            .with_shared([("u1".to_owned(), "nb".to_owned())]);
+        assert!(!ro.may_server(Scope::AccessServers, "u1", "nb"));
     }
 
     #[test]

@@ -168,12 +168,53 @@ pub struct Authenticated {
     pub csrf: Option<String>,
 }
 
-/// A credential as the store last described it.
+/// A credential as the store last described it, with what it reached then.
 #[derive(Debug)]
-enum Cached {
-    /// With what each of the token's scope filters reached when it was looked up.
-    Token(model::Token, model::User, BTreeMap<Filter, Targets>),
-    Session(store::SessionRow, model::User),
+struct Cached {
+    credential: Credential,
+    user: model::User,
+    /// What each of a token's scope filters reached.
+    targets: BTreeMap<Filter, Targets>,
+    /// The workspaces shared with the user, as (owner id, workspace name).
+    shared: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+enum Credential {
+    Token(model::Token),
+    Session(store::SessionRow),
+}
+
+/// Looks a credential up by hash, resolving its filters and the user's shares.
+async fn look_up(state: &AppState, hash: &str, is_token: bool) -> Result<Cached, StoreError> {
+    let (credential, user) = if is_token {
+        let (t, u) = state.store.token_by_hash(hash).await?;
+        (Credential::Token(t), u)
+    } else {
+        let (s, u) = state.store.session_by_hash(hash).await?;
+        (Credential::Session(s), u)
+    };
+    let mut targets = BTreeMap::new();
+    if let Credential::Token(t) = &credential {
+        for f in t.scopes.all_filters() {
+            if !targets.contains_key(f) {
+                targets.insert(f.clone(), state.store.resolve_filter(f).await?);
+            }
+        }
+    }
+    let shared = state
+        .store
+        .shared_with(&user.id)
+        .await?
+        .into_iter()
+        .map(|s| (s.owner_id, s.workspace.to_string()))
+        .collect();
+    Ok(Cached {
+        credential,
+        user,
+        targets,
+        shared,
+    })
 }
 
 /// Recently seen tokens and sessions by hash, so that a request (every proxied
@@ -226,26 +267,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
     let cached = match state.auth_cache.0.get(&hash) {
         Some(c) => c,
         None => {
-            let found = if is_token {
-                match state.store.token_by_hash(&hash).await {
-                    Ok((t, u)) => {
-                        let mut targets = BTreeMap::new();
-                        for f in t.scopes.all_filters() {
-                            if !targets.contains_key(f) {
-                                targets.insert(f.clone(), state.store.resolve_filter(f).await?);
-                            }
-                        }
-                        Ok(Cached::Token(t, u, targets))
-                    }
-                    Err(e) => Err(e),
-                }
-            } else {
-                state
-                    .store
-                    .session_by_hash(&hash)
-                    .await
-                    .map(|(s, u)| Cached::Session(s, u))
-            };
+            let found = look_up(state, &hash, is_token).await;
             let c = match found {
                 Ok(c) => Arc::new(c),
                 Err(StoreError::NotFound { .. }) => return Err(unauthenticated()),
@@ -255,9 +277,18 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
             c
         }
     };
-    match &*cached {
-        Cached::Token(tok, user, targets) => {
-            if tok.expires_at.is_some_and(|e| e <= now) || user.disabled {
+    let Cached {
+        credential,
+        user,
+        targets,
+        shared,
+    } = &*cached;
+    if user.disabled {
+        return Err(unauthenticated());
+    }
+    let (scopes, token_id, csrf) = match credential {
+        Credential::Token(tok) => {
+            if tok.expires_at.is_some_and(|e| e <= now) {
                 return Err(unauthenticated());
             }
             if state.should_touch(&tok.id, now) {
@@ -269,38 +300,26 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
                     }
                 });
             }
-            let principal = Principal::new(
-                user.id.clone(),
-                user.name.clone(),
-                user.is_admin,
-                &tok.scopes,
-                Some(tok.id.clone()),
-                |f| targets.get(f).cloned().unwrap_or_default(),
-            );
-            Ok(Authenticated {
-                principal,
-                csrf: None,
-            })
+            (tok.scopes.clone(), Some(tok.id.clone()), None)
         }
-        Cached::Session(session, user) => {
-            if session.expires_at <= now || user.disabled {
+        Credential::Session(session) => {
+            if session.expires_at <= now {
                 return Err(unauthenticated());
             }
             let role = ScopeSet::for_role(user.is_admin);
-            let principal = Principal::new(
-                user.id.clone(),
-                user.name.clone(),
-                user.is_admin,
-                &role,
-                None,
-                |_| Targets::default(),
-            );
-            Ok(Authenticated {
-                principal,
-                csrf: Some(session.csrf.clone()),
-            })
+            (role, None, Some(session.csrf.clone()))
         }
-    }
+    };
+    let principal = Principal::new(
+        user.id.clone(),
+        user.name.clone(),
+        user.is_admin,
+        &scopes,
+        token_id,
+        |f| targets.get(f).cloned().unwrap_or_default(),
+    )
+    .with_shared(shared.iter().cloned());
+    Ok(Authenticated { principal, csrf })
 }
 
 impl FromRequestParts<AppState> for Ctx {

@@ -53,6 +53,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/hub/api/users/{name}/activity", post(activity))
         .merge(crate::hub_admin::routes())
+        .merge(crate::hub_shares::routes())
         .merge(crate::oauth::routes())
         .layer(axum::middleware::map_response(bad_input_is_400))
         // Single-user servers check the hub's version by this header.
@@ -419,9 +420,16 @@ async fn start_named(
     start(&st, &ctx, &name, server.as_str(), start_options(&body)?).await
 }
 
-/// Finds the workspace of `user` named `name`, if any.
-async fn find(st: &AppState, user: &model::User, name: &str) -> ApiResult<Option<Workspace>> {
-    let name = extract::name("server_name", name)?;
+/// Finds the workspace of `user` named `name`, if any (a name no workspace
+/// could have names none).
+pub(crate) async fn find(
+    st: &AppState,
+    user: &model::User,
+    name: &str,
+) -> ApiResult<Option<Workspace>> {
+    let Ok(name) = model::Name::parse(name) else {
+        return Ok(None);
+    };
     let found = st
         .store
         .workspaces(&store::WorkspaceFilter {

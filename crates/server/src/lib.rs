@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 pub mod hub;
 mod hub_admin;
+mod hub_shares;
 pub mod metrics;
 mod oauth;
 mod observe;

@@ -23,7 +23,13 @@ pub use rows::{
 };
 pub use tx::{Tx, UserPatch};
 
-use model::{AuditRecord, Filter, Group, Name, Profile, Targets, Token, User, Workspace};
+use model::{AuditRecord, Filter, Group, Name, Profile, Share, Targets, Token, User, Workspace};
+
+/// A share with its workspace's owner and name, and whom it is with.
+const SHARE_SELECT: &str = "SELECT s.workspace_id, s.created_at, w.name AS workspace, \
+    w.owner_id, o.name AS owner, u.name AS user_name, g.name AS group_name FROM shares s \
+    JOIN workspaces w ON w.id = s.workspace_id JOIN users o ON o.id = w.owner_id \
+    LEFT JOIN users u ON u.id = s.user_id LEFT JOIN groups g ON g.id = s.group_id";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -315,6 +321,36 @@ impl Store {
         .await
         .map_err(query_error("list group members", "group"))?;
         rows.iter().map(|r| rows::name(r, "name")).collect()
+    }
+
+    // ---- shares --------------------------------------------------------------
+
+    /// The shares of one workspace, or (with `None`) of every workspace of
+    /// `owner_id`, oldest first.
+    pub async fn shares(&self, owner_id: &str, workspace_id: Option<&str>) -> Result<Vec<Share>> {
+        let rows = sqlx::query(&format!(
+            "{SHARE_SELECT} WHERE w.owner_id = $1 AND (CAST($2 AS TEXT) IS NULL OR s.workspace_id = $2) \
+             ORDER BY s.created_at, s.id"
+        ))
+        .bind(owner_id)
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list shares", "share"))?;
+        rows.iter().map(rows::share).collect()
+    }
+
+    /// The shares that reach `user_id`: with them, or with a group of theirs.
+    pub async fn shared_with(&self, user_id: &str) -> Result<Vec<Share>> {
+        let rows = sqlx::query(&format!(
+            "{SHARE_SELECT} WHERE s.user_id = $1 OR s.group_id IN \
+             (SELECT group_id FROM group_members WHERE user_id = $1) ORDER BY s.created_at, s.id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list shares", "share"))?;
+        rows.iter().map(rows::share).collect()
     }
 
     // ---- tokens and sessions ------------------------------------------------

@@ -4,7 +4,8 @@ use sqlx::any::AnyRow;
 
 use model::{
     App, AuditRecord, DesiredState, Group, IdleAction, Millis, Name, Outcome, Profile, ProfileSpec,
-    ScopeSet, Token, TokenKind, User, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
+    ScopeSet, Share, ShareWith, Token, TokenKind, User, Workspace, WorkspaceSpec, WorkspaceState,
+    WorkspaceStatus,
 };
 
 use crate::{get, Result, StoreError};
@@ -86,6 +87,25 @@ fn token_with(r: &AnyRow, id: &str, user_id: &str, created_at: &str) -> Result<T
         last_used_at: get(r, "last_used_at", "token")?,
         kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("token", format!("kind {kind:?}")))?,
         workspace_id: get(r, "workspace_id", "token")?,
+    })
+}
+
+pub(crate) fn share(r: &AnyRow) -> Result<Share> {
+    let user: Option<String> = get(r, "user_name", "share")?;
+    let group: Option<String> = get(r, "group_name", "share")?;
+    let parse = |n: &str| Name::parse(n).map_err(|e| corrupt("share", e));
+    let with = match (user, group) {
+        (Some(u), None) => ShareWith::User(parse(&u)?),
+        (None, Some(g)) => ShareWith::Group(parse(&g)?),
+        _ => return Err(corrupt("share", "neither or both of user and group")),
+    };
+    Ok(Share {
+        workspace_id: get(r, "workspace_id", "share")?,
+        owner_id: get(r, "owner_id", "share")?,
+        owner: name(r, "owner")?,
+        workspace: name(r, "workspace")?,
+        with,
+        created_at: get(r, "created_at", "share")?,
     })
 }
 

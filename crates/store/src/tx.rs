@@ -337,6 +337,63 @@ impl Tx {
         Ok(code)
     }
 
+    /// Shares a workspace with a user or a group (exactly one of them); sharing
+    /// again is no change. Returns whether a share was added.
+    pub async fn share(
+        &mut self,
+        workspace_id: &str,
+        user_id: Option<&str>,
+        group_id: Option<&str>,
+    ) -> Result<bool> {
+        let exists = sqlx::query(
+            "SELECT id FROM shares WHERE workspace_id = $1 AND \
+             (user_id = $2 OR group_id = $3)",
+        )
+        .bind(workspace_id)
+        .bind(user_id)
+        .bind(group_id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(query_error("find share", "share"))?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO shares (id, workspace_id, user_id, group_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(workspace_id)
+        .bind(user_id)
+        .bind(group_id)
+        .bind(now_millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("insert share", "share"))?;
+        Ok(true)
+    }
+
+    /// Revokes a workspace's share with a user or group, or (both `None`) all of
+    /// its shares; returns how many went.
+    pub async fn unshare(
+        &mut self,
+        workspace_id: &str,
+        user_id: Option<&str>,
+        group_id: Option<&str>,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM shares WHERE workspace_id = $1 AND \
+             ((CAST($2 AS TEXT) IS NULL AND CAST($3 AS TEXT) IS NULL) OR user_id = $2 OR group_id = $3)",
+        )
+        .bind(workspace_id)
+        .bind(user_id)
+        .bind(group_id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("delete shares", "share"))?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn delete_token(&mut self, user_id: &str, token_id: &str) -> Result<()> {
         let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
             .bind(token_id)

@@ -171,7 +171,8 @@ async fn run_one_plus_one(browser: &Browser, prefix: &str) -> String {
 /// `jupyterhub-singleuser`: the app sends it through berth's OAuth provider and
 /// back, and JupyterLab's page loads through berth's proxy; a kernel runs `1+1`
 /// over a WebSocket; `last_activity` moves. Another user is refused by berth's
-/// proxy and by its OAuth provider, and cannot use the app's cookie either.
+/// proxy and by its OAuth provider, and cannot use the app's cookie either,
+/// until the owner shares the workspace with them.
 #[tokio::test]
 async fn jupyterhub_singleuser_logs_in_through_berth() {
     if !have_jupyter() {
@@ -266,6 +267,33 @@ async fn jupyterhub_singleuser_logs_in_through_berth() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Shared with bob: he gets in, through his own OAuth login to the app; and
+    // out again when alice takes it back.
+    let hub = |method: reqwest::Method, path: &str, body: Value| {
+        reqwest::Client::new()
+            .request(method, format!("{url}/hub/api{path}"))
+            .header("authorization", format!("token {alice_token}"))
+            .json(&body)
+            .send()
+    };
+    let r = hub(
+        reqwest::Method::POST,
+        "/shares/alice/",
+        json!({"user": "bob"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = bob.get(&format!("{prefix}lab")).await;
+    assert_eq!(page.status(), StatusCode::OK, "bob, shared: {}", page.url());
+    assert!(page.text().await.unwrap().contains("JupyterLab"));
+    let r = hub(reqwest::Method::DELETE, "/shares/alice/", Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = bob.get(&format!("{prefix}lab")).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "bob, unshared");
+
     // Nobody logged in: a page asking to log in.
     let r = reqwest::get(format!("{url}{prefix}lab")).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);

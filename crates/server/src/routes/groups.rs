@@ -137,6 +137,8 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
     tx.audit(&ctx.audit("group.delete", "group", g.name.as_str()))
         .await?;
     tx.commit().await?;
+    // Group filters and group shares reach other users now.
+    st.auth_cache.clear();
     Ok(())
 }
 
@@ -173,6 +175,8 @@ pub(crate) async fn add(
     a.detail = Some(format!("users={}", req.users.join(",")));
     tx.audit(&a).await?;
     tx.commit().await?;
+    // Group filters and group shares reach other users now.
+    st.auth_cache.clear();
     Ok(st.store.group(&g.name).await?)
 }
 
@@ -204,5 +208,7 @@ pub(crate) async fn remove(st: &AppState, ctx: &Ctx, name: &str, user: &str) -> 
     a.detail = Some(format!("user={}", user.name));
     tx.audit(&a).await?;
     tx.commit().await?;
+    // Group filters and group shares reach other users now.
+    st.auth_cache.clear();
     Ok(())
 }

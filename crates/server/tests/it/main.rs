@@ -13,6 +13,7 @@ mod engines;
 mod hostile;
 mod hub;
 mod hub_admin;
+mod hub_shares;
 mod oauth;
 mod props;
 mod proxy;

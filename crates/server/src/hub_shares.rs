@@ -1,0 +1,374 @@
+//! JupyterHub's shares under `/hub/api`: a workspace's owner lets another user,
+//! or a group's members, use it (`access:servers` on that one workspace: its
+//! app, through berth's proxy and OAuth), without any other power over it.
+//!
+//! - `GET /hub/api/shares/{owner}` and `GET/POST/PATCH/DELETE
+//!   /hub/api/shares/{owner}/{server}` (`read:shares` to list, `shares` to grant
+//!   and revoke, on the owner's servers: the owner or an admin);
+//! - `GET /hub/api/users/{name}/shared`: what is shared with a user (directly or
+//!   through a group).
+//!
+//! A share grants `access:servers` only (JupyterHub's default); asking for other
+//! scopes is refused. The default server is `/hub/api/shares/{owner}/`. Share
+//! codes are not served.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use model::hub::{server_name, workspace_name};
+use model::{Scope, Share, ShareWith, Workspace, WorkspaceState};
+
+use crate::auth::Ctx;
+use crate::convert::time;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::extract::{self, Path};
+use crate::hub::{find, options};
+use crate::routes::users::visible_user;
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/api/shares/{owner}", get(list_owner))
+        .route(
+            "/hub/api/shares/{owner}/",
+            get(list_default)
+                .post(grant_default)
+                .patch(revoke_default)
+                .delete(revoke_all_default),
+        )
+        .route(
+            "/hub/api/shares/{owner}/{server}",
+            get(list_server)
+                .post(grant_named)
+                .patch(revoke_named)
+                .delete(revoke_all_named),
+        )
+        .route("/hub/api/users/{name}/shared", get(shared_with))
+}
+
+/// JupyterHub's share model.
+fn share_model(s: &Share, ws: Option<&Workspace>) -> Value {
+    let server = ws.map_or_else(|| s.workspace.to_string(), |w| server_name(w).to_owned());
+    let (user, group, kind) = match &s.with {
+        ShareWith::User(u) => (json!({"name": u.as_str()}), Value::Null, "user"),
+        ShareWith::Group(g) => (Value::Null, json!({"name": g.as_str()}), "group"),
+    };
+    json!({
+        "server": {
+            "user": {"name": s.owner.as_str()},
+            "name": server,
+            "url": format!("/user/{}/{}/", s.owner, s.workspace),
+            "full_url": null,
+            "ready": ws.is_some_and(|w| w.status.state == WorkspaceState::Running),
+        },
+        "scopes": [format!("access:servers!server={}/{server}", s.owner)],
+        "user": user,
+        "group": group,
+        "kind": kind,
+        "created_at": time(s.created_at),
+    })
+}
+
+/// A list as JupyterHub pages it (all of it in one page).
+fn page(items: Vec<Value>) -> axum::Json<Value> {
+    let total = items.len();
+    axum::Json(json!({
+        "items": items,
+        "_pagination": {"offset": 0, "limit": total.max(1), "total": total, "next": null},
+    }))
+}
+
+/// The owner's workspace behind `server`, if the caller may see the owner's
+/// shares; 404 otherwise.
+async fn server(
+    st: &AppState,
+    ctx: &Ctx,
+    owner: &str,
+    server: &str,
+    scope: Scope,
+) -> ApiResult<Workspace> {
+    let owner = visible_user(st, ctx, owner, Scope::ReadShares).await?;
+    let ws = find(st, &owner, workspace_name(server))
+        .await?
+        .ok_or_else(|| ApiError::not_found("server"))?;
+    ctx.require_server(scope, &ws.owner_id, ws.name.as_str())?;
+    Ok(ws)
+}
+
+/// The models of `shares`, each with its workspace.
+async fn models(st: &AppState, owner_id: &str, shares: &[Share]) -> ApiResult<Vec<Value>> {
+    let spaces: HashMap<String, Workspace> = st
+        .store
+        .workspaces(&store::WorkspaceFilter {
+            owner_id: Some(owner_id.to_owned()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .map(|w| (w.id.clone(), w))
+        .collect();
+    Ok(shares
+        .iter()
+        .map(|s| share_model(s, spaces.get(&s.workspace_id)))
+        .collect())
+}
+
+async fn list_owner(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(owner): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let owner = visible_user(&st, &ctx, &owner, Scope::ReadShares).await?;
+    ctx.require(Scope::ReadShares, &owner.id)?;
+    let shares = st.store.shares(&owner.id, None).await?;
+    Ok(page(models(&st, &owner.id, &shares).await?))
+}
+
+async fn list(st: &AppState, ctx: &Ctx, owner: &str, name: &str) -> ApiResult<axum::Json<Value>> {
+    let ws = server(st, ctx, owner, name, Scope::ReadShares).await?;
+    let shares = st.store.shares(&ws.owner_id, Some(&ws.id)).await?;
+    Ok(page(models(st, &ws.owner_id, &shares).await?))
+}
+
+async fn list_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(owner): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    list(&st, &ctx, &owner, "").await
+}
+
+async fn list_server(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    list(&st, &ctx, &owner, &name).await
+}
+
+/// A grant's or revocation's body: exactly one of `user` and `group`.
+#[derive(Debug, Default, Deserialize)]
+struct ShareBody {
+    user: Option<String>,
+    group: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+/// Whom a body names, as (user id, group id, what to write in the audit log);
+/// `None` if the user or group does not exist.
+async fn target(
+    st: &AppState,
+    body: &ShareBody,
+) -> ApiResult<Option<(Option<String>, Option<String>, String)>> {
+    let found = match (&body.user, &body.group) {
+        (Some(u), None) => match st.store.user_by_name(&extract::name("user", u)?).await {
+            Ok(u) => Some((Some(u.id), None, format!("user={}", u.name))),
+            Err(store::StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        (None, Some(g)) => match st.store.group(&extract::name("group", g)?).await {
+            Ok(g) => Some((None, Some(g.id), format!("group={}", g.name))),
+            Err(store::StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        _ => {
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                "name exactly one of user and group",
+            ))
+        }
+    };
+    Ok(found)
+}
+
+/// Whether a scope names `access:servers` on `ws` (filtered to it or not).
+fn is_access(scope: &str, ws: &Workspace) -> bool {
+    scope == "access:servers"
+        || scope == format!("access:servers!server={}/{}", ws.owner, server_name(ws))
+}
+
+async fn grant(
+    st: &AppState,
+    ctx: &Ctx,
+    owner: &str,
+    name: &str,
+    body: &[u8],
+) -> ApiResult<axum::Json<Value>> {
+    let ws = server(st, ctx, owner, name, Scope::Shares).await?;
+    let body: ShareBody = options(body)?;
+    // No scopes (or none listed) means JupyterHub's default: access.
+    let only_access = body
+        .scopes
+        .iter()
+        .flatten()
+        .all(|scope| is_access(scope, &ws));
+    if !only_access {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "scopes: berth shares access:servers on the server only",
+        ));
+    }
+    let Some((user_id, group_id, who)) = target(st, &body).await? else {
+        return Err(ApiError::new(Code::InvalidValue, "no such user or group"));
+    };
+    let mut tx = st.store.begin().await?;
+    if tx
+        .share(&ws.id, user_id.as_deref(), group_id.as_deref())
+        .await?
+    {
+        let mut a = ctx.audit(
+            "workspace.share",
+            "workspace",
+            &format!("{}/{}", ws.owner, ws.name),
+        );
+        a.detail = Some(who);
+        tx.audit(&a).await?;
+    }
+    tx.commit().await?;
+    st.auth_cache.clear();
+    let shares = st.store.shares(&ws.owner_id, Some(&ws.id)).await?;
+    let share = shares
+        .iter()
+        .find(|s| match (&s.with, &body.user, &body.group) {
+            (ShareWith::User(u), Some(n), _) | (ShareWith::Group(u), _, Some(n)) => u.as_str() == n,
+            _ => false,
+        })
+        .ok_or_else(|| ApiError::not_found("share"))?;
+    Ok(axum::Json(share_model(share, Some(&ws))))
+}
+
+/// Revokes one share (`PATCH`): `{}` when nothing remains of it, as JupyterHub.
+async fn revoke(
+    st: &AppState,
+    ctx: &Ctx,
+    owner: &str,
+    name: &str,
+    body: &[u8],
+) -> ApiResult<axum::Json<Value>> {
+    let ws = server(st, ctx, owner, name, Scope::Shares).await?;
+    let body: ShareBody = options(body)?;
+    let Some((user_id, group_id, who)) = target(st, &body).await? else {
+        return Ok(axum::Json(json!({})));
+    };
+    let revokes_access = body
+        .scopes
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|scope| is_access(scope, &ws)));
+    if !revokes_access {
+        // Revoking scopes a share does not hold leaves it as it is.
+        let shares = st.store.shares(&ws.owner_id, Some(&ws.id)).await?;
+        let kept = shares.iter().find(|s| match &s.with {
+            ShareWith::User(u) => body.user.as_deref() == Some(u.as_str()),
+            ShareWith::Group(g) => body.group.as_deref() == Some(g.as_str()),
+        });
+        return Ok(axum::Json(
+            kept.map_or(json!({}), |s| share_model(s, Some(&ws))),
+        ));
+    }
+    unshare(st, ctx, &ws, user_id.as_deref(), group_id.as_deref(), who).await?;
+    Ok(axum::Json(json!({})))
+}
+
+async fn unshare(
+    st: &AppState,
+    ctx: &Ctx,
+    ws: &Workspace,
+    user_id: Option<&str>,
+    group_id: Option<&str>,
+    who: String,
+) -> ApiResult<()> {
+    let mut tx = st.store.begin().await?;
+    if tx.unshare(&ws.id, user_id, group_id).await? > 0 {
+        let mut a = ctx.audit(
+            "workspace.unshare",
+            "workspace",
+            &format!("{}/{}", ws.owner, ws.name),
+        );
+        a.detail = Some(who);
+        tx.audit(&a).await?;
+    }
+    tx.commit().await?;
+    st.auth_cache.clear();
+    Ok(())
+}
+
+async fn revoke_all(st: &AppState, ctx: &Ctx, owner: &str, name: &str) -> ApiResult<StatusCode> {
+    let ws = server(st, ctx, owner, name, Scope::Shares).await?;
+    unshare(st, ctx, &ws, None, None, "all".into()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn grant_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(owner): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    grant(&st, &ctx, &owner, "", &body).await
+}
+
+async fn grant_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((owner, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    grant(&st, &ctx, &owner, &name, &body).await
+}
+
+async fn revoke_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(owner): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    revoke(&st, &ctx, &owner, "", &body).await
+}
+
+async fn revoke_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((owner, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    revoke(&st, &ctx, &owner, &name, &body).await
+}
+
+async fn revoke_all_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(owner): Path<String>,
+) -> ApiResult<StatusCode> {
+    revoke_all(&st, &ctx, &owner, "").await
+}
+
+async fn revoke_all_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    revoke_all(&st, &ctx, &owner, &name).await
+}
+
+/// What is shared with a user, directly or through their groups.
+async fn shared_with(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
+    let shares = st.store.shared_with(&user.id).await?;
+    let mut items = Vec::new();
+    for s in &shares {
+        let ws = st.store.workspace(&s.workspace_id).await.ok();
+        items.push(share_model(s, ws.as_ref()));
+    }
+    Ok(page(items))
+}
