@@ -208,6 +208,17 @@ async fn jupyterhub_singleuser_logs_in_through_berth() {
     let id = rig.create_workspace(&alice, "default", "standard").await;
     rig.wait_until(&alice, &id, "ready", ready).await;
     let prefix = "/user/alice/default/";
+    // Before anyone opens it, the server reports its start as activity, with
+    // its own token (nothing has gone through the proxy yet).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while last_activity(&url, &alice_token, "alice").await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the server reported no activity:\n{}",
+            rig.log(&id)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     let browser = Browser::login(&url, "alice", "alice-password").await;
     let page = browser.get(&format!("{prefix}lab")).await;
