@@ -297,45 +297,69 @@ async fn list_users(
             });
         }
     }
-    let total = models.len();
-    let offset = q.offset.unwrap_or(0).min(total);
-    let limit = q.limit.unwrap_or(200).clamp(1, 500);
-    let items: Vec<Value> = models.into_iter().skip(offset).take(limit).collect();
-    let paginated = headers
+    let mut keep = vec![("sort", sort.to_owned())];
+    for (k, v) in [
+        ("state", &q.state),
+        ("name_filter", &q.name_filter),
+        ("include_stopped_servers", &q.include_stopped_servers),
+    ] {
+        if let Some(v) = v {
+            keep.push((k, v.clone()));
+        }
+    }
+    let page = Paging {
+        offset: q.offset,
+        limit: q.limit,
+    };
+    Ok(paginated(&headers, models, &page, "/hub/api/users", keep))
+}
+
+/// JupyterHub's `offset` and `limit`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Paging {
+    pub offset: Option<usize>,
+    pub limit: Option<usize>,
+}
+
+/// One page of `all` as JupyterHub answers a list: a bare array, or (when the
+/// client accepts JupyterHub's pagination media type) `{items, _pagination}`,
+/// whose next page's URL keeps the `keep` parameters.
+pub(crate) fn paginated(
+    headers: &HeaderMap,
+    all: Vec<Value>,
+    page: &Paging,
+    path: &str,
+    mut keep: Vec<(&str, String)>,
+) -> Response {
+    let total = all.len();
+    let offset = page.offset.unwrap_or(0).min(total);
+    let limit = page.limit.unwrap_or(200).clamp(1, 500);
+    let items: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
+    let wants_pages = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains(PAGINATION));
-    if !paginated {
-        return Ok(axum::Json(items).into_response());
+    if !wants_pages {
+        return axum::Json(items).into_response();
     }
     let end = offset + items.len();
     let next = (end < total).then(|| {
-        let mut query = vec![
-            ("offset", end.to_string()),
-            ("limit", limit.to_string()),
-            ("sort", sort.to_owned()),
-        ];
-        for (k, v) in [
-            ("state", &q.state),
-            ("name_filter", &q.name_filter),
-            ("include_stopped_servers", &q.include_stopped_servers),
-        ] {
-            if let Some(v) = v {
-                query.push((k, v.clone()));
-            }
-        }
-        let query = serde_urlencoded::to_string(&query).expect("strings encode");
-        json!({"offset": end, "limit": limit, "url": format!("/hub/api/users?{query}")})
+        keep.splice(
+            0..0,
+            [("offset", end.to_string()), ("limit", limit.to_string())],
+        );
+        let query = serde_urlencoded::to_string(&keep).expect("strings encode");
+        json!({"offset": end, "limit": limit, "url": format!("{path}?{query}")})
     });
     let body = json!({
         "items": items,
         "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next},
     });
-    Ok((
+    (
         [(header::CONTENT_TYPE, PAGINATION)],
         serde_json::to_string(&body).unwrap_or_default(),
     )
-        .into_response())
+        .into_response()
 }
 
 fn without_stopped(mut m: Value) -> Value {

@@ -26,8 +26,8 @@
 //!   or one issued through its OAuth flow), else `JupyterHub`.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
@@ -40,7 +40,7 @@ use crate::auth::Ctx;
 use crate::convert;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{self, Json, Path, Query};
-use crate::hub::{options, user_model, PAGINATION};
+use crate::hub::{options, paginated, user_model, Paging};
 use crate::routes::users::visible_user;
 use crate::routes::{groups, tokens, users};
 use crate::AppState;
@@ -350,13 +350,6 @@ fn group_model(g: &model::Group) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Paging {
-    offset: Option<usize>,
-    limit: Option<usize>,
-}
-
 /// The groups the caller may see; paginated when the client asks for
 /// JupyterHub's pagination media type.
 async fn list_groups(
@@ -366,35 +359,14 @@ async fn list_groups(
     Query(q): Query<Paging>,
 ) -> ApiResult<Response> {
     let all = groups::list(&st, &ctx).await?;
-    let total = all.len();
-    let offset = q.offset.unwrap_or(0).min(total);
-    let limit = q.limit.unwrap_or(200).clamp(1, 500);
-    let items: Vec<Value> = all
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(group_model)
-        .collect();
-    let paginated = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains(PAGINATION));
-    if !paginated {
-        return Ok(axum::Json(items).into_response());
-    }
-    let end = offset + items.len();
-    let next = (end < total).then(|| {
-        json!({"offset": end, "limit": limit, "url": format!("/hub/api/groups?offset={end}&limit={limit}")})
-    });
-    let body = json!({
-        "items": items,
-        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next},
-    });
-    Ok((
-        [(header::CONTENT_TYPE, PAGINATION)],
-        serde_json::to_string(&body).unwrap_or_default(),
-    )
-        .into_response())
+    let models = all.iter().map(group_model).collect();
+    Ok(paginated(
+        &headers,
+        models,
+        &q,
+        "/hub/api/groups",
+        Vec::new(),
+    ))
 }
 
 /// `POST /hub/api/groups`.

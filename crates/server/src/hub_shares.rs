@@ -37,17 +37,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/hub/api/shares/{owner}", get(list_owner))
         .route(
             "/hub/api/shares/{owner}/",
-            get(list_default)
-                .post(grant_default)
-                .patch(revoke_default)
-                .delete(revoke_all_default),
+            get(list).post(grant).patch(revoke).delete(revoke_all),
         )
         .route(
             "/hub/api/shares/{owner}/{server}",
-            get(list_server)
-                .post(grant_named)
-                .patch(revoke_named)
-                .delete(revoke_all_named),
+            get(list).post(grant).patch(revoke).delete(revoke_all),
         )
         .route("/hub/api/users/{name}/shared", get(shared_with))
 }
@@ -75,6 +69,15 @@ fn share_model(s: &Share, ws: Option<&Workspace>) -> Value {
     })
 }
 
+/// `/hub/api/shares/{owner}/{server}`; `/hub/api/shares/{owner}/` is the
+/// default server.
+#[derive(Debug, Deserialize)]
+struct ServerPath {
+    owner: String,
+    #[serde(default)]
+    server: String,
+}
+
 /// A list as JupyterHub pages it (all of it in one page).
 fn page(items: Vec<Value>) -> axum::Json<Value> {
     let total = items.len();
@@ -86,15 +89,9 @@ fn page(items: Vec<Value>) -> axum::Json<Value> {
 
 /// The owner's workspace behind `server`, if the caller may see the owner's
 /// shares; 404 otherwise.
-async fn server(
-    st: &AppState,
-    ctx: &Ctx,
-    owner: &str,
-    server: &str,
-    scope: Scope,
-) -> ApiResult<Workspace> {
-    let owner = visible_user(st, ctx, owner, Scope::ReadShares).await?;
-    let ws = find(st, &owner, workspace_name(server))
+async fn server(st: &AppState, ctx: &Ctx, p: &ServerPath, scope: Scope) -> ApiResult<Workspace> {
+    let owner = visible_user(st, ctx, &p.owner, Scope::ReadShares).await?;
+    let ws = find(st, &owner, workspace_name(&p.server))
         .await?
         .ok_or_else(|| ApiError::not_found("server"))?;
     ctx.require_server(scope, &ws.owner_id, ws.name.as_str())?;
@@ -131,26 +128,14 @@ async fn list_owner(
     Ok(page(models(&st, &owner.id, &shares).await?))
 }
 
-async fn list(st: &AppState, ctx: &Ctx, owner: &str, name: &str) -> ApiResult<axum::Json<Value>> {
-    let ws = server(st, ctx, owner, name, Scope::ReadShares).await?;
+async fn list(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<ServerPath>,
+) -> ApiResult<axum::Json<Value>> {
+    let ws = server(&st, &ctx, &p, Scope::ReadShares).await?;
     let shares = st.store.shares(&ws.owner_id, Some(&ws.id)).await?;
-    Ok(page(models(st, &ws.owner_id, &shares).await?))
-}
-
-async fn list_default(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path(owner): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
-    list(&st, &ctx, &owner, "").await
-}
-
-async fn list_server(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path((owner, name)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
-    list(&st, &ctx, &owner, &name).await
+    Ok(page(models(&st, &ws.owner_id, &shares).await?))
 }
 
 /// A grant's or revocation's body: exactly one of `user` and `group`.
@@ -195,14 +180,14 @@ fn is_access(scope: &str, ws: &Workspace) -> bool {
 }
 
 async fn grant(
-    st: &AppState,
-    ctx: &Ctx,
-    owner: &str,
-    name: &str,
-    body: &[u8],
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<ServerPath>,
+    body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<Value>> {
-    let ws = server(st, ctx, owner, name, Scope::Shares).await?;
-    let body: ShareBody = options(body)?;
+    let (st, ctx) = (&st, &ctx);
+    let ws = server(st, ctx, &p, Scope::Shares).await?;
+    let body: ShareBody = options(&body)?;
     // No scopes (or none listed) means JupyterHub's default: access.
     let only_access = body
         .scopes
@@ -246,14 +231,14 @@ async fn grant(
 
 /// Revokes one share (`PATCH`): `{}` when nothing remains of it, as JupyterHub.
 async fn revoke(
-    st: &AppState,
-    ctx: &Ctx,
-    owner: &str,
-    name: &str,
-    body: &[u8],
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<ServerPath>,
+    body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<Value>> {
-    let ws = server(st, ctx, owner, name, Scope::Shares).await?;
-    let body: ShareBody = options(body)?;
+    let (st, ctx) = (&st, &ctx);
+    let ws = server(st, ctx, &p, Scope::Shares).await?;
+    let body: ShareBody = options(&body)?;
     let Some((user_id, group_id, who)) = target(st, &body).await? else {
         return Ok(axum::Json(json!({})));
     };
@@ -299,62 +284,14 @@ async fn unshare(
     Ok(())
 }
 
-async fn revoke_all(st: &AppState, ctx: &Ctx, owner: &str, name: &str) -> ApiResult<StatusCode> {
-    let ws = server(st, ctx, owner, name, Scope::Shares).await?;
-    unshare(st, ctx, &ws, None, None, "all".into()).await?;
+async fn revoke_all(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<ServerPath>,
+) -> ApiResult<StatusCode> {
+    let ws = server(&st, &ctx, &p, Scope::Shares).await?;
+    unshare(&st, &ctx, &ws, None, None, "all".into()).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn grant_default(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path(owner): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<axum::Json<Value>> {
-    grant(&st, &ctx, &owner, "", &body).await
-}
-
-async fn grant_named(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path((owner, name)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> ApiResult<axum::Json<Value>> {
-    grant(&st, &ctx, &owner, &name, &body).await
-}
-
-async fn revoke_default(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path(owner): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<axum::Json<Value>> {
-    revoke(&st, &ctx, &owner, "", &body).await
-}
-
-async fn revoke_named(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path((owner, name)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> ApiResult<axum::Json<Value>> {
-    revoke(&st, &ctx, &owner, &name, &body).await
-}
-
-async fn revoke_all_default(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path(owner): Path<String>,
-) -> ApiResult<StatusCode> {
-    revoke_all(&st, &ctx, &owner, "").await
-}
-
-async fn revoke_all_named(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path((owner, name)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    revoke_all(&st, &ctx, &owner, &name).await
 }
 
 /// What is shared with a user, directly or through their groups.

@@ -31,11 +31,10 @@ use sha2::{Digest, Sha256};
 
 use model::hub::{client_id, CLIENT_ID_PREFIX};
 use model::secret::{random_secret, sha256_hex, MintedToken};
-use model::{now_millis, Outcome, Scope, ScopeSet, TokenKind, Workspace};
+use model::{now_millis, Outcome, ScopeSet, TokenKind, Workspace};
 use store::{NewAudit, NewToken, OAuthCode, StoreError};
 
-use crate::auth;
-use crate::proxied::{escape, page};
+use crate::proxied::{escape, may_open, page};
 use crate::AppState;
 
 /// How long a code may wait for its exchange.
@@ -145,28 +144,11 @@ async fn authorize(
             ])
         }
     };
-    let who = match auth::authenticate(&parts, &st).await {
+    let who = match may_open(&parts, &st, &ws.owner_id, ws.name.as_str()).await {
         Ok(who) => who,
-        Err(e) if e.code == crate::error::Code::Unauthenticated => {
-            return page(
-                StatusCode::UNAUTHORIZED,
-                "Log in",
-                "<p>Log in to berth to open this workspace.</p>",
-            )
-        }
-        Err(e) => return e.into_response(),
+        Err(page) => return page,
     };
     let me = &who.principal;
-    if !me.may_server(Scope::AccessServers, &ws.owner_id, ws.name.as_str()) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            &format!(
-                "<p>You ({}) may not open this workspace.</p>",
-                escape(me.name.as_str())
-            ),
-        );
-    }
     let scopes = format!(
         "{} read:users:name!user={}",
         model::hub::access_scopes(&ws)[0],

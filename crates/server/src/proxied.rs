@@ -42,30 +42,10 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
     };
     let (parts, body) = req.into_parts();
-    let who = match auth::authenticate(&parts, &st).await {
+    let who = match may_open(&parts, &st, &route.owner_id, &name).await {
         Ok(who) => who,
-        Err(e) if e.code == crate::error::Code::Unauthenticated => {
-            return page(
-                StatusCode::UNAUTHORIZED,
-                "Log in",
-                "<p>Log in to berth to open this workspace.</p>",
-            )
-        }
-        Err(e) => return e.into_response(),
+        Err(page) => return page,
     };
-    if !who
-        .principal
-        .may_server(Scope::AccessServers, &route.owner_id, &name)
-    {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            &format!(
-                "<p>You ({}) may not open this workspace.</p>",
-                escape(who.principal.name.as_str())
-            ),
-        );
-    }
     let title = format!("{owner}/{name}");
     match (route.state, route.upstream.as_deref()) {
         (WorkspaceState::Running, Some(upstream)) => {
@@ -103,6 +83,41 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
         (state, _) => stopped_page(&title, &route.workspace_id, state, &route.message, who.csrf),
     }
+}
+
+/// Who is asking, if they may open the workspace `name` of `owner_id`
+/// (`access:servers` on it); else the page that says why not (log in, or 403).
+pub(crate) async fn may_open(
+    parts: &axum::http::request::Parts,
+    st: &AppState,
+    owner_id: &str,
+    name: &str,
+) -> Result<auth::Authenticated, Response> {
+    let who = match auth::authenticate(parts, st).await {
+        Ok(who) => who,
+        Err(e) if e.code == crate::error::Code::Unauthenticated => {
+            return Err(page(
+                StatusCode::UNAUTHORIZED,
+                "Log in",
+                "<p>Log in to berth to open this workspace.</p>",
+            ))
+        }
+        Err(e) => return Err(e.into_response()),
+    };
+    if !who
+        .principal
+        .may_server(Scope::AccessServers, owner_id, name)
+    {
+        return Err(page(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "<p>You ({}) may not open this workspace.</p>",
+                escape(who.principal.name.as_str())
+            ),
+        ));
+    }
+    Ok(who)
 }
 
 fn redirect(to: &str) -> Response {
