@@ -218,15 +218,22 @@ async fn grant(
     }
     tx.commit().await?;
     st.auth_cache.clear();
+    let share = the_share(st, &ws, &body).await?;
+    Ok(axum::Json(
+        share.ok_or_else(|| ApiError::not_found("share"))?,
+    ))
+}
+
+/// The model of `ws`'s share with whom `body` names, if there is one.
+async fn the_share(st: &AppState, ws: &Workspace, body: &ShareBody) -> ApiResult<Option<Value>> {
     let shares = st.store.shares(&ws.owner_id, Some(&ws.id)).await?;
-    let share = shares
+    Ok(shares
         .iter()
-        .find(|s| match (&s.with, &body.user, &body.group) {
-            (ShareWith::User(u), Some(n), _) | (ShareWith::Group(u), _, Some(n)) => u.as_str() == n,
-            _ => false,
+        .find(|s| match &s.with {
+            ShareWith::User(u) => body.user.as_deref() == Some(u.as_str()),
+            ShareWith::Group(g) => body.group.as_deref() == Some(g.as_str()),
         })
-        .ok_or_else(|| ApiError::not_found("share"))?;
-    Ok(axum::Json(share_model(share, Some(&ws))))
+        .map(|s| share_model(s, Some(ws))))
 }
 
 /// Revokes one share (`PATCH`): `{}` when nothing remains of it, as JupyterHub.
@@ -248,14 +255,8 @@ async fn revoke(
         .is_none_or(|list| list.iter().any(|scope| is_access(scope, &ws)));
     if !revokes_access {
         // Revoking scopes a share does not hold leaves it as it is.
-        let shares = st.store.shares(&ws.owner_id, Some(&ws.id)).await?;
-        let kept = shares.iter().find(|s| match &s.with {
-            ShareWith::User(u) => body.user.as_deref() == Some(u.as_str()),
-            ShareWith::Group(g) => body.group.as_deref() == Some(g.as_str()),
-        });
-        return Ok(axum::Json(
-            kept.map_or(json!({}), |s| share_model(s, Some(&ws))),
-        ));
+        let kept = the_share(st, &ws, &body).await?;
+        return Ok(axum::Json(kept.unwrap_or_else(|| json!({}))));
     }
     unshare(st, ctx, &ws, user_id.as_deref(), group_id.as_deref(), who).await?;
     Ok(axum::Json(json!({})))
