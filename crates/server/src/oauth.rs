@@ -136,7 +136,8 @@ async fn authorize(
         q.code_challenge_method.as_deref(),
     ) {
         (None, _) => None,
-        (Some(c), None | Some("S256")) if (43..=128).contains(&c.len()) => Some(c.to_owned()),
+        // RFC 7636: no method means `plain`, which berth does not take.
+        (Some(c), Some("S256")) if (43..=128).contains(&c.len()) => Some(c.to_owned()),
         _ => {
             return back(&[
                 ("error", "invalid_request"),

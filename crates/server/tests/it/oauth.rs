@@ -306,6 +306,13 @@ async fn bad_authorization_requests_are_refused_without_redirecting_blindly() {
         param(&location_query(&r).1, "error"),
         Some("invalid_request")
     );
+    // A challenge without a method is `plain` (RFC 7636), which is refused.
+    let plain = format!("&code_challenge={}", "a".repeat(43));
+    let r = authorize(&app, Some(&alice), &authorize_uri(&id, redirect, &plain)).await;
+    assert_eq!(
+        param(&location_query(&r).1, "error"),
+        Some("invalid_request")
+    );
 
     // The token endpoint: the wrong grant, no credentials, not a form.
     let r = exchange(&app, &[("grant_type", "password")], None).await;
