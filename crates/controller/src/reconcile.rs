@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use model::hub::{access_scopes, client_id, server_name};
+use model::hub::{access_scopes, client_id, oauth_callback_url, server_name};
 use model::secret::{MintedToken, Secret};
 use model::{
     Condition, DesiredState, IdleAction, Observed, Outcome, ProfileSpec, Transition, Workspace,
@@ -99,7 +99,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 .map_err(store_err)?;
             let token = server_token(&mut tx, &ws).await.map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
-            let base_url = format!("/user/{}/{}/", ws.owner, ws.name);
+            let base_url = model::hub::base_url(&ws.owner, &ws.name);
             let r = WorkspaceRef {
                 id: ws.id.clone(),
                 owner: ws.owner.clone(),
@@ -373,10 +373,7 @@ fn hub_env(ws: &Workspace, base_url: &str, token: &str) -> Vec<(String, String)>
         ("JPY_API_TOKEN", token.to_owned()),
         ("JUPYTERHUB_CLIENT_ID", client_id(&ws.id)),
         ("JUPYTERHUB_HOST", String::new()),
-        (
-            "JUPYTERHUB_OAUTH_CALLBACK_URL",
-            format!("{base_url}oauth_callback"),
-        ),
+        ("JUPYTERHUB_OAUTH_CALLBACK_URL", oauth_callback_url(ws)),
         ("JUPYTERHUB_OAUTH_SCOPES", scopes.clone()),
         ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", scopes),
         ("JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES", "[]".to_owned()),

@@ -1,7 +1,18 @@
 //! JupyterHub's names for berth's things: a workspace is a server, and each
 //! workspace's app is an OAuth client of berth.
 
-use crate::{Workspace, DEFAULT_WORKSPACE};
+use crate::{Name, Workspace, DEFAULT_WORKSPACE};
+
+/// The URL prefix a workspace is served under (JupyterHub's
+/// `/user/{user}/{server}/`); its app runs with it as its base URL.
+pub fn base_url(owner: &Name, workspace: &Name) -> String {
+    format!("/user/{owner}/{workspace}/")
+}
+
+/// The one redirect URI of a workspace's OAuth client.
+pub fn oauth_callback_url(ws: &Workspace) -> String {
+    format!("{}oauth_callback", base_url(&ws.owner, &ws.name))
+}
 
 /// The OAuth client id of a workspace's app.
 pub fn client_id(workspace_id: &str) -> String {

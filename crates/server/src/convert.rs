@@ -200,7 +200,7 @@ pub fn workspace(w: &model::Workspace) -> api_types::Workspace {
             .collect(),
         generation: w.generation,
         observed_generation: w.observed_generation,
-        url: format!("/user/{}/{}/", w.owner, w.name),
+        url: model::hub::base_url(&w.owner, &w.name),
         created: time(w.created_at),
         updated: time(w.updated_at),
         last_activity: opt_time(w.last_activity),

@@ -126,7 +126,7 @@ fn server_model(ws: &Workspace) -> Value {
         "pending": pending(ws),
         "ready": ws.status.state == WorkspaceState::Running,
         "stopped": !active(ws),
-        "url": format!("/user/{}/{}/", ws.owner, ws.name),
+        "url": model::hub::base_url(&ws.owner, &ws.name),
         "user_options": {"profile": ws.spec.profile.as_str()},
         "progress_url": format!("/api/v1/workspaces/{}/events", ws.id),
         "full_url": null,
@@ -165,7 +165,7 @@ pub(crate) async fn user_model(
         "roles": if user.is_admin { vec!["admin", "user"] } else { vec!["user"] },
         "groups": groups,
         "server": default.filter(|w| w.status.state == WorkspaceState::Running)
-            .map(|w| format!("/user/{}/{}/", w.owner, w.name)),
+            .map(|w| model::hub::base_url(&w.owner, &w.name)),
         "pending": default.and_then(pending),
         "created": time(user.created_at),
         "last_activity": opt_time(user.last_activity),

@@ -57,7 +57,7 @@ fn share_model(s: &Share, ws: Option<&Workspace>) -> Value {
         "server": {
             "user": {"name": s.owner.as_str()},
             "name": server,
-            "url": format!("/user/{}/{}/", s.owner, s.workspace),
+            "url": model::hub::base_url(&s.owner, &s.workspace),
             "full_url": null,
             "ready": ws.is_some_and(|w| w.status.state == WorkspaceState::Running),
         },

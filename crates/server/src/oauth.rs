@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use model::hub::{client_id, CLIENT_ID_PREFIX};
+use model::hub::{client_id, oauth_callback_url, CLIENT_ID_PREFIX};
 use model::secret::{random_secret, sha256_hex, MintedToken};
 use model::{now_millis, Outcome, ScopeSet, TokenKind, Workspace};
 use store::{NewAudit, NewToken, OAuthCode, StoreError};
@@ -56,11 +56,6 @@ struct AuthorizeQuery {
     state: Option<String>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
-}
-
-/// The redirect URI a workspace's client must use.
-fn redirect_uri(ws: &Workspace) -> String {
-    format!("/user/{}/{}/oauth_callback", ws.owner, ws.name)
 }
 
 /// The workspace behind a client id, if there is one.
@@ -117,7 +112,7 @@ async fn authorize(
         Ok(None) => return bad_request("unknown client_id"),
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
-    let registered = redirect_uri(&ws);
+    let registered = oauth_callback_url(&ws);
     if q.redirect_uri.as_deref().is_some_and(|r| r != registered) {
         return bad_request("redirect_uri is not the one registered for this client");
     }
