@@ -18,7 +18,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use model::hub::server_name;
+use model::hub::{server_name, workspace_name};
 use model::{DesiredState, Scope, Workspace, WorkspaceState};
 
 use crate::auth::Ctx;
@@ -31,7 +31,7 @@ use crate::AppState;
 /// The JupyterHub REST API version berth follows (the pinned JupyterHub).
 pub const HUB_VERSION: &str = "6.1.1";
 /// The workspace that stands for JupyterHub's default (unnamed) server.
-const DEFAULT: &str = proxy::path::DEFAULT_WORKSPACE;
+const DEFAULT: &str = model::DEFAULT_WORKSPACE;
 /// JupyterHub's media type for paginated lists.
 pub(crate) const PAGINATION: &str = "application/jupyterhub-pagination+json";
 
@@ -623,12 +623,7 @@ async fn activity(
         .transpose()?;
     for (server, a) in &body.servers {
         let at = parse("servers.last_activity", &a.last_activity)?;
-        let name = if server.is_empty() {
-            DEFAULT
-        } else {
-            server.as_str()
-        };
-        let Some(ws) = find(&st, &user, name).await? else {
+        let Some(ws) = find(&st, &user, workspace_name(server)).await? else {
             return Err(ApiError::not_found("server"));
         };
         batch.push((ws.id, at));
