@@ -102,6 +102,13 @@ impl Ctx {
         }
     }
 
+    /// An audit record of an action on a workspace (target `owner/name`).
+    pub fn audit_workspace(&self, action: &str, ws: &model::Workspace, detail: String) -> NewAudit {
+        let mut a = self.audit(action, "workspace", &format!("{}/{}", ws.owner, ws.name));
+        a.detail = Some(detail);
+        a
+    }
+
     /// Fails with 403 unless the principal holds `scope` for `owner_id`'s resources.
     pub fn require(&self, scope: model::Scope, owner_id: &str) -> Result<(), ApiError> {
         if self.principal.may(scope, owner_id) {

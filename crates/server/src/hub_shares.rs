@@ -208,13 +208,8 @@ async fn grant(
         .share(&ws.id, user_id.as_deref(), group_id.as_deref())
         .await?
     {
-        let mut a = ctx.audit(
-            "workspace.share",
-            "workspace",
-            &format!("{}/{}", ws.owner, ws.name),
-        );
-        a.detail = Some(who);
-        tx.audit(&a).await?;
+        tx.audit(&ctx.audit_workspace("workspace.share", &ws, who))
+            .await?;
     }
     tx.commit().await?;
     st.auth_cache.clear();
@@ -272,13 +267,8 @@ async fn unshare(
 ) -> ApiResult<()> {
     let mut tx = st.store.begin().await?;
     if tx.unshare(&ws.id, user_id, group_id).await? > 0 {
-        let mut a = ctx.audit(
-            "workspace.unshare",
-            "workspace",
-            &format!("{}/{}", ws.owner, ws.name),
-        );
-        a.detail = Some(who);
-        tx.audit(&a).await?;
+        tx.audit(&ctx.audit_workspace("workspace.unshare", ws, who))
+            .await?;
     }
     tx.commit().await?;
     st.auth_cache.clear();

@@ -259,9 +259,8 @@ pub(crate) async fn change(
             Code::Conflict,
             "the workspace is being deleted",
         ))?;
-    let mut a = ctx.audit(action, "workspace", &format!("{}/{}", ws.owner, ws.name));
-    a.detail = Some(format!("id={}", ws.id));
-    tx.audit(&a).await?;
+    tx.audit(&ctx.audit_workspace(action, &ws, format!("id={}", ws.id)))
+        .await?;
     tx.commit().await?;
     st.changed(&ws.id);
     Ok(st.store.workspace(&ws.id).await?)
@@ -399,13 +398,9 @@ pub(crate) async fn request_delete(
     ctx.require_server(Scope::DeleteServers, &ws.owner_id, ws.name.as_str())?;
     let mut tx = st.store.begin().await?;
     tx.request_workspace_deletion(&ws.id, keep_files).await?;
-    let mut a = ctx.audit(
-        "workspace.delete",
-        "workspace",
-        &format!("{}/{}", ws.owner, ws.name),
-    );
-    a.detail = Some(format!("id={} keep_files={keep_files}", ws.id));
-    tx.audit(&a).await?;
+    let detail = format!("id={} keep_files={keep_files}", ws.id);
+    tx.audit(&ctx.audit_workspace("workspace.delete", &ws, detail))
+        .await?;
     tx.commit().await?;
     st.changed(&ws.id);
     Ok(st.store.workspace(&ws.id).await?)
