@@ -167,18 +167,14 @@ pub(crate) async fn create(
             Code::AlreadyExists,
             format!("{} already has a workspace {name}", owner.name),
         ))?;
-    let mut a = ctx.audit(
-        "workspace.create",
-        "workspace",
-        &format!("{}/{}", owner.name, name),
-    );
-    a.detail = Some(format!(
+    let detail = format!(
         "id={} profile={} desired={}",
         ws.id,
         profile.name,
         desired.as_str()
-    ));
-    tx.audit(&a).await?;
+    );
+    tx.audit(&ctx.audit_workspace("workspace.create", &ws, detail))
+        .await?;
     tx.commit().await?;
     st.changed(&ws.id);
     Ok(ws)
