@@ -341,11 +341,8 @@ async fn server_token(tx: &mut Tx, ws: &Workspace) -> store::Result<Secret> {
     tx.delete_workspace_tokens(&ws.id, TokenKind::Server)
         .await?;
     let minted = MintedToken::new();
-    let scopes = format!(
-        "users:activity!user={owner} access:servers!server={owner}/{server}",
-        owner = ws.owner,
-        server = server_name(ws)
-    );
+    let [server_access, _] = access_scopes(ws);
+    let scopes = format!("users:activity!user={} {server_access}", ws.owner);
     let scopes = ScopeSet::parse(&scopes).expect("names make valid filters");
     tx.insert_token_of(
         &NewToken {

@@ -323,7 +323,7 @@ impl ProcessRuntime {
                         "start",
                         id,
                         format!(
-                            "no {} : create the managed environment with scripts/install-deps",
+                            "no {}: create the managed environment with scripts/install-deps",
                             program.display()
                         ),
                     ));
