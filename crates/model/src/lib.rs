@@ -20,11 +20,12 @@ pub use name::{Name, NameError, NAME_PATTERN};
 /// that `/user/{user}/` leads to.
 pub const DEFAULT_WORKSPACE: &str = "default";
 pub use profile::{App, IdleAction, Profile, ProfileSpec, ProfileSpecError};
-pub use runtime::{fake::FakeRuntime, Observed, Runtime, RuntimeError, WorkspaceRef};
+pub use runtime::{fake::FakeRuntime, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 pub use scope::{Filter, Principal, Scope, ScopeSet, Targets, UnknownScope};
 pub use secret::Secret;
 pub use workspace::{
-    Condition, DesiredState, Transition, Workspace, WorkspaceSpec, WorkspaceState, WorkspaceStatus,
+    Condition, DesiredState, StateChange, Transition, Workspace, WorkspaceSpec, WorkspaceState,
+    WorkspaceStatus,
 };
 
 /// Milliseconds since the Unix epoch: the one time representation stored and sent.

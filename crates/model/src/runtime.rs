@@ -41,6 +41,15 @@ pub enum Observed {
     },
 }
 
+/// What a workspace uses now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Recent CPU use in thousandths of a core (1500 = 1.5 CPUs busy).
+    pub cpu_millis: u64,
+    /// Memory in use, in bytes (the cgroup's usage, page cache included as the kernel counts it).
+    pub memory_bytes: u64,
+}
+
 /// A runtime operation failed; `retryable` says whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeError {
@@ -81,15 +90,21 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     async fn observe(&self, id: &str) -> Result<Observed, RuntimeError>;
     /// Ids of every workspace this runtime holds anything for (re-adoption, clean-up).
     async fn list(&self) -> Result<Vec<String>, RuntimeError>;
-    /// The last `max_bytes` of the app's log, for status messages and `berth ws show`.
     /// Ids of workspaces whose state changed by itself (an app exited), for a
     /// runtime that can tell at once; `None` where only `observe` finds out.
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
     }
 
+    /// The last `max_bytes` of the app's log, for status messages and `berth ws show`.
     async fn log_tail(&self, _id: &str, _max_bytes: usize) -> Result<String, RuntimeError> {
         Ok(String::new())
+    }
+
+    /// What the workspace uses now; `None` where this runtime cannot tell, or
+    /// where nothing runs. May take a moment (a CPU rate needs two samples).
+    async fn usage(&self, _id: &str) -> Result<Option<Usage>, RuntimeError> {
+        Ok(None)
     }
 }
 
@@ -113,6 +128,8 @@ pub mod fake {
         kept: Mutex<HashMap<String, HashMap<String, String>>>,
         calls: Mutex<Vec<String>>,
         fail_next: Mutex<Option<RuntimeError>>,
+        /// What `usage` reports while a workspace runs.
+        usage: Mutex<HashMap<String, Usage>>,
     }
 
     impl Default for FakeRuntime {
@@ -124,6 +141,7 @@ pub mod fake {
                 kept: Mutex::default(),
                 calls: Mutex::default(),
                 fail_next: Mutex::default(),
+                usage: Mutex::default(),
             }
         }
     }
@@ -176,6 +194,12 @@ pub mod fake {
         pub fn set(&self, id: &str, observed: Observed) {
             self.state.lock().unwrap().insert(id.to_owned(), observed);
             let _ = self.changes.send(id.to_owned());
+        }
+
+        /// Sets what [`Runtime::usage`] reports for `id` while it is running
+        /// (it reports `None` otherwise).
+        pub fn set_usage(&self, id: &str, usage: Usage) {
+            self.usage.lock().unwrap().insert(id.to_owned(), usage);
         }
 
         fn call(&self, op: &'static str, id: &str) -> Result<(), RuntimeError> {
@@ -282,6 +306,16 @@ pub mod fake {
             ids.sort();
             Ok(ids)
         }
+
+        async fn usage(&self, id: &str) -> Result<Option<Usage>, RuntimeError> {
+            let running = matches!(
+                self.state.lock().unwrap().get(id),
+                Some(Observed::Running { .. })
+            );
+            Ok(running
+                .then(|| self.usage.lock().unwrap().get(id).copied())
+                .flatten())
+        }
     }
 
     #[cfg(test)]
@@ -323,6 +357,21 @@ pub mod fake {
             rt.delete("w1", false).await.unwrap();
             assert_eq!(rt.observe("w1").await.unwrap(), Observed::Absent);
             assert!(rt.list().await.unwrap().is_empty());
+        }
+
+        #[tokio::test]
+        async fn usage_is_reported_while_running() {
+            let rt = FakeRuntime::new();
+            let busy = Usage {
+                cpu_millis: 1500,
+                memory_bytes: 1 << 30,
+            };
+            rt.set_usage("w1", busy);
+            assert_eq!(rt.usage("w1").await.unwrap(), None, "not started");
+            rt.start(&ws()).await.unwrap();
+            assert_eq!(rt.usage("w1").await.unwrap(), Some(busy));
+            rt.stop("w1").await.unwrap();
+            assert_eq!(rt.usage("w1").await.unwrap(), None, "stopped");
         }
 
         #[tokio::test]

@@ -213,6 +213,17 @@ pub struct Workspace {
     pub keep_files: bool,
 }
 
+/// One change of a workspace's observed state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// When the change was recorded.
+    pub at: Millis,
+    /// The state the workspace went to.
+    pub state: WorkspaceState,
+    /// The status message written with it; empty when there was none.
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
