@@ -21,9 +21,11 @@ pub use rows::{
     AuditFilter, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, SessionRow, Usage,
     WorkspaceFilter,
 };
-pub use tx::{Tx, UserPatch};
+pub use tx::{Tx, UserPatch, EVENTS_KEPT};
 
-use model::{AuditRecord, Filter, Group, Name, Profile, Share, Targets, Token, User, Workspace};
+use model::{
+    AuditRecord, Filter, Group, Name, Profile, Share, StateChange, Targets, Token, User, Workspace,
+};
 
 /// A share with its workspace's owner and name, and whom it is with.
 const SHARE_SELECT: &str = "SELECT s.workspace_id, s.created_at, w.name AS workspace, \
@@ -474,6 +476,25 @@ impl Store {
             .await
             .map_err(query_error("list workspace ids", "workspace"))?;
         rows.iter().map(|r| get(r, "id", "workspace")).collect()
+    }
+
+    /// The latest `limit` changes of a workspace's state, newest first; empty
+    /// for a workspace that does not exist. At most [`EVENTS_KEPT`] are kept.
+    pub async fn workspace_events(
+        &self,
+        workspace_id: &str,
+        limit: i64,
+    ) -> Result<Vec<StateChange>> {
+        let rows = sqlx::query(
+            "SELECT at, state, message FROM workspace_events WHERE workspace_id = $1 \
+             ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(workspace_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list workspace events", "workspace event"))?;
+        rows.iter().map(rows::state_change).collect()
     }
 
     // ---- audit -------------------------------------------------------------

@@ -4,8 +4,8 @@ use sqlx::any::AnyRow;
 
 use model::{
     App, AuditRecord, DesiredState, Group, IdleAction, Millis, Name, Outcome, Profile, ProfileSpec,
-    ScopeSet, Share, ShareWith, Token, TokenKind, User, Workspace, WorkspaceSpec, WorkspaceState,
-    WorkspaceStatus,
+    ScopeSet, Share, ShareWith, StateChange, Token, TokenKind, User, Workspace, WorkspaceSpec,
+    WorkspaceState, WorkspaceStatus,
 };
 
 use crate::{get, Result, StoreError};
@@ -177,6 +177,16 @@ pub(crate) fn workspace(r: &AnyRow) -> Result<Workspace> {
         last_activity: get(r, "last_activity", "workspace")?,
         deletion_requested_at: get(r, "deletion_requested_at", "workspace")?,
         keep_files: get::<i64>(r, "keep_files", "workspace")? != 0,
+    })
+}
+
+pub(crate) fn state_change(r: &AnyRow) -> Result<StateChange> {
+    let state: String = get(r, "state", "workspace event")?;
+    Ok(StateChange {
+        at: get(r, "at", "workspace event")?,
+        state: WorkspaceState::parse(&state)
+            .ok_or_else(|| corrupt("workspace event state", &state))?,
+        message: get(r, "message", "workspace event")?,
     })
 }
 

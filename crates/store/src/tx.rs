@@ -6,11 +6,14 @@ use tokio::sync::OwnedMutexGuard;
 
 use model::{
     new_id, now_millis, DesiredState, Group, Name, Profile, ScopeSet, Token, TokenKind, User,
-    Workspace, WorkspaceStatus,
+    Workspace, WorkspaceState, WorkspaceStatus,
 };
 
 use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, Usage};
 use crate::{query_error, Result, StoreError};
+
+/// How many state changes the history of one workspace keeps.
+pub const EVENTS_KEPT: i64 = 200;
 
 /// An open write transaction. Dropping it without [`Tx::commit`] rolls back.
 #[derive(Debug)]
@@ -632,6 +635,8 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .map_err(query_error("insert workspace", "workspace"))?;
+        self.record_state_change(&ws.id, now, ws.status.state, "created")
+            .await?;
         Ok(ws)
     }
 
@@ -707,28 +712,87 @@ impl Tx {
         Ok(())
     }
 
-    /// Writes what the controller observed, for the generation it acted on.
+    /// Writes what the controller observed, for the generation it acted on. A
+    /// new state is recorded in the workspace's history ([`crate::Store::workspace_events`])
+    /// with the status message.
     pub async fn set_workspace_status(
         &mut self,
         id: &str,
         status: &WorkspaceStatus,
         observed_generation: i64,
     ) -> Result<()> {
-        let done = sqlx::query(
+        let now = now_millis();
+        let json = serde_json::to_string(status).expect("a status always serializes");
+        let update = |sql| {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(status.state.as_str())
+                .bind(json.as_str())
+                .bind(observed_generation)
+                .bind(now)
+        };
+        // First as a change of state, then (if the state stays) as it is. On
+        // PostgreSQL the first UPDATE locks the row, and a concurrent writer of
+        // the same state then finds no change: a change is recorded once.
+        let changed = update(
+            "UPDATE workspaces SET state = $2, status = $3, observed_generation = $4, \
+             updated_at = $5 WHERE id = $1 AND state <> $2",
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("write workspace status", "workspace"))?
+        .rows_affected()
+            > 0;
+        if changed {
+            let message = status.message.as_deref().unwrap_or("");
+            return self
+                .record_state_change(id, now, status.state, message)
+                .await;
+        }
+        let done = update(
             "UPDATE workspaces SET state = $2, status = $3, observed_generation = $4, \
              updated_at = $5 WHERE id = $1",
         )
-        .bind(id)
-        .bind(status.state.as_str())
-        .bind(serde_json::to_string(status).expect("a status always serializes"))
-        .bind(observed_generation)
-        .bind(now_millis())
         .execute(&mut *self.tx)
         .await
         .map_err(query_error("write workspace status", "workspace"))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "workspace" });
         }
+        Ok(())
+    }
+
+    /// Appends a state change to a workspace's history and drops what falls
+    /// beyond the latest [`EVENTS_KEPT`].
+    async fn record_state_change(
+        &mut self,
+        workspace_id: &str,
+        at: i64,
+        state: WorkspaceState,
+        message: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workspace_events (id, workspace_id, at, state, message) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(workspace_id)
+        .bind(at)
+        .bind(state.as_str())
+        .bind(message)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("record workspace event", "workspace event"))?;
+        sqlx::query(
+            "DELETE FROM workspace_events WHERE workspace_id = $1 AND id NOT IN \
+             (SELECT id FROM workspace_events WHERE workspace_id = $1 \
+              ORDER BY at DESC, id DESC LIMIT $2)",
+        )
+        .bind(workspace_id)
+        .bind(EVENTS_KEPT)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(query_error("trim workspace events", "workspace event"))?;
         Ok(())
     }
 

@@ -578,3 +578,106 @@ async fn activity_only_moves_forward() {
     }
     on_each_engine!(t);
 }
+
+#[tokio::test]
+async fn state_changes_are_recorded_newest_first_and_go_with_the_workspace() {
+    async fn t(store: &Store) {
+        let (alice, profile) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let ws = tx
+            .insert_workspace(&alice, &name("lab"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let write = |state: WorkspaceState, message: Option<&'static str>| {
+            let id = ws.id.clone();
+            async move {
+                let mut status = WorkspaceStatus::pending();
+                status.state = state;
+                status.message = message.map(str::to_owned);
+                let mut tx = store.begin().await.unwrap();
+                tx.set_workspace_status(&id, &status, 1).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+        };
+        write(WorkspaceState::Starting, Some("starting the app")).await;
+        write(WorkspaceState::Running, Some("ready")).await;
+        // The same state again is no change (though the status is written).
+        write(WorkspaceState::Running, Some("still ready")).await;
+        assert_eq!(
+            store
+                .workspace(&ws.id)
+                .await
+                .unwrap()
+                .status
+                .message
+                .as_deref(),
+            Some("still ready")
+        );
+        write(WorkspaceState::Stopped, None).await;
+
+        let events = store.workspace_events(&ws.id, 100).await.unwrap();
+        let seen: Vec<(WorkspaceState, &str)> = events
+            .iter()
+            .map(|e| (e.state, e.message.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (WorkspaceState::Stopped, ""),
+                (WorkspaceState::Running, "ready"),
+                (WorkspaceState::Starting, "starting the app"),
+                (WorkspaceState::Pending, "created"),
+            ]
+        );
+        assert!(events.windows(2).all(|w| w[0].at >= w[1].at));
+        assert!(events[3].at >= ws.created_at);
+        let latest = store.workspace_events(&ws.id, 2).await.unwrap();
+        assert_eq!(latest, events[..2]);
+
+        // A status for no workspace is not found, and records nothing.
+        let mut tx = store.begin().await.unwrap();
+        let err = tx
+            .set_workspace_status("no-such-id", &WorkspaceStatus::pending(), 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+        drop(tx);
+        assert!(store
+            .workspace_events("no-such-id", 10)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Only the latest EVENTS_KEPT stay.
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..store::EVENTS_KEPT {
+            let mut status = WorkspaceStatus::pending();
+            status.state = if i % 2 == 0 {
+                WorkspaceState::Starting
+            } else {
+                WorkspaceState::Stopped
+            };
+            status.message = Some(format!("change {i}"));
+            tx.set_workspace_status(&ws.id, &status, 1).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let kept = store.workspace_events(&ws.id, 1_000).await.unwrap();
+        assert_eq!(kept.len() as i64, store::EVENTS_KEPT);
+        assert_eq!(
+            kept.first().unwrap().message,
+            format!("change {}", store::EVENTS_KEPT - 1)
+        );
+        assert_eq!(kept.last().unwrap().message, "change 0");
+
+        let mut tx = store.begin().await.unwrap();
+        tx.remove_workspace(&ws.id).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(store
+            .workspace_events(&ws.id, 100)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    on_each_engine!(t);
+}
