@@ -1,7 +1,7 @@
 //! One cgroup per workspace, on cgroup v1 (one directory per controller) or v2
 //! (one directory in the unified hierarchy). The rest of the crate sees only
 //! [`Cgroups`]: create with limits, the `cgroup.procs` files a process joins,
-//! the pids inside, freeze and thaw, OOM kills and removal. Files are written
+//! the pids inside, freeze and thaw, OOM kills, resource use and removal. Files are written
 //! by hand rather than through `cgroups-rs`: the handful of files berth needs
 //! is smaller than that crate's API, its hierarchies are bound to the live
 //! `/sys/fs/cgroup` (we unit-test the v2 backend against a temporary directory
@@ -10,10 +10,19 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-/// The v1 controllers a workspace is placed in. `cpu` is often a link to
-/// `cpu,cpuacct`; following it is fine.
-const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
+/// The v1 controllers a workspace is placed in; `cpuacct` counts its CPU time.
+/// `cpu` and `cpuacct` are often both links to `cpu,cpuacct`; following them is
+/// fine (a process joins the one directory twice, removal finds it gone the
+/// second time).
+const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+/// A CPU sample this much younger than the previous one is too close to it
+/// for a rate.
+pub const CPU_SAMPLE_MIN_AGE: Duration = Duration::from_millis(200);
+/// A CPU sample this much older than the previous one gives a rate too stale
+/// to call recent.
+pub const CPU_SAMPLE_MAX_AGE: Duration = Duration::from_secs(60);
 /// The CFS period berth uses; the quota is `cpu_millis` thousandths of it.
 const CPU_PERIOD_US: u64 = 100_000;
 
@@ -32,6 +41,29 @@ pub struct Limits {
     pub memory_bytes: u64,
     pub cpu_millis: u64,
     pub max_processes: u64,
+}
+
+/// A workspace's cumulative CPU time at one instant; two make a rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuSample {
+    pub at: Instant,
+    /// CPU time used since the cgroup was made, in nanoseconds.
+    pub cpu_ns: u64,
+}
+
+impl CpuSample {
+    /// The CPU used between `earlier` and this sample, in thousandths of a
+    /// core; `None` when `earlier` is closer than [`CPU_SAMPLE_MIN_AGE`] or
+    /// older than [`CPU_SAMPLE_MAX_AGE`], or counts more than this sample (the
+    /// cgroup was made anew in between).
+    pub fn millis_since(&self, earlier: &CpuSample) -> Option<u64> {
+        let wall = self.at.checked_duration_since(earlier.at)?;
+        if !(CPU_SAMPLE_MIN_AGE..=CPU_SAMPLE_MAX_AGE).contains(&wall) {
+            return None;
+        }
+        let cpu_ns = u128::from(self.cpu_ns.checked_sub(earlier.cpu_ns)?);
+        u64::try_from(cpu_ns * 1000 / wall.as_nanos()).ok()
+    }
 }
 
 /// The workspace cgroups under `<root>[/<controller>]/<parent>/<id>`.
@@ -224,6 +256,39 @@ impl Cgroups {
             .unwrap_or(0)
     }
 
+    /// Memory in use, page cache included: v1 `memory.usage_in_bytes`, v2
+    /// `memory.current`. `NotFound` when the cgroup does not exist.
+    pub fn memory_bytes(&self, id: &str) -> io::Result<u64> {
+        let file = match self.version {
+            Version::V1 => "memory.usage_in_bytes",
+            Version::V2 => "memory.current",
+        };
+        let path = self.controller_dir("memory", id).join(file);
+        number(&fs::read_to_string(&path)?).ok_or_else(|| malformed(&path))
+    }
+
+    /// CPU time used so far, sampled now: v1 `cpuacct.usage` (nanoseconds),
+    /// v2 `usage_usec` in `cpu.stat`. `NotFound` when the cgroup does not exist.
+    pub fn cpu_sample(&self, id: &str) -> io::Result<CpuSample> {
+        let (path, cpu_ns) = match self.version {
+            Version::V1 => {
+                let path = self.controller_dir("cpuacct", id).join("cpuacct.usage");
+                let text = fs::read_to_string(&path)?;
+                (path, number(&text))
+            }
+            Version::V2 => {
+                let path = self.main_dir(id).join("cpu.stat");
+                let text = fs::read_to_string(&path)?;
+                let usec = keyed(&text, "usage_usec");
+                (path, usec.and_then(|us| us.checked_mul(1000)))
+            }
+        };
+        Ok(CpuSample {
+            at: Instant::now(),
+            cpu_ns: cpu_ns.ok_or_else(|| malformed(&path))?,
+        })
+    }
+
     /// Removes the (empty) cgroup; a missing one is fine.
     pub fn remove(&self, id: &str) -> io::Result<()> {
         for dir in self.dirs(id) {
@@ -261,6 +326,18 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
             format!("write {value:?} to {}: {e}", path.display()),
         )
     })
+}
+
+/// The value of a single-value file.
+fn number(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+fn malformed(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{} does not hold a number", path.display()),
+    )
 }
 
 /// The value of `key` in a flat-keyed file (`key value` per line).
@@ -356,6 +433,74 @@ mod tests {
     }
 
     #[test]
+    fn v2_reads_memory_current_and_cpu_stat() {
+        let dir = fake_v2();
+        let cg = Cgroups::detect(dir.path(), "berth").unwrap();
+        let err = cg.memory_bytes("w1").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            cg.cpu_sample("w1").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        cg.create("w1", &LIMITS).unwrap();
+        let ws = dir.path().join("berth/w1");
+        fs::write(ws.join("memory.current"), "123456789\n").unwrap();
+        fs::write(
+            ws.join("cpu.stat"),
+            "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n",
+        )
+        .unwrap();
+        assert_eq!(cg.memory_bytes("w1").unwrap(), 123_456_789);
+        assert_eq!(cg.cpu_sample("w1").unwrap().cpu_ns, 2_500_000_000);
+        fs::write(ws.join("cpu.stat"), "user_usec 2000000\n").unwrap();
+        let err = cg.cpu_sample("w1").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn v1_reads_memory_usage_and_cpuacct() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for c in V1_CONTROLLERS {
+            fs::create_dir(root.join(c)).unwrap();
+        }
+        let cg = Cgroups::detect(root, "berth").unwrap();
+        assert_eq!(
+            cg.memory_bytes("w1").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        cg.create("w1", &LIMITS).unwrap();
+        fs::write(root.join("memory/berth/w1/memory.usage_in_bytes"), "4096\n").unwrap();
+        fs::write(root.join("cpuacct/berth/w1/cpuacct.usage"), "17448050737\n").unwrap();
+        assert_eq!(cg.memory_bytes("w1").unwrap(), 4096);
+        assert_eq!(cg.cpu_sample("w1").unwrap().cpu_ns, 17_448_050_737);
+        fs::write(root.join("memory/berth/w1/memory.usage_in_bytes"), "max\n").unwrap();
+        assert_eq!(
+            cg.memory_bytes("w1").unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+    }
+
+    #[test]
+    fn cpu_rate_is_cpu_time_over_wall_time() {
+        let t0 = Instant::now();
+        let at = |ms: u64, cpu_ms: u64| CpuSample {
+            at: t0 + Duration::from_millis(ms),
+            cpu_ns: cpu_ms * 1_000_000,
+        };
+        // 375 ms of CPU in 250 ms: 1.5 cores.
+        assert_eq!(at(250, 1_375).millis_since(&at(0, 1_000)), Some(1500));
+        assert_eq!(at(10_000, 0).millis_since(&at(0, 0)), Some(0));
+        // A minute at a quarter core, at the edge of staleness.
+        assert_eq!(at(60_000, 15_000).millis_since(&at(0, 0)), Some(250));
+        // Too close, too old, backwards in time or in CPU (a new cgroup).
+        assert_eq!(at(100, 50).millis_since(&at(0, 0)), None);
+        assert_eq!(at(60_001, 50).millis_since(&at(0, 0)), None);
+        assert_eq!(at(0, 50).millis_since(&at(1_000, 0)), None);
+        assert_eq!(at(1_000, 50).millis_since(&at(0, 100)), None);
+    }
+
+    #[test]
     fn v1_writes_one_directory_per_controller() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -372,7 +517,8 @@ mod tests {
         assert_eq!(read(root.join("cpu/berth/w1/cpu.cfs_quota_us")), "150000");
         assert_eq!(read(root.join("cpu/berth/w1/cpu.cfs_period_us")), "100000");
         assert_eq!(read(root.join("pids/berth/w1/pids.max")), "64");
-        assert_eq!(cg.procs_files("w1").len(), 4);
+        assert!(root.join("cpuacct/berth/w1").is_dir());
+        assert_eq!(cg.procs_files("w1").len(), 5);
         cg.set_frozen("w1", true).unwrap();
         assert_eq!(read(root.join("freezer/berth/w1/freezer.state")), "FROZEN");
         assert!(cg.is_frozen("w1").unwrap());

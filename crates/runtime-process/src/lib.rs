@@ -52,6 +52,13 @@
 //!   left after [`Config::stop_grace`], removes the cgroup and the network; the
 //!   home stays. **delete** is stop plus removing the home (or, keeping files,
 //!   moving it to `<data_dir>/kept/<id>`), log and state file.
+//! - **Usage**: memory is the cgroup's count (page cache included); CPU is a
+//!   rate between two samples of the cgroup's CPU time, the one `usage` takes
+//!   and the previous one, kept per workspace, when that is between
+//!   [`cgroups::CPU_SAMPLE_MIN_AGE`] and [`cgroups::CPU_SAMPLE_MAX_AGE`] old;
+//!   otherwise `usage` samples twice, [`USAGE_SAMPLE_GAP`] apart. On cgroup v1
+//!   CPU time comes from the `cpuacct` controller, so a workspace started by a
+//!   berth that did not place it there yet reports no usage until it restarts.
 //! - **Readiness**: `Running` once `GET <base_url>` at the upstream answers with
 //!   a status below 500; `Starting` before that.
 //!
@@ -79,18 +86,23 @@ pub mod cgroups;
 pub mod exec;
 pub mod net;
 
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{App, Observed, Runtime, RuntimeError, WorkspaceRef};
+use model::{App, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cgroups::{Cgroups, Limits};
+use crate::cgroups::{Cgroups, CpuSample, Limits};
 use crate::net::Slot;
+
+/// How long `usage` waits between two CPU samples when it has no recent one.
+pub const USAGE_SAMPLE_GAP: Duration = Duration::from_millis(250);
 
 /// How much of the log a `Failed` reason carries.
 const REASON_LOG_BYTES: usize = 2048;
@@ -145,6 +157,8 @@ pub struct ProcessRuntime {
     gateway: tokio::sync::OnceCell<()>,
     /// Ids of workspaces whose sandbox exited while this instance watched it.
     exited: tokio::sync::broadcast::Sender<String>,
+    /// The last CPU sample `usage` took of each workspace.
+    cpu_samples: Mutex<HashMap<String, CpuSample>>,
 }
 
 impl ProcessRuntime {
@@ -169,6 +183,7 @@ impl ProcessRuntime {
             cgroups,
             gateway: tokio::sync::OnceCell::new(),
             exited: tokio::sync::broadcast::channel(1024).0,
+            cpu_samples: Mutex::default(),
         })
     }
 
@@ -225,6 +240,7 @@ impl ProcessRuntime {
 
     /// Signals every process in the cgroup until it is empty, then removes it.
     async fn kill_all(&self, id: &str) -> Result<(), RuntimeError> {
+        self.cpu_samples.lock().unwrap().remove(id);
         if !self.cgroups.exists(id) {
             return Ok(());
         }
@@ -631,6 +647,56 @@ impl Runtime for ProcessRuntime {
     async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
         check_id("log_tail", id)?;
         Ok(ProcessRuntime::log_tail(self, id, max_bytes))
+    }
+
+    /// From the workspace's cgroup; `None` when it has no processes (or, on
+    /// v1, no `cpuacct` cgroup). Without a recent sample to compare with, this
+    /// takes [`USAGE_SAMPLE_GAP`].
+    async fn usage(&self, id: &str) -> Result<Option<Usage>, RuntimeError> {
+        check_id("usage", id)?;
+        let cg = &self.cgroups;
+        // A missing file means the cgroup is gone (or was never made complete).
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        if cg
+            .pids(id)
+            .map_err(|e| transient("usage", id, e))?
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        let sample = || match cg.cpu_sample(id) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if gone(&e) => Ok(None),
+            Err(e) => Err(transient("usage", id, e)),
+        };
+        let Some(now) = sample()? else {
+            return Ok(None);
+        };
+        let previous = self.cpu_samples.lock().unwrap().insert(id.to_owned(), now);
+        let cpu_millis = match previous.and_then(|p| now.millis_since(&p)) {
+            Some(rate) => rate,
+            None => {
+                tokio::time::sleep(USAGE_SAMPLE_GAP).await;
+                let Some(later) = sample()? else {
+                    return Ok(None);
+                };
+                self.cpu_samples
+                    .lock()
+                    .unwrap()
+                    .insert(id.to_owned(), later);
+                // Only a cgroup made anew in between makes this `None`.
+                later.millis_since(&now).unwrap_or(0)
+            }
+        };
+        let memory_bytes = match cg.memory_bytes(id) {
+            Ok(bytes) => bytes,
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(transient("usage", id, e)),
+        };
+        Ok(Some(Usage {
+            cpu_millis,
+            memory_bytes,
+        }))
     }
 }
 

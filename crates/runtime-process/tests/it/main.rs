@@ -9,3 +9,4 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod support;
+mod usage;

@@ -31,6 +31,9 @@ def save(name, value):
     os.rename(os.path.join(home, name + ".tmp"), os.path.join(home, name))
 if env.get("HOG_MB"):
     hog = b"x" * (int(env["HOG_MB"]) << 20)
+if env.get("BUSY") and os.fork() == 0:
+    while True:
+        pass
 if env.get("WRITE"):
     with open(os.path.join(home, "marker.txt"), "a") as f:
         f.write(env["WRITE"] + "\n")
