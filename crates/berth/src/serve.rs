@@ -80,6 +80,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             controller::Config::default(),
         );
         state = state.clone().with_routes(ctx.routes());
+        state.runtime = Some(ctx.runtime.clone());
         let (controller, handle) = controller::Controller::new(ctx);
         state.controller = Some(handle);
         tokio::spawn(controller.run(stopped(stop_rx.clone())))

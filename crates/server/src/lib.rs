@@ -1,5 +1,7 @@
 //! berth's HTTP control plane: the axum router with authentication, the REST API
-//! under `/api/v1` (documented by a generated OpenAPI file), health and metrics.
+//! under `/api/v1` (documented by a generated OpenAPI file), JupyterHub's API under
+//! `/hub/api`, the web portal under `/hub/`, the proxy under `/user/`, health and
+//! metrics.
 //!
 //! Handlers authenticate and authorize, validate input, then write desired state
 //! and an audit record in one transaction. They never call a runtime and never
@@ -16,6 +18,7 @@ pub mod metrics;
 mod oauth;
 mod observe;
 mod openapi;
+mod portal;
 mod proxied;
 pub(crate) mod routes;
 
@@ -88,6 +91,9 @@ pub struct AppState {
     pub auth_cache: auth::AuthCache,
     /// The proxy to workspaces, over the controller's route table.
     pub proxy: proxy::Proxy,
+    /// The runtime, for what only it can tell (a workspace's log and resource
+    /// use, shown by the portal); `None` without one.
+    pub runtime: Option<Arc<dyn model::Runtime>>,
 }
 
 impl AppState {
@@ -108,6 +114,7 @@ impl AppState {
                 tokio::sync::watch::channel(Arc::default()).1,
                 &[auth::SESSION_COOKIE],
             ),
+            runtime: None,
         }
     }
 
@@ -145,6 +152,7 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     api.merge(routes::system(doc))
         .merge(hub::routes())
+        .merge(portal::routes())
         .route("/user/{*rest}", axum::routing::any(proxied::handle))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

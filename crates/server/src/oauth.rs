@@ -34,7 +34,7 @@ use model::secret::{random_secret, sha256_hex, MintedToken};
 use model::{now_millis, Outcome, ScopeSet, TokenKind, Workspace};
 use store::{NewAudit, NewToken, OAuthCode, StoreError};
 
-use crate::proxied::{escape, may_open, page};
+use crate::proxied::{may_open, page};
 use crate::AppState;
 
 /// How long a code may wait for its exchange.
@@ -71,11 +71,7 @@ async fn client(st: &AppState, client_id: &str) -> Result<Option<Workspace>, Sto
 }
 
 fn bad_request(message: &str) -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        "Bad OAuth request",
-        &format!("<p>{}</p>", escape(message)),
-    )
+    page(StatusCode::BAD_REQUEST, "Bad OAuth request", message)
 }
 
 /// `uri` with `params` added to its query.

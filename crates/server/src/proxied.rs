@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use model::{now_millis, Scope, WorkspaceState};
 use proxy::path::Resolved;
@@ -30,14 +30,14 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             return page(
                 StatusCode::NOT_FOUND,
                 "Not found",
-                "<p>There is no such workspace.</p>",
+                "There is no such workspace.",
             )
         }
         Resolved::BadPath => {
             return page(
                 StatusCode::BAD_REQUEST,
                 "Bad path",
-                "<p>Paths with <code>.</code> or <code>..</code> segments are not served.</p>",
+                "Paths with . or .. segments are not served.",
             )
         }
     };
@@ -73,15 +73,12 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
                     page(
                         StatusCode::BAD_GATEWAY,
                         &title,
-                        "<p>The workspace's app did not answer. It may be restarting; try again in a moment.</p>",
+                        "The workspace's app did not answer. It may be restarting; try again in a moment.",
                     )
                 }
             }
         }
-        (WorkspaceState::Pending | WorkspaceState::Starting | WorkspaceState::Running, _) => {
-            progress_page(&title, &route.workspace_id, route.state, &route.message)
-        }
-        (state, _) => stopped_page(&title, &route.workspace_id, state, &route.message, who.csrf),
+        _ => state_page(&title, &format!("{path}{query}"), &route, &who),
     }
 }
 
@@ -95,12 +92,17 @@ pub(crate) async fn may_open(
 ) -> Result<auth::Authenticated, Response> {
     let who = match auth::authenticate(parts, st).await {
         Ok(who) => who,
+        // A browser goes to the login page and comes back; other requests are told.
         Err(e) if e.code == crate::error::Code::Unauthenticated => {
-            return Err(page(
-                StatusCode::UNAUTHORIZED,
-                "Log in",
-                "<p>Log in to berth to open this workspace.</p>",
-            ))
+            return Err(if matches!(parts.method, Method::GET | Method::HEAD) {
+                crate::portal::login_redirect(parts)
+            } else {
+                page(
+                    StatusCode::UNAUTHORIZED,
+                    "Log in",
+                    "Log in to berth to open this workspace.",
+                )
+            })
         }
         Err(e) => return Err(e.into_response()),
     };
@@ -111,10 +113,7 @@ pub(crate) async fn may_open(
         return Err(page(
             StatusCode::FORBIDDEN,
             "Forbidden",
-            &format!(
-                "<p>You ({}) may not open this workspace.</p>",
-                escape(who.principal.name.as_str())
-            ),
+            &format!("You ({}) may not open this workspace.", who.principal.name),
         ));
     }
     Ok(who)
@@ -123,101 +122,47 @@ pub(crate) async fn may_open(
 fn redirect(to: &str) -> Response {
     match HeaderValue::from_str(to) {
         Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
-        Err(_) => page(StatusCode::BAD_REQUEST, "Bad path", "<p>Unusable path.</p>"),
+        Err(_) => page(
+            StatusCode::BAD_REQUEST,
+            "Bad path",
+            "This path cannot be served.",
+        ),
     }
 }
 
-/// The page a starting workspace shows: it follows the state and reloads when
-/// the workspace is running.
-fn progress_page(title: &str, id: &str, state: WorkspaceState, message: &str) -> Response {
-    let body = format!(
-        r#"<p>Your workspace is starting. This page reloads when it is ready.</p>
-<p role="status" aria-live="polite">State: <strong id="state">{state}</strong> <span id="message">{message}</span></p>
-<script>
-const events = new EventSource("/api/v1/workspaces/{id}/events");
-events.onmessage = (e) => {{
-  const s = JSON.parse(e.data);
-  document.getElementById("state").textContent = s.state;
-  document.getElementById("message").textContent = s.message || "";
-  if (s.ready) {{ events.close(); location.reload(); }}
-  if (s.state === "failed" || s.state === "stopped" || s.state === "deleted") {{ events.close(); location.reload(); }}
-}};
-</script>"#,
-        state = state.as_str(),
-        message = escape(message),
-        id = escape(id),
-    );
-    page(StatusCode::SERVICE_UNAVAILABLE, title, &body)
-}
-
-/// The page a stopped (paused, failed) workspace shows, offering to start it.
-fn stopped_page(
+/// The page a workspace that is not running shows: a starting one follows its
+/// state and reloads when it is running; a stopped (paused, failed) one offers
+/// to start it.
+fn state_page(
     title: &str,
-    id: &str,
-    state: WorkspaceState,
-    message: &str,
-    csrf: Option<String>,
+    here: &str,
+    route: &model::route::Route,
+    who: &auth::Authenticated,
 ) -> Response {
-    let action = match csrf {
-        Some(csrf) => format!(
-            r#"<button id="start" type="button">Start it</button>
-<script>
-document.getElementById("start").onclick = async () => {{
-  const r = await fetch("/api/v1/workspaces/{id}/start", {{method: "POST", headers: {{"x-csrf-token": "{csrf}"}}}});
-  if (r.ok) location.reload(); else document.getElementById("error").textContent = (await r.json()).message;
-}};
-</script>
-<p id="error" role="alert"></p>"#,
-            id = escape(id),
-            csrf = escape(&csrf),
-        ),
-        None => format!(
-            "<p>Start it with <code>POST /api/v1/workspaces/{}/start</code>.</p>",
-            escape(id)
-        ),
-    };
-    let body = format!(
-        "<p>This workspace is <strong>{}</strong>.</p><p>{}</p>{action}",
-        state.as_str(),
-        escape(message)
+    let follow = matches!(
+        route.state,
+        WorkspaceState::Pending | WorkspaceState::Starting | WorkspaceState::Running
     );
-    page(StatusCode::SERVICE_UNAVAILABLE, title, &body)
-}
-
-pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · berth</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}button{{font:inherit;padding:.4rem 1rem}}</style>
-</head><body><h1>{title}</h1>
-{body}
-</body></html>"#,
-        title = escape(title),
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        html,
+    crate::portal::render(
+        "starting.html",
+        StatusCode::SERVICE_UNAVAILABLE,
+        minijinja::context! {
+            title => title,
+            id => route.workspace_id,
+            state => route.state.as_str(),
+            message => route.message,
+            follow => follow,
+            here => crate::portal::safe_next(Some(here), "/hub/home"),
+            csrf => who.csrf,
+            me => who.csrf.is_some().then(|| minijinja::context! {
+                name => who.principal.name.as_str(),
+                admin => who.principal.is_admin,
+            }),
+        },
     )
-        .into_response()
 }
 
-/// Escapes text for HTML element content and quoted attributes.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// A page that says one thing, in berth's layout.
+pub(crate) fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    crate::portal::message_page(None, status, title, text)
 }

@@ -21,7 +21,7 @@ use crate::process::{admin_token, create_profile, ready, Rig, APP};
 const JUPYTER_ENV: &str = "/opt/berth/jupyter";
 
 /// Whether the managed Jupyter environment is here; in CI it must be.
-fn have_jupyter() -> bool {
+pub(crate) fn have_jupyter() -> bool {
     let here = std::path::Path::new(JUPYTER_ENV)
         .join("bin/jupyterhub-singleuser")
         .is_file();

@@ -2,6 +2,7 @@
 //! with PostgreSQL, driven by the `berth` CLI and by the typed client.
 
 mod jupyterhub;
+mod portal;
 mod process;
 mod schemathesis;
 

@@ -48,10 +48,31 @@ async fn list_audit(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<axum::Json<Page<AuditRecord>>> {
     ctx.require_any(Scope::ReadAudit)?;
-    let limit = extract::limit(q.limit)?;
+    let filter = filter(q.user, q.action, q.since, q.until, q.before, q.limit)?;
+    let limit = filter.limit - 1;
+    let records = st.store.audit(&filter).await?;
+    Ok(axum::Json(page(
+        records,
+        limit,
+        |a| a.id.clone(),
+        convert::audit,
+    )))
+}
+
+/// The store's filter for the query's fields, fetching one more record than
+/// the page holds (to tell whether there is a next page); the portal shares it.
+pub(crate) fn filter(
+    user: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<String>,
+    limit: Option<i64>,
+) -> ApiResult<AuditFilter> {
+    let limit = extract::limit(limit)?;
     let invalid =
         |field: &str, what: &str| ApiError::new(Code::InvalidQuery, format!("{field}: {what}"));
-    let actor = match q.user {
+    let actor = match user {
         Some(u) => Some(
             model::Name::parse(&u)
                 .map_err(|e| invalid("user", &e.to_string()))?
@@ -66,31 +87,22 @@ async fn list_audit(
             && a.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
     };
-    let action = match q.action {
+    let action = match action {
         Some(a) if !action_like(&a) => {
             return Err(invalid("action", "not an action or family of actions"))
         }
         a => a,
     };
-    let filter = AuditFilter {
+    Ok(AuditFilter {
         actor,
         action,
-        since: q
-            .since
+        since: since
             .map(|s| convert::parse_time("since", &s))
             .transpose()?,
-        until: q
-            .until
+        until: until
             .map(|s| convert::parse_time("until", &s))
             .transpose()?,
-        before: extract::cursor("before", q.before)?,
+        before: extract::cursor("before", before)?,
         limit: limit + 1,
-    };
-    let records = st.store.audit(&filter).await?;
-    Ok(axum::Json(page(
-        records,
-        limit,
-        |a| a.id.clone(),
-        convert::audit,
-    )))
+    })
 }

@@ -1,9 +1,9 @@
 //! The routes: `/api/v1` resources, and the system endpoints.
 
-mod audit;
+pub(crate) mod audit;
 pub(crate) mod groups;
-mod profiles;
-mod session;
+pub(crate) mod profiles;
+pub(crate) mod session;
 pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod workspaces;

@@ -48,9 +48,21 @@ async fn create_profile(
     ctx: Ctx,
     Json(req): Json<ProfileCreate>,
 ) -> ApiResult<(StatusCode, axum::Json<Profile>)> {
+    let p = create(&st, &ctx, &req.name.clone(), convert::create_to_update(req)).await?;
+    Ok(created(convert::profile(&p)))
+}
+
+/// Creates the profile `name` from `req` over the Standard profile's values,
+/// with its audit record; the portal shares it.
+pub(crate) async fn create(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    req: ProfileUpdate,
+) -> ApiResult<model::Profile> {
     ctx.require_any(Scope::AdminProfiles)?;
-    let name = extract::name("name", &req.name)?;
-    let spec = convert::apply_profile(ProfileSpec::standard(), convert::create_to_update(req))?;
+    let name = extract::name("name", name)?;
+    let spec = convert::apply_profile(ProfileSpec::standard(), req)?;
     let mut tx = st.store.begin().await?;
     let p = tx
         .insert_profile(&NewProfile {
@@ -65,7 +77,7 @@ async fn create_profile(
     tx.audit(&ctx.audit("profile.create", "profile", name.as_str()))
         .await?;
     tx.commit().await?;
-    Ok(created(convert::profile(&p)))
+    Ok(p)
 }
 
 /// One profile.
@@ -94,10 +106,22 @@ async fn update_profile(
     Path(name): Path<String>,
     Json(req): Json<ProfileUpdate>,
 ) -> ApiResult<axum::Json<Profile>> {
+    Ok(axum::Json(convert::profile(
+        &update(&st, &ctx, &name, req).await?,
+    )))
+}
+
+/// Applies `req` to the profile `name` with its audit record; the portal shares it.
+pub(crate) async fn update(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    req: ProfileUpdate,
+) -> ApiResult<model::Profile> {
     ctx.require_any(Scope::AdminProfiles)?;
     let current = st
         .store
-        .profile(&extract::path_name("profile", &name)?)
+        .profile(&extract::path_name("profile", name)?)
         .await?;
     let spec = convert::apply_profile(current.spec, req)?;
     let mut tx = st.store.begin().await?;
@@ -110,7 +134,7 @@ async fn update_profile(
     tx.audit(&ctx.audit("profile.update", "profile", current.name.as_str()))
         .await?;
     tx.commit().await?;
-    Ok(axum::Json(convert::profile(&p)))
+    Ok(p)
 }
 
 /// Deletes a profile that no workspace uses.

@@ -56,11 +56,30 @@ async fn login(
     jar: CookieJar,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
+    let (cookie, user, csrf) = log_in(&st, &meta, &req.username, req.password).await?;
+    let groups = st.store.groups_of(&user.id).await?;
+    let scopes = ScopeSet::for_role(user.is_admin);
+    let me = Me {
+        user: convert::user(&user, groups),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        via: "session".into(),
+        csrf_token: Some(csrf),
+    };
+    Ok((jar.add(cookie), axum::Json(me)).into_response())
+}
+
+/// Checks a password (throttled, audited) and opens a session: its cookie, the
+/// user, and the session's CSRF token. The portal's login form shares it.
+pub(crate) async fn log_in(
+    st: &AppState,
+    meta: &Meta,
+    username: &str,
+    password: String,
+) -> ApiResult<(Cookie<'static>, model::User, String)> {
     let ip = meta.source.as_deref().and_then(|s| s.parse().ok());
     // As recorded and throttled: bounded, and without control characters (PostgreSQL
     // refuses NUL in text).
-    let attempted = req
-        .username
+    let attempted = username
         .chars()
         .take(64)
         .map(|c| {
@@ -95,8 +114,8 @@ async fn login(
         return Err(e);
     }
     // Every user name is a valid name; any other string names no one.
-    let found = if model::Name::parse(&req.username).is_ok() {
-        match st.store.user_credentials(&req.username).await {
+    let found = if model::Name::parse(username).is_ok() {
+        match st.store.user_credentials(username).await {
             Ok(found) => Some(found),
             Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
@@ -108,7 +127,7 @@ async fn login(
         Some((u, h)) => (Some(u), h),
         None => (None, None),
     };
-    let ok = auth::verify_password(req.password, hash).await;
+    let ok = auth::verify_password(password, hash).await;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         _ => {
@@ -148,21 +167,19 @@ async fn login(
         .secure(st.config.secure_cookies)
         .max_age(time::Duration::seconds(ttl.as_secs() as i64))
         .build();
-    let groups = st.store.groups_of(&user.id).await?;
-    let scopes = ScopeSet::for_role(user.is_admin);
-    let me = Me {
-        user: convert::user(&user, groups),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        via: "session".into(),
-        csrf_token: Some(csrf),
-    };
-    Ok((jar.add(cookie), axum::Json(me)).into_response())
+    Ok((cookie, user, csrf))
 }
 
 /// Ends the current session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out"), (status = "4XX", body = ErrorBody)))]
 async fn logout(State(st): State<AppState>, ctx: Ctx, jar: CookieJar) -> ApiResult<Response> {
+    let jar = log_out(&st, &ctx, jar).await?;
+    Ok((StatusCode::NO_CONTENT, jar).into_response())
+}
+
+/// Ends the session whose cookie `jar` holds (audited) and removes the cookie.
+pub(crate) async fn log_out(st: &AppState, ctx: &Ctx, jar: CookieJar) -> ApiResult<CookieJar> {
     let mut tx = st.store.begin().await?;
     if let Some(c) = jar.get(SESSION_COOKIE) {
         tx.delete_session(&auth::sha256_hex(c.value())).await?;
@@ -171,8 +188,7 @@ async fn logout(State(st): State<AppState>, ctx: Ctx, jar: CookieJar) -> ApiResu
         .await?;
     tx.commit().await?;
     st.auth_cache.clear();
-    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
-    Ok((StatusCode::NO_CONTENT, jar).into_response())
+    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
 }
 
 /// Who the caller is, with the effective scopes.

@@ -1,0 +1,823 @@
+//! `/hub/admin/…`: users and groups, profiles, quota use, every workspace, and the
+//! audit log. Each page answers non-admins with a 403 page; each action runs the
+//! REST API's function, which checks the scope again and writes the audit record.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::{context, Value};
+use serde::{Deserialize, Serialize};
+
+use api_types::{GroupCreate, GroupMembers, ProfileUpdate, UserCreate, UserUpdate};
+use model::{DesiredState, WorkspaceState};
+
+use super::home::{all_workspaces, idle_policy, profiles_by_name, view};
+use super::{checked, done, see_other, FormErrors, Posted, Viewer};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::routes::{audit, groups, profiles, users};
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/hub/admin",
+            get(|| async { see_other("/hub/admin/users") }),
+        )
+        .route("/hub/admin/users", get(users_page).post(create_user))
+        .route("/hub/admin/users/{name}", post(update_user))
+        .route("/hub/admin/groups", post(create_group))
+        .route("/hub/admin/groups/{name}/members", post(add_member))
+        .route(
+            "/hub/admin/groups/{name}/members/{user}/remove",
+            post(remove_member),
+        )
+        .route(
+            "/hub/admin/profiles",
+            get(profiles_page).post(create_profile),
+        )
+        .route(
+            "/hub/admin/profiles/{name}",
+            get(profile_page).post(update_profile),
+        )
+        .route("/hub/admin/quotas", get(quotas_page))
+        .route("/hub/admin/workspaces", get(workspaces_page))
+        .route("/hub/admin/audit", get(audit_page))
+}
+
+/// Runs `body` for an admin; others get the 403 page, failures the error page.
+async fn admin_only<F>(viewer: &Viewer, body: F) -> Response
+where
+    F: std::future::Future<Output = ApiResult<Response>>,
+{
+    if let Some(page) = viewer.unless_admin() {
+        return page;
+    }
+    body.await.unwrap_or_else(|e| viewer.error(e))
+}
+
+// --- users and groups ------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct UserForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    admin: Option<String>,
+}
+
+async fn users_page(State(st): State<AppState>, viewer: Viewer) -> Response {
+    admin_only(
+        &viewer,
+        users_view(
+            &st,
+            &viewer,
+            &UserForm::default(),
+            FormErrors::default(),
+            StatusCode::OK,
+        ),
+    )
+    .await
+}
+
+async fn users_view(
+    st: &AppState,
+    viewer: &Viewer,
+    form: &UserForm,
+    errors: FormErrors,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let list = st.store.users(None, 1000).await?;
+    let groups = groups::list(st, &viewer.ctx).await?;
+    let workspaces = all_workspaces(st, None).await?;
+    let mut owned: HashMap<&str, usize> = HashMap::new();
+    for w in &workspaces {
+        *owned.entry(w.owner_id.as_str()).or_default() += 1;
+    }
+    let mut member_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    for g in &groups {
+        for m in &g.members {
+            member_of
+                .entry(m.as_str())
+                .or_default()
+                .push(g.name.as_str());
+        }
+    }
+    let group_rows: Vec<_> = groups
+        .iter()
+        .map(|g| context! { name => g.name.as_str(), members => g.members.iter().map(|m| m.as_str()).collect::<Vec<_>>() })
+        .collect();
+    let users: Vec<_> = list
+        .iter()
+        .map(|u| {
+            context! {
+                name => u.name.as_str(),
+                admin => u.is_admin,
+                disabled => u.disabled,
+                is_me => u.id == viewer.ctx.principal.user_id,
+                groups => member_of.get(u.name.as_str()).cloned().unwrap_or_default(),
+                workspaces => owned.get(u.id.as_str()).copied().unwrap_or(0),
+                created_at => u.created_at,
+                last_activity => u.last_activity,
+            }
+        })
+        .collect();
+    Ok(viewer.page(
+        "admin_users.html",
+        status,
+        context! {
+            title => "Users",
+            nav => "admin",
+            subnav => "users",
+            users => users,
+            groups => group_rows,
+            form => form,
+            errors => errors,
+            name_pattern => model::NAME_PATTERN,
+        },
+    ))
+}
+
+async fn create_user(State(st): State<AppState>, posted: Posted<UserForm>) -> Response {
+    let Posted { viewer, form } = posted;
+    admin_only(&viewer, async {
+        let req = UserCreate {
+            name: form.name.trim().to_owned(),
+            password: (!form.password.is_empty()).then(|| form.password.clone()),
+            admin: checked(&form.admin),
+        };
+        match users::create(&st, &viewer.ctx, req).await {
+            Ok(u) => Ok(done(
+                "/hub/admin/users",
+                &format!("Created user {}.", u.name),
+            )),
+            Err(e) if e.code.status().is_client_error() => {
+                let errors = FormErrors::from_api(&e, &["name", "password"]);
+                let form = UserForm {
+                    password: String::new(),
+                    ..form
+                };
+                users_view(&st, &viewer, &form, errors, e.code.status()).await
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct UserAction {
+    action: String,
+}
+
+async fn update_user(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<UserAction>,
+) -> Response {
+    let viewer = &posted.viewer;
+    admin_only(viewer, async {
+        let (req, said) = match posted.form.action.as_str() {
+            "make-admin" => (
+                UserUpdate {
+                    admin: Some(true),
+                    ..UserUpdate::default()
+                },
+                "is now an admin",
+            ),
+            "revoke-admin" => (
+                UserUpdate {
+                    admin: Some(false),
+                    ..UserUpdate::default()
+                },
+                "is no longer an admin",
+            ),
+            "disable" => (
+                UserUpdate {
+                    disabled: Some(true),
+                    ..UserUpdate::default()
+                },
+                "is disabled",
+            ),
+            "enable" => (
+                UserUpdate {
+                    disabled: Some(false),
+                    ..UserUpdate::default()
+                },
+                "is enabled",
+            ),
+            _ => return Err(ApiError::new(Code::InvalidValue, "action: unknown")),
+        };
+        let u = users::update(&st, &viewer.ctx, &name, req).await?;
+        Ok(done("/hub/admin/users", &format!("{} {said}.", u.name)))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct GroupForm {
+    #[serde(default)]
+    name: String,
+}
+
+async fn create_group(State(st): State<AppState>, posted: Posted<GroupForm>) -> Response {
+    let Posted { viewer, form } = posted;
+    admin_only(&viewer, async {
+        let req = GroupCreate {
+            name: form.name.trim().to_owned(),
+            members: vec![],
+        };
+        match groups::create(&st, &viewer.ctx, req).await {
+            Ok(g) => Ok(done(
+                "/hub/admin/users",
+                &format!("Created group {}.", g.name),
+            )),
+            Err(e) if e.code.status().is_client_error() => {
+                let mut errors = FormErrors::default();
+                errors.fields.insert(
+                    "group".into(),
+                    e.message.trim_start_matches("name: ").to_owned(),
+                );
+                users_view(&st, &viewer, &UserForm::default(), errors, e.code.status()).await
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberForm {
+    #[serde(default)]
+    user: String,
+}
+
+async fn add_member(
+    State(st): State<AppState>,
+    Path(group): Path<String>,
+    posted: Posted<MemberForm>,
+) -> Response {
+    let Posted { viewer, form } = posted;
+    admin_only(&viewer, async {
+        let user = form.user.trim().to_owned();
+        match groups::add(
+            &st,
+            &viewer.ctx,
+            &group,
+            GroupMembers {
+                users: vec![user.clone()],
+            },
+        )
+        .await
+        {
+            Ok(_) => Ok(done(
+                "/hub/admin/users",
+                &format!("Added {user} to {group}."),
+            )),
+            Err(e) if e.code.status().is_client_error() => {
+                let mut errors = FormErrors::default();
+                errors.fields.insert(
+                    format!("member-{group}"),
+                    e.message.trim_start_matches("users: ").to_owned(),
+                );
+                users_view(&st, &viewer, &UserForm::default(), errors, e.code.status()).await
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+async fn remove_member(
+    State(st): State<AppState>,
+    Path((group, user)): Path<(String, String)>,
+    posted: Posted<super::NoFields>,
+) -> Response {
+    let viewer = &posted.viewer;
+    admin_only(viewer, async {
+        groups::remove(&st, &viewer.ctx, &group, &user).await?;
+        Ok(done(
+            "/hub/admin/users",
+            &format!("Removed {user} from {group}."),
+        ))
+    })
+    .await
+}
+
+// --- profiles --------------------------------------------------------------
+
+/// A profile as its form shows it, in the units people use.
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct ProfileForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    cpu: String,
+    #[serde(default)]
+    memory_gib: String,
+    #[serde(default)]
+    disk_gib: String,
+    #[serde(default)]
+    max_processes: String,
+    /// `0`: never.
+    #[serde(default)]
+    idle_minutes: String,
+    #[serde(default)]
+    idle_action: String,
+    /// `0`: never.
+    #[serde(default)]
+    lifetime_days: String,
+    #[serde(default)]
+    cost_per_hour: String,
+    #[serde(default)]
+    start_timeout_secs: String,
+    /// `jupyterlab`, or a command line.
+    #[serde(default)]
+    command: String,
+    egress: Option<String>,
+}
+
+/// The form's fields by the API's names in error messages.
+const PROFILE_FIELDS: [(&str, &str); 11] = [
+    ("name", "name"),
+    ("display_name", "display_name"),
+    ("cpu", "cpu"),
+    ("memory_bytes", "memory_gib"),
+    ("disk_quota_bytes", "disk_gib"),
+    ("max_processes", "max_processes"),
+    ("idle_timeout_secs", "idle_minutes"),
+    ("idle_action", "idle_action"),
+    ("max_lifetime_secs", "lifetime_days"),
+    ("cost_per_hour", "cost_per_hour"),
+    ("start_timeout_secs", "start_timeout_secs"),
+];
+
+impl ProfileForm {
+    fn of(p: &model::Profile) -> Self {
+        let s = &p.spec;
+        let gib = |b: u64| super::format::cpus(b * 1000 / (1 << 30));
+        ProfileForm {
+            name: p.name.to_string(),
+            display_name: s.display_name.clone(),
+            cpu: super::format::cpus(s.cpu_millis),
+            memory_gib: gib(s.memory_bytes),
+            disk_gib: gib(s.disk_quota_bytes),
+            max_processes: s.max_processes.to_string(),
+            idle_minutes: s.idle_timeout_secs.map_or(0, |t| t / 60).to_string(),
+            idle_action: s.idle_action.as_str().to_owned(),
+            lifetime_days: super::format::cpus(
+                s.max_lifetime_secs.map_or(0, |t| t * 1000 / 86_400),
+            ),
+            cost_per_hour: super::format::money(s.cost_per_hour_micros),
+            start_timeout_secs: s.start_timeout_secs.to_string(),
+            command: match &s.app {
+                model::App::Jupyterlab => "jupyterlab".into(),
+                model::App::Command { argv } => argv.join(" "),
+            },
+            egress: s.egress.then(|| "on".into()),
+        }
+    }
+
+    fn defaults() -> Self {
+        let standard = model::Profile {
+            id: String::new(),
+            name: model::Name::parse("new").expect("valid name"),
+            spec: model::ProfileSpec::standard(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        ProfileForm {
+            name: String::new(),
+            display_name: String::new(),
+            ..ProfileForm::of(&standard)
+        }
+    }
+
+    /// The API's update body; a number that does not parse is its field's error.
+    fn to_update(&self) -> ApiResult<ProfileUpdate> {
+        fn num(field: &str, s: &str) -> ApiResult<f64> {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| {
+                    ApiError::new(Code::InvalidValue, format!("{field}: enter a number"))
+                })
+        }
+        let whole = |field: &str, s: &str, scale: f64| -> ApiResult<u64> {
+            let v = num(field, s)? * scale;
+            if v > 9.0e15 {
+                return Err(ApiError::new(
+                    Code::InvalidValue,
+                    format!("{field}: too large"),
+                ));
+            }
+            Ok(v.round() as u64)
+        };
+        let command = self.command.trim();
+        Ok(ProfileUpdate {
+            display_name: Some(self.display_name.trim().to_owned()),
+            cpu: Some(num("cpu", &self.cpu)?),
+            memory_bytes: Some(whole(
+                "memory_bytes",
+                &self.memory_gib,
+                (1u64 << 30) as f64,
+            )?),
+            disk_quota_bytes: Some(whole(
+                "disk_quota_bytes",
+                &self.disk_gib,
+                (1u64 << 30) as f64,
+            )?),
+            max_processes: Some(whole("max_processes", &self.max_processes, 1.0)?),
+            idle_timeout_secs: Some(whole("idle_timeout_secs", &self.idle_minutes, 60.0)?),
+            idle_action: Some(self.idle_action.clone()),
+            max_lifetime_secs: Some(whole("max_lifetime_secs", &self.lifetime_days, 86_400.0)?),
+            cost_per_hour: Some(num("cost_per_hour", &self.cost_per_hour)?),
+            start_timeout_secs: Some(whole("start_timeout_secs", &self.start_timeout_secs, 1.0)?),
+            app: Some(if command.is_empty() || command == "jupyterlab" {
+                api_types::App::Jupyterlab
+            } else {
+                api_types::App::Command {
+                    argv: command.split_whitespace().map(str::to_owned).collect(),
+                }
+            }),
+            egress: Some(checked(&self.egress)),
+        })
+    }
+}
+
+/// Files an API error under the profile form's field.
+fn profile_errors(e: &ApiError) -> FormErrors {
+    let mut errors = FormErrors::from_api(e, &PROFILE_FIELDS.map(|(api, _)| api));
+    errors.fields = errors
+        .fields
+        .into_iter()
+        .map(|(k, v)| {
+            let field = PROFILE_FIELDS
+                .iter()
+                .find(|(api, _)| *api == k)
+                .map_or(k.as_str(), |(_, f)| f);
+            (field.to_owned(), v)
+        })
+        .collect();
+    errors
+}
+
+async fn profiles_page(State(st): State<AppState>, viewer: Viewer) -> Response {
+    admin_only(
+        &viewer,
+        profiles_view(
+            &st,
+            &viewer,
+            &ProfileForm::defaults(),
+            FormErrors::default(),
+            StatusCode::OK,
+        ),
+    )
+    .await
+}
+
+async fn profiles_view(
+    st: &AppState,
+    viewer: &Viewer,
+    form: &ProfileForm,
+    errors: FormErrors,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let mut list = st.store.profiles().await?;
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    let workspaces = all_workspaces(st, None).await?;
+    let list: Vec<_> = list
+        .iter()
+        .map(|p| {
+            context! {
+                name => p.name.as_str(),
+                display_name => p.spec.display_name,
+                cpu_millis => p.spec.cpu_millis,
+                memory_bytes => p.spec.memory_bytes,
+                idle => idle_policy(&p.spec),
+                lifetime_secs => p.spec.max_lifetime_secs,
+                cost_per_hour_micros => p.spec.cost_per_hour_micros,
+                used_by => workspaces.iter().filter(|w| w.spec.profile == p.name).count(),
+            }
+        })
+        .collect();
+    Ok(viewer.page(
+        "admin_profiles.html",
+        status,
+        context! {
+            title => "Profiles",
+            nav => "admin",
+            subnav => "profiles",
+            profiles => list,
+            form => form,
+            errors => errors,
+            name_pattern => model::NAME_PATTERN,
+        },
+    ))
+}
+
+async fn create_profile(State(st): State<AppState>, posted: Posted<ProfileForm>) -> Response {
+    let Posted { viewer, form } = posted;
+    admin_only(&viewer, async {
+        let made = async {
+            let update = form.to_update()?;
+            profiles::create(&st, &viewer.ctx, form.name.trim(), update).await
+        }
+        .await;
+        match made {
+            Ok(p) => Ok(done(
+                "/hub/admin/profiles",
+                &format!("Created profile {}.", p.name),
+            )),
+            Err(e) if e.code.status().is_client_error() => {
+                profiles_view(&st, &viewer, &form, profile_errors(&e), e.code.status()).await
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+async fn profile_page(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> Response {
+    admin_only(&viewer, async {
+        let p = st
+            .store
+            .profile(&crate::extract::path_name("profile", &name)?)
+            .await?;
+        Ok(profile_view(
+            &viewer,
+            &ProfileForm::of(&p),
+            FormErrors::default(),
+            StatusCode::OK,
+        ))
+    })
+    .await
+}
+
+fn profile_view(
+    viewer: &Viewer,
+    form: &ProfileForm,
+    errors: FormErrors,
+    status: StatusCode,
+) -> Response {
+    viewer.page(
+        "admin_profile.html",
+        status,
+        context! {
+            title => format!("Profile {}", form.name),
+            nav => "admin",
+            subnav => "profiles",
+            form => form,
+            errors => errors,
+        },
+    )
+}
+
+async fn update_profile(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<ProfileForm>,
+) -> Response {
+    let Posted { viewer, form } = posted;
+    admin_only(&viewer, async {
+        let changed = async {
+            let update = form.to_update()?;
+            profiles::update(&st, &viewer.ctx, &name, update).await
+        }
+        .await;
+        match changed {
+            Ok(p) => Ok(done(
+                "/hub/admin/profiles",
+                &format!("Saved profile {}.", p.name),
+            )),
+            Err(e) if e.code.status().is_client_error() => {
+                let form = ProfileForm {
+                    name: name.clone(),
+                    ..form
+                };
+                Ok(profile_view(
+                    &viewer,
+                    &form,
+                    profile_errors(&e),
+                    e.code.status(),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+// --- quotas ----------------------------------------------------------------
+
+async fn quotas_page(State(st): State<AppState>, viewer: Viewer) -> Response {
+    admin_only(&viewer, async {
+        let q = st.config.quota;
+        let profiles = profiles_by_name(&st).await?;
+        let workspaces = all_workspaces(&st, None).await?;
+        let list = st.store.users(None, 1000).await?;
+        let rows: Vec<_> = list
+            .iter()
+            .map(|u| {
+                let mine = workspaces.iter().filter(|w| w.owner_id == u.id);
+                let (mut n, mut cpu, mut mem) = (0u64, 0u64, 0u64);
+                for w in mine {
+                    n += 1;
+                    if w.spec.desired != DesiredState::Stopped {
+                        if let Some(p) = profiles.get(w.spec.profile.as_str()) {
+                            cpu += p.spec.cpu_millis;
+                            mem += p.spec.memory_bytes;
+                        }
+                    }
+                }
+                context! {
+                    name => u.name.as_str(),
+                    workspaces => n,
+                    cpu_millis => cpu,
+                    memory_bytes => mem,
+                    full => n >= q.max_workspaces || cpu >= q.max_cpu_millis || mem >= q.max_memory_bytes,
+                }
+            })
+            .collect();
+        Ok(viewer.page(
+            "admin_quotas.html",
+            StatusCode::OK,
+            context! {
+                title => "Quotas",
+                nav => "admin",
+                subnav => "quotas",
+                rows => rows,
+                quota => context! {
+                    max_workspaces => q.max_workspaces,
+                    max_cpu_millis => q.max_cpu_millis,
+                    max_memory_bytes => q.max_memory_bytes,
+                },
+            },
+        ))
+    })
+    .await
+}
+
+// --- workspaces ------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct WorkspacesQuery {
+    /// Every workspace, not only the running ones.
+    all: Option<String>,
+}
+
+async fn workspaces_page(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<WorkspacesQuery>,
+) -> Response {
+    admin_only(&viewer, async {
+        let all = checked(&q.all);
+        let profiles = profiles_by_name(&st).await?;
+        let list: Vec<_> = all_workspaces(&st, None)
+            .await?
+            .into_iter()
+            .filter(|w| all || w.status.state != WorkspaceState::Stopped || w.spec.desired != DesiredState::Stopped)
+            .collect();
+        // Usage is sampled per workspace; sample them together.
+        let usage = futures::future::join_all(list.iter().map(|w| async {
+            match (&st.runtime, w.status.state) {
+                (Some(rt), WorkspaceState::Running | WorkspaceState::Paused) => rt.usage(&w.id).await.ok().flatten(),
+                _ => None,
+            }
+        }))
+        .await;
+        let mut rows = Vec::with_capacity(list.len());
+        for (w, u) in list.iter().zip(usage) {
+            let v = view(w, &profiles);
+            let cost = super::details::cost_so_far(&st, w, v.cost_per_hour_micros).await?;
+            rows.push(context! {
+                cost_micros => cost,
+                usage => u.map(|u| context! { cpu_millis => u.cpu_millis, memory_bytes => u.memory_bytes }),
+                ..Value::from_serialize(&v)
+            });
+        }
+        Ok(viewer.page(
+            "admin_workspaces.html",
+            StatusCode::OK,
+            context! {
+                title => if all { "All workspaces" } else { "Running workspaces" },
+                nav => "admin",
+                subnav => "workspaces",
+                all => all,
+                workspaces => rows,
+            },
+        ))
+    })
+    .await
+}
+
+// --- audit -----------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+struct AuditForm {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    action: String,
+    /// `YYYY-MM-DD` (a date input) or RFC 3339.
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    before: String,
+}
+
+/// A date input's `YYYY-MM-DD` as the API's RFC 3339 (midnight UTC).
+fn day(s: &str) -> String {
+    let s = s.trim();
+    if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    }
+}
+
+async fn audit_page(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Query(form): Query<AuditForm>,
+) -> Response {
+    admin_only(&viewer, async {
+        let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        let filter = audit::filter(
+            opt(&form.user),
+            opt(&form.action),
+            opt(&form.since).map(|s| day(&s)),
+            opt(&form.until).map(|s| day(&s)),
+            opt(&form.before),
+            Some(100),
+        );
+        let (records, errors, status) = match filter {
+            Ok(f) => {
+                let limit = f.limit - 1;
+                let mut records = st.store.audit(&f).await?;
+                let more = records.len() as i64 > limit;
+                records.truncate(limit as usize);
+                (Some((records, more)), FormErrors::default(), StatusCode::OK)
+            }
+            Err(e) => (
+                None,
+                FormErrors::from_api(&e, &["user", "action", "since", "until", "before"]),
+                e.code.status(),
+            ),
+        };
+        let (records, more) = records.unwrap_or_default();
+        let next = more.then(|| records.last().map(|r| r.id.clone())).flatten();
+        let rows: Vec<_> = records
+            .iter()
+            .map(|a| {
+                context! {
+                    at => a.at,
+                    actor => a.actor,
+                    action => a.action,
+                    target => format!("{} {}", a.target_type, a.target),
+                    outcome => a.outcome.as_str(),
+                    source => a.source,
+                    detail => a.detail,
+                }
+            })
+            .collect();
+        let older = next.map(|before| {
+            let q = AuditForm {
+                before,
+                ..form.clone()
+            };
+            format!(
+                "/hub/admin/audit?{}",
+                serde_urlencoded::to_string(&q).unwrap_or_default()
+            )
+        });
+        Ok(viewer.page(
+            "admin_audit.html",
+            status,
+            context! {
+                title => "Audit log",
+                nav => "admin",
+                subnav => "audit",
+                records => rows,
+                form => form,
+                errors => errors,
+                older => older,
+            },
+        ))
+    })
+    .await
+}

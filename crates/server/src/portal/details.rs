@@ -1,0 +1,197 @@
+//! One workspace's page: its state history and conditions, the tail of its app's
+//! log, what it uses now against its limits, its address, its cost so far, and
+//! what happens to it next.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+
+use model::{
+    now_millis, DesiredState, IdleAction, Millis, Profile, Scope, StateChange, Workspace,
+    WorkspaceState,
+};
+
+use super::format::{span_secs, when};
+use super::home::view;
+use super::Viewer;
+use crate::error::ApiResult;
+use crate::AppState;
+
+/// How much of the app's log the page shows.
+const LOG_TAIL_BYTES: usize = 16 * 1024;
+
+pub(super) async fn page(
+    st: &AppState,
+    viewer: &Viewer,
+    ws: &Workspace,
+    profiles: &HashMap<String, Profile>,
+) -> ApiResult<Response> {
+    let v = view(ws, profiles);
+    let profile = profiles.get(ws.spec.profile.as_str()).map(|p| &p.spec);
+    let history = st.store.workspace_events(&ws.id, 200).await?;
+    let cost = cost_of(
+        &history,
+        now_millis(),
+        profile.map_or(0, |p| p.cost_per_hour_micros),
+    );
+    // The log may show what the owner's code printed: the owner's (and admins') eyes only.
+    let may_manage = viewer.ctx.principal.may(Scope::Servers, &ws.owner_id);
+    let (mut log, mut usage) = (None, None);
+    if let Some(rt) = &st.runtime {
+        if may_manage {
+            log = rt.log_tail(&ws.id, LOG_TAIL_BYTES).await.ok();
+        }
+        if matches!(
+            ws.status.state,
+            WorkspaceState::Running | WorkspaceState::Starting | WorkspaceState::Paused
+        ) {
+            usage = rt.usage(&ws.id).await.ok().flatten();
+        }
+    }
+    let history: Vec<_> = history
+        .iter()
+        .take(50)
+        .map(|h| context! { at => h.at, state => h.state.as_str(), message => h.message })
+        .collect();
+    let conditions: Vec<_> = ws
+        .status
+        .conditions
+        .iter()
+        .map(|c| {
+            context! { kind => c.kind, status => c.status, reason => c.reason, message => c.message, at => c.at }
+        })
+        .collect();
+    Ok(viewer.page(
+        "workspace.html",
+        StatusCode::OK,
+        context! {
+            title => format!("{}/{}", ws.owner, ws.name),
+            nav => "home",
+            ws => v,
+            cost_micros => cost,
+            history => history,
+            conditions => conditions,
+            log => log,
+            may_manage => may_manage,
+            usage => usage.map(|u| context! { cpu_millis => u.cpu_millis, memory_bytes => u.memory_bytes }),
+            next_events => next_events(ws, profile, now_millis()),
+            idle => profile.map(super::home::idle_policy),
+            limits => profile.map(|p| context! {
+                cpu_millis => p.cpu_millis,
+                memory_bytes => p.memory_bytes,
+                disk_quota_bytes => p.disk_quota_bytes,
+                max_processes => p.max_processes,
+            }),
+        },
+    ))
+}
+
+/// What a workspace has cost so far: its time running (from its state history)
+/// at its profile's hourly cost, in millionths.
+pub(super) async fn cost_so_far(
+    st: &AppState,
+    ws: &Workspace,
+    per_hour_micros: u64,
+) -> ApiResult<u64> {
+    if per_hour_micros == 0 {
+        return Ok(0);
+    }
+    let history = st.store.workspace_events(&ws.id, 200).await?;
+    Ok(cost_of(&history, now_millis(), per_hour_micros))
+}
+
+/// The cost of the running spans in `history` (newest first), the last one
+/// counted up to `now` if it is still running.
+fn cost_of(history: &[StateChange], now: Millis, per_hour_micros: u64) -> u64 {
+    let mut running_ms: u128 = 0;
+    let mut end = now;
+    for h in history {
+        if h.state == WorkspaceState::Running {
+            running_ms += u128::try_from(end - h.at).unwrap_or(0);
+        }
+        end = h.at;
+    }
+    (running_ms * u128::from(per_hour_micros) / 3_600_000) as u64
+}
+
+/// What will happen to a workspace, in words: when it idles out and when it is
+/// deleted.
+fn next_events(ws: &Workspace, p: Option<&model::ProfileSpec>, now: Millis) -> Vec<String> {
+    let mut out = Vec::new();
+    if ws.deletion_requested_at.is_some() {
+        out.push("It is being deleted.".to_owned());
+        return out;
+    }
+    let Some(p) = p else { return out };
+    let active = ws.spec.desired != DesiredState::Stopped;
+    match (p.idle_timeout_secs, active) {
+        (Some(t), true) if ws.status.state == WorkspaceState::Running => {
+            let since = ws.last_activity.max(ws.status.started_at).unwrap_or(now);
+            let at = since + (t as i64) * 1000;
+            let verb = match p.idle_action {
+                IdleAction::Pause => "pauses",
+                IdleAction::Stop => "stops",
+            };
+            out.push(if at > now {
+                format!(
+                    "It {verb} after {} idle: at {} unless it is used (in {}).",
+                    span_secs(t),
+                    when(at),
+                    span_secs(((at - now) / 1000) as u64)
+                )
+            } else {
+                format!(
+                    "It {verb} after {} idle: soon, unless it is used.",
+                    span_secs(t)
+                )
+            });
+        }
+        (Some(t), _) => out.push(format!(
+            "While running, it {} after {} idle.",
+            match p.idle_action {
+                IdleAction::Pause => "pauses",
+                IdleAction::Stop => "stops",
+            },
+            span_secs(t)
+        )),
+        (None, _) => out.push("It never idles out; stop it when you are done.".to_owned()),
+    }
+    match p.max_lifetime_secs {
+        Some(l) => out.push(format!(
+            "It is deleted on {}.",
+            when(ws.created_at + (l as i64) * 1000)
+        )),
+        None => out.push("It is kept until you delete it.".to_owned()),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(at: Millis, state: WorkspaceState) -> StateChange {
+        StateChange {
+            at,
+            state,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn cost_counts_only_running_spans() {
+        use WorkspaceState as S;
+        let h = 3_600_000;
+        // Newest first: ran 1 h, stopped 1 h, runs again since 30 min ago.
+        let history = [
+            at(10 * h + h / 2, S::Running),
+            at(10 * h - h, S::Stopped),
+            at(10 * h - 2 * h, S::Running),
+            at(10 * h - 2 * h - 1000, S::Starting),
+        ];
+        assert_eq!(cost_of(&history, 11 * h, 1_000_000), 1_500_000);
+        assert_eq!(cost_of(&[], 11 * h, 1_000_000), 0);
+    }
+}

@@ -1,0 +1,460 @@
+//! `/hub/home` and `/hub/workspaces/…`: my workspaces with their live state, the
+//! new-workspace form, quota use, one workspace's page, and the actions (start,
+//! stop, delete) that the REST API's functions carry out.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::{context, Value};
+use serde::{Deserialize, Serialize};
+
+use model::{DesiredState, IdleAction, Profile, Scope, Workspace, WorkspaceState};
+use store::WorkspaceFilter;
+
+use super::{checked, done, safe_next, FormErrors, Posted, Viewer};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::workspaces;
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/home", get(home))
+        .route("/hub/workspaces", post(create))
+        .route("/hub/workspaces/{id}", get(workspace_page))
+        .route("/hub/workspaces/{id}/start", post(start))
+        .route("/hub/workspaces/{id}/stop", post(stop))
+        .route(
+            "/hub/workspaces/{id}/delete",
+            get(confirm_delete).post(delete),
+        )
+        .route("/hub/events", get(events))
+}
+
+/// A workspace as pages show it.
+#[derive(Debug, Serialize)]
+pub(super) struct WorkspaceView {
+    id: String,
+    owner: String,
+    name: String,
+    profile: String,
+    profile_display: String,
+    state: &'static str,
+    message: String,
+    /// Whether it is asked to run (Stop is offered) or not (Start is).
+    active: bool,
+    deleting: bool,
+    url: String,
+    created_at: i64,
+    last_activity: Option<i64>,
+    cpu_millis: u64,
+    memory_bytes: u64,
+    pub(super) cost_per_hour_micros: u64,
+}
+
+pub(super) fn view(ws: &Workspace, profiles: &HashMap<String, Profile>) -> WorkspaceView {
+    let p = profiles.get(ws.spec.profile.as_str());
+    WorkspaceView {
+        id: ws.id.clone(),
+        owner: ws.owner.to_string(),
+        name: ws.name.to_string(),
+        profile: ws.spec.profile.to_string(),
+        profile_display: p.map(|p| p.spec.display_name.clone()).unwrap_or_default(),
+        state: if ws.deletion_requested_at.is_some() {
+            WorkspaceState::Deleting.as_str()
+        } else {
+            ws.status.state.as_str()
+        },
+        message: ws.status.message.clone().unwrap_or_default(),
+        active: ws.spec.desired != DesiredState::Stopped,
+        deleting: ws.deletion_requested_at.is_some(),
+        url: model::hub::base_url(&ws.owner, &ws.name),
+        created_at: ws.created_at,
+        last_activity: ws.last_activity,
+        cpu_millis: p.map_or(0, |p| p.spec.cpu_millis),
+        memory_bytes: p.map_or(0, |p| p.spec.memory_bytes),
+        cost_per_hour_micros: p.map_or(0, |p| p.spec.cost_per_hour_micros),
+    }
+}
+
+/// A profile as the new-workspace form offers it.
+#[derive(Debug, Serialize)]
+struct ProfileView {
+    name: String,
+    display_name: String,
+    cpu_millis: u64,
+    memory_bytes: u64,
+    idle: String,
+    cost_per_hour_micros: u64,
+}
+
+/// What the culler does to a profile's idle workspaces, in words.
+pub(super) fn idle_policy(p: &model::ProfileSpec) -> String {
+    match p.idle_timeout_secs {
+        None => "never idles out".into(),
+        Some(s) => format!(
+            "{} after {} idle",
+            match p.idle_action {
+                IdleAction::Pause => "pauses",
+                IdleAction::Stop => "stops",
+            },
+            super::format::span_secs(s)
+        ),
+    }
+}
+
+pub(super) async fn profiles_by_name(st: &AppState) -> ApiResult<HashMap<String, Profile>> {
+    Ok(st
+        .store
+        .profiles()
+        .await?
+        .into_iter()
+        .map(|p| (p.name.to_string(), p))
+        .collect())
+}
+
+/// All workspaces of `owner_id` (all of everyone's with `None`), oldest first.
+pub(super) async fn all_workspaces(
+    st: &AppState,
+    owner_id: Option<String>,
+) -> ApiResult<Vec<Workspace>> {
+    Ok(st
+        .store
+        .workspaces(&WorkspaceFilter {
+            owner_id,
+            limit: 10_000,
+            ..WorkspaceFilter::default()
+        })
+        .await?)
+}
+
+#[derive(Debug, Default, Serialize)]
+struct NewWorkspace {
+    name: String,
+    profile: String,
+    start: bool,
+}
+
+async fn home(State(st): State<AppState>, viewer: Viewer) -> Response {
+    let form = NewWorkspace {
+        start: true,
+        ..NewWorkspace::default()
+    };
+    match home_page(&st, &viewer, form, FormErrors::default(), StatusCode::OK).await {
+        Ok(r) => r,
+        Err(e) => viewer.error(e),
+    }
+}
+
+async fn home_page(
+    st: &AppState,
+    viewer: &Viewer,
+    form: NewWorkspace,
+    errors: FormErrors,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let me = &viewer.ctx.principal;
+    let profiles = profiles_by_name(st).await?;
+    let mine = all_workspaces(st, Some(me.user_id.clone())).await?;
+    let q = &st.config.quota;
+    let (mut cpu, mut mem) = (0, 0);
+    for w in mine
+        .iter()
+        .filter(|w| w.spec.desired != DesiredState::Stopped)
+    {
+        if let Some(p) = profiles.get(w.spec.profile.as_str()) {
+            cpu += p.spec.cpu_millis;
+            mem += p.spec.memory_bytes;
+        }
+    }
+    let mut offered: Vec<ProfileView> = profiles
+        .values()
+        .map(|p| ProfileView {
+            name: p.name.to_string(),
+            display_name: p.spec.display_name.clone(),
+            cpu_millis: p.spec.cpu_millis,
+            memory_bytes: p.spec.memory_bytes,
+            idle: idle_policy(&p.spec),
+            cost_per_hour_micros: p.spec.cost_per_hour_micros,
+        })
+        .collect();
+    offered.sort_by(|a, b| (a.cpu_millis, &a.name).cmp(&(b.cpu_millis, &b.name)));
+    let chosen = if form.profile.is_empty() {
+        offered
+            .iter()
+            .find(|p| p.name == "standard")
+            .or(offered.first())
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    } else {
+        form.profile.clone()
+    };
+    let names: Vec<&str> = mine.iter().map(|w| w.name.as_str()).collect();
+    let mut workspaces = Vec::with_capacity(mine.len());
+    for w in &mine {
+        let v = view(w, &profiles);
+        let cost = super::details::cost_so_far(st, w, v.cost_per_hour_micros).await?;
+        workspaces.push(context! { cost_micros => cost, ..Value::from_serialize(&v) });
+    }
+    Ok(viewer.page(
+        "home.html",
+        status,
+        context! {
+            title => "Your workspaces",
+            nav => "home",
+            workspaces => workspaces,
+            profiles => offered,
+            form => form,
+            chosen => chosen,
+            errors => errors,
+            names => names,
+            name_pattern => model::NAME_PATTERN,
+            quota => context! {
+                workspaces => mine.len(),
+                max_workspaces => q.max_workspaces,
+                cpu_millis => cpu,
+                max_cpu_millis => q.max_cpu_millis,
+                memory_bytes => mem,
+                max_memory_bytes => q.max_memory_bytes,
+            },
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    profile: String,
+    start: Option<String>,
+}
+
+async fn create(State(st): State<AppState>, posted: Posted<CreateForm>) -> Response {
+    let Posted { viewer, form } = posted;
+    let start = checked(&form.start);
+    let made = async {
+        let name = crate::extract::name("name", form.name.trim())?;
+        let profile = crate::extract::name("profile", &form.profile)?;
+        let owner = st.store.user(&viewer.ctx.principal.user_id).await?;
+        workspaces::create(&st, &viewer.ctx, &owner, &name, &profile, start).await
+    }
+    .await;
+    match made {
+        Ok(ws) => done(
+            "/hub/home",
+            &format!(
+                "Created workspace {}{}.",
+                ws.name,
+                if start { "; it is starting" } else { "" }
+            ),
+        ),
+        Err(e) if e.code.status().is_client_error() => {
+            let errors = FormErrors::from_api(&e, &["name", "profile"]);
+            let form = NewWorkspace {
+                name: form.name,
+                profile: form.profile,
+                start,
+            };
+            home_page(&st, &viewer, form, errors, e.code.status())
+                .await
+                .unwrap_or_else(|e| viewer.error(e))
+        }
+        Err(e) => viewer.error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ActionForm {
+    next: Option<String>,
+    keep_files: Option<String>,
+}
+
+/// Runs a start or stop through the API's function and goes back.
+async fn act(
+    st: &AppState,
+    posted: Posted<ActionForm>,
+    id: &str,
+    desired: DesiredState,
+) -> Response {
+    let (action, verb) = match desired {
+        DesiredState::Stopped => ("workspace.stop", "Stopping"),
+        _ => ("workspace.start", "Starting"),
+    };
+    match workspaces::change(st, &posted.viewer.ctx, id, action, None, Some(desired)).await {
+        Ok(ws) => done(
+            safe_next(posted.form.next.as_deref(), "/hub/home"),
+            &format!("{verb} {}.", ws.name),
+        ),
+        Err(e) => posted.viewer.error(e),
+    }
+}
+
+async fn start(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted<ActionForm>,
+) -> Response {
+    act(&st, posted, &id, DesiredState::Running).await
+}
+
+async fn stop(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted<ActionForm>,
+) -> Response {
+    act(&st, posted, &id, DesiredState::Stopped).await
+}
+
+/// A workspace the viewer may read, with its profile; else the error page.
+async fn find(
+    st: &AppState,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<(Workspace, HashMap<String, Profile>), Response> {
+    let found = async {
+        let ws = st
+            .store
+            .workspace(crate::extract::path_id("workspace", id)?)
+            .await?;
+        if !viewer.ctx.principal.may(Scope::ReadServers, &ws.owner_id) {
+            return Err(ApiError::not_found("workspace"));
+        }
+        Ok((ws, profiles_by_name(st).await?))
+    }
+    .await;
+    found.map_err(|e| viewer.error(e))
+}
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn confirm_delete(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let (ws, profiles) = match find(&st, &viewer, &id).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    viewer.page(
+        "confirm_delete.html",
+        StatusCode::OK,
+        context! {
+            title => format!("Delete {}?", ws.name),
+            nav => "home",
+            ws => view(&ws, &profiles),
+            next => safe_next(q.next.as_deref(), "/hub/home"),
+        },
+    )
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted<ActionForm>,
+) -> Response {
+    let keep = checked(&posted.form.keep_files);
+    match workspaces::request_delete(&st, &posted.viewer.ctx, &id, keep).await {
+        Ok(ws) => done(
+            safe_next(posted.form.next.as_deref(), "/hub/home"),
+            &format!(
+                "Deleting {}{}.",
+                ws.name,
+                if keep { "; its files are kept" } else { "" }
+            ),
+        ),
+        Err(e) => posted.viewer.error(e),
+    }
+}
+
+async fn workspace_page(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    let (ws, profiles) = match find(&st, &viewer, &id).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    match super::details::page(&st, &viewer, &ws, &profiles).await {
+        Ok(r) => r,
+        Err(e) => viewer.error(e),
+    }
+}
+
+/// The state of every workspace the viewer may read, as server-sent events: a
+/// `snapshot` event with all of them (`[{"id", "state", "message", "ready"}]`),
+/// then one message per change, and `{"id", "state": "deleted"}` when one is
+/// gone. Pages update in place.
+async fn events(State(st): State<AppState>, viewer: Viewer) -> impl IntoResponse {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    struct Change {
+        id: String,
+        state: &'static str,
+        message: String,
+        ready: bool,
+    }
+    let principal = viewer.ctx.principal;
+    let snapshot = move |table: &model::route::RouteTable| -> HashMap<String, Change> {
+        table
+            .values()
+            .filter(|r| principal.may(Scope::ReadServers, &r.owner_id))
+            .map(|r| {
+                let c = Change {
+                    id: r.workspace_id.clone(),
+                    state: r.state.as_str(),
+                    message: r.message.clone(),
+                    ready: r.state == WorkspaceState::Running && r.upstream.is_some(),
+                };
+                (c.id.clone(), c)
+            })
+            .collect()
+    };
+    let mut routes = st.proxy.routes();
+    let first = snapshot(&routes.borrow_and_update());
+    // The first event (`snapshot`) lists every workspace at once, so that a page
+    // can tell which of its workspaces are gone already.
+    let initial: Vec<Change> = first.values().cloned().collect();
+    let initial = Event::default()
+        .event("snapshot")
+        .json_data(&initial)
+        .map_err(|e| e.to_string());
+    let updates = futures::stream::unfold((routes, first), move |(mut routes, last)| {
+        let snapshot = snapshot.clone();
+        async move {
+            routes.changed().await.ok()?;
+            let now = snapshot(&routes.borrow_and_update());
+            let mut out: Vec<Change> = now
+                .values()
+                .filter(|c| last.get(&c.id) != Some(c))
+                .cloned()
+                .collect();
+            out.extend(
+                last.keys()
+                    .filter(|id| !now.contains_key(*id))
+                    .map(|id| Change {
+                        id: id.clone(),
+                        state: "deleted",
+                        message: String::new(),
+                        ready: false,
+                    }),
+            );
+            Some((futures::stream::iter(out), (routes, now)))
+        }
+    })
+    .flatten();
+    let stream = futures::stream::once(async { initial })
+        .chain(updates.map(|c| Event::default().json_data(&c).map_err(|e| e.to_string())));
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,167 @@
+//! `/hub/token`: my API tokens: make one (its secret shown once), list them with
+//! scopes, last use and expiry, and revoke them.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use api_types::TokenCreate;
+use model::TokenKind;
+
+use super::{done, FormErrors, Posted, Viewer};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::routes::tokens;
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/token", get(page).post(create))
+        .route("/hub/token/{id}/revoke", post(revoke))
+}
+
+/// The lifetimes the form offers, in seconds (`0`: never expires).
+const LIFETIMES: [(u64, &str); 6] = [
+    (3600, "1 hour"),
+    (86_400, "1 day"),
+    (7 * 86_400, "7 days"),
+    (30 * 86_400, "30 days"),
+    (90 * 86_400, "90 days"),
+    (0, "Never"),
+];
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct TokenForm {
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    expires_in: String,
+}
+
+async fn page(State(st): State<AppState>, viewer: Viewer) -> Response {
+    let form = TokenForm {
+        expires_in: (30 * 86_400).to_string(),
+        ..TokenForm::default()
+    };
+    render(
+        &st,
+        &viewer,
+        &form,
+        FormErrors::default(),
+        None,
+        StatusCode::OK,
+    )
+    .await
+    .unwrap_or_else(|e| viewer.error(e))
+}
+
+async fn render(
+    st: &AppState,
+    viewer: &Viewer,
+    form: &TokenForm,
+    errors: FormErrors,
+    created: Option<(String, String)>,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let me = viewer.ctx.principal.name.as_str();
+    let (_, list) = tokens::list(st, &viewer.ctx, me).await?;
+    let list: Vec<_> = list
+        .iter()
+        .map(|t| {
+            context! {
+                id => t.id,
+                prefix => t.prefix,
+                note => t.note,
+                kind => match t.kind {
+                    TokenKind::Api => "API",
+                    TokenKind::Server => "workspace app",
+                    TokenKind::OAuth => "app login (OAuth)",
+                },
+                scopes => t.scopes.to_strings(),
+                created_at => t.created_at,
+                last_used_at => t.last_used_at,
+                expires_at => t.expires_at,
+            }
+        })
+        .collect();
+    Ok(viewer.page(
+        "tokens.html",
+        status,
+        context! {
+            title => "API tokens",
+            nav => "tokens",
+            tokens => list,
+            form => form,
+            errors => errors,
+            lifetimes => LIFETIMES.iter().map(|(s, l)| context! { secs => s.to_string(), label => l }).collect::<Vec<_>>(),
+            created => created.map(|(note, secret)| context! { note => note, secret => secret }),
+        },
+    ))
+}
+
+async fn create(State(st): State<AppState>, posted: Posted<TokenForm>) -> Response {
+    let Posted { viewer, form } = posted;
+    let made = async {
+        let expires_in = match form.expires_in.trim() {
+            "" | "0" => None,
+            s => Some(s.parse::<u64>().map_err(|_| {
+                ApiError::new(
+                    Code::InvalidValue,
+                    "expires_in: choose a lifetime from the list",
+                )
+            })?),
+        };
+        let scopes: Vec<String> = form.scopes.split_whitespace().map(str::to_owned).collect();
+        let req = TokenCreate {
+            note: form.note.trim().to_owned(),
+            scopes: (!scopes.is_empty()).then_some(scopes),
+            expires_in,
+        };
+        tokens::create(&st, &viewer.ctx, viewer.ctx.principal.name.as_str(), req).await
+    }
+    .await;
+    match made {
+        Ok((token, secret)) => {
+            let shown = (token.note.clone(), secret);
+            render(
+                &st,
+                &viewer,
+                &TokenForm::default(),
+                FormErrors::default(),
+                Some(shown),
+                StatusCode::CREATED,
+            )
+            .await
+        }
+        Err(e) if e.code.status().is_client_error() => {
+            // An unknown or forbidden scope is the scopes field's fault.
+            let errors = match e.code {
+                Code::UnknownScope | Code::Forbidden => FormErrors {
+                    fields: [("scopes".to_owned(), e.message.clone())].into(),
+                    form: None,
+                },
+                _ => FormErrors::from_api(&e, &["note", "expires_in"]),
+            };
+            render(&st, &viewer, &form, errors, None, e.code.status()).await
+        }
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(|e| viewer.error(e))
+}
+
+async fn revoke(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted<super::NoFields>,
+) -> Response {
+    let viewer = &posted.viewer;
+    match tokens::delete(&st, &viewer.ctx, viewer.ctx.principal.name.as_str(), &id).await {
+        Ok(()) => done("/hub/token", "Token revoked."),
+        Err(e) => viewer.error(e),
+    }
+}
