@@ -92,9 +92,17 @@ pub(crate) async fn may_open(
 ) -> Result<auth::Authenticated, Response> {
     let who = match auth::authenticate(parts, st).await {
         Ok(who) => who,
-        // A browser goes to the login page and comes back; other requests are told.
+        // A browser's page load goes to the login page and comes back; other
+        // requests (scripts, WebSockets) are told.
         Err(e) if e.code == crate::error::Code::Unauthenticated => {
-            return Err(if matches!(parts.method, Method::GET | Method::HEAD) {
+            let browser = matches!(parts.method, Method::GET | Method::HEAD)
+                && !parts.headers.contains_key(header::UPGRADE)
+                && parts
+                    .headers
+                    .get(header::ACCEPT)
+                    .and_then(|a| a.to_str().ok())
+                    .is_some_and(|a| a.contains("text/html"));
+            return Err(if browser {
                 crate::portal::login_redirect(parts)
             } else {
                 page(
@@ -102,7 +110,7 @@ pub(crate) async fn may_open(
                     "Log in",
                     "Log in to berth to open this workspace.",
                 )
-            })
+            });
         }
         Err(e) => return Err(e.into_response()),
     };

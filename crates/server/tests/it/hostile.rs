@@ -583,7 +583,6 @@ async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::sqlite().await;
     for token in ["", app.admin.as_str()] {
         for uri in [
-            "/",
             "/nope",
             "/api",
             "/api/v1",

@@ -15,6 +15,7 @@ mod hub;
 mod hub_admin;
 mod hub_shares;
 mod oauth;
+mod portal;
 mod props;
 mod proxy;
 mod quota;

@@ -439,7 +439,11 @@ async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
     let page = r.text().await.unwrap();
-    assert!(page.contains("<title>alice/off · berth</title>"), "{page}");
+    // (minijinja writes `/` as `&#x2f;`.)
+    assert!(
+        page.contains("<title>alice&#x2f;off · berth</title>"),
+        "{page}"
+    );
     assert!(
         page.contains("Start it") && page.contains(&csrf),
         "a start button: {page}"
@@ -455,8 +459,10 @@ async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
         .text()
         .await
         .unwrap();
+    // It follows the state (berth.js, over /hub/events) and reloads when ready.
     assert!(
-        page.contains("EventSource(\"/api/v1/workspaces/ws-alice-boot/events\")"),
+        page.contains(r#"data-workspace="ws-alice-boot" data-follow="true""#)
+            && page.contains(r#"class="progress""#),
         "{page}"
     );
 

@@ -1,0 +1,444 @@
+//! The web portal through the router: sessions and the login redirect, CSRF on
+//! every form (the login form's double-submit token included), 403 pages for
+//! non-admins, errors beside their fields, and every page rendering.
+
+use serde_json::{json, Value};
+
+use crate::{req, Reply, Session, TestApp};
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn html(r: &Reply) -> &str {
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/html; charset=utf-8"),
+        "{r:?}"
+    );
+    r.body.as_str().unwrap_or_default()
+}
+
+/// Posts a form as a browser with this session does.
+async fn post(app: &TestApp, s: &Session, uri: &str, fields: &[(&str, &str)]) -> Reply {
+    let body = serde_urlencoded::to_string(fields).unwrap();
+    app.send_unchecked(req("POST", uri).session(s, None).raw(Some(FORM), body))
+        .await
+}
+
+async fn get(app: &TestApp, s: &Session, uri: &str) -> Reply {
+    app.send_unchecked(req("GET", uri).session(s, None)).await
+}
+
+async fn user(app: &TestApp, name: &str) -> Session {
+    let r = app
+        .call(
+            &app.admin,
+            "POST",
+            "/api/v1/users",
+            json!({"name": name, "password": format!("{name}-password")}),
+        )
+        .await;
+    r.expect(201);
+    app.login(name, &format!("{name}-password")).await
+}
+
+#[tokio::test]
+async fn pages_send_strangers_to_the_login_page_and_back() {
+    let app = TestApp::sqlite().await;
+    for (path, next) in [
+        ("/hub/home", "%2Fhub%2Fhome"),
+        (
+            "/hub/admin/audit?user=ada",
+            "%2Fhub%2Fadmin%2Faudit%3Fuser%3Dada",
+        ),
+    ] {
+        let r = app.send_unchecked(req("GET", path)).await;
+        assert_eq!(r.status, 303, "{path}");
+        assert_eq!(
+            r.header("location"),
+            Some(format!("/hub/login?next={next}").as_str())
+        );
+    }
+    // A form post without a session is not carried out.
+    let r = app
+        .send_unchecked(req("POST", "/hub/workspaces").raw(Some(FORM), "name=x"))
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        app.audit_actions()
+            .await
+            .iter()
+            .filter(|a| *a == "workspace.create")
+            .count(),
+        0
+    );
+    let r = app.send_unchecked(req("GET", "/")).await;
+    assert_eq!(r.header("location"), Some("/hub/home"));
+    // An app's OAuth login, loaded by a browser, comes back after berth's login;
+    // a script is told 401.
+    let ws = app.workspace(&app.admin, json!({"name": "nb"})).await;
+    let authorize = format!(
+        "/hub/api/oauth2/authorize?client_id=berth-ws-{}&redirect_uri=/user/admin/nb/oauth_callback&response_type=code",
+        ws["id"].as_str().unwrap()
+    );
+    let r = app
+        .send_unchecked(req("GET", &authorize).header("accept", "text/html,application/xhtml+xml"))
+        .await;
+    assert_eq!(r.status, 303);
+    let next = r
+        .header("location")
+        .unwrap()
+        .strip_prefix("/hub/login?next=")
+        .unwrap();
+    assert_eq!(
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("n={next}")).unwrap()[0].1,
+        authorize
+    );
+    assert_eq!(app.send_unchecked(req("GET", &authorize)).await.status, 401);
+}
+
+/// The login form's own token: a post from another site (no cookie, or another
+/// value) logs no one in; the right one does, and goes only to this origin.
+#[tokio::test]
+async fn the_login_form_refuses_cross_site_posts_and_foreign_next() {
+    let app = TestApp::sqlite().await;
+    let page = app
+        .send_unchecked(req("GET", "/hub/login?next=//evil.example/x"))
+        .await;
+    let body = html(&page);
+    // (minijinja writes `/` as `&#x2f;` in attributes.)
+    assert!(
+        body.contains(r#"name="next" value="&#x2f;hub&#x2f;home""#),
+        "{body}"
+    );
+    assert!(!body.contains("evil"));
+    let cookie = page
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = cookie.split_once('=').unwrap().1.to_owned();
+    let form = |csrf: &str, next: &str, password: &str| {
+        serde_urlencoded::to_string([
+            ("_csrf", csrf),
+            ("username", "admin"),
+            ("password", password),
+            ("next", next),
+        ])
+        .unwrap()
+    };
+    let password = crate::ADMIN_PASSWORD;
+    for (cookie, csrf) in [("", token.as_str()), (cookie.as_str(), "forged")] {
+        let mut r = req("POST", "/hub/login").raw(Some(FORM), form(csrf, "/hub/home", password));
+        if !cookie.is_empty() {
+            r = r.header("cookie", cookie);
+        }
+        let r = app.send_unchecked(r).await;
+        assert_eq!(r.status, 403, "{r:?}");
+        assert!(!r
+            .header("set-cookie")
+            .unwrap_or_default()
+            .contains("berth_session="));
+    }
+    let wrong = app
+        .send_unchecked(
+            req("POST", "/hub/login")
+                .header("cookie", &cookie)
+                .raw(Some(FORM), form(&token, "/hub/home", "wrong-password")),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(html(&wrong).contains("Wrong user name or password."));
+    for (next, to) in [
+        ("/user/admin/lab/?a=1", "/user/admin/lab/?a=1"),
+        ("//evil.example/", "/hub/home"),
+        ("https://evil.example/", "/hub/home"),
+        ("/\\evil.example", "/hub/home"),
+    ] {
+        let r = app
+            .send_unchecked(
+                req("POST", "/hub/login")
+                    .header("cookie", &cookie)
+                    .raw(Some(FORM), form(&token, next, password)),
+            )
+            .await;
+        assert_eq!(r.status, 303, "{next}: {r:?}");
+        assert_eq!(r.header("location"), Some(to), "{next}");
+        let set: Vec<_> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert!(
+            set.iter()
+                .any(|c| c.starts_with("berth_session=") && c.contains("HttpOnly")),
+            "{set:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_form_needs_the_session_token() {
+    let app = TestApp::sqlite().await;
+    let s = app.login("admin", crate::ADMIN_PASSWORD).await;
+    for csrf in ["", "not-the-token"] {
+        let r = post(
+            &app,
+            &s,
+            "/hub/workspaces",
+            &[("_csrf", csrf), ("name", "lab"), ("profile", "standard")],
+        )
+        .await;
+        assert_eq!(r.status, 403);
+        assert!(html(&r).contains("Form expired"));
+        let r = post(
+            &app,
+            &s,
+            "/hub/admin/users",
+            &[
+                ("_csrf", csrf),
+                ("name", "eve"),
+                ("password", "eve-password"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 403);
+        let r = post(&app, &s, "/hub/logout", &[("_csrf", csrf)]).await;
+        assert_eq!(r.status, 403);
+    }
+    let actions = app.audit_actions().await;
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a == "workspace.create" || a == "user.create" || a == "auth.logout"),
+        "{actions:?}"
+    );
+
+    let r = post(
+        &app,
+        &s,
+        "/hub/workspaces",
+        &[
+            ("_csrf", &s.csrf),
+            ("name", "lab"),
+            ("profile", "standard"),
+            ("start", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(r.header("location"), Some("/hub/home"));
+    let ws = app
+        .call(&app.admin, "GET", "/api/v1/workspaces", Value::Null)
+        .await;
+    assert_eq!(ws.expect(200)["items"][0]["desired_state"], "running");
+    let r = post(&app, &s, "/hub/logout", &[("_csrf", &s.csrf)]).await;
+    assert_eq!(r.header("location"), Some("/hub/login?logged_out=1"));
+    assert_eq!(
+        get(&app, &s, "/hub/home").await.status,
+        303,
+        "the session ended"
+    );
+}
+
+#[tokio::test]
+async fn non_admins_get_403_pages_and_their_posts_do_nothing() {
+    let app = TestApp::sqlite().await;
+    let ada = user(&app, "ada").await;
+    for path in [
+        "/hub/admin/users",
+        "/hub/admin/profiles",
+        "/hub/admin/profiles/standard",
+        "/hub/admin/quotas",
+        "/hub/admin/workspaces",
+        "/hub/admin/audit",
+    ] {
+        let r = get(&app, &ada, path).await;
+        assert_eq!(r.status, 403, "{path}");
+        assert!(html(&r).contains("Only administrators may see this page."));
+    }
+    for (path, fields) in [
+        (
+            "/hub/admin/users",
+            vec![
+                ("name", "eve"),
+                ("password", "eve-password"),
+                ("admin", "on"),
+            ],
+        ),
+        ("/hub/admin/users/ada", vec![("action", "make-admin")]),
+        (
+            "/hub/admin/profiles",
+            vec![("name", "huge"), ("display_name", "Huge"), ("cpu", "64")],
+        ),
+        ("/hub/admin/groups", vec![("name", "team")]),
+    ] {
+        let mut fields = fields;
+        fields.push(("_csrf", &ada.csrf));
+        assert_eq!(post(&app, &ada, path, &fields).await.status, 403, "{path}");
+    }
+    let me = app.send(req("GET", "/api/v1/me").session(&ada, None)).await;
+    assert_eq!(me.expect(200)["user"]["admin"], false);
+    let actions = app.audit_actions().await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "user.create").count(),
+        1,
+        "ada only: {actions:?}"
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a == "user.update" || a == "profile.create" || a == "group.create"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_shown_beside_its_field_and_kept() {
+    let app = TestApp::sqlite().await;
+    let s = app.login("admin", crate::ADMIN_PASSWORD).await;
+    let r = post(
+        &app,
+        &s,
+        "/hub/workspaces",
+        &[
+            ("_csrf", &s.csrf),
+            ("name", "Bad_Name"),
+            ("profile", "standard"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    let body = html(&r);
+    assert!(
+        body.contains(r#"data-error-for="name">name may contain only lowercase letters"#),
+        "{body}"
+    );
+    assert!(body.contains(r#"value="Bad_Name""#));
+    let r = post(
+        &app,
+        &s,
+        "/hub/workspaces",
+        &[("_csrf", &s.csrf), ("name", "lab"), ("profile", "nope")],
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(html(&r).contains("no profile nope"));
+
+    let profile = [
+        ("_csrf", s.csrf.as_str()),
+        ("name", "gpu"),
+        ("display_name", "GPU"),
+        ("cpu", "lots"),
+        ("memory_gib", "8"),
+        ("disk_gib", "20"),
+        ("max_processes", "1024"),
+        ("idle_minutes", "0"),
+        ("idle_action", "stop"),
+        ("lifetime_days", "0"),
+        ("cost_per_hour", "1.5"),
+        ("start_timeout_secs", "120"),
+        ("command", "jupyterlab"),
+    ];
+    let r = post(&app, &s, "/hub/admin/profiles", &profile).await;
+    assert_eq!(r.status, 422);
+    assert!(html(&r).contains(r#"data-error-for="cpu">enter a number"#));
+    let mut profile = profile;
+    profile[3].1 = "2";
+    profile[4].1 = "0.01";
+    let r = post(&app, &s, "/hub/admin/profiles", &profile).await;
+    assert_eq!(r.status, 422);
+    assert!(
+        html(&r).contains(r#"data-error-for="memory_gib">must be between 64 MiB and 16 TiB"#),
+        "{}",
+        html(&r)
+    );
+    profile[4].1 = "8";
+    assert_eq!(
+        post(&app, &s, "/hub/admin/profiles", &profile).await.status,
+        303
+    );
+    let p = app
+        .call(&app.admin, "GET", "/api/v1/profiles/gpu", Value::Null)
+        .await;
+    assert_eq!(p.expect(200)["memory_bytes"], 8u64 << 30);
+
+    let r = post(
+        &app,
+        &s,
+        "/hub/token",
+        &[
+            ("_csrf", &s.csrf),
+            ("note", "x"),
+            ("scopes", "read:nothing"),
+            ("expires_in", "3600"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(html(&r).contains(r#"data-error-for="scopes">"#));
+    let r = get(&app, &s, "/hub/admin/audit?since=yesterday").await;
+    assert_eq!(r.status, 400);
+    assert!(html(&r).contains(r#"data-error-for="since">"#));
+    // Hostile ids and names are error pages, not faults.
+    for path in [
+        "/hub/workspaces/..%2F..%2Fetc",
+        "/hub/admin/profiles/%00",
+        "/hub/workspaces/01a00000-0000-7000-8000-000000000000",
+    ] {
+        let r = get(&app, &s, path).await;
+        assert!(r.status.is_client_error(), "{path}: {r:?}");
+        html(&r);
+    }
+}
+
+#[tokio::test]
+async fn every_page_renders() {
+    let app = TestApp::sqlite().await;
+    let s = app.login("admin", crate::ADMIN_PASSWORD).await;
+    let ws = app.workspace(&app.admin, json!({"name": "lab"})).await;
+    let id = ws["id"].as_str().unwrap();
+    let created = post(
+        &app,
+        &s,
+        "/hub/token",
+        &[("_csrf", &s.csrf), ("note", "ci"), ("expires_in", "0")],
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    assert!(
+        html(&created).contains(r#"id="new-token" readonly value="bth_"#)
+            || html(&created).contains("new-token")
+    );
+    for path in [
+        "/hub/home".to_owned(),
+        format!("/hub/workspaces/{id}"),
+        format!("/hub/workspaces/{id}/delete"),
+        "/hub/token".to_owned(),
+        "/hub/logout".to_owned(),
+        "/hub/admin/users".to_owned(),
+        "/hub/admin/profiles".to_owned(),
+        "/hub/admin/profiles/standard".to_owned(),
+        "/hub/admin/quotas".to_owned(),
+        "/hub/admin/workspaces?all=1".to_owned(),
+        "/hub/admin/audit?user=admin&action=workspace".to_owned(),
+    ] {
+        let r = get(&app, &s, &path).await;
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        let body = html(&r);
+        assert!(
+            body.contains("<title>") && body.contains("/hub/static/berth.css"),
+            "{path}"
+        );
+        assert!(
+            body.contains(&format!(r#"name="_csrf" value="{}""#, s.csrf)),
+            "{path}: every page's forms carry the token"
+        );
+    }
+    for asset in ["/hub/static/berth.css", "/hub/static/berth.js"] {
+        let r = app.send_unchecked(req("GET", asset)).await;
+        assert_eq!(r.status, 200, "{asset}");
+    }
+}
