@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use api_types::{GroupCreate, GroupMembers, ProfileUpdate, UserCreate, UserUpdate};
 use model::{DesiredState, WorkspaceState};
 
-use super::home::{all_workspaces, idle_policy, profiles_by_name, view};
+use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view};
 use super::{checked, done, see_other, FormErrors, Posted, Viewer};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::routes::{audit, groups, profiles, users};
@@ -630,17 +630,9 @@ async fn quotas_page(State(st): State<AppState>, viewer: Viewer) -> Response {
         let rows: Vec<_> = list
             .iter()
             .map(|u| {
-                let mine = workspaces.iter().filter(|w| w.owner_id == u.id);
-                let (mut n, mut cpu, mut mem) = (0u64, 0u64, 0u64);
-                for w in mine {
-                    n += 1;
-                    if w.spec.desired != DesiredState::Stopped {
-                        if let Some(p) = profiles.get(w.spec.profile.as_str()) {
-                            cpu += p.spec.cpu_millis;
-                            mem += p.spec.memory_bytes;
-                        }
-                    }
-                }
+                let mine = || workspaces.iter().filter(|w| w.owner_id == u.id);
+                let n = mine().count() as u64;
+                let (cpu, mem) = active_use(mine(), &profiles);
                 context! {
                     name => u.name.as_str(),
                     workspaces => n,

@@ -80,6 +80,20 @@ pub(super) fn view(ws: &Workspace, profiles: &HashMap<String, Profile>) -> Works
     }
 }
 
+/// The CPU and memory that count against a quota: those of the workspaces asked
+/// to run (as the API's quota check counts them).
+pub(super) fn active_use<'a>(
+    workspaces: impl Iterator<Item = &'a Workspace>,
+    profiles: &HashMap<String, Profile>,
+) -> (u64, u64) {
+    workspaces
+        .filter(|w| w.spec.desired != DesiredState::Stopped)
+        .filter_map(|w| profiles.get(w.spec.profile.as_str()))
+        .fold((0, 0), |(cpu, mem), p| {
+            (cpu + p.spec.cpu_millis, mem + p.spec.memory_bytes)
+        })
+}
+
 /// A profile as the new-workspace form offers it.
 #[derive(Debug, Serialize)]
 struct ProfileView {
@@ -160,16 +174,7 @@ async fn home_page(
     let profiles = profiles_by_name(st).await?;
     let mine = all_workspaces(st, Some(me.user_id.clone())).await?;
     let q = &st.config.quota;
-    let (mut cpu, mut mem) = (0, 0);
-    for w in mine
-        .iter()
-        .filter(|w| w.spec.desired != DesiredState::Stopped)
-    {
-        if let Some(p) = profiles.get(w.spec.profile.as_str()) {
-            cpu += p.spec.cpu_millis;
-            mem += p.spec.memory_bytes;
-        }
-    }
+    let (cpu, mem) = active_use(mine.iter(), &profiles);
     let mut offered: Vec<ProfileView> = profiles
         .values()
         .map(|p| ProfileView {

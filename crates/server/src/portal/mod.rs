@@ -12,6 +12,7 @@
 
 mod admin;
 mod details;
+mod format;
 mod home;
 mod login;
 mod tokens;
@@ -80,10 +81,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-pub(crate) mod format;
-
-/// The stylesheet and the script, compiled in; named with a version so that
-/// they can be cached for long.
+/// The stylesheet and the script, compiled in; browsers may keep them an hour.
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "berth.css" => (include_str!("../../static/berth.css"), "text/css"),

@@ -43,15 +43,21 @@ struct TokenForm {
     expires_in: String,
 }
 
+impl TokenForm {
+    /// An empty form; a token lasts 30 days unless asked otherwise.
+    fn new() -> Self {
+        TokenForm {
+            expires_in: (30 * 86_400).to_string(),
+            ..TokenForm::default()
+        }
+    }
+}
+
 async fn page(State(st): State<AppState>, viewer: Viewer) -> Response {
-    let form = TokenForm {
-        expires_in: (30 * 86_400).to_string(),
-        ..TokenForm::default()
-    };
     render(
         &st,
         &viewer,
-        &form,
+        &TokenForm::new(),
         FormErrors::default(),
         None,
         StatusCode::OK,
@@ -131,7 +137,7 @@ async fn create(State(st): State<AppState>, posted: Posted<TokenForm>) -> Respon
             render(
                 &st,
                 &viewer,
-                &TokenForm::default(),
+                &TokenForm::new(),
                 FormErrors::default(),
                 Some(shown),
                 StatusCode::CREATED,
