@@ -22,7 +22,7 @@ use crate::ADMIN_PASSWORD;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The v1 controllers the runtime places a workspace in.
-const CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
+const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
 
 /// A small app: answers every GET with its hostname (the workspace's name).
 pub(crate) const APP: &str = r#"
@@ -393,7 +393,18 @@ impl Drop for Rig {
     fn drop(&mut self) {
         drop(self.serve.take());
         let dir = self.workspaces_dir();
-        for id in &self.ids {
+        // Those made through the API here, and any other the runtime has a state
+        // file of (made through the portal, say).
+        let mut ids = self.ids.clone();
+        if let Ok(files) = std::fs::read_dir(dir.join("run")) {
+            ids.extend(files.filter_map(|f| {
+                let name = f.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".json").map(str::to_owned)
+            }));
+        }
+        ids.sort();
+        ids.dedup();
+        for id in &ids {
             force_remove(&dir, id);
         }
     }
