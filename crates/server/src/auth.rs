@@ -329,12 +329,24 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
     Ok(Authenticated { principal, csrf })
 }
 
+impl Ctx {
+    /// The context of a request whose credentials `who` are.
+    pub(crate) fn of(who: Authenticated, parts: &Parts) -> Ctx {
+        Ctx {
+            principal: who.principal,
+            request_id: request_id_of(parts),
+            source: source_of(parts),
+            csrf: who.csrf,
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Authenticated { principal, csrf } = authenticate(parts, state).await?;
-        if let Some(expected) = &csrf {
+        let who = authenticate(parts, state).await?;
+        if let Some(expected) = &who.csrf {
             if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
                 let sent = parts
                     .headers
@@ -349,12 +361,7 @@ impl FromRequestParts<AppState> for Ctx {
                 }
             }
         }
-        Ok(Ctx {
-            principal,
-            request_id: request_id_of(parts),
-            source: source_of(parts),
-            csrf,
-        })
+        Ok(Ctx::of(who, parts))
     }
 }
 

@@ -16,7 +16,7 @@ use model::{DesiredState, IdleAction, Profile, Scope, Workspace, WorkspaceState}
 use store::WorkspaceFilter;
 
 use super::{checked, done, safe_next, FormErrors, Posted, Viewer};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::routes::workspaces;
 use crate::AppState;
 
@@ -321,13 +321,7 @@ async fn find(
     id: &str,
 ) -> Result<(Workspace, HashMap<String, Profile>), Response> {
     let found = async {
-        let ws = st
-            .store
-            .workspace(crate::extract::path_id("workspace", id)?)
-            .await?;
-        if !viewer.ctx.principal.may(Scope::ReadServers, &ws.owner_id) {
-            return Err(ApiError::not_found("workspace"));
-        }
+        let ws = workspaces::visible(st, &viewer.ctx, id).await?;
         Ok((ws, profiles_by_name(st).await?))
     }
     .await;

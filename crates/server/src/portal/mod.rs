@@ -167,12 +167,7 @@ impl FromRequestParts<AppState> for Viewer {
             .and_then(|b| String::from_utf8(b).ok())
             .filter(|f| !f.is_empty());
         Ok(Viewer {
-            ctx: Ctx {
-                principal: who.principal,
-                request_id: auth::request_id_of(parts),
-                source: auth::source_of(parts),
-                csrf: who.csrf,
-            },
+            ctx: Ctx::of(who, parts),
             flash,
         })
     }

@@ -181,7 +181,7 @@ pub(crate) async fn create(
 }
 
 /// Finds a workspace the caller may read; any other is a 404.
-async fn visible(st: &AppState, ctx: &Ctx, id: &str) -> ApiResult<model::Workspace> {
+pub(crate) async fn visible(st: &AppState, ctx: &Ctx, id: &str) -> ApiResult<model::Workspace> {
     let ws = st
         .store
         .workspace(extract::path_id("workspace", id)?)
