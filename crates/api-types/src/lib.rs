@@ -74,6 +74,48 @@ pub struct UserUpdate {
     pub password: Option<String>,
 }
 
+/// Quota limits: workspaces held, and the CPUs and memory of those asked to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuotaLimits {
+    pub max_workspaces: u64,
+    /// CPUs (fractions allowed).
+    pub max_cpu: f64,
+    pub max_memory_bytes: u64,
+}
+
+/// What counts against a quota: every workspace, and the CPUs and memory of
+/// those not stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuotaUse {
+    pub workspaces: u64,
+    pub cpu: f64,
+    pub memory_bytes: u64,
+}
+
+/// A user's quota: the limits in force, where they come from, and the use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserQuota {
+    pub user: String,
+    /// The limits in force: the user's own where an admin set them, else the default's.
+    pub limits: QuotaLimits,
+    /// The limits an admin set for this user; `null` ones are the default's.
+    pub custom: QuotaUpdate,
+    /// The configured default (`[quota]` in berth.toml).
+    pub default: QuotaLimits,
+    pub used: QuotaUse,
+}
+
+/// A user's own limits, replacing any set before; an omitted or `null` limit
+/// is the default's, and all omitted is the default quota. Zero is a limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaUpdate {
+    pub max_workspaces: Option<u64>,
+    /// CPUs (fractions allowed).
+    pub max_cpu: Option<f64>,
+    pub max_memory_bytes: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Group {
     pub name: String,

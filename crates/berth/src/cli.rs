@@ -97,6 +97,23 @@ pub enum UsersCommand {
     Delete {
         name: String,
     },
+    /// Show a user's quota and use; with limits, give the user those of their
+    /// own (admins; the limits not given stay as they are).
+    Quota {
+        name: String,
+        /// Workspaces held at most.
+        #[arg(long)]
+        workspaces: Option<u64>,
+        /// CPUs running at most, e.g. 8 or 0.5.
+        #[arg(long)]
+        cpu: Option<f64>,
+        /// Memory running at most, e.g. 32GiB.
+        #[arg(long)]
+        memory: Option<bytesize::ByteSize>,
+        /// Give the user the default quota again.
+        #[arg(long, conflicts_with_all = ["workspaces", "cpu", "memory"])]
+        reset: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -382,6 +399,38 @@ fn users_table(users: &[User]) -> Table {
     )
 }
 
+fn quota_table(q: &UserQuota) -> Table {
+    let mem = |b: u64| bytesize::ByteSize(b).to_string_as(true);
+    let own = |set: bool| if set { "own" } else { "default" }.to_owned();
+    let (l, d, u, c) = (&q.limits, &q.default, &q.used, &q.custom);
+    table(
+        &["", "IN USE", "LIMIT", "FROM", "DEFAULT"],
+        [
+            vec![
+                "workspaces".into(),
+                u.workspaces.to_string(),
+                l.max_workspaces.to_string(),
+                own(c.max_workspaces.is_some()),
+                d.max_workspaces.to_string(),
+            ],
+            vec![
+                "cpus running".into(),
+                u.cpu.to_string(),
+                l.max_cpu.to_string(),
+                own(c.max_cpu.is_some()),
+                d.max_cpu.to_string(),
+            ],
+            vec![
+                "memory running".into(),
+                mem(u.memory_bytes),
+                mem(l.max_memory_bytes),
+                own(c.max_memory_bytes.is_some()),
+                mem(d.max_memory_bytes),
+            ],
+        ],
+    )
+}
+
 fn tokens_table(tokens: &[Token]) -> Table {
     table(
         &["ID", "PREFIX", "NOTE", "SCOPES", "EXPIRES", "LAST USED"],
@@ -649,6 +698,29 @@ async fn users(c: &Client, out: &Out, cmd: UsersCommand) -> anyhow::Result<()> {
             c.delete_user(&name).await?;
             out.done(&format!("deleted user {name}"));
             Ok(())
+        }
+        UsersCommand::Quota {
+            name,
+            workspaces,
+            cpu,
+            memory,
+            reset,
+        } => {
+            let q = if reset {
+                c.reset_user_quota(&name).await?;
+                c.user_quota(&name).await?
+            } else if workspaces.is_some() || cpu.is_some() || memory.is_some() {
+                let own = c.user_quota(&name).await?.custom;
+                let req = QuotaUpdate {
+                    max_workspaces: workspaces.or(own.max_workspaces),
+                    max_cpu: cpu.or(own.max_cpu),
+                    max_memory_bytes: memory.map(|m| m.as_u64()).or(own.max_memory_bytes),
+                };
+                c.set_user_quota(&name, &req).await?
+            } else {
+                c.user_quota(&name).await?
+            };
+            out.print(&q, quota_table)
         }
     }
 }

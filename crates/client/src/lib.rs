@@ -188,6 +188,15 @@ impl Client {
             .await
     }
 
+    async fn put<T: DeserializeOwned, B: Serialize>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T> {
+        self.call::<T, B, ()>(Method::PUT, segments, None, Some(body))
+            .await
+    }
+
     async fn delete(&self, segments: &[&str]) -> Result<()> {
         self.send::<(), ()>(Method::DELETE, segments, None, None)
             .await
@@ -240,6 +249,19 @@ impl Client {
 
     pub async fn delete_user(&self, name: &str) -> Result<()> {
         self.delete(&["api", "v1", "users", name]).await
+    }
+
+    pub async fn user_quota(&self, name: &str) -> Result<UserQuota> {
+        self.get(&["api", "v1", "users", name, "quota"]).await
+    }
+
+    /// Replaces the user's own limits (admins); `None` ones are the default's.
+    pub async fn set_user_quota(&self, name: &str, req: &QuotaUpdate) -> Result<UserQuota> {
+        self.put(&["api", "v1", "users", name, "quota"], req).await
+    }
+
+    pub async fn reset_user_quota(&self, name: &str) -> Result<()> {
+        self.delete(&["api", "v1", "users", name, "quota"]).await
     }
 
     // ---- groups ------------------------------------------------------------

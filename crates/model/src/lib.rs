@@ -8,6 +8,7 @@
 pub mod hub;
 mod name;
 mod profile;
+mod quota;
 pub mod route;
 mod runtime;
 mod scope;
@@ -20,6 +21,7 @@ pub use name::{Name, NameError, NAME_PATTERN};
 /// that `/user/{user}/` leads to.
 pub const DEFAULT_WORKSPACE: &str = "default";
 pub use profile::{App, IdleAction, Profile, ProfileSpec, ProfileSpecError};
+pub use quota::{Quota, QuotaOverride, QUOTA_CEILING};
 pub use runtime::{fake::FakeRuntime, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 pub use scope::{Filter, Principal, Scope, ScopeSet, Targets, UnknownScope};
 pub use secret::Secret;

@@ -48,22 +48,8 @@ pub struct ServerConfig {
 
 /// Per-user limits, checked when a workspace is created, started or moved to
 /// another profile. CPU and memory count the workspaces that are not stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    pub max_workspaces: u64,
-    pub max_cpu_millis: u64,
-    pub max_memory_bytes: u64,
-}
-
-impl Default for Quota {
-    fn default() -> Self {
-        Quota {
-            max_workspaces: 10,
-            max_cpu_millis: 16_000,
-            max_memory_bytes: 64 << 30,
-        }
-    }
-}
+/// An admin may give one user limits of their own (`/api/v1/users/{name}/quota`).
+pub use model::Quota;
 
 impl Default for ServerConfig {
     fn default() -> Self {

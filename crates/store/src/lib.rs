@@ -11,6 +11,7 @@
 mod rows;
 mod tx;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,8 @@ pub use rows::{
 pub use tx::{Tx, UserPatch, EVENTS_KEPT};
 
 use model::{
-    AuditRecord, Filter, Group, Name, Profile, Share, StateChange, Targets, Token, User, Workspace,
+    AuditRecord, Filter, Group, Name, Profile, QuotaOverride, Share, StateChange, Targets, Token,
+    User, Workspace,
 };
 
 /// A share with its workspace's owner and name, and whom it is with.
@@ -433,6 +435,40 @@ impl Store {
             .await
             .map_err(query_error("list profiles", "profile"))?;
         rows.iter().map(rows::profile).collect()
+    }
+
+    // ---- quotas ------------------------------------------------------------
+
+    /// The limits an admin gave `user_id`, if any.
+    pub async fn quota_override(&self, user_id: &str) -> Result<Option<QuotaOverride>> {
+        let row = sqlx::query(&format!("{} WHERE user_id = $1", rows::QUOTA_SELECT))
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("get user quota", "user quota"))?;
+        row.as_ref().map(rows::quota_override).transpose()
+    }
+
+    /// What counts against `owner_id`'s quota now (the check itself reads it
+    /// with [`Tx::usage`]).
+    pub async fn usage(&self, owner_id: &str) -> Result<Usage> {
+        let row = sqlx::query(rows::USAGE_SELECT)
+            .bind(owner_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("sum usage", "workspace"))?;
+        rows::usage(&row)
+    }
+
+    /// Every user's own limits, by user id.
+    pub async fn quota_overrides(&self) -> Result<HashMap<String, QuotaOverride>> {
+        let rows = sqlx::query(rows::QUOTA_SELECT)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("list user quotas", "user quota"))?;
+        rows.iter()
+            .map(|r| Ok((get(r, "user_id", "user quota")?, rows::quota_override(r)?)))
+            .collect()
     }
 
     // ---- workspaces --------------------------------------------------------

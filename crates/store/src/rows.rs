@@ -4,8 +4,8 @@ use sqlx::any::AnyRow;
 
 use model::{
     App, AuditRecord, DesiredState, Group, IdleAction, Millis, Name, Outcome, Profile, ProfileSpec,
-    ScopeSet, Share, ShareWith, StateChange, Token, TokenKind, User, Workspace, WorkspaceSpec,
-    WorkspaceState, WorkspaceStatus,
+    QuotaOverride, ScopeSet, Share, ShareWith, StateChange, Token, TokenKind, User, Workspace,
+    WorkspaceSpec, WorkspaceState, WorkspaceStatus,
 };
 
 use crate::{get, Result, StoreError};
@@ -25,6 +25,15 @@ pub(crate) const WORKSPACE_SELECT: &str = "SELECT w.id, w.owner_id, u.name AS ow
     p.name AS profile, w.desired, w.generation, w.state, w.status, w.observed_generation, \
     w.created_at, w.updated_at, w.last_activity, w.deletion_requested_at, w.keep_files \
     FROM workspaces w JOIN users u ON u.id = w.owner_id JOIN profiles p ON p.id = w.profile_id";
+
+pub(crate) const QUOTA_SELECT: &str = "SELECT user_id, max_workspaces, max_cpu_millis, \
+    max_memory_bytes FROM user_quotas";
+
+/// What counts against one user's quota (`$1`, the user's id).
+pub(crate) const USAGE_SELECT: &str = "SELECT COUNT(*) AS n, \
+    CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.cpu_millis ELSE 0 END), 0) AS BIGINT) AS cpu, \
+    CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.memory_bytes ELSE 0 END), 0) AS BIGINT) AS mem \
+    FROM workspaces w JOIN profiles p ON p.id = w.profile_id WHERE w.owner_id = $1";
 
 pub(crate) fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -61,6 +70,28 @@ pub(crate) fn user(r: &AnyRow) -> Result<User> {
         disabled: get::<i64>(r, "disabled", "user")? != 0,
         created_at: get(r, "created_at", "user")?,
         last_activity: get(r, "last_activity", "user")?,
+    })
+}
+
+pub(crate) fn quota_override(r: &AnyRow) -> Result<QuotaOverride> {
+    let limit = |col: &str| -> Result<Option<u64>> {
+        get::<Option<i64>>(r, col, "user quota")?
+            .map(|v| non_negative(v, "user quota"))
+            .transpose()
+    };
+    Ok(QuotaOverride {
+        max_workspaces: limit("max_workspaces")?,
+        max_cpu_millis: limit("max_cpu_millis")?,
+        max_memory_bytes: limit("max_memory_bytes")?,
+    })
+}
+
+pub(crate) fn usage(r: &AnyRow) -> Result<Usage> {
+    let count = |col: &str| non_negative(get(r, col, "usage")?, "usage");
+    Ok(Usage {
+        workspaces: count("n")?,
+        cpu_millis: count("cpu")?,
+        memory_bytes: count("mem")?,
     })
 }
 

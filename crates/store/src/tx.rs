@@ -5,8 +5,8 @@ use sqlx::{Any, Row, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 use model::{
-    new_id, now_millis, DesiredState, Group, Name, Profile, ScopeSet, Token, TokenKind, User,
-    Workspace, WorkspaceState, WorkspaceStatus,
+    new_id, now_millis, DesiredState, Group, Name, Profile, QuotaOverride, ScopeSet, Token,
+    TokenKind, User, Workspace, WorkspaceState, WorkspaceStatus,
 };
 
 use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, Usage};
@@ -563,6 +563,44 @@ impl Tx {
         Ok(())
     }
 
+    // ---- quotas ------------------------------------------------------------
+
+    /// The limits an admin gave `user_id`, if any; read inside the write
+    /// transaction with [`Tx::usage`], for the quota check.
+    pub async fn quota_override(&mut self, user_id: &str) -> Result<Option<QuotaOverride>> {
+        let row = sqlx::query(&format!("{} WHERE user_id = $1", rows::QUOTA_SELECT))
+            .bind(user_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(query_error("get user quota", "user quota"))?;
+        row.as_ref().map(rows::quota_override).transpose()
+    }
+
+    /// Gives `user_id` the limits `o` in place of its current ones; an empty
+    /// override gives it back the default quota.
+    pub async fn set_quota_override(&mut self, user_id: &str, o: &QuotaOverride) -> Result<()> {
+        let limit = |v: Option<u64>| v.map(|v| v as i64);
+        let q = if o.is_empty() {
+            sqlx::query("DELETE FROM user_quotas WHERE user_id = $1").bind(user_id)
+        } else {
+            sqlx::query(
+                "INSERT INTO user_quotas (user_id, max_workspaces, max_cpu_millis, \
+                 max_memory_bytes, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (user_id) DO UPDATE SET max_workspaces = $2, \
+                 max_cpu_millis = $3, max_memory_bytes = $4, updated_at = $5",
+            )
+            .bind(user_id)
+            .bind(limit(o.max_workspaces))
+            .bind(limit(o.max_cpu_millis))
+            .bind(limit(o.max_memory_bytes))
+            .bind(now_millis())
+        };
+        q.execute(&mut *self.tx)
+            .await
+            .map_err(query_error("set user quota", "user quota"))?;
+        Ok(())
+    }
+
     // ---- workspaces --------------------------------------------------------
 
     /// Moves workspaces' (and their owners') `last_activity` forward to the
@@ -674,25 +712,12 @@ impl Tx {
     /// stopped; read inside the write transaction so that a quota check and the
     /// change it allows see the same state (on SQLite, where writers are serialized).
     pub async fn usage(&mut self, owner_id: &str) -> Result<Usage> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, \
-             CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.cpu_millis ELSE 0 END), 0) AS BIGINT) AS cpu, \
-             CAST(COALESCE(SUM(CASE WHEN w.desired <> 'stopped' THEN p.memory_bytes ELSE 0 END), 0) AS BIGINT) AS mem \
-             FROM workspaces w JOIN profiles p ON p.id = w.profile_id WHERE w.owner_id = $1",
-        )
-        .bind(owner_id)
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(query_error("sum usage", "workspace"))?;
-        let get = |c: &str| -> Result<u64> {
-            let v: i64 = crate::get(&row, c, "usage")?;
-            u64::try_from(v).map_err(|e| rows::corrupt("usage", e))
-        };
-        Ok(Usage {
-            workspaces: get("n")?,
-            cpu_millis: get("cpu")?,
-            memory_bytes: get("mem")?,
-        })
+        let row = sqlx::query(rows::USAGE_SELECT)
+            .bind(owner_id)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(query_error("sum usage", "workspace"))?;
+        rows::usage(&row)
     }
 
     /// Marks a workspace for deletion (the controller finishes it); idempotent.

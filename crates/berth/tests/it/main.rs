@@ -225,6 +225,30 @@ async fn story(engine: Engine) {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Bob's own limits: the ones given replace the default's, the rest stay.
+    let q = berth.json("admin", &["users", "quota", "bob", "--workspaces", "2"]);
+    assert_eq!(q["limits"]["max_workspaces"], 2);
+    let q = berth.json("admin", &["users", "quota", "bob", "--memory", "4GiB"]);
+    assert_eq!(
+        (
+            &q["custom"]["max_workspaces"],
+            &q["limits"]["max_memory_bytes"]
+        ),
+        (&Value::from(2), &Value::from(4u64 << 30))
+    );
+    assert_eq!(q["limits"]["max_cpu"], q["default"]["max_cpu"]);
+    assert!(berth
+        .fails("admin", &["users", "quota", "bob", "--cpu=-1"])
+        .contains("invalid_value"));
+    let q = berth.json("admin", &["users", "quota", "bob", "--reset"]);
+    assert_eq!(q["limits"], q["default"]);
+    let table = berth.cli("admin", &["users", "quota", "bob"], None);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("memory running") && table.contains("default"),
+        "{table}"
+    );
+
     let ws = berth.json("admin", &["ws", "create", "lab", "--profile", "small"]);
     assert_eq!(
         (

@@ -377,7 +377,27 @@ async fn a_user_and_an_admin_use_the_portal() {
         "1"
     );
     b.shoot("admin-profile-edit").await;
+    // Ada's own quota: a count that is no whole number is refused beside it.
     b.goto("/hub/admin/quotas").await;
+    b.follow("tr[data-user=ada] a.button").await;
+    b.wait("#edit-quota").await;
+    b.fill("#f-workspaces", "2.5").await;
+    b.fill("#f-cpu", "4").await;
+    b.follow("#edit-quota button[type=submit]").await;
+    assert_eq!(
+        b.text("[data-error-for=workspaces]").await,
+        "enter a whole number"
+    );
+    b.shoot("admin-quota-edit").await;
+    b.fill("#f-workspaces", "3").await;
+    b.follow("#edit-quota button[type=submit]").await;
+    b.wait("#quotas").await;
+    assert_eq!(b.text(".notice").await, "Saved the quota of ada.");
+    let row = b.text("tr[data-user=ada]").await;
+    assert!(
+        row.contains("own limits") && row.contains("0 of 3"),
+        "{row}"
+    );
     b.shoot("admin-quotas").await;
     b.log_out().await;
     b.shoot("logged-out").await;
@@ -409,6 +429,16 @@ async fn a_user_and_an_admin_use_the_portal() {
 
     // A bad name is flagged as it is typed, and the form is not sent.
     b.goto("/hub/home").await;
+    let quota = b
+        .text(".quota")
+        .await
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        quota.contains("0 of 3 workspaces") && quota.contains("0 of 4 CPUs"),
+        "{quota}"
+    );
     b.shoot("home-empty").await;
     b.fill("#f-name", "Lab").await;
     assert_eq!(
@@ -625,6 +655,11 @@ async fn a_user_and_an_admin_use_the_portal() {
         log.contains("user.create") && log.contains("user ada"),
         "{log}"
     );
+    b.fill("#f-action", "quota").await;
+    b.submit("#f-action").await;
+    b.wait("#audit").await;
+    let log = b.text("#audit").await;
+    assert!(log.contains("quota.set") && log.contains("ada"), "{log}");
     b.fill("#f-action", "a bad action!").await;
     b.submit("#f-action").await;
     assert_eq!(
@@ -633,7 +668,7 @@ async fn a_user_and_an_admin_use_the_portal() {
     );
 
     // Every page was photographed at both widths.
-    assert_eq!(b.taken.len(), 2 * 22, "{:?}", b.taken);
+    assert_eq!(b.taken.len(), 2 * 23, "{:?}", b.taken);
     if let Some(dir) = keep {
         eprintln!("wrote {} screenshots to {}", b.taken.len(), dir.display());
     }

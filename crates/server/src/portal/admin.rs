@@ -18,7 +18,7 @@ use model::{DesiredState, WorkspaceState};
 use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view};
 use super::{checked, done, see_other, FormErrors, Posted, Viewer};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::routes::{audit, groups, profiles, users};
+use crate::routes::{audit, groups, profiles, quotas, users};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -44,6 +44,11 @@ pub(super) fn routes() -> Router<AppState> {
             get(profile_page).post(update_profile),
         )
         .route("/hub/admin/quotas", get(quotas_page))
+        .route(
+            "/hub/admin/quotas/{name}",
+            get(quota_page).post(update_quota),
+        )
+        .route("/hub/admin/quotas/{name}/reset", post(reset_quota))
         .route("/hub/admin/workspaces", get(workspaces_page))
         .route("/hub/admin/audit", get(audit_page))
 }
@@ -70,12 +75,41 @@ struct UserForm {
     admin: Option<String>,
 }
 
-async fn users_page(State(st): State<AppState>, viewer: Viewer) -> Response {
+/// Users a page on the users and quotas pages.
+const USERS_PER_PAGE: i64 = 100;
+
+/// Which page of users: those named after `after`.
+#[derive(Debug, Default, Deserialize)]
+struct UsersQuery {
+    after: Option<String>,
+}
+
+/// A page of users by name, and the link to the next one under `path`.
+async fn users_after(
+    st: &AppState,
+    after: Option<&str>,
+    path: &str,
+) -> ApiResult<(Vec<model::User>, Option<String>)> {
+    let mut list = st.store.users(after, USERS_PER_PAGE + 1).await?;
+    let more = list.len() as i64 > USERS_PER_PAGE;
+    list.truncate(USERS_PER_PAGE as usize);
+    let next = more
+        .then(|| list.last().map(|u| format!("{path}?after={}", u.name)))
+        .flatten();
+    Ok((list, next))
+}
+
+async fn users_page(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<UsersQuery>,
+) -> Response {
     admin_only(
         &viewer,
         users_view(
             &st,
             &viewer,
+            q.after.as_deref(),
             &UserForm::default(),
             FormErrors::default(),
             StatusCode::OK,
@@ -87,11 +121,12 @@ async fn users_page(State(st): State<AppState>, viewer: Viewer) -> Response {
 async fn users_view(
     st: &AppState,
     viewer: &Viewer,
+    after: Option<&str>,
     form: &UserForm,
     errors: FormErrors,
     status: StatusCode,
 ) -> ApiResult<Response> {
-    let list = st.store.users(None, 1000).await?;
+    let (list, next) = users_after(st, after, "/hub/admin/users").await?;
     let groups = groups::list(st, &viewer.ctx).await?;
     let workspaces = all_workspaces(st, None).await?;
     let mut owned: HashMap<&str, usize> = HashMap::new();
@@ -134,6 +169,7 @@ async fn users_view(
             nav => "admin",
             subnav => "users",
             users => users,
+            next => next,
             groups => group_rows,
             form => form,
             errors => errors,
@@ -161,7 +197,7 @@ async fn create_user(State(st): State<AppState>, posted: Posted<UserForm>) -> Re
                     password: String::new(),
                     ..form
                 };
-                users_view(&st, &viewer, &form, errors, e.code.status()).await
+                users_view(&st, &viewer, None, &form, errors, e.code.status()).await
             }
             Err(e) => Err(e),
         }
@@ -242,7 +278,15 @@ async fn create_group(State(st): State<AppState>, posted: Posted<GroupForm>) -> 
                     "group".into(),
                     e.message.trim_start_matches("name: ").to_owned(),
                 );
-                users_view(&st, &viewer, &UserForm::default(), errors, e.code.status()).await
+                users_view(
+                    &st,
+                    &viewer,
+                    None,
+                    &UserForm::default(),
+                    errors,
+                    e.code.status(),
+                )
+                .await
             }
             Err(e) => Err(e),
         }
@@ -284,7 +328,15 @@ async fn add_member(
                     format!("member-{group}"),
                     e.message.trim_start_matches("users: ").to_owned(),
                 );
-                users_view(&st, &viewer, &UserForm::default(), errors, e.code.status()).await
+                users_view(
+                    &st,
+                    &viewer,
+                    None,
+                    &UserForm::default(),
+                    errors,
+                    e.code.status(),
+                )
+                .await
             }
             Err(e) => Err(e),
         }
@@ -361,7 +413,7 @@ const PROFILE_FIELDS: [(&str, &str); 11] = [
 impl ProfileForm {
     fn of(p: &model::Profile) -> Self {
         let s = &p.spec;
-        let gib = |b: u64| super::format::cpus(b * 1000 / (1 << 30));
+        let gib = super::format::gib;
         ProfileForm {
             name: p.name.to_string(),
             display_name: s.display_name.clone(),
@@ -454,19 +506,7 @@ impl ProfileForm {
 
 /// Files an API error under the profile form's field.
 fn profile_errors(e: &ApiError) -> FormErrors {
-    let mut errors = FormErrors::from_api(e, &PROFILE_FIELDS.map(|(api, _)| api));
-    errors.fields = errors
-        .fields
-        .into_iter()
-        .map(|(k, v)| {
-            let field = PROFILE_FIELDS
-                .iter()
-                .find(|(api, _)| *api == k)
-                .map_or(k.as_str(), |(_, f)| f);
-            (field.to_owned(), v)
-        })
-        .collect();
-    errors
+    FormErrors::from_api_as(e, &PROFILE_FIELDS)
 }
 
 async fn profiles_page(State(st): State<AppState>, viewer: Viewer) -> Response {
@@ -621,24 +661,34 @@ async fn update_profile(
 
 // --- quotas ----------------------------------------------------------------
 
-async fn quotas_page(State(st): State<AppState>, viewer: Viewer) -> Response {
+async fn quotas_page(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<UsersQuery>,
+) -> Response {
     admin_only(&viewer, async {
-        let q = st.config.quota;
+        let default = st.config.quota;
+        let own = st.store.quota_overrides().await?;
         let profiles = profiles_by_name(&st).await?;
         let workspaces = all_workspaces(&st, None).await?;
-        let list = st.store.users(None, 1000).await?;
+        let (list, next) = users_after(&st, q.after.as_deref(), "/hub/admin/quotas").await?;
         let rows: Vec<_> = list
             .iter()
             .map(|u| {
                 let mine = || workspaces.iter().filter(|w| w.owner_id == u.id);
                 let n = mine().count() as u64;
                 let (cpu, mem) = active_use(mine(), &profiles);
+                let limits = default.with(own.get(&u.id));
                 context! {
                     name => u.name.as_str(),
+                    own => own.contains_key(&u.id),
+                    limits => limits,
                     workspaces => n,
                     cpu_millis => cpu,
                     memory_bytes => mem,
-                    full => n >= q.max_workspaces || cpu >= q.max_cpu_millis || mem >= q.max_memory_bytes,
+                    full => n >= limits.max_workspaces
+                        || cpu >= limits.max_cpu_millis
+                        || mem >= limits.max_memory_bytes,
                 }
             })
             .collect();
@@ -650,12 +700,169 @@ async fn quotas_page(State(st): State<AppState>, viewer: Viewer) -> Response {
                 nav => "admin",
                 subnav => "quotas",
                 rows => rows,
-                quota => context! {
-                    max_workspaces => q.max_workspaces,
-                    max_cpu_millis => q.max_cpu_millis,
-                    max_memory_bytes => q.max_memory_bytes,
-                },
+                next => next,
+                quota => default,
             },
+        ))
+    })
+    .await
+}
+
+/// One user's own limits as typed: empty fields are the default's.
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct QuotaForm {
+    #[serde(default)]
+    workspaces: String,
+    #[serde(default)]
+    cpu: String,
+    #[serde(default)]
+    memory_gib: String,
+}
+
+/// The quota form's fields by the API's names in error messages.
+const QUOTA_FIELDS: [(&str, &str); 3] = [
+    ("max_workspaces", "workspaces"),
+    ("max_cpu", "cpu"),
+    ("max_memory_bytes", "memory_gib"),
+];
+
+impl QuotaForm {
+    fn of(o: &model::QuotaOverride) -> Self {
+        let show = |v: Option<u64>, f: fn(u64) -> String| v.map(f).unwrap_or_default();
+        QuotaForm {
+            workspaces: show(o.max_workspaces, |v| v.to_string()),
+            cpu: show(o.max_cpu_millis, super::format::cpus),
+            memory_gib: show(o.max_memory_bytes, super::format::gib),
+        }
+    }
+
+    /// The API's body; a field that is not a number is its error.
+    fn to_update(&self) -> ApiResult<api_types::QuotaUpdate> {
+        fn num(field: &str, s: &str) -> ApiResult<Option<f64>> {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::new(Code::InvalidValue, format!("{field}: enter a number"))
+                })
+        }
+        let workspaces = num("max_workspaces", &self.workspaces)?;
+        if workspaces.is_some_and(|v| v.fract() != 0.0) {
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                "max_workspaces: enter a whole number",
+            ));
+        }
+        // Past the ceiling (1 EiB) the API refuses it by name; saturate, not wrap.
+        let memory = num("max_memory_bytes", &self.memory_gib)?
+            .map(|g| (g * (1u64 << 30) as f64).round().min(u64::MAX as f64) as u64);
+        Ok(api_types::QuotaUpdate {
+            max_workspaces: workspaces.map(|v| v.min(u64::MAX as f64) as u64),
+            max_cpu: num("max_cpu", &self.cpu)?,
+            max_memory_bytes: memory,
+        })
+    }
+}
+
+async fn quota_page(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> Response {
+    admin_only(&viewer, async {
+        let user = users::visible_user(&st, &viewer.ctx, &name, model::Scope::ReadUsers).await?;
+        let own = st.store.quota_override(&user.id).await?;
+        let form = QuotaForm::of(&own.unwrap_or_default());
+        quota_view(
+            &st,
+            &viewer,
+            &user,
+            &form,
+            FormErrors::default(),
+            StatusCode::OK,
+        )
+        .await
+    })
+    .await
+}
+
+async fn quota_view(
+    st: &AppState,
+    viewer: &Viewer,
+    user: &model::User,
+    form: &QuotaForm,
+    errors: FormErrors,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let own = st.store.quota_override(&user.id).await?;
+    let used = st.store.usage(&user.id).await?;
+    Ok(viewer.page(
+        "admin_quota.html",
+        status,
+        context! {
+            title => format!("Quota of {}", user.name),
+            nav => "admin",
+            subnav => "quotas",
+            user => user.name.as_str(),
+            own => own.is_some(),
+            default => st.config.quota,
+            limits => st.config.quota.with(own.as_ref()),
+            used => context! {
+                workspaces => used.workspaces,
+                cpu_millis => used.cpu_millis,
+                memory_bytes => used.memory_bytes,
+            },
+            form => form,
+            errors => errors,
+        },
+    ))
+}
+
+async fn update_quota(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<QuotaForm>,
+) -> Response {
+    let Posted { viewer, form } = posted;
+    admin_only(&viewer, async {
+        let saved = async {
+            let own = quotas::parse(&form.to_update()?)?;
+            quotas::set(&st, &viewer.ctx, &name, &own).await
+        }
+        .await;
+        match saved {
+            Ok(u) => Ok(done(
+                "/hub/admin/quotas",
+                &format!("Saved the quota of {}.", u.name),
+            )),
+            Err(e) if e.code == Code::InvalidValue => {
+                let user =
+                    users::visible_user(&st, &viewer.ctx, &name, model::Scope::ReadUsers).await?;
+                let errors = FormErrors::from_api_as(&e, &QUOTA_FIELDS);
+                quota_view(&st, &viewer, &user, &form, errors, e.code.status()).await
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+async fn reset_quota(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<super::NoFields>,
+) -> Response {
+    let viewer = &posted.viewer;
+    admin_only(viewer, async {
+        let u = quotas::set(&st, &viewer.ctx, &name, &model::QuotaOverride::default()).await?;
+        Ok(done(
+            "/hub/admin/quotas",
+            &format!("{} has the default quota again.", u.name),
         ))
     })
     .await

@@ -77,6 +77,11 @@ pub(crate) fn cpus(millis: u64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// GiB from bytes, to the thousandth, for a form's field: `8`, `0.5`.
+pub(crate) fn gib(bytes: u64) -> String {
+    cpus((u128::from(bytes) * 1000 / (1 << 30)) as u64)
+}
+
 /// An amount from millionths, to the cent: `0.50`.
 pub(crate) fn money(micros: u64) -> String {
     format!("{:.2}", micros as f64 / 1e6)
@@ -95,6 +100,9 @@ mod tests {
         assert_eq!(cpus(500), "0.5");
         assert_eq!(cpus(1250), "1.25");
         assert_eq!(money(500_000), "0.50");
+        assert_eq!(gib(8 << 30), "8");
+        assert_eq!(gib(1 << 60), "1073741824");
+        assert_eq!(gib(512 << 20), "0.5");
         assert_eq!(span_secs(1800), "30 min");
         assert_eq!(span_secs(7500), "2 h 5 min");
         assert_eq!(span_secs(7200), "2 h");

@@ -173,7 +173,8 @@ async fn home_page(
     let me = &viewer.ctx.principal;
     let profiles = profiles_by_name(st).await?;
     let mine = all_workspaces(st, Some(me.user_id.clone())).await?;
-    let q = &st.config.quota;
+    let own = st.store.quota_override(&me.user_id).await?;
+    let q = st.config.quota.with(own.as_ref());
     let (cpu, mem) = active_use(mine.iter(), &profiles);
     let mut offered: Vec<ProfileView> = profiles
         .values()

@@ -73,6 +73,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin_profile.html",
         "profile_fields.html",
         "admin_quotas.html",
+        "admin_quota.html",
         "admin_workspaces.html",
         "admin_audit.html",
         "starting.html",
@@ -300,12 +301,23 @@ pub(crate) struct FormErrors {
 impl FormErrors {
     /// Files `e` under the field its message names, if that is one of `fields`.
     pub(crate) fn from_api(e: &ApiError, fields: &[&str]) -> Self {
+        let same: Vec<_> = fields.iter().map(|f| (*f, *f)).collect();
+        Self::from_api_as(e, &same)
+    }
+
+    /// As [`FormErrors::from_api`], for a form whose fields are named apart
+    /// from the API's: `(api, form)` pairs.
+    pub(crate) fn from_api_as(e: &ApiError, fields: &[(&str, &str)]) -> Self {
         let mut out = FormErrors::default();
-        match e.message.split_once(": ") {
-            Some((f, rest)) if fields.contains(&f) => {
-                out.fields.insert(f.to_owned(), rest.to_owned());
+        let field = e.message.split_once(": ").and_then(|(f, rest)| {
+            let (_, form) = fields.iter().find(|(api, _)| *api == f)?;
+            Some((form, rest))
+        });
+        match field {
+            Some((form, rest)) => {
+                out.fields.insert((*form).to_owned(), rest.to_owned());
             }
-            _ => out.form = Some(e.message.clone()),
+            None => out.form = Some(e.message.clone()),
         }
         out
     }
@@ -425,8 +437,11 @@ mod tests {
         let f = FormErrors::from_api(&e, &["name", "profile"]);
         assert_eq!(f.fields["name"], "name must start with a lowercase letter");
         assert!(f.form.is_none());
-        let e = ApiError::new(Code::QuotaExceeded, "at most 3 workspaces per user");
+        let e = ApiError::new(Code::QuotaExceeded, "the quota allows at most 3 workspaces");
         let f = FormErrors::from_api(&e, &["name"]);
-        assert_eq!(f.form.as_deref(), Some("at most 3 workspaces per user"));
+        assert_eq!(
+            f.form.as_deref(),
+            Some("the quota allows at most 3 workspaces")
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod groups;
 pub(crate) mod profiles;
+pub(crate) mod quotas;
 pub(crate) mod session;
 pub(crate) mod tokens;
 pub(crate) mod users;
@@ -26,6 +27,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .merge(session::routes())
         .merge(users::routes())
+        .merge(quotas::routes())
         .merge(groups::routes())
         .merge(tokens::routes())
         .merge(profiles::routes())

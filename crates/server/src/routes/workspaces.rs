@@ -262,20 +262,25 @@ pub(crate) async fn change(
     Ok(st.store.workspace(&ws.id).await?)
 }
 
-/// Fails with 403 `quota_exceeded` unless the owner stays within `q` after
-/// `adding` a workspace and `activating` a profile in place of `releasing`.
+/// Fails with 403 `quota_exceeded` unless the owner stays within their quota
+/// (`default`, or the limits an admin gave them) after `adding` a workspace and
+/// `activating` a profile in place of `releasing`.
 async fn within_quota(
     tx: &mut store::Tx,
-    q: &crate::Quota,
+    default: &crate::Quota,
     owner_id: &str,
     adding: bool,
     activating: Option<&ProfileSpec>,
     releasing: Option<&ProfileSpec>,
 ) -> ApiResult<()> {
+    let q = default.with(tx.quota_override(owner_id).await?.as_ref());
     let used = tx.usage(owner_id).await?;
     let exceeded = |m: String| Err(ApiError::new(Code::QuotaExceeded, m));
     if adding && used.workspaces >= q.max_workspaces {
-        return exceeded(format!("at most {} workspaces per user", q.max_workspaces));
+        return exceeded(format!(
+            "the quota allows at most {} workspaces",
+            q.max_workspaces
+        ));
     }
     if let Some(p) = activating {
         let (cpu0, mem0) = releasing.map_or((0, 0), |r| (r.cpu_millis, r.memory_bytes));

@@ -338,8 +338,10 @@ impl TestApp {
             before: None,
             limit: 100_000,
         };
+        let quotas: std::collections::BTreeMap<_, _> =
+            s.quota_overrides().await.unwrap().into_iter().collect();
         format!(
-            "{users:?}\n{tokens:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            "{users:?}\n{tokens:?}\n{quotas:?}\n{:?}\n{:?}\n{:?}\n{:?}",
             s.groups().await.unwrap(),
             s.profiles().await.unwrap(),
             s.workspaces(&all).await.unwrap(),

@@ -252,6 +252,7 @@ async fn non_admins_get_403_pages_and_their_posts_do_nothing() {
         "/hub/admin/profiles",
         "/hub/admin/profiles/standard",
         "/hub/admin/quotas",
+        "/hub/admin/quotas/ada",
         "/hub/admin/workspaces",
         "/hub/admin/audit",
     ] {
@@ -274,6 +275,8 @@ async fn non_admins_get_403_pages_and_their_posts_do_nothing() {
             vec![("name", "huge"), ("display_name", "Huge"), ("cpu", "64")],
         ),
         ("/hub/admin/groups", vec![("name", "team")]),
+        ("/hub/admin/quotas/ada", vec![("workspaces", "100")]),
+        ("/hub/admin/quotas/ada/reset", vec![]),
     ] {
         let mut fields = fields;
         fields.push(("_csrf", &ada.csrf));
@@ -288,9 +291,10 @@ async fn non_admins_get_403_pages_and_their_posts_do_nothing() {
         "ada only: {actions:?}"
     );
     assert!(
-        !actions
-            .iter()
-            .any(|a| a == "user.update" || a == "profile.create" || a == "group.create"),
+        !actions.iter().any(|a| a == "user.update"
+            || a == "profile.create"
+            || a == "group.create"
+            || a.starts_with("quota.")),
         "{actions:?}"
     );
 }
@@ -422,6 +426,7 @@ async fn every_page_renders() {
         "/hub/admin/profiles".to_owned(),
         "/hub/admin/profiles/standard".to_owned(),
         "/hub/admin/quotas".to_owned(),
+        "/hub/admin/quotas/admin".to_owned(),
         "/hub/admin/workspaces?all=1".to_owned(),
         "/hub/admin/audit?user=admin&action=workspace".to_owned(),
     ] {
@@ -440,5 +445,155 @@ async fn every_page_renders() {
     for asset in ["/hub/static/berth.css", "/hub/static/berth.js"] {
         let r = app.send_unchecked(req("GET", asset)).await;
         assert_eq!(r.status, 200, "{asset}");
+    }
+}
+
+#[tokio::test]
+async fn an_admin_gives_a_user_limits_of_their_own_on_the_quota_page() {
+    let app = TestApp::sqlite().await;
+    let s = app.login("admin", crate::ADMIN_PASSWORD).await;
+    let ada = user(&app, "ada").await;
+    let page = get(&app, &s, "/hub/admin/quotas/ada").await;
+    assert_eq!(page.status, 200);
+    assert!(html(&page).contains("under the default quota"));
+    assert!(!html(&page).contains("Use the default quota"));
+
+    let before = app.snapshot().await;
+    for (fields, error) in [
+        (
+            [("workspaces", "lots"), ("cpu", ""), ("memory_gib", "")],
+            r#"data-error-for="workspaces">enter a number"#,
+        ),
+        (
+            [("workspaces", "1.5"), ("cpu", ""), ("memory_gib", "")],
+            r#"data-error-for="workspaces">enter a whole number"#,
+        ),
+        (
+            [("workspaces", ""), ("cpu", "-2"), ("memory_gib", "")],
+            r#"data-error-for="cpu">enter a number"#,
+        ),
+        (
+            [("workspaces", ""), ("cpu", ""), ("memory_gib", "1e30")],
+            r#"data-error-for="memory_gib">at most 1152921504606846976"#,
+        ),
+    ] {
+        let mut form = vec![("_csrf", s.csrf.as_str())];
+        form.extend(fields);
+        let r = post(&app, &s, "/hub/admin/quotas/ada", &form).await;
+        assert_eq!(r.status, 422, "{fields:?}");
+        let body = html(&r);
+        assert!(body.contains(error), "{fields:?}: {body}");
+        let typed = fields.iter().find(|(_, v)| !v.is_empty()).unwrap().1;
+        assert!(body.contains(&format!(r#"value="{typed}""#)), "kept");
+    }
+    let r = post(
+        &app,
+        &s,
+        "/hub/admin/quotas/nobody",
+        &[("_csrf", &s.csrf), ("workspaces", "1")],
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(app.snapshot().await, before, "nothing written");
+
+    let r = post(
+        &app,
+        &s,
+        "/hub/admin/quotas/ada",
+        &[
+            ("_csrf", &s.csrf),
+            ("workspaces", "1"),
+            ("cpu", "0.5"),
+            ("memory_gib", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(r.header("location"), Some("/hub/admin/quotas"));
+    let q = app
+        .call(&app.admin, "GET", "/api/v1/users/ada/quota", Value::Null)
+        .await;
+    let q = q.expect(200);
+    assert_eq!(
+        q["custom"],
+        json!({"max_workspaces": 1, "max_cpu": 0.5, "max_memory_bytes": null})
+    );
+    let list = get(&app, &s, "/hub/admin/quotas").await;
+    let row = html(&list).split(r#"data-user="ada""#).nth(1).unwrap();
+    let row = row.split("</tr>").next().unwrap();
+    assert!(
+        row.contains("own limits") && row.contains("0 of 1"),
+        "{row}"
+    );
+    let page = get(&app, &s, "/hub/admin/quotas/ada").await;
+    assert!(html(&page).contains(r#"id="f-workspaces" name="workspaces" type="text" value="1""#));
+    assert!(html(&page).contains(r#"value="0.5""#));
+
+    // Her home shows her own limits, and holds her to them.
+    let home = get(&app, &ada, "/hub/home").await;
+    assert!(html(&home).contains("<strong>0</strong> of 1 workspaces"));
+    assert!(html(&home).contains("of 0.5 CPUs"));
+    let r = post(
+        &app,
+        &ada,
+        "/hub/workspaces",
+        &[
+            ("_csrf", &ada.csrf),
+            ("name", "lab"),
+            ("profile", "standard"),
+            ("start", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403, "2 CPUs do not fit in 0.5");
+    assert!(html(&r).contains("the quota is 0.5"));
+
+    let r = post(
+        &app,
+        &s,
+        "/hub/admin/quotas/ada/reset",
+        &[("_csrf", &s.csrf)],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let home = get(&app, &ada, "/hub/home").await;
+    assert!(html(&home).contains("<strong>0</strong> of 10 workspaces"));
+    let actions = app.audit_actions().await;
+    let quota: Vec<_> = actions.iter().filter(|a| a.starts_with("quota.")).collect();
+    assert_eq!(quota, ["quota.set", "quota.reset"]);
+}
+
+#[tokio::test]
+async fn the_users_and_quotas_pages_come_in_pages_of_a_hundred() {
+    let app = TestApp::sqlite().await;
+    let s = app.login("admin", crate::ADMIN_PASSWORD).await;
+    for i in 0..100 {
+        app.call(
+            &app.admin,
+            "POST",
+            "/api/v1/users",
+            json!({"name": format!("u{i:03}")}),
+        )
+        .await
+        .expect(201);
+    }
+    // 101 users: admin, then u000 to u099 by name.
+    for path in ["/hub/admin/users", "/hub/admin/quotas"] {
+        let first = get(&app, &s, path).await;
+        let body = html(&first);
+        assert!(body.contains(r#"data-user="admin""#) && body.contains(r#"data-user="u098""#));
+        assert!(!body.contains(r#"data-user="u099""#), "{path}");
+        let next = format!("{path}?after=u098");
+        assert!(
+            body.contains(&format!(r#"href="{}""#, next.replace('/', "&#x2f;"))),
+            "{path}"
+        );
+        let second = get(&app, &s, &next).await;
+        let body = html(&second);
+        assert!(body.contains(r#"data-user="u099""#), "{path}");
+        assert!(
+            !body.contains(r#"data-user="u098""#) && !body.contains("?after="),
+            "{path}"
+        );
     }
 }

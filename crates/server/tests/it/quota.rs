@@ -98,6 +98,150 @@ async fn quotas_hold_at_create_start_and_profile_change() {
 }
 
 #[tokio::test]
+async fn an_admin_gives_one_user_limits_of_their_own() {
+    let app = TestApp::sqlite().await;
+    let alice = app.user("alice", None).await;
+    let bob = app.user("bob", None).await;
+    let url = "/api/v1/users/alice/quota";
+    let q = app.call(&alice, "GET", url, Value::Null).await;
+    let q = q.expect(200);
+    assert_eq!(q["limits"], q["default"]);
+    assert_eq!(q["limits"]["max_workspaces"], 10);
+    assert_eq!(
+        q["custom"],
+        json!({"max_workspaces": null, "max_cpu": null, "max_memory_bytes": null})
+    );
+    assert_eq!(
+        q["used"],
+        json!({"workspaces": 0, "cpu": 0.0, "memory_bytes": 0})
+    );
+    // Users read their own quota only, and set none.
+    app.call(&bob, "GET", url, Value::Null)
+        .await
+        .expect_error(404, "not_found");
+    let one = json!({"max_workspaces": 1, "max_cpu": 2.5});
+    app.call(&alice, "PUT", url, one.clone())
+        .await
+        .expect_error(403, "forbidden");
+    app.call(&alice, "DELETE", url, Value::Null)
+        .await
+        .expect_error(403, "forbidden");
+
+    // Bad bodies are refused with the field named, and nothing is written.
+    let before = app.snapshot().await;
+    for (body, status, code, field) in [
+        (json!({"max_cpu": -1}), 422, "invalid_value", "max_cpu"),
+        (json!({"max_cpu": 1e12}), 422, "invalid_value", "max_cpu"),
+        (
+            json!({"max_workspaces": 100_001}),
+            422,
+            "invalid_value",
+            "max_workspaces",
+        ),
+        (
+            json!({"max_memory_bytes": u64::MAX}),
+            422,
+            "invalid_value",
+            "max_memory_bytes",
+        ),
+        (json!({"max_workspaces": -1}), 422, "invalid_body", ""),
+        (json!({"max_cpus": 2}), 422, "invalid_body", "max_cpus"),
+    ] {
+        let r = app.call(&app.admin, "PUT", url, body.clone()).await;
+        r.expect_error(status, code);
+        let m = r.body["message"].as_str().unwrap();
+        assert!(m.contains(field), "{body}: {m}");
+    }
+    app.call(&app.admin, "PUT", "/api/v1/users/nobody/quota", one.clone())
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(app.snapshot().await, before, "nothing written");
+
+    let q = app.call(&app.admin, "PUT", url, one).await;
+    let q = q.expect(200);
+    assert_eq!(q["limits"]["max_workspaces"], 1);
+    assert_eq!(q["limits"]["max_cpu"], 2.5);
+    assert_eq!(
+        q["limits"]["max_memory_bytes"],
+        q["default"]["max_memory_bytes"]
+    );
+    assert_eq!(q["custom"]["max_memory_bytes"], Value::Null);
+    assert_eq!(
+        app.call(&alice, "GET", url, Value::Null).await.expect(200),
+        q
+    );
+
+    // Her own limits hold at create and start; bob keeps the default.
+    app.workspace(&alice, json!({"name": "a", "start": true}))
+        .await;
+    let r = app
+        .call(&alice, "POST", "/api/v1/workspaces", json!({"name": "b"}))
+        .await;
+    r.expect_error(403, "quota_exceeded");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 1 workspaces"));
+    app.workspace(&bob, json!({"name": "a"})).await;
+    app.workspace(&bob, json!({"name": "b"})).await;
+    let q = app.call(&alice, "GET", url, Value::Null).await;
+    assert_eq!(
+        q.expect(200)["used"],
+        json!({"workspaces": 1, "cpu": 2.0, "memory_bytes": 8u64 << 30})
+    );
+
+    // A limit below the use stops nothing; it refuses the next start.
+    let half = json!({"max_workspaces": 1, "max_cpu": 0.5});
+    app.call(&app.admin, "PUT", url, half).await.expect(200);
+    let a = app
+        .call(&alice, "GET", "/api/v1/workspaces?name=a", Value::Null)
+        .await;
+    let a = a.expect(200)["items"][0].clone();
+    assert_eq!(a["desired_state"], "running");
+    let id = a["id"].as_str().unwrap();
+    app.call(
+        &alice,
+        "POST",
+        &format!("/api/v1/workspaces/{id}/stop"),
+        Value::Null,
+    )
+    .await
+    .expect(202);
+    let r = app
+        .call(
+            &alice,
+            "POST",
+            &format!("/api/v1/workspaces/{id}/start"),
+            Value::Null,
+        )
+        .await;
+    r.expect_error(403, "quota_exceeded");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("the quota is 0.5"));
+
+    // Reset: the default again, with every change in the audit log.
+    app.call(&app.admin, "DELETE", url, Value::Null)
+        .await
+        .expect(204);
+    let q = app.call(&alice, "GET", url, Value::Null).await;
+    let q = q.expect(200);
+    assert_eq!(q["limits"], q["default"]);
+    app.call(
+        &alice,
+        "POST",
+        &format!("/api/v1/workspaces/{id}/start"),
+        Value::Null,
+    )
+    .await
+    .expect(202);
+    let actions = app.audit_actions().await;
+    let quota: Vec<_> = actions.iter().filter(|a| a.starts_with("quota.")).collect();
+    assert_eq!(quota, ["quota.set", "quota.set", "quota.reset"]);
+}
+
+#[tokio::test]
 async fn profiles_take_an_idle_action() {
     let app = TestApp::sqlite().await;
     let body = json!({"name": "pausing", "display_name": "Pausing", "idle_action": "pause"});

@@ -1,6 +1,9 @@
 //! Store tests: every query runs against SQLite and a real PostgreSQL.
 
-use model::{DesiredState, Name, Outcome, ProfileSpec, ScopeSet, WorkspaceState, WorkspaceStatus};
+use model::{
+    DesiredState, Name, Outcome, ProfileSpec, QuotaOverride, ScopeSet, WorkspaceState,
+    WorkspaceStatus,
+};
 use store::{
     AuditFilter, NewAudit, NewProfile, NewToken, NewUser, Store, StoreError, UserPatch,
     WorkspaceFilter,
@@ -678,6 +681,49 @@ async fn state_changes_are_recorded_newest_first_and_go_with_the_workspace() {
             .await
             .unwrap()
             .is_empty());
+    }
+    on_each_engine!(t);
+}
+
+#[tokio::test]
+async fn user_quotas_are_set_replaced_reset_and_go_with_the_user() {
+    async fn t(store: &Store) {
+        let (alice, _) = seed(store).await;
+        assert_eq!(store.quota_override(&alice.id).await.unwrap(), None);
+        let first = QuotaOverride {
+            max_workspaces: Some(0),
+            max_cpu_millis: Some(500),
+            max_memory_bytes: None,
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.set_quota_override(&alice.id, &first).await.unwrap();
+        assert_eq!(tx.quota_override(&alice.id).await.unwrap(), Some(first));
+        tx.commit().await.unwrap();
+        // A second set replaces every limit, the ones it leaves out included.
+        let second = QuotaOverride {
+            max_memory_bytes: Some(1 << 60),
+            ..Default::default()
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.set_quota_override(&alice.id, &second).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.quota_override(&alice.id).await.unwrap(), Some(second));
+        let all = store.quota_overrides().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all.get(&alice.id), Some(&second));
+        // An empty override is the default quota: no row is left.
+        let mut tx = store.begin().await.unwrap();
+        tx.set_quota_override(&alice.id, &QuotaOverride::default())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.quota_override(&alice.id).await.unwrap(), None);
+        // A user's quota goes with the user.
+        let mut tx = store.begin().await.unwrap();
+        tx.set_quota_override(&alice.id, &first).await.unwrap();
+        tx.delete_user(&alice.id).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(store.quota_overrides().await.unwrap().is_empty());
     }
     on_each_engine!(t);
 }
