@@ -4,7 +4,8 @@
 //! then forwarded by the [`proxy`] crate, or answered with a page: a stopped
 //! workspace offers to start; a starting one follows its state by server-sent
 //! events and reloads when it is ready. Nothing here reads the store or calls a
-//! runtime, except what the auth cache misses.
+//! runtime, except what the auth cache misses and a path the route table does
+//! not know (a workspace created a moment ago, before the controller routes it).
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -26,13 +27,16 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     let (owner, name, route) = match st.proxy.resolve(&path) {
         Resolved::Workspace { owner, name, route } => (owner, name, route),
         Resolved::Redirect(to) => return redirect(&format!("{to}{query}")),
-        Resolved::NotFound => {
-            return page(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "There is no such workspace.",
-            )
-        }
+        Resolved::NotFound => match not_routed_yet(&st, &path).await {
+            Some(found) => found,
+            None => {
+                return page(
+                    StatusCode::NOT_FOUND,
+                    "Not found",
+                    "There is no such workspace.",
+                )
+            }
+        },
         Resolved::BadPath => {
             return page(
                 StatusCode::BAD_REQUEST,
@@ -80,6 +84,36 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
         _ => state_page(&title, &format!("{path}{query}"), &route, &who),
     }
+}
+
+/// The workspace at `path` from the store, for one that exists but has no route
+/// yet: it is answered as the state page of a workspace that is not running.
+async fn not_routed_yet(
+    st: &AppState,
+    path: &str,
+) -> Option<(String, String, model::route::Route)> {
+    let mut segments = path.strip_prefix(proxy::path::PREFIX)?.split('/');
+    let owner = model::Name::parse(segments.next()?).ok()?;
+    let name = model::Name::parse(segments.next()?).ok()?;
+    let user = st.store.user_by_name(&owner).await.ok()?;
+    let filter = store::WorkspaceFilter {
+        owner_id: Some(user.id),
+        name: Some(name.clone()),
+        limit: 1,
+        ..Default::default()
+    };
+    let ws = st.store.workspaces(&filter).await.ok()?.pop()?;
+    if ws.deletion_requested_at.is_some() {
+        return None;
+    }
+    let route = model::route::Route {
+        workspace_id: ws.id,
+        owner_id: ws.owner_id,
+        state: ws.status.state,
+        message: ws.status.message.unwrap_or_default(),
+        upstream: None,
+    };
+    Some((owner.to_string(), name.to_string(), route))
 }
 
 /// Who is asking, if they may open the workspace `name` of `owner_id`

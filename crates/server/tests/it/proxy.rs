@@ -473,6 +473,19 @@ async fn workspaces_not_running_get_pages_and_activity_is_recorded() {
     let ws = b.create_workspace(&cookie, &csrf, "lab").await;
     let id = ws["id"].as_str().unwrap_or_else(|| panic!("{ws}"));
     assert!(ws["last_activity"].is_null(), "{ws}");
+    // Before the controller routes a new workspace, it is a starting page, not a 404.
+    let r = b.fetch("/user/alice/lab/", Some(&cookie)).await;
+    assert_eq!(r.status(), 503);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(&format!(r#"data-workspace="{id}" data-follow="true""#)),
+        "{page}"
+    );
+    assert_eq!(b.fetch("/user/alice/lab/", None).await.status(), 401);
+    assert_eq!(
+        b.fetch("/user/alice/nope/", Some(&cookie)).await.status(),
+        404
+    );
     b.route_id("alice/lab", id, &alice, WorkspaceState::Running, Some(app));
     let r = b.fetch("/user/alice/lab/", Some(&cookie)).await;
     assert_eq!(r.status(), 200);
