@@ -18,6 +18,24 @@ use crate::ADMIN_PASSWORD;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// axe-core, the accessibility engine, as scripts/install-deps installs it.
+fn axe_source() -> String {
+    let prefix =
+        std::env::var("BERTH_NODE_PREFIX").unwrap_or_else(|_| "/opt/berth/node".to_owned());
+    let path = format!("{prefix}/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}: run scripts/install-deps"))
+}
+
+/// The WCAG 2.1 A and AA rules that every page must pass.
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
+  .then(r => done(r.violations.map(v => `${v.id} (${v.impact}): ${v.help}: ` +
+      v.nodes.map(n => n.target.join(" ")).join(", "))))
+  .catch(e => done([`axe failed: ${e}`]));
+"#;
+
 /// Window sizes of the screenshots: a desktop and a phone.
 const WIDTHS: [(&str, u32, u32); 2] = [("desktop", 1280, 900), ("phone", 360, 780)];
 
@@ -28,6 +46,9 @@ struct Browser {
     base: String,
     shots: PathBuf,
     taken: Vec<PathBuf>,
+    axe: String,
+    /// What axe found wrong, by page and width.
+    violations: Vec<String>,
 }
 
 impl Browser {
@@ -79,6 +100,8 @@ impl Browser {
             base: base.to_owned(),
             shots: shots.to_owned(),
             taken: Vec::new(),
+            axe: axe_source(),
+            violations: Vec::new(),
         }
     }
 
@@ -230,10 +253,34 @@ impl Browser {
         self.wait("#f-username").await;
     }
 
-    /// A PNG of the whole page at each width, named `{name}-{width}.png`.
+    /// axe-core's WCAG 2.1 A and AA violations on the page as it is now, if it
+    /// is one of berth's (not an app's behind the proxy).
+    async fn accessibility(&self) -> Vec<String> {
+        let berths = "return !!document.querySelector('link[href=\"/hub/static/berth.css\"]')";
+        if self.js(berths).await != json!(true) {
+            return Vec::new();
+        }
+        if self.js("return typeof axe === 'undefined'").await == json!(true) {
+            self.js(&format!("{}\nwindow.axe = axe;", self.axe)).await;
+        }
+        let found = self.driver.execute_async(AXE_RUN, vec![]).await;
+        match found {
+            Ok(Value::Array(v)) => v
+                .iter()
+                .map(|v| v.as_str().unwrap_or("?").to_owned())
+                .collect(),
+            other => vec![format!("axe did not run: {other:?}")],
+        }
+    }
+
+    /// A PNG of the whole page at each width, named `{name}-{width}.png`, and
+    /// its accessibility audit at that width.
     async fn shoot(&mut self, name: &str) {
         for (label, w, h) in WIDTHS {
             self.driver.set_window_size(w, h).await.unwrap();
+            for v in self.accessibility().await {
+                self.violations.push(format!("{name} at {label}: {v}"));
+            }
             let full = self
                 .js("return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)")
                 .await
@@ -667,7 +714,12 @@ async fn a_user_and_an_admin_use_the_portal() {
         "not an action or family of actions"
     );
 
-    // Every page was photographed at both widths.
+    // Every page was photographed at both widths, and passed the audit.
+    assert!(
+        b.violations.is_empty(),
+        "accessibility (WCAG 2.1 A and AA, axe-core):\n{}",
+        b.violations.join("\n")
+    );
     assert_eq!(b.taken.len(), 2 * 23, "{:?}", b.taken);
     if let Some(dir) = keep {
         eprintln!("wrote {} screenshots to {}", b.taken.len(), dir.display());
