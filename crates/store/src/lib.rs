@@ -533,6 +533,42 @@ impl Store {
         rows.iter().map(rows::state_change).collect()
     }
 
+    /// How long each workspace has been running in its kept history (the
+    /// latest [`EVENTS_KEPT`] changes), counting a span still running up to
+    /// `now`: the workspaces of `owner_id`, or the one `workspace_id`, or all.
+    /// Workspaces that never ran are absent.
+    pub async fn running_millis(
+        &self,
+        owner_id: Option<&str>,
+        workspace_id: Option<&str>,
+        now: i64,
+    ) -> Result<HashMap<String, u64>> {
+        let rows = sqlx::query(
+            "SELECT workspace_id, CAST(SUM(CASE WHEN state = 'running' AND COALESCE(next_at, $3) > at \
+             THEN COALESCE(next_at, $3) - at ELSE 0 END) AS BIGINT) AS running FROM ( \
+             SELECT e.workspace_id, e.state, e.at, \
+             LEAD(e.at) OVER (PARTITION BY e.workspace_id ORDER BY e.at, e.id) AS next_at \
+             FROM workspace_events e JOIN workspaces w ON w.id = e.workspace_id \
+             WHERE (CAST($1 AS TEXT) IS NULL OR w.owner_id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR w.id = $2)) spans \
+             GROUP BY workspace_id",
+        )
+        .bind(owner_id)
+        .bind(workspace_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("sum running time", "workspace event"))?;
+        let mut out = HashMap::new();
+        for r in &rows {
+            let ms: i64 = get(r, "running", "workspace event")?;
+            if ms > 0 {
+                out.insert(get(r, "workspace_id", "workspace event")?, ms as u64);
+            }
+        }
+        Ok(out)
+    }
+
     // ---- audit -------------------------------------------------------------
 
     /// Audit records matching `f`, newest first, older than the cursor `f.before`.

@@ -897,10 +897,12 @@ async fn workspaces_page(
             }
         }))
         .await;
+        let ran = super::details::running(&st, None, None).await?;
         let mut rows = Vec::with_capacity(list.len());
         for (w, u) in list.iter().zip(usage) {
             let v = view(w, &profiles);
-            let cost = super::details::cost_so_far(&st, w, v.cost_per_hour_micros).await?;
+            let ran = ran.get(&w.id).copied().unwrap_or(0);
+            let cost = super::details::cost(ran, v.cost_per_hour_micros);
             rows.push(context! {
                 cost_micros => cost,
                 usage => u.map(|u| context! { cpu_millis => u.cpu_millis, memory_bytes => u.memory_bytes }),

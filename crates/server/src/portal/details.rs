@@ -9,8 +9,7 @@ use axum::response::Response;
 use minijinja::context;
 
 use model::{
-    now_millis, DesiredState, IdleAction, Millis, Profile, Scope, StateChange, Workspace,
-    WorkspaceState,
+    now_millis, DesiredState, IdleAction, Millis, Profile, Scope, Workspace, WorkspaceState,
 };
 
 use super::format::{span_secs, when};
@@ -30,10 +29,10 @@ pub(super) async fn page(
 ) -> ApiResult<Response> {
     let v = view(ws, profiles);
     let profile = profiles.get(ws.spec.profile.as_str()).map(|p| &p.spec);
-    let history = st.store.workspace_events(&ws.id, 200).await?;
-    let cost = cost_of(
-        &history,
-        now_millis(),
+    let history = st.store.workspace_events(&ws.id, 50).await?;
+    let ran = running(st, None, Some(&ws.id)).await?;
+    let cost = cost(
+        ran.get(&ws.id).copied().unwrap_or(0),
         profile.map_or(0, |p| p.cost_per_hour_micros),
     );
     // The log may show what the owner's code printed: the owner's (and admins') eyes only.
@@ -52,7 +51,6 @@ pub(super) async fn page(
     }
     let history: Vec<_> = history
         .iter()
-        .take(50)
         .map(|h| context! { at => h.at, state => h.state.as_str(), message => h.message })
         .collect();
     let conditions: Vec<_> = ws
@@ -88,32 +86,22 @@ pub(super) async fn page(
     ))
 }
 
-/// What a workspace has cost so far: its time running (from its state history)
-/// at its profile's hourly cost, in millionths.
-pub(super) async fn cost_so_far(
+/// How long workspaces have run, by id, from their state histories: those of
+/// `owner_id`, or the one `workspace_id`, or all.
+pub(super) async fn running(
     st: &AppState,
-    ws: &Workspace,
-    per_hour_micros: u64,
-) -> ApiResult<u64> {
-    if per_hour_micros == 0 {
-        return Ok(0);
-    }
-    let history = st.store.workspace_events(&ws.id, 200).await?;
-    Ok(cost_of(&history, now_millis(), per_hour_micros))
+    owner_id: Option<&str>,
+    workspace_id: Option<&str>,
+) -> ApiResult<HashMap<String, u64>> {
+    Ok(st
+        .store
+        .running_millis(owner_id, workspace_id, now_millis())
+        .await?)
 }
 
-/// The cost of the running spans in `history` (newest first), the last one
-/// counted up to `now` if it is still running.
-fn cost_of(history: &[StateChange], now: Millis, per_hour_micros: u64) -> u64 {
-    let mut running_ms: u128 = 0;
-    let mut end = now;
-    for h in history {
-        if h.state == WorkspaceState::Running {
-            running_ms += u128::try_from(end - h.at).unwrap_or(0);
-        }
-        end = h.at;
-    }
-    (running_ms * u128::from(per_hour_micros) / 3_600_000) as u64
+/// What `running_ms` of running costs at `per_hour_micros`, in millionths.
+pub(super) fn cost(running_ms: u64, per_hour_micros: u64) -> u64 {
+    (u128::from(running_ms) * u128::from(per_hour_micros) / 3_600_000) as u64
 }
 
 /// What will happen to a workspace, in words: when it idles out and when it is
@@ -172,26 +160,10 @@ fn next_events(ws: &Workspace, p: Option<&model::ProfileSpec>, now: Millis) -> V
 mod tests {
     use super::*;
 
-    fn at(at: Millis, state: WorkspaceState) -> StateChange {
-        StateChange {
-            at,
-            state,
-            message: String::new(),
-        }
-    }
-
     #[test]
-    fn cost_counts_only_running_spans() {
-        use WorkspaceState as S;
-        let h = 3_600_000;
-        // Newest first: ran 1 h, stopped 1 h, runs again since 30 min ago.
-        let history = [
-            at(10 * h + h / 2, S::Running),
-            at(10 * h - h, S::Stopped),
-            at(10 * h - 2 * h, S::Running),
-            at(10 * h - 2 * h - 1000, S::Starting),
-        ];
-        assert_eq!(cost_of(&history, 11 * h, 1_000_000), 1_500_000);
-        assert_eq!(cost_of(&[], 11 * h, 1_000_000), 0);
+    fn cost_is_the_hourly_rate_for_the_time_run() {
+        assert_eq!(cost(5_400_000, 1_000_000), 1_500_000);
+        assert_eq!(cost(0, 1_000_000), 0);
+        assert_eq!(cost(u64::MAX, 3_600_000), u64::MAX, "no overflow");
     }
 }

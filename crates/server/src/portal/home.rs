@@ -199,12 +199,16 @@ async fn home_page(
         form.profile.clone()
     };
     let names: Vec<&str> = mine.iter().map(|w| w.name.as_str()).collect();
-    let mut workspaces = Vec::with_capacity(mine.len());
-    for w in &mine {
-        let v = view(w, &profiles);
-        let cost = super::details::cost_so_far(st, w, v.cost_per_hour_micros).await?;
-        workspaces.push(context! { cost_micros => cost, ..Value::from_serialize(&v) });
-    }
+    let ran = super::details::running(st, Some(&me.user_id), None).await?;
+    let workspaces: Vec<_> = mine
+        .iter()
+        .map(|w| {
+            let v = view(w, &profiles);
+            let ran = ran.get(&w.id).copied().unwrap_or(0);
+            let cost = super::details::cost(ran, v.cost_per_hour_micros);
+            context! { cost_micros => cost, ..Value::from_serialize(&v) }
+        })
+        .collect();
     Ok(viewer.page(
         "home.html",
         status,

@@ -727,3 +727,74 @@ async fn user_quotas_are_set_replaced_reset_and_go_with_the_user() {
     }
     on_each_engine!(t);
 }
+
+#[tokio::test]
+async fn running_time_sums_the_running_spans_of_the_history() {
+    async fn t(store: &Store) {
+        let (alice, profile) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let bob = tx
+            .insert_user(&NewUser {
+                name: name("bob"),
+                password_hash: None,
+                is_admin: false,
+            })
+            .await
+            .unwrap();
+        let lab = tx
+            .insert_workspace(&alice, &name("lab"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        let idle = tx
+            .insert_workspace(&alice, &name("idle"), &profile, DesiredState::Stopped)
+            .await
+            .unwrap();
+        let other = tx
+            .insert_workspace(&bob, &name("lab"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let write = |id: String, state: WorkspaceState| async move {
+            let mut status = WorkspaceStatus::pending();
+            status.state = state;
+            let mut tx = store.begin().await.unwrap();
+            tx.set_workspace_status(&id, &status, 1).await.unwrap();
+            tx.commit().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
+        use WorkspaceState as S;
+        for state in [S::Starting, S::Running, S::Stopped, S::Starting, S::Running] {
+            write(lab.id.clone(), state).await;
+        }
+        write(other.id.clone(), S::Running).await;
+        // The reference: the spans from each `running` to the next change, the
+        // last one up to now.
+        let now = model::now_millis() + 1000;
+        let events = store.workspace_events(&lab.id, 100).await.unwrap();
+        let mut want = 0;
+        let mut end = now;
+        for e in &events {
+            if e.state == S::Running {
+                want += (end - e.at) as u64;
+            }
+            end = e.at;
+        }
+        assert!(want >= 1000);
+        let mine = store
+            .running_millis(Some(&alice.id), None, now)
+            .await
+            .unwrap();
+        assert_eq!(mine.get(&lab.id), Some(&want));
+        assert!(!mine.contains_key(&idle.id), "never ran");
+        assert!(!mine.contains_key(&other.id), "bob's");
+        let one = store
+            .running_millis(None, Some(&lab.id), now)
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        let all = store.running_millis(None, None, now).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all[&other.id] >= 1000);
+    }
+    on_each_engine!(t);
+}
