@@ -36,6 +36,18 @@ axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a
   .catch(e => done([`axe failed: ${e}`]));
 "#;
 
+/// What has the keyboard focus: which of the selectors `arguments[0]` it
+/// matches, whether a focus ring shows, and a description.
+const FOCUSED: &str = r##"
+const el = document.activeElement;
+if (!el || el === document.body) return null;
+const s = getComputedStyle(el);
+const ring = (s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== "none";
+const what = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.name ? `[name=${el.name}]` : "") +
+  " " + (el.innerText || el.value || "").trim().slice(0, 40);
+return {matches: arguments[0].filter(css => el.matches(css)), ring, what};
+"##;
+
 /// Window sizes of the screenshots: a desktop and a phone.
 const WIDTHS: [(&str, u32, u32); 2] = [("desktop", 1280, 900), ("phone", 360, 780)];
 
@@ -251,6 +263,45 @@ impl Browser {
     async fn log_out(&self) {
         self.follow("form.who button").await;
         self.wait("#f-username").await;
+    }
+
+    /// Presses Tab up to `max` times from the top of the page, until every one
+    /// of `want` (CSS selectors) has had the focus; fails if one never gets it
+    /// or a focused control shows no focus ring.
+    async fn tab_to_all(&self, want: &[&str], max: usize) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        const TAB: char = '\u{e004}';
+        self.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+            .await;
+        let mut missing: Vec<&str> = want.to_vec();
+        let mut path = Vec::new();
+        for _ in 0..max {
+            let tab = KeyActions::new("keyboard".into())
+                .then(KeyAction::Down { value: TAB })
+                .then(KeyAction::Up { value: TAB });
+            self.driver.perform_actions(tab).await.unwrap();
+            let found = self
+                .driver
+                .execute(FOCUSED, vec![json!(want)])
+                .await
+                .unwrap();
+            let what = found["what"].as_str().unwrap_or("nothing").to_owned();
+            assert!(
+                found.is_null() || found["ring"] == json!(true),
+                "{what} shows no focus ring"
+            );
+            for m in found["matches"].as_array().into_iter().flatten() {
+                missing.retain(|css| Some(*css) != m.as_str());
+            }
+            path.push(what);
+            if missing.is_empty() {
+                return;
+            }
+        }
+        panic!(
+            "Tab never reached {missing:?}; it went through:\n{}",
+            path.join("\n")
+        );
     }
 
     /// axe-core's WCAG 2.1 A and AA violations on the page as it is now, if it
@@ -527,6 +578,20 @@ async fn a_user_and_an_admin_use_the_portal() {
         "the page reloaded"
     );
     b.shoot("home").await;
+    // From the keyboard alone, Tab reaches every control, each with a focus ring.
+    b.tab_to_all(
+        &[
+            "a.skip",
+            "#f-name",
+            "input[name=profile]",
+            "#new-workspace button[type=submit]",
+            "#workspaces a[data-open]",
+            "#workspaces [data-when=active] button",
+            "form.who button",
+        ],
+        60,
+    )
+    .await;
 
     // Open: JupyterLab's UI loads through berth's proxy (after its OAuth login).
     b.follow("#workspaces a[data-open]").await;

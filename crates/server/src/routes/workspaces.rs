@@ -277,10 +277,9 @@ async fn within_quota(
     let used = tx.usage(owner_id).await?;
     let exceeded = |m: String| Err(ApiError::new(Code::QuotaExceeded, m));
     if adding && used.workspaces >= q.max_workspaces {
-        return exceeded(format!(
-            "the quota allows at most {} workspaces",
-            q.max_workspaces
-        ));
+        let n = q.max_workspaces;
+        let noun = if n == 1 { "workspace" } else { "workspaces" };
+        return exceeded(format!("the quota allows at most {n} {noun}"));
     }
     if let Some(p) = activating {
         let (cpu0, mem0) = releasing.map_or((0, 0), |r| (r.cpu_millis, r.memory_bytes));

@@ -181,7 +181,7 @@ async fn an_admin_gives_one_user_limits_of_their_own() {
     assert!(r.body["message"]
         .as_str()
         .unwrap()
-        .contains("at most 1 workspaces"));
+        .contains("allows at most 1 workspace"));
     app.workspace(&bob, json!({"name": "a"})).await;
     app.workspace(&bob, json!({"name": "b"})).await;
     let q = app.call(&alice, "GET", url, Value::Null).await;

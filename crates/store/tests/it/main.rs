@@ -66,6 +66,17 @@ async fn seed(store: &Store) -> (model::User, model::Profile) {
     (user, profile)
 }
 
+/// A second user, bob: no password, no admin.
+async fn insert_bob(tx: &mut store::Tx) -> model::User {
+    tx.insert_user(&NewUser {
+        name: name("bob"),
+        password_hash: None,
+        is_admin: false,
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn users_roundtrip_and_conflicts() {
     async fn t(store: &Store) {
@@ -159,14 +170,7 @@ async fn uids_are_allocated_once_and_never_shared() {
     async fn t(store: &Store) {
         let (alice, _) = seed(store).await;
         let mut tx = store.begin().await.unwrap();
-        let bob = tx
-            .insert_user(&NewUser {
-                name: name("bob"),
-                password_hash: None,
-                is_admin: false,
-            })
-            .await
-            .unwrap();
+        let bob = insert_bob(&mut tx).await;
         let a = tx.ensure_uid(&alice.id, 200_000).await.unwrap();
         let b = tx.ensure_uid(&bob.id, 200_000).await.unwrap();
         assert_eq!((a, b), (200_000, 200_001));
@@ -311,14 +315,7 @@ async fn workspaces_lifecycle_and_filters() {
     async fn t(store: &Store) {
         let (alice, profile) = seed(store).await;
         let mut tx = store.begin().await.unwrap();
-        let bob = tx
-            .insert_user(&NewUser {
-                name: name("bob"),
-                password_hash: None,
-                is_admin: false,
-            })
-            .await
-            .unwrap();
+        let bob = insert_bob(&mut tx).await;
         let w1 = tx
             .insert_workspace(&alice, &name("lab"), &profile, DesiredState::Stopped)
             .await
@@ -334,14 +331,7 @@ async fn workspaces_lifecycle_and_filters() {
         drop(tx);
         // The conflict rolled everything back: redo without it.
         let mut tx = store.begin().await.unwrap();
-        let bob = tx
-            .insert_user(&NewUser {
-                name: name("bob"),
-                password_hash: None,
-                is_admin: false,
-            })
-            .await
-            .unwrap();
+        let bob = insert_bob(&mut tx).await;
         let w1 = tx
             .insert_workspace(&alice, &w1.name, &profile, DesiredState::Stopped)
             .await
@@ -733,14 +723,7 @@ async fn running_time_sums_the_running_spans_of_the_history() {
     async fn t(store: &Store) {
         let (alice, profile) = seed(store).await;
         let mut tx = store.begin().await.unwrap();
-        let bob = tx
-            .insert_user(&NewUser {
-                name: name("bob"),
-                password_hash: None,
-                is_admin: false,
-            })
-            .await
-            .unwrap();
+        let bob = insert_bob(&mut tx).await;
         let lab = tx
             .insert_workspace(&alice, &name("lab"), &profile, DesiredState::Running)
             .await
