@@ -304,24 +304,34 @@ impl Browser {
         );
     }
 
-    /// axe-core's WCAG 2.1 A and AA violations on the page as it is now, if it
-    /// is one of berth's (not an app's behind the proxy).
-    async fn accessibility(&self) -> Vec<String> {
+    /// What is wrong with the page as it is now, if it is one of berth's (not an
+    /// app's behind the proxy): axe-core's WCAG 2.1 A and AA violations, and
+    /// anything it loaded from another origin.
+    async fn faults(&self) -> Vec<String> {
         let berths = "return !!document.querySelector('link[href=\"/hub/static/berth.css\"]')";
         if self.js(berths).await != json!(true) {
             return Vec::new();
         }
+        // Offline-proof: nothing the page loaded came from another origin.
+        let foreign = self
+            .js("return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin))")
+            .await;
+        let mut found: Vec<String> = foreign
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|u| format!("loaded from another origin: {u}"))
+            .collect();
         if self.js("return typeof axe === 'undefined'").await == json!(true) {
             self.js(&format!("{}\nwindow.axe = axe;", self.axe)).await;
         }
-        let found = self.driver.execute_async(AXE_RUN, vec![]).await;
-        match found {
-            Ok(Value::Array(v)) => v
-                .iter()
-                .map(|v| v.as_str().unwrap_or("?").to_owned())
-                .collect(),
-            other => vec![format!("axe did not run: {other:?}")],
+        match self.driver.execute_async(AXE_RUN, vec![]).await {
+            Ok(Value::Array(v)) => {
+                found.extend(v.iter().map(|v| v.as_str().unwrap_or("?").to_owned()))
+            }
+            other => found.push(format!("axe did not run: {other:?}")),
         }
+        found
     }
 
     /// A PNG of the whole page at each width, named `{name}-{width}.png`, and
@@ -329,7 +339,7 @@ impl Browser {
     async fn shoot(&mut self, name: &str) {
         for (label, w, h) in WIDTHS {
             self.driver.set_window_size(w, h).await.unwrap();
-            for v in self.accessibility().await {
+            for v in self.faults().await {
                 self.violations.push(format!("{name} at {label}: {v}"));
             }
             let full = self
@@ -782,7 +792,7 @@ async fn a_user_and_an_admin_use_the_portal() {
     // Every page was photographed at both widths, and passed the audit.
     assert!(
         b.violations.is_empty(),
-        "accessibility (WCAG 2.1 A and AA, axe-core):\n{}",
+        "accessibility (WCAG 2.1 A and AA, axe-core) and offline use:\n{}",
         b.violations.join("\n")
     );
     assert_eq!(b.taken.len(), 2 * 23, "{:?}", b.taken);
