@@ -15,6 +15,7 @@ use model::{now_millis, Scope, WorkspaceState};
 use proxy::path::Resolved;
 
 use crate::auth;
+use crate::error::ApiError;
 use crate::AppState;
 
 pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
@@ -28,8 +29,9 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         Resolved::Workspace { owner, name, route } => (owner, name, route),
         Resolved::Redirect(to) => return redirect(&format!("{to}{query}")),
         Resolved::NotFound => match not_routed_yet(&st, &path).await {
-            Some(found) => found,
-            None => {
+            Ok(Some(found)) => found,
+            Err(e) => return e.into_response(),
+            Ok(None) => {
                 return page(
                     StatusCode::NOT_FOUND,
                     "Not found",
@@ -91,20 +93,31 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
 async fn not_routed_yet(
     st: &AppState,
     path: &str,
-) -> Option<(String, String, model::route::Route)> {
-    let mut segments = path.strip_prefix(proxy::path::PREFIX)?.split('/');
-    let owner = model::Name::parse(segments.next()?).ok()?;
-    let name = model::Name::parse(segments.next()?).ok()?;
-    let user = st.store.user_by_name(&owner).await.ok()?;
+) -> Result<Option<(String, String, model::route::Route)>, ApiError> {
+    let mut segments = path
+        .strip_prefix(proxy::path::PREFIX)
+        .unwrap_or_default()
+        .split('/');
+    let parse = |s: Option<&str>| s.and_then(|s| model::Name::parse(s).ok());
+    let (Some(owner), Some(name)) = (parse(segments.next()), parse(segments.next())) else {
+        return Ok(None);
+    };
+    let user = match st.store.user_by_name(&owner).await {
+        Ok(user) => user,
+        Err(store::StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let filter = store::WorkspaceFilter {
         owner_id: Some(user.id),
         name: Some(name.clone()),
         limit: 1,
         ..Default::default()
     };
-    let ws = st.store.workspaces(&filter).await.ok()?.pop()?;
+    let Some(ws) = st.store.workspaces(&filter).await?.pop() else {
+        return Ok(None);
+    };
     if ws.deletion_requested_at.is_some() {
-        return None;
+        return Ok(None);
     }
     let route = model::route::Route {
         workspace_id: ws.id,
@@ -113,7 +126,7 @@ async fn not_routed_yet(
         message: ws.status.message.unwrap_or_default(),
         upstream: None,
     };
-    Some((owner.to_string(), name.to_string(), route))
+    Ok(Some((owner.to_string(), name.to_string(), route)))
 }
 
 /// Who is asking, if they may open the workspace `name` of `owner_id`

@@ -42,8 +42,8 @@ fn wire(o: &QuotaOverride) -> QuotaUpdate {
     }
 }
 
-/// Checks a body: CPUs a finite, non-negative multiple of 0.001, every limit
-/// at most [`model::QUOTA_CEILING`]; errors name the field.
+/// Checks a body: CPUs a non-negative number (kept to the thousandth), every
+/// limit at most [`model::QUOTA_CEILING`]; errors name the field.
 pub(crate) fn parse(u: &QuotaUpdate) -> ApiResult<QuotaOverride> {
     let max_cpu_millis = match u.max_cpu {
         None => None,
