@@ -12,13 +12,13 @@ use axum::Router;
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
-use api_types::{GroupCreate, GroupMembers, ProfileUpdate, UserCreate, UserUpdate};
+use api_types::{GroupCreate, GroupMembers, Page, ProfileUpdate, UserCreate, UserUpdate};
 use model::{DesiredState, WorkspaceState};
 
 use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view};
 use super::{checked, done, see_other, FormErrors, Posted, Viewer};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::routes::{audit, groups, profiles, quotas, users};
+use crate::routes::{audit, groups, page, profiles, quotas, users};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -90,13 +90,9 @@ async fn users_after(
     after: Option<&str>,
     path: &str,
 ) -> ApiResult<(Vec<model::User>, Option<String>)> {
-    let mut list = st.store.users(after, USERS_PER_PAGE + 1).await?;
-    let more = list.len() as i64 > USERS_PER_PAGE;
-    list.truncate(USERS_PER_PAGE as usize);
-    let next = more
-        .then(|| list.last().map(|u| format!("{path}?after={}", u.name)))
-        .flatten();
-    Ok((list, next))
+    let list = st.store.users(after, USERS_PER_PAGE + 1).await?;
+    let Page { items, next } = page(list, USERS_PER_PAGE, |u| u.name.to_string(), Clone::clone);
+    Ok((items, next.map(|after| format!("{path}?after={after}"))))
 }
 
 async fn users_page(
@@ -176,6 +172,30 @@ async fn users_view(
             name_pattern => model::NAME_PATTERN,
         },
     ))
+}
+
+/// The users page again, with `e` beside the form field `field` (the API's
+/// field name `prefix` trimmed from its message).
+async fn users_with_error(
+    st: &AppState,
+    viewer: &Viewer,
+    e: &ApiError,
+    field: String,
+    prefix: &str,
+) -> ApiResult<Response> {
+    let mut errors = FormErrors::default();
+    errors
+        .fields
+        .insert(field, e.message.trim_start_matches(prefix).to_owned());
+    users_view(
+        st,
+        viewer,
+        None,
+        &UserForm::default(),
+        errors,
+        e.code.status(),
+    )
+    .await
 }
 
 async fn create_user(State(st): State<AppState>, posted: Posted<UserForm>) -> Response {
@@ -273,20 +293,7 @@ async fn create_group(State(st): State<AppState>, posted: Posted<GroupForm>) -> 
                 &format!("Created group {}.", g.name),
             )),
             Err(e) if e.code.status().is_client_error() => {
-                let mut errors = FormErrors::default();
-                errors.fields.insert(
-                    "group".into(),
-                    e.message.trim_start_matches("name: ").to_owned(),
-                );
-                users_view(
-                    &st,
-                    &viewer,
-                    None,
-                    &UserForm::default(),
-                    errors,
-                    e.code.status(),
-                )
-                .await
+                users_with_error(&st, &viewer, &e, "group".into(), "name: ").await
             }
             Err(e) => Err(e),
         }
@@ -323,20 +330,7 @@ async fn add_member(
                 &format!("Added {user} to {group}."),
             )),
             Err(e) if e.code.status().is_client_error() => {
-                let mut errors = FormErrors::default();
-                errors.fields.insert(
-                    format!("member-{group}"),
-                    e.message.trim_start_matches("users: ").to_owned(),
-                );
-                users_view(
-                    &st,
-                    &viewer,
-                    None,
-                    &UserForm::default(),
-                    errors,
-                    e.code.status(),
-                )
-                .await
+                users_with_error(&st, &viewer, &e, format!("member-{group}"), "users: ").await
             }
             Err(e) => Err(e),
         }
@@ -709,7 +703,7 @@ async fn quotas_page(
 }
 
 /// One user's own limits as typed: empty fields are the default's.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 struct QuotaForm {
     #[serde(default)]
     workspaces: String,
@@ -776,13 +770,11 @@ async fn quota_page(
 ) -> Response {
     admin_only(&viewer, async {
         let user = users::visible_user(&st, &viewer.ctx, &name, model::Scope::ReadUsers).await?;
-        let own = st.store.quota_override(&user.id).await?;
-        let form = QuotaForm::of(&own.unwrap_or_default());
         quota_view(
             &st,
             &viewer,
             &user,
-            &form,
+            None,
             FormErrors::default(),
             StatusCode::OK,
         )
@@ -791,15 +783,19 @@ async fn quota_page(
     .await
 }
 
+/// The quota page of `user`, with the form as typed, or else as saved.
 async fn quota_view(
     st: &AppState,
     viewer: &Viewer,
     user: &model::User,
-    form: &QuotaForm,
+    typed: Option<&QuotaForm>,
     errors: FormErrors,
     status: StatusCode,
 ) -> ApiResult<Response> {
     let own = st.store.quota_override(&user.id).await?;
+    let form = typed
+        .cloned()
+        .unwrap_or_else(|| QuotaForm::of(&own.unwrap_or_default()));
     let used = st.store.usage(&user.id).await?;
     Ok(viewer.page(
         "admin_quota.html",
@@ -844,7 +840,7 @@ async fn update_quota(
                 let user =
                     users::visible_user(&st, &viewer.ctx, &name, model::Scope::ReadUsers).await?;
                 let errors = FormErrors::from_api_as(&e, &QUOTA_FIELDS);
-                quota_view(&st, &viewer, &user, &form, errors, e.code.status()).await
+                quota_view(&st, &viewer, &user, Some(&form), errors, e.code.status()).await
             }
             Err(e) => Err(e),
         }
@@ -966,36 +962,32 @@ async fn audit_page(
             opt(&form.before),
             Some(100),
         );
-        let (records, errors, status) = match filter {
+        let row = |a: &model::AuditRecord| {
+            context! {
+                at => a.at,
+                actor => a.actor,
+                action => a.action,
+                target => format!("{} {}", a.target_type, a.target),
+                outcome => a.outcome.as_str(),
+                source => a.source,
+                detail => a.detail,
+            }
+        };
+        let (Page { items: rows, next }, errors, status) = match filter {
             Ok(f) => {
-                let limit = f.limit - 1;
-                let mut records = st.store.audit(&f).await?;
-                let more = records.len() as i64 > limit;
-                records.truncate(limit as usize);
-                (Some((records, more)), FormErrors::default(), StatusCode::OK)
+                let records = st.store.audit(&f).await?;
+                let rows = page(records, f.limit - 1, |r| r.id.clone(), row);
+                (rows, FormErrors::default(), StatusCode::OK)
             }
             Err(e) => (
-                None,
+                Page {
+                    items: Vec::new(),
+                    next: None,
+                },
                 FormErrors::from_api(&e, &["user", "action", "since", "until", "before"]),
                 e.code.status(),
             ),
         };
-        let (records, more) = records.unwrap_or_default();
-        let next = more.then(|| records.last().map(|r| r.id.clone())).flatten();
-        let rows: Vec<_> = records
-            .iter()
-            .map(|a| {
-                context! {
-                    at => a.at,
-                    actor => a.actor,
-                    action => a.action,
-                    target => format!("{} {}", a.target_type, a.target),
-                    outcome => a.outcome.as_str(),
-                    source => a.source,
-                    detail => a.detail,
-                }
-            })
-            .collect();
         let older = next.map(|before| {
             let q = AuditForm {
                 before,
