@@ -3,10 +3,14 @@
 
 use crate::{Name, Workspace, DEFAULT_WORKSPACE};
 
-/// The URL prefix a workspace is served under (JupyterHub's
-/// `/user/{user}/{server}/`); its app runs with it as its base URL.
+/// The URL prefix a workspace is served under, as JupyterHub's: the default
+/// server at `/user/{user}/`, a named one at `/user/{user}/{server}/`. Its app
+/// runs with it as its base URL (`JUPYTERHUB_SERVICE_PREFIX`).
 pub fn base_url(owner: &Name, workspace: &Name) -> String {
-    format!("/user/{owner}/{workspace}/")
+    match workspace.as_str() {
+        DEFAULT_WORKSPACE => format!("/user/{owner}/"),
+        name => format!("/user/{owner}/{name}/"),
+    }
 }
 
 /// The one redirect URI of a workspace's OAuth client.
@@ -45,5 +49,20 @@ pub fn workspace_name(server: &str) -> &str {
         DEFAULT_WORKSPACE
     } else {
         server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_jupyterhubs() {
+        let alice = Name::parse("alice").unwrap();
+        let at = |ws: &str| base_url(&alice, &Name::parse(ws).unwrap());
+        assert_eq!(at(DEFAULT_WORKSPACE), "/user/alice/");
+        assert_eq!(at("lab"), "/user/alice/lab/");
+        assert_eq!(workspace_name(""), DEFAULT_WORKSPACE);
+        assert_eq!(workspace_name("lab"), "lab");
     }
 }

@@ -1,7 +1,8 @@
 //! Which workspace a request path names. Only the raw, still percent-encoded
 //! path is looked at, and the user and workspace segments must be valid berth
 //! names exactly as sent: an encoded slash, a dot segment, an empty segment, an
-//! upper-case letter or an overlong name never resolves to someone's workspace.
+//! upper-case letter or an overlong name never resolves to someone else's
+//! workspace (at most to a path inside the user's own default workspace).
 
 use model::route::{key, Route, RouteTable};
 use model::Name;
@@ -19,8 +20,9 @@ pub enum Resolved {
         name: String,
         route: Route,
     },
-    /// Send the client here instead (a path without its trailing slash, or the
-    /// default workspace's URL); the query is appended by the caller.
+    /// Send the client here instead (the bare `/user/{user}` or
+    /// `/user/{user}/{server}`, without its trailing slash); the query is
+    /// appended by the caller.
     Redirect(String),
     /// No such user or workspace, or not a path of the proxy at all.
     NotFound,
@@ -28,7 +30,10 @@ pub enum Resolved {
     BadPath,
 }
 
-/// Resolves `path` (no query) against the route table.
+/// Resolves `path` (no query) against the route table as
+/// configurable-http-proxy matches JupyterHub's routes, by longest prefix:
+/// `/user/{user}/{x}/…` is the user's workspace `x` if they have one, else
+/// the default workspace (served at `/user/{user}/`), whole path and all.
 pub fn resolve(path: &str, routes: &RouteTable) -> Resolved {
     let Some(after) = path.strip_prefix(PREFIX) else {
         return Resolved::NotFound;
@@ -51,7 +56,9 @@ pub fn resolve(path: &str, routes: &RouteTable) -> Resolved {
         Some((first, tail)) => (first, Some(tail)),
         None => (rest, None),
     };
-    if Name::parse(first).is_ok() {
+    // The workspace named `default` is the default server: its URL has no
+    // segment of its own, so `/user/alice/default/…` is a path inside it.
+    if first != DEFAULT_WORKSPACE && Name::parse(first).is_ok() {
         if let Some(route) = routes.get(&key(user, first)) {
             if tail.is_none() {
                 return Resolved::Redirect(format!("{PREFIX}{user}/{first}/"));
@@ -63,10 +70,14 @@ pub fn resolve(path: &str, routes: &RouteTable) -> Resolved {
             };
         }
     }
-    if routes.contains_key(&key(user, DEFAULT_WORKSPACE)) {
-        return Resolved::Redirect(format!("{PREFIX}{user}/{DEFAULT_WORKSPACE}/{rest}"));
+    match routes.get(&key(user, DEFAULT_WORKSPACE)) {
+        Some(route) => Resolved::Workspace {
+            owner: user.to_owned(),
+            name: DEFAULT_WORKSPACE.to_owned(),
+            route: route.clone(),
+        },
+        None => Resolved::NotFound,
     }
-    Resolved::NotFound
 }
 
 /// `.` or `..`, literally or percent-encoded in any case.
@@ -104,7 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn names_and_redirects() {
+    fn longest_prefix_as_configurable_http_proxy() {
         let t = table(&["alice/lab", "alice/default", "al/lab", "bob/lab"]);
         let at = |p: &str| resolve(p, &t);
         assert_eq!(target(at("/user/alice/lab/")).as_deref(), Some("alice/lab"));
@@ -118,15 +129,26 @@ mod tests {
             Resolved::Redirect("/user/alice/lab/".into())
         );
         assert_eq!(at("/user/alice"), Resolved::Redirect("/user/alice/".into()));
-        // Not a workspace name: the default workspace's URL.
-        assert_eq!(
-            at("/user/alice/"),
-            Resolved::Redirect("/user/alice/default/".into())
-        );
-        assert_eq!(
-            at("/user/alice/tree/notes.ipynb"),
-            Resolved::Redirect("/user/alice/default/tree/notes.ipynb".into())
-        );
+        // The default server is served at the user's own prefix, no redirect.
+        for default in [
+            "/user/alice/",
+            "/user/alice/tree/notes.ipynb",
+            "/user/alice/api/kernels",
+            "/user/alice/api",
+            "/user/alice/other/x",
+            // `default` names no segment of its own.
+            "/user/alice/default/",
+            "/user/alice/default",
+            // Not a workspace name: a path inside the default server.
+            "/user/alice/Lab/x",
+            "/user/alice//lab/",
+        ] {
+            assert_eq!(
+                target(at(default)).as_deref(),
+                Some("alice/default"),
+                "{default}"
+            );
+        }
         // bob has no default workspace.
         assert_eq!(at("/user/bob/"), Resolved::NotFound);
         assert_eq!(at("/user/bob/other/"), Resolved::NotFound);
@@ -166,17 +188,24 @@ mod tests {
         assert_eq!(at("/user/alice//lab/"), Resolved::NotFound);
         // Upper case in a workspace segment never reaches the workspace.
         assert_eq!(target(at("/user/alice/LAB/")), None);
+        // Without a default workspace, nothing else of the user's resolves.
+        assert_eq!(at("/user/bob/LAB/x"), Resolved::NotFound);
     }
 
     proptest! {
-        /// Whatever the path, it resolves to a workspace only when its user and
-        /// workspace segments are exactly the table's key.
+        /// Whatever the path, it resolves to a workspace only when its user
+        /// segment is exactly the table's owner, and to a named workspace only
+        /// when its next segment is exactly that workspace's name.
         #[test]
         fn only_exact_segments_resolve(path in "/user/[a-zA-Z0-9%./-]{0,12}/[a-zA-Z0-9%./-]{0,12}/[a-z./]{0,6}") {
-            let t = table(&["alice/lab", "bob/lab"]);
+            let t = table(&["alice/lab", "bob/lab", "bob/default"]);
             if let Some(k) = target(resolve(&path, &t)) {
                 let segs: Vec<&str> = path.split('/').collect();
-                prop_assert_eq!(format!("{}/{}", segs[2], segs[3]), k);
+                let (owner, name) = k.split_once('/').unwrap();
+                prop_assert_eq!(segs[2], owner);
+                if name != DEFAULT_WORKSPACE {
+                    prop_assert_eq!(segs[3], name);
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
-//! `/user/{user}/{workspace}/…`: every request is authenticated (from the auth
-//! cache), authorized (`access:servers` on the workspace: its owner, an admin, or
-//! a token filtered to it), and
+//! `/user/{user}/…` (the default workspace) and `/user/{user}/{workspace}/…`:
+//! every request is authenticated (from the auth cache) before anything about
+//! the path is looked up, authorized (`access:servers` on the workspace: its
+//! owner, an admin, or a token filtered to it), and
 //! then forwarded by the [`proxy`] crate, or answered with a page: a stopped
 //! workspace offers to start; a starting one follows its state by server-sent
 //! events and reloads when it is ready. Nothing here reads the store or calls a
@@ -19,9 +20,16 @@ use crate::error::ApiError;
 use crate::AppState;
 
 pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
-    let path = req.uri().path().to_owned();
-    let query = req
-        .uri()
+    let (parts, body) = req.into_parts();
+    // Who asks comes first: without credentials, every path gets the same
+    // answer, whether or not its user or workspace exists.
+    let who = match caller(&parts, &st).await {
+        Ok(who) => who,
+        Err(page) => return page,
+    };
+    let path = parts.uri.path().to_owned();
+    let query = parts
+        .uri
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
@@ -47,11 +55,9 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             )
         }
     };
-    let (parts, body) = req.into_parts();
-    let who = match may_open(&parts, &st, &route.owner_id, &name).await {
-        Ok(who) => who,
-        Err(page) => return page,
-    };
+    if let Err(page) = may_access(&who, &route.owner_id, &name) {
+        return page;
+    }
     let title = format!("{owner}/{name}");
     match (route.state, route.upstream.as_deref()) {
         (WorkspaceState::Running, Some(upstream)) => {
@@ -90,6 +96,8 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
 
 /// The workspace at `path` from the store, for one that exists but has no route
 /// yet: it is answered as the state page of a workspace that is not running.
+/// The path is read as [`proxy::path::resolve`] reads it: a named workspace if
+/// the user has one of that name, else the default one.
 async fn not_routed_yet(
     st: &AppState,
     path: &str,
@@ -99,7 +107,7 @@ async fn not_routed_yet(
         .unwrap_or_default()
         .split('/');
     let parse = |s: Option<&str>| s.and_then(|s| model::Name::parse(s).ok());
-    let (Some(owner), Some(name)) = (parse(segments.next()), parse(segments.next())) else {
+    let Some(owner) = parse(segments.next()) else {
         return Ok(None);
     };
     let user = match st.store.user_by_name(&owner).await {
@@ -107,26 +115,27 @@ async fn not_routed_yet(
         Err(store::StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let filter = store::WorkspaceFilter {
-        owner_id: Some(user.id),
-        name: Some(name.clone()),
-        limit: 1,
-        ..Default::default()
-    };
-    let Some(ws) = st.store.workspaces(&filter).await?.pop() else {
-        return Ok(None);
-    };
-    if ws.deletion_requested_at.is_some() {
-        return Ok(None);
+    let mut candidates = vec![model::DEFAULT_WORKSPACE.to_owned()];
+    if let Some(name) = parse(segments.next()).filter(|n| n.as_str() != model::DEFAULT_WORKSPACE) {
+        candidates.insert(0, name.to_string());
     }
-    let route = model::route::Route {
-        workspace_id: ws.id,
-        owner_id: ws.owner_id,
-        state: ws.status.state,
-        message: ws.status.message.unwrap_or_default(),
-        upstream: None,
-    };
-    Ok(Some((owner.to_string(), name.to_string(), route)))
+    for name in candidates {
+        let Some(ws) = crate::hub::find(st, &user, &name).await? else {
+            continue;
+        };
+        if ws.deletion_requested_at.is_some() {
+            continue;
+        }
+        let route = model::route::Route {
+            workspace_id: ws.id,
+            owner_id: ws.owner_id,
+            state: ws.status.state,
+            message: ws.status.message.unwrap_or_default(),
+            upstream: None,
+        };
+        return Ok(Some((owner.to_string(), ws.name.to_string(), route)));
+    }
+    Ok(None)
 }
 
 /// Who is asking, if they may open the workspace `name` of `owner_id`
@@ -137,10 +146,20 @@ pub(crate) async fn may_open(
     owner_id: &str,
     name: &str,
 ) -> Result<auth::Authenticated, Response> {
-    let who = match auth::authenticate(parts, st).await {
-        Ok(who) => who,
-        // A browser's page load goes to the login page and comes back; other
-        // requests (scripts, WebSockets) are told.
+    let who = caller(parts, st).await?;
+    may_access(&who, owner_id, name)?;
+    Ok(who)
+}
+
+/// Who is asking; without credentials, a browser's page load goes to the
+/// login page and comes back, and other requests (scripts, WebSockets) are
+/// told to log in.
+async fn caller(
+    parts: &axum::http::request::Parts,
+    st: &AppState,
+) -> Result<auth::Authenticated, Response> {
+    match auth::authenticate(parts, st).await {
+        Ok(who) => Ok(who),
         Err(e) if e.code == crate::error::Code::Unauthenticated => {
             let browser = matches!(parts.method, Method::GET | Method::HEAD)
                 && !parts.headers.contains_key(header::UPGRADE)
@@ -149,7 +168,7 @@ pub(crate) async fn may_open(
                     .get(header::ACCEPT)
                     .and_then(|a| a.to_str().ok())
                     .is_some_and(|a| a.contains("text/html"));
-            return Err(if browser {
+            Err(if browser {
                 crate::portal::login_redirect(parts)
             } else {
                 page(
@@ -157,21 +176,26 @@ pub(crate) async fn may_open(
                     "Log in",
                     "Log in to berth to open this workspace.",
                 )
-            });
+            })
         }
-        Err(e) => return Err(e.into_response()),
-    };
-    if !who
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// Whether `who` holds `access:servers` on the workspace `name` of `owner_id`;
+/// else the 403 page.
+fn may_access(who: &auth::Authenticated, owner_id: &str, name: &str) -> Result<(), Response> {
+    if who
         .principal
         .may_server(Scope::AccessServers, owner_id, name)
     {
-        return Err(page(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            &format!("You ({}) may not open this workspace.", who.principal.name),
-        ));
+        return Ok(());
     }
-    Ok(who)
+    Err(page(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        &format!("You ({}) may not open this workspace.", who.principal.name),
+    ))
 }
 
 fn redirect(to: &str) -> Response {

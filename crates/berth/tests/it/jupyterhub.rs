@@ -207,7 +207,7 @@ async fn jupyterhub_singleuser_logs_in_through_berth() {
     // The built-in profile: JupyterLab as JupyterHub's single-user server.
     let id = rig.create_workspace(&alice, "default", "standard").await;
     rig.wait_until(&alice, &id, "ready", ready).await;
-    let prefix = "/user/alice/default/";
+    let prefix = "/user/alice/";
     // Before anyone opens it, the server reports its start as activity, with
     // its own token (nothing has gone through the proxy yet).
     let deadline = Instant::now() + Duration::from_secs(30);

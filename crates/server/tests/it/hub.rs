@@ -56,7 +56,7 @@ async fn servers_start_and_stop_as_workspaces() {
         .await;
     let server = r.expect(202);
     assert_eq!(server["name"], "");
-    assert_eq!(server["url"], "/user/alice/default/");
+    assert_eq!(server["url"], "/user/alice/");
     assert_eq!(server["pending"], "spawn");
     assert_eq!(server["ready"], false);
     let listed = app

@@ -64,6 +64,7 @@ async fn start_app() -> SocketAddr {
     }
     let app = axum::Router::new()
         .route("/user/alice/lab/ws", get(ws))
+        .route("/user/alice/ws", get(ws))
         .route("/user/alice/lab/upload", any(upload))
         .route("/user/alice/lab/stream", get(stream))
         .fallback(echo);
@@ -548,15 +549,105 @@ async fn path_tricks_reach_nobody_elses_workspace() {
     }
     let r = b.fetch("/user/bob/lab/ok", Some(&bob_cookie)).await;
     assert_eq!(r.status(), 200);
-    // The default workspace: `/user/alice/` and unknown names redirect to it.
-    let r = b.fetch("/user/alice/tree?x=1", Some(&bob_cookie)).await;
-    assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], "/user/alice/default/tree?x=1");
-    let r = b.fetch("/user/alice/default/tree", Some(&bob_cookie)).await;
-    assert_eq!(r.status(), 403);
+    // The default workspace is served at `/user/alice/` itself, as are paths
+    // whose first segment names no workspace: bob may open none of them.
+    for path in [
+        "/user/alice/",
+        "/user/alice/tree?x=1",
+        "/user/alice/default/tree",
+    ] {
+        let r = b.fetch(path, Some(&bob_cookie)).await;
+        assert_eq!(r.status(), 403, "{path}");
+    }
     let r = b.fetch("/user/alice/lab", Some(&bob_cookie)).await;
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "/user/alice/lab/");
+}
+
+#[tokio::test]
+async fn the_default_workspace_is_served_at_the_users_prefix() {
+    let app = start_app().await;
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    b.route("alice/default", &alice, WorkspaceState::Running, Some(app));
+    b.route("alice/lab", &alice, WorkspaceState::Running, Some(app));
+    let (cookie, csrf) = b.login("alice", "a-long-enough-password").await;
+    // No redirect: a body goes with the request, to the default workspace,
+    // the path unchanged (the app serves under `/user/alice/`).
+    for (path, to) in [
+        ("/user/alice/api/kernels?x=1", "/user/alice/api/kernels?x=1"),
+        ("/user/alice/", "/user/alice/"),
+        ("/user/alice/default/x", "/user/alice/default/x"),
+        ("/user/alice/nope/x", "/user/alice/nope/x"),
+        ("/user/alice/lab/api/kernels", "/user/alice/lab/api/kernels"),
+    ] {
+        let r = b
+            .http
+            .post(format!("{}{path}", b.url))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let seen: Value = r.json().await.unwrap();
+        assert_eq!(seen["uri"], to, "{path}");
+        assert_eq!(seen["method"], "POST", "{path}");
+    }
+    // A WebSocket handshake at the default workspace's prefix, no redirect.
+    let url = format!("{}/user/alice/ws", b.url.replace("http", "ws"));
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text("hi".into()))
+        .await
+        .unwrap();
+    let echo = socket.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap().as_str(), "echo hi");
+}
+
+#[tokio::test]
+async fn without_credentials_every_path_answers_alike() {
+    let app = start_app().await;
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    b.route("alice/default", &alice, WorkspaceState::Running, Some(app));
+    b.route("alice/lab", &alice, WorkspaceState::Stopped, None);
+    // Existing and missing users, workspaces and paths: one answer each for
+    // scripts (401) and for browsers (the login page and back).
+    let paths = [
+        "/user/alice/",
+        "/user/alice/lab/",
+        "/user/alice/lab",
+        "/user/alice/nope/",
+        "/user/nobody/",
+        "/user/nobody/lab/x",
+        "/user/nobody",
+        "/user/Not-A-Name/x",
+        "/user/alice/../bob/",
+    ];
+    let mut answers = std::collections::BTreeSet::new();
+    for path in paths {
+        let r = b.fetch(path, None).await;
+        answers.insert((r.status().as_u16(), r.text().await.unwrap()));
+    }
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers.first().unwrap().0, 401);
+    for path in paths {
+        let r = b
+            .get(path, None)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "{path}");
+        let to = r.headers()["location"].to_str().unwrap();
+        assert!(to.starts_with("/hub/login?next="), "{path}: {to}");
+    }
 }
 
 #[tokio::test]
