@@ -644,7 +644,7 @@ async fn without_credentials_every_path_answers_alike() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 302, "{path}");
+        assert_eq!(r.status(), 303, "{path}");
         let to = r.headers()["location"].to_str().unwrap();
         assert!(to.starts_with("/hub/login?next="), "{path}: {to}");
     }
