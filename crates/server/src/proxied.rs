@@ -55,8 +55,8 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             )
         }
     };
-    if let Err(page) = may_access(&who, &route.owner_id, &name) {
-        return page;
+    if let Some(refused) = may_access(&who, &route.owner_id, &name) {
+        return refused;
     }
     let title = format!("{owner}/{name}");
     match (route.state, route.upstream.as_deref()) {
@@ -147,8 +147,10 @@ pub(crate) async fn may_open(
     name: &str,
 ) -> Result<auth::Authenticated, Response> {
     let who = caller(parts, st).await?;
-    may_access(&who, owner_id, name)?;
-    Ok(who)
+    match may_access(&who, owner_id, name) {
+        Some(refused) => Err(refused),
+        None => Ok(who),
+    }
 }
 
 /// Who is asking; without credentials, a browser's page load goes to the
@@ -182,16 +184,16 @@ async fn caller(
     }
 }
 
-/// Whether `who` holds `access:servers` on the workspace `name` of `owner_id`;
-/// else the 403 page.
-fn may_access(who: &auth::Authenticated, owner_id: &str, name: &str) -> Result<(), Response> {
+/// The 403 page, unless `who` holds `access:servers` on the workspace `name`
+/// of `owner_id`.
+fn may_access(who: &auth::Authenticated, owner_id: &str, name: &str) -> Option<Response> {
     if who
         .principal
         .may_server(Scope::AccessServers, owner_id, name)
     {
-        return Ok(());
+        return None;
     }
-    Err(page(
+    Some(page(
         StatusCode::FORBIDDEN,
         "Forbidden",
         &format!("You ({}) may not open this workspace.", who.principal.name),
