@@ -23,7 +23,9 @@ NULLABLE = {
     # 'pending': None (then the default spawner's .pending, None when idle),
     # 'last_activity': isoformat(user.last_activity) -> None when never active,
     # 'auth_state': None placeholder. The spec's own text even says "null if not".
-    "User": ["server", "pending", "last_activity", "auth_state"],
+    # 'user_info': user.user_info, None unless the authenticator sets it (what
+    # JupyterHub 6.1.1 answers in the differential test, berth/tests/it/hub_diff).
+    "User": ["server", "pending", "last_activity", "auth_state", "user_info"],
     # APIHandler.server_model: 'last_activity'/'started': isoformat(...) -> None
     # for a server never started/active; 'pending': spawner.pending -> None.
     "Server": ["pending", "started", "last_activity"],

@@ -11,6 +11,9 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
+    /// The HTTP status again, as JupyterHub's error bodies carry it.
+    #[serde(default)]
+    pub status: u16,
     /// A stable, machine-readable code; see `docs/http-errors.md`.
     pub code: String,
     /// What went wrong, for people.

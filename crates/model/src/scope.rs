@@ -55,26 +55,62 @@ macro_rules! scopes {
 }
 
 scopes! {
-    ListUsers => "list:users", admin_only: false, implies: [];
-    ReadUsersName => "read:users:name", admin_only: false, implies: [];
-    ReadUsersActivity => "read:users:activity", admin_only: false, implies: [];
-    ReadUsersGroups => "read:users:groups", admin_only: false, implies: [];
+    // JupyterHub 6.1.1's scopes (`jupyterhub/scopes.py`), with the same
+    // implications; not admin-only are those of its `user` role (`self`).
+    AdminUi => "admin-ui", admin_only: true, implies: [];
+    AdminUsers => "admin:users", admin_only: true,
+        implies: [AdminAuthState, Users, ReadRolesUsers, DeleteUsers];
+    AdminAuthState => "admin:auth_state", admin_only: true, implies: [];
+    Users => "users", admin_only: true, implies: [ReadUsers, ListUsers, UsersActivity];
+    DeleteUsers => "delete:users", admin_only: true, implies: [];
+    ListUsers => "list:users", admin_only: true, implies: [ReadUsersName];
     ReadUsers => "read:users", admin_only: false,
-        implies: [ListUsers, ReadUsersName, ReadUsersActivity, ReadUsersGroups];
-    UsersActivity => "users:activity", admin_only: false, implies: [];
-    AdminUsers => "admin:users", admin_only: true, implies: [ReadUsers, UsersActivity];
-    ReadServers => "read:servers", admin_only: false, implies: [];
+        implies: [ReadUsersName, ReadUsersGroups, ReadUsersActivity];
+    ReadUsersName => "read:users:name", admin_only: false, implies: [];
+    ReadUsersGroups => "read:users:groups", admin_only: false, implies: [];
+    ReadUsersActivity => "read:users:activity", admin_only: false, implies: [];
+    ReadRoles => "read:roles", admin_only: true,
+        implies: [ReadRolesUsers, ReadRolesServices, ReadRolesGroups];
+    ReadRolesUsers => "read:roles:users", admin_only: true, implies: [];
+    ReadRolesServices => "read:roles:services", admin_only: true, implies: [];
+    ReadRolesGroups => "read:roles:groups", admin_only: true, implies: [];
+    UsersActivity => "users:activity", admin_only: false, implies: [ReadUsersActivity];
+    AdminServers => "admin:servers", admin_only: true, implies: [AdminServerState, Servers];
+    AdminServerState => "admin:server_state", admin_only: true, implies: [];
+    Servers => "servers", admin_only: false, implies: [ReadServers, StartServers, DeleteServers];
+    ReadServers => "read:servers", admin_only: false, implies: [ReadUsersName];
+    StartServers => "start:servers", admin_only: false, implies: [];
     DeleteServers => "delete:servers", admin_only: false, implies: [];
-    Servers => "servers", admin_only: false, implies: [ReadServers, DeleteServers];
-    AdminServers => "admin:servers", admin_only: true, implies: [Servers];
-    AccessServers => "access:servers", admin_only: false, implies: [];
-    ReadShares => "read:shares", admin_only: false, implies: [];
-    Shares => "shares", admin_only: false, implies: [ReadShares];
-    ReadTokens => "read:tokens", admin_only: false, implies: [];
     Tokens => "tokens", admin_only: false, implies: [ReadTokens];
-    ListGroups => "list:groups", admin_only: false, implies: [];
-    ReadGroups => "read:groups", admin_only: false, implies: [ListGroups];
-    AdminGroups => "admin:groups", admin_only: true, implies: [ReadGroups];
+    ReadTokens => "read:tokens", admin_only: false, implies: [];
+    AdminGroups => "admin:groups", admin_only: true,
+        implies: [Groups, ReadRolesGroups, DeleteGroups];
+    Groups => "groups", admin_only: true, implies: [ReadGroups, ListGroups];
+    ListGroups => "list:groups", admin_only: true, implies: [ReadGroupsName];
+    ReadGroups => "read:groups", admin_only: true, implies: [ReadGroupsName];
+    ReadGroupsName => "read:groups:name", admin_only: true, implies: [];
+    DeleteGroups => "delete:groups", admin_only: true, implies: [];
+    AdminServices => "admin:services", admin_only: true,
+        implies: [ListServices, ReadServices, ReadRolesServices];
+    ListServices => "list:services", admin_only: true, implies: [ReadServicesName];
+    ReadServices => "read:services", admin_only: true, implies: [ReadServicesName];
+    ReadServicesName => "read:services:name", admin_only: true, implies: [];
+    ReadHub => "read:hub", admin_only: true, implies: [];
+    AccessServers => "access:servers", admin_only: false, implies: [];
+    AccessServices => "access:services", admin_only: true, implies: [];
+    UsersShares => "users:shares", admin_only: false, implies: [ReadUsersShares];
+    ReadUsersShares => "read:users:shares", admin_only: false, implies: [];
+    // berth lets users share their own workspaces (JupyterHub's `user` role
+    // lacks `shares`): the README's table says so.
+    GroupsShares => "groups:shares", admin_only: false, implies: [ReadGroupsShares];
+    ReadGroupsShares => "read:groups:shares", admin_only: false, implies: [];
+    ReadShares => "read:shares", admin_only: false, implies: [];
+    Shares => "shares", admin_only: false,
+        implies: [AccessServers, ReadShares, UsersShares, GroupsShares];
+    Proxy => "proxy", admin_only: true, implies: [];
+    Shutdown => "shutdown", admin_only: true, implies: [];
+    ReadMetrics => "read:metrics", admin_only: true, implies: [];
+    // berth's own.
     ReadProfiles => "read:profiles", admin_only: false, implies: [];
     AdminProfiles => "admin:profiles", admin_only: true, implies: [ReadProfiles];
     ReadAudit => "read:audit", admin_only: true, implies: [];
@@ -269,6 +305,22 @@ impl ScopeSet {
         self.0.values().flatten().flatten()
     }
 
+    /// JupyterHub's expanded form for a token or session of `owner`, as its
+    /// models report it: what the owner's role allows, a non-admin's
+    /// unfiltered scopes filtered to themselves, sorted.
+    pub fn as_jupyterhub(&self, owner: &crate::Name, is_admin: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for (s, reach) in &self.intersection(&ScopeSet::for_role(is_admin)).0 {
+            match reach {
+                None if is_admin => out.push(s.to_string()),
+                None => out.push(format!("{s}!user={owner}")),
+                Some(filters) => out.extend(filters.iter().map(|f| format!("{s}!{f}"))),
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// JupyterHub's expanded form: one entry per scope and filter.
     pub fn to_strings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -393,18 +445,9 @@ impl Principal {
             }
     }
 
-    /// The scopes as JupyterHub reports them (`GET /hub/api/user`): a
-    /// non-admin's unfiltered scopes are filtered to themselves.
+    /// The scopes as JupyterHub reports them (`GET /hub/api/user`).
     pub fn expanded_scopes(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (s, reach) in &self.scopes.0 {
-            match reach {
-                None if self.is_admin => out.push(s.to_string()),
-                None => out.push(format!("{s}!user={}", self.name)),
-                Some(filters) => out.extend(filters.iter().map(|f| format!("{s}!{f}"))),
-            }
-        }
-        out
+        self.scopes.as_jupyterhub(&self.name, self.is_admin)
     }
 
     /// Whether the principal may see resources of other users (an admin's reach).
@@ -423,7 +466,8 @@ mod tests {
         assert!(s.contains(Scope::Servers) && s.contains(Scope::ReadServers));
         assert_eq!(
             s.to_string(),
-            "read:servers delete:servers servers admin:servers"
+            "read:users:name admin:servers admin:server_state servers read:servers \
+             start:servers delete:servers"
         );
     }
 
@@ -489,14 +533,15 @@ mod tests {
         assert_eq!(
             s.to_strings(),
             [
-                "list:users!group=physics",
-                "read:users:name!group=physics",
-                "read:users:activity!group=physics",
-                "read:users:groups!group=physics",
                 "read:users!group=physics",
-                "read:servers!server=alice/",
-                "delete:servers!server=alice/",
+                "read:users:name!server=alice/",
+                "read:users:name!group=physics",
+                "read:users:groups!group=physics",
+                "read:users:activity!group=physics",
                 "servers!server=alice/",
+                "read:servers!server=alice/",
+                "start:servers!server=alice/",
+                "delete:servers!server=alice/",
             ]
         );
         assert_eq!(ScopeSet::parse(&s.to_string()).unwrap(), s, "round trip");

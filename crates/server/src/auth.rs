@@ -299,13 +299,11 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
                 return Err(unauthenticated());
             }
             if state.should_touch(&tok.id, now) {
-                // Off the request path: `last_used` is a hint, written once a minute.
-                let (store, id) = (state.store.clone(), tok.id.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = store.touch_token(&id, now).await {
-                        tracing::warn!(token.id = %id, "record token use: {e}");
-                    }
-                });
+                // Once a minute per token, as JupyterHub does before it answers:
+                // the token's `last_used` and its user's `last_activity` move.
+                if let Err(e) = state.store.touch_token(&tok.id, &user.id, now).await {
+                    tracing::warn!(token.id = %tok.id, "record token use: {e}");
+                }
             }
             (tok.scopes.clone(), Some(tok.id.clone()), None)
         }

@@ -55,7 +55,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(crate::hub_admin::routes())
         .merge(crate::hub_shares::routes())
         .merge(crate::oauth::routes())
-        .layer(axum::middleware::map_response(bad_input_is_400))
+        .layer(axum::middleware::map_response(statuses_as_jupyterhub))
         // Single-user servers check the hub's version by this header.
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("x-jupyterhub-version"),
@@ -63,15 +63,21 @@ pub(crate) fn routes() -> Router<AppState> {
         ))
 }
 
-/// JupyterHub answers every kind of bad input with 400: so does berth under
-/// `/hub/api`, keeping its own error code (415 and 422 elsewhere).
-async fn bad_input_is_400(mut r: Response) -> Response {
-    if matches!(
-        r.status(),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY
-    ) {
-        *r.status_mut() = StatusCode::BAD_REQUEST;
+/// JupyterHub answers every kind of bad input with 400, and a request without
+/// valid credentials with 403: so does berth under `/hub/api`, keeping its own
+/// error code (415, 422 and 401 elsewhere). OAuth's own errors keep theirs.
+async fn statuses_as_jupyterhub(mut r: Response) -> Response {
+    if r.extensions().get::<crate::error::ErrorInfo>().is_none() {
+        return r;
     }
+    let status = match r.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
+            StatusCode::BAD_REQUEST
+        }
+        StatusCode::UNAUTHORIZED => StatusCode::FORBIDDEN,
+        other => other,
+    };
+    *r.status_mut() = status;
     r
 }
 
@@ -162,15 +168,19 @@ pub(crate) async fn user_model(
         "kind": "user",
         "name": user.name.as_str(),
         "admin": user.is_admin,
-        "roles": if user.is_admin { vec!["admin", "user"] } else { vec!["user"] },
+        "roles": if user.is_admin { vec!["user", "admin"] } else { vec!["user"] },
         "groups": groups,
         "server": default.filter(|w| w.status.state == WorkspaceState::Running)
             .map(|w| model::hub::base_url(&w.owner, &w.name)),
         "pending": default.and_then(pending),
         "created": time(user.created_at),
         "last_activity": opt_time(user.last_activity),
-        "auth_state": null,
+        "user_info": null,
     });
+    // As JupyterHub: the auth state only for who may administer it.
+    if ctx.principal.may(Scope::AdminAuthState, &user.id) {
+        model["auth_state"] = Value::Null;
+    }
     if ctx.principal.may(Scope::ReadServers, &user.id) {
         let servers: Map<String, Value> = spaces
             .iter()
@@ -271,7 +281,7 @@ async fn list_users(
     for u in &users {
         if q.name_filter
             .as_deref()
-            .is_some_and(|f| !u.name.as_str().starts_with(f))
+            .is_some_and(|f| !u.name.as_str().contains(f))
         {
             continue;
         }
@@ -333,7 +343,8 @@ pub(crate) fn paginated(
 ) -> Response {
     let total = all.len();
     let offset = page.offset.unwrap_or(0).min(total);
-    let limit = page.limit.unwrap_or(200).clamp(1, 500);
+    // JupyterHub's defaults: 50 a page, 200 at most.
+    let limit = page.limit.unwrap_or(50).clamp(1, 200);
     let items: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
     let wants_pages = headers
         .get(header::ACCEPT)
@@ -509,7 +520,8 @@ async fn start(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, axum::Json(server_model(&ws))).into_response())
+    // As JupyterHub: the status says it all, the body is empty.
+    Ok(status.into_response())
 }
 
 /// The body of a stop request (other keys are ignored, as by JupyterHub).

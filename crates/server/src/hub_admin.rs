@@ -220,7 +220,7 @@ fn token_model(owner: &model::User, t: &model::Token) -> Value {
         "id": w.id,
         "user": owner.name.as_str(),
         "note": w.note,
-        "scopes": w.scopes,
+        "scopes": t.scopes.as_jupyterhub(&owner.name, owner.is_admin),
         "roles": [],
         "created": w.created,
         "expires_at": w.expires_at,
@@ -419,6 +419,8 @@ async fn get_group(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
+    // As JupyterHub: without the scope at all, 403 before any lookup.
+    ctx.require_any(Scope::ReadGroups)?;
     let g = groups::visible_group(&st, &ctx, &name).await?;
     Ok(axum::Json(group_model(&g)))
 }

@@ -67,6 +67,7 @@ fn has_body(res: &Response) -> bool {
 fn render_error(res: Response, code: Code, message: String, request_id: &str) -> Response {
     let (mut parts, _) = res.into_parts();
     let body = api_types::ErrorBody {
+        status: parts.status.as_u16(),
         code: code.as_str().to_owned(),
         message,
         request_id: request_id.to_owned(),

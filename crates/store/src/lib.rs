@@ -391,9 +391,12 @@ impl Store {
 
     /// Records that a token was used, at most once a minute per token. A write
     /// like any other: in a transaction, so that on SQLite it waits its turn.
-    pub async fn touch_token(&self, id: &str, now: i64) -> Result<()> {
+    /// Records a use of token `id` of user `user_id` at `now`: the token's
+    /// `last_used` and the user's `last_activity`.
+    pub async fn touch_token(&self, id: &str, user_id: &str, now: i64) -> Result<()> {
         let mut tx = self.begin().await?;
         tx.touch_token(id, now).await?;
+        tx.record_user_activity(user_id, now).await?;
         tx.commit().await
     }
 

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::process::{admin_token, create_profile, ready, Rig, APP};
 
-const JUPYTER_ENV: &str = "/opt/berth/jupyter";
+pub(crate) const JUPYTER_ENV: &str = "/opt/berth/jupyter";
 
 /// Whether the managed Jupyter environment is here; in CI it must be.
 pub(crate) fn have_jupyter() -> bool {

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `berth serve` binary on 127.0.0.1:0, with SQLite and
 //! with PostgreSQL, driven by the `berth` CLI and by the typed client.
 
+mod hub_diff;
 mod jupyterhub;
 mod portal;
 mod process;

@@ -113,7 +113,7 @@ async fn admins_create_change_and_delete_users() {
         .await;
     let carol = r.expect(200);
     assert_eq!(carol["admin"], true);
-    assert_eq!(carol["roles"], json!(["admin", "user"]));
+    assert_eq!(carol["roles"], json!(["user", "admin"]));
     app.call(
         &admin,
         "PATCH",
@@ -231,10 +231,10 @@ async fn non_admins_cannot_manage_users() {
             .await
             .expect_error(status, code);
     }
-    // Unauthenticated is a 401.
+    // Unauthenticated is a 403, as in JupyterHub.
     app.call("", "POST", "/hub/api/users/mallory", Value::Null)
         .await
-        .expect_error(401, "unauthenticated");
+        .expect_error(403, "unauthenticated");
     assert_eq!(app.snapshot().await, before, "a refused request wrote");
 }
 
@@ -260,7 +260,10 @@ async fn users_manage_their_own_tokens() {
     assert_eq!(created["user"], "alice");
     assert_eq!(created["note"], "ci");
     let scopes = created["scopes"].as_array().unwrap();
-    assert!(scopes.contains(&json!("read:users")), "{created}");
+    assert!(
+        scopes.contains(&json!("read:users!user=alice")),
+        "{created}"
+    );
     assert!(!scopes.contains(&json!("tokens")), "{created}");
     assert_eq!(created["roles"], json!([]));
     assert_eq!(created["session_id"], Value::Null);
@@ -346,7 +349,7 @@ async fn users_manage_their_own_tokens() {
     assert_eq!(r.status, 204);
     app.call(&secret, "GET", "/hub/api/users/alice", Value::Null)
         .await
-        .expect_error(401, "unauthenticated");
+        .expect_error(403, "unauthenticated");
     app.call(&alice, "GET", &uri, Value::Null)
         .await
         .expect_error(404, "not_found");
@@ -468,18 +471,19 @@ async fn admins_manage_groups_and_members() {
         .await;
     assert_eq!(r.expect(200)["groups"], json!(["a", "c"]));
 
-    // A member sees their groups only, and changes none.
+    // A member reads no groups (their own are in their user model), as in
+    // JupyterHub, and changes none.
     let r = app
         .call(&alice, "GET", "/hub/api/groups", Value::Null)
         .await;
-    assert_eq!(names(r.expect(200)), ["b"]);
+    r.expect_error(403, "forbidden");
     let r = app
         .call(&alice, "GET", "/hub/api/groups/b", Value::Null)
         .await;
-    assert_eq!(r.expect(200)["users"], json!(["alice"]));
+    r.expect_error(403, "forbidden");
     let before = app.snapshot().await;
     let refused: [(&str, &str, Value, u16, &str); 7] = [
-        ("GET", "/hub/api/groups/c", Value::Null, 404, "not_found"),
+        ("GET", "/hub/api/groups/c", Value::Null, 403, "forbidden"),
         (
             "POST",
             "/hub/api/groups",

@@ -235,11 +235,22 @@ async fn tokens_and_sessions() {
         tx.commit().await.unwrap();
         let (t2, owner) = store.token_by_hash("h1").await.unwrap();
         assert_eq!((t2, owner.id), (tok.clone(), alice.id.clone()));
-        store.touch_token(&tok.id, 1_000_000).await.unwrap();
-        store.touch_token(&tok.id, 1_000_001).await.unwrap();
+        store
+            .touch_token(&tok.id, &alice.id, 1_000_000)
+            .await
+            .unwrap();
+        store
+            .touch_token(&tok.id, &alice.id, 1_000_001)
+            .await
+            .unwrap();
         assert_eq!(
             store.tokens(&alice.id).await.unwrap()[0].last_used_at,
             Some(1_000_000)
+        );
+        // The user's activity moves with each use.
+        assert_eq!(
+            store.user(&alice.id).await.unwrap().last_activity,
+            Some(1_000_001)
         );
         let (s, u) = store.session_by_hash("s1").await.unwrap();
         assert_eq!((s.csrf.as_str(), u.name.as_str()), ("csrf1", "alice"));
