@@ -4,6 +4,14 @@ use serde_json::{json, Value};
 
 use crate::{req, TestApp};
 
+/// `GET /hub/api/users/{name}` with `token`, expecting 200.
+async fn user_model(app: &TestApp, token: &str, name: &str) -> Value {
+    app.call(token, "GET", &format!("/hub/api/users/{name}"), Value::Null)
+        .await
+        .expect(200)
+        .clone()
+}
+
 #[tokio::test]
 async fn version_user_and_info() {
     let app = TestApp::sqlite().await;
@@ -57,10 +65,8 @@ async fn servers_start_and_stop_as_workspaces() {
     // As JupyterHub: the status says it, the body is empty.
     assert_eq!(r.status, 202);
     assert_eq!(r.body, Value::Null);
-    let user = app
-        .call(&alice, "GET", "/hub/api/users/alice", Value::Null)
-        .await;
-    let server = &user.expect(200)["servers"][""];
+    let user = user_model(&app, &alice, "alice").await;
+    let server = &user["servers"][""];
     assert_eq!(server["name"], "");
     assert_eq!(server["url"], "/user/alice/");
     assert_eq!(server["pending"], "spawn");
@@ -91,10 +97,7 @@ async fn servers_start_and_stop_as_workspaces() {
         )
         .await;
     assert_eq!(r.status, 202);
-    let user = app
-        .call(&alice, "GET", "/hub/api/users/alice", Value::Null)
-        .await;
-    let model = user.expect(200);
+    let model = user_model(&app, &alice, "alice").await;
     assert_eq!(
         model["servers"]["big"]["user_options"]["profile"],
         "high-memory"
@@ -349,10 +352,7 @@ async fn stopping_follows_jupyterhub() {
         let uri = format!("/hub/api/users/alice/servers/{server}");
         let r = app.call(&alice, "POST", &uri, body).await;
         assert_eq!(r.status, 202);
-        let user = app
-            .call(&alice, "GET", "/hub/api/users/alice", Value::Null)
-            .await;
-        let model = user.expect(200);
+        let model = user_model(&app, &alice, "alice").await;
         assert_eq!(
             model["servers"][server]["user_options"]["profile"],
             "high-memory"
