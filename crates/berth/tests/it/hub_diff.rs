@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! [?] [@ACTOR] [!pages] [!sse] METHOD PATH [JSON BODY] [=> CAPTURE]
-//! wait USER SERVER ready|stopped
+//! wait USER SERVER ready|stopped|gone
 //! ```
 //!
 //! A step marked `?` in front is a difference known and not yet mended (issue
@@ -35,6 +35,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::jupyterhub::{have_jupyter, JUPYTER_ENV};
+use crate::portal::free_port;
 use crate::process::{admin_token, Rig};
 
 const SCRIPT: &str = include_str!("hub_diff.steps");
@@ -313,7 +314,8 @@ enum Line {
         line: usize,
         user: String,
         server: String,
-        ready: bool,
+        /// `ready`, `stopped` or `gone` (not even listed as stopped).
+        until: String,
     },
 }
 
@@ -328,8 +330,8 @@ fn parse(script: &str) -> Vec<Line> {
         if let Some(rest) = text.strip_prefix("wait ") {
             let w: Vec<&str> = rest.split_whitespace().collect();
             assert!(
-                w.len() == 3 && ["ready", "stopped"].contains(&w[2]),
-                "line {line}: wait USER SERVER ready|stopped"
+                w.len() == 3 && ["ready", "stopped", "gone"].contains(&w[2]),
+                "line {line}: wait USER SERVER ready|stopped|gone"
             );
             lines.push(Line::Wait {
                 line,
@@ -339,7 +341,7 @@ fn parse(script: &str) -> Vec<Line> {
                 } else {
                     w[1].into()
                 },
-                ready: w[2] == "ready",
+                until: w[2].into(),
             });
             continue;
         }
@@ -401,13 +403,19 @@ fn parse(script: &str) -> Vec<Line> {
     lines
 }
 
-/// Polls the user model until `server` is ready (or gone, for `!ready`).
-async fn wait(side: &Side, line: usize, user: &str, server: &str, ready: bool) {
+/// Polls the user model until `server` is ready, stopped (not listed) or gone
+/// (not listed even with the stopped servers).
+async fn wait(side: &Side, line: usize, user: &str, server: &str, until: &str) {
+    let query = if until == "gone" {
+        "?include_stopped_servers=1"
+    } else {
+        ""
+    };
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let model: Value = side
             .http
-            .get(format!("{}/hub/api/users/{user}", side.base))
+            .get(format!("{}/hub/api/users/{user}{query}", side.base))
             .header("authorization", format!("token {}", side.tokens["admin"]))
             .send()
             .await
@@ -416,19 +424,17 @@ async fn wait(side: &Side, line: usize, user: &str, server: &str, ready: bool) {
             .await
             .unwrap_or(Value::Null);
         let s = &model["servers"][server];
-        let done = if ready {
-            s["ready"] == true
-        } else {
-            s.is_null()
+        let done = match until {
+            "ready" => s["ready"] == true,
+            _ => s.is_null(),
         };
         if done {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "line {line}: {}'s server {server:?} of {user} is not {} after 240 s: {model}",
+            "line {line}: {}'s server {server:?} of {user} is not {until} after 240 s: {model}",
             side.name,
-            if ready { "ready" } else { "stopped" }
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -466,14 +472,6 @@ struct JupyterHub {
     child: Child,
     url: String,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl JupyterHub {
@@ -599,10 +597,10 @@ async fn the_hub_api_answers_as_jupyterhub_does() {
                 line,
                 user,
                 server,
-                ready,
+                until,
             } => {
-                wait(&jh, *line, user, server, *ready).await;
-                wait(&berth, *line, user, server, *ready).await;
+                wait(&jh, *line, user, server, until).await;
+                wait(&berth, *line, user, server, until).await;
             }
             Line::Request(step) => {
                 let (a, raw_a) = jh.send(step).await;
