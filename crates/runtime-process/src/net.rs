@@ -292,7 +292,10 @@ pub async fn tear_down(id: &str, slot: Option<Slot>) -> Result<(), ExecError> {
     }
     if let Some(slot) = slot {
         if let Err(e) = run("ip", &["link", "delete", &slot.host_ifname()]).await {
-            if !e.stderr_contains("Cannot find device") && !e.stderr_contains("does not exist") {
+            // The kernel removes the pair once the namespace is gone, which may
+            // happen between `ip` finding the device and deleting it.
+            let gone = ["Cannot find device", "does not exist", "No such device"];
+            if !gone.iter().any(|m| e.stderr_contains(m)) {
                 return Err(e);
             }
         }
