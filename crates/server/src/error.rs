@@ -44,6 +44,7 @@ codes! {
     NotFound => (NOT_FOUND, "not_found", "No such route or resource, or one the caller may not see.");
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The route exists but not with this HTTP method.");
     AlreadyRunning => (BAD_REQUEST, "already_running", "The server runs already: JupyterHub's answer to starting it again (`/hub/api`).");
+    ServerState => (BAD_REQUEST, "server_state", "The server is not in a state for this request: starting one that is stopping, or following the progress of one that is not starting (`/hub/api`).");
     AlreadyExists => (CONFLICT, "already_exists", "A resource with this name exists already.");
     Conflict => (CONFLICT, "conflict", "The resource's state forbids this change (in use, being deleted, yourself).");
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "The body exceeds the limit (64 KiB).");

@@ -19,13 +19,14 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use model::hub::{server_name, workspace_name};
-use model::{DesiredState, Scope, Workspace, WorkspaceState};
+use model::{Scope, Workspace, WorkspaceState};
 
 use crate::auth::Ctx;
 use crate::convert::{opt_time, time};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{self, Json, Path, Query};
-use crate::routes::{users::visible_user, workspaces};
+use crate::extract::{Json, Path, Query};
+use crate::hub_servers::{active, never_started, pending, server_model};
+use crate::routes::users::visible_user;
 use crate::AppState;
 
 /// The JupyterHub REST API version berth follows (the pinned JupyterHub).
@@ -43,15 +44,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/hub/api/user", get(whoami))
         .route("/hub/api/users", get(list_users))
         .route("/hub/api/users/{name}", get(get_user))
-        .route(
-            "/hub/api/users/{name}/server",
-            post(start_default).delete(stop_default),
-        )
-        .route(
-            "/hub/api/users/{name}/servers/{server}",
-            post(start_named).delete(stop_named),
-        )
         .route("/hub/api/users/{name}/activity", post(activity))
+        .merge(crate::hub_servers::routes())
         .merge(crate::hub_admin::routes())
         .merge(crate::hub_shares::routes())
         .merge(crate::oauth::routes())
@@ -101,46 +95,6 @@ async fn info(ctx: Ctx) -> ApiResult<axum::Json<Value>> {
     })))
 }
 
-/// JupyterHub's `pending`: what the server is in the middle of, if anything.
-fn pending(ws: &Workspace) -> Option<&'static str> {
-    match ws.status.state {
-        WorkspaceState::Starting => Some("spawn"),
-        WorkspaceState::Pending if ws.spec.desired == DesiredState::Running => Some("spawn"),
-        WorkspaceState::Stopping | WorkspaceState::Deleting => Some("stop"),
-        _ if ws.deletion_requested_at.is_some() => Some("stop"),
-        _ => None,
-    }
-}
-
-/// Whether JupyterHub would call the server active (not stopped).
-fn active(ws: &Workspace) -> bool {
-    pending(ws).is_some()
-        || matches!(
-            ws.status.state,
-            WorkspaceState::Running | WorkspaceState::Paused
-        )
-}
-
-fn server_model(ws: &Workspace) -> Value {
-    let name = server_name(ws);
-    json!({
-        "name": name,
-        "display_name": name,
-        "full_name": format!("{}/{}", ws.owner, name),
-        "last_activity": opt_time(ws.last_activity),
-        "started": opt_time(ws.status.started_at),
-        "pending": pending(ws),
-        "ready": ws.status.state == WorkspaceState::Running,
-        "stopped": !active(ws),
-        "url": model::hub::base_url(&ws.owner, &ws.name),
-        "user_options": {"profile": ws.spec.profile.as_str()},
-        "progress_url": format!("/api/v1/workspaces/{}/events", ws.id),
-        "full_url": null,
-        "full_progress_url": null,
-        "state": {},
-    })
-}
-
 /// JupyterHub's user model; `servers` only for a caller who may read them.
 pub(crate) async fn user_model(
     st: &AppState,
@@ -182,11 +136,15 @@ pub(crate) async fn user_model(
         model["auth_state"] = Value::Null;
     }
     if ctx.principal.may(Scope::ReadServers, &user.id) {
-        let servers: Map<String, Value> = spaces
+        let mut servers: Map<String, Value> = spaces
             .iter()
             .filter(|w| include_stopped || active(w))
-            .map(|w| (server_name(w).to_owned(), server_model(w)))
+            .map(|w| (server_name(w).to_owned(), server_model(w, ctx)))
             .collect();
+        // JupyterHub's users all have a default server, if only a stopped one.
+        if include_stopped && default.is_none() {
+            servers.insert(String::new(), never_started(user, ctx));
+        }
         model["servers"] = Value::Object(servers);
     }
     Ok(model)
@@ -396,63 +354,12 @@ async fn get_user(
     Ok(axum::Json(user_model(&st, &ctx, &user, stopped).await?))
 }
 
-/// The body of a start request: JupyterHub's user options.
-#[derive(Debug, Default, Deserialize)]
-struct StartOptions {
-    /// The profile of a workspace created by this start.
-    profile: Option<String>,
-}
-
-/// Reads a start request's body as JupyterHub 6 does: `{"display_name",
-/// "user_options"}`, or (older clients) the whole body as the user options.
-/// Options berth does not use are ignored, as a spawner ignores them.
-fn start_options(body: &[u8]) -> ApiResult<StartOptions> {
-    let body: Value = options(body)?;
-    let invalid = |m: &str| ApiError::new(Code::InvalidBody, m);
-    let options = match &body {
-        Value::Null => return Ok(StartOptions::default()),
-        Value::Object(o) if o.contains_key("user_options") || o.contains_key("display_name") => {
-            if o.get("display_name").is_some_and(|d| !d.is_string()) {
-                return Err(invalid("display_name must be a string"));
-            }
-            o.get("user_options").cloned().unwrap_or(Value::Null)
-        }
-        Value::Object(_) => body,
-        _ => return Err(invalid("the body must be a JSON object")),
-    };
-    match options {
-        Value::Null => Ok(StartOptions::default()),
-        Value::Object(_) => serde_json::from_value(options)
-            .map_err(|e| ApiError::new(Code::InvalidBody, format!("user_options: {e}"))),
-        _ => Err(invalid("user_options must be an object or null")),
-    }
-}
-
 /// An optional JSON body: empty means the defaults.
 pub(crate) fn options<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| ApiError::new(Code::InvalidBody, e.to_string()))
-}
-
-async fn start_default(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path(name): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    start(&st, &ctx, &name, DEFAULT, start_options(&body)?).await
-}
-
-async fn start_named(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path((name, server)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    let server = extract::name("server_name", &server)?;
-    start(&st, &ctx, &name, server.as_str(), start_options(&body)?).await
 }
 
 /// Finds the workspace of `user` named `name`, if any (a name no workspace
@@ -475,117 +382,6 @@ pub(crate) async fn find(
         })
         .await?;
     Ok(found.into_iter().next())
-}
-
-/// Starts (creating if needed) a server: 201 once it is ready, 202 while it
-/// starts, 400 if it already runs — as JupyterHub answers.
-async fn start(
-    st: &AppState,
-    ctx: &Ctx,
-    user: &str,
-    server: &str,
-    options: StartOptions,
-) -> ApiResult<Response> {
-    let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
-    let ws = match find(st, &user, server).await? {
-        Some(ws)
-            if ws.status.state == WorkspaceState::Running
-                && ws.spec.desired == DesiredState::Running =>
-        {
-            return Err(ApiError::new(
-                Code::AlreadyRunning,
-                format!("{}'s server {server:?} is already running", user.name),
-            ));
-        }
-        Some(ws) => {
-            workspaces::change(
-                st,
-                ctx,
-                &ws.id,
-                "workspace.start",
-                None,
-                Some(DesiredState::Running),
-            )
-            .await?
-        }
-        None => {
-            let name = extract::name("server_name", server)?;
-            let profile =
-                extract::name("profile", options.profile.as_deref().unwrap_or("standard"))?;
-            workspaces::create(st, ctx, &user, &name, &profile, true).await?
-        }
-    };
-    let status = if ws.status.state == WorkspaceState::Running {
-        StatusCode::CREATED
-    } else {
-        StatusCode::ACCEPTED
-    };
-    // As JupyterHub: the status says it all, the body is empty.
-    Ok(status.into_response())
-}
-
-/// The body of a stop request (other keys are ignored, as by JupyterHub).
-#[derive(Debug, Default, Deserialize)]
-struct StopOptions {
-    /// Delete the named server (its workspace, files included) after stopping.
-    #[serde(default)]
-    remove: bool,
-}
-
-async fn stop_default(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    stop(&st, &ctx, &name, DEFAULT, false).await
-}
-
-async fn stop_named(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path((name, server)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> ApiResult<StatusCode> {
-    let o: StopOptions = options(&body)?;
-    stop(&st, &ctx, &name, &server, o.remove).await
-}
-
-/// Stops (or removes) a server: 204 if it is already stopped, else 202.
-async fn stop(
-    st: &AppState,
-    ctx: &Ctx,
-    user: &str,
-    server: &str,
-    remove: bool,
-) -> ApiResult<StatusCode> {
-    let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
-    let Some(ws) = find(st, &user, server).await? else {
-        // The default server always exists for JupyterHub: stopping it when
-        // it never ran is done already.
-        return match server {
-            DEFAULT => Ok(StatusCode::NO_CONTENT),
-            _ => Err(ApiError::not_found("server")),
-        };
-    };
-    if remove {
-        workspaces::request_delete(st, ctx, &ws.id, false).await?;
-        return Ok(StatusCode::ACCEPTED);
-    }
-    let was_active = active(&ws);
-    workspaces::change(
-        st,
-        ctx,
-        &ws.id,
-        "workspace.stop",
-        None,
-        Some(DesiredState::Stopped),
-    )
-    .await?;
-    Ok(if was_active {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::NO_CONTENT
-    })
 }
 
 /// `POST /hub/api/users/{name}/activity`, as `jupyterhub-singleuser` sends it.

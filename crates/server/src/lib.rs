@@ -13,6 +13,7 @@ pub mod error;
 mod extract;
 pub mod hub;
 mod hub_admin;
+mod hub_servers;
 mod hub_shares;
 pub mod metrics;
 mod oauth;

@@ -138,11 +138,11 @@ async fn servers_start_and_stop_as_workspaces() {
         .await
         .expect_error(404, "not_found");
 
-    // Stop: 202 while it was active, 204 once stopped.
+    // Stop: as JupyterHub, the answer waits for the stop (up to 10 s): 204.
     let r = app
         .call(&alice, "DELETE", "/hub/api/users/alice/server", Value::Null)
         .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(r.status, 204);
     let r = app
         .call(&alice, "DELETE", "/hub/api/users/alice/server", Value::Null)
         .await;
@@ -339,7 +339,7 @@ async fn stopping_follows_jupyterhub() {
             json!({"remove": false, "x": 1}),
         )
         .await;
-    assert_eq!(r.status, 202);
+    assert_eq!(r.status, 204);
     // JupyterHub 6's body, and the old one (the whole body as user options):
     // options berth has no use for are ignored, as a spawner ignores them.
     for (server, body) in [
@@ -359,7 +359,7 @@ async fn stopping_follows_jupyterhub() {
         );
         // Stopped again at once, to stay within alice's memory quota.
         let r = app.call(&alice, "DELETE", &uri, Value::Null).await;
-        assert_eq!(r.status, 202);
+        assert_eq!(r.status, 204);
     }
     for body in [
         json!({"user_options": 3}),
@@ -390,9 +390,10 @@ async fn stopping_follows_jupyterhub() {
     assert_eq!(servers("").await, 0);
     assert_eq!(servers("?include_stopped_servers=false").await, 0);
     assert_eq!(servers("?include_stopped_servers=0").await, 0);
-    // nb, y and z, all stopped.
-    assert_eq!(servers("?include_stopped_servers").await, 3);
-    assert_eq!(servers("?include_stopped_servers=1").await, 3);
+    // nb, y and z, all stopped, and (as in JupyterHub) the default server
+    // that never ran.
+    assert_eq!(servers("?include_stopped_servers").await, 4);
+    assert_eq!(servers("?include_stopped_servers=1").await, 4);
     // The identity of a token includes its id.
     let me = app.call(&alice, "GET", "/hub/api/user", Value::Null).await;
     assert!(me.expect(200)["token_id"].is_string());

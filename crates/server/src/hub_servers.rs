@@ -1,0 +1,593 @@
+//! JupyterHub's server endpoints: `/hub/api/users/{name}/server` (the default
+//! server) and `/servers/{server}` (named ones), with their `progress` event
+//! streams, over berth's workspaces.
+//!
+//! As JupyterHub 6.1.1 answers them (`apihandlers/users.py`): `GET` a model,
+//! the default server's even before it ever ran; `PUT` creates a named server
+//! without starting it; `POST` starts (creating if needed), 201 or 202 with an
+//! empty body; `DELETE` stops, with `{"remove": true}` also removes, waiting
+//! up to ten seconds for it (204) before it answers 202.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use model::hub::{base_url, server_name, workspace_name};
+use model::route::Route;
+use model::{DesiredState, Scope, Workspace, WorkspaceState};
+
+use crate::auth::Ctx;
+use crate::convert::opt_time;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::extract::{self, Path};
+use crate::hub::{find, options};
+use crate::routes::{users::visible_user, workspaces};
+use crate::AppState;
+
+/// The workspace that stands for JupyterHub's default (unnamed) server.
+const DEFAULT: &str = model::DEFAULT_WORKSPACE;
+/// How long a stop waits for the server to stop before it answers 202, as
+/// JupyterHub's `slow_stop_timeout`.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/hub/api/users/{name}/server",
+            get(get_default)
+                .post(start_default)
+                .delete(stop_default)
+                .put(put_default),
+        )
+        // JupyterHub's pattern `servers/([^/]*)` takes an empty name too.
+        .route(
+            "/hub/api/users/{name}/servers/",
+            get(get_default)
+                .post(start_default)
+                .delete(stop_default)
+                .put(put_default),
+        )
+        .route(
+            "/hub/api/users/{name}/servers/{server}",
+            get(get_named)
+                .post(start_named)
+                .delete(stop_named)
+                .put(put_named),
+        )
+        .route(
+            "/hub/api/users/{name}/server/progress",
+            get(progress_default),
+        )
+        .route(
+            "/hub/api/users/{name}/servers/{server}/progress",
+            get(progress_named),
+        )
+}
+
+/// JupyterHub's `pending`: what the server is in the middle of, if anything.
+pub(crate) fn pending(ws: &Workspace) -> Option<&'static str> {
+    use WorkspaceState as S;
+    match (ws.status.state, ws.spec.desired) {
+        (S::Stopping | S::Deleting, _) => Some("stop"),
+        _ if ws.deletion_requested_at.is_some() => Some("stop"),
+        (S::Pending | S::Starting | S::Stopped, DesiredState::Running) => Some("spawn"),
+        // A failed start asked for again (a new generation) starts anew.
+        (S::Failed, DesiredState::Running) if ws.observed_generation != ws.generation => {
+            Some("spawn")
+        }
+        (S::Starting | S::Running | S::Paused, DesiredState::Stopped) => Some("stop"),
+        _ => None,
+    }
+}
+
+/// Whether JupyterHub would call the server active (not stopped).
+pub(crate) fn active(ws: &Workspace) -> bool {
+    pending(ws).is_some()
+        || matches!(
+            ws.status.state,
+            WorkspaceState::Running | WorkspaceState::Paused
+        )
+}
+
+/// Where a server's progress events are, as JupyterHub's `User.progress_url`.
+fn progress_url(owner: &str, server: &str) -> String {
+    match server {
+        "" => format!("/hub/api/users/{owner}/server/progress"),
+        name => format!("/hub/api/users/{owner}/servers/{name}/progress"),
+    }
+}
+
+/// JupyterHub's server model; its `state` only for who holds
+/// `admin:server_state` on the owner.
+pub(crate) fn server_model(ws: &Workspace, ctx: &Ctx) -> Value {
+    let name = server_name(ws);
+    let active = active(ws);
+    with_state(
+        ctx,
+        &ws.owner_id,
+        json!({
+            "name": name,
+            "display_name": name,
+            "full_name": format!("{}/{}", ws.owner, name),
+            "last_activity": opt_time(ws.last_activity),
+            // As JupyterHub: a stopped server has no start time.
+            "started": opt_time(ws.status.started_at.filter(|_| active)),
+            "pending": pending(ws),
+            "ready": ws.status.state == WorkspaceState::Running && ws.spec.desired == DesiredState::Running,
+            "stopped": !active,
+            "url": base_url(&ws.owner, &ws.name),
+            "user_options": {"profile": ws.spec.profile.as_str()},
+            "progress_url": progress_url(ws.owner.as_str(), name),
+            "full_url": null,
+            "full_progress_url": null,
+        }),
+    )
+}
+
+fn with_state(ctx: &Ctx, owner_id: &str, mut model: Value) -> Value {
+    if ctx.principal.may(Scope::AdminServerState, owner_id) {
+        // berth keeps a server's state itself; a spawner's state is empty.
+        model["state"] = json!({});
+    }
+    model
+}
+
+/// The default server of a user who never started one: JupyterHub has it
+/// from the start, stopped.
+pub(crate) fn never_started(owner: &model::User, ctx: &Ctx) -> Value {
+    let owner_name = &owner.name;
+    with_state(
+        ctx,
+        &owner.id,
+        json!({
+            "name": "",
+            "display_name": "",
+            "full_name": format!("{owner_name}/"),
+            "last_activity": null,
+            "started": null,
+            "pending": null,
+            "ready": false,
+            "stopped": true,
+            "url": format!("/user/{owner_name}/"),
+            "user_options": {},
+            "progress_url": progress_url(owner_name.as_str(), ""),
+            "full_url": null,
+            "full_progress_url": null,
+        }),
+    )
+}
+
+/// A server name from the path: `""` or a workspace name.
+fn server_arg(server: &str) -> ApiResult<&str> {
+    if !server.is_empty() {
+        extract::name("server_name", server)?;
+    }
+    Ok(server)
+}
+
+async fn get_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    get_server(&st, &ctx, &name, "").await
+}
+
+async fn get_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, server)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    get_server(&st, &ctx, &name, &server).await
+}
+
+async fn get_server(
+    st: &AppState,
+    ctx: &Ctx,
+    user: &str,
+    server: &str,
+) -> ApiResult<axum::Json<Value>> {
+    let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
+    match find(st, &user, workspace_name(server)).await? {
+        Some(ws) => Ok(axum::Json(server_model(&ws, ctx))),
+        None if server.is_empty() => Ok(axum::Json(never_started(&user, ctx))),
+        None => Err(ApiError::not_found("server")),
+    }
+}
+
+/// The body of a start or create request: JupyterHub's user options.
+#[derive(Debug, Default, Deserialize)]
+struct StartOptions {
+    /// The profile of a workspace created by this request.
+    profile: Option<String>,
+}
+
+/// Reads a start request's body as JupyterHub 6 does: `{"display_name",
+/// "user_options"}`, or (older clients) the whole body as the user options.
+/// Options berth does not use are ignored, as a spawner ignores them.
+fn start_options(body: &[u8]) -> ApiResult<StartOptions> {
+    let body: Value = options(body)?;
+    let invalid = |m: &str| ApiError::new(Code::InvalidBody, m);
+    let options = match &body {
+        Value::Null => return Ok(StartOptions::default()),
+        Value::Object(o) if o.contains_key("user_options") || o.contains_key("display_name") => {
+            if o.get("display_name").is_some_and(|d| !d.is_string()) {
+                return Err(invalid("display_name must be a string"));
+            }
+            o.get("user_options").cloned().unwrap_or(Value::Null)
+        }
+        Value::Object(_) => body,
+        _ => return Err(invalid("the body must be a JSON object")),
+    };
+    match options {
+        Value::Null => Ok(StartOptions::default()),
+        Value::Object(_) => serde_json::from_value(options)
+            .map_err(|e| ApiError::new(Code::InvalidBody, format!("user_options: {e}"))),
+        _ => Err(invalid("user_options must be an object or null")),
+    }
+}
+
+async fn start_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    start(&st, &ctx, &name, DEFAULT, start_options(&body)?).await
+}
+
+async fn start_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, server)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let server = extract::name("server_name", &server)?;
+    start(&st, &ctx, &name, server.as_str(), start_options(&body)?).await
+}
+
+/// Starts (creating if needed) a server: 201 once it is ready, 202 while it
+/// starts, 400 if it already runs or is stopping — as JupyterHub answers.
+async fn start(
+    st: &AppState,
+    ctx: &Ctx,
+    user: &str,
+    server: &str,
+    options: StartOptions,
+) -> ApiResult<Response> {
+    let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
+    let ws = match find(st, &user, server).await? {
+        Some(ws) => {
+            let already = |what: &str| {
+                ApiError::new(
+                    Code::ServerState,
+                    format!("{}'s server {server:?} is {what}", user.name),
+                )
+            };
+            match pending(&ws) {
+                Some("spawn") => {
+                    ctx.require_server(Scope::Servers, &ws.owner_id, ws.name.as_str())?;
+                    return Ok(StatusCode::ACCEPTED.into_response());
+                }
+                Some(other) => return Err(already(&format!("pending {other}"))),
+                None if ws.status.state == WorkspaceState::Running => {
+                    return Err(ApiError::new(
+                        Code::AlreadyRunning,
+                        format!("{}'s server {server:?} is already running", user.name),
+                    ));
+                }
+                None => {}
+            }
+            workspaces::change(
+                st,
+                ctx,
+                &ws.id,
+                "workspace.start",
+                None,
+                Some(DesiredState::Running),
+            )
+            .await?
+        }
+        None => {
+            let name = extract::name("server_name", server)?;
+            let profile =
+                extract::name("profile", options.profile.as_deref().unwrap_or("standard"))?;
+            workspaces::create(st, ctx, &user, &name, &profile, true).await?
+        }
+    };
+    let status = if ws.status.state == WorkspaceState::Running {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    // As JupyterHub: the status says it all, the body is empty.
+    Ok(status.into_response())
+}
+
+async fn put_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let user = visible_user(&st, &ctx, &name, Scope::ReadServers).await?;
+    ctx.require(Scope::Servers, &user.id)?;
+    Err(ApiError::new(
+        Code::AlreadyExists,
+        format!("user {} already has a default server", user.name),
+    ))
+}
+
+/// Creates a named server without starting it: 201 with its model, 409 if
+/// the user has it already.
+async fn put_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, server)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let user = visible_user(&st, &ctx, &name, Scope::ReadServers).await?;
+    let server = extract::name("server_name", &server)?;
+    ctx.require(Scope::Servers, &user.id)?;
+    if find(&st, &user, server.as_str()).await?.is_some() {
+        return Err(ApiError::new(
+            Code::AlreadyExists,
+            format!("user {} already has server {server}", user.name),
+        ));
+    }
+    let options = start_options(&body)?;
+    let profile = extract::name("profile", options.profile.as_deref().unwrap_or("standard"))?;
+    let ws = workspaces::create(&st, &ctx, &user, &server, &profile, false).await?;
+    Ok((StatusCode::CREATED, axum::Json(server_model(&ws, &ctx))).into_response())
+}
+
+/// The body of a stop request (other keys are ignored, as by JupyterHub).
+#[derive(Debug, Default, Deserialize)]
+struct StopOptions {
+    /// Delete the server (its workspace, files included) after stopping.
+    #[serde(default)]
+    remove: bool,
+}
+
+async fn stop_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let o: StopOptions = options(&body)?;
+    stop(&st, &ctx, &name, "", o.remove).await
+}
+
+async fn stop_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, server)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let o: StopOptions = options(&body)?;
+    stop(&st, &ctx, &name, &server, o.remove).await
+}
+
+/// Stops (or removes) a server, waiting up to [`STOP_WAIT`] for it: 204 once
+/// done, 202 if it is still stopping.
+async fn stop(
+    st: &AppState,
+    ctx: &Ctx,
+    user: &str,
+    server: &str,
+    remove: bool,
+) -> ApiResult<StatusCode> {
+    let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
+    if server.is_empty() && remove {
+        ctx.require(Scope::DeleteServers, &user.id)?;
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "the default server cannot be removed",
+        ));
+    }
+    let Some(ws) = find(st, &user, workspace_name(server)).await? else {
+        // The default server always exists for JupyterHub: stopping it when
+        // it never ran is done already.
+        return match server {
+            "" => {
+                ctx.require(Scope::DeleteServers, &user.id)?;
+                Ok(StatusCode::NO_CONTENT)
+            }
+            _ => Err(ApiError::not_found("server")),
+        };
+    };
+    if remove {
+        workspaces::request_delete(st, ctx, &ws.id, false).await?;
+    } else {
+        workspaces::change(
+            st,
+            ctx,
+            &ws.id,
+            "workspace.stop",
+            None,
+            Some(DesiredState::Stopped),
+        )
+        .await?;
+    }
+    Ok(if settled(st, &ws.id, remove).await? {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::ACCEPTED
+    })
+}
+
+/// Waits up to [`STOP_WAIT`] until workspace `id` is stopped (or, with
+/// `removed`, gone); whether it got there.
+async fn settled(st: &AppState, id: &str, removed: bool) -> ApiResult<bool> {
+    let deadline = tokio::time::Instant::now() + STOP_WAIT;
+    let mut routes = st.proxy.routes();
+    routes.mark_unchanged();
+    loop {
+        match st.store.workspace(id).await {
+            Err(store::StoreError::NotFound { .. }) => return Ok(true),
+            Ok(ws) if !removed && !active(&ws) => return Ok(true),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Without a controller (an API-only replica's tests) nothing moves.
+        if st.controller.is_none() || tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        // A route change is the usual wake-up; the short timeout covers a
+        // store change the route table does not show.
+        let tick = deadline.min(tokio::time::Instant::now() + Duration::from_millis(250));
+        let _ = tokio::time::timeout_at(tick, routes.changed()).await;
+    }
+}
+
+async fn progress_default(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    progress(&st, &ctx, &name, "").await
+}
+
+async fn progress_named(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path((name, server)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    progress(&st, &ctx, &name, server_arg(&server)?).await
+}
+
+/// One step of a start as JupyterHub's progress events show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Requested,
+    Sandboxed,
+    Ready,
+    Failed,
+    Cancelled,
+}
+
+impl Step {
+    fn of(state: WorkspaceState, ready: bool) -> Step {
+        use WorkspaceState as S;
+        match state {
+            S::Running if ready => Step::Ready,
+            S::Pending => Step::Requested,
+            S::Starting | S::Running => Step::Sandboxed,
+            S::Failed => Step::Failed,
+            _ => Step::Cancelled,
+        }
+    }
+
+    fn last(self) -> bool {
+        matches!(self, Step::Ready | Step::Failed | Step::Cancelled)
+    }
+
+    fn event(self, url: &str, message: &str) -> Value {
+        match self {
+            Step::Requested => json!({"progress": 0, "message": "Server requested"}),
+            Step::Sandboxed => json!({
+                "progress": 50,
+                "message": "Sandbox up; waiting for the app to answer",
+            }),
+            Step::Ready => json!({
+                "progress": 100,
+                "ready": true,
+                "message": format!("Server ready at {url}"),
+                "html_message": format!("Server ready at <a href=\"{url}\">{url}</a>"),
+                "url": url,
+            }),
+            Step::Failed => json!({
+                "progress": 100,
+                "failed": true,
+                "message": format!("Spawn failed: {message}"),
+            }),
+            Step::Cancelled => {
+                json!({"progress": 100, "failed": true, "message": "Spawn cancelled"})
+            }
+        }
+    }
+}
+
+/// `GET …/progress`: server-sent events of a start, from the controller's
+/// route table (the real steps: requested, sandbox up, app answering). A
+/// ready server sends its ready event at once; a failed one its failure; one
+/// that is not starting is a 400, as in JupyterHub.
+async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResult<Response> {
+    let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
+    let Some(ws) = find(st, &user, workspace_name(server)).await? else {
+        return Err(ApiError::not_found("server"));
+    };
+    let first = match ws.status.state {
+        WorkspaceState::Starting | WorkspaceState::Running if pending(&ws) == Some("spawn") => {
+            Step::Sandboxed
+        }
+        _ if pending(&ws) == Some("spawn") => Step::Requested,
+        WorkspaceState::Failed if ws.spec.desired == DesiredState::Running => Step::Failed,
+        WorkspaceState::Running if ws.spec.desired == DesiredState::Running => Step::Ready,
+        _ => {
+            return Err(ApiError::new(
+                Code::ServerState,
+                format!("{}/{server} is not starting", user.name),
+            ))
+        }
+    };
+    let url = base_url(&ws.owner, &ws.name);
+    let key = model::route::key(ws.owner.as_str(), ws.name.as_str());
+    let message = ws.status.message.clone().unwrap_or_default();
+    let mut routes = st.proxy.routes();
+    routes.mark_unchanged();
+    // Only a change of this workspace's route is a step: the table changes
+    // for every workspace, and may still show the state before the start.
+    let seen = routes.borrow().get(&key).cloned();
+    // Each start shows "requested" first, as JupyterHub's do.
+    let mut queue = vec![first.event(&url, &message)];
+    if first == Step::Sandboxed {
+        queue.insert(0, Step::Requested.event(&url, ""));
+    }
+    let state = (routes, queue, first, seen);
+    let events = futures::stream::unfold(state, move |(mut routes, mut queue, last, mut seen)| {
+        let (key, url) = (key.clone(), url.clone());
+        async move {
+            if !queue.is_empty() {
+                let event = sse(&queue.remove(0));
+                return Some((event, (routes, queue, last, seen)));
+            }
+            if last.last() {
+                return None;
+            }
+            loop {
+                routes.changed().await.ok()?;
+                let now = routes.borrow_and_update().get(&key).cloned();
+                if now == seen {
+                    continue;
+                }
+                seen.clone_from(&now);
+                let step = match &now {
+                    Some(Route {
+                        state, upstream, ..
+                    }) => Step::of(*state, upstream.is_some()),
+                    None => Step::Cancelled,
+                };
+                if step != last && step != Step::Requested {
+                    let message = now.map(|r| r.message).unwrap_or_default();
+                    let event = sse(&step.event(&url, &message));
+                    return Some((event, (routes, queue, step, seen)));
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn sse(data: &Value) -> Result<Event, std::convert::Infallible> {
+    Ok(Event::default().data(data.to_string()))
+}
