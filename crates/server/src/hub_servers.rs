@@ -209,6 +209,13 @@ struct StartOptions {
     profile: Option<String>,
 }
 
+impl StartOptions {
+    /// The profile asked for, `standard` if none.
+    fn profile(&self) -> ApiResult<model::Name> {
+        extract::name("profile", self.profile.as_deref().unwrap_or("standard"))
+    }
+}
+
 /// Reads a start request's body as JupyterHub 6 does: `{"display_name",
 /// "user_options"}`, or (older clients) the whole body as the user options.
 /// Options berth does not use are ignored, as a spawner ignores them.
@@ -265,18 +272,17 @@ async fn start(
     let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
     let ws = match find(st, &user, server).await? {
         Some(ws) => {
-            let already = |what: &str| {
-                ApiError::new(
-                    Code::ServerState,
-                    format!("{}'s server {server:?} is {what}", user.name),
-                )
-            };
             match pending(&ws) {
                 Some("spawn") => {
                     ctx.require_server(Scope::Servers, &ws.owner_id, ws.name.as_str())?;
                     return Ok(StatusCode::ACCEPTED.into_response());
                 }
-                Some(other) => return Err(already(&format!("pending {other}"))),
+                Some(other) => {
+                    return Err(ApiError::new(
+                        Code::ServerState,
+                        format!("{}'s server {server:?} is pending {other}", user.name),
+                    ));
+                }
                 None if ws.status.state == WorkspaceState::Running => {
                     return Err(ApiError::new(
                         Code::AlreadyRunning,
@@ -297,9 +303,7 @@ async fn start(
         }
         None => {
             let name = extract::name("server_name", server)?;
-            let profile =
-                extract::name("profile", options.profile.as_deref().unwrap_or("standard"))?;
-            workspaces::create(st, ctx, &user, &name, &profile, true).await?
+            workspaces::create(st, ctx, &user, &name, &options.profile()?, true).await?
         }
     };
     let status = if ws.status.state == WorkspaceState::Running {
@@ -341,8 +345,7 @@ async fn put_named(
             format!("user {} already has server {server}", user.name),
         ));
     }
-    let options = start_options(&body)?;
-    let profile = extract::name("profile", options.profile.as_deref().unwrap_or("standard"))?;
+    let profile = start_options(&body)?.profile()?;
     let ws = workspaces::create(&st, &ctx, &user, &server, &profile, false).await?;
     Ok((StatusCode::CREATED, axum::Json(server_model(&ws, &ctx))).into_response())
 }
