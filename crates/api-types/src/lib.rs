@@ -72,6 +72,9 @@ pub struct UserCreate {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    /// A new name: the user's workspaces, files, tokens, groups and shares
+    /// follow. Their workspaces must be stopped (their URLs hold the name).
+    pub name: Option<String>,
     pub admin: Option<bool>,
     pub disabled: Option<bool>,
     pub password: Option<String>,

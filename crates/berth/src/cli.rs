@@ -84,9 +84,13 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Change the admin flag, disable or enable, or set a new password.
+    /// Rename, change the admin flag, disable or enable, or set a new password.
     Set {
         name: String,
+        /// A new name; the user's workspaces (stopped), files, tokens, groups
+        /// and shares follow.
+        #[arg(long = "rename", value_name = "NEW_NAME")]
+        rename: Option<String>,
         #[arg(long)]
         admin: Option<bool>,
         #[arg(long)]
@@ -675,6 +679,7 @@ async fn users(c: &Client, out: &Out, cmd: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Set {
             name,
+            rename,
             admin,
             disabled,
             password_stdin,
@@ -686,6 +691,7 @@ async fn users(c: &Client, out: &Out, cmd: UsersCommand) -> anyhow::Result<()> {
                 .update_user(
                     &name,
                     &UserUpdate {
+                        name: rename,
                         admin,
                         disabled,
                         password,

@@ -65,6 +65,8 @@ pub struct Group {
     pub name: Name,
     pub members: Vec<Name>,
     pub created_at: Millis,
+    /// JupyterHub's group properties: any JSON object, kept as given.
+    pub properties: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An API token's metadata; the token itself is never kept, only its hash.

@@ -300,6 +300,22 @@ impl ScopeSet {
         self.0.keys().copied()
     }
 
+    /// The same set with filters naming user `old` (and their servers) naming
+    /// `new` instead: what a rename does to the tokens that name them.
+    pub fn renamed_user(&self, old: &crate::Name, new: &crate::Name) -> ScopeSet {
+        let rename = |f: &Filter| match f {
+            Filter::User(u) if u == old => Filter::User(new.clone()),
+            Filter::Server(u, s) if u == old => Filter::Server(new.clone(), s.clone()),
+            other => other.clone(),
+        };
+        ScopeSet(
+            self.0
+                .iter()
+                .map(|(s, reach)| (*s, reach.as_ref().map(|fs| fs.iter().map(rename).collect())))
+                .collect(),
+        )
+    }
+
     /// Every filter named anywhere in the set.
     pub fn all_filters(&self) -> impl Iterator<Item = &Filter> + '_ {
         self.0.values().flatten().flatten()

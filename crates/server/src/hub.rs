@@ -11,7 +11,7 @@
 //! changes go through the same code as `/api/v1`, audit records included.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -45,6 +45,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/hub/api/users", get(list_users))
         .route("/hub/api/users/{name}", get(get_user))
         .route("/hub/api/users/{name}/activity", post(activity))
+        .route("/hub/api/proxy", get(proxy_routes))
         .merge(crate::hub_servers::routes())
         .merge(crate::hub_admin::routes())
         .merge(crate::hub_shares::routes())
@@ -191,6 +192,7 @@ async fn list_users(
     State(st): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
+    uri: Uri,
     Query(q): Query<UsersQuery>,
 ) -> ApiResult<Response> {
     if !ctx.principal.has(Scope::ListUsers) {
@@ -265,21 +267,11 @@ async fn list_users(
             });
         }
     }
-    let mut keep = vec![("sort", sort.to_owned())];
-    for (k, v) in [
-        ("state", &q.state),
-        ("name_filter", &q.name_filter),
-        ("include_stopped_servers", &q.include_stopped_servers),
-    ] {
-        if let Some(v) = v {
-            keep.push((k, v.clone()));
-        }
-    }
     let page = Paging {
         offset: q.offset,
         limit: q.limit,
     };
-    Ok(paginated(&headers, models, &page, "/hub/api/users", keep))
+    Ok(paginated(&headers, &uri, models, &page))
 }
 
 /// JupyterHub's `offset` and `limit`.
@@ -290,35 +282,56 @@ pub(crate) struct Paging {
 }
 
 /// One page of `all` as JupyterHub answers a list: a bare array, or (when the
-/// client accepts JupyterHub's pagination media type) `{items, _pagination}`,
-/// whose next page's URL keeps the `keep` parameters.
+/// client accepts JupyterHub's pagination media type) `{items, _pagination}`.
+/// As there, a client that does not ask for pages gets up to the largest page
+/// (200), and the next page's URL is the request's own, absolute, with its
+/// parameters in their order and `offset` and `limit` set.
 pub(crate) fn paginated(
     headers: &HeaderMap,
+    uri: &Uri,
     all: Vec<Value>,
     page: &Paging,
-    path: &str,
-    mut keep: Vec<(&str, String)>,
 ) -> Response {
-    let total = all.len();
-    let offset = page.offset.unwrap_or(0).min(total);
-    // JupyterHub's defaults: 50 a page, 200 at most.
-    let limit = page.limit.unwrap_or(50).clamp(1, 200);
-    let items: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
+    pages(headers, uri, all, page, Value::from)
+}
+
+/// [`paginated`] for a list JupyterHub answers as an object (the proxy's
+/// routes), its entries sorted by key.
+pub(crate) fn paginated_object(
+    headers: &HeaderMap,
+    uri: &Uri,
+    all: std::collections::BTreeMap<String, Value>,
+    page: &Paging,
+) -> Response {
+    pages(headers, uri, all.into_iter().collect(), page, |items| {
+        Value::Object(items.into_iter().collect())
+    })
+}
+
+fn pages<T>(
+    headers: &HeaderMap,
+    uri: &Uri,
+    all: Vec<T>,
+    page: &Paging,
+    render: impl FnOnce(Vec<T>) -> Value,
+) -> Response {
     let wants_pages = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains(PAGINATION));
+    let total = all.len();
+    let offset = page.offset.unwrap_or(0);
+    let limit = page
+        .limit
+        .unwrap_or(if wants_pages { 50 } else { MAX_PAGE })
+        .clamp(1, MAX_PAGE);
+    let items = render(all.into_iter().skip(offset).take(limit).collect());
     if !wants_pages {
         return axum::Json(items).into_response();
     }
-    let end = offset + items.len();
-    let next = (end < total).then(|| {
-        keep.splice(
-            0..0,
-            [("offset", end.to_string()), ("limit", limit.to_string())],
-        );
-        let query = serde_urlencoded::to_string(&keep).expect("strings encode");
-        json!({"offset": end, "limit": limit, "url": format!("{path}?{query}")})
+    let next = (offset + limit < total).then(|| {
+        let end = offset + limit;
+        json!({"offset": end, "limit": limit, "url": next_url(headers, uri, end, limit)})
     });
     let body = json!({
         "items": items,
@@ -329,6 +342,38 @@ pub(crate) fn paginated(
         serde_json::to_string(&body).unwrap_or_default(),
     )
         .into_response()
+}
+
+/// JupyterHub's largest page.
+const MAX_PAGE: usize = 200;
+
+/// The request's URL with `offset` and `limit` set: where they were, else
+/// after the other parameters.
+fn next_url(headers: &HeaderMap, uri: &Uri, offset: usize, limit: usize) -> String {
+    let mut query: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    for (key, value) in [("offset", offset), ("limit", limit)] {
+        let mut seen = false;
+        query.retain_mut(|(k, v)| {
+            if k != key {
+                return true;
+            }
+            let first = !seen;
+            seen = true;
+            *v = value.to_string();
+            first
+        });
+        if !seen {
+            query.push((key.to_owned(), value.to_string()));
+        }
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = header("x-forwarded-proto").unwrap_or("http");
+    let host = header("x-forwarded-host")
+        .or(header("host"))
+        .unwrap_or("localhost");
+    let query = serde_urlencoded::to_string(&query).expect("strings encode");
+    format!("{scheme}://{host}{}?{query}", uri.path())
 }
 
 fn without_stopped(mut m: Value) -> Value {
@@ -432,7 +477,11 @@ async fn activity(
     for (server, a) in &body.servers {
         let at = parse("servers.last_activity", &a.last_activity)?;
         let Some(ws) = find(&st, &user, workspace_name(server)).await? else {
-            return Err(ApiError::not_found("server"));
+            // As JupyterHub: a bad body, not a missing resource.
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                format!("servers: {} has no server {server:?}", user.name),
+            ));
         };
         batch.push((ws.id, at));
         latest = latest.max(Some(at));
@@ -444,4 +493,58 @@ async fn activity(
     }
     tx.commit().await?;
     Ok(StatusCode::OK)
+}
+
+/// `GET /hub/api/proxy`: the route table as configurable-http-proxy answers
+/// it, a route per ready server and one for the hub, with the `proxy` scope.
+async fn proxy_routes(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<Paging>,
+) -> ApiResult<Response> {
+    ctx.require_any(Scope::Proxy)?;
+    let ready: Vec<(String, String)> = st
+        .proxy
+        .routes()
+        .borrow()
+        .values()
+        .filter(|r| r.state == WorkspaceState::Running)
+        .filter_map(|r| Some((r.workspace_id.clone(), r.upstream.clone()?)))
+        .collect();
+    let mut all = std::collections::BTreeMap::new();
+    for (id, target) in ready {
+        let ws = match st.store.workspace(&id).await {
+            Ok(ws) => ws,
+            // Deleted since the table was published.
+            Err(store::StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let spec = model::hub::base_url(&ws.owner, &ws.name);
+        let data = json!({
+            "user": ws.owner.as_str(),
+            "server_name": server_name(&ws),
+            "last_activity": time(ws.last_activity.unwrap_or(ws.updated_at)),
+        });
+        all.insert(
+            spec.clone(),
+            json!({"routespec": spec, "target": target, "data": data}),
+        );
+    }
+    // berth's proxy and hub are one server: the hub's route is where this
+    // request came in.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    all.insert(
+        "/".into(),
+        json!({
+            "routespec": "/",
+            "target": format!("http://{host}"),
+            "data": {"hub": true, "last_activity": time(model::now_millis())},
+        }),
+    );
+    Ok(paginated_object(&headers, &uri, all, &q))
 }

@@ -26,9 +26,9 @@
 //!   or one issued through its OAuth flow), else `JupyterHub`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,7 +41,6 @@ use crate::convert;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{self, Json, Path, Query};
 use crate::hub::{options, paginated, user_model, Paging};
-use crate::routes::users::visible_user;
 use crate::routes::{groups, tokens, users};
 use crate::AppState;
 
@@ -72,6 +71,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/hub/api/groups/{name}/users",
             post(add_members).delete(remove_members),
         )
+        .route("/hub/api/groups/{name}/properties", put(set_properties))
 }
 
 /// Checks a list of names from a body: one at least, [`MAX_NAMES`] at most,
@@ -174,7 +174,7 @@ async fn create_user(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserChange {
-    /// Must be the current name: berth does not rename users.
+    /// A new name renames the user.
     name: Option<String>,
     admin: Option<bool>,
 }
@@ -185,19 +185,19 @@ async fn update_user(
     Path(name): Path<String>,
     Json(req): Json<UserChange>,
 ) -> ApiResult<axum::Json<Value>> {
-    if req.name.as_deref().is_some_and(|n| n != name) {
-        visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
-        return Err(ApiError::new(
-            Code::InvalidValue,
-            "name: berth does not rename users",
-        ));
-    }
     let change = UserUpdate {
+        name: req.name.filter(|n| *n != name),
         admin: req.admin,
         disabled: None,
         password: None,
     };
-    let user = users::update(&st, &ctx, &name, change).await?;
+    let user = users::update(&st, &ctx, &name, change)
+        .await
+        .map_err(|e| match e.code {
+            // As JupyterHub: a name taken is a bad request.
+            Code::AlreadyExists => ApiError::new(Code::InvalidValue, e.message),
+            _ => e,
+        })?;
     Ok(axum::Json(user_model(&st, &ctx, &user, false).await?))
 }
 
@@ -206,6 +206,8 @@ async fn delete_user(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    // As JupyterHub: without the scope at all, 403 before any lookup.
+    ctx.require_any(Scope::DeleteUsers)?;
     users::delete(&st, &ctx, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -240,6 +242,7 @@ async fn list_tokens(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
+    ctx.require_any(Scope::ReadTokens)?;
     let (user, all) = tokens::list(&st, &ctx, &name).await?;
     let now = now_millis();
     let live: Vec<Value> = all
@@ -255,6 +258,7 @@ async fn get_token(
     ctx: Ctx,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Value>> {
+    ctx.require_any(Scope::ReadTokens)?;
     let (user, all) = tokens::list(&st, &ctx, &name).await?;
     let token = all
         .iter()
@@ -302,6 +306,22 @@ async fn create_token(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    // As JupyterHub: a user who does not exist and one the caller may not
+    // make tokens for get the same 403.
+    let owner = match extract::path_name("user", &name) {
+        Ok(n) => match st.store.user_by_name(&n).await {
+            Ok(u) => Some(u),
+            Err(store::StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        Err(_) => None,
+    };
+    if !owner.is_some_and(|u| ctx.principal.may(Scope::Tokens, &u.id)) {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            format!("user {name} not found or no permissions to make tokens for"),
+        ));
+    }
     let o: NewToken = options(&body)?;
     if o.roles.as_ref().is_some_and(|r| !r.is_empty()) {
         return Err(ApiError::new(
@@ -332,13 +352,14 @@ async fn delete_token(
     ctx: Ctx,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    ctx.require_any(Scope::Tokens)?;
     tokens::delete(&st, &ctx, &name, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- groups ------------------------------------------------------------------
 
-/// JupyterHub's group model; properties are not stored, so always `{}`.
+/// JupyterHub's group model.
 fn group_model(g: &model::Group) -> Value {
     let w = convert::group(g);
     json!({
@@ -346,7 +367,7 @@ fn group_model(g: &model::Group) -> Value {
         "name": w.name,
         "users": w.members,
         "roles": [],
-        "properties": {},
+        "properties": g.properties,
     })
 }
 
@@ -356,17 +377,14 @@ async fn list_groups(
     State(st): State<AppState>,
     ctx: Ctx,
     headers: HeaderMap,
+    uri: Uri,
     Query(q): Query<Paging>,
 ) -> ApiResult<Response> {
-    let all = groups::list(&st, &ctx).await?;
+    let mut all = groups::list(&st, &ctx).await?;
+    // As JupyterHub: in creation order (ids are time-ordered).
+    all.sort_by(|a, b| a.id.cmp(&b.id));
     let models = all.iter().map(group_model).collect();
-    Ok(paginated(
-        &headers,
-        models,
-        &q,
-        "/hub/api/groups",
-        Vec::new(),
-    ))
+    Ok(paginated(&headers, &uri, models, &q))
 }
 
 /// `POST /hub/api/groups`.
@@ -496,4 +514,25 @@ async fn remove_members(
         }
     }
     Ok(axum::Json(group_model(&st.store.group(&g.name).await?)))
+}
+
+/// Replaces a group's properties with the body, a JSON object (200 with the
+/// group's model).
+async fn set_properties(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    ctx.require_any(Scope::AdminGroups)?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body is not JSON: {e}")))?;
+    let Value::Object(properties) = value else {
+        return Err(ApiError::new(
+            Code::InvalidBody,
+            "the body must be the group's properties, a JSON object",
+        ));
+    };
+    let g = groups::set_properties(&st, &ctx, &name, properties).await?;
+    Ok(axum::Json(group_model(&g)))
 }

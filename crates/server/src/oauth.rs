@@ -100,6 +100,17 @@ async fn authorize(
     parts: Parts,
     query: Result<Query<AuthorizeQuery>, QueryRejection>,
 ) -> Response {
+    // As JupyterHub: who asks comes first; without a session, the login page,
+    // which comes back here.
+    match crate::auth::authenticate(&parts, &st).await {
+        Err(e) if e.code == crate::error::Code::Unauthenticated => {
+            let here = parts.uri.path_and_query().map_or("", |p| p.as_str());
+            let next = serde_urlencoded::to_string([("next", here)]).expect("strings encode");
+            return found(&format!("/hub/login?{next}"));
+        }
+        Err(e) => return e.into_response(),
+        Ok(_) => {}
+    }
     let Ok(Query(q)) = query else {
         return bad_request("the request needs client_id, redirect_uri and response_type");
     };
@@ -169,7 +180,7 @@ async fn authorize(
 
 #[derive(Debug, Deserialize)]
 struct TokenForm {
-    grant_type: String,
+    grant_type: Option<String>,
     code: Option<String>,
     redirect_uri: Option<String>,
     client_id: Option<String>,
@@ -220,20 +231,17 @@ async fn exchange(
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, Response> {
     let internal = |e: StoreError| crate::error::ApiError::from(e).into_response();
-    let Ok(Form(form)) = form else {
-        return Err(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "send grant_type, code, redirect_uri and the client's credentials as a form",
-        ));
-    };
-    if form.grant_type != "authorization_code" {
+    // As JupyterHub (oauthlib): the grant type is checked first, and a body
+    // that is not a form has none.
+    let form = form.map(|Form(f)| f).ok();
+    let Some(form) = form.filter(|f| f.grant_type.as_deref() == Some("authorization_code")) else {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "only authorization_code is supported",
+            "send grant_type=authorization_code, code, redirect_uri and the client's \
+             credentials as a form",
         ));
-    }
+    };
     let bad_client = || {
         oauth_error(
             StatusCode::UNAUTHORIZED,

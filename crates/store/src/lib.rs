@@ -254,11 +254,12 @@ impl Store {
     // ---- groups ------------------------------------------------------------
 
     pub async fn group(&self, name: &Name) -> Result<Group> {
-        let row = sqlx::query("SELECT id, name, created_at FROM groups WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("get group", "group"))?;
+        let row =
+            sqlx::query("SELECT id, name, created_at, properties FROM groups WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_error("get group", "group"))?;
         let mut group = rows::one(row, "group", rows::group)?;
         group.members = self.members(&group.id).await?;
         Ok(group)
@@ -304,7 +305,7 @@ impl Store {
     }
 
     pub async fn groups(&self) -> Result<Vec<Group>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY name")
+        let rows = sqlx::query("SELECT id, name, created_at, properties FROM groups ORDER BY name")
             .fetch_all(&self.pool)
             .await
             .map_err(query_error("list groups", "group"))?;

@@ -101,6 +101,8 @@ pub(crate) fn group(r: &AnyRow) -> Result<Group> {
         name: name(r, "name")?,
         members: Vec::new(),
         created_at: get(r, "created_at", "group")?,
+        properties: serde_json::from_str(&get::<String>(r, "properties", "group")?)
+            .map_err(|e| corrupt("group properties", e))?,
     })
 }
 

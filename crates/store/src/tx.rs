@@ -120,6 +120,61 @@ impl Tx {
         Ok(user)
     }
 
+    /// Renames a user: their workspaces, tokens, memberships and shares follow
+    /// (they hold the id), and every token's scope filters that name the old
+    /// name (`!user=old`, `!server=old/…`) name the new one. A name taken is a
+    /// conflict, and so is a workspace that is not stopped (its URL, app and
+    /// home path hold the name).
+    pub async fn rename_user(&mut self, id: &str, old: &Name, new: &Name) -> Result<User> {
+        let live: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM workspaces WHERE owner_id = $1 \
+             AND (desired <> 'stopped' OR state NOT IN ('pending', 'stopped', 'failed'))",
+        )
+        .bind(id)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(query_error("count live workspaces", "user"))?
+        .try_get("n")
+        .map_err(|e| rows::corrupt("count", e))?;
+        if live > 0 {
+            return Err(StoreError::Conflict {
+                what: "user with workspaces not stopped",
+            });
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE users SET name = $2 WHERE id = $1 RETURNING {}",
+            rows::USER_SELECT
+                .trim_start_matches("SELECT ")
+                .trim_end_matches(" FROM users")
+        ))
+        .bind(id)
+        .bind(new.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(query_error("rename user", "user"))?;
+        let user = rows::one(row, "user", rows::user)?;
+        let named = sqlx::query("SELECT id, scopes FROM tokens WHERE scopes LIKE $1")
+            .bind(format!("%={}%", old.as_str()))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(query_error("find tokens naming a user", "token"))?;
+        for r in &named {
+            let token_id: String = crate::get(r, "id", "token")?;
+            let scopes: String = crate::get(r, "scopes", "token")?;
+            let parsed = ScopeSet::parse(&scopes).map_err(|e| rows::corrupt("token", e))?;
+            let renamed = parsed.renamed_user(old, new);
+            if renamed != parsed {
+                sqlx::query("UPDATE tokens SET scopes = $2 WHERE id = $1")
+                    .bind(&token_id)
+                    .bind(renamed.to_string())
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(query_error("rename a token's filters", "token"))?;
+            }
+        }
+        Ok(user)
+    }
+
     /// Deletes a user with their tokens, sessions and memberships; a user who still
     /// owns workspaces is a conflict.
     pub async fn delete_user(&mut self, id: &str) -> Result<()> {
@@ -180,6 +235,7 @@ impl Tx {
             name: name.clone(),
             members: Vec::new(),
             created_at: now_millis(),
+            properties: Default::default(),
         };
         sqlx::query("INSERT INTO groups (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&g.id)
@@ -189,6 +245,25 @@ impl Tx {
             .await
             .map_err(query_error("insert group", "group"))?;
         Ok(g)
+    }
+
+    /// Replaces a group's properties.
+    pub async fn set_group_properties(
+        &mut self,
+        id: &str,
+        properties: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let json = serde_json::Value::Object(properties.clone()).to_string();
+        let done = sqlx::query("UPDATE groups SET properties = $2 WHERE id = $1")
+            .bind(id)
+            .bind(json)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error("set group properties", "group"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "group" });
+        }
+        Ok(())
     }
 
     pub async fn delete_group(&mut self, id: &str) -> Result<()> {

@@ -52,7 +52,8 @@ const ALLOWED: &[(&str, &str)] = &[
     ),
     (
         "message-text",
-        "the prose of error and progress messages is each side's own",
+        "the prose of error and progress messages (and OAuth's optional \
+         `error_description`) is each side's own",
     ),
     (
         "info-implementation",
@@ -198,6 +199,7 @@ impl Side {
                 o.remove("code");
                 o.remove("request_id");
                 // message-text
+                o.remove("error_description");
                 if o.get("message").is_some_and(Value::is_string) {
                     o.insert("message".into(), json!("<message>"));
                 }
@@ -226,6 +228,11 @@ impl Side {
             Value::Array(a) => {
                 Value::Array(a.into_iter().map(|v| self.placeholders(v, key)).collect())
             }
+            // Ids first: JupyterHub's database reuses a deleted token's id, so
+            // a new one can equal a value captured before.
+            Value::String(_) if matches!(key, Some("id" | "token_id" | "session_id")) => {
+                json!("<id>")
+            }
             Value::String(s) => {
                 if let Some((name, _)) = self.tokens.iter().find(|(_, t)| **t == s) {
                     return json!(format!("<token:{name}>"));
@@ -238,9 +245,10 @@ impl Side {
                     Some("created" | "last_activity" | "started" | "expires_at") => {
                         json!("<time>")
                     }
-                    Some("id" | "token_id" | "session_id") => json!("<id>"),
                     Some("token") => json!("<token>"),
-                    _ => Value::String(s),
+                    // Each side's own ports.
+                    Some("target") => json!("<target>"),
+                    _ => Value::String(s.replace(&self.base, "<base>")),
                 }
             }
             other => other,

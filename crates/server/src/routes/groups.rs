@@ -157,6 +157,23 @@ async fn add_members(
     )))
 }
 
+/// Replaces a group's properties (JupyterHub's; only `/hub/api` has them),
+/// with its audit record.
+pub(crate) async fn set_properties(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    properties: serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<model::Group> {
+    let g = visible_group(st, ctx, name).await?;
+    let mut tx = st.store.begin().await?;
+    tx.set_group_properties(&g.id, &properties).await?;
+    tx.audit(&ctx.audit("group.set_properties", "group", g.name.as_str()))
+        .await?;
+    tx.commit().await?;
+    Ok(st.store.group(&g.name).await?)
+}
+
 /// Adds users to a group with its audit record; `/hub/api` shares it.
 pub(crate) async fn add(
     st: &AppState,

@@ -164,6 +164,7 @@ pub(crate) async fn update(
 ) -> ApiResult<model::User> {
     let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
     let own_password_only = user.id == ctx.principal.user_id
+        && req.name.is_none()
         && req.admin.is_none()
         && req.disabled.is_none()
         && ctx.principal.token_id.is_none();
@@ -184,7 +185,27 @@ pub(crate) async fn update(
         }
         None => None,
     };
+    let new_name = match &req.name {
+        Some(n) if n != user.name.as_str() => Some(extract::name("name", n)?),
+        _ => None,
+    };
     let mut tx = st.store.begin().await?;
+    if let Some(new_name) = &new_name {
+        tx.rename_user(&user.id, &user.name, new_name)
+            .await
+            .map_err(|e| match e {
+                store::StoreError::Conflict {
+                    what: "user with workspaces not stopped",
+                } => ApiError::new(
+                    Code::Conflict,
+                    format!("{} has workspaces not stopped: stop them first", user.name),
+                ),
+                store::StoreError::Conflict { .. } => {
+                    ApiError::new(Code::AlreadyExists, format!("name: {new_name} is taken"))
+                }
+                e => e.into(),
+            })?;
+    }
     let updated = tx
         .update_user(
             &user.id,
@@ -198,6 +219,7 @@ pub(crate) async fn update(
     let mut a = ctx.audit("user.update", "user", user.name.as_str());
     a.detail = Some(
         serde_json::json!({
+            "name": new_name.as_ref().map(|n| n.as_str()),
             "admin": req.admin,
             "disabled": req.disabled,
             "password": req.password.as_ref().map(|_| "changed"),

@@ -271,9 +271,10 @@ async fn users_list_paginates_and_activity_is_recorded() {
         .await
         .expect_error(400, "invalid_value");
     let unknown = json!({"servers": {"nope": {"last_activity": "2026-01-23T06:00:00Z"}}});
+    // As JupyterHub: an unknown server is a bad body.
     app.call(&alice, "POST", "/hub/api/users/alice/activity", unknown)
         .await
-        .expect_error(404, "not_found");
+        .expect_error(400, "invalid_value");
     // Nothing to record, or a time too far ahead (it would hide the server from
     // the culler): refused, as by JupyterHub.
     for body in [

@@ -114,14 +114,35 @@ async fn admins_create_change_and_delete_users() {
     let carol = r.expect(200);
     assert_eq!(carol["admin"], true);
     assert_eq!(carol["roles"], json!(["user", "admin"]));
+    // Renamed, and back; a name taken is a bad request, as in JupyterHub.
+    let renamed = app
+        .call(
+            &admin,
+            "PATCH",
+            "/hub/api/users/carol",
+            json!({"name": "caroline"}),
+        )
+        .await;
+    assert_eq!(renamed.expect(200)["name"], "caroline");
+    app.call(&admin, "GET", "/hub/api/users/carol", Value::Null)
+        .await
+        .expect_error(404, "not_found");
     app.call(
         &admin,
         "PATCH",
-        "/hub/api/users/carol",
-        json!({"name": "caroline"}),
+        "/hub/api/users/caroline",
+        json!({"name": "admin"}),
     )
     .await
     .expect_error(400, "invalid_value");
+    app.call(
+        &admin,
+        "PATCH",
+        "/hub/api/users/caroline",
+        json!({"name": "carol"}),
+    )
+    .await
+    .expect(200);
     app.call(
         &admin,
         "PATCH",
@@ -143,8 +164,8 @@ async fn admins_create_change_and_delete_users() {
         .await
         .expect_error(409, "conflict");
     let updates = audited(&app, "user.update").await;
-    assert_eq!(updates.len(), 1);
-    assert_eq!(updates[0].0, "carol");
+    let targets: Vec<&str> = updates.iter().map(|u| u.0.as_str()).collect();
+    assert_eq!(targets, ["carol", "carol", "caroline"], "{updates:?}");
 
     // Deleting; a user who owns a workspace (a server) is refused.
     let r = app
@@ -211,12 +232,13 @@ async fn non_admins_cannot_manage_users() {
             404,
             "not_found",
         ),
+        // Without `delete:users` at all, 403 before any lookup, as JupyterHub.
         (
             "DELETE",
             "/hub/api/users/bob".into(),
             Value::Null,
-            404,
-            "not_found",
+            403,
+            "forbidden",
         ),
         (
             "DELETE",
@@ -302,9 +324,16 @@ async fn users_manage_their_own_tokens() {
 
     // Another user sees nothing of alice's tokens, nor by id under their own name.
     let before = app.snapshot().await;
+    // As JupyterHub: making a token for someone who is not there and for
+    // someone one may not are the same 403.
+    for user in ["alice", "nobody"] {
+        let path = format!("/hub/api/users/{user}/tokens");
+        app.call(&bob, "POST", &path, Value::Null)
+            .await
+            .expect_error(403, "forbidden");
+    }
     for (method, uri) in [
         ("GET", "/hub/api/users/alice/tokens".to_owned()),
-        ("POST", "/hub/api/users/alice/tokens".to_owned()),
         ("GET", uri.clone()),
         ("DELETE", uri.clone()),
         ("GET", format!("/hub/api/users/bob/tokens/{id}")),
@@ -314,11 +343,12 @@ async fn users_manage_their_own_tokens() {
             .await
             .expect_error(404, "not_found");
     }
-    // A token without the `tokens` scopes manages none, not even its owner's,
-    // and is answered as by `/api/v1`.
+    // A token without the `tokens` scopes manages none, not even its owner's:
+    // the hub says 403 before any lookup, as JupyterHub; `/api/v1` does not
+    // tell that the token is there.
     app.call(&secret, "DELETE", &uri, Value::Null)
         .await
-        .expect_error(404, "not_found");
+        .expect_error(403, "forbidden");
     app.call(
         &secret,
         "DELETE",

@@ -792,3 +792,76 @@ async fn running_time_sums_the_running_spans_of_the_history() {
     }
     on_each_engine!(t);
 }
+
+/// A rename keeps the user's id (workspaces, files and tokens follow) and
+/// moves tokens' filters naming them; a name taken, or a workspace that is
+/// not stopped, refuses it with nothing changed.
+#[tokio::test]
+async fn renaming_a_user_carries_their_workspaces_and_token_filters() {
+    async fn t(store: &Store) {
+        let (alice, profile) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let bob = insert_bob(&mut tx).await;
+        let lab = tx
+            .insert_workspace(&alice, &name("lab"), &profile, DesiredState::Stopped)
+            .await
+            .unwrap();
+        let scopes = "read:users!user=alice access:servers!server=alice/lab read:users!user=alicia";
+        tx.insert_token(&NewToken {
+            user_id: bob.id.clone(),
+            hash: "hb".into(),
+            prefix: "berth_bb".into(),
+            note: "bob's view of alice".into(),
+            scopes: ScopeSet::parse(scopes).unwrap(),
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        let taken = tx.rename_user(&alice.id, &alice.name, &name("bob")).await;
+        assert!(
+            matches!(taken, Err(StoreError::Conflict { .. })),
+            "{taken:?}"
+        );
+        drop(tx);
+
+        let mut tx = store.begin().await.unwrap();
+        let renamed = tx
+            .rename_user(&alice.id, &alice.name, &name("ann"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            (renamed.id.as_str(), renamed.name.as_str()),
+            (alice.id.as_str(), "ann")
+        );
+        assert_eq!(
+            store.workspace(&lab.id).await.unwrap().owner.as_str(),
+            "ann"
+        );
+        let (tok, _) = store.token_by_hash("hb").await.unwrap();
+        assert_eq!(
+            tok.scopes,
+            ScopeSet::parse(
+                "read:users!user=ann access:servers!server=ann/lab read:users!user=alicia"
+            )
+            .unwrap()
+        );
+
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_workspace(&renamed, &name("nb"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let live = tx
+            .rename_user(&alice.id, &renamed.name, &name("cleo"))
+            .await;
+        assert!(matches!(live, Err(StoreError::Conflict { .. })), "{live:?}");
+        drop(tx);
+        assert_eq!(store.user(&alice.id).await.unwrap().name.as_str(), "ann");
+    }
+    on_each_engine!(t);
+}
