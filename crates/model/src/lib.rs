@@ -56,6 +56,9 @@ pub struct User {
     pub disabled: bool,
     pub created_at: Millis,
     pub last_activity: Option<Millis>,
+    /// A JupyterHub service (a tool's identity, e.g. the idle culler), not a
+    /// person: it has tokens, and neither a password, groups nor workspaces.
+    pub is_service: bool,
 }
 
 /// A group of users.

@@ -371,6 +371,8 @@ pub struct Principal {
     pub user_id: String,
     pub name: crate::Name,
     pub is_admin: bool,
+    /// A JupyterHub service, not a person: no role of its own beyond admin's.
+    pub is_service: bool,
     /// Already intersected with the role's scopes.
     pub scopes: ScopeSet,
     /// The token used, if any (for `last_used` and audit), else a session.
@@ -408,11 +410,24 @@ impl Principal {
             user_id,
             name,
             is_admin,
+            is_service: false,
             scopes,
             token_id,
             targets,
             shared: BTreeSet::new(),
         }
+    }
+
+    /// The principal of a service: as JupyterHub's, its only role is admin's
+    /// when it is an admin; else it holds nothing (it can still identify
+    /// itself at `/hub/api/user`).
+    pub fn service(mut self) -> Self {
+        self.is_service = true;
+        if !self.is_admin {
+            self.scopes = ScopeSet::default();
+            self.targets.clear();
+        }
+        self
     }
 
     /// The workspaces shared with the user, as (owner id, workspace name).

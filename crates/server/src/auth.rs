@@ -324,6 +324,11 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
         |f| targets.get(f).cloned().unwrap_or_default(),
     )
     .with_shared(shared.iter().cloned());
+    let principal = if user.is_service {
+        principal.service()
+    } else {
+        principal
+    };
     Ok(Authenticated { principal, csrf })
 }
 

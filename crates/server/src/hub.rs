@@ -47,6 +47,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/hub/api/users/{name}/activity", post(activity))
         .route("/hub/api/proxy", get(proxy_routes))
         .merge(crate::hub_servers::routes())
+        .merge(crate::hub_services::routes())
         .merge(crate::hub_admin::routes())
         .merge(crate::hub_shares::routes())
         .merge(crate::oauth::routes())
@@ -162,7 +163,11 @@ async fn whoami(
         _ => e,
     })?;
     let user = st.store.user(&ctx.principal.user_id).await?;
-    let mut model = user_model(&st, &ctx, &user, false).await?;
+    let mut model = if user.is_service {
+        crate::hub_services::whoami_model(&ctx, &user)
+    } else {
+        user_model(&st, &ctx, &user, false).await?
+    };
     model["scopes"] = json!(ctx.principal.expanded_scopes());
     model["session_id"] = Value::Null;
     model["token_id"] = json!(ctx.principal.token_id);
@@ -394,6 +399,18 @@ async fn get_user(
     Path(name): Path<String>,
     Query(q): Query<UserQuery>,
 ) -> ApiResult<axum::Json<Value>> {
+    // As JupyterHub: with none of the scopes that read a user, 403 first.
+    let readers = [
+        Scope::ReadUsers,
+        Scope::ReadUsersName,
+        Scope::ReadServers,
+        Scope::ReadUsersGroups,
+        Scope::ReadUsersActivity,
+        Scope::ReadRolesUsers,
+    ];
+    if !readers.iter().any(|s| ctx.principal.has(*s)) {
+        return Err(ApiError::forbidden(Scope::ReadUsers));
+    }
     let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
     let stopped = include_stopped(q.include_stopped_servers.as_deref());
     Ok(axum::Json(user_model(&st, &ctx, &user, stopped).await?))

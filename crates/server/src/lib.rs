@@ -14,6 +14,7 @@ mod extract;
 pub mod hub;
 mod hub_admin;
 mod hub_servers;
+mod hub_services;
 mod hub_shares;
 pub mod metrics;
 mod oauth;

@@ -183,7 +183,7 @@ impl Store {
     // ---- users -------------------------------------------------------------
 
     pub async fn count_users(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE kind = 'user'")
             .fetch_one(&self.pool)
             .await
             .map_err(query_error("count users", "user"))?;
@@ -199,22 +199,29 @@ impl Store {
         rows::one(row, "user", rows::user)
     }
 
+    /// A person by name (services are not users: [`Store::service`]).
     pub async fn user_by_name(&self, name: &Name) -> Result<User> {
-        let row = sqlx::query(&format!("{} WHERE name = $1", rows::USER_SELECT))
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("get user", "user"))?;
+        let row = sqlx::query(&format!(
+            "{} WHERE name = $1 AND kind = 'user'",
+            rows::USER_SELECT
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("get user", "user"))?;
         rows::one(row, "user", rows::user)
     }
 
     /// The user and their password hash, for login.
     pub async fn user_credentials(&self, name: &str) -> Result<(User, Option<String>)> {
-        let row = sqlx::query(&format!("{} WHERE name = $1", rows::USER_SELECT))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("get user", "user"))?;
+        let row = sqlx::query(&format!(
+            "{} WHERE name = $1 AND kind = 'user'",
+            rows::USER_SELECT
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("get user", "user"))?;
         rows::one(row, "user", |r| {
             Ok((
                 rows::user(r)?,
@@ -227,7 +234,8 @@ impl Store {
     /// Users ordered by name, after the name `after`, at most `limit`.
     pub async fn users(&self, after: Option<&str>, limit: i64) -> Result<Vec<User>> {
         let rows = sqlx::query(&format!(
-            "{} WHERE (CAST($1 AS TEXT) IS NULL OR name > $1) ORDER BY name LIMIT $2",
+            "{} WHERE kind = 'user' AND (CAST($1 AS TEXT) IS NULL OR name > $1) \
+             ORDER BY name LIMIT $2",
             rows::USER_SELECT
         ))
         .bind(after)
@@ -236,6 +244,30 @@ impl Store {
         .await
         .map_err(query_error("list users", "user"))?;
         rows.iter().map(rows::user).collect()
+    }
+
+    /// The services, by name.
+    pub async fn services(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE kind = 'service' ORDER BY name",
+            rows::USER_SELECT
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list services", "service"))?;
+        rows.iter().map(rows::user).collect()
+    }
+
+    pub async fn service(&self, name: &Name) -> Result<User> {
+        let row = sqlx::query(&format!(
+            "{} WHERE name = $1 AND kind = 'service'",
+            rows::USER_SELECT
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("get service", "service"))?;
+        rows::one(row, "service", rows::user)
     }
 
     /// Names of the groups `user_id` belongs to.
@@ -282,7 +314,7 @@ impl Store {
                 })
                 .collect::<Result<Vec<String>>>()
         };
-        const USER: &str = "SELECT id FROM users WHERE name = $1";
+        const USER: &str = "SELECT id FROM users WHERE name = $1 AND kind = 'user'";
         let mut t = Targets::default();
         match filter {
             Filter::User(u) => t.users.extend(ids(USER, u.to_string()).await?),
@@ -378,7 +410,7 @@ impl Store {
             "SELECT t.id AS t_id, t.user_id AS t_user_id, t.prefix, t.note, t.scopes, \
              t.created_at AS t_created_at, t.expires_at, t.last_used_at, t.kind, \
              t.workspace_id, u.id, u.name, \
-             u.password_hash, u.is_admin, u.disabled, u.created_at, u.last_activity \
+             u.password_hash, u.is_admin, u.disabled, u.created_at, u.last_activity, u.kind AS user_kind \
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
         )
         .bind(hash)
@@ -404,7 +436,7 @@ impl Store {
     pub async fn session_by_hash(&self, hash: &str) -> Result<(SessionRow, User)> {
         let row = sqlx::query(
             "SELECT s.csrf, s.expires_at AS s_expires_at, u.id, u.name, u.password_hash, \
-             u.is_admin, u.disabled, u.created_at, u.last_activity \
+             u.is_admin, u.disabled, u.created_at, u.last_activity, u.kind AS user_kind \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = $1",
         )
         .bind(hash)

@@ -11,7 +11,7 @@ use model::{
 use crate::{get, Result, StoreError};
 
 pub(crate) const USER_SELECT: &str = "SELECT id, name, password_hash, is_admin, disabled, \
-    created_at, last_activity FROM users";
+    created_at, last_activity, kind AS user_kind FROM users";
 
 pub(crate) const TOKEN_SELECT: &str = "SELECT id, user_id, prefix, note, scopes, created_at, \
     expires_at, last_used_at, kind, workspace_id FROM tokens";
@@ -70,6 +70,7 @@ pub(crate) fn user(r: &AnyRow) -> Result<User> {
         disabled: get::<i64>(r, "disabled", "user")? != 0,
         created_at: get(r, "created_at", "user")?,
         last_activity: get(r, "last_activity", "user")?,
+        is_service: get::<String>(r, "user_kind", "user")? == "service",
     })
 }
 

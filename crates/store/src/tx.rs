@@ -68,6 +68,21 @@ impl Tx {
     // ---- users -------------------------------------------------------------
 
     pub async fn insert_user(&mut self, u: &NewUser) -> Result<User> {
+        self.insert_identity(u, false).await
+    }
+
+    /// A service: a tool's identity with tokens (never a password). Its name
+    /// may not be a user's, nor a user's its.
+    pub async fn insert_service(&mut self, name: &Name, is_admin: bool) -> Result<User> {
+        let new = NewUser {
+            name: name.clone(),
+            password_hash: None,
+            is_admin,
+        };
+        self.insert_identity(&new, true).await
+    }
+
+    async fn insert_identity(&mut self, u: &NewUser, is_service: bool) -> Result<User> {
         let user = User {
             id: new_id(),
             name: u.name.clone(),
@@ -75,16 +90,18 @@ impl Tx {
             disabled: false,
             created_at: now_millis(),
             last_activity: None,
+            is_service,
         };
         sqlx::query(
-            "INSERT INTO users (id, name, password_hash, is_admin, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, 0, $5)",
+            "INSERT INTO users (id, name, password_hash, is_admin, disabled, created_at, kind) \
+             VALUES ($1, $2, $3, $4, 0, $5, $6)",
         )
         .bind(&user.id)
         .bind(user.name.as_str())
         .bind(u.password_hash.as_deref())
         .bind(i64::from(user.is_admin))
         .bind(user.created_at)
+        .bind(if is_service { "service" } else { "user" })
         .execute(&mut *self.tx)
         .await
         .map_err(query_error("insert user", "user"))?;

@@ -18,7 +18,8 @@
 //! it fails the test only once it answers alike, so the mark goes with the fix.
 //!
 //! `@ACTOR` is whose token authorizes the request: `admin` (the default), a name
-//! captured before, `none` (no credentials) or `bogus` (a token nobody has).
+//! captured before, `none` (no credentials), `bogus` (a token nobody has) or
+//! `token:SECRET` (that token, e.g. a service's `api_token` given before).
 //! `!pages` sends JupyterHub's pagination media type in `Accept`; `!sse` reads
 //! the answer as server-sent events. `{var}` in the path or the body is a value
 //! captured before. `=> NAME` keeps the answer's `token` as actor NAME's token;
@@ -127,6 +128,9 @@ impl Side {
         match step.actor.as_str() {
             "none" => {}
             "bogus" => req = req.header("authorization", "token 0123456789abcdef0123456789abcdef"),
+            literal if literal.starts_with("token:") => {
+                req = req.header("authorization", format!("token {}", &literal[6..]));
+            }
             actor => {
                 let token = self.tokens.get(actor).unwrap_or_else(|| {
                     panic!("line {}: no token for @{actor} on {}", step.line, self.name)

@@ -119,6 +119,13 @@ async fn create_workspace(
 ) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
     let name = extract::name("name", &req.name)?;
     let owner = match req.owner {
+        // A service owns no workspace: it names whose it makes.
+        None if ctx.principal.is_service => {
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                "owner: a service must name the user whose workspace it creates",
+            ))
+        }
         None => st.store.user(&ctx.principal.user_id).await?,
         Some(o) => {
             let o = extract::name("owner", &o)?;

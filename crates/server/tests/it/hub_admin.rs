@@ -763,3 +763,97 @@ async fn bad_bodies_have_stable_codes() {
     }
     assert_eq!(app.snapshot().await, before, "a refused request wrote");
 }
+
+/// Services: made by admins with the token their tool is configured with;
+/// an admin service acts as an admin, another holds nothing but its name;
+/// neither is a user (not listed, no login, no workspace of its own), and
+/// deleting one ends its token at once.
+#[tokio::test]
+async fn services_have_their_own_tokens_and_are_not_users() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin.clone();
+    let culler = "culler-token-0123456789abcdef";
+    let body = json!({"api_token": culler, "admin": true});
+    let r = app
+        .call(&admin, "POST", "/hub/api/services/culler", body)
+        .await;
+    assert_eq!(r.expect(201)["roles"], json!(["admin"]));
+    let me = app.call(culler, "GET", "/hub/api/user", Value::Null).await;
+    let me = me.expect(200);
+    assert_eq!(
+        (&me["kind"], &me["name"]),
+        (&json!("service"), &json!("culler"))
+    );
+    // It reads users, as the idle culler does, and is not one of them.
+    let users = app.call(culler, "GET", "/hub/api/users", Value::Null).await;
+    let names: Vec<&str> = users
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin"]);
+    app.call(&admin, "GET", "/hub/api/users/culler", Value::Null)
+        .await
+        .expect_error(404, "not_found");
+    // It owns no workspace: it must say whose.
+    app.call(culler, "POST", "/api/v1/workspaces", json!({"name": "x"}))
+        .await
+        .expect_error(422, "invalid_value");
+    // Names are shared with users; short or reused tokens are refused.
+    for (name, body, status, code) in [
+        ("admin", json!({"admin": false}), 409, "already_exists"),
+        (
+            "short",
+            json!({"api_token": "too-short"}),
+            400,
+            "invalid_value",
+        ),
+        ("again", json!({"api_token": culler}), 400, "invalid_value"),
+        (
+            "runs",
+            json!({"command": ["sleep", "1"]}),
+            400,
+            "invalid_value",
+        ),
+        (
+            "odd",
+            json!({"oauth_no_confirm": true}),
+            400,
+            "invalid_body",
+        ),
+    ] {
+        app.call(&admin, "POST", &format!("/hub/api/services/{name}"), body)
+            .await
+            .expect_error(status, code);
+    }
+    let watcher = "watcher-token-0123456789abcdef";
+    let body = json!({"api_token": watcher});
+    app.call(&admin, "POST", "/hub/api/services/watcher", body)
+        .await
+        .expect(201);
+    let me = app.call(watcher, "GET", "/hub/api/user", Value::Null).await;
+    assert_eq!(me.expect(200)["scopes"], json!([]));
+    app.call(watcher, "GET", "/hub/api/users", Value::Null)
+        .await
+        .expect_error(403, "forbidden");
+    let listed = app
+        .call(&admin, "GET", "/hub/api/services", Value::Null)
+        .await;
+    let listed = listed.expect(200);
+    let mut names: Vec<&String> = listed.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, ["culler", "watcher"]);
+
+    app.call(&admin, "DELETE", "/hub/api/services/culler", Value::Null)
+        .await
+        .expect(200);
+    // As JupyterHub: an unknown token is a 403 at whoami.
+    app.call(culler, "GET", "/hub/api/user", Value::Null)
+        .await
+        .expect_error(403, "forbidden");
+    let made = audited(&app, "service.create").await;
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert_eq!(audited(&app, "service.delete").await.len(), 1);
+}

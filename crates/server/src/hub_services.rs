@@ -1,0 +1,240 @@
+//! JupyterHub's services under `/hub/api/services`: non-human identities (the
+//! idle culler, other tools) with their own tokens. A service is an admin or
+//! holds nothing, as a JupyterHub service with or without the admin role;
+//! it owns no workspace, belongs to no group and cannot log in. berth runs
+//! no service itself and proxies to none, so `command` and `url` stay empty.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use model::secret::sha256_hex;
+use model::{Scope, ScopeSet};
+use store::{NewToken, StoreError};
+
+use crate::auth::Ctx;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::extract::{self, Path};
+use crate::AppState;
+
+/// Shortest `api_token` accepted: a token chosen by hand must still be hard
+/// to guess.
+const MIN_TOKEN_LEN: usize = 16;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/api/services", get(list_services))
+        .route(
+            "/hub/api/services/{name}",
+            get(get_service).post(create_service).delete(delete_service),
+        )
+}
+
+/// JupyterHub's service model, with what `read:services` shows (else only
+/// the kind, name and admin flag).
+pub(crate) fn service_model(ctx: &Ctx, s: &model::User) -> Value {
+    model_with(ctx, s, json!(""), json!({}), json!(true))
+}
+
+/// A service's own model at `/hub/api/user`: as JupyterHub's, which reads
+/// it from its database, with no `url`, `info` or `display`. A service may
+/// always read its name there.
+pub(crate) fn whoami_model(ctx: &Ctx, s: &model::User) -> Value {
+    model_with(ctx, s, Value::Null, Value::Null, Value::Null)
+}
+
+fn model_with(ctx: &Ctx, s: &model::User, url: Value, info: Value, display: Value) -> Value {
+    let mut model = json!({
+        "kind": "service",
+        "name": s.name.as_str(),
+        "admin": s.is_admin,
+    });
+    if ctx.principal.has(Scope::ReadRolesServices) {
+        model["roles"] = json!(if s.is_admin { vec!["admin"] } else { vec![] });
+    }
+    if ctx.principal.has(Scope::ReadServices) {
+        for (key, value) in [
+            ("url", url),
+            ("prefix", json!("")),
+            ("command", json!([])),
+            ("pid", json!(0)),
+            ("info", info),
+            ("display", display),
+        ] {
+            model[key] = value;
+        }
+    }
+    model
+}
+
+async fn list_services(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Value>> {
+    ctx.require_any(Scope::ListServices)?;
+    let all: Map<String, Value> = st
+        .store
+        .services()
+        .await?
+        .iter()
+        .map(|s| (s.name.to_string(), service_model(&ctx, s)))
+        .collect();
+    Ok(axum::Json(Value::Object(all)))
+}
+
+async fn find(st: &AppState, name: &str) -> ApiResult<model::User> {
+    Ok(st
+        .store
+        .service(&extract::path_name("service", name)?)
+        .await?)
+}
+
+async fn get_service(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let may_read = [
+        Scope::ReadServices,
+        Scope::ReadServicesName,
+        Scope::ReadRolesServices,
+    ];
+    if !may_read.iter().any(|s| ctx.principal.has(*s)) {
+        return Err(ApiError::forbidden(Scope::ReadServicesName));
+    }
+    let s = find(&st, &name).await?;
+    Ok(axum::Json(service_model(&ctx, &s)))
+}
+
+/// `POST /hub/api/services/{name}`: the keys of JupyterHub's that mean
+/// something to berth; `command` and `url` only empty.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewService {
+    name: Option<String>,
+    #[serde(default)]
+    admin: bool,
+    /// The service's token, as its configuration holds it; none for a
+    /// service that only identifies itself later.
+    api_token: Option<String>,
+    #[serde(default)]
+    command: Vec<String>,
+    #[serde(default)]
+    url: String,
+}
+
+/// Creates a service (201 with its model); 409 if the name is taken.
+async fn create_service(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    ctx.require_any(Scope::AdminServices)?;
+    let name = extract::name("name", &name)?;
+    match st.store.service(&name).await {
+        Ok(_) => {
+            return Err(ApiError::new(
+                Code::AlreadyExists,
+                format!("service {name} exists already"),
+            ))
+        }
+        Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // As JupyterHub: an empty body is no service either.
+    let spec = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(o)) if !o.is_empty() => o,
+        Ok(_) => {
+            return Err(ApiError::new(
+                Code::InvalidBody,
+                "the body must be the service, a JSON object",
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                Code::InvalidJson,
+                format!("the body is not JSON: {e}"),
+            ))
+        }
+    };
+    let spec: NewService = serde_json::from_value(Value::Object(spec))
+        .map_err(|e| ApiError::new(Code::InvalidBody, e.to_string()))?;
+    if spec.name.as_deref().is_some_and(|n| n != name.as_str()) {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "name: must be the name in the path",
+        ));
+    }
+    if !spec.command.is_empty() || !spec.url.is_empty() {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            "command, url: berth neither runs services nor proxies to them",
+        ));
+    }
+    if spec.admin && !ctx.principal.is_admin {
+        return Err(ApiError::forbidden(Scope::AdminUsers));
+    }
+    if let Some(t) = &spec.api_token {
+        if t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                format!("api_token: {MIN_TOKEN_LEN} characters at least, and no spaces"),
+            ));
+        }
+    }
+    let mut tx = st.store.begin().await?;
+    let service = tx
+        .insert_service(&name, spec.admin)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => ApiError::new(
+                Code::AlreadyExists,
+                format!("{name} is a user's name: a service needs its own"),
+            ),
+            e => e.into(),
+        })?;
+    if let Some(t) = &spec.api_token {
+        let token = NewToken {
+            user_id: service.id.clone(),
+            hash: sha256_hex(t),
+            prefix: t.chars().take(6).collect(),
+            note: format!("service {name}"),
+            // What the service's role allows: everything for an admin.
+            scopes: ScopeSet::new(Scope::ALL.iter().copied()),
+            expires_at: None,
+        };
+        tx.insert_token(&token).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => {
+                ApiError::new(Code::InvalidValue, "api_token: already in use")
+            }
+            e => e.into(),
+        })?;
+    }
+    let mut a = ctx.audit("service.create", "service", name.as_str());
+    a.detail = Some(json!({"admin": spec.admin, "token": spec.api_token.is_some()}).to_string());
+    tx.audit(&a).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(service_model(&ctx, &service)),
+    ))
+}
+
+/// Deletes a service and its tokens: 200 with no body, as JupyterHub.
+async fn delete_service(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    ctx.require_any(Scope::AdminServices)?;
+    let s = find(&st, &name).await?;
+    let mut tx = st.store.begin().await?;
+    tx.delete_user(&s.id).await?;
+    tx.audit(&ctx.audit("service.delete", "service", s.name.as_str()))
+        .await?;
+    tx.commit().await?;
+    // Its tokens stop working at once.
+    st.auth_cache.clear();
+    Ok(StatusCode::OK)
+}
