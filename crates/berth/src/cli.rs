@@ -53,6 +53,9 @@ pub enum ClientCommand {
     Ws(WsCommand),
     #[command(subcommand)]
     Groups(GroupsCommand),
+    /// Services: tools' own identities and tokens, as JupyterHub's (admins).
+    #[command(subcommand)]
+    Services(ServicesCommand),
     /// The audit log, newest first (admins).
     Audit {
         #[arg(long)]
@@ -288,6 +291,24 @@ pub enum GroupsCommand {
     Add { name: String, users: Vec<String> },
     Remove { name: String, user: String },
     Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServicesCommand {
+    List,
+    /// Create a service and print its token, once: give it to the tool as
+    /// `JUPYTERHUB_API_TOKEN`.
+    Create {
+        name: String,
+        /// Acts as an admin (as the idle culler must); else it can only
+        /// identify itself.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Delete a service; its token stops working at once.
+    Delete {
+        name: String,
+    },
 }
 
 /// What `berth login` stores.
@@ -606,6 +627,7 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
         ClientCommand::Profiles(p) => profiles(&c, &out, p).await?,
         ClientCommand::Ws(w) => workspaces(&c, &out, w).await?,
         ClientCommand::Groups(gc) => groups(&c, &out, gc).await?,
+        ClientCommand::Services(sc) => services(&c, &out, sc).await?,
         ClientCommand::Audit {
             user,
             action,
@@ -900,6 +922,45 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
         WsCommand::Delete { ws, keep_files } => {
             let w = resolve(c, &ws).await?;
             out.print(&c.delete_workspace(&w.id, keep_files).await?, one)
+        }
+    }
+}
+
+async fn services(c: &Client, out: &Out, cmd: ServicesCommand) -> anyhow::Result<()> {
+    match cmd {
+        ServicesCommand::List => {
+            let all = c.services().await?;
+            out.print(&all, |all| {
+                table(
+                    &["NAME", "ADMIN"],
+                    all.values().map(|s| {
+                        vec![
+                            s["name"].as_str().unwrap_or_default().to_owned(),
+                            s["admin"].to_string(),
+                        ]
+                    }),
+                )
+            })
+        }
+        ServicesCommand::Create { name, admin } => {
+            let token = format!(
+                "{}{}",
+                model::secret::TOKEN_PREFIX,
+                model::secret::random_secret()
+            );
+            let mut made = c.create_service(&name, admin, &token).await?;
+            made["api_token"] = serde_json::Value::String(token.clone());
+            if out.json {
+                out.print(&made, |_| table(&[], []))
+            } else {
+                println!("created service {name}; its token (shown once):\n{token}");
+                Ok(())
+            }
+        }
+        ServicesCommand::Delete { name } => {
+            c.delete_service(&name).await?;
+            out.done(&format!("deleted service {name}"));
+            Ok(())
         }
     }
 }

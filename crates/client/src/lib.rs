@@ -387,6 +387,28 @@ impl Client {
             .await
     }
 
+    // ---- services (JupyterHub's, under /hub/api) ------------------------------
+
+    /// The services by name, in JupyterHub's model.
+    pub async fn services(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        self.get(&["hub", "api", "services"]).await
+    }
+
+    /// Creates a service that authenticates with `api_token`.
+    pub async fn create_service(
+        &self,
+        name: &str,
+        admin: bool,
+        api_token: &str,
+    ) -> Result<serde_json::Value> {
+        let body = serde_json::json!({"admin": admin, "api_token": api_token});
+        self.post(&["hub", "api", "services", name], &body).await
+    }
+
+    pub async fn delete_service(&self, name: &str) -> Result<()> {
+        self.delete(&["hub", "api", "services", name]).await
+    }
+
     /// The server's OpenAPI document.
     pub async fn openapi(&self) -> Result<serde_json::Value> {
         self.get(&["api", "v1", "openapi.json"]).await

@@ -310,8 +310,9 @@ async fn jupyterhub_singleuser_logs_in_through_berth() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-/// The unmodified `jupyterhub-idle-culler`, with a token holding exactly the
-/// scopes its documentation asks for, stops a server that sat idle.
+/// The unmodified `jupyterhub-idle-culler`, run as JupyterHub runs it: as a
+/// service with its own token (made with `berth services create --admin`),
+/// stops a server that sat idle.
 #[tokio::test]
 async fn jupyterhub_idle_culler_stops_an_idle_server() {
     if !have_jupyter() {
@@ -319,31 +320,28 @@ async fn jupyterhub_idle_culler_stops_an_idle_server() {
     }
     let mut rig = Rig::new();
     let url = rig.start_serve();
-    let admin = Client::new(&url, Some(admin_token(&url).await)).unwrap();
+    let admin_token = admin_token(&url).await;
+    let admin = Client::new(&url, Some(admin_token.clone())).unwrap();
     create_profile(&admin, "small", 128 << 20, APP).await;
     let idle = rig.create_workspace(&admin, "idle", "small").await;
     rig.wait_until(&admin, &idle, "ready", ready).await;
-    let culler_token = admin
-        .create_token(
-            "admin",
-            &TokenCreate {
-                note: "idle culler".into(),
-                scopes: Some(
-                    [
-                        "list:users",
-                        "read:users:activity",
-                        "read:servers",
-                        "delete:servers",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                ),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .token;
+    let made = Command::new(crate::BIN)
+        .args(["services", "create", "idle-culler", "--admin", "--json"])
+        .args(["--url", &url])
+        .env("BERTH_TOKEN", &admin_token)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let made: Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert_eq!(
+        (&made["kind"], &made["admin"]),
+        (&json!("service"), &json!(true))
+    );
+    let culler_token = made["api_token"].as_str().unwrap().to_owned();
     let mut culler = Command::new(format!("{JUPYTER_ENV}/bin/jupyterhub-idle-culler"))
         .args([
             &format!("--url={url}/hub/api"),
