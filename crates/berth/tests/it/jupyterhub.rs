@@ -367,3 +367,96 @@ async fn jupyterhub_idle_culler_stops_an_idle_server() {
     assert_eq!(ws.desired_state, "stopped", "culler log:\n{log}");
     assert!(log.contains("Culling server"), "culler log:\n{log}");
 }
+
+/// A JupyterHub API client as users write them (`requests` with a hub token
+/// and redirects not followed, `websocket-client`) works unchanged against
+/// the default server at `/user/{name}/` and a named one at
+/// `/user/{name}/{server}/`: a contents `PUT` writes a file there, and a
+/// kernel runs code over the channels WebSocket. Both servers are started
+/// through the hub API, as such a client starts them.
+#[tokio::test]
+async fn jupyterhub_api_clients_use_default_and_named_servers() {
+    if !have_jupyter() {
+        return;
+    }
+    let mut rig = Rig::new();
+    let url = rig.start_serve();
+    let admin = Client::new(&url, Some(admin_token(&url).await)).unwrap();
+    admin
+        .create_user(&UserCreate {
+            name: "alice".into(),
+            password: Some("alice-password".into()),
+            admin: false,
+        })
+        .await
+        .unwrap();
+    let mut alice = Client::new(&url, None).unwrap();
+    alice.login("alice", "alice-password").await.unwrap();
+    let token = alice
+        .create_token(
+            "alice",
+            &TokenCreate {
+                note: "api client".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .token;
+    let http = reqwest::Client::new();
+    for (server, prefix) in [("", "/user/alice/"), ("lab", "/user/alice/lab/")] {
+        let start = match server {
+            "" => format!("{url}/hub/api/users/alice/server"),
+            s => format!("{url}/hub/api/users/alice/servers/{s}"),
+        };
+        let r = http
+            .post(&start)
+            .header("authorization", format!("token {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            [StatusCode::CREATED, StatusCode::ACCEPTED].contains(&r.status()),
+            "start {server:?}: {}",
+            r.status()
+        );
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let model: Value = http
+                .get(format!("{url}/hub/api/users/alice"))
+                .header("authorization", format!("token {token}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if model["servers"][server]["ready"] == true {
+                assert_eq!(model["servers"][server]["url"], prefix);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{server:?} not ready: {model}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let out = Command::new(format!("{JUPYTER_ENV}/bin/python"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/it/clients/kernel_client.py"
+            ))
+            .args([&url, &token, prefix])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the client through {prefix}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            said,
+            json!({"contents": "written by a client", "result": "42"}),
+            "through {prefix}"
+        );
+    }
+}
