@@ -428,7 +428,7 @@ async fn stop(
 
 /// Waits up to [`STOP_WAIT`] until workspace `id` is stopped (or, with
 /// `removed`, gone); whether it got there.
-async fn settled(st: &AppState, id: &str, removed: bool) -> ApiResult<bool> {
+pub(crate) async fn settled(st: &AppState, id: &str, removed: bool) -> ApiResult<bool> {
     let deadline = tokio::time::Instant::now() + STOP_WAIT;
     let mut routes = st.proxy.routes();
     routes.mark_unchanged();

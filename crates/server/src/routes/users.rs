@@ -235,7 +235,8 @@ pub(crate) async fn update(
 /// Deletes a user who owns no workspace.
 #[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users",
     params(("name" = String, Path)),
-    responses((status = 204), (status = 409, body = ErrorBody, description = "conflict: owns workspaces"),
+    responses((status = 204), (status = 409, body = ErrorBody,
+        description = "conflict: their workspaces are still being deleted (try again)"),
         (status = "4XX", body = ErrorBody)))]
 async fn delete_user(
     State(st): State<AppState>,
@@ -246,19 +247,48 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes the user `name` (admins only, not oneself, none who owns a
-/// workspace) with its audit record; `/hub/api` shares it.
+/// Deletes the user `name` (admins only, not oneself) with its audit record;
+/// `/hub/api` shares it. As JupyterHub, their workspaces are stopped and
+/// deleted first, their files kept for an admin to restore
+/// (`<data_dir>/workspaces/kept/<id>`); if the controller has not removed
+/// them within the wait, nothing more is done and the answer is a conflict
+/// to try again (the deletions go on).
 pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
     let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
     ctx.require(Scope::AdminUsers, &user.id)?;
     if user.id == ctx.principal.user_id {
         return Err(ApiError::new(Code::Conflict, "you cannot delete yourself"));
     }
+    let owned = st
+        .store
+        .workspaces(&store::WorkspaceFilter {
+            owner_id: Some(user.id.clone()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?;
+    for ws in owned.iter().filter(|w| w.deletion_requested_at.is_none()) {
+        super::workspaces::request_delete(st, ctx, &ws.id, true).await?;
+    }
+    let still_there = || {
+        ApiError::new(
+            Code::Conflict,
+            format!(
+                "{}'s workspaces are being deleted (their files kept): try again when they are gone",
+                user.name
+            ),
+        )
+    };
+    for ws in &owned {
+        if !crate::hub_servers::settled(st, &ws.id, true).await? {
+            return Err(still_there());
+        }
+    }
     let mut tx = st.store.begin().await?;
-    tx.delete_user(&user.id).await.map_err(on_conflict(
-        Code::Conflict,
-        "the user still owns workspaces; delete them first",
-    ))?;
+    tx.delete_user(&user.id).await.map_err(|e| match e {
+        store::StoreError::Conflict { .. } => still_there(),
+        e => e.into(),
+    })?;
     tx.audit(&ctx.audit("user.delete", "user", user.name.as_str()))
         .await?;
     tx.commit().await?;
