@@ -132,16 +132,7 @@ async fn create_service(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     ctx.require_any(Scope::AdminServices)?;
     let name = extract::name("name", &name)?;
-    match st.store.service(&name).await {
-        Ok(_) => {
-            return Err(ApiError::new(
-                Code::AlreadyExists,
-                format!("service {name} exists already"),
-            ))
-        }
-        Err(StoreError::NotFound { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
+    exists_not(&st, &name).await?;
     // As JupyterHub: an empty body is no service either.
     let spec = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(o)) if !o.is_empty() => o,
@@ -172,10 +163,40 @@ async fn create_service(
             "command, url: berth neither runs services nor proxies to them",
         ));
     }
-    if spec.admin && !ctx.principal.is_admin {
+    let service = create(&st, &ctx, &name, spec.admin, spec.api_token.as_deref()).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(service_model(&ctx, &service)),
+    ))
+}
+
+/// 409 if service `name` exists.
+async fn exists_not(st: &AppState, name: &model::Name) -> ApiResult<()> {
+    match st.store.service(name).await {
+        Ok(_) => Err(ApiError::new(
+            Code::AlreadyExists,
+            format!("service {name} exists already"),
+        )),
+        Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates a service, with `api_token` as its token if given, and its audit
+/// record; the portal shares it.
+pub(crate) async fn create(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &model::Name,
+    admin: bool,
+    api_token: Option<&str>,
+) -> ApiResult<model::User> {
+    ctx.require_any(Scope::AdminServices)?;
+    exists_not(st, name).await?;
+    if admin && !ctx.principal.is_admin {
         return Err(ApiError::forbidden(Scope::AdminUsers));
     }
-    if let Some(t) = &spec.api_token {
+    if let Some(t) = api_token {
         if t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ApiError::new(
                 Code::InvalidValue,
@@ -184,17 +205,14 @@ async fn create_service(
         }
     }
     let mut tx = st.store.begin().await?;
-    let service = tx
-        .insert_service(&name, spec.admin)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict { .. } => ApiError::new(
-                Code::AlreadyExists,
-                format!("{name} is a user's name: a service needs its own"),
-            ),
-            e => e.into(),
-        })?;
-    if let Some(t) = &spec.api_token {
+    let service = tx.insert_service(name, admin).await.map_err(|e| match e {
+        StoreError::Conflict { .. } => ApiError::new(
+            Code::AlreadyExists,
+            format!("{name} is a user's name: a service needs its own"),
+        ),
+        e => e.into(),
+    })?;
+    if let Some(t) = api_token {
         let token = NewToken {
             user_id: service.id.clone(),
             hash: sha256_hex(t),
@@ -212,13 +230,10 @@ async fn create_service(
         })?;
     }
     let mut a = ctx.audit("service.create", "service", name.as_str());
-    a.detail = Some(json!({"admin": spec.admin, "token": spec.api_token.is_some()}).to_string());
+    a.detail = Some(json!({"admin": admin, "token": api_token.is_some()}).to_string());
     tx.audit(&a).await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(service_model(&ctx, &service)),
-    ))
+    Ok(service)
 }
 
 /// Deletes a service and its tokens: 200 with no body, as JupyterHub.
@@ -227,8 +242,15 @@ async fn delete_service(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    delete(&st, &ctx, &name).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Deletes a service with its tokens and its audit record; the portal
+/// shares it.
+pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
     ctx.require_any(Scope::AdminServices)?;
-    let s = find(&st, &name).await?;
+    let s = find(st, name).await?;
     let mut tx = st.store.begin().await?;
     tx.delete_user(&s.id).await?;
     tx.audit(&ctx.audit("service.delete", "service", s.name.as_str()))
@@ -236,5 +258,5 @@ async fn delete_service(
     tx.commit().await?;
     // Its tokens stop working at once.
     st.auth_cache.clear();
-    Ok(StatusCode::OK)
+    Ok(())
 }

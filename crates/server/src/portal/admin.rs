@@ -51,6 +51,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/hub/admin/quotas/{name}/reset", post(reset_quota))
         .route("/hub/admin/workspaces", get(workspaces_page))
         .route("/hub/admin/audit", get(audit_page))
+        .route(
+            "/hub/admin/services",
+            get(services_page).post(create_service),
+        )
+        .route("/hub/admin/services/{name}/delete", post(delete_service))
 }
 
 /// Runs `body` for an admin; others get the 403 page, failures the error page.
@@ -1010,6 +1015,78 @@ async fn audit_page(
                 errors => errors,
                 older => older,
             },
+        ))
+    })
+    .await
+}
+
+// --- services ---------------------------------------------------------------
+
+/// The services page; after a creation, the new token, shown this once.
+async fn services_view(
+    st: &AppState,
+    viewer: &Viewer,
+    created: Option<(String, String)>,
+) -> ApiResult<Response> {
+    let services: Vec<_> = st
+        .store
+        .services()
+        .await?
+        .iter()
+        .map(|s| context! { name => s.name.as_str(), admin => s.is_admin, created_at => s.created_at })
+        .collect();
+    Ok(viewer.page(
+        "admin_services.html",
+        StatusCode::OK,
+        context! {
+            title => "Services",
+            nav => "admin",
+            subnav => "services",
+            name_pattern => model::NAME_PATTERN,
+            services => services,
+            created => created.map(|(name, token)| context! { name => name, token => token }),
+        },
+    ))
+}
+
+async fn services_page(State(st): State<AppState>, viewer: Viewer) -> Response {
+    admin_only(&viewer, services_view(&st, &viewer, None)).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceForm {
+    #[serde(default)]
+    name: String,
+    admin: Option<String>,
+}
+
+async fn create_service(State(st): State<AppState>, posted: Posted<ServiceForm>) -> Response {
+    let viewer = &posted.viewer;
+    admin_only(viewer, async {
+        let name = crate::extract::name("name", &posted.form.name)?;
+        let token = format!(
+            "{}{}",
+            crate::auth::TOKEN_PREFIX,
+            crate::auth::random_secret()
+        );
+        let admin = posted.form.admin.is_some();
+        crate::hub_services::create(&st, &viewer.ctx, &name, admin, Some(&token)).await?;
+        services_view(&st, viewer, Some((name.to_string(), token))).await
+    })
+    .await
+}
+
+async fn delete_service(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<super::NoFields>,
+) -> Response {
+    let viewer = &posted.viewer;
+    admin_only(viewer, async {
+        crate::hub_services::delete(&st, &viewer.ctx, &name).await?;
+        Ok(done(
+            "/hub/admin/services",
+            &format!("Service {name} is deleted; its token no longer works."),
         ))
     })
     .await

@@ -73,6 +73,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin_profile.html",
         "profile_fields.html",
         "admin_quotas.html",
+        "admin_services.html",
         "admin_quota.html",
         "admin_workspaces.html",
         "admin_audit.html",

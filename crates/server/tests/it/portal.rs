@@ -257,6 +257,7 @@ async fn non_admins_get_403_pages_and_their_posts_do_nothing() {
         "/hub/admin/quotas/ada",
         "/hub/admin/workspaces",
         "/hub/admin/audit",
+        "/hub/admin/services",
     ] {
         let r = get(&app, &ada, path).await;
         assert_eq!(r.status, 403, "{path}");
@@ -279,6 +280,10 @@ async fn non_admins_get_403_pages_and_their_posts_do_nothing() {
         ("/hub/admin/groups", vec![("name", "team")]),
         ("/hub/admin/quotas/ada", vec![("workspaces", "100")]),
         ("/hub/admin/quotas/ada/reset", vec![]),
+        (
+            "/hub/admin/services",
+            vec![("name", "mine"), ("admin", "on")],
+        ),
     ] {
         let mut fields = fields;
         fields.push(("_csrf", &ada.csrf));
@@ -296,6 +301,7 @@ async fn non_admins_get_403_pages_and_their_posts_do_nothing() {
         !actions.iter().any(|a| a == "user.update"
             || a == "profile.create"
             || a == "group.create"
+            || a.starts_with("service.")
             || a.starts_with("quota.")),
         "{actions:?}"
     );
@@ -431,6 +437,7 @@ async fn every_page_renders() {
         "/hub/admin/quotas/admin".to_owned(),
         "/hub/admin/workspaces?all=1".to_owned(),
         "/hub/admin/audit?user=admin&action=workspace".to_owned(),
+        "/hub/admin/services".to_owned(),
     ] {
         let r = get(&app, &s, &path).await;
         assert_eq!(r.status, 200, "{path}: {r:?}");
@@ -598,4 +605,44 @@ async fn the_users_and_quotas_pages_come_in_pages_of_a_hundred() {
             "{path}"
         );
     }
+}
+
+/// An admin makes a service in the portal: its token is shown once and
+/// works at once as the service's (JupyterHub's `/hub/api/user` says so);
+/// deleting it ends the token.
+#[tokio::test]
+async fn admins_make_and_delete_services_in_the_portal() {
+    let app = TestApp::sqlite().await;
+    let s = app.login("admin", crate::ADMIN_PASSWORD).await;
+    let fields = [("name", "idle-culler"), ("admin", "on"), ("_csrf", &s.csrf)];
+    let r = post(&app, &s, "/hub/admin/services", &fields).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let page = html(&r);
+    let token = page
+        .split("id=\"new-token\" readonly value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no token shown: {page}"))
+        .to_owned();
+    assert!(page.contains("data-service=\"idle-culler\""), "{page}");
+    let me = app.call(&token, "GET", "/hub/api/user", Value::Null).await;
+    let me = me.expect(200);
+    assert_eq!(
+        (&me["kind"], &me["admin"]),
+        (&json!("service"), &json!(true))
+    );
+    // Shown once: the page again lists it, without the token.
+    let again = get(&app, &s, "/hub/admin/services").await;
+    let again = html(&again);
+    assert!(again.contains("idle-culler") && !again.contains(&token));
+    // A taken name is said so, and nothing is made.
+    let fields = [("name", "admin"), ("_csrf", &s.csrf)];
+    let r = post(&app, &s, "/hub/admin/services", &fields).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    let fields = [("_csrf", s.csrf.as_str())];
+    let r = post(&app, &s, "/hub/admin/services/idle-culler/delete", &fields).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    app.call(&token, "GET", "/hub/api/user", Value::Null)
+        .await
+        .expect_error(403, "forbidden");
 }
