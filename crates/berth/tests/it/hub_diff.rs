@@ -13,8 +13,8 @@
 //! wait USER SERVER ready|stopped|gone
 //! ```
 //!
-//! A step marked `?` in front is a difference known and not yet mended (issue
-//! 14 stays open while any is left): it is run and its difference printed, but
+//! A step marked `?` in front is a difference known and not yet mended (none
+//! is, now): it is run and its difference printed, but
 //! it fails the test only once it answers alike, so the mark goes with the fix.
 //!
 //! `@ACTOR` is whose token authorizes the request: `admin` (the default), a name
