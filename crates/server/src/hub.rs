@@ -111,14 +111,7 @@ pub(crate) async fn user_model(
         .into_iter()
         .map(|g| g.to_string())
         .collect();
-    let spaces = st
-        .store
-        .workspaces(&store::WorkspaceFilter {
-            owner_id: Some(user.id.clone()),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await?;
+    let spaces = st.store.workspaces_of(&user.id).await?;
     let default = spaces.iter().find(|w| w.name.as_str() == DEFAULT);
     let mut model = json!({
         "kind": "user",

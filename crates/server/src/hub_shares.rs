@@ -102,11 +102,7 @@ async fn server(st: &AppState, ctx: &Ctx, p: &ServerPath, scope: Scope) -> ApiRe
 async fn models(st: &AppState, owner_id: &str, shares: &[Share]) -> ApiResult<Vec<Value>> {
     let spaces: HashMap<String, Workspace> = st
         .store
-        .workspaces(&store::WorkspaceFilter {
-            owner_id: Some(owner_id.to_owned()),
-            limit: 10_000,
-            ..Default::default()
-        })
+        .workspaces_of(owner_id)
         .await?
         .into_iter()
         .map(|w| (w.id.clone(), w))

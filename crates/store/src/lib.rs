@@ -542,6 +542,16 @@ impl Store {
     }
 
     /// The ids of every workspace, for the controller's periodic resync.
+    /// Every workspace of `owner_id` (a user holds a few: quotas bound them).
+    pub async fn workspaces_of(&self, owner_id: &str) -> Result<Vec<Workspace>> {
+        self.workspaces(&WorkspaceFilter {
+            owner_id: Some(owner_id.to_owned()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+    }
+
     pub async fn workspace_ids(&self) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM workspaces ORDER BY id")
             .fetch_all(&self.pool)

@@ -102,6 +102,24 @@ async fn last_activity(base: &str, token: &str, user: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `name` logged in (password `{name}-password`), with a token of theirs.
+async fn logged_in(url: &str, name: &str) -> (Client, String) {
+    let mut c = Client::new(url, None).unwrap();
+    c.login(name, &format!("{name}-password")).await.unwrap();
+    let token = c
+        .create_token(
+            name,
+            &TokenCreate {
+                note: "e2e".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .token;
+    (c, token)
+}
+
 /// Runs `1+1` in a new kernel over a WebSocket through berth's proxy, as
 /// JupyterLab does, and returns the `text/plain` result.
 async fn run_one_plus_one(browser: &Browser, prefix: &str) -> String {
@@ -191,19 +209,7 @@ async fn jupyterhub_singleuser_logs_in_through_berth() {
             .await
             .unwrap();
     }
-    let mut alice = Client::new(&url, None).unwrap();
-    alice.login("alice", "alice-password").await.unwrap();
-    let alice_token = alice
-        .create_token(
-            "alice",
-            &TokenCreate {
-                note: "e2e".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .token;
+    let (alice, alice_token) = logged_in(&url, "alice").await;
     // The built-in profile: JupyterLab as JupyterHub's single-user server.
     let id = rig.create_workspace(&alice, "default", "standard").await;
     rig.wait_until(&alice, &id, "ready", ready).await;
@@ -390,19 +396,7 @@ async fn jupyterhub_api_clients_use_default_and_named_servers() {
         })
         .await
         .unwrap();
-    let mut alice = Client::new(&url, None).unwrap();
-    alice.login("alice", "alice-password").await.unwrap();
-    let token = alice
-        .create_token(
-            "alice",
-            &TokenCreate {
-                note: "api client".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .token;
+    let (_, token) = logged_in(&url, "alice").await;
     let http = reqwest::Client::new();
     for (server, prefix) in [("", "/user/alice/"), ("lab", "/user/alice/lab/")] {
         let start = match server {

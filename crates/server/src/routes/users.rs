@@ -259,14 +259,7 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
     if user.id == ctx.principal.user_id {
         return Err(ApiError::new(Code::Conflict, "you cannot delete yourself"));
     }
-    let owned = st
-        .store
-        .workspaces(&store::WorkspaceFilter {
-            owner_id: Some(user.id.clone()),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await?;
+    let owned = st.store.workspaces_of(&user.id).await?;
     for ws in owned.iter().filter(|w| w.deletion_requested_at.is_none()) {
         super::workspaces::request_delete(st, ctx, &ws.id, true).await?;
     }
