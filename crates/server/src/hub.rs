@@ -52,6 +52,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(crate::hub_shares::routes())
         .merge(crate::oauth::routes())
         .layer(axum::middleware::map_response(statuses_as_jupyterhub))
+        .layer(axum::middleware::map_request(bodies_are_json))
         // Single-user servers check the hub's version by this header.
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("x-jupyterhub-version"),
@@ -75,6 +76,25 @@ async fn statuses_as_jupyterhub(mut r: Response) -> Response {
     };
     *r.status_mut() = status;
     r
+}
+
+/// JupyterHub reads every API body as JSON whatever its content type (`curl
+/// -d` sends a form's): so does berth under `/hub/api`, except at OAuth's token
+/// endpoint, whose body is a form. (Cookie sessions still need the CSRF
+/// header for a change, so the type guards nothing here.)
+async fn bodies_are_json(mut req: axum::extract::Request) -> axum::extract::Request {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json && !req.uri().path().starts_with("/hub/api/oauth2/") {
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+    }
+    req
 }
 
 async fn root() -> axum::Json<Value> {

@@ -616,11 +616,17 @@ async fn bad_bodies_have_stable_codes() {
             )
             .await;
         r.expect_error(400, "invalid_json");
+        // As JupyterHub: the body is JSON whatever its content type says.
         let r = app
-            .send(req(method, uri).token(&admin).raw(Some("text/plain"), "{}"))
+            .send(
+                req(method, uri)
+                    .token(&admin)
+                    .raw(Some("text/plain"), "{nope"),
+            )
             .await;
-        r.expect_error(400, "unsupported_media_type");
+        r.expect_error(400, "invalid_json");
     }
+
     // Optional bodies, as the hub's server endpoints read them.
     for uri in [
         "/hub/api/users/zed",
@@ -856,4 +862,21 @@ async fn services_have_their_own_tokens_and_are_not_users() {
     let made = audited(&app, "service.create").await;
     assert_eq!(made.len(), 2, "{made:?}");
     assert_eq!(audited(&app, "service.delete").await.len(), 1);
+}
+
+/// As JupyterHub, the hub reads a body as JSON whatever its content type, so
+/// `curl -d '{…}'` (a form's type) works as it does against JupyterHub.
+#[tokio::test]
+async fn bodies_are_json_whatever_their_content_type() {
+    let app = TestApp::sqlite().await;
+    let body = r#"{"usernames": ["curly"]}"#;
+    let form = Some("application/x-www-form-urlencoded");
+    let r = app
+        .send(
+            req("POST", "/hub/api/users")
+                .token(&app.admin)
+                .raw(form, body),
+        )
+        .await;
+    assert_eq!(r.expect(201)[0]["name"], "curly");
 }
