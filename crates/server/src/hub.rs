@@ -429,6 +429,22 @@ async fn get_user(
     Ok(axum::Json(user_model(&st, &ctx, &user, stopped).await?))
 }
 
+/// A body that must be a JSON object (`what` names it in the error), as
+/// JupyterHub's handlers check theirs.
+pub(crate) fn json_object(body: &[u8], what: &str) -> ApiResult<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(ApiError::new(
+            Code::InvalidBody,
+            format!("the body must be {what}, a JSON object"),
+        )),
+        Err(e) => Err(ApiError::new(
+            Code::InvalidJson,
+            format!("the body is not JSON: {e}"),
+        )),
+    }
+}
+
 /// An optional JSON body: empty means the defaults.
 pub(crate) fn options<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {

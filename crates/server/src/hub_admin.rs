@@ -524,15 +524,9 @@ async fn set_properties(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<Value>> {
-    ctx.require_any(Scope::AdminGroups)?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body is not JSON: {e}")))?;
-    let Value::Object(properties) = value else {
-        return Err(ApiError::new(
-            Code::InvalidBody,
-            "the body must be the group's properties, a JSON object",
-        ));
-    };
+    // JupyterHub's scope for this is `groups`.
+    ctx.require_any(Scope::Groups)?;
+    let properties = crate::hub::json_object(&body, "the group's properties")?;
     let g = groups::set_properties(&st, &ctx, &name, properties).await?;
     Ok(axum::Json(group_model(&g)))
 }

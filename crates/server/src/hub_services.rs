@@ -133,22 +133,14 @@ async fn create_service(
     ctx.require_any(Scope::AdminServices)?;
     let name = extract::name("name", &name)?;
     exists_not(&st, &name).await?;
-    // As JupyterHub: an empty body is no service either.
-    let spec = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(o)) if !o.is_empty() => o,
-        Ok(_) => {
-            return Err(ApiError::new(
-                Code::InvalidBody,
-                "the body must be the service, a JSON object",
-            ))
-        }
-        Err(e) => {
-            return Err(ApiError::new(
-                Code::InvalidJson,
-                format!("the body is not JSON: {e}"),
-            ))
-        }
-    };
+    let spec = crate::hub::json_object(&body, "the service")?;
+    // As JupyterHub: an empty object is no service either.
+    if spec.is_empty() {
+        return Err(ApiError::new(
+            Code::InvalidBody,
+            "the body must be the service: admin, api_token",
+        ));
+    }
     let spec: NewService = serde_json::from_value(Value::Object(spec))
         .map_err(|e| ApiError::new(Code::InvalidBody, e.to_string()))?;
     if spec.name.as_deref().is_some_and(|n| n != name.as_str()) {
