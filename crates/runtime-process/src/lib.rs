@@ -18,7 +18,7 @@
 //!   bwrap --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try --cap-drop ALL \
 //!         --ro-bind /usr /usr --ro-bind /etc /etc --proc /proc --dev /dev \
 //!         --tmpfs /dev/shm --tmpfs /tmp --bind <home> /home/<owner> \
-//!         --remount-ro /dev --remount-ro / --hostname <name> --clearenv --setenv … -- <argv>
+//!         --remount-ro /dev --remount-ro / --hostname <owner>-<name> --clearenv --setenv … -- <argv>
 //! ```
 //!
 //! Decisions, and why:
@@ -470,6 +470,7 @@ impl Runtime for ProcessRuntime {
             ("JUPYTERHUB_ROOT_DIR".into(), home_in.clone()),
         ]);
         env.extend(ws.env.iter().cloned());
+        let hostname = hostname(ws.owner.as_str(), ws.name.as_str());
         let mut child = exec::spawn_sandbox(exec::Sandbox {
             cgroup_procs: self.cgroups.procs_files(id),
             netns: net::netns_name(id),
@@ -477,7 +478,7 @@ impl Runtime for ProcessRuntime {
             host_home: &home,
             home: home_in,
             ro_binds,
-            hostname: ws.name.as_str(),
+            hostname: &hostname,
             env,
             argv: &argv,
             log,
@@ -783,9 +784,28 @@ fn permanent(op: &'static str, id: &str, e: impl std::fmt::Display) -> RuntimeEr
     }
 }
 
+/// A workspace's hostname, `{owner}-{workspace}`: every user's `default` would
+/// otherwise share one. Cut to 63 characters (a hostname's limit is 64; names
+/// are ASCII), without a trailing `-`.
+fn hostname(owner: &str, workspace: &str) -> String {
+    let mut h = format!("{owner}-{workspace}");
+    h.truncate(63);
+    h.trim_end_matches('-').to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostnames_are_owner_and_workspace_within_the_limit() {
+        assert_eq!(hostname("alice", "default"), "alice-default");
+        let long = "a".repeat(32);
+        let h = hostname(&long, &"b".repeat(32));
+        assert_eq!(h.len(), 63);
+        assert!(h.starts_with(&format!("{long}-b")));
+        assert_eq!(hostname(&"c".repeat(63), "x"), "c".repeat(63));
+    }
 
     #[test]
     fn ids_must_be_plain() {

@@ -48,7 +48,7 @@ async fn a_workspace_sees_only_itself() {
     eprintln!("checks from inside: {checks}");
 
     assert_eq!(checks["uid"], 100_106);
-    assert_eq!(checks["hostname"], "lab");
+    assert_eq!(checks["hostname"], "frank-lab");
     let pids: Vec<u64> = serde_json::from_value(checks["pids"].clone()).unwrap();
     assert!(pids.contains(&1), "own pid namespace: {pids:?}");
     assert!(pids.len() <= 4, "only its own processes: {pids:?}");
