@@ -205,7 +205,13 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("invalid configuration (file {})", path.display()))?;
+            .with_context(|| match path.exists() {
+                true => format!(
+                    "invalid configuration (file {}, BERTH_* or flags)",
+                    path.display()
+                ),
+                false => "invalid configuration (BERTH_* or flags)".to_owned(),
+            })?;
         config.validate()?;
         Ok(config)
     }

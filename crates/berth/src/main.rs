@@ -36,7 +36,7 @@ enum Command {
         config: Option<PathBuf>,
         /// Address to listen on, e.g. 127.0.0.1:8000.
         #[arg(long)]
-        bind: Option<String>,
+        bind: Option<std::net::SocketAddr>,
         /// Directory for the SQLite database and workspace files.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
             database_url,
         } => {
             let overrides = config::Overrides {
-                bind,
+                bind: bind.map(|b| b.to_string()),
                 data_dir,
                 database_url,
             };

@@ -678,10 +678,22 @@ fn bad_config_fails_before_binding() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    // The flag is named, and no berth.toml that is not there.
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("bind"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("'--bind <BIND>'") && !err.contains("berth.toml"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["serve"])
+        .env("BERTH_BIND", "nowhere")
+        .current_dir(clean.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("BERTH_") && err.contains("BIND") && !err.contains("berth.toml"),
+        "{err}"
     );
     let out = Command::new(BIN)
         .args(["serve", "--database-url", "mysql://x"])
