@@ -146,6 +146,14 @@ async fn process_runtime(
     let mut rc = runtime_process::Config::new(cfg.data_dir.join("workspaces"));
     rc.gateway_ports = vec![port];
     rc.jupyter_env = cfg.jupyter_env.clone();
+    if !cfg.jupyter_env.join("bin/jupyterhub-singleuser").is_file() {
+        // Not fatal: profiles with another app still run.
+        tracing::warn!(
+            jupyter_env = %cfg.jupyter_env.display(),
+            "no jupyterhub-singleuser in jupyter_env: JupyterLab profiles will not start \
+             (scripts/install-deps makes it, or set jupyter_env)"
+        );
+    }
     let rt = runtime_process::ProcessRuntime::new(rc).context("set up the process runtime")?;
     Ok((Arc::new(rt), listener))
 }

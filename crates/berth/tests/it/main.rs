@@ -654,6 +654,42 @@ async fn first_start_prints_a_one_time_admin_password() {
     second.wait().unwrap();
 }
 
+/// A `jupyter_env` without `jupyterhub-singleuser` is said at start, and
+/// berth still serves (profiles with another app run).
+#[test]
+fn a_missing_jupyter_env_is_warned_of_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("BERTH_RUNTIME", "process")
+        .env("BERTH_JUPYTER_ENV", dir.path().join("no-such-env"))
+        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let warned = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(30)).ok())
+        .any(|l| l.contains("no jupyterhub-singleuser in jupyter_env"));
+    let still_serving = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        warned && still_serving,
+        "warned: {warned}, serving: {still_serving}"
+    );
+}
+
 #[test]
 fn bad_config_fails_before_binding() {
     let dir = tempfile::tempdir().unwrap();
