@@ -24,7 +24,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The v1 controllers the runtime places a workspace in.
 const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
 
-/// A small app: answers every GET with its hostname (the workspace's name).
+/// A small app: answers every GET with its hostname (`{owner}-{workspace}`).
 pub(crate) const APP: &str = r#"
 import http.server, os, socket
 class H(http.server.BaseHTTPRequestHandler):
@@ -307,7 +307,8 @@ impl Rig {
         );
         assert_eq!(
             http_get(&upstream, "/"),
-            Ok((200, name.to_owned())),
+            // Every workspace here is the admin's.
+            Ok((200, format!("admin-{name}"))),
             "{name}: its app answers at {upstream}"
         );
         Seen {
@@ -676,7 +677,7 @@ async fn a_sigkilled_serve_readopts_its_workspaces_on_restart() {
         assert!(seen.pids.iter().all(|p| alive(*p)), "{name}: all alive");
         assert_eq!(
             http_get(&seen.upstream, "/"),
-            Ok((200, name.clone())),
+            Ok((200, format!("admin-{name}"))),
             "{name}: answers with no serve running"
         );
     }
