@@ -92,6 +92,9 @@ pub struct Config {
     pub max_backoff: Duration,
     /// Reconciles running at once.
     pub concurrency: usize,
+    /// Failed starts in a row after which a workspace stays `failed` (the
+    /// tries between wait 1 s, 2 s, 4 s, … up to `max_backoff`).
+    pub max_failed_starts: u32,
     /// The first uid given to a user's workspaces.
     pub uid_base: i64,
 }
@@ -103,6 +106,7 @@ impl Default for Config {
             poll: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
             concurrency: 32,
+            max_failed_starts: 5,
             uid_base: 200_000,
         }
     }

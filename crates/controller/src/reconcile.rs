@@ -55,24 +55,42 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
     let deleting = ws.deletion_requested_at.is_some();
     let observed = ctx.runtime.observe(id).await.map_err(runtime_err)?;
     let mut status = ws.status.clone();
-    let observed_state = observed_state(&observed, status.state);
-    set_state(&mut status, observed_state, now);
-    if let Observed::Failed { reason } = &observed {
-        status.message = Some(reason.clone());
-        let tail = ctx.runtime.log_tail(id, 2000).await.unwrap_or_default();
-        set_condition(&mut status, "AppExited", true, reason, &tail, now);
+    let before = status.state;
+    set_state(
+        &mut status,
+        observed_state(&observed, before, ws.spec.desired),
+        now,
+    );
+    if let Observed::Failed { reason, message } = &observed {
+        set_condition(&mut status, "AppExited", true, reason, message, now);
+        if before != WorkspaceState::Failed {
+            // A new exit: release what the start made (the log stays), and
+            // count it unless the app had run for a good while.
+            ctx.runtime.stop(id).await.map_err(runtime_err)?;
+            let ran_long = before == WorkspaceState::Running
+                && status
+                    .started_at
+                    .is_some_and(|at| now - at >= RAN_LONG_ENOUGH_MS);
+            if ran_long {
+                status.failed_starts = 0;
+            }
+            failed_start(ctx, &mut status, message, now);
+        }
     }
 
-    // A start that failed for good is not retried for the same generation: the
-    // user changes the spec (stop and start, another profile) to try again.
-    let gave_up = status.state == WorkspaceState::Failed
-        && ws.observed_generation == ws.generation
-        && status
-            .conditions
-            .iter()
-            .any(|c| c.kind == "StartFailed" && c.status);
     let step = match Transition::plan(status.state, ws.spec.desired, deleting) {
-        Transition::Start if gave_up => Transition::Settled,
+        Transition::Start if status.state == WorkspaceState::Failed => {
+            if ws.observed_generation != ws.generation {
+                // Someone asked for it again: a fresh start, a fresh count.
+                status.failed_starts = 0;
+                status.retry_at = None;
+                Transition::Start
+            } else if status.gave_up() || status.retry_at.is_some_and(|at| now < at) {
+                Transition::Settled
+            } else {
+                Transition::Start
+            }
+        }
         step => step,
     };
     let mut action = Action::AwaitChange;
@@ -113,7 +131,9 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 Ok(()) => {
                     set_state(&mut status, WorkspaceState::Starting, now);
                     status.message = None;
+                    status.retry_at = None;
                     set_condition(&mut status, "StartFailed", false, "Started", "", now);
+                    set_condition(&mut status, "BackOff", false, "Started", "", now);
                     action = Action::Requeue(poll_after(ctx, &status, now));
                 }
                 Err(e) if !e.retryable() => {
@@ -140,6 +160,8 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 .map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
             set_state(&mut status, WorkspaceState::Stopped, now);
+            status.failed_starts = 0;
+            status.retry_at = None;
         }
         Transition::Pause => {
             ctx.runtime.pause(id).await.map_err(runtime_err)?;
@@ -154,12 +176,18 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
             if status.state == WorkspaceState::Starting
                 && now - status.since.unwrap_or(now) > timeout
             {
-                let tail = ctx.runtime.log_tail(id, 2000).await.unwrap_or_default();
+                let tail = ctx.runtime.log_tail(id, 4096).await.unwrap_or_default();
                 ctx.runtime.stop(id).await.map_err(runtime_err)?;
                 set_state(&mut status, WorkspaceState::Failed, now);
-                status.message =
-                    Some("the app did not become ready in the profile's start timeout".into());
-                set_condition(&mut status, "StartTimeout", false, "Timeout", &tail, now);
+                let mut message = format!(
+                    "the app did not answer within the profile's start timeout ({} s)",
+                    profile.spec.start_timeout_secs
+                );
+                if let Some(line) = model::last_line(&tail) {
+                    message = format!("{message}; its log ends: {line}");
+                }
+                set_condition(&mut status, "StartTimeout", true, "Timeout", &message, now);
+                failed_start(ctx, &mut status, &message, now);
             } else {
                 action = Action::Requeue(poll_after(ctx, &status, now));
             }
@@ -184,6 +212,11 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         now,
     );
     set_condition(&mut status, "Reconciled", true, "Ok", "", now);
+    if status.state == WorkspaceState::Failed && ws.spec.desired != DesiredState::Stopped {
+        if let Some(at) = status.retry_at {
+            action = Action::Requeue(Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
+        }
+    }
 
     if status != ws.status || ws.observed_generation != ws.generation {
         let mut tx = ctx.store.begin().await.map_err(store_err)?;
@@ -204,9 +237,39 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
             state: status.state,
             message: status.message.clone().unwrap_or_default(),
             upstream,
+            retrying: status.retrying(),
         }),
     );
     Ok(action)
+}
+
+/// An app that ran at least this long before it exited starts a new count of
+/// failed starts (as a Kubernetes container's back-off resets after ten minutes).
+const RAN_LONG_ENOUGH_MS: i64 = 10 * 60 * 1000;
+
+/// Records one more failed start, ending in `line`: the next try is due after
+/// the back-off (1 s, doubling), or, after `max_failed_starts` in a row, there
+/// is none and the workspace stays failed until someone starts it again.
+fn failed_start(ctx: &Ctx, status: &mut WorkspaceStatus, line: &str, now: i64) {
+    status.failed_starts += 1;
+    let (n, max) = (status.failed_starts, ctx.config.max_failed_starts);
+    if n >= max {
+        status.retry_at = None;
+        status.message = Some(format!(
+            "{line} (gave up after {n} failed starts in a row; start it again to retry)"
+        ));
+        set_condition(status, "StartFailed", true, "CrashLoop", line, now);
+        set_condition(status, "BackOff", false, "GaveUp", "", now);
+    } else {
+        let delay = crate::backoff(n, ctx.config.max_backoff, rand::random());
+        status.retry_at = Some(now + delay.as_millis() as i64);
+        let secs = delay.as_secs_f64().round().max(1.0);
+        status.message = Some(format!(
+            "{line} (failed start {n} of {max}; trying again in {secs} s)"
+        ));
+        let next = format!("failed start {n} of {max}; next try in {secs} s");
+        set_condition(status, "BackOff", true, "CrashLoopBackOff", &next, now);
+    }
 }
 
 /// How soon to look at a workspace in transition again: often at first (most
@@ -220,12 +283,16 @@ fn key(ws: &Workspace) -> String {
     model::route::key(ws.owner.as_str(), ws.name.as_str())
 }
 
-/// The state a runtime observation means, given the last known state.
-fn observed_state(o: &Observed, last: WorkspaceState) -> WorkspaceState {
+/// The state a runtime observation means, given the last known state and
+/// what is wanted.
+fn observed_state(o: &Observed, last: WorkspaceState, desired: DesiredState) -> WorkspaceState {
     use WorkspaceState as S;
     match o {
-        // Nothing exists: never started, or a failure that left nothing behind.
-        Observed::Absent if matches!(last, S::Pending | S::Failed) => last,
+        // A failure stays one (the runtime was stopped after it) until the
+        // next start or stop.
+        Observed::Absent | Observed::Stopped if last == S::Failed => last,
+        // Never started yet, and about to be.
+        Observed::Absent if last == S::Pending && desired != DesiredState::Stopped => last,
         Observed::Absent | Observed::Stopped => S::Stopped,
         Observed::Starting => S::Starting,
         Observed::Running { .. } => S::Running,

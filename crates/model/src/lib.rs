@@ -42,9 +42,35 @@ pub fn now_millis() -> Millis {
         .unwrap_or(0)
 }
 
+/// The last line of an app's log worth showing as a reason: not empty and not
+/// one of berth's own (`berth: …`), cut to 200 characters.
+pub fn last_line(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("berth: "))?;
+    let mut cut: String = line.chars().take(200).collect();
+    if cut.len() < line.len() {
+        cut.push('…');
+    }
+    Some(cut)
+}
+
 /// A fresh, time-ordered identifier (UUID v7), so that ids sort by creation time.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+#[test]
+fn last_line_skips_berth_lines_and_blanks() {
+    assert_eq!(
+        last_line("a\nsh: 1: nosuch: not found\n\nberth: the app exited with code 127\n"),
+        Some("sh: 1: nosuch: not found".into())
+    );
+    assert_eq!(last_line("berth: starting\n"), None);
+    assert_eq!(last_line(&"x".repeat(300)).unwrap().chars().count(), 201);
 }
 
 /// A user as the domain sees it.

@@ -17,6 +17,8 @@ pub struct Route {
     pub message: String,
     /// Set while the app is running and ready.
     pub upstream: Option<String>,
+    /// A failed start that the controller tries again after its back-off.
+    pub retrying: bool,
 }
 
 /// Every workspace by `owner/name`.

@@ -37,7 +37,12 @@ pub enum Observed {
     Stopped,
     /// The app died or could not start.
     Failed {
+        /// One CamelCase word, as a Kubernetes condition's: `Exited`,
+        /// `Signaled`, `OOMKilled`, `Gone`.
         reason: String,
+        /// One line for people: the exit code or signal and the app's last log
+        /// line (the log holds the rest).
+        message: String,
     },
 }
 
@@ -130,6 +135,8 @@ pub mod fake {
         fail_next: Mutex<Option<RuntimeError>>,
         /// What `usage` reports while a workspace runs.
         usage: Mutex<HashMap<String, Usage>>,
+        /// Where every start ends, if not running ([`FakeRuntime::start_as`]).
+        start_as: Mutex<Option<Observed>>,
     }
 
     impl Default for FakeRuntime {
@@ -142,6 +149,7 @@ pub mod fake {
                 calls: Mutex::default(),
                 fail_next: Mutex::default(),
                 usage: Mutex::default(),
+                start_as: Mutex::default(),
             }
         }
     }
@@ -202,6 +210,12 @@ pub mod fake {
             self.usage.lock().unwrap().insert(id.to_owned(), usage);
         }
 
+        /// Makes every later start end at once in `observed` (an app that
+        /// exits as soon as it starts), or start normally again with `None`.
+        pub fn start_as(&self, observed: Option<Observed>) {
+            *self.start_as.lock().unwrap() = observed;
+        }
+
         fn call(&self, op: &'static str, id: &str) -> Result<(), RuntimeError> {
             self.calls.lock().unwrap().push(format!("{op} {id}"));
             match self.fail_next.lock().unwrap().take() {
@@ -245,7 +259,9 @@ pub mod fake {
             self.call("start", &ws.id)?;
             let mut state = self.state.lock().unwrap();
             let entry = state.entry(ws.id.clone()).or_insert(Observed::Absent);
-            if !matches!(entry, Observed::Running { .. } | Observed::Paused) {
+            if let Some(end) = self.start_as.lock().unwrap().clone() {
+                *entry = end;
+            } else if !matches!(entry, Observed::Running { .. } | Observed::Paused) {
                 *entry = Observed::Running {
                     upstream: format!("fake://{}", ws.id),
                 };

@@ -179,6 +179,17 @@ pub struct WorkspaceStatus {
     /// When `state` last changed (start timeouts are measured from it).
     #[serde(default)]
     pub since: Option<Millis>,
+    /// Starts in a row that ended with the app exiting (or timing out) before
+    /// it had run for a while; reset by a start someone asks for.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_starts: u32,
+    /// When a failed start is tried again (the crash-loop back-off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Millis>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl WorkspaceStatus {
@@ -189,7 +200,25 @@ impl WorkspaceStatus {
             conditions: Vec::new(),
             started_at: None,
             since: None,
+            failed_starts: 0,
+            retry_at: None,
         }
+    }
+
+    /// Whether a failed start is to be tried again (after the back-off).
+    pub fn retrying(&self) -> bool {
+        self.state == WorkspaceState::Failed && self.retry_at.is_some()
+    }
+
+    /// Whether the controller gave up starting it (too many failed starts in a
+    /// row, or a start that cannot succeed): it stays failed until someone
+    /// starts it again.
+    pub fn gave_up(&self) -> bool {
+        self.state == WorkspaceState::Failed
+            && self
+                .conditions
+                .iter()
+                .any(|c| c.kind == "StartFailed" && c.status)
     }
 }
 

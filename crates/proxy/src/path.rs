@@ -101,6 +101,7 @@ mod tests {
                     state: WorkspaceState::Running,
                     message: String::new(),
                     upstream: Some("10.213.0.2:8888".into()),
+                    retrying: false,
                 };
                 ((*k).to_owned(), route)
             })

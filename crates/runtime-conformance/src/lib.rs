@@ -124,7 +124,9 @@ pub async fn wait_running(s: &dyn Subject, id: &str) -> String {
         let observed = rt.observe(id).await.expect("observe");
         match observed {
             Observed::Running { upstream } => return upstream,
-            Observed::Failed { reason } => panic!("workspace {id} failed: {reason}"),
+            Observed::Failed { reason, message } => {
+                panic!("workspace {id} failed: {reason}: {message}")
+            }
             other => {
                 if Instant::now() > deadline {
                     let log = rt.log_tail(id, 4096).await.unwrap_or_default();

@@ -89,6 +89,7 @@ pub mod net;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -105,7 +106,12 @@ use crate::net::Slot;
 pub const USAGE_SAMPLE_GAP: Duration = Duration::from_millis(250);
 
 /// How much of the log a `Failed` reason carries.
-const REASON_LOG_BYTES: usize = 2048;
+const REASON_LOG_BYTES: usize = 8192;
+
+/// berth's own lines in a workspace's log: where a start begins, and how the
+/// app ended (written by the process that waits for it).
+const START_MARK: &str = "berth: starting ";
+const EXIT_MARK: &str = "berth: the app ";
 
 /// Where and how the process runtime keeps its workspaces.
 #[derive(Debug, Clone)]
@@ -438,7 +444,7 @@ impl Runtime for ProcessRuntime {
             .append(true)
             .open(self.log_path(id))
             .map_err(|e| transient("start", id, e))?;
-        let _ = writeln!(log, "berth: starting {argv:?} at {upstream}");
+        let _ = writeln!(log, "{START_MARK}{argv:?} at {upstream}");
         let owner = ws.owner.as_str();
         let home_in = format!("/home/{owner}");
         let mut env: Vec<(String, String)> = vec![
@@ -516,8 +522,19 @@ impl Runtime for ProcessRuntime {
         // Reap it if it exits while this process lives (and say so: the app
         // died, or was stopped); it outlives us otherwise.
         let (exited, id_owned) = (self.exited.clone(), id.to_owned());
+        let log_path = self.log_path(id);
         tokio::spawn(async move {
-            let _ = child.wait().await;
+            if let Ok(status) = child.wait().await {
+                // The exit, in the log, for observe's reason.
+                let how = match (status.code(), status.signal()) {
+                    (Some(code), _) => format!("exited with code {code}"),
+                    (None, Some(signal)) => format!("was killed by signal {signal}"),
+                    (None, None) => "ended".to_owned(),
+                };
+                if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(&log_path) {
+                    let _ = writeln!(log, "{EXIT_MARK}{how}");
+                }
+            }
             let _ = exited.send(id_owned);
         });
         tracing::info!(workspace.id = id, %upstream, "workspace started");
@@ -586,7 +603,8 @@ impl Runtime for ProcessRuntime {
             }
             let Some(state) = state else {
                 return Ok(Observed::Failed {
-                    reason: "processes run but the state file is missing".into(),
+                    reason: "StateMissing".into(),
+                    message: "processes run but the state file is missing".into(),
                 });
             };
             return Ok(if probe(&state.upstream, &state.base_url).await {
@@ -599,17 +617,37 @@ impl Runtime for ProcessRuntime {
         }
         match state {
             Some(state) if state.running => {
-                let oom = self.cgroups.oom_kills(id);
-                let what = if oom > 0 {
-                    format!("killed by the OOM killer ({oom} OOM kill(s) at the memory limit)")
-                } else if self.cgroups.exists(id) {
-                    "the app exited".to_owned()
-                } else {
-                    "the app is not running (its cgroup is gone)".to_owned()
-                };
                 let tail = self.log_tail(id, REASON_LOG_BYTES);
+                // What this start wrote, and how it ended if the reaper saw it.
+                let run = tail
+                    .rsplit_once(START_MARK)
+                    .map_or(tail.as_str(), |(_, r)| r);
+                let exit = run.lines().rev().find_map(|l| l.strip_prefix(EXIT_MARK));
+                let oom = self.cgroups.oom_kills(id);
+                let (reason, what) = if oom > 0 {
+                    (
+                        "OOMKilled",
+                        "was killed at its memory limit (out of memory)".to_owned(),
+                    )
+                } else if let Some(how) = exit {
+                    let reason = if how.contains("signal") {
+                        "Signaled"
+                    } else {
+                        "Exited"
+                    };
+                    (reason, how.to_owned())
+                } else if self.cgroups.exists(id) {
+                    ("Exited", "exited".to_owned())
+                } else {
+                    ("Gone", "is not running (its cgroup is gone)".to_owned())
+                };
+                let mut message = format!("the app {what}");
+                if let Some(line) = model::last_line(run) {
+                    message = format!("{message}: {line}");
+                }
                 Ok(Observed::Failed {
-                    reason: format!("{what}; log tail:\n{tail}"),
+                    reason: reason.to_owned(),
+                    message,
                 })
             }
             Some(_) => Ok(Observed::Stopped),

@@ -78,8 +78,11 @@ pub(crate) fn pending(ws: &Workspace) -> Option<&'static str> {
         (S::Stopping | S::Deleting, _) => Some("stop"),
         _ if ws.deletion_requested_at.is_some() => Some("stop"),
         (S::Pending | S::Starting | S::Stopped, DesiredState::Running) => Some("spawn"),
-        // A failed start asked for again (a new generation) starts anew.
-        (S::Failed, DesiredState::Running) if ws.observed_generation != ws.generation => {
+        // A failed start asked for again (a new generation) starts anew; one
+        // the controller tries again after its back-off is still spawning.
+        (S::Failed, DesiredState::Running)
+            if ws.observed_generation != ws.generation || ws.status.retrying() =>
+        {
             Some("spawn")
         }
         (S::Starting | S::Running | S::Paused, DesiredState::Stopped) => Some("stop"),
@@ -471,18 +474,21 @@ async fn progress_named(
 enum Step {
     Requested,
     Sandboxed,
+    /// The app exited; the controller tries again after its back-off.
+    Retrying,
     Ready,
     Failed,
     Cancelled,
 }
 
 impl Step {
-    fn of(state: WorkspaceState, ready: bool) -> Step {
+    fn of(state: WorkspaceState, ready: bool, retrying: bool) -> Step {
         use WorkspaceState as S;
         match state {
             S::Running if ready => Step::Ready,
             S::Pending => Step::Requested,
             S::Starting | S::Running => Step::Sandboxed,
+            S::Failed if retrying => Step::Retrying,
             S::Failed => Step::Failed,
             _ => Step::Cancelled,
         }
@@ -498,6 +504,10 @@ impl Step {
             Step::Sandboxed => json!({
                 "progress": 50,
                 "message": "Sandbox up; waiting for the app to answer",
+            }),
+            Step::Retrying => json!({
+                "progress": 25,
+                "message": format!("Start failed: {message}"),
             }),
             Step::Ready => json!({
                 "progress": 100,
@@ -531,6 +541,7 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
         WorkspaceState::Starting | WorkspaceState::Running if pending(&ws) == Some("spawn") => {
             Step::Sandboxed
         }
+        WorkspaceState::Failed if ws.status.retrying() => Step::Retrying,
         _ if pending(&ws) == Some("spawn") => Step::Requested,
         WorkspaceState::Failed if ws.spec.desired == DesiredState::Running => Step::Failed,
         WorkspaceState::Running if ws.spec.desired == DesiredState::Running => Step::Ready,
@@ -551,7 +562,7 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
     let seen = routes.borrow().get(&key).cloned();
     // Each start shows "requested" first, as JupyterHub's do.
     let mut queue = vec![first.event(&url, &message)];
-    if first == Step::Sandboxed {
+    if matches!(first, Step::Sandboxed | Step::Retrying) {
         queue.insert(0, Step::Requested.event(&url, ""));
     }
     let state = (routes, queue, first, seen);
@@ -574,8 +585,11 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
                 seen.clone_from(&now);
                 let step = match &now {
                     Some(Route {
-                        state, upstream, ..
-                    }) => Step::of(*state, upstream.is_some()),
+                        state,
+                        upstream,
+                        retrying,
+                        ..
+                    }) => Step::of(*state, upstream.is_some(), *retrying),
                     None => Step::Cancelled,
                 };
                 if step != last && step != Step::Requested {

@@ -130,6 +130,7 @@ async fn not_routed_yet(
             workspace_id: ws.id,
             owner_id: ws.owner_id,
             state: ws.status.state,
+            retrying: ws.status.retrying(),
             message: ws.status.message.unwrap_or_default(),
             upstream: None,
         };
@@ -220,10 +221,11 @@ fn state_page(
     route: &model::route::Route,
     who: &auth::Authenticated,
 ) -> Response {
-    let follow = matches!(
-        route.state,
-        WorkspaceState::Pending | WorkspaceState::Starting | WorkspaceState::Running
-    );
+    let follow = route.retrying
+        || matches!(
+            route.state,
+            WorkspaceState::Pending | WorkspaceState::Starting | WorkspaceState::Running
+        );
     crate::portal::render(
         "starting.html",
         StatusCode::SERVICE_UNAVAILABLE,
@@ -231,6 +233,7 @@ fn state_page(
             title => title,
             id => route.workspace_id,
             state => route.state.as_str(),
+            retrying => route.retrying,
             message => route.message,
             follow => follow,
             here => crate::portal::safe_next(Some(here), "/hub/home"),

@@ -51,7 +51,7 @@ function liveStates() {
     // One being deleted when the page was made may be gone already.
     const here = new Set(all.map((s) => s.id));
     for (const [id, row] of byId) {
-      if (!here.has(id) && row.dataset.deleting !== undefined) show({ id, state: "deleted", message: "", ready: false });
+      if (!here.has(id) && row.dataset.deleting !== undefined) show({ id, state: "deleted", message: "", ready: false, retrying: false });
     }
   });
   events.onmessage = (e) => show(JSON.parse(e.data));
@@ -71,7 +71,8 @@ function liveStates() {
     }
     // A workspace's own start page shows the next page when it is ready, or
     // when it starts or stops (the page differs for each).
-    if (row.dataset.follow !== undefined && (s.ready || (row.dataset.follow === "true") !== ["pending", "starting", "running"].includes(s.state))) {
+    const starting = ["pending", "starting", "running"].includes(s.state) || s.retrying;
+    if (row.dataset.follow !== undefined && (s.ready || (row.dataset.follow === "true") !== starting)) {
       events.close();
       location.reload();
     }

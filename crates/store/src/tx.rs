@@ -771,7 +771,8 @@ impl Tx {
     }
 
     /// Changes the desired state and/or profile, bumping `generation` when anything
-    /// changes. A workspace being deleted is a conflict.
+    /// changes, and when a failed workspace is asked to run again (the
+    /// controller then starts it anew). A workspace being deleted is a conflict.
     pub async fn update_workspace_spec(
         &mut self,
         id: &str,
@@ -782,7 +783,8 @@ impl Tx {
             "UPDATE workspaces SET profile_id = COALESCE($2, profile_id), \
              desired = COALESCE($3, desired), updated_at = $4, \
              generation = generation + CASE WHEN profile_id = COALESCE($2, profile_id) \
-                 AND desired = COALESCE($3, desired) THEN 0 ELSE 1 END \
+                 AND desired = COALESCE($3, desired) \
+                 AND NOT (state = 'failed' AND $3 IN ('running', 'paused')) THEN 0 ELSE 1 END \
              WHERE id = $1 AND deletion_requested_at IS NULL",
         )
         .bind(id)

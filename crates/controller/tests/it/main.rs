@@ -111,6 +111,15 @@ impl Fixture {
         panic!("workspace {id} did not settle in 10 reconciles");
     }
 
+    /// Asks for a failed workspace to start again, as `berth ws start` does.
+    async fn restart(&self, id: &str) {
+        let mut tx = self.store.begin().await.unwrap();
+        tx.update_workspace_spec(id, None, Some(DesiredState::Running))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
     async fn state(&self, id: &str) -> WorkspaceState {
         self.store.workspace(id).await.unwrap().status.state
     }
@@ -139,8 +148,8 @@ async fn lifecycle_converges_on_both_engines() {
         assert_eq!(f.converge(&id).await, Action::AwaitChange);
         assert_eq!(
             f.state(&id).await,
-            WorkspaceState::Pending,
-            "never started: nothing to do"
+            WorkspaceState::Stopped,
+            "created without a start: stopped, not pending"
         );
         assert!(f.runtime.calls().is_empty());
 
@@ -237,31 +246,180 @@ async fn a_running_workspace_is_readopted_not_restarted() {
     assert!(ctx2.routes().borrow()["alice/lab"].upstream.is_some());
 }
 
+fn exited(reason: &str, message: &str) -> Observed {
+    Observed::Failed {
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+fn condition(ws: &model::Workspace, kind: &str) -> model::Condition {
+    ws.status
+        .conditions
+        .iter()
+        .find(|c| c.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition: {:#?}", ws.status))
+        .clone()
+}
+
 #[tokio::test]
-async fn a_died_app_is_detected_and_restarted() {
+async fn a_died_app_is_detected_and_restarted_after_a_back_off() {
     let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
     let id = f.workspace("lab", DesiredState::Running).await;
     f.converge(&id).await;
     f.runtime.set(
         &id,
-        Observed::Failed {
-            reason: "OOMKilled: memory limit".into(),
-        },
+        exited("OOMKilled", "the app was killed at its memory limit"),
     );
-    reconcile(&id, &f.ctx).await.unwrap();
+    let action = reconcile(&id, &f.ctx).await.unwrap();
     let ws = f.store.workspace(&id).await.unwrap();
-    assert!(ws
-        .status
-        .conditions
-        .iter()
-        .any(|c| c.kind == "AppExited" && c.reason.starts_with("OOMKilled")));
+    let cond = condition(&ws, "AppExited");
+    assert!(cond.status);
+    assert_eq!(cond.reason, "OOMKilled");
+    assert_eq!(cond.message, "the app was killed at its memory limit");
     assert_eq!(
         ws.status.state,
-        WorkspaceState::Starting,
-        "desired running: started again"
+        WorkspaceState::Failed,
+        "not restarted at once"
     );
+    let message = ws.status.message.clone().unwrap();
+    assert!(
+        message.starts_with("the app was killed at its memory limit (failed start 1 of 5"),
+        "{message}"
+    );
+    assert!(condition(&ws, "BackOff").status);
+    let Action::Requeue(after) = action else {
+        panic!("no retry asked for: {action:?}")
+    };
+    assert!(
+        (Duration::from_millis(800)..=Duration::from_millis(1200)).contains(&after),
+        "{after:?}"
+    );
+    // The runtime was told to let go of what the start made.
+    assert!(f.runtime.calls().contains(&format!("stop {id}")));
+    reconcile(&id, &f.ctx).await.unwrap();
+    assert_eq!(
+        f.state(&id).await,
+        WorkspaceState::Failed,
+        "still backing off"
+    );
+    f.clock.advance(Duration::from_millis(1300));
     f.converge(&id).await;
-    assert_eq!(f.state(&id).await, WorkspaceState::Running);
+    let ws = f.store.workspace(&id).await.unwrap();
+    assert_eq!(ws.status.state, WorkspaceState::Running);
+    assert!(!condition(&ws, "BackOff").status);
+}
+
+/// An app that exits at once, as a command that is not installed does: over ten
+/// minutes (of the manual clock) it is started at most a few times, 1 s, 2 s, 4 s
+/// … apart, and then stays failed with a one-line reason, until asked again.
+#[tokio::test]
+async fn a_crash_loop_backs_off_and_ends_failed() {
+    let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
+    let id = f.workspace("lab", DesiredState::Running).await;
+    f.runtime.start_as(Some(exited(
+        "Exited",
+        "the app exited with code 127: sh: 1: jupyter-nope: not found",
+    )));
+    let starts = |f: &Fixture| {
+        f.runtime
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("start"))
+            .count()
+    };
+    let mut starts_at = Vec::new();
+    let t0 = model::now_millis();
+    for second in 0..600 {
+        let before = starts(&f);
+        for _ in 0..3 {
+            reconcile(&id, &f.ctx).await.unwrap();
+        }
+        if starts(&f) > before {
+            starts_at.push(second);
+        }
+        f.clock.advance(Duration::from_secs(1));
+    }
+    assert!(
+        model::now_millis() - t0 < 60_000,
+        "the loop ran in manual time"
+    );
+    assert!(starts(&f) <= 10, "{} starts: {starts_at:?}", starts(&f));
+    assert_eq!(starts(&f), 5, "{starts_at:?}");
+    let gaps: Vec<i32> = starts_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "the waits grow: {gaps:?}"
+    );
+    assert!(gaps[3] >= 6, "about 8 s before the fifth try: {gaps:?}");
+    let ws = f.store.workspace(&id).await.unwrap();
+    assert_eq!(ws.status.state, WorkspaceState::Failed);
+    let message = ws.status.message.clone().unwrap();
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert!(
+        message.starts_with("the app exited with code 127: sh: 1: jupyter-nope: not found"),
+        "{message}"
+    );
+    assert!(
+        message.contains("gave up after 5 failed starts"),
+        "{message}"
+    );
+    let failed = condition(&ws, "StartFailed");
+    assert!(failed.status);
+    assert_eq!(failed.reason, "CrashLoop");
+    assert!(ws.status.gave_up());
+    assert_eq!(
+        reconcile(&id, &f.ctx).await.unwrap(),
+        Action::AwaitChange,
+        "nothing more is tried"
+    );
+
+    // Starting it again (a desired-state change) tries anew, at once.
+    f.runtime.start_as(None);
+    f.restart(&id).await;
+    f.converge(&id).await;
+    let ws = f.store.workspace(&id).await.unwrap();
+    assert_eq!(ws.status.state, WorkspaceState::Running);
+    assert_eq!(ws.status.failed_starts, 0);
+    assert!(!condition(&ws, "StartFailed").status);
+}
+
+/// An app that ran for a good while before it died starts a new count: a
+/// long-lived workspace is not given up on after a few crashes over days.
+#[tokio::test]
+async fn an_app_that_ran_long_before_it_died_is_restarted_with_a_fresh_count() {
+    let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
+    let id = f.workspace("lab", DesiredState::Running).await;
+    for _ in 0..8 {
+        f.converge(&id).await;
+        assert_eq!(f.state(&id).await, WorkspaceState::Running);
+        f.clock.advance(Duration::from_secs(11 * 60));
+        f.runtime
+            .set(&id, exited("Exited", "the app exited with code 1"));
+        reconcile(&id, &f.ctx).await.unwrap();
+        let ws = f.store.workspace(&id).await.unwrap();
+        assert_eq!(ws.status.failed_starts, 1, "{:#?}", ws.status);
+        f.clock.advance(Duration::from_secs(2));
+    }
+}
+
+/// A start can be asked for again while it backs off, and stopping a
+/// workspace ends the back-off.
+#[tokio::test]
+async fn stopping_a_crash_looping_workspace_stops_it() {
+    let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
+    let id = f.workspace("lab", DesiredState::Running).await;
+    f.runtime
+        .start_as(Some(exited("Exited", "the app exited with code 2")));
+    reconcile(&id, &f.ctx).await.unwrap();
+    reconcile(&id, &f.ctx).await.unwrap();
+    assert_eq!(f.state(&id).await, WorkspaceState::Failed);
+    f.want(&id, DesiredState::Stopped).await;
+    assert_eq!(f.converge(&id).await, Action::AwaitChange);
+    let ws = f.store.workspace(&id).await.unwrap();
+    assert_eq!(ws.status.state, WorkspaceState::Stopped);
+    assert_eq!(ws.status.failed_starts, 0);
+    assert_eq!(ws.status.retry_at, None);
 }
 
 #[tokio::test]
@@ -279,15 +437,19 @@ async fn a_start_that_never_gets_ready_times_out() {
         Action::Requeue(_)
     ));
     f.clock.advance(Duration::from_secs(31));
-    reconcile(&id, &f.ctx).await.unwrap();
+    let action = reconcile(&id, &f.ctx).await.unwrap();
     let ws = f.store.workspace(&id).await.unwrap();
     assert_eq!(ws.status.state, WorkspaceState::Failed);
-    assert!(ws
-        .status
-        .conditions
-        .iter()
-        .any(|c| c.kind == "StartTimeout"));
-    assert!(ws.status.message.unwrap().contains("start timeout"));
+    let timeout = condition(&ws, "StartTimeout");
+    assert!(timeout.status, "the start did time out: {timeout:?}");
+    assert_eq!(timeout.reason, "Timeout");
+    let message = ws.status.message.unwrap();
+    assert!(message.contains("start timeout (30 s)"), "{message}");
+    assert!(message.contains("failed start 1 of 5"), "{message}");
+    assert!(
+        matches!(action, Action::Requeue(_)),
+        "tried again: {action:?}"
+    );
 }
 
 #[tokio::test]
@@ -510,12 +672,11 @@ async fn the_scheduler_acts_on_changes_the_runtime_reports() {
         }
     };
     until(1).await;
-    f.runtime.set(
-        &id,
-        Observed::Failed {
-            reason: "the app exited".into(),
-        },
-    );
+    f.runtime
+        .set(&id, exited("Exited", "the app exited with code 1"));
+    // The restart waits out the back-off, in the controller's clock.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    f.clock.advance(Duration::from_secs(2));
     until(2).await;
     tokio::time::timeout(Duration::from_secs(15), stop())
         .await

@@ -114,11 +114,15 @@ async fn a_dead_app_is_failed_with_its_log() {
     let observed = h
         .wait_for(&ws.id, |o| matches!(o, Observed::Failed { .. }))
         .await;
-    let Observed::Failed { reason } = observed else {
+    let Observed::Failed { reason, message } = observed else {
         unreachable!()
     };
-    assert!(reason.contains("exited"), "{reason}");
-    assert!(reason.contains("about to fail"), "{reason}");
+    assert_eq!(reason, "Exited");
+    assert_eq!(
+        message, "the app exited with code 3: about to fail",
+        "one line: the exit code and the last line of the log"
+    );
+    assert!(h.rt.log_tail(&ws.id, 4096).contains("about to fail"));
     // Starting again retries.
     h.rt.start(&ws).await.unwrap();
     h.rt.stop(&ws.id).await.unwrap();

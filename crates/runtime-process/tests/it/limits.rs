@@ -17,10 +17,11 @@ async fn the_memory_limit_oom_kills_a_hog_and_spares_others() {
     let observed = h
         .wait_for(&hog.id, |o| matches!(o, Observed::Failed { .. }))
         .await;
-    let Observed::Failed { reason } = observed else {
+    let Observed::Failed { reason, message } = observed else {
         unreachable!()
     };
-    assert!(reason.contains("OOM"), "{reason}");
+    assert_eq!(reason, "OOMKilled", "{message}");
+    assert!(message.contains("memory limit"), "{message}");
     assert!(h.rt.cgroups().oom_kills(&hog.id) > 0);
     assert!(matches!(
         h.rt.observe(&bystander.id).await.unwrap(),

@@ -395,7 +395,8 @@ async fn workspace_page(
 }
 
 /// The state of every workspace the viewer may read, as server-sent events: a
-/// `snapshot` event with all of them (`[{"id", "state", "message", "ready"}]`),
+/// `snapshot` event with all of them (`[{"id", "state", "message", "ready",
+/// "retrying"}]`),
 /// then one message per change, and `{"id", "state": "deleted"}` when one is
 /// gone. Pages update in place.
 async fn events(State(st): State<AppState>, viewer: Viewer) -> impl IntoResponse {
@@ -408,6 +409,8 @@ async fn events(State(st): State<AppState>, viewer: Viewer) -> impl IntoResponse
         state: &'static str,
         message: String,
         ready: bool,
+        /// A failed start to be tried again after the back-off.
+        retrying: bool,
     }
     let principal = viewer.ctx.principal;
     let snapshot = move |table: &model::route::RouteTable| -> HashMap<String, Change> {
@@ -420,6 +423,7 @@ async fn events(State(st): State<AppState>, viewer: Viewer) -> impl IntoResponse
                     state: r.state.as_str(),
                     message: r.message.clone(),
                     ready: r.state == WorkspaceState::Running && r.upstream.is_some(),
+                    retrying: r.retrying,
                 };
                 (c.id.clone(), c)
             })
@@ -452,6 +456,7 @@ async fn events(State(st): State<AppState>, viewer: Viewer) -> impl IntoResponse
                         state: "deleted",
                         message: String::new(),
                         ready: false,
+                        retrying: false,
                     }),
             );
             Some((futures::stream::iter(out), (routes, now)))

@@ -196,6 +196,7 @@ impl Berth {
             state,
             message: "a <message>".into(),
             upstream: upstream.map(|a| a.to_string()),
+            retrying: false,
         };
         self.routes.send_modify(|t| {
             let mut next = RouteTable::clone(t);
