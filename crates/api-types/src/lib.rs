@@ -181,8 +181,16 @@ pub struct TokenCreated {
 pub enum App {
     /// JupyterLab through `jupyterhub-singleuser`.
     Jupyterlab,
-    /// Any command that serves HTTP under `$JUPYTERHUB_SERVICE_PREFIX`.
-    Command { argv: Vec<String> },
+    /// Any command that serves HTTP under `$JUPYTERHUB_SERVICE_PREFIX`, or at
+    /// `/` with `strip_prefix`. Its arguments may hold `{port}`, `{base_url}`,
+    /// `{username}`, `{servername}` and `{home}`, filled in at each start.
+    Command {
+        argv: Vec<String>,
+        /// The proxy removes the workspace's URL prefix from request paths
+        /// (and adds it to redirects), for apps that serve at `/`.
+        #[serde(default)]
+        strip_prefix: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -185,7 +185,12 @@ pub struct ProfileFields {
     /// Whether workspaces may reach the network beyond berth's API: true or false.
     #[arg(long)]
     egress: Option<bool>,
-    /// Launch this command instead (all remaining arguments).
+    /// With --command: the app serves at / and the proxy strips the
+    /// workspace's URL prefix from requests (for any plain web server).
+    #[arg(long, requires = "command")]
+    strip_prefix: bool,
+    /// Launch this command instead (all remaining arguments; put it last).
+    /// {port}, {base_url}, {username}, {servername} and {home} are filled in.
     #[arg(long, num_args = 1.., allow_hyphen_values = true)]
     command: Option<Vec<String>>,
 }
@@ -194,7 +199,10 @@ impl ProfileFields {
     fn into_update(self) -> ProfileUpdate {
         let app = match (self.jupyterlab, self.command) {
             (true, _) => Some(App::Jupyterlab),
-            (false, Some(argv)) => Some(App::Command { argv }),
+            (false, Some(argv)) => Some(App::Command {
+                argv,
+                strip_prefix: self.strip_prefix,
+            }),
             (false, None) => None,
         };
         ProfileUpdate {
@@ -256,6 +264,10 @@ pub enum WsCommand {
         /// Start it right away.
         #[arg(long)]
         start: bool,
+        /// With --start: print the start's steps and the app's first output,
+        /// and return once it is ready (exit status 1 if the start fails).
+        #[arg(long, requires = "start")]
+        wait: bool,
     },
     List {
         #[arg(long)]
@@ -266,7 +278,14 @@ pub enum WsCommand {
         profile: Option<String>,
     },
     Show(WsRef),
-    Start(WsRef),
+    Start {
+        #[command(flatten)]
+        ws: WsRef,
+        /// Print the start's steps and the app's first output, and return once
+        /// it is ready (exit status 1 if the start fails).
+        #[arg(long)]
+        wait: bool,
+    },
     Stop(WsRef),
     /// Change the profile (applied at the next start).
     Update {
@@ -503,7 +522,7 @@ fn profiles_table(profiles: &[Profile]) -> Table {
                 if p.egress { "yes" } else { "no" }.into(),
                 match &p.app {
                     App::Jupyterlab => "jupyterlab".into(),
-                    App::Command { argv } => argv.join(" "),
+                    App::Command { argv, .. } => argv.join(" "),
                 },
             ]
         }),
@@ -530,6 +549,27 @@ fn workspaces_table(ws: &[Workspace]) -> Table {
             ]
         }),
     )
+}
+
+/// Follows a start, printing each step (and the app's output, indented) to
+/// stderr; then the workspace as `show` prints it, or an error with the
+/// reason it failed.
+async fn wait_ready(c: &Client, out: &Out, w: &Workspace) -> anyhow::Result<()> {
+    let ready = c
+        .follow_start(&w.owner, &w.name, |message, log| {
+            if log {
+                eprintln!("    {message}");
+            } else {
+                eprintln!("{message}");
+            }
+        })
+        .await?;
+    let w = c.workspace(&w.id).await?;
+    if !ready {
+        let why = w.message.as_deref().unwrap_or("the start was cancelled");
+        anyhow::bail!("{}/{} did not start: {why}", w.owner, w.name);
+    }
+    out.print(&w, |w| workspaces_table(std::slice::from_ref(w)))
 }
 
 /// Finds a workspace by name (of `owner`, default the caller) or by id.
@@ -850,6 +890,7 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
             profile,
             owner,
             start,
+            wait,
         } => {
             let w = c
                 .create_workspace(&WorkspaceCreate {
@@ -859,6 +900,9 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
                     start,
                 })
                 .await?;
+            if wait {
+                return wait_ready(c, out, &w).await;
+            }
             out.print(&w, one)
         }
         WsCommand::List {
@@ -904,9 +948,13 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
             }
             Ok(())
         }
-        WsCommand::Start(r) => {
-            let w = resolve(c, &r).await?;
-            out.print(&c.start_workspace(&w.id).await?, one)
+        WsCommand::Start { ws, wait } => {
+            let w = resolve(c, &ws).await?;
+            let w = c.start_workspace(&w.id).await?;
+            if wait {
+                return wait_ready(c, out, &w).await;
+            }
+            out.print(&w, one)
         }
         WsCommand::Stop(r) => {
             let w = resolve(c, &r).await?;

@@ -358,6 +358,57 @@ impl Client {
         .await
     }
 
+    /// Follows the start of `owner`'s workspace `name` (JupyterHub's progress
+    /// events), calling `each` with every event's message (`log` tells the
+    /// app's own output from berth's steps) until the start ends: `Ok(true)`
+    /// once it is ready, `Ok(false)` if it failed or was cancelled.
+    pub async fn follow_start(
+        &self,
+        owner: &str,
+        name: &str,
+        mut each: impl FnMut(&str, bool),
+    ) -> Result<bool> {
+        let mut segments = vec!["hub", "api", "users", owner];
+        match name {
+            "default" => segments.extend(["server", "progress"]),
+            named => segments.extend(["servers", named, "progress"]),
+        }
+        let mut res = self
+            .send::<(), ()>(Method::GET, &segments, None, None)
+            .await?;
+        let url = res.url().to_string();
+        let mut pending = Vec::new();
+        loop {
+            let chunk = res.chunk().await.map_err(|e| ClientError::Http {
+                url: url.clone(),
+                source: e,
+            })?;
+            let Some(chunk) = chunk else {
+                return Ok(false);
+            };
+            pending.extend_from_slice(&chunk);
+            // One event per `data:` line (berth sends each on one line).
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let Some(data) = line.trim_end().strip_prefix("data:") else {
+                    continue;
+                };
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(data.trim()) else {
+                    continue;
+                };
+                let message = event["message"].as_str().unwrap_or_default();
+                each(message, event["log"].as_bool().unwrap_or(false));
+                if event["ready"].as_bool() == Some(true) {
+                    return Ok(true);
+                }
+                if event["failed"].as_bool() == Some(true) {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
     pub async fn stop_workspace(&self, id: &str) -> Result<Workspace> {
         self.call::<_, (), ()>(
             Method::POST,

@@ -238,6 +238,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
             message: status.message.clone().unwrap_or_default(),
             upstream,
             retrying: status.retrying(),
+            strip_prefix: profile.spec.app.strip_prefix(),
         }),
     );
     Ok(action)

@@ -7,7 +7,12 @@ use crate::{Name, Workspace, DEFAULT_WORKSPACE};
 /// server at `/user/{user}/`, a named one at `/user/{user}/{server}/`. Its app
 /// runs with it as its base URL (`JUPYTERHUB_SERVICE_PREFIX`).
 pub fn base_url(owner: &Name, workspace: &Name) -> String {
-    match workspace.as_str() {
+    base_url_of(owner.as_str(), workspace.as_str())
+}
+
+/// [`base_url`] of names already known to be valid.
+pub fn base_url_of(owner: &str, workspace: &str) -> String {
+    match workspace {
         DEFAULT_WORKSPACE => format!("/user/{owner}/"),
         name => format!("/user/{owner}/{name}/"),
     }

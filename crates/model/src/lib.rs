@@ -20,7 +20,9 @@ pub use name::{Name, NameError, NAME_PATTERN};
 /// The workspace that stands for JupyterHub's default (unnamed) server, and
 /// that `/user/{user}/` leads to.
 pub const DEFAULT_WORKSPACE: &str = "default";
-pub use profile::{App, IdleAction, Profile, ProfileSpec, ProfileSpecError};
+pub use profile::{
+    App, CommandVars, IdleAction, Profile, ProfileSpec, ProfileSpecError, PLACEHOLDERS,
+};
 pub use quota::{Quota, QuotaOverride, QUOTA_CEILING};
 pub use runtime::{fake::FakeRuntime, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 pub use scope::{Filter, Principal, Scope, ScopeSet, Targets, UnknownScope};

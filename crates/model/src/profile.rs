@@ -11,7 +11,105 @@ pub enum App {
     /// JupyterLab via `jupyterhub-singleuser` from berth's managed Python environment.
     Jupyterlab,
     /// Any command; it must serve HTTP at its base URL (`$JUPYTERHUB_SERVICE_PREFIX`).
-    Command { argv: Vec<String> },
+    /// Its arguments may hold [`PLACEHOLDERS`], filled in at each start.
+    /// With `strip_prefix`, the proxy removes the base URL from each request's
+    /// path (and puts it back on redirects), for apps that serve at `/`.
+    Command {
+        argv: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        strip_prefix: bool,
+    },
+}
+
+impl App {
+    /// Whether the proxy serves the app at `/` (the base URL removed).
+    pub fn strip_prefix(&self) -> bool {
+        matches!(
+            self,
+            App::Command {
+                strip_prefix: true,
+                ..
+            }
+        )
+    }
+}
+
+/// The `{name}`s a command's arguments may hold, and what each becomes; `{{`
+/// and `}}` stand for literal braces before or after a placeholder's name
+/// (`{{port}}` is the text `{port}`). Any other brace is left as it is, so
+/// shell and Python code need no escaping.
+pub const PLACEHOLDERS: &[(&str, &str)] = &[
+    ("port", "the port the app must listen on (also $PORT)"),
+    (
+        "base_url",
+        "the URL prefix it serves under, /user/{username}/{servername}/ (also $JUPYTERHUB_SERVICE_PREFIX)",
+    ),
+    ("username", "the workspace owner's name (also $JUPYTERHUB_USER)"),
+    ("servername", "the workspace's name"),
+    ("home", "the home directory, /home/{username} (also $HOME)"),
+];
+
+/// What a start fills a command's placeholders with.
+#[derive(Debug, Clone)]
+pub struct CommandVars<'a> {
+    pub port: u16,
+    pub base_url: &'a str,
+    pub username: &'a str,
+    pub servername: &'a str,
+    pub home: &'a str,
+}
+
+impl CommandVars<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "port" => self.port.to_string(),
+            "base_url" => self.base_url.to_owned(),
+            "username" => self.username.to_owned(),
+            "servername" => self.servername.to_owned(),
+            "home" => self.home.to_owned(),
+            _ => return None,
+        })
+    }
+
+    /// `arg` with each `{placeholder}` replaced, and `{{placeholder}}` made
+    /// the literal `{placeholder}`.
+    pub fn fill(&self, arg: &str) -> String {
+        let mut out = String::with_capacity(arg.len());
+        let mut rest = arg;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let tail = &rest[open..];
+            let escaped = placeholder_at(tail.strip_prefix("{{").unwrap_or(""))
+                .filter(|(_, after)| after.starts_with('}'))
+                .map(|(name, _)| name);
+            if let Some(name) = escaped {
+                out.push('{');
+                out.push_str(name);
+                out.push('}');
+                rest = &tail[name.len() + 4..];
+            } else if let Some((value, len)) = placeholder_at(&tail[1..])
+                .and_then(|(name, _)| Some((self.get(name)?, name.len() + 2)))
+            {
+                out.push_str(&value);
+                rest = &tail[len..];
+            } else {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// The placeholder name at the start of `s` (after its `{`) if `s` goes on
+/// with `name}`; the name and what follows its `}`.
+fn placeholder_at(s: &str) -> Option<(&str, &str)> {
+    let (name, after) = s.split_once('}')?;
+    PLACEHOLDERS
+        .iter()
+        .any(|(known, _)| *known == name)
+        .then_some((name, after))
 }
 
 /// What the culler does with a workspace idle past its profile's timeout.
@@ -162,7 +260,7 @@ impl ProfileSpec {
             "start_timeout_secs",
             "must be between 5 and 3600 seconds",
         )?;
-        if let App::Command { argv } = &self.app {
+        if let App::Command { argv, .. } = &self.app {
             check(
                 !argv.is_empty() && argv.len() <= 256,
                 "app.argv",
@@ -182,6 +280,33 @@ impl ProfileSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_other_braces_kept() {
+        let vars = CommandVars {
+            port: 8888,
+            base_url: "/user/alice/lab/",
+            username: "alice",
+            servername: "lab",
+            home: "/home/alice",
+        };
+        let cases = [
+            ("--port={port}", "--port=8888"),
+            (
+                "{base_url}x{username}{servername}",
+                "/user/alice/lab/xalicelab",
+            ),
+            ("{home}/.cache", "/home/alice/.cache"),
+            ("{{port}}", "{port}"),
+            ("awk '{print $1}' ${HOME} {}", "awk '{print $1}' ${HOME} {}"),
+            ("{nope} {port", "{nope} {port"),
+            ("{", "{"),
+            ("é{port}é", "é8888é"),
+        ];
+        for (arg, want) in cases {
+            assert_eq!(vars.fill(arg), want, "{arg}");
+        }
+    }
 
     #[test]
     fn standard_is_valid_and_bounds_are_enforced() {
@@ -225,7 +350,10 @@ mod tests {
             ),
             (
                 ProfileSpec {
-                    app: App::Command { argv: vec![] },
+                    app: App::Command {
+                        argv: vec![],
+                        strip_prefix: false,
+                    },
                     ..std.clone()
                 },
                 "app.argv",
@@ -234,6 +362,7 @@ mod tests {
                 ProfileSpec {
                     app: App::Command {
                         argv: vec!["a\0b".into()],
+                        strip_prefix: false,
                     },
                     ..std.clone()
                 },

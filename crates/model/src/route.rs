@@ -19,6 +19,9 @@ pub struct Route {
     pub upstream: Option<String>,
     /// A failed start that the controller tries again after its back-off.
     pub retrying: bool,
+    /// The app serves at `/`: the proxy removes the workspace's base URL from
+    /// request paths ([`crate::App::strip_prefix`]).
+    pub strip_prefix: bool,
 }
 
 /// Every workspace by `owner/name`.

@@ -106,6 +106,13 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
         Ok(String::new())
     }
 
+    /// The app's output since its last start (at most the last `max_bytes`),
+    /// without the runtime's own lines; where a runtime cannot tell starts
+    /// apart, its log tail.
+    async fn start_log(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
+        self.log_tail(id, max_bytes).await
+    }
+
     /// What the workspace uses now; `None` where this runtime cannot tell, or
     /// where nothing runs. May take a moment (a CPU rate needs two samples).
     async fn usage(&self, _id: &str) -> Result<Option<Usage>, RuntimeError> {

@@ -106,13 +106,17 @@ impl Proxy {
 
     /// Forwards an authorized request to `upstream` (`host:port`) and returns
     /// the app's response. A WebSocket upgrade is answered with the app's `101`
-    /// and then spliced, each direction's traffic counting as activity.
+    /// and then spliced, each direction's traffic counting as activity. With
+    /// `strip` (a prefix without its final `/`), the app is served at `/`: the
+    /// prefix leaves the request's path, is named in `X-Forwarded-Prefix`,
+    /// and comes back on the front of an absolute-path `Location`.
     pub async fn forward<B>(
         &self,
         mut req: Request<B>,
         upstream: &str,
         workspace_id: &str,
         origin: Origin<'_>,
+        strip: Option<&str>,
         now: i64,
     ) -> Result<Response<ProxyBody>, ProxyError>
     where
@@ -122,7 +126,14 @@ impl Proxy {
         self.activity.touch(workspace_id, now);
         let upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Some(rest) = strip.and_then(|p| path_and_query.strip_prefix(p)) {
+            path_and_query = rest;
+        }
+        let path_and_query = match path_and_query.starts_with('/') {
+            true => path_and_query.to_owned(),
+            false => format!("/{path_and_query}"),
+        };
         parts.uri = format!("http://{upstream}{path_and_query}")
             .parse::<Uri>()
             .map_err(|_| ProxyError::BadUpstream(upstream.to_owned()))?;
@@ -130,6 +141,11 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
         self.strip_cookies(&mut parts.headers);
         forwarded_headers(&mut parts.headers, origin, host);
+        // Only berth says where the app is mounted.
+        parts.headers.remove("x-forwarded-prefix");
+        if let Some(prefix) = strip.and_then(|p| HeaderValue::from_str(p).ok()) {
+            parts.headers.insert("x-forwarded-prefix", prefix);
+        }
         let body = body.map_err(Into::into).boxed_unsync();
         let mut response = self
             .client
@@ -153,6 +169,9 @@ impl Proxy {
             return Ok(Response::from_parts(parts, empty()));
         }
         strip_hop_by_hop(response.headers_mut(), false);
+        if let Some(prefix) = strip {
+            prefix_location(response.headers_mut(), prefix);
+        }
         Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
     }
 
@@ -178,6 +197,21 @@ impl Proxy {
                 headers.insert(header::COOKIE, v);
             }
         }
+    }
+}
+
+/// Puts `prefix` on the front of a `Location` that is an absolute path (not a
+/// URL, nor `//host/…`), so that an app served at `/` redirects within its
+/// workspace.
+fn prefix_location(headers: &mut HeaderMap, prefix: &str) {
+    let Some(location) = headers.get(header::LOCATION).and_then(|l| l.to_str().ok()) else {
+        return;
+    };
+    if !location.starts_with('/') || location.starts_with("//") || location.starts_with(prefix) {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{prefix}{location}")) {
+        headers.insert(header::LOCATION, v);
     }
 }
 

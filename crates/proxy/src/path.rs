@@ -102,6 +102,7 @@ mod tests {
                     message: String::new(),
                     upstream: Some("10.213.0.2:8888".into()),
                     retrying: false,
+                    strip_prefix: false,
                 };
                 ((*k).to_owned(), route)
             })

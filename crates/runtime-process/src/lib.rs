@@ -95,7 +95,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{App, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
+use model::{App, CommandVars, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -112,6 +112,15 @@ const REASON_LOG_BYTES: usize = 8192;
 /// app ended (written by the process that waits for it).
 const START_MARK: &str = "berth: starting ";
 const EXIT_MARK: &str = "berth: the app ";
+
+/// The part of a log tail after the line that began the last start (all of
+/// it when that line is not in the tail).
+fn this_run(tail: &str) -> &str {
+    match tail.rfind(START_MARK) {
+        Some(at) => tail[at..].split_once('\n').map_or("", |(_, rest)| rest),
+        None => tail,
+    }
+}
 
 /// Where and how the process runtime keeps its workspaces.
 #[derive(Debug, Clone)]
@@ -326,7 +335,17 @@ impl ProcessRuntime {
     fn app_argv(&self, ws: &WorkspaceRef) -> Result<(Vec<String>, Vec<PathBuf>), RuntimeError> {
         let id = ws.id.as_str();
         match &ws.profile.app {
-            App::Command { argv } if !argv.is_empty() => Ok((argv.clone(), Vec::new())),
+            App::Command { argv, .. } if !argv.is_empty() => {
+                let home = format!("/home/{}", ws.owner);
+                let vars = CommandVars {
+                    port: net::APP_PORT,
+                    base_url: &ws.base_url,
+                    username: ws.owner.as_str(),
+                    servername: ws.name.as_str(),
+                    home: &home,
+                };
+                Ok((argv.iter().map(|a| vars.fill(a)).collect(), Vec::new()))
+            }
             App::Command { .. } => Err(permanent("start", id, "empty argv")),
             App::Jupyterlab => {
                 let env = &self.config.jupyter_env;
@@ -424,7 +443,12 @@ impl Runtime for ProcessRuntime {
             &State {
                 slot: slot.0,
                 upstream: upstream.clone(),
-                base_url: ws.base_url.clone(),
+                // What the readiness probe asks for: the app's own root.
+                base_url: if ws.profile.app.strip_prefix() {
+                    "/".to_owned()
+                } else {
+                    ws.base_url.clone()
+                },
                 running: true,
             },
         )
@@ -619,9 +643,7 @@ impl Runtime for ProcessRuntime {
             Some(state) if state.running => {
                 let tail = self.log_tail(id, REASON_LOG_BYTES);
                 // What this start wrote, and how it ended if the reaper saw it.
-                let run = tail
-                    .rsplit_once(START_MARK)
-                    .map_or(tail.as_str(), |(_, r)| r);
+                let run = this_run(&tail);
                 let exit = run.lines().rev().find_map(|l| l.strip_prefix(EXIT_MARK));
                 let oom = self.cgroups.oom_kills(id);
                 let (reason, what) = if oom > 0 {
@@ -686,6 +708,16 @@ impl Runtime for ProcessRuntime {
     async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
         check_id("log_tail", id)?;
         Ok(ProcessRuntime::log_tail(self, id, max_bytes))
+    }
+
+    async fn start_log(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
+        check_id("start_log", id)?;
+        let tail = ProcessRuntime::log_tail(self, id, max_bytes);
+        Ok(this_run(&tail)
+            .lines()
+            .filter(|l| !l.starts_with("berth: "))
+            .map(|l| format!("{l}\n"))
+            .collect())
     }
 
     /// From the workspace's cgroup; `None` when it has no processes (or, on

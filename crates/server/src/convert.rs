@@ -64,14 +64,19 @@ pub fn token(t: &model::Token) -> api_types::Token {
 fn app_to_wire(a: &model::App) -> api_types::App {
     match a {
         model::App::Jupyterlab => api_types::App::Jupyterlab,
-        model::App::Command { argv } => api_types::App::Command { argv: argv.clone() },
+        model::App::Command { argv, strip_prefix } => api_types::App::Command {
+            argv: argv.clone(),
+            strip_prefix: *strip_prefix,
+        },
     }
 }
 
 fn app_from_wire(a: api_types::App) -> model::App {
     match a {
         api_types::App::Jupyterlab => model::App::Jupyterlab,
-        api_types::App::Command { argv } => model::App::Command { argv },
+        api_types::App::Command { argv, strip_prefix } => {
+            model::App::Command { argv, strip_prefix }
+        }
     }
 }
 

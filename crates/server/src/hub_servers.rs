@@ -100,7 +100,7 @@ pub(crate) fn active(ws: &Workspace) -> bool {
 }
 
 /// Where a server's progress events are, as JupyterHub's `User.progress_url`.
-fn progress_url(owner: &str, server: &str) -> String {
+pub(crate) fn progress_url(owner: &str, server: &str) -> String {
     match server {
         "" => format!("/hub/api/users/{owner}/server/progress"),
         name => format!("/hub/api/users/{owner}/servers/{name}/progress"),
@@ -559,51 +559,85 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
     routes.mark_unchanged();
     // Only a change of this workspace's route is a step: the table changes
     // for every workspace, and may still show the state before the start.
-    let seen = routes.borrow().get(&key).cloned();
-    // Each start shows "requested" first, as JupyterHub's do.
-    let mut queue = vec![first.event(&url, &message)];
-    if matches!(first, Step::Sandboxed | Step::Retrying) {
-        queue.insert(0, Step::Requested.event(&url, ""));
-    }
-    let state = (routes, queue, first, seen);
-    let events = futures::stream::unfold(state, move |(mut routes, mut queue, last, mut seen)| {
-        let (key, url) = (key.clone(), url.clone());
-        async move {
-            if !queue.is_empty() {
-                let event = sse(&queue.remove(0));
-                return Some((event, (routes, queue, last, seen)));
-            }
-            if last.last() {
-                return None;
-            }
-            loop {
-                routes.changed().await.ok()?;
-                let now = routes.borrow_and_update().get(&key).cloned();
-                if now == seen {
-                    continue;
-                }
-                seen.clone_from(&now);
-                let step = match &now {
-                    Some(Route {
-                        state,
-                        upstream,
-                        retrying,
-                        ..
-                    }) => Step::of(*state, upstream.is_some(), *retrying),
-                    None => Step::Cancelled,
-                };
-                if step != last && step != Step::Requested {
+    let mut seen = routes.borrow().get(&key).cloned();
+    // The app's own output, for those who may read it (as on its page): the
+    // owner and admins.
+    let log = st
+        .runtime
+        .clone()
+        .filter(|_| ctx.principal.may(Scope::Servers, &ws.owner_id))
+        .map(|rt| (rt, ws.id.clone()));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(16);
+    tokio::spawn(async move {
+        // Each start shows "requested" first, as JupyterHub's do.
+        if matches!(first, Step::Sandboxed | Step::Retrying) {
+            let _ = tx.send(Step::Requested.event(&url, "")).await;
+        }
+        if tx.send(first.event(&url, &message)).await.is_err() {
+            return;
+        }
+        let mut last = first;
+        let mut lines_sent = 0;
+        let mut tick = tokio::time::interval(LOG_POLL);
+        while !last.last() {
+            tokio::select! {
+                changed = routes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = routes.borrow_and_update().get(&key).cloned();
+                    if now == seen {
+                        continue;
+                    }
+                    seen.clone_from(&now);
+                    let step = match &now {
+                        Some(Route { state, upstream, retrying, .. }) => {
+                            Step::of(*state, upstream.is_some(), *retrying)
+                        }
+                        None => Step::Cancelled,
+                    };
+                    if step == last || step == Step::Requested {
+                        continue;
+                    }
+                    if step == Step::Sandboxed {
+                        lines_sent = 0; // A new start: a new log.
+                    }
+                    last = step;
                     let message = now.map(|r| r.message).unwrap_or_default();
-                    let event = sse(&step.event(&url, &message));
-                    return Some((event, (routes, queue, step, seen)));
+                    if tx.send(step.event(&url, &message)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tick.tick(), if log.is_some() && last == Step::Sandboxed && lines_sent < LOG_LINES => {
+                    let Some((rt, id)) = &log else { continue };
+                    let text = rt.start_log(id, 64 << 10).await.unwrap_or_default();
+                    for line in text.lines().filter(|l| !l.trim().is_empty()).skip(lines_sent) {
+                        if lines_sent == LOG_LINES {
+                            break;
+                        }
+                        lines_sent += 1;
+                        let event = json!({"progress": 50, "message": line, "log": true});
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         }
+    });
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        Some((sse(&event), rx))
     });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
 }
+
+/// How often a start's progress looks for new log lines, and how many of the
+/// first it sends (the log page has the rest).
+const LOG_POLL: Duration = Duration::from_millis(250);
+const LOG_LINES: usize = 40;
 
 fn sse(data: &Value) -> Result<Event, std::convert::Infallible> {
     Ok(Event::default().data(data.to_string()))

@@ -74,9 +74,18 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
                 },
             };
             let req = Request::from_parts(parts, body);
+            let base = model::hub::base_url_of(&owner, &name);
+            let strip = route.strip_prefix.then(|| base.trim_end_matches('/'));
             match st
                 .proxy
-                .forward(req, upstream, &route.workspace_id, origin, now_millis())
+                .forward(
+                    req,
+                    upstream,
+                    &route.workspace_id,
+                    origin,
+                    strip,
+                    now_millis(),
+                )
                 .await
             {
                 Ok(response) => response.map(Body::new),
@@ -90,7 +99,15 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
                 }
             }
         }
-        _ => state_page(&title, &format!("{path}{query}"), &route, &who),
+        _ => {
+            let server = if name == model::DEFAULT_WORKSPACE {
+                ""
+            } else {
+                name.as_str()
+            };
+            let progress = crate::hub_servers::progress_url(&owner, server);
+            state_page(&title, &format!("{path}{query}"), &route, &progress, &who)
+        }
     }
 }
 
@@ -131,6 +148,7 @@ async fn not_routed_yet(
             owner_id: ws.owner_id,
             state: ws.status.state,
             retrying: ws.status.retrying(),
+            strip_prefix: false,
             message: ws.status.message.unwrap_or_default(),
             upstream: None,
         };
@@ -219,6 +237,7 @@ fn state_page(
     title: &str,
     here: &str,
     route: &model::route::Route,
+    progress: &str,
     who: &auth::Authenticated,
 ) -> Response {
     let follow = route.retrying
@@ -234,6 +253,7 @@ fn state_page(
             id => route.workspace_id,
             state => route.state.as_str(),
             retrying => route.retrying,
+            progress => progress,
             message => route.message,
             follow => follow,
             here => crate::portal::safe_next(Some(here), "/hub/home"),

@@ -79,6 +79,28 @@ function liveStates() {
   }
 }
 
+// A start page lists the start's steps and the app's first lines of output
+// (JupyterHub's progress events) as they come, and opens the app when ready.
+function startProgress() {
+  const list = document.querySelector("[data-progress]");
+  if (!list) return;
+  const events = new EventSource(list.dataset.progress);
+  events.onmessage = (e) => {
+    const event = JSON.parse(e.data);
+    const item = document.createElement("li");
+    item.textContent = event.message || "";
+    if (event.log) item.className = "log";
+    if (event.failed) item.className = "failed";
+    list.append(item);
+    if (event.ready || event.failed) {
+      events.close();
+      location.reload();
+    }
+  };
+  // A start that ended before the page asked is a 400: the page is stale.
+  events.onerror = () => events.close();
+}
+
 function confirmations() {
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (e) => {
@@ -108,6 +130,7 @@ function copying() {
 document.addEventListener("DOMContentLoaded", () => {
   validateNames();
   liveStates();
+  startProgress();
   confirmations();
   copying();
 });

@@ -5,6 +5,7 @@ mod hub_diff;
 mod jupyterhub;
 mod portal;
 mod process;
+mod readme;
 mod schemathesis;
 
 use std::io::{BufRead, BufReader, Write};

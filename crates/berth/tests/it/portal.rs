@@ -118,10 +118,19 @@ impl Browser {
     }
 
     async fn goto(&self, path: &str) {
-        self.driver
-            .goto(&format!("{}{path}", self.base))
-            .await
-            .unwrap();
+        // Chromium abandons a navigation when the host's interfaces change,
+        // and they do here: each workspace start adds a veth pair.
+        for _ in 0..3 {
+            self.driver
+                .goto(&format!("{}{path}", self.base))
+                .await
+                .unwrap();
+            let page = self.js("return document.body.innerText").await;
+            if !page.as_str().unwrap_or("").contains("ERR_NETWORK_CHANGED") {
+                return;
+            }
+        }
+        panic!("{path}: ERR_NETWORK_CHANGED three times");
     }
 
     /// The path (and query) the browser is at.
@@ -671,14 +680,15 @@ async fn a_user_and_an_admin_use_the_portal() {
         b.path().await
     );
 
-    // A workspace whose app never answers stays on the progress page; deleting
+    // A workspace whose app never answers stays on the progress page, which
+    // shows the app's output; deleting
     // it asks first.
     let admin = client::Client::new(&url, Some(crate::process::admin_token(&url).await)).unwrap();
     crate::process::create_profile(
         &admin,
         "sleeper",
         256 << 20,
-        "import time; time.sleep(3600)",
+        "import time; print('loading the model', flush=True); time.sleep(3600)",
     )
     .await;
     b.goto("/hub/home").await;
@@ -696,6 +706,13 @@ async fn a_user_and_an_admin_use_the_portal() {
         "slow starts",
         30,
         "return document.querySelector('[data-state]').textContent === 'starting'",
+    )
+    .await;
+    // The page lists the start's steps and what the app printed, as it comes.
+    b.until(
+        "the app's output on the start page",
+        30,
+        "return [...document.querySelectorAll('.progress-log li.log')].some(e => e.textContent === 'loading the model')",
     )
     .await;
     b.shoot("workspace-starting").await;

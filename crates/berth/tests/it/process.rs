@@ -163,6 +163,18 @@ impl Rig {
         url
     }
 
+    /// The data dir a serve of this rig is given.
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Takes a `berth serve` started by other means (the README's own command)
+    /// as this rig's, to be stopped and cleaned up after.
+    pub(crate) fn adopt_serve(&mut self, child: Child, url: String) {
+        assert!(self.serve.is_none(), "a serve is running already");
+        self.serve = Some(Serve { child, url });
+    }
+
     fn serve(&mut self) -> &mut Serve {
         self.serve.as_mut().expect("berth serve is not running")
     }
@@ -176,7 +188,7 @@ impl Rig {
     }
 
     /// SIGTERM, expecting a clean exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let mut serve = self.serve.take().expect("berth serve is not running");
         let pid = serve.child.id().to_string();
         assert!(Command::new("kill")
@@ -361,11 +373,14 @@ impl Rig {
 
     /// Deletes every workspace through the API, waits until the controller has
     /// removed them, and checks that nothing of them is left.
-    async fn delete_all(&mut self, api: &Client) {
-        let slots: Vec<(String, u64)> = self
-            .ids
+    /// Deletes every workspace through the API (as an admin) and checks that
+    /// nothing of them is left.
+    pub(crate) async fn delete_all(&mut self, api: &Client) {
+        let all = api.workspaces(&WorkspaceQuery::default()).await.unwrap();
+        let slots: Vec<(String, u64)> = all
+            .items
             .iter()
-            .map(|id| (id.clone(), self.state(id).0))
+            .map(|w| (w.id.clone(), self.state(&w.id).0))
             .collect();
         for (id, _) in &slots {
             let ws = api.delete_workspace(id, false).await.unwrap();
@@ -585,7 +600,7 @@ fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
 }
 
 /// A GET with these request headers; the status and the body.
-fn http_get_with(
+pub(crate) fn http_get_with(
     addr: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -642,6 +657,7 @@ pub(crate) async fn create_profile(api: &Client, name: &str, memory_bytes: u64, 
         max_processes: Some(32),
         app: Some(App::Command {
             argv: vec!["python3".into(), "-c".into(), app.into()],
+            strip_prefix: false,
         }),
         ..Default::default()
     })
@@ -837,6 +853,7 @@ async fn a_crash_looping_app_backs_off_and_ends_failed() {
         memory_bytes: Some(64 << 20),
         app: Some(App::Command {
             argv: vec!["jupyter-not-installed".into(), "--port".into(), "1".into()],
+            strip_prefix: false,
         }),
         ..Default::default()
     })

@@ -102,6 +102,7 @@ async fn a_dead_app_is_failed_with_its_log() {
             "-c".into(),
             "echo about to fail; exit 3".into(),
         ],
+        strip_prefix: false,
     };
     let mut changes = h.rt.changes().expect("the process runtime reports exits");
     h.rt.start(&ws).await.unwrap_or_else(|e| panic!("{e}"));

@@ -36,6 +36,7 @@ async fn a_fork_bomb_stops_at_the_pids_limit() {
     ws.profile.max_processes = 16;
     ws.profile.app = App::Command {
         argv: vec!["python3".into(), "-c".into(), APP.into()],
+        strip_prefix: false,
     };
     h.rt.start(&ws).await.unwrap();
     let forks = read_json(&h.home(&ws.id).join("forks.json")).await;

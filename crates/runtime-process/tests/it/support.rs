@@ -165,6 +165,7 @@ impl Harness {
         profile.max_processes = 64;
         profile.app = App::Command {
             argv: vec!["python3".into(), "-c".into(), APP.into()],
+            strip_prefix: false,
         };
         WorkspaceRef {
             id,

@@ -391,6 +391,8 @@ struct ProfileForm {
     /// `jupyterlab`, or a command line.
     #[serde(default)]
     command: String,
+    /// Serve the command's app at `/` (the proxy strips the URL prefix).
+    strip_prefix: Option<String>,
     egress: Option<String>,
 }
 
@@ -429,8 +431,9 @@ impl ProfileForm {
             start_timeout_secs: s.start_timeout_secs.to_string(),
             command: match &s.app {
                 model::App::Jupyterlab => "jupyterlab".into(),
-                model::App::Command { argv } => argv.join(" "),
+                model::App::Command { argv, .. } => argv.join(" "),
             },
+            strip_prefix: s.app.strip_prefix().then(|| "on".into()),
             egress: s.egress.then(|| "on".into()),
         }
     }
@@ -496,6 +499,7 @@ impl ProfileForm {
             } else {
                 api_types::App::Command {
                     argv: command.split_whitespace().map(str::to_owned).collect(),
+                    strip_prefix: checked(&self.strip_prefix),
                 }
             }),
             egress: Some(checked(&self.egress)),

@@ -67,6 +67,14 @@ async fn start_app() -> SocketAddr {
         .route("/user/alice/ws", get(ws))
         .route("/user/alice/lab/upload", any(upload))
         .route("/user/alice/lab/stream", get(stream))
+        .route(
+            "/dir",
+            get(|| async { axum::response::Redirect::permanent("/dir/") }),
+        )
+        .route(
+            "/away",
+            get(|| async { axum::response::Redirect::temporary("https://example.org/x") }),
+        )
         .fallback(echo);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -190,14 +198,21 @@ impl Berth {
         state: WorkspaceState,
         upstream: Option<SocketAddr>,
     ) {
-        let route = Route {
-            workspace_id: id.to_owned(),
-            owner_id: owner_id.to_owned(),
-            state,
-            message: "a <message>".into(),
-            upstream: upstream.map(|a| a.to_string()),
-            retrying: false,
-        };
+        self.set_route(
+            key,
+            Route {
+                workspace_id: id.to_owned(),
+                owner_id: owner_id.to_owned(),
+                state,
+                message: "a <message>".into(),
+                upstream: upstream.map(|a| a.to_string()),
+                retrying: false,
+                strip_prefix: false,
+            },
+        );
+    }
+
+    fn set_route(&self, key: &str, route: Route) {
         self.routes.send_modify(|t| {
             let mut next = RouteTable::clone(t);
             next.insert(key.to_owned(), route);
@@ -698,4 +713,51 @@ async fn workspace_events_follow_the_route_table() {
         .fetch(&format!("/api/v1/workspaces/{id}/events"), Some(&bob))
         .await;
     assert_eq!(r.status(), 404);
+}
+
+/// A profile's app that serves at `/`: the proxy removes the workspace's prefix
+/// from the path, names it in `X-Forwarded-Prefix`, and puts it back on the
+/// app's absolute-path redirects (not on those to other sites).
+#[tokio::test]
+async fn an_app_served_at_the_root_gets_its_prefix_stripped() {
+    let app = start_app().await;
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    for key in ["alice/site", "alice/default"] {
+        b.set_route(
+            key,
+            Route {
+                workspace_id: format!("ws-{key}"),
+                owner_id: alice.clone(),
+                state: WorkspaceState::Running,
+                message: String::new(),
+                upstream: Some(app.to_string()),
+                retrying: false,
+                strip_prefix: true,
+            },
+        );
+    }
+    let (cookie, _) = b.login("alice", "a-long-enough-password").await;
+    for (path, to, prefix) in [
+        ("/user/alice/site/", "/", "/user/alice/site"),
+        ("/user/alice/site/a/b?c=d", "/a/b?c=d", "/user/alice/site"),
+        (
+            "/user/alice/site/user/alice/site/x",
+            "/user/alice/site/x",
+            "/user/alice/site",
+        ),
+        ("/user/alice/", "/", "/user/alice"),
+        ("/user/alice/files/x", "/files/x", "/user/alice"),
+    ] {
+        let r = b.fetch(path, Some(&cookie)).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let seen: Value = r.json().await.unwrap();
+        assert_eq!(seen["uri"], to, "{path}");
+        assert_eq!(seen["headers"]["x-forwarded-prefix"], prefix, "{path}");
+    }
+    let r = b.fetch("/user/alice/site/dir", Some(&cookie)).await;
+    assert_eq!(r.status(), 308);
+    assert_eq!(r.headers()["location"], "/user/alice/site/dir/");
+    let r = b.fetch("/user/alice/site/away", Some(&cookie)).await;
+    assert_eq!(r.headers()["location"], "https://example.org/x");
 }

@@ -294,6 +294,7 @@ async fn profiles_roundtrip_and_in_use() {
         let mut spec = ProfileSpec::standard();
         spec.app = model::App::Command {
             argv: vec!["python3".into(), "-m".into(), "http.server".into()],
+            strip_prefix: false,
         };
         spec.idle_timeout_secs = None;
         spec.cost_per_hour_micros = 120_000;
