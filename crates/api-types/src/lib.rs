@@ -77,7 +77,21 @@ pub struct UserUpdate {
     pub name: Option<String>,
     pub admin: Option<bool>,
     pub disabled: Option<bool>,
+    /// Another user's new password (admins; one's own is changed with
+    /// `PUT /api/v1/users/{name}/password`, which asks for the old one).
     pub password: Option<String>,
+}
+
+/// A new password. For one's own account the current one must come with it;
+/// an admin setting another user's password gives only the new one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The current password (required for one's own account).
+    #[serde(default)]
+    pub old_password: Option<String>,
+    /// 8 to 1024 characters.
+    pub password: String,
 }
 
 /// Quota limits: workspaces held, and the CPUs and memory of those asked to run.

@@ -42,6 +42,18 @@ pub enum ClientCommand {
     Logout,
     /// Show who the stored token belongs to, with its scopes.
     Whoami,
+    /// Change your password (asks for the current one), or, as an admin,
+    /// set another user's.
+    #[command(after_help = "Examples:\n  berth passwd\n  berth passwd ada\n  \
+        printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | berth passwd --password-stdin")]
+    Passwd {
+        /// The user whose password to set (admins); default: yours.
+        user: Option<String>,
+        /// Read the passwords from stdin instead of prompting: the current one
+        /// on the first line (for your own), then the new one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     #[command(subcommand)]
     Users(UsersCommand),
     #[command(subcommand)]
@@ -375,7 +387,7 @@ fn save_credentials(c: &Credentials) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn read_password(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
+pub(crate) fn read_password(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -647,6 +659,36 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
                 std::fs::remove_file(credentials_path()?)?;
             }
             out.done("logged out");
+        }
+        ClientCommand::Passwd {
+            user,
+            password_stdin,
+        } => {
+            let me = c.me().await?.user.name;
+            let user = user.unwrap_or_else(|| me.clone());
+            let own = user == me;
+            let old_password = if own {
+                Some(read_password(password_stdin, "current password: ")?)
+            } else {
+                None
+            };
+            let password = read_password(password_stdin, &format!("new password for {user}: "))?;
+            if !password_stdin && read_password(false, "new password again: ")? != password {
+                bail!("the two new passwords differ; nothing was changed");
+            }
+            c.set_password(
+                &user,
+                &PasswordChange {
+                    old_password,
+                    password,
+                },
+            )
+            .await?;
+            out.done(&if own {
+                "changed your password; your sessions in browsers were logged out".to_owned()
+            } else {
+                format!("set the password of {user}; their sessions were logged out")
+            });
         }
         ClientCommand::Whoami => {
             let me = c.me().await?;

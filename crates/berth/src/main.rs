@@ -47,6 +47,9 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Tasks run on the server's machine, against its database directly.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -59,6 +62,31 @@ enum ConfigCommand {
     Show {
         #[arg(long, env = "BERTH_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Set a user's password (a lost admin password, too), whether `berth
+    /// serve` runs or not; their sessions end. Prints a new random password
+    /// unless one comes on stdin.
+    #[command(after_help = "Examples:\n  berth admin reset-password admin\n  \
+        berth admin reset-password ada --data-dir /var/lib/berth --password-stdin <<< \"$PW\"")]
+    ResetPassword {
+        /// The user.
+        name: String,
+        /// Read the new password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The server's config file (default: ./berth.toml if it exists).
+        #[arg(long, env = "BERTH_CONFIG")]
+        config: Option<PathBuf>,
+        /// The server's data directory, as `berth serve` was given it.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The server's PostgreSQL URL, if it uses one.
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -89,6 +117,26 @@ fn main() -> ExitCode {
             config::Config::load(config.as_deref(), &config::Overrides::default()).and_then(|c| {
                 print!("{}", toml::to_string(&c)?);
                 Ok(())
+            })
+        }
+        Command::Admin(AdminCommand::ResetPassword {
+            name,
+            password_stdin,
+            config,
+            data_dir,
+            database_url,
+        }) => {
+            let overrides = config::Overrides {
+                bind: None,
+                data_dir,
+                database_url,
+            };
+            config::Config::load(config.as_deref(), &overrides).and_then(|cfg| {
+                tokio::runtime::Runtime::new()?.block_on(serve::reset_password(
+                    &cfg,
+                    &name,
+                    password_stdin,
+                ))
             })
         }
         Command::Client(cmd) => tokio::runtime::Runtime::new()

@@ -50,6 +50,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("open the database")?;
     let admin_password = cfg.admin_password.as_ref().map(|s| s.expose());
+    if admin_password.is_some() && store.count_users().await.unwrap_or(0) > 0 {
+        tracing::warn!(
+            "admin_password (BERTH_ADMIN_PASSWORD) is used only on the first start; \
+             to set a password now, run `berth admin reset-password NAME`"
+        );
+    }
     let generated = server::bootstrap(&store, admin_password)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))
@@ -173,6 +179,41 @@ fn traversable(dir: &Path) -> anyhow::Result<()> {
                 mode & 0o777
             );
         }
+    }
+    Ok(())
+}
+
+/// `berth admin reset-password`: sets a password in the server's database, on
+/// its machine, whether the server runs or not.
+pub async fn reset_password(cfg: &Config, name: &str, from_stdin: bool) -> anyhow::Result<()> {
+    if cfg.database_url.is_none() {
+        let db = cfg.data_dir.join("db").join("berth.db");
+        if !db.exists() {
+            bail!(
+                "no database at {}: pass the --data-dir (or --config) that `berth serve` uses",
+                db.display()
+            );
+        }
+    }
+    let password = if from_stdin {
+        Some(crate::cli::read_password(true, "")?)
+    } else {
+        None
+    };
+    let store = store::Store::connect(&cfg.database_url())
+        .await
+        .context("open the database")?;
+    let generated = server::reset_password(&store, name, password.as_deref())
+        .await
+        .map_err(|e| match e.code {
+            server::error::Code::NotFound => anyhow::anyhow!("there is no user named {name}"),
+            _ => anyhow::anyhow!("{}", e.message),
+        })?;
+    match generated {
+        Some(pw) => {
+            println!("set the password of {name} to `{pw}`; their sessions were logged out")
+        }
+        None => println!("set the password of {name}; their sessions were logged out"),
     }
     Ok(())
 }

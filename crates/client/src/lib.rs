@@ -247,6 +247,19 @@ impl Client {
         self.patch(&["api", "v1", "users", name], req).await
     }
 
+    /// Sets a password: one's own with the current one as `old_password`, or
+    /// (admins) another user's.
+    pub async fn set_password(&self, name: &str, req: &PasswordChange) -> Result<()> {
+        self.send(
+            Method::PUT,
+            &["api", "v1", "users", name, "password"],
+            None::<&()>,
+            Some(req),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn delete_user(&self, name: &str) -> Result<()> {
         self.delete(&["api", "v1", "users", name]).await
     }

@@ -38,7 +38,9 @@ codes! {
     InvalidQuery => (BAD_REQUEST, "invalid_query", "A query parameter is unknown or malformed, or a cursor or limit is out of range.");
     Unauthenticated => (UNAUTHORIZED, "unauthenticated", "No valid session cookie or API token was presented, or it expired.");
     InvalidCredentials => (UNAUTHORIZED, "invalid_credentials", "Login failed: unknown user, wrong password or disabled account.");
+    NoPassword => (UNAUTHORIZED, "no_password", "Login failed: the account has no password (an administrator sets one, or it uses API tokens).");
     Forbidden => (FORBIDDEN, "forbidden", "The session or token lacks the scope this request needs.");
+    WrongPassword => (FORBIDDEN, "wrong_password", "Changing one's own password: `old_password` is not the current password.");
     QuotaExceeded => (FORBIDDEN, "quota_exceeded", "Creating or starting the workspace would exceed the owner's quota (workspaces, CPU or memory); the message says which.");
     CsrfFailed => (FORBIDDEN, "csrf_failed", "A cookie-authenticated mutation did not carry the session's `x-csrf-token` header.");
     NotFound => (NOT_FOUND, "not_found", "No such route or resource, or one the caller may not see.");

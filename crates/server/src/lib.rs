@@ -233,6 +233,48 @@ pub async fn bootstrap(
     Ok(generated.then_some(password))
 }
 
+/// Sets the password of the user `name` on the server's own machine (`berth
+/// admin reset-password`): `password`, else a new random one, which is
+/// returned. Every session of the user ends (a running server's cache forgets
+/// them within 30 s); the audit record names no actor.
+pub async fn reset_password(
+    store: &store::Store,
+    name: &str,
+    password: Option<&str>,
+) -> Result<Option<String>, error::ApiError> {
+    let name = extract::name("name", name)?;
+    let user = store.user_by_name(&name).await?;
+    let (password, generated) = match password {
+        Some(p) => (p.to_owned(), false),
+        None => (auth::random_secret()[..20].to_owned(), true),
+    };
+    auth::check_password(&password)?;
+    let hash = auth::hash_password(password.clone()).await?;
+    let mut tx = store.begin().await?;
+    tx.update_user(
+        &user.id,
+        &store::UserPatch {
+            password_hash: Some(hash),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.audit(&store::NewAudit {
+        actor_id: None,
+        actor: None,
+        action: "user.password".into(),
+        target_type: "user",
+        target: user.name.to_string(),
+        outcome: model::Outcome::Success,
+        source: None,
+        request_id: None,
+        detail: Some("reset on the server's machine (berth admin reset-password)".into()),
+    })
+    .await?;
+    tx.commit().await?;
+    Ok(generated.then_some(password))
+}
+
 fn builtin_profiles() -> Vec<(&'static str, model::ProfileSpec)> {
     let standard = model::ProfileSpec::standard();
     let high_memory = model::ProfileSpec {

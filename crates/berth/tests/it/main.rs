@@ -598,6 +598,8 @@ async fn end_to_end_on_postgres() {
 
 /// Without `BERTH_ADMIN_PASSWORD`, the first start prints a random password once;
 /// it logs in, and a restart on the same data prints nothing and keeps it.
+/// A lost password is reset on the server's machine (`berth admin
+/// reset-password`), running or not, and `berth passwd` changes one's own.
 #[tokio::test]
 async fn first_start_prints_a_one_time_admin_password() {
     let dir = tempfile::tempdir().unwrap();
@@ -648,11 +650,132 @@ async fn first_start_prints_a_one_time_admin_password() {
         1,
         "a restart prints no password: {printed:?}"
     );
-    let url = printed[0].strip_prefix("listening on ").unwrap();
-    let mut c = Client::new(url, None).unwrap();
+    let url = printed[0].strip_prefix("listening on ").unwrap().to_owned();
+    let mut c = Client::new(&url, None).unwrap();
     c.login("admin", &password).await.unwrap();
+
+    // The password is lost: reset it on the machine, with the server running.
+    let berth = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("XDG_CONFIG_HOME", dir.path().join("cli"))
+            .env_remove("BERTH_TOKEN")
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let (ok, out, err) = berth(
+        &["admin", "reset-password", "admin", "--data-dir", data],
+        "",
+    );
+    assert!(ok, "{err}");
+    let reset = out
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no password in {out:?}"))
+        .to_owned();
+    assert!(c.me().await.is_err(), "the session ended");
+    let mut c = Client::new(&url, None).unwrap();
+    c.login("admin", &reset).await.unwrap();
+    // A user changes their own password with `berth passwd`.
+    let (ok, _, err) = berth(
+        &["--url", &url, "login", "-u", "admin", "--password-stdin"],
+        &format!("{reset}\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = berth(
+        &["passwd", "--password-stdin"],
+        "not-it-at-all\nchosen-one-1\n",
+    );
+    assert!(!ok && err.contains("not your current password"), "{err}");
+    let (ok, out, err) = berth(
+        &["passwd", "--password-stdin"],
+        &format!("{reset}\nchosen-one-1\n"),
+    );
+    assert!(ok && out.contains("changed your password"), "{err}");
+    Client::new(&url, None)
+        .unwrap()
+        .login("admin", "chosen-one-1")
+        .await
+        .unwrap();
     second.kill().unwrap();
     second.wait().unwrap();
+
+    // With the server stopped, from stdin; errors are plain.
+    let args = [
+        "admin",
+        "reset-password",
+        "admin",
+        "--password-stdin",
+        "--data-dir",
+        data,
+    ];
+    let (ok, out, err) = berth(&args, "chosen-two-2\n");
+    assert!(ok && out.contains("set the password of admin"), "{err}");
+    let (ok, _, err) = berth(
+        &["admin", "reset-password", "nobody", "--data-dir", data],
+        "",
+    );
+    assert!(
+        !ok && err.contains("there is no user named nobody"),
+        "{err}"
+    );
+    let (ok, _, err) = berth(
+        &[
+            "admin",
+            "reset-password",
+            "admin",
+            "--data-dir",
+            "/nonexistent",
+        ],
+        "",
+    );
+    assert!(
+        !ok && err.contains("no database at /nonexistent/db/berth.db"),
+        "{err}"
+    );
+
+    // BERTH_ADMIN_PASSWORD after the first start is not silently ignored.
+    let log = dir.path().join("serve.log");
+    let mut third = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir", data])
+        .env("BERTH_ADMIN_PASSWORD", "ignored-password")
+        .env("BERTH_RUNTIME", "none")
+        .env("RUST_LOG", "warn")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(third.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap();
+    Client::new(url, None)
+        .unwrap()
+        .login("admin", "chosen-two-2")
+        .await
+        .unwrap();
+    third.kill().unwrap();
+    third.wait().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("berth admin reset-password"), "{log}");
 }
 
 /// A `jupyter_env` without `jupyterhub-singleuser` is said at start, and

@@ -517,11 +517,25 @@ async fn a_user_and_an_admin_use_the_portal() {
         "{row}"
     );
     b.shoot("admin-quotas").await;
+    // The admin sets ada's password (she forgot hers): no old one needed.
+    b.goto("/hub/admin/users").await;
+    b.follow("tr[data-user=ada] a[href$='/password']").await;
+    b.wait("#password-form").await;
+    assert_eq!(b.title().await, "Password of ada · berth");
+    b.shoot("admin-password").await;
+    b.fill("#f-password", "ada-password-2").await;
+    b.fill("#f-confirm", "ada-password-2").await;
+    b.follow("#password-form button[type=submit]").await;
+    b.wait("#users").await;
+    assert_eq!(
+        b.text(".notice").await,
+        "Set the password of ada; their sessions were logged out."
+    );
     b.log_out().await;
     b.shoot("logged-out").await;
 
     // Ada: the admin pages are refused, not just hidden.
-    b.log_in("ada", "ada-password").await;
+    b.log_in("ada", "ada-password-2").await;
     b.wait("#new-workspace").await;
     assert_eq!(b.path().await, "/hub/home");
     assert_eq!(
@@ -759,6 +773,48 @@ async fn a_user_and_an_admin_use_the_portal() {
     b.wait(".notice").await;
     assert_eq!(b.text(".notice").await, "Token revoked.");
     assert_eq!(me(secret).await.unwrap().status(), 401);
+
+    // Ada changes her password: every field's problem at once, then a wrong
+    // current one beside its field; done, she stays logged in.
+    b.goto("/hub/password").await;
+    b.fill("#f-password", "short").await;
+    b.fill("#f-confirm", "other").await;
+    b.js("for (const e of document.querySelectorAll('#password-form input')) { e.removeAttribute('required'); e.removeAttribute('minlength'); }").await;
+    b.follow("#password-form button[type=submit]").await;
+    assert_eq!(
+        b.text("[data-error-for=old_password]").await,
+        "enter your current password"
+    );
+    assert_eq!(
+        b.text("[data-error-for=password]").await,
+        "must be 8 to 1024 characters"
+    );
+    assert_eq!(
+        b.text("[data-error-for=confirm]").await,
+        "does not match the new password"
+    );
+    b.shoot("password-error").await;
+    b.fill("#f-old_password", "not-my-password").await;
+    b.fill("#f-password", "ada-password-3").await;
+    b.fill("#f-confirm", "ada-password-3").await;
+    b.follow("#password-form button[type=submit]").await;
+    assert_eq!(
+        b.text("[data-error-for=old_password]").await,
+        "that is not your current password"
+    );
+    b.fill("#f-old_password", "ada-password-2").await;
+    b.fill("#f-password", "ada-password-3").await;
+    b.fill("#f-confirm", "ada-password-3").await;
+    b.shoot("password").await;
+    b.follow("#password-form button[type=submit]").await;
+    b.wait("#new-workspace").await;
+    assert_eq!(
+        b.text(".notice").await,
+        "Your password was changed. Your other sessions were logged out."
+    );
+    b.log_out().await;
+    b.log_in("ada", "ada-password-3").await;
+    b.wait("#new-workspace").await;
     b.log_out().await;
 
     // The admin sees all of it: the audit log, filtered to ada.
@@ -778,6 +834,7 @@ async fn a_user_and_an_admin_use_the_portal() {
         "workspace.stop",
         "token.create",
         "token.delete",
+        "user.password",
         "auth.logout",
     ] {
         assert!(
@@ -813,7 +870,7 @@ async fn a_user_and_an_admin_use_the_portal() {
         "accessibility (WCAG 2.1 A and AA, axe-core) and offline use:\n{}",
         b.violations.join("\n")
     );
-    assert_eq!(b.taken.len(), 2 * 23, "{:?}", b.taken);
+    assert_eq!(b.taken.len(), 2 * 26, "{:?}", b.taken);
     if let Some(dir) = keep {
         eprintln!("wrote {} screenshots to {}", b.taken.len(), dir.display());
     }

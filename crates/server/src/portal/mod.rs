@@ -15,6 +15,7 @@ mod details;
 mod format;
 mod home;
 mod login;
+mod password;
 mod tokens;
 
 use std::sync::LazyLock;
@@ -48,6 +49,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(login::routes())
         .merge(home::routes())
         .merge(tokens::routes())
+        .merge(password::routes())
         .merge(admin::routes())
 }
 
@@ -78,6 +80,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin_workspaces.html",
         "admin_audit.html",
         "starting.html",
+        "password.html",
     );
     format::register(&mut env);
     env

@@ -127,9 +127,25 @@ pub(crate) async fn log_in(
         Some((u, h)) => (Some(u), h),
         None => (None, None),
     };
+    let hash_missing = hash.is_none();
     let ok = auth::verify_password(password, hash).await;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
+        // Said plainly: user names are no secret (they are in every URL).
+        Some(u) if hash_missing && !u.disabled => {
+            st.throttle.failed(&attempted, ip);
+            st.metrics.login("failure");
+            st.store
+                .audit_alone(&record(Outcome::Failure, "the account has no password"))
+                .await?;
+            return Err(ApiError::new(
+                Code::NoPassword,
+                format!(
+                    "{} has no password: an administrator can set one, or use an API token",
+                    u.name
+                ),
+            ));
+        }
         _ => {
             st.throttle.failed(&attempted, ip);
             st.metrics.login("failure");
@@ -144,22 +160,32 @@ pub(crate) async fn log_in(
     };
     st.throttle.succeeded(&attempted);
     st.metrics.login("success");
-    let secret = auth::random_secret();
-    let csrf = auth::random_secret();
-    let ttl = st.config.session_ttl;
     let mut tx = st.store.begin().await?;
-    tx.insert_session(
-        &auth::sha256_hex(&secret),
-        &user.id,
-        &csrf,
-        now_millis() + ttl.as_millis() as i64,
-    )
-    .await?;
+    let (cookie, csrf) = open_session(st, &mut tx, &user.id).await?;
     let mut ok_record = record(Outcome::Success, "password");
     ok_record.actor_id = Some(user.id.clone());
     ok_record.actor = Some(user.name.to_string());
     tx.audit(&ok_record).await?;
     tx.commit().await?;
+    Ok((cookie, user, csrf))
+}
+
+/// Opens a session for `user_id` in `tx`: its cookie and its CSRF token.
+pub(crate) async fn open_session(
+    st: &AppState,
+    tx: &mut store::Tx,
+    user_id: &str,
+) -> ApiResult<(Cookie<'static>, String)> {
+    let secret = auth::random_secret();
+    let csrf = auth::random_secret();
+    let ttl = st.config.session_ttl;
+    tx.insert_session(
+        &auth::sha256_hex(&secret),
+        user_id,
+        &csrf,
+        now_millis() + ttl.as_millis() as i64,
+    )
+    .await?;
     let cookie = Cookie::build((SESSION_COOKIE, secret))
         .path("/")
         .http_only(true)
@@ -167,7 +193,7 @@ pub(crate) async fn log_in(
         .secure(st.config.secure_cookies)
         .max_age(time::Duration::seconds(ttl.as_secs() as i64))
         .build();
-    Ok((cookie, user, csrf))
+    Ok((cookie, csrf))
 }
 
 /// Ends the current session.

@@ -7,8 +7,10 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use api_types::{ErrorBody, Page, User, UserCreate, UserUpdate};
-use model::Scope;
+use api_types::{ErrorBody, Page, PasswordChange, User, UserCreate, UserUpdate};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
+use model::{Outcome, Scope};
 use store::{NewUser, UserPatch};
 
 use super::{created, page};
@@ -22,6 +24,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(set_password_route))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -138,8 +141,8 @@ async fn get_user(
     Ok(axum::Json(wire(&st, &user).await?))
 }
 
-/// Changes a user. Admins change anything but their own admin flag and
-/// disabled state; users change their own password when logged in with one.
+/// Changes a user (admins): anything but their own admin flag and disabled
+/// state. One's own password is changed with `PUT …/password`.
 #[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "users",
     params(("name" = String, Path)), request_body = UserUpdate,
     responses((status = 200, body = User), (status = "4XX", body = ErrorBody)))]
@@ -153,9 +156,9 @@ async fn update_user(
     Ok(axum::Json(wire(&st, &updated).await?))
 }
 
-/// Changes the user `name` (admins: anything but their own admin flag and disabled
-/// state; a user: their own password, in a session) with its audit record;
-/// `/hub/api` shares it.
+/// Changes the user `name` (admins: anything but their own admin flag and
+/// disabled state, and their own password) with its audit record; `/hub/api`
+/// shares it.
 pub(crate) async fn update(
     st: &AppState,
     ctx: &Ctx,
@@ -163,14 +166,17 @@ pub(crate) async fn update(
     req: UserUpdate,
 ) -> ApiResult<model::User> {
     let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
-    let own_password_only = user.id == ctx.principal.user_id
-        && req.name.is_none()
-        && req.admin.is_none()
-        && req.disabled.is_none()
-        && ctx.principal.token_id.is_none();
-    if !own_password_only {
-        ctx.require(Scope::AdminUsers, &user.id)?;
+    if user.id == ctx.principal.user_id && req.password.is_some() {
+        return Err(ApiError::new(
+            Code::InvalidValue,
+            format!(
+                "password: change your own with PUT /api/v1/users/{}/password, \
+                 which asks for the current one",
+                user.name
+            ),
+        ));
     }
+    ctx.require(Scope::AdminUsers, &user.id)?;
     if user.id == ctx.principal.user_id && (req.admin == Some(false) || req.disabled == Some(true))
     {
         return Err(ApiError::new(
@@ -230,6 +236,103 @@ pub(crate) async fn update(
     tx.commit().await?;
     st.auth_cache.clear();
     Ok(updated)
+}
+
+/// Sets a password. One's own needs `old_password` (failures count as failed
+/// logins) and a session or a token with `tokens`; the caller's session is
+/// renewed (a new cookie) and every other session of the account ends. Admins
+/// set other users' passwords without the old one.
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", tag = "users",
+    params(("name" = String, Path)), request_body = PasswordChange,
+    responses((status = 204, description = "Changed; other sessions ended"),
+        (status = 403, body = ErrorBody, description = "wrong_password, or forbidden"),
+        (status = 429, body = ErrorBody, description = "too_many_requests"),
+        (status = "4XX", body = ErrorBody)))]
+async fn set_password_route(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    jar: CookieJar,
+    Path(name): Path<String>,
+    Json(req): Json<PasswordChange>,
+) -> ApiResult<Response> {
+    let renewed = set_password(&st, &ctx, &name, req).await?;
+    let jar = match renewed {
+        Some((cookie, _)) => jar.add(cookie),
+        None => jar,
+    };
+    Ok((StatusCode::NO_CONTENT, jar).into_response())
+}
+
+/// Sets the user `name`'s password (see [`set_password_route`]) with its audit
+/// record; the portal shares it. Returns the caller's new session cookie and
+/// CSRF token when they changed their own password in a session.
+pub(crate) async fn set_password(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    req: PasswordChange,
+) -> ApiResult<Option<(Cookie<'static>, String)>> {
+    let own = name == ctx.principal.name.as_str();
+    let user = if own {
+        st.store.user(&ctx.principal.user_id).await?
+    } else {
+        visible_user(st, ctx, name, Scope::ReadUsers).await?
+    };
+    if own {
+        ctx.require(Scope::Tokens, &user.id)?;
+        let Some(old) = req.old_password.filter(|p| !p.is_empty()) else {
+            return Err(ApiError::new(
+                Code::InvalidValue,
+                "old_password: your current password is required to change it",
+            ));
+        };
+        let ip = ctx.source.as_deref().and_then(|s| s.parse().ok());
+        if let Some(wait) = st.throttle.check(user.name.as_str(), ip) {
+            let mut e = ApiError::new(
+                Code::TooManyRequests,
+                format!("too many failed logins; try again in {wait} seconds"),
+            );
+            e.retry_after = Some(wait);
+            return Err(e);
+        }
+        let (_, hash) = st.store.user_credentials(user.name.as_str()).await?;
+        if !auth::verify_password(old, hash).await {
+            st.throttle.failed(user.name.as_str(), ip);
+            let mut a = ctx.audit("user.password", "user", user.name.as_str());
+            a.outcome = Outcome::Failure;
+            a.detail = Some("wrong current password".into());
+            st.store.audit_alone(&a).await?;
+            return Err(ApiError::new(
+                Code::WrongPassword,
+                "old_password: that is not your current password",
+            ));
+        }
+    } else {
+        ctx.require(Scope::AdminUsers, &user.id)?;
+    }
+    auth::check_password(&req.password)?;
+    let password_hash = Some(auth::hash_password(req.password).await?);
+    let mut tx = st.store.begin().await?;
+    // A new password ends every session of the account (`update_user`).
+    tx.update_user(
+        &user.id,
+        &UserPatch {
+            password_hash,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let renewed = if own && ctx.csrf.is_some() {
+        Some(super::session::open_session(st, &mut tx, &user.id).await?)
+    } else {
+        None
+    };
+    let mut a = ctx.audit("user.password", "user", user.name.as_str());
+    a.detail = Some(if own { "own" } else { "set by an admin" }.into());
+    tx.audit(&a).await?;
+    tx.commit().await?;
+    st.auth_cache.clear();
+    Ok(renewed)
 }
 
 /// Deletes a user who owns no workspace.

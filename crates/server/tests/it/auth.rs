@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use server::ServerConfig;
 use test_support::Engine;
 
-use crate::{req, TestApp, ADMIN_PASSWORD};
+use crate::{req, Session, TestApp, ADMIN_PASSWORD};
 
 #[tokio::test]
 async fn login_sets_an_http_only_lax_cookie_and_returns_the_csrf_token() {
@@ -345,4 +345,264 @@ async fn a_revoked_token_stops_working() {
     app.call(&app.admin, "DELETE", &uri, Value::Null)
         .await
         .expect_error(404, "not_found");
+}
+
+/// `PUT /api/v1/users/{name}/password` on one's own account: the current
+/// password is required and checked; the caller's session is renewed, every
+/// other session ends, tokens keep working.
+#[tokio::test]
+async fn changing_ones_own_password_needs_the_current_one() {
+    let app = TestApp::sqlite().await;
+    app.call(
+        &app.admin,
+        "POST",
+        "/api/v1/users",
+        json!({"name": "ada", "password": "ada-password-1"}),
+    )
+    .await
+    .expect(201);
+    let s1 = app.login("ada", "ada-password-1").await;
+    let s2 = app.login("ada", "ada-password-1").await;
+    let token = app.token_for("ada", None).await;
+    let narrow = app.token_for("ada", Some(&["read:servers"])).await;
+    let put = |s: &Session, body: Value| {
+        req("PUT", "/api/v1/users/ada/password")
+            .session(s, Some(&s.csrf))
+            .json(&body)
+    };
+
+    // Not through PATCH, which asks for no current password.
+    let r = app
+        .send(
+            req("PATCH", "/api/v1/users/ada")
+                .session(&s1, Some(&s1.csrf))
+                .json(&json!({"password": "ada-password-2"})),
+        )
+        .await;
+    r.expect_error(422, "invalid_value");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("PUT /api/v1/users/ada/password"));
+    // Without, or with a wrong, current password.
+    app.send(put(&s1, json!({"password": "ada-password-2"})))
+        .await
+        .expect_error(422, "invalid_value");
+    let r = app
+        .send(put(
+            &s1,
+            json!({"old_password": "nope-nope", "password": "ada-password-2"}),
+        ))
+        .await;
+    r.expect_error(403, "wrong_password");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("old_password: "));
+    // A token that cannot manage tokens cannot change the password either.
+    app.call(
+        &narrow,
+        "PUT",
+        "/api/v1/users/ada/password",
+        json!({"old_password": "ada-password-1", "password": "ada-password-2"}),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    // A new password is held to the rules.
+    app.send(put(
+        &s1,
+        json!({"old_password": "ada-password-1", "password": "short"}),
+    ))
+    .await
+    .expect_error(422, "invalid_value");
+    // Nothing changed so far.
+    app.send(req("GET", "/api/v1/me").session(&s2, None))
+        .await
+        .expect(200);
+
+    let r = app
+        .send(put(
+            &s1,
+            json!({"old_password": "ada-password-1", "password": "ada-password-2"}),
+        ))
+        .await;
+    r.expect(204);
+    let renewed = r.header("set-cookie").expect("a renewed session cookie");
+    let renewed = renewed.split(';').next().unwrap().to_owned();
+    assert!(
+        renewed.starts_with("berth_session=") && renewed != s1.cookie,
+        "{renewed}"
+    );
+    for old in [&s1, &s2] {
+        app.send(req("GET", "/api/v1/me").session(old, None))
+            .await
+            .expect_error(401, "unauthenticated");
+    }
+    let me = app
+        .send(req("GET", "/api/v1/me").header("cookie", &renewed))
+        .await;
+    assert_eq!(me.expect(200)["user"]["name"], "ada");
+    app.call(&token, "GET", "/api/v1/me", Value::Null)
+        .await
+        .expect(200);
+    // With a token that holds `tokens`, and the current password, it works too.
+    app.call(
+        &token,
+        "PUT",
+        "/api/v1/users/ada/password",
+        json!({"old_password": "ada-password-2", "password": "ada-password-3"}),
+    )
+    .await
+    .expect(204);
+    app.send(
+        req("POST", "/api/v1/auth/login")
+            .json(&json!({"username": "ada", "password": "ada-password-2"})),
+    )
+    .await
+    .expect_error(401, "invalid_credentials");
+    app.login("ada", "ada-password-3").await;
+
+    // Audited: the failure and both changes, never the passwords.
+    let r = app
+        .call(
+            &app.admin,
+            "GET",
+            "/api/v1/audit?action=user.password",
+            Value::Null,
+        )
+        .await;
+    let items = r.expect(200)["items"].as_array().unwrap().clone();
+    let outcomes: Vec<&str> = items
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["success", "success", "failure"], "{items:?}");
+    assert!(!Value::Array(items).to_string().contains("ada-password"));
+}
+
+/// Admins set other users' passwords without the old one; others cannot.
+#[tokio::test]
+async fn an_admin_sets_another_users_password() {
+    let app = TestApp::sqlite().await;
+    let bob = app.user("bob", None).await;
+    app.call(
+        &app.admin,
+        "POST",
+        "/api/v1/users",
+        json!({"name": "ada", "password": "ada-password-1"}),
+    )
+    .await
+    .expect(201);
+    let s = app.login("ada", "ada-password-1").await;
+    // Bob cannot see ada: a 404, as for anything of another user's.
+    app.call(
+        &bob,
+        "PUT",
+        "/api/v1/users/ada/password",
+        json!({"password": "bobs-choice-1"}),
+    )
+    .await
+    .expect_error(404, "not_found");
+    app.call(
+        &app.admin,
+        "PUT",
+        "/api/v1/users/ada/password",
+        json!({"password": "admins-choice-1"}),
+    )
+    .await
+    .expect(204);
+    app.send(req("GET", "/api/v1/me").session(&s, None))
+        .await
+        .expect_error(401, "unauthenticated");
+    app.login("ada", "admins-choice-1").await;
+    // An admin's own password needs their current one, like anyone's.
+    app.call(
+        &app.admin,
+        "PUT",
+        "/api/v1/users/admin/password",
+        json!({"password": "a-new-admin-pw"}),
+    )
+    .await
+    .expect_error(422, "invalid_value");
+    // Unknown fields are refused.
+    app.call(
+        &app.admin,
+        "PUT",
+        "/api/v1/users/ada/password",
+        json!({"password": "admins-choice-2", "new": 1}),
+    )
+    .await
+    .expect_error(422, "invalid_body");
+}
+
+/// Wrong current passwords count as failed logins of the account.
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled() {
+    let config = ServerConfig {
+        login_max_failures: 3,
+        ..Default::default()
+    };
+    let app = TestApp::start(Engine::Sqlite, config).await;
+    let change = |old: &str| {
+        req("PUT", "/api/v1/users/admin/password")
+            .token(&app.admin)
+            .json(&json!({"old_password": old, "password": "a-new-admin-pw"}))
+    };
+    for _ in 0..3 {
+        app.send(change("wrong password"))
+            .await
+            .expect_error(403, "wrong_password");
+    }
+    let r = app.send(change(ADMIN_PASSWORD)).await;
+    r.expect_error(429, "too_many_requests");
+    assert!(r.header("retry-after").is_some());
+}
+
+/// An account without a password is told so at login, and `reset_password`
+/// (the server machine's `berth admin reset-password`) gives it one.
+#[tokio::test]
+async fn an_account_without_a_password_is_told_so_and_can_be_given_one() {
+    let app = TestApp::sqlite().await;
+    app.user("bob", None).await;
+    let login = |pw: &str| {
+        req("POST", "/api/v1/auth/login").json(&json!({"username": "bob", "password": pw}))
+    };
+    let r = app.send(login("anything-at-all")).await;
+    r.expect_error(401, "no_password");
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("bob has no password"));
+    let pw = server::reset_password(&app.store, "bob", None)
+        .await
+        .unwrap()
+        .expect("a generated password");
+    assert!(pw.len() >= 16, "{pw}");
+    app.login("bob", &pw).await;
+    assert_eq!(
+        server::reset_password(&app.store, "bob", Some("bobs-own-password"))
+            .await
+            .unwrap(),
+        None
+    );
+    app.login("bob", "bobs-own-password").await;
+    let e = server::reset_password(&app.store, "nobody", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, server::error::Code::NotFound);
+    let e = server::reset_password(&app.store, "bob", Some("short"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, server::error::Code::InvalidValue);
+    let r = app
+        .call(
+            &app.admin,
+            "GET",
+            "/api/v1/audit?action=user.password",
+            Value::Null,
+        )
+        .await;
+    let items = r.expect(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(items[0]["actor"].is_null(), "{items:?}");
 }

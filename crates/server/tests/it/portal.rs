@@ -646,3 +646,39 @@ async fn admins_make_and_delete_services_in_the_portal() {
         .await
         .expect_error(403, "forbidden");
 }
+
+/// An account without a password hears so at the login form, with what to do.
+#[tokio::test]
+async fn the_login_form_says_when_an_account_has_no_password() {
+    let app = TestApp::sqlite().await;
+    app.user("bob", None).await;
+    let page = app.send_unchecked(req("GET", "/hub/login")).await;
+    let cookie = page
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = cookie.split_once('=').unwrap().1.to_owned();
+    let form = serde_urlencoded::to_string([
+        ("_csrf", token.as_str()),
+        ("username", "bob"),
+        ("password", "anything-at-all"),
+    ])
+    .unwrap();
+    let r = app
+        .send_unchecked(
+            req("POST", "/hub/login")
+                .header("cookie", &cookie)
+                .raw(Some(FORM), form),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let body = html(&r);
+    assert!(
+        body.contains("This account has no password.")
+            && body.contains("berth admin reset-password NAME"),
+        "{body}"
+    );
+}

@@ -1,0 +1,175 @@
+//! `/hub/password` (one's own password, with the current one) and
+//! `/hub/admin/users/{name}/password` (an admin sets another user's): both call
+//! the API's `set_password`, so the rules, the throttle and the audit record are
+//! the same.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use minijinja::context;
+use serde::Deserialize;
+
+use api_types::PasswordChange;
+
+use super::{done, FormErrors, Posted, Viewer};
+use crate::error::Code;
+use crate::routes::users;
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/password", get(own_page).post(change_own))
+        .route(
+            "/hub/admin/users/{name}/password",
+            get(admin_page).post(set_theirs),
+        )
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    old_password: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The form for `whose` (`None`: the viewer's own).
+fn render(
+    viewer: &Viewer,
+    whose: Option<&str>,
+    errors: FormErrors,
+    status: StatusCode,
+) -> Response {
+    let title = match whose {
+        Some(name) => format!("Password of {name}"),
+        None => "Change your password".to_owned(),
+    };
+    viewer.page(
+        "password.html",
+        status,
+        context! {
+            title => title,
+            nav => if whose.is_some() { "admin" } else { "password" },
+            whose => whose,
+            errors => errors,
+        },
+    )
+}
+
+async fn own_page(viewer: Viewer) -> Response {
+    render(&viewer, None, FormErrors::default(), StatusCode::OK)
+}
+
+async fn admin_page(
+    State(st): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> Response {
+    if let Some(refused) = viewer.unless_admin() {
+        return refused;
+    }
+    match users::visible_user(&st, &viewer.ctx, &name, model::Scope::ReadUsers).await {
+        Ok(u) if u.id == viewer.ctx.principal.user_id => super::see_other("/hub/password"),
+        Ok(u) => render(
+            &viewer,
+            Some(u.name.as_str()),
+            FormErrors::default(),
+            StatusCode::OK,
+        ),
+        Err(e) => viewer.error(e),
+    }
+}
+
+/// What the browser can be told before asking the server: every field's
+/// problem at once.
+fn check(form: &PasswordForm, own: bool) -> FormErrors {
+    let mut errors = FormErrors::default();
+    if own && form.old_password.is_empty() {
+        errors
+            .fields
+            .insert("old_password".into(), "enter your current password".into());
+    }
+    if let Err(e) = crate::auth::check_password(&form.password) {
+        let why = e.message.trim_start_matches("password: ").to_owned();
+        errors.fields.insert("password".into(), why);
+    }
+    if form.confirm != form.password {
+        errors
+            .fields
+            .insert("confirm".into(), "does not match the new password".into());
+    }
+    errors
+}
+
+async fn change_own(State(st): State<AppState>, posted: Posted<PasswordForm>) -> Response {
+    let Posted { viewer, form } = posted;
+    let errors = check(&form, true);
+    if !errors.fields.is_empty() {
+        return render(&viewer, None, errors, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let me = viewer.ctx.principal.name.to_string();
+    let req = PasswordChange {
+        old_password: Some(form.old_password),
+        password: form.password,
+    };
+    match users::set_password(&st, &viewer.ctx, &me, req).await {
+        Ok(renewed) => {
+            let mut res = done(
+                "/hub/home",
+                "Your password was changed. Your other sessions were logged out.",
+            );
+            if let Some((cookie, _)) = renewed {
+                if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+                    res.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            res
+        }
+        Err(e) if e.code.status().is_client_error() && e.code != Code::Forbidden => {
+            let errors = FormErrors::from_api(&e, &["old_password", "password"]);
+            render(&viewer, None, errors, e.code.status())
+        }
+        Err(e) => viewer.error(e),
+    }
+}
+
+async fn set_theirs(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<PasswordForm>,
+) -> Response {
+    let Posted { viewer, form } = posted;
+    if let Some(refused) = viewer.unless_admin() {
+        return refused;
+    }
+    let errors = check(&form, false);
+    if !errors.fields.is_empty() {
+        return render(
+            &viewer,
+            Some(&name),
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let req = PasswordChange {
+        old_password: None,
+        password: form.password,
+    };
+    match users::set_password(&st, &viewer.ctx, &name, req).await {
+        Ok(_) => done(
+            "/hub/admin/users",
+            &format!("Set the password of {name}; their sessions were logged out."),
+        ),
+        Err(e) if e.code == Code::InvalidValue => render(
+            &viewer,
+            Some(&name),
+            FormErrors::from_api(&e, &["password"]),
+            e.code.status(),
+        ),
+        Err(e) => viewer.error(e),
+    }
+}
