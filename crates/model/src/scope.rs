@@ -379,9 +379,9 @@ pub struct Principal {
     pub token_id: Option<String>,
     /// For each filtered scope, what its filters reach.
     targets: BTreeMap<Scope, Targets>,
-    /// Workspaces shared with this user, as (owner id, workspace name): their
-    /// `access:servers` reaches these beyond their role.
-    shared: BTreeSet<(String, String)>,
+    /// Workspaces shared with this user, as (owner id, workspace name) → the
+    /// owner's name: their `access:servers` reaches these beyond their role.
+    shared: BTreeMap<(String, String), crate::Name>,
 }
 
 impl Principal {
@@ -414,7 +414,7 @@ impl Principal {
             scopes,
             token_id,
             targets,
-            shared: BTreeSet::new(),
+            shared: BTreeMap::new(),
         }
     }
 
@@ -430,9 +430,16 @@ impl Principal {
         self
     }
 
-    /// The workspaces shared with the user, as (owner id, workspace name).
-    pub fn with_shared(mut self, shared: impl IntoIterator<Item = (String, String)>) -> Self {
-        self.shared = shared.into_iter().collect();
+    /// The workspaces shared with the user, as (owner id, owner name,
+    /// workspace name).
+    pub fn with_shared(
+        mut self,
+        shared: impl IntoIterator<Item = (String, crate::Name, String)>,
+    ) -> Self {
+        self.shared = shared
+            .into_iter()
+            .map(|(id, owner, ws)| ((id, ws), owner))
+            .collect();
         self
     }
 
@@ -464,7 +471,7 @@ impl Principal {
         let server = (owner_id.to_owned(), workspace.to_owned());
         let reach = self.is_admin
             || self.user_id == owner_id
-            || (scope == Scope::AccessServers && self.shared.contains(&server));
+            || (scope == Scope::AccessServers && self.shared.contains_key(&server));
         reach
             && match self.scopes.0.get(&scope) {
                 None => false,
@@ -477,8 +484,23 @@ impl Principal {
     }
 
     /// The scopes as JupyterHub reports them (`GET /hub/api/user`).
+    /// A share adds `access:servers!server=owner/name` to an unfiltered
+    /// `access:servers`, as JupyterHub 5 adds a share's scopes, so that
+    /// `jupyterhub-singleuser` lets the recipient's own tokens in.
     pub fn expanded_scopes(&self) -> Vec<String> {
-        self.scopes.as_jupyterhub(&self.name, self.is_admin)
+        let mut out = self.scopes.as_jupyterhub(&self.name, self.is_admin);
+        if !self.is_admin && matches!(self.scopes.0.get(&Scope::AccessServers), Some(None)) {
+            for ((_, ws), owner) in &self.shared {
+                let server = if ws == crate::DEFAULT_WORKSPACE {
+                    ""
+                } else {
+                    ws
+                };
+                out.push(format!("access:servers!server={owner}/{server}"));
+            }
+            out.sort();
+        }
+        out
     }
 
     /// Whether the principal may see resources of other users (an admin's reach).
@@ -541,15 +563,21 @@ mod tests {
     fn a_share_extends_access_and_nothing_else() {
         let role = ScopeSet::for_role(false);
         let bob = Principal::new("u2".into(), name("bob"), false, &role, None, none)
-            .with_shared([("u1".to_owned(), "nb".to_owned())]);
+            .with_shared([("u1".to_owned(), name("alice"), "nb".to_owned())]);
         assert!(bob.may_server(Scope::AccessServers, "u1", "nb"));
         assert!(!bob.may_server(Scope::AccessServers, "u1", "other"));
         assert!(!bob.may_server(Scope::Servers, "u1", "nb"), "access only");
         assert!(!bob.may_server(Scope::ReadServers, "u1", "nb"));
+        // As JupyterHub reports it, so that jupyterhub-singleuser lets him in.
+        let scopes = bob.expanded_scopes();
+        assert!(
+            scopes.contains(&"access:servers!server=alice/nb".to_owned()),
+            "{scopes:?}"
+        );
         // A token without access:servers gets nothing from the share.
         let narrow = ScopeSet::parse("read:servers").unwrap();
         let ro = Principal::new("u2".into(), name("bob"), false, &narrow, None, none)
-            .with_shared([("u1".to_owned(), "nb".to_owned())]);
+            .with_shared([("u1".to_owned(), name("alice"), "nb".to_owned())]);
         assert!(!ro.may_server(Scope::AccessServers, "u1", "nb"));
     }
 

@@ -182,8 +182,9 @@ struct Cached {
     user: model::User,
     /// What each of a token's scope filters reached.
     targets: BTreeMap<Filter, Targets>,
-    /// The workspaces shared with the user, as (owner id, workspace name).
-    shared: Vec<(String, String)>,
+    /// The workspaces shared with the user, as (owner id, owner name,
+    /// workspace name).
+    shared: Vec<(String, model::Name, String)>,
 }
 
 #[derive(Debug)]
@@ -214,7 +215,7 @@ async fn look_up(state: &AppState, hash: &str, is_token: bool) -> Result<Cached,
         .shared_with(&user.id)
         .await?
         .into_iter()
-        .map(|s| (s.owner_id, s.workspace.to_string()))
+        .map(|s| (s.owner_id, s.owner, s.workspace.to_string()))
         .collect();
     Ok(Cached {
         credential,

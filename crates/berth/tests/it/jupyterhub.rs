@@ -304,12 +304,25 @@ async fn jupyterhub_singleuser_logs_in_through_berth() {
     let page = bob.get(&format!("{prefix}lab")).await;
     assert_eq!(page.status(), StatusCode::OK, "bob, shared: {}", page.url());
     assert!(page.text().await.unwrap().contains("JupyterLab"));
+    // And with his own API token, as a script would: the server asks berth
+    // who he is and finds the share among his scopes.
+    let (_, bob_token) = logged_in(&url, "bob").await;
+    let contents = || {
+        reqwest::Client::new()
+            .get(format!("{url}{prefix}api/contents"))
+            .header("authorization", format!("token {bob_token}"))
+            .send()
+    };
+    let r = contents().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "bob's token, shared");
     let r = hub(reqwest::Method::DELETE, "/shares/alice/", Value::Null)
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = bob.get(&format!("{prefix}lab")).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "bob, unshared");
+    let r = contents().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "bob's token, unshared");
 
     // Nobody logged in: a page asking to log in.
     let r = reqwest::get(format!("{url}{prefix}lab")).await.unwrap();
