@@ -329,6 +329,32 @@ pub struct WorkspaceUpdate {
     pub profile: Option<String>,
 }
 
+/// A workspace shared with a user or with a group's members: they may use its
+/// app (JupyterHub's `access:servers` on that one workspace), nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Share {
+    pub workspace_id: String,
+    pub owner: String,
+    pub workspace: String,
+    /// The user it is shared with, if with a user.
+    pub user: Option<String>,
+    /// The group it is shared with, if with a group.
+    pub group: Option<String>,
+    /// Where the workspace's app is served, through berth's proxy.
+    pub url: String,
+    /// Whether the workspace runs and its app answers.
+    pub ready: bool,
+    pub created: String,
+}
+
+/// Whom to share a workspace with: exactly one of `user` and `group`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareCreate {
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditRecord {
     pub id: String,

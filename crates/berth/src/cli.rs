@@ -313,6 +313,57 @@ pub enum WsCommand {
         #[arg(long)]
         keep_files: bool,
     },
+    /// Let a user, or a group's members, use the workspace: open its app and
+    /// work in it (files, terminals, kernels). Starting, stopping and deleting
+    /// it stay the owner's.
+    Share {
+        #[command(flatten)]
+        ws: WsRef,
+        #[command(flatten)]
+        with: ShareTarget,
+    },
+    /// Revoke a share, or all of the workspace's shares.
+    Unshare {
+        #[command(flatten)]
+        ws: WsRef,
+        #[command(flatten)]
+        with: UnshareTarget,
+    },
+    /// List whom the workspace is shared with.
+    Shares(WsRef),
+    /// List the workspaces others share with you.
+    Shared {
+        /// Whose (admins); default: yours.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+/// Whom to share with: exactly one of a user and a group.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ShareTarget {
+    /// A user's name.
+    #[arg(long)]
+    user: Option<String>,
+    /// A group's name: its members, as they come and go.
+    #[arg(long)]
+    group: Option<String>,
+}
+
+/// Which share to revoke: a user's, a group's, or all.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct UnshareTarget {
+    /// The share with this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// The share with this group.
+    #[arg(long)]
+    group: Option<String>,
+    /// Every share of the workspace.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -558,6 +609,26 @@ fn workspaces_table(ws: &[Workspace]) -> Table {
                 state,
                 w.url.clone(),
                 w.id.clone(),
+            ]
+        }),
+    )
+}
+
+fn shares_table(shares: &[Share]) -> Table {
+    table(
+        &["WORKSPACE", "WITH", "READY", "URL", "SINCE"],
+        shares.iter().map(|s| {
+            let with = match (&s.user, &s.group) {
+                (Some(u), _) => format!("user {u}"),
+                (_, Some(g)) => format!("group {g}"),
+                _ => "-".into(),
+            };
+            vec![
+                format!("{}/{}", s.owner, s.workspace),
+                with,
+                s.ready.to_string(),
+                s.url.clone(),
+                s.created.clone(),
             ]
         }),
     )
@@ -1012,6 +1083,45 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
         WsCommand::Delete { ws, keep_files } => {
             let w = resolve(c, &ws).await?;
             out.print(&c.delete_workspace(&w.id, keep_files).await?, one)
+        }
+        WsCommand::Share { ws, with } => {
+            let w = resolve(c, &ws).await?;
+            let req = ShareCreate {
+                user: with.user,
+                group: with.group,
+            };
+            let s = c.share(&w.id, &req).await?;
+            out.print(&s, |s| shares_table(std::slice::from_ref(s)))
+        }
+        WsCommand::Unshare { ws, with } => {
+            let w = resolve(c, &ws).await?;
+            let whom = match (with.user, with.group) {
+                (Some(u), _) => {
+                    c.unshare(&w.id, false, &u).await?;
+                    format!("user {u}")
+                }
+                (_, Some(g)) => {
+                    c.unshare(&w.id, true, &g).await?;
+                    format!("group {g}")
+                }
+                _ => {
+                    c.unshare_all(&w.id).await?;
+                    "anyone".to_owned()
+                }
+            };
+            out.done(&format!(
+                "{}/{} is no longer shared with {whom}",
+                w.owner, w.name
+            ));
+            Ok(())
+        }
+        WsCommand::Shares(r) => {
+            let w = resolve(c, &r).await?;
+            out.print(&c.shares(&w.id).await?, |s| shares_table(s))
+        }
+        WsCommand::Shared { user } => {
+            let user = me_or(c, user).await?;
+            out.print(&c.shared_with(&user).await?, |s| shares_table(s))
         }
     }
 }

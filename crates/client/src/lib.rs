@@ -444,6 +444,43 @@ impl Client {
         .await
     }
 
+    // ---- shares --------------------------------------------------------------
+
+    pub async fn shares(&self, workspace_id: &str) -> Result<Vec<Share>> {
+        self.get(&["api", "v1", "workspaces", workspace_id, "shares"])
+            .await
+    }
+
+    pub async fn share(&self, workspace_id: &str, req: &ShareCreate) -> Result<Share> {
+        self.post(&["api", "v1", "workspaces", workspace_id, "shares"], req)
+            .await
+    }
+
+    /// Revokes the share with a user (`group` false) or a group.
+    pub async fn unshare(&self, workspace_id: &str, group: bool, name: &str) -> Result<()> {
+        let kind = if group { "groups" } else { "users" };
+        self.delete(&[
+            "api",
+            "v1",
+            "workspaces",
+            workspace_id,
+            "shares",
+            kind,
+            name,
+        ])
+        .await
+    }
+
+    pub async fn unshare_all(&self, workspace_id: &str) -> Result<()> {
+        self.delete(&["api", "v1", "workspaces", workspace_id, "shares"])
+            .await
+    }
+
+    /// What is shared with `user`, directly or through a group.
+    pub async fn shared_with(&self, user: &str) -> Result<Vec<Share>> {
+        self.get(&["api", "v1", "users", user, "shared"]).await
+    }
+
     // ---- audit and documents -------------------------------------------------
 
     pub async fn audit(&self, q: &AuditQuery) -> Result<Page<AuditRecord>> {

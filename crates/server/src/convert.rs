@@ -228,3 +228,21 @@ pub fn audit(a: &model::AuditRecord) -> api_types::AuditRecord {
         detail: a.detail.clone(),
     }
 }
+
+/// A share, with its workspace if at hand (for `ready`).
+pub fn share(s: &model::Share, ws: Option<&model::Workspace>) -> api_types::Share {
+    let (user, group) = match &s.with {
+        model::ShareWith::User(u) => (Some(u.to_string()), None),
+        model::ShareWith::Group(g) => (None, Some(g.to_string())),
+    };
+    api_types::Share {
+        workspace_id: s.workspace_id.clone(),
+        owner: s.owner.to_string(),
+        workspace: s.workspace.to_string(),
+        user,
+        group,
+        url: model::hub::base_url(&s.owner, &s.workspace),
+        ready: ws.is_some_and(|w| w.status.state == model::WorkspaceState::Running),
+        created: time(s.created_at),
+    }
+}

@@ -27,9 +27,10 @@ use model::{Scope, Share, ShareWith, Workspace, WorkspaceState};
 use crate::auth::Ctx;
 use crate::convert::time;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{self, Path};
+use crate::extract::Path;
 use crate::hub::{find, options};
 use crate::routes::users::visible_user;
+use crate::shares;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -130,8 +131,7 @@ async fn list(
     Path(p): Path<ServerPath>,
 ) -> ApiResult<axum::Json<Value>> {
     let ws = server(&st, &ctx, &p, Scope::ReadShares).await?;
-    let shares = st.store.shares(&ws.owner_id, Some(&ws.id)).await?;
-    // All of one workspace, which is at hand: no need for the owner's others.
+    let shares = shares::list(&st, &ctx, &ws).await?;
     Ok(page(
         shares.iter().map(|s| share_model(s, Some(&ws))).collect(),
     ))
@@ -145,31 +145,10 @@ struct ShareBody {
     scopes: Option<Vec<String>>,
 }
 
-/// Whom a body names, as (user id, group id, what to write in the audit log);
-/// `None` if the user or group does not exist.
-async fn target(
-    st: &AppState,
-    body: &ShareBody,
-) -> ApiResult<Option<(Option<String>, Option<String>, String)>> {
-    let found = match (&body.user, &body.group) {
-        (Some(u), None) => match st.store.user_by_name(&extract::name("user", u)?).await {
-            Ok(u) => Some((Some(u.id), None, format!("user={}", u.name))),
-            Err(store::StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        },
-        (None, Some(g)) => match st.store.group(&extract::name("group", g)?).await {
-            Ok(g) => Some((None, Some(g.id), format!("group={}", g.name))),
-            Err(store::StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        },
-        _ => {
-            return Err(ApiError::new(
-                Code::InvalidValue,
-                "name exactly one of user and group",
-            ))
-        }
-    };
-    Ok(found)
+impl ShareBody {
+    fn with(&self) -> ApiResult<ShareWith> {
+        shares::with_of(self.user.as_deref(), self.group.as_deref())
+    }
 }
 
 /// Whether a scope names `access:servers` on `ws` (filtered to it or not).
@@ -184,8 +163,7 @@ async fn grant(
     Path(p): Path<ServerPath>,
     body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<Value>> {
-    let (st, ctx) = (&st, &ctx);
-    let ws = server(st, ctx, &p, Scope::Shares).await?;
+    let ws = server(&st, &ctx, &p, Scope::Shares).await?;
     let body: ShareBody = options(&body)?;
     // No scopes (or none listed) means JupyterHub's default: access.
     let only_access = body
@@ -199,35 +177,8 @@ async fn grant(
             "scopes: berth shares access:servers on the server only",
         ));
     }
-    let Some((user_id, group_id, who)) = target(st, &body).await? else {
-        return Err(ApiError::new(Code::InvalidValue, "no such user or group"));
-    };
-    let mut tx = st.store.begin().await?;
-    if tx
-        .share(&ws.id, user_id.as_deref(), group_id.as_deref())
-        .await?
-    {
-        tx.audit(&ctx.audit_workspace("workspace.share", &ws, who))
-            .await?;
-    }
-    tx.commit().await?;
-    st.auth_cache.clear();
-    let share = the_share(st, &ws, &body).await?;
-    Ok(axum::Json(
-        share.ok_or_else(|| ApiError::not_found("share"))?,
-    ))
-}
-
-/// The model of `ws`'s share with whom `body` names, if there is one.
-async fn the_share(st: &AppState, ws: &Workspace, body: &ShareBody) -> ApiResult<Option<Value>> {
-    let shares = st.store.shares(&ws.owner_id, Some(&ws.id)).await?;
-    Ok(shares
-        .iter()
-        .find(|s| match &s.with {
-            ShareWith::User(u) => body.user.as_deref() == Some(u.as_str()),
-            ShareWith::Group(g) => body.group.as_deref() == Some(g.as_str()),
-        })
-        .map(|s| share_model(s, Some(ws))))
+    let share = shares::grant(&st, &ctx, &ws, &body.with()?).await?;
+    Ok(axum::Json(share_model(&share, Some(&ws))))
 }
 
 /// Revokes one share (`PATCH`): `{}` when nothing remains of it, as JupyterHub.
@@ -237,41 +188,25 @@ async fn revoke(
     Path(p): Path<ServerPath>,
     body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<Value>> {
-    let (st, ctx) = (&st, &ctx);
-    let ws = server(st, ctx, &p, Scope::Shares).await?;
+    let ws = server(&st, &ctx, &p, Scope::Shares).await?;
     let body: ShareBody = options(&body)?;
-    let Some((user_id, group_id, who)) = target(st, &body).await? else {
-        return Ok(axum::Json(json!({})));
-    };
+    let with = body.with()?;
     let revokes_access = body
         .scopes
         .as_ref()
         .is_none_or(|list| list.iter().any(|scope| is_access(scope, &ws)));
     if !revokes_access {
         // Revoking scopes a share does not hold leaves it as it is.
-        let kept = the_share(st, &ws, &body).await?;
-        return Ok(axum::Json(kept.unwrap_or_else(|| json!({}))));
+        let kept = shares::list(&st, &ctx, &ws)
+            .await?
+            .into_iter()
+            .find(|s| s.with == with);
+        return Ok(axum::Json(
+            kept.map_or_else(|| json!({}), |s| share_model(&s, Some(&ws))),
+        ));
     }
-    unshare(st, ctx, &ws, user_id.as_deref(), group_id.as_deref(), who).await?;
+    shares::revoke(&st, &ctx, &ws, Some(&with)).await?;
     Ok(axum::Json(json!({})))
-}
-
-async fn unshare(
-    st: &AppState,
-    ctx: &Ctx,
-    ws: &Workspace,
-    user_id: Option<&str>,
-    group_id: Option<&str>,
-    who: String,
-) -> ApiResult<()> {
-    let mut tx = st.store.begin().await?;
-    if tx.unshare(&ws.id, user_id, group_id).await? > 0 {
-        tx.audit(&ctx.audit_workspace("workspace.unshare", ws, who))
-            .await?;
-    }
-    tx.commit().await?;
-    st.auth_cache.clear();
-    Ok(())
 }
 
 async fn revoke_all(
@@ -280,7 +215,7 @@ async fn revoke_all(
     Path(p): Path<ServerPath>,
 ) -> ApiResult<StatusCode> {
     let ws = server(&st, &ctx, &p, Scope::Shares).await?;
-    unshare(&st, &ctx, &ws, None, None, "all".into()).await?;
+    shares::revoke(&st, &ctx, &ws, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -291,11 +226,10 @@ async fn shared_with(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
     let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
-    let shares = st.store.shared_with(&user.id).await?;
-    let mut items = Vec::new();
-    for s in &shares {
-        let ws = st.store.workspace(&s.workspace_id).await.ok();
-        items.push(share_model(s, ws.as_ref()));
-    }
+    let items = shares::shared_with(&st, &user.id)
+        .await?
+        .iter()
+        .map(|(s, ws)| share_model(s, ws.as_ref()))
+        .collect();
     Ok(page(items))
 }

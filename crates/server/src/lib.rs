@@ -23,6 +23,7 @@ mod openapi;
 mod portal;
 mod proxied;
 pub(crate) mod routes;
+mod shares;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

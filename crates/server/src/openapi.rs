@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Log in and out; who am I"),
         (name = "users"), (name = "groups"), (name = "tokens"), (name = "profiles"),
         (name = "workspaces", description = "Desired state of workspaces; the controller converges them"),
+        (name = "shares", description = "Who may use a workspace besides its owner"),
         (name = "audit", description = "The append-only audit log (admins)"),
     )
 )]

@@ -694,10 +694,76 @@ async fn a_user_and_an_admin_use_the_portal() {
         b.path().await
     );
 
+    // Ada shares lab with grace (after trying herself, which is refused beside
+    // the field); grace finds it under "Shared with you" and opens it.
+    let admin = client::Client::new(&url, Some(crate::process::admin_token(&url).await)).unwrap();
+    admin
+        .create_user(&api_types::UserCreate {
+            name: "grace".into(),
+            password: Some("grace-password".into()),
+            admin: false,
+        })
+        .await
+        .unwrap();
+    b.goto("/hub/home").await;
+    b.follow("#workspaces th a").await;
+    b.wait("#share-form").await;
+    assert_eq!(b.text("#sharing .empty").await, "Not shared with anyone.");
+    b.fill("#share-form #f-name", "ada").await;
+    b.follow("#share-form button[type=submit]").await;
+    assert_eq!(
+        b.text("[data-error-for=name]").await,
+        "ada owns lab; share it with someone else"
+    );
+    b.shoot("share-error").await;
+    b.fill("#share-form #f-name", "grace").await;
+    b.follow("#share-form button[type=submit]").await;
+    b.wait("#shares").await;
+    assert_eq!(b.text(".notice").await, "Shared lab with grace.");
+    assert!(b.text("#shares").await.contains("grace"));
+    b.shoot("sharing").await;
+    b.log_out().await;
+    b.log_in("grace", "grace-password").await;
+    b.wait("#shared").await;
+    assert!(b.text("#shared").await.contains("ada"));
+    b.shoot("shared-with-you").await;
+    b.follow("#shared a.button").await;
+    b.wait("#jp-main-dock-panel").await;
+    assert!(
+        b.path().await.starts_with("/user/ada/lab/lab"),
+        "{}",
+        b.path().await
+    );
+    b.goto("/hub/home").await;
+    b.log_out().await;
+    // Revoked, it is gone from grace's home and its door is shut to her.
+    b.log_in("ada", "ada-password-2").await;
+    b.wait("#new-workspace").await;
+    b.follow("#workspaces th a").await;
+    b.wait("#shares").await;
+    b.click("#shares button.danger").await;
+    b.wait(".notice").await;
+    assert_eq!(
+        b.text(".notice").await,
+        "lab is no longer shared with user grace."
+    );
+    b.log_out().await;
+    b.log_in("grace", "grace-password").await;
+    b.wait("#new-workspace").await;
+    assert_eq!(
+        b.js("return !!document.getElementById('shared')").await,
+        false
+    );
+    b.goto("/user/ada/lab/lab").await;
+    assert_eq!(b.title().await, "Forbidden · berth");
+    b.goto("/hub/home").await;
+    b.log_out().await;
+    b.log_in("ada", "ada-password-2").await;
+    b.wait("#new-workspace").await;
+
     // A workspace whose app never answers stays on the progress page, which
     // shows the app's output; deleting
     // it asks first.
-    let admin = client::Client::new(&url, Some(crate::process::admin_token(&url).await)).unwrap();
     crate::process::create_profile(
         &admin,
         "sleeper",
@@ -832,6 +898,8 @@ async fn a_user_and_an_admin_use_the_portal() {
         "auth.login",
         "workspace.create",
         "workspace.stop",
+        "workspace.share",
+        "workspace.unshare",
         "token.create",
         "token.delete",
         "user.password",
@@ -870,7 +938,7 @@ async fn a_user_and_an_admin_use_the_portal() {
         "accessibility (WCAG 2.1 A and AA, axe-core) and offline use:\n{}",
         b.violations.join("\n")
     );
-    assert_eq!(b.taken.len(), 2 * 26, "{:?}", b.taken);
+    assert_eq!(b.taken.len(), 2 * 29, "{:?}", b.taken);
     if let Some(dir) = keep {
         eprintln!("wrote {} screenshots to {}", b.taken.len(), dir.display());
     }

@@ -7,25 +7,37 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
+use serde::Serialize;
 
 use model::{
-    now_millis, DesiredState, IdleAction, Millis, Profile, Scope, Workspace, WorkspaceState,
+    now_millis, DesiredState, IdleAction, Millis, Profile, Scope, ShareWith, Workspace,
+    WorkspaceState,
 };
 
 use super::format::{span_secs, when};
 use super::home::view;
-use super::Viewer;
+use super::{FormErrors, Viewer};
 use crate::error::ApiResult;
 use crate::AppState;
 
 /// How much of the app's log the page shows.
 const LOG_TAIL_BYTES: usize = 16 * 1024;
 
+/// The share form as it was posted (kept when it comes back with errors).
+#[derive(Debug, Default, Serialize)]
+pub(super) struct ShareForm {
+    pub kind: String,
+    pub name: String,
+    pub errors: FormErrors,
+}
+
 pub(super) async fn page(
     st: &AppState,
     viewer: &Viewer,
     ws: &Workspace,
     profiles: &HashMap<String, Profile>,
+    share: ShareForm,
+    status: StatusCode,
 ) -> ApiResult<Response> {
     let v = view(ws, profiles);
     let profile = profiles.get(ws.spec.profile.as_str()).map(|p| &p.spec);
@@ -37,6 +49,25 @@ pub(super) async fn page(
     );
     // The log may show what the owner's code printed: the owner's (and admins') eyes only.
     let may_manage = viewer.ctx.principal.may(Scope::Servers, &ws.owner_id);
+    let may_share = viewer
+        .ctx
+        .principal
+        .may_server(Scope::Shares, &ws.owner_id, ws.name.as_str());
+    let shares: Vec<_> = if may_share {
+        crate::shares::list(st, &viewer.ctx, ws)
+            .await?
+            .iter()
+            .map(|s| {
+                let (kind, name) = match &s.with {
+                    ShareWith::User(u) => ("user", u.as_str()),
+                    ShareWith::Group(g) => ("group", g.as_str()),
+                };
+                context! { kind => kind, name => name, at => s.created_at }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let (mut log, mut usage) = (None, None);
     if let Some(rt) = &st.runtime {
         if may_manage {
@@ -63,7 +94,7 @@ pub(super) async fn page(
         .collect();
     Ok(viewer.page(
         "workspace.html",
-        StatusCode::OK,
+        status,
         context! {
             title => format!("{}/{}", ws.owner, ws.name),
             nav => "home",
@@ -73,6 +104,9 @@ pub(super) async fn page(
             conditions => conditions,
             log => log,
             may_manage => may_manage,
+            may_share => may_share,
+            shares => shares,
+            share => share,
             usage => usage.map(|u| context! { cpu_millis => u.cpu_millis, memory_bytes => u.memory_bytes }),
             next_events => next_events(ws, profile, now_millis()),
             idle => profile.map(super::home::idle_policy),

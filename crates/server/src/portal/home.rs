@@ -199,6 +199,7 @@ async fn home_page(
         form.profile.clone()
     };
     let names: Vec<&str> = mine.iter().map(|w| w.name.as_str()).collect();
+    let shared = shared_with_me(st, &me.user_id, &profiles).await?;
     let ran = super::details::running(st, Some(&me.user_id), None).await?;
     let workspaces: Vec<_> = mine
         .iter()
@@ -216,6 +217,7 @@ async fn home_page(
             title => "Your workspaces",
             nav => "home",
             workspaces => workspaces,
+            shared => shared,
             profiles => offered,
             form => form,
             chosen => chosen,
@@ -232,6 +234,34 @@ async fn home_page(
             },
         },
     ))
+}
+
+/// The workspaces others share with the viewer, once each (a workspace may
+/// reach them directly and through groups), with how: `you` or the groups.
+async fn shared_with_me(
+    st: &AppState,
+    user_id: &str,
+    profiles: &HashMap<String, Profile>,
+) -> ApiResult<Vec<Value>> {
+    let mut by_ws: Vec<(Workspace, Vec<String>)> = Vec::new();
+    for (share, ws) in crate::shares::shared_with(st, user_id).await? {
+        let Some(ws) = ws else { continue };
+        if ws.owner_id == user_id || ws.deletion_requested_at.is_some() {
+            continue;
+        }
+        let via = match &share.with {
+            model::ShareWith::User(_) => "you".to_owned(),
+            model::ShareWith::Group(g) => format!("group {g}"),
+        };
+        match by_ws.iter_mut().find(|(w, _)| w.id == ws.id) {
+            Some((_, vias)) => vias.push(via),
+            None => by_ws.push((ws, vec![via])),
+        }
+    }
+    Ok(by_ws
+        .iter()
+        .map(|(w, via)| context! { via => via.join(", "), ..Value::from_serialize(view(w, profiles)) })
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,7 +350,7 @@ async fn stop(
 }
 
 /// A workspace the viewer may read, with its profile; else the error page.
-async fn find(
+pub(super) async fn find(
     st: &AppState,
     viewer: &Viewer,
     id: &str,
@@ -388,7 +418,8 @@ async fn workspace_page(
         Ok(found) => found,
         Err(page) => return page,
     };
-    match super::details::page(&st, &viewer, &ws, &profiles).await {
+    let share = super::details::ShareForm::default();
+    match super::details::page(&st, &viewer, &ws, &profiles, share, StatusCode::OK).await {
         Ok(r) => r,
         Err(e) => viewer.error(e),
     }

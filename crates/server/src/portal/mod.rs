@@ -16,6 +16,7 @@ mod format;
 mod home;
 mod login;
 mod password;
+mod sharing;
 mod tokens;
 
 use std::sync::LazyLock;
@@ -50,6 +51,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(home::routes())
         .merge(tokens::routes())
         .merge(password::routes())
+        .merge(sharing::routes())
         .merge(admin::routes())
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod groups;
 pub(crate) mod profiles;
 pub(crate) mod quotas;
 pub(crate) mod session;
+pub(crate) mod shares;
 pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod workspaces;
@@ -32,6 +33,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(tokens::routes())
         .merge(profiles::routes())
         .merge(workspaces::routes())
+        .merge(shares::routes())
         .merge(audit::routes())
 }
 

@@ -19,6 +19,7 @@ mod portal;
 mod props;
 mod proxy;
 mod quota;
+mod shares;
 mod system;
 mod workspaces;
 
@@ -323,8 +324,9 @@ impl TestApp {
     pub async fn snapshot(&self) -> String {
         let s = &self.store;
         let mut users = s.users(None, 10_000).await.unwrap();
-        let mut tokens = Vec::new();
+        let (mut tokens, mut shares) = (Vec::new(), Vec::new());
         for u in &users {
+            shares.push(s.shares(&u.id, None).await.unwrap());
             let mut of_user = s.tokens(&u.id).await.unwrap();
             // When a token was last used is bookkeeping that any request may write.
             for t in &mut of_user {
@@ -355,7 +357,7 @@ impl TestApp {
         let quotas: std::collections::BTreeMap<_, _> =
             s.quota_overrides().await.unwrap().into_iter().collect();
         format!(
-            "{users:?}\n{tokens:?}\n{quotas:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            "{users:?}\n{tokens:?}\n{shares:?}\n{quotas:?}\n{:?}\n{:?}\n{:?}\n{:?}",
             s.groups().await.unwrap(),
             s.profiles().await.unwrap(),
             s.workspaces(&all).await.unwrap(),

@@ -682,3 +682,80 @@ async fn the_login_form_says_when_an_account_has_no_password() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_owner_shares_from_the_workspace_page_and_the_recipient_sees_it_at_home() {
+    let app = TestApp::sqlite().await;
+    let alice = user(&app, "alice").await;
+    let bob = user(&app, "bob").await;
+    let token = app.token_for("alice", None).await;
+    let nb = app.workspace(&token, json!({"name": "nb"})).await;
+    let id = nb["id"].as_str().unwrap();
+    let page = format!("/hub/workspaces/{id}");
+    let (share, unshare) = (format!("{page}/share"), format!("{page}/unshare"));
+    let body = html(&get(&app, &alice, &page).await).to_owned();
+    assert!(body.contains("Not shared with anyone."), "{body}");
+    assert!(!html(&get(&app, &bob, "/hub/home").await).contains("Shared with you"));
+
+    // Errors come back beside the name, with what was typed.
+    for (name, status, error) in [
+        ("alice", 422, "alice owns nb; share it with someone else"),
+        ("nobody", 422, "no such user"),
+        ("Bob!", 422, "name may contain only lowercase letters"),
+    ] {
+        let fields = [
+            ("_csrf", alice.csrf.as_str()),
+            ("kind", "user"),
+            ("name", name),
+        ];
+        let r = post(&app, &alice, &share, &fields).await;
+        assert_eq!(r.status, status, "{name}");
+        let body = html(&r);
+        assert!(
+            body.contains(&format!(r#"data-error-for="name">{error}"#)),
+            "{name}: {body}"
+        );
+        assert!(body.contains(&format!(r#"value="{name}""#)), "{body}");
+    }
+    let fields = [
+        ("_csrf", alice.csrf.as_str()),
+        ("kind", "team"),
+        ("name", "bob"),
+    ];
+    let r = post(&app, &alice, &share, &fields).await;
+    assert_eq!(r.status, 422);
+    assert!(html(&r).contains("share with a user or a group"));
+
+    let fields = [
+        ("_csrf", alice.csrf.as_str()),
+        ("kind", "user"),
+        ("name", " bob "),
+    ];
+    let r = post(&app, &alice, &share, &fields).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let body = html(&get(&app, &alice, &page).await).to_owned();
+    assert!(body.contains("User <strong>bob</strong>"), "{body}");
+    let home = html(&get(&app, &bob, "/hub/home").await).to_owned();
+    assert!(home.contains("Shared with you"), "{home}");
+    assert!(home.contains(r#"<th scope="row" data-label="Workspace">nb</th>"#));
+    assert!(home.contains("Ask alice to start it."), "{home}");
+
+    // Bob may use it, not share it on.
+    let fields = [
+        ("_csrf", bob.csrf.as_str()),
+        ("kind", "user"),
+        ("name", "carol"),
+    ];
+    let r = post(&app, &bob, &share, &fields).await;
+    assert_eq!(r.status, 404);
+    assert!(!html(&get(&app, &bob, &page).await).contains("Sharing"));
+
+    let fields = [
+        ("_csrf", alice.csrf.as_str()),
+        ("kind", "user"),
+        ("name", "bob"),
+    ];
+    assert_eq!(post(&app, &alice, &unshare, &fields).await.status, 303);
+    assert!(html(&get(&app, &alice, &page).await).contains("Not shared with anyone."));
+    assert!(!html(&get(&app, &bob, "/hub/home").await).contains("Shared with you"));
+}

@@ -1,0 +1,118 @@
+//! Sharing from the workspace page: share with a user or a group, revoke a
+//! share. The list, the form and its errors are on the workspace's page
+//! (`details`); what is shared with the viewer is on their home page.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+
+use model::ShareWith;
+
+use super::details::ShareForm;
+use super::home::find;
+use super::{done, FormErrors, Posted};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::shares;
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hub/workspaces/{id}/share", post(share))
+        .route("/hub/workspaces/{id}/unshare", post(unshare))
+}
+
+#[derive(Debug, Deserialize)]
+struct WithForm {
+    /// `user` or `group`.
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    name: String,
+}
+
+impl WithForm {
+    fn with(&self) -> ApiResult<ShareWith> {
+        let name = self.name.trim();
+        match self.kind.as_str() {
+            "user" => shares::with_of(Some(name), None),
+            "group" => shares::with_of(None, Some(name)),
+            _ => Err(ApiError::new(
+                Code::InvalidValue,
+                "kind: share with a user or a group",
+            )),
+        }
+    }
+}
+
+fn back(id: &str) -> String {
+    format!("/hub/workspaces/{id}#sharing")
+}
+
+async fn share(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted<WithForm>,
+) -> Response {
+    let Posted { viewer, form } = posted;
+    let (ws, profiles) = match find(&st, &viewer, &id).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let granted = async { shares::grant(&st, &viewer.ctx, &ws, &form.with()?).await }.await;
+    match granted {
+        Ok(s) => {
+            let whom = match &s.with {
+                ShareWith::User(u) => format!("{u}"),
+                ShareWith::Group(g) => format!("the members of {g}"),
+            };
+            done(&back(&ws.id), &format!("Shared {} with {whom}.", ws.name))
+        }
+        Err(e) if e.code.status().is_client_error() && e.code.status() != StatusCode::FORBIDDEN => {
+            let errors = FormErrors::from_api_as(
+                &e,
+                &[("user", "name"), ("group", "name"), ("kind", "kind")],
+            );
+            let form = ShareForm {
+                kind: form.kind,
+                name: form.name,
+                errors,
+            };
+            super::details::page(&st, &viewer, &ws, &profiles, form, e.code.status())
+                .await
+                .unwrap_or_else(|e| viewer.error(e))
+        }
+        Err(e) => viewer.error(e),
+    }
+}
+
+async fn unshare(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted<WithForm>,
+) -> Response {
+    let Posted { viewer, form } = posted;
+    let (ws, _) = match find(&st, &viewer, &id).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let revoked = async {
+        let with = form.with()?;
+        shares::revoke(&st, &viewer.ctx, &ws, Some(&with)).await
+    }
+    .await;
+    match revoked {
+        Ok(_) => done(
+            &back(&ws.id),
+            &format!(
+                "{} is no longer shared with {} {}.",
+                ws.name,
+                form.kind,
+                form.name.trim()
+            ),
+        ),
+        Err(e) => viewer.error(e),
+    }
+}
