@@ -78,6 +78,8 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         }
     }
 
+    disk_condition(ctx, id, &mut status, now).await;
+
     let step = match Transition::plan(status.state, ws.spec.desired, deleting) {
         Transition::Start if status.state == WorkspaceState::Failed => {
             if ws.observed_generation != ws.generation {
@@ -242,6 +244,30 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         }),
     );
     Ok(action)
+}
+
+/// `DiskFull`: whether the home is at its limit, where the app gets "No space
+/// left on device". Looked at while the home is mounted (the runtime says
+/// `None` otherwise, and the condition stays as it was last seen).
+async fn disk_condition(ctx: &Ctx, id: &str, status: &mut WorkspaceStatus, now: i64) {
+    let disk = match ctx.runtime.disk(id).await {
+        Ok(Some(disk)) => disk,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(workspace.id = id, error = %e, "no disk use");
+            return;
+        }
+    };
+    if disk.is_full() {
+        let message = format!(
+            "the home is full ({} limit): the app gets \"No space left on device\"; \
+             delete files, or move the workspace to a profile with a larger disk",
+            model::bytes(disk.size_bytes)
+        );
+        set_condition(status, "DiskFull", true, "HomeFull", &message, now);
+    } else {
+        set_condition(status, "DiskFull", false, "HasRoom", "", now);
+    }
 }
 
 /// An app that ran at least this long before it exited starts a new count of

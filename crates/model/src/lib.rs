@@ -24,7 +24,7 @@ pub use profile::{
     App, CommandVars, IdleAction, Profile, ProfileSpec, ProfileSpecError, PLACEHOLDERS,
 };
 pub use quota::{Quota, QuotaOverride, QUOTA_CEILING};
-pub use runtime::{fake::FakeRuntime, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
+pub use runtime::{fake::FakeRuntime, Disk, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 pub use scope::{Filter, Principal, Scope, ScopeSet, Targets, UnknownScope};
 pub use secret::Secret;
 pub use workspace::{
@@ -203,5 +203,21 @@ impl Outcome {
             "failure" => Some(Outcome::Failure),
             _ => None,
         }
+    }
+}
+
+/// Bytes as people read them: `8 GiB`, `512 MiB`, `1.5 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || v.fract() < 0.05 || v >= 100.0 {
+        format!("{} {}", v.round(), UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }

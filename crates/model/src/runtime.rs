@@ -55,6 +55,25 @@ pub struct Usage {
     pub memory_bytes: u64,
 }
 
+/// A workspace's home: its size limit and what its files take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Disk {
+    pub used_bytes: u64,
+    /// What the file system holds at most (a little under the profile's
+    /// limit: the file system's own structures take the rest).
+    pub size_bytes: u64,
+    /// What the app may still write.
+    pub available_bytes: u64,
+}
+
+impl Disk {
+    /// Full: what is left would not hold a small file's worth of blocks
+    /// (under 1% of the size, or 1 MiB).
+    pub fn is_full(&self) -> bool {
+        self.available_bytes < (self.size_bytes / 100).min(1 << 20)
+    }
+}
+
 /// A runtime operation failed; `retryable` says whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeError {
@@ -118,6 +137,12 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     async fn usage(&self, _id: &str) -> Result<Option<Usage>, RuntimeError> {
         Ok(None)
     }
+
+    /// The workspace's home against its limit; `None` where this runtime
+    /// cannot tell, or while the home is not mounted (stopped).
+    async fn disk(&self, _id: &str) -> Result<Option<Disk>, RuntimeError> {
+        Ok(None)
+    }
 }
 
 pub mod fake {
@@ -142,6 +167,8 @@ pub mod fake {
         fail_next: Mutex<Option<RuntimeError>>,
         /// What `usage` reports while a workspace runs.
         usage: Mutex<HashMap<String, Usage>>,
+        /// What `disk` reports while a workspace runs.
+        disks: Mutex<HashMap<String, Disk>>,
         /// Where every start ends, if not running ([`FakeRuntime::start_as`]).
         start_as: Mutex<Option<Observed>>,
     }
@@ -156,6 +183,7 @@ pub mod fake {
                 calls: Mutex::default(),
                 fail_next: Mutex::default(),
                 usage: Mutex::default(),
+                disks: Mutex::default(),
                 start_as: Mutex::default(),
             }
         }
@@ -215,6 +243,12 @@ pub mod fake {
         /// (it reports `None` otherwise).
         pub fn set_usage(&self, id: &str, usage: Usage) {
             self.usage.lock().unwrap().insert(id.to_owned(), usage);
+        }
+
+        /// Sets what [`Runtime::disk`] reports for `id` while it is running
+        /// (it reports `None` otherwise).
+        pub fn set_disk(&self, id: &str, disk: Disk) {
+            self.disks.lock().unwrap().insert(id.to_owned(), disk);
         }
 
         /// Makes every later start end at once in `observed` (an app that
@@ -337,6 +371,16 @@ pub mod fake {
             );
             Ok(running
                 .then(|| self.usage.lock().unwrap().get(id).copied())
+                .flatten())
+        }
+
+        async fn disk(&self, id: &str) -> Result<Option<Disk>, RuntimeError> {
+            let running = matches!(
+                self.state.lock().unwrap().get(id),
+                Some(Observed::Running { .. })
+            );
+            Ok(running
+                .then(|| self.disks.lock().unwrap().get(id).copied())
                 .flatten())
         }
     }

@@ -5,7 +5,8 @@
 //! # How a workspace runs
 //!
 //! `start` makes, idempotently: the home `<data_dir>/homes/<id>` (owned by the
-//! workspace uid), the network ([`net`]: namespace `berth-<id>`, a veth pair
+//! workspace uid; [`disk`]: an ext4 image `<data_dir>/disks/<id>.ext4` of the
+//! profile's disk size, loop-mounted there), the network ([`net`]: namespace `berth-<id>`, a veth pair
 //! in `10.213.0.0/16`, an nftables table), the cgroup ([`cgroups`]: memory, cpu
 //! and pids limits from the profile) and the state file `<data_dir>/run/<id>.json`
 //! (slot, upstream, whether it should be running). Then it spawns, through
@@ -49,9 +50,15 @@
 //!   know: the upstream address and whether the workspace is meant to run (an
 //!   empty cgroup of a workspace meant to run is `Failed`).
 //! - **stop** thaws, sends SIGTERM to every pid in the cgroup, SIGKILL to what is
-//!   left after [`Config::stop_grace`], removes the cgroup and the network; the
-//!   home stays. **delete** is stop plus removing the home (or, keeping files,
-//!   moving it to `<data_dir>/kept/<id>`), log and state file.
+//!   left after [`Config::stop_grace`], removes the cgroup and the network and
+//!   unmounts the home; its image stays. **delete** is stop plus removing the
+//!   home (or, keeping files, moving its image to `<data_dir>/kept/<id>.ext4`),
+//!   log and state file.
+//! - **Disk**: the home is a file system of the profile's size, so `df` inside
+//!   shows the limit and a full home is `ENOSPC` to the app alone;
+//!   [`Runtime::disk`] reports its use while mounted, which the controller turns
+//!   into the `DiskFull` condition. A raised limit grows the home at the next
+//!   start; a lowered one never shrinks it (the start log says so).
 //! - **Usage**: memory is the cgroup's count (page cache included); CPU is a
 //!   rate between two samples of the cgroup's CPU time, the one `usage` takes
 //!   and the previous one, kept per workspace, when that is between
@@ -77,12 +84,13 @@
 //! - **Network**: berth's API on [`net::GATEWAY_IP`] (announced as
 //!   `BERTH_API_URL`), and the outside world only when the profile allows egress.
 //!
-//! Not yet: disk quotas; a minimal `/etc` (the host's is mounted read-only;
+//! Not yet: a minimal `/etc` (the host's is mounted read-only;
 //! root-only files such as `/etc/shadow` stay unreadable to the workspace uid);
 //! name resolution with egress works only where the host's `/etc/resolv.conf`
 //! names a resolver reachable from the namespace (not a `127.0.0.x` stub).
 
 pub mod cgroups;
+pub mod disk;
 pub mod exec;
 pub mod net;
 
@@ -95,12 +103,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{App, CommandVars, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
+use model::{App, CommandVars, Disk, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cgroups::{Cgroups, CpuSample, Limits};
+use crate::disk::{Ensured, Home};
 use crate::net::Slot;
+use model::bytes;
 
 /// How long `usage` waits between two CPU samples when it has no recent one.
 pub const USAGE_SAMPLE_GAP: Duration = Duration::from_millis(250);
@@ -180,13 +190,15 @@ impl ProcessRuntime {
     /// Detects the cgroup version and creates the data directories.
     pub fn new(config: Config) -> std::io::Result<Self> {
         let cgroups = Cgroups::detect(&config.cgroup_root, &config.cgroup_parent)?;
-        for dir in ["homes", "logs", "run", "kept"] {
+        for dir in ["homes", "disks", "logs", "run", "kept"] {
             std::fs::create_dir_all(config.data_dir.join(dir))?;
         }
-        std::fs::set_permissions(
-            config.data_dir.join("kept"),
-            std::fs::Permissions::from_mode(0o700),
-        )?;
+        for private in ["kept", "disks"] {
+            std::fs::set_permissions(
+                config.data_dir.join(private),
+                std::fs::Permissions::from_mode(0o700),
+            )?;
+        }
         // Workspace uids must traverse to their own home (bwrap runs as them);
         // they may not list the others.
         std::fs::set_permissions(
@@ -206,12 +218,19 @@ impl ProcessRuntime {
         &self.cgroups
     }
 
-    /// The host directory mounted as the workspace's home.
+    /// The host directory mounted as the workspace's home (where its image
+    /// is mounted while it runs).
     pub fn home_dir(&self, id: &str) -> PathBuf {
-        self.config.data_dir.join("homes").join(id)
+        self.home(id).dir
     }
 
-    /// Where the home of a workspace deleted with `keep_files` is kept.
+    fn home(&self, id: &str) -> Home {
+        Home::new(&self.config.data_dir, id)
+    }
+
+    /// Where the home of a workspace deleted with `keep_files` is kept: its
+    /// image as `<that>.ext4` (`mount -o loop,ro` reads it), or a home made
+    /// before disk limits as that directory.
     pub fn kept_dir(&self, id: &str) -> PathBuf {
         self.config.data_dir.join("kept").join(id)
     }
@@ -413,11 +432,13 @@ impl Runtime for ProcessRuntime {
         // Leftovers of a run that died (an empty cgroup with old OOM counts).
         self.kill_all(id).await?;
 
+        let limit = ws.profile.disk_quota_bytes;
+        let ensured = self
+            .home(id)
+            .ensure(ws.uid, limit)
+            .await
+            .map_err(|e| home_error("start", id, e))?;
         let home = self.home_dir(id);
-        std::fs::create_dir_all(&home).map_err(|e| transient("start", id, e))?;
-        std::os::unix::fs::chown(&home, Some(ws.uid), Some(ws.uid))
-            .and_then(|()| std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)))
-            .map_err(|e| transient("start", id, e))?;
 
         if !self.config.gateway_ports.is_empty() {
             self.gateway
@@ -468,6 +489,37 @@ impl Runtime for ProcessRuntime {
             .append(true)
             .open(self.log_path(id))
             .map_err(|e| transient("start", id, e))?;
+        match ensured {
+            Ensured::Ready => {}
+            Ensured::Grown { from, to } => {
+                let _ = writeln!(
+                    log,
+                    "berth: the home grew from {} to {}",
+                    bytes(from),
+                    bytes(to)
+                );
+            }
+            Ensured::GrowLater { size, wanted } => {
+                let _ = writeln!(
+                    log,
+                    "berth: the home stays at {} this time: it is still in use on the host; it grows to {} at a later start",
+                    bytes(size),
+                    bytes(wanted)
+                );
+            }
+            Ensured::Larger { size } => {
+                let _ = writeln!(
+                    log,
+                    "berth: the home stays at {}: a home is not shrunk (the profile allows {})",
+                    bytes(size),
+                    bytes(limit)
+                );
+            }
+            Ensured::Unlimited { reason } => {
+                tracing::warn!(workspace.id = id, "home without a limit: {reason}");
+                let _ = writeln!(log, "berth: the home has no limit: {reason}");
+            }
+        }
         let _ = writeln!(log, "{START_MARK}{argv:?} at {upstream}");
         let owner = ws.owner.as_str();
         let home_in = format!("/home/{owner}");
@@ -577,7 +629,10 @@ impl Runtime for ProcessRuntime {
             self.write_state(id, &state)
                 .map_err(|e| transient("stop", id, e))?;
         }
-        Ok(())
+        self.home(id)
+            .unmount()
+            .await
+            .map_err(|e| home_error("stop", id, e))
     }
 
     async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
@@ -593,17 +648,13 @@ impl Runtime for ProcessRuntime {
     async fn delete(&self, id: &str, keep_files: bool) -> Result<(), RuntimeError> {
         check_id("delete", id)?;
         self.stop(id).await?;
-        let home = self.home_dir(id);
-        let gone = if keep_files {
-            std::fs::rename(&home, self.kept_dir(id))
+        let home = self.home(id);
+        if keep_files {
+            home.keep(&self.kept_dir(id)).await
         } else {
-            std::fs::remove_dir_all(&home)
-        };
-        match gone {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(transient("delete", id, e)),
+            home.remove().await
         }
+        .map_err(|e| home_error("delete", id, e))?;
         for path in [self.log_path(id), self.state_path(id)] {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -673,18 +724,20 @@ impl Runtime for ProcessRuntime {
                 })
             }
             Some(_) => Ok(Observed::Stopped),
-            None if self.home_dir(id).exists() => Ok(Observed::Stopped),
+            None if self.home_dir(id).exists() || self.home(id).image.exists() => {
+                Ok(Observed::Stopped)
+            }
             None => Ok(Observed::Absent),
         }
     }
 
-    /// The workspaces of this data dir: those with a home or a state file. A
+    /// The workspaces of this data dir: those with a home, an image or a state file. A
     /// cgroup under the parent without either belongs to another berth on this
     /// machine (`start` writes the state file before it makes the cgroup, and
     /// `delete` removes it after the cgroup), and is left alone.
     async fn list(&self) -> Result<Vec<String>, RuntimeError> {
         let mut ids = Vec::new();
-        for (dir, suffix) in [("homes", ""), ("run", ".json")] {
+        for (dir, suffix) in [("homes", ""), ("disks", ".ext4"), ("run", ".json")] {
             let entries = std::fs::read_dir(self.config.data_dir.join(dir))
                 .map_err(|e| transient("list", "*", e))?;
             for entry in entries.flatten() {
@@ -718,6 +771,20 @@ impl Runtime for ProcessRuntime {
             .filter(|l| !l.starts_with("berth: "))
             .map(|l| format!("{l}\n"))
             .collect())
+    }
+
+    /// From the home's file system, while it is mounted.
+    async fn disk(&self, id: &str) -> Result<Option<Disk>, RuntimeError> {
+        check_id("disk", id)?;
+        match self.home(id).space() {
+            Ok(s) => Ok(Some(Disk {
+                used_bytes: s.used_bytes,
+                size_bytes: s.size_bytes,
+                available_bytes: s.available_bytes,
+            })),
+            Err(disk::DiskError::NotMounted) => Ok(None),
+            Err(e) => Err(transient("disk", id, e)),
+        }
     }
 
     /// From the workspace's cgroup; `None` when it has no processes (or, on
@@ -836,6 +903,19 @@ fn status_code(head: &[u8]) -> Option<u16> {
         return None;
     }
     parts.next()?.parse().ok()
+}
+
+/// A missing tool will not appear by trying again; anything else may pass.
+fn home_error(op: &'static str, id: &str, e: disk::DiskError) -> RuntimeError {
+    let message = format!("the home: {e}");
+    match e {
+        disk::DiskError::Exec(exec::ExecError::Spawn { .. }) => permanent(
+            op,
+            id,
+            format!("{message} (install e2fsprogs and mount: scripts/install-deps)"),
+        ),
+        _ => transient(op, id, message),
+    }
 }
 
 fn transient(op: &'static str, id: &str, e: impl std::fmt::Display) -> RuntimeError {

@@ -666,6 +666,12 @@ async fn a_user_and_an_admin_use_the_portal() {
         );
     }
     assert!(!b.text("pre.log").await.is_empty());
+    // The home's use, of its own file system's size (an image of the limit).
+    let disk = b.text("#disk").await;
+    assert!(
+        disk.contains(" of ") && disk.contains("GiB") && !disk.contains("full"),
+        "{disk}"
+    );
     b.shoot("workspace").await;
 
     // Stop, followed live too; the proxy then shows its start page.

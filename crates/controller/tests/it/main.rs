@@ -683,3 +683,34 @@ async fn the_scheduler_acts_on_changes_the_runtime_reports() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_full_home_is_a_condition_until_it_has_room_again() {
+    let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
+    let id = f.workspace("lab", DesiredState::Running).await;
+    let gib = 1u64 << 30;
+    let mut disk = model::Disk {
+        used_bytes: 20 * gib - 4096,
+        size_bytes: 20 * gib,
+        available_bytes: 4096,
+    };
+    f.runtime.set_disk(&id, disk);
+    f.converge(&id).await;
+    reconcile(&id, &f.ctx).await.unwrap();
+    let full = condition(&f.store.workspace(&id).await.unwrap(), "DiskFull");
+    assert!(full.status, "{full:?}");
+    assert_eq!(full.reason, "HomeFull");
+    assert!(
+        full.message.contains("20 GiB limit") && full.message.contains("No space left on device"),
+        "{}",
+        full.message
+    );
+    // It stays running: a full disk is the app's to handle.
+    assert_eq!(f.state(&id).await, WorkspaceState::Running);
+
+    disk.available_bytes = 5 * gib;
+    f.runtime.set_disk(&id, disk);
+    reconcile(&id, &f.ctx).await.unwrap();
+    let roomy = condition(&f.store.workspace(&id).await.unwrap(), "DiskFull");
+    assert_eq!((roomy.status, roomy.reason.as_str()), (false, "HasRoom"));
+}

@@ -253,8 +253,9 @@ async fn egress_follows_the_profile() {
     }
 
     // A profile change takes effect at the next start.
-    h.rt.stop(&open.id).await.unwrap();
+    // (The home is reachable from the host only while mounted: running.)
     std::fs::remove_file(h.home(&open.id).join("connect.json")).unwrap();
+    h.rt.stop(&open.id).await.unwrap();
     open.profile.egress = false;
     h.rt.start(&open).await.unwrap();
     let again = read_json(&h.home(&open.id).join("connect.json")).await;

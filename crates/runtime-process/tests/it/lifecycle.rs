@@ -152,8 +152,8 @@ async fn the_test_guard_leaves_nothing_behind() {
     );
 }
 
-/// Deleting with `keep_files` releases everything but the home, which moves to
-/// `kept/<id>`, and the workspace is no longer the runtime's.
+/// Deleting with `keep_files` releases everything but the home, whose image
+/// moves to `kept/<id>.ext4`, and the workspace is no longer the runtime's.
 #[tokio::test]
 async fn delete_can_keep_the_files() {
     let h = Harness::new(vec![]);
@@ -165,8 +165,16 @@ async fn delete_can_keep_the_files() {
     assert_eq!(h.rt.observe(&ws.id).await.unwrap(), Observed::Absent);
     assert!(!h.rt.list().await.unwrap().contains(&ws.id));
     assert!(!h.home(&ws.id).exists());
-    let kept = h.rt.kept_dir(&ws.id).join("marker.txt");
-    assert_eq!(std::fs::read_to_string(kept).unwrap(), "keep me\n");
+    // The home's image is kept; mounted read-only, it holds the files.
+    let kept = h.rt.kept_dir(&ws.id).with_extension("ext4");
+    let at = tempfile::tempdir().unwrap();
+    let (image, dir) = (kept.to_str().unwrap(), at.path().to_str().unwrap());
+    runtime_process::exec::run("mount", &["-o", "loop,ro", image, dir])
+        .await
+        .unwrap();
+    let marker = std::fs::read_to_string(at.path().join("marker.txt"));
+    runtime_process::exec::run("umount", &[dir]).await.unwrap();
+    assert_eq!(marker.unwrap(), "keep me\n");
     assert!(!h.rt.cgroups().exists(&ws.id));
     assert_eq!(
         network_leftovers(&ws.id, &upstream).await,

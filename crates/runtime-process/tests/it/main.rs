@@ -5,6 +5,7 @@
 //! and workspace ids, and a guard that deletes everything it made.
 
 mod adoption;
+mod disk;
 mod isolation;
 mod lifecycle;
 mod limits;

@@ -50,6 +50,28 @@ if env.get("FORKS"):
             os._exit(0)
         n += 1
     save("forks.json", {"forked": n, "error": err})
+if env.get("FILL"):
+    # Fills the home until the disk says no; the result goes into blocks
+    # taken before, so that it can be written with the disk full.
+    tmp = os.path.join(home, "fill.json.tmp")
+    with open(tmp, "wb") as f:
+        f.write(b" " * 4096)
+    written, err = 0, ""
+    try:
+        with open(os.path.join(home, "fill.bin"), "ab") as f:
+            while True:
+                f.write(b"x" * (1 << 20))
+                f.flush()
+                written += 1
+    except OSError as e:
+        err = e.strerror
+    with open(tmp, "r+b") as f:
+        f.write(json.dumps({"written_mb": written, "error": err}).encode())
+    os.rename(tmp, os.path.join(home, "fill.json"))
+if env.get("DF"):
+    import subprocess
+    df = subprocess.run(["df", "-B1", "--output=size,avail", home], capture_output=True, text=True).stdout.split()
+    save("df.json", {"size": int(df[2]), "avail": int(df[3])})
 if env.get("CHECKS"):
     r = {"uid": os.getuid(), "hostname": socket.gethostname(),
          "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
@@ -98,7 +120,22 @@ http.server.HTTPServer(("0.0.0.0", int(env["PORT"])), H).serve_forever()
 /// Fails (never skips) when the machine lacks what these tests need.
 fn require() {
     let mut missing = Vec::new();
-    for tool in ["bwrap", "ip", "nft", "setpriv", "setsid", "kill", "sh"] {
+    for tool in [
+        "bwrap",
+        "ip",
+        "nft",
+        "setpriv",
+        "setsid",
+        "kill",
+        "sh",
+        "mount",
+        "umount",
+        "mkfs.ext4",
+        "e2fsck",
+        "resize2fs",
+        "dumpe2fs",
+        "debugfs",
+    ] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false);
@@ -112,7 +149,7 @@ fn require() {
     assert!(
         missing.is_empty(),
         "runtime-process tests need {missing:?}: run scripts/install-deps \
-         (packages bubblewrap iproute2 nftables util-linux procps python3)"
+         (packages bubblewrap iproute2 nftables util-linux mount e2fsprogs procps python3)"
     );
     let uid = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()

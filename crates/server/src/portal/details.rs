@@ -68,7 +68,7 @@ pub(super) async fn page(
     } else {
         Vec::new()
     };
-    let (mut log, mut usage) = (None, None);
+    let (mut log, mut usage, mut disk) = (None, None, None);
     if let Some(rt) = &st.runtime {
         if may_manage {
             log = rt.log_tail(&ws.id, LOG_TAIL_BYTES).await.ok();
@@ -78,6 +78,7 @@ pub(super) async fn page(
             WorkspaceState::Running | WorkspaceState::Starting | WorkspaceState::Paused
         ) {
             usage = rt.usage(&ws.id).await.ok().flatten();
+            disk = rt.disk(&ws.id).await.ok().flatten();
         }
     }
     let history: Vec<_> = history
@@ -108,6 +109,7 @@ pub(super) async fn page(
             shares => shares,
             share => share,
             usage => usage.map(|u| context! { cpu_millis => u.cpu_millis, memory_bytes => u.memory_bytes }),
+            disk => disk.map(|d| context! { used_bytes => d.used_bytes, size_bytes => d.size_bytes, full => d.is_full() }),
             next_events => next_events(ws, profile, now_millis()),
             idle => profile.map(super::home::idle_policy),
             limits => profile.map(|p| context! {

@@ -57,18 +57,7 @@ pub(crate) fn span_secs(s: u64) -> String {
 
 /// `8 GiB`, `512 MiB`, `1.5 GiB`.
 pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || v.fract() < 0.05 || v >= 100.0 {
-        format!("{} {}", v.round(), UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    model::bytes(n)
 }
 
 /// CPUs from thousandths: `2`, `0.5`, `1.25`.
