@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use api_types::*;
 use clap::{Args, Subcommand};
 use client::{AuditQuery, Client, WorkspaceQuery};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
 const DEFAULT_URL: &str = "http://127.0.0.1:8000";
@@ -18,20 +18,85 @@ const DEFAULT_URL: &str = "http://127.0.0.1:8000";
 #[derive(Debug, Args)]
 pub struct Global {
     /// berth's URL (default: the one `berth login` stored, else http://127.0.0.1:8000).
-    #[arg(long, global = true, env = "BERTH_URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_URL",
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
     url: Option<String>,
-    /// API token (default: the one `berth login` stored).
-    #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]
+    /// API token to use instead of the one `berth login` stored.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "Global options"
+    )]
     token: Option<String>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    /// Print JSON instead of tables (for scripts).
+    #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
+    /// Show every column of a table, however wide (tables fit the terminal,
+    /// or 80 columns, otherwise).
+    #[arg(long, global = true, help_heading = "Global options")]
+    wide: bool,
+}
+
+/// A number of CPUs above 0, as `--cpu` takes it.
+fn cpus(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("expected a number of CPUs above 0, such as 2 or 0.5".into()),
+    }
+}
+
+/// A number of CPUs, 0 or more, as a quota's `--cpu` takes it.
+fn cpus_or_zero(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("expected a number of CPUs, 0 or more, such as 8 or 0.5".into()),
+    }
+}
+
+/// A size such as 512MiB or 8GiB.
+fn size(s: &str) -> Result<u64, String> {
+    match s.parse::<bytesize::ByteSize>() {
+        Ok(b) if !s.trim_start().starts_with('-') => Ok(b.as_u64()),
+        _ => Err("expected a size such as 512MiB, 8GiB or 1TiB".into()),
+    }
+}
+
+/// A whole number, 0 or more.
+fn whole(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| "expected a whole number, 0 or more".into())
+}
+
+/// A number of lines, as `--tail` takes it (berth checks the range).
+fn lines(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .map_err(|_| "expected a number of lines, 1 to 10000".into())
+}
+
+/// A price, 0 or more.
+fn price(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("expected a price, 0 or more, such as 0.25".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Log in with a password and store an API token for the other verbs.
+    /// Log in with a password and store an API token for the other commands.
+    #[command(after_help = "Examples:\n  berth login -u ada\n  \
+        berth login --url https://berth.example.com -u ada\n  \
+        berth login -u admin --password-stdin <<< \"$PASSWORD\"")]
     Login {
+        /// Your user name.
         #[arg(long, short)]
         username: String,
         /// Read the password from the first line of stdin instead of prompting.
@@ -54,45 +119,65 @@ pub enum ClientCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Users: list, create, change, delete, and their quotas (admins).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// API tokens: yours, or (admins) anyone's.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Profiles: the resources and app a workspace gets (admins change them).
     #[command(subcommand)]
     Profiles(ProfilesCommand),
-    /// Workspaces.
+    /// Workspaces: create, start, stop, open, follow their logs, share.
     #[command(subcommand)]
     Ws(WsCommand),
+    /// Groups of users, to share workspaces with (admins).
     #[command(subcommand)]
     Groups(GroupsCommand),
     /// Services: tools' own identities and tokens, as JupyterHub's (admins).
     #[command(subcommand)]
     Services(ServicesCommand),
     /// The audit log, newest first (admins).
+    #[command(
+        after_help = "Examples:\n  berth audit\n  berth audit --user ada --action workspace\n  \
+        berth audit --action auth.login --since 2026-11-01T00:00:00Z --limit 200"
+    )]
     Audit {
-        #[arg(long)]
+        /// Only what this user did.
+        #[arg(long, value_name = "NAME")]
         user: Option<String>,
-        /// An action (workspace.create) or a family (workspace).
+        /// Only this action (workspace.create) or family of actions (workspace).
         #[arg(long)]
         action: Option<String>,
-        /// RFC 3339 time, e.g. 2026-11-01T00:00:00Z.
-        #[arg(long)]
+        /// Only from this time on (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long, value_name = "TIME")]
         since: Option<String>,
-        #[arg(long)]
+        /// Only before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
         until: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many records (1 to 500).
+        #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
         limit: i64,
     },
 }
 
 #[derive(Debug, Subcommand)]
+#[command(after_help = "Examples:\n  berth users list\n  \
+    berth users create ada --password-stdin <<< \"$PASSWORD\"\n  \
+    berth users set ada --admin true\n  berth users quota ada --workspaces 3 --cpu 4 --memory 16GiB")]
 pub enum UsersCommand {
+    /// List every user.
     List,
+    /// Show one user.
     Show {
+        /// The user's name.
         name: String,
     },
+    /// Create a user.
     Create {
+        /// The new user's name: lowercase letters, digits and dashes.
         name: String,
+        /// Make the user an admin.
         #[arg(long)]
         admin: bool,
         /// Read the password from stdin; without it the account has no password.
@@ -101,34 +186,41 @@ pub enum UsersCommand {
     },
     /// Rename, change the admin flag, disable or enable, or set a new password.
     Set {
+        /// The user's name.
         name: String,
         /// A new name; the user's workspaces (stopped), files, tokens, groups
         /// and shares follow.
         #[arg(long = "rename", value_name = "NEW_NAME")]
         rename: Option<String>,
-        #[arg(long)]
+        /// Make the user an admin (true) or not (false).
+        #[arg(long, value_name = "BOOL")]
         admin: Option<bool>,
-        #[arg(long)]
+        /// Disable the account (true: no logins, tokens refused) or enable it (false).
+        #[arg(long, value_name = "BOOL")]
         disabled: Option<bool>,
+        /// Read a new password from stdin.
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Delete a user, with their workspaces and tokens.
     Delete {
+        /// The user's name.
         name: String,
     },
     /// Show a user's quota and use; with limits, give the user those of their
     /// own (admins; the limits not given stay as they are).
     Quota {
+        /// The user's name.
         name: String,
         /// Workspaces held at most.
-        #[arg(long)]
+        #[arg(long, value_name = "N", value_parser = whole, allow_negative_numbers = true)]
         workspaces: Option<u64>,
         /// CPUs running at most, e.g. 8 or 0.5.
-        #[arg(long)]
+        #[arg(long, value_name = "CPUS", value_parser = cpus_or_zero, allow_negative_numbers = true)]
         cpu: Option<f64>,
         /// Memory running at most, e.g. 32GiB.
-        #[arg(long)]
-        memory: Option<bytesize::ByteSize>,
+        #[arg(long, value_name = "SIZE", value_parser = size, allow_negative_numbers = true)]
+        memory: Option<u64>,
         /// Give the user the default quota again.
         #[arg(long, conflicts_with_all = ["workspaces", "cpu", "memory"])]
         reset: bool,
@@ -136,28 +228,36 @@ pub enum UsersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(after_help = "Examples:\n  berth tokens list\n  \
+    berth tokens create --note ci --scope read:servers --expires-in 86400\n  berth tokens revoke ID")]
 pub enum TokensCommand {
+    /// List tokens (their secrets are never shown again).
     List {
-        /// Whose tokens (default: yours).
-        #[arg(long)]
+        /// Whose tokens (admins); default: yours.
+        #[arg(long, value_name = "NAME")]
         user: Option<String>,
     },
     /// Create a token; it is printed once.
     Create {
-        #[arg(long)]
+        /// For this user (admins); default: you.
+        #[arg(long, value_name = "NAME")]
         user: Option<String>,
+        /// What the token is for, shown in lists.
         #[arg(long, default_value = "")]
         note: String,
-        /// A scope (repeatable); default: all of yours.
-        #[arg(long = "scope")]
+        /// A scope, such as read:servers (repeatable); default: all of yours.
+        #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
-        /// Lifetime in seconds.
-        #[arg(long)]
+        /// Lifetime in seconds; default: until revoked.
+        #[arg(long, value_name = "SECONDS", value_parser = whole, allow_negative_numbers = true)]
         expires_in: Option<u64>,
     },
+    /// Revoke a token: it stops working at once.
     Revoke {
+        /// The token's id, from `berth tokens list`.
         id: String,
-        #[arg(long)]
+        /// Whose token (admins); default: yours.
+        #[arg(long, value_name = "NAME")]
         user: Option<String>,
     },
 }
@@ -165,37 +265,41 @@ pub enum TokensCommand {
 /// The settable fields of a profile.
 #[derive(Debug, Args)]
 pub struct ProfileFields {
-    #[arg(long)]
+    /// The name people see when they pick a profile.
+    #[arg(long, value_name = "TEXT")]
     display_name: Option<String>,
     /// CPUs, e.g. 2 or 0.5.
-    #[arg(long)]
+    #[arg(long, value_name = "CPUS", value_parser = cpus, allow_negative_numbers = true)]
     cpu: Option<f64>,
     /// Memory, e.g. 8GiB.
-    #[arg(long)]
-    memory: Option<bytesize::ByteSize>,
-    #[arg(long)]
+    #[arg(long, value_name = "SIZE", value_parser = size, allow_negative_numbers = true)]
+    memory: Option<u64>,
+    /// Processes a workspace may run at once.
+    #[arg(long, value_name = "N", value_parser = whole, allow_negative_numbers = true)]
     max_processes: Option<u64>,
-    /// Disk quota, e.g. 20GiB.
-    #[arg(long)]
-    disk: Option<bytesize::ByteSize>,
+    /// The home's size, e.g. 20GiB.
+    #[arg(long, value_name = "SIZE", value_parser = size, allow_negative_numbers = true)]
+    disk: Option<u64>,
     /// Seconds without activity before hibernation; 0 = never.
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS", value_parser = whole, allow_negative_numbers = true)]
     idle_timeout: Option<u64>,
     /// What hibernation does: stop (the default) or pause.
     #[arg(long, value_parser = ["stop", "pause"])]
     idle_action: Option<String>,
     /// Seconds after creation before deletion; 0 = never.
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS", value_parser = whole, allow_negative_numbers = true)]
     max_lifetime: Option<u64>,
-    #[arg(long)]
+    /// What an hour of a running workspace costs, for the cost shown.
+    #[arg(long, value_name = "PRICE", value_parser = price, allow_negative_numbers = true)]
     cost_per_hour: Option<f64>,
-    #[arg(long)]
+    /// Seconds a start may take before it counts as failed.
+    #[arg(long, value_name = "SECONDS", value_parser = whole, allow_negative_numbers = true)]
     start_timeout: Option<u64>,
     /// Launch JupyterLab.
     #[arg(long, conflicts_with = "command")]
     jupyterlab: bool,
     /// Whether workspaces may reach the network beyond berth's API: true or false.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL")]
     egress: Option<bool>,
     /// With --command: the app serves at / and the proxy strips the
     /// workspace's URL prefix from requests (for any plain web server).
@@ -203,7 +307,7 @@ pub struct ProfileFields {
     strip_prefix: bool,
     /// Launch this command instead (all remaining arguments; put it last).
     /// {port}, {base_url}, {username}, {servername} and {home} are filled in.
-    #[arg(long, num_args = 1.., allow_hyphen_values = true)]
+    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "ARGV")]
     command: Option<Vec<String>>,
 }
 
@@ -220,9 +324,9 @@ impl ProfileFields {
         ProfileUpdate {
             display_name: self.display_name,
             cpu: self.cpu,
-            memory_bytes: self.memory.map(|b| b.as_u64()),
+            memory_bytes: self.memory,
             max_processes: self.max_processes,
-            disk_quota_bytes: self.disk.map(|b| b.as_u64()),
+            disk_quota_bytes: self.disk,
             idle_timeout_secs: self.idle_timeout,
             idle_action: self.idle_action,
             max_lifetime_secs: self.max_lifetime,
@@ -235,22 +339,35 @@ impl ProfileFields {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(after_help = "Examples:\n  berth profiles list\n  \
+    berth profiles create small --display-name \"Small (1 CPU, 2 GiB)\" --cpu 1 --memory 2GiB\n  \
+    berth profiles create web --display-name Web --strip-prefix --command python3 -m http.server '{port}'\n  \
+    berth profiles update small --idle-timeout 1800 --idle-action pause")]
 pub enum ProfilesCommand {
+    /// List the profiles.
     List,
+    /// Show one profile.
     Show {
+        /// The profile's name.
         name: String,
     },
+    /// Create a profile (admins); what is not given takes Standard's value.
     Create {
+        /// The new profile's name: lowercase letters, digits and dashes.
         name: String,
         #[command(flatten)]
         fields: ProfileFields,
     },
+    /// Change a profile (admins); workspaces get it at their next start.
     Update {
+        /// The profile's name.
         name: String,
         #[command(flatten)]
         fields: ProfileFields,
     },
+    /// Delete a profile no workspace uses (admins).
     Delete {
+        /// The profile's name.
         name: String,
     },
 }
@@ -258,20 +375,29 @@ pub enum ProfilesCommand {
 /// Which workspace: a name (yours, or `--owner`'s) or an id.
 #[derive(Debug, Args)]
 pub struct WsRef {
-    /// Workspace name or id.
+    /// The workspace's name (or its id).
     workspace: String,
-    /// The owner, when naming another user's workspace (admins).
-    #[arg(long)]
+    /// The owner, when naming another user's workspace (admins, or a share).
+    #[arg(long, value_name = "NAME")]
     owner: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
+#[command(
+    after_help = "Examples:\n  berth ws create lab --profile standard --start --wait\n  \
+    berth ws list\n  berth ws open lab\n  berth ws logs -f lab\n  berth ws stop lab\n  \
+    berth ws share lab --user grace\n  berth ws delete lab --keep-files"
+)]
 pub enum WsCommand {
+    /// Create a workspace (stopped, unless --start).
     Create {
+        /// The workspace's name: lowercase letters, digits and dashes.
         name: String,
-        #[arg(long)]
+        /// Its profile; default: the default profile.
+        #[arg(long, value_name = "NAME")]
         profile: Option<String>,
-        #[arg(long)]
+        /// For another user (admins).
+        #[arg(long, value_name = "NAME")]
         owner: Option<String>,
         /// Start it right away.
         #[arg(long)]
@@ -281,15 +407,22 @@ pub enum WsCommand {
         #[arg(long, requires = "start")]
         wait: bool,
     },
+    /// List workspaces: yours, or (admins) everyone's.
     List {
-        #[arg(long)]
+        /// Only this user's.
+        #[arg(long, value_name = "NAME")]
         owner: Option<String>,
+        /// Only those in this state: pending, starting, running, stopping,
+        /// stopped, paused or failed.
         #[arg(long)]
         state: Option<String>,
-        #[arg(long)]
+        /// Only those with this profile.
+        #[arg(long, value_name = "NAME")]
         profile: Option<String>,
     },
+    /// Show a workspace: its state, message and conditions.
     Show(WsRef),
+    /// Start a workspace.
     Start {
         #[command(flatten)]
         ws: WsRef,
@@ -298,14 +431,39 @@ pub enum WsCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Stop a workspace; its files stay.
     Stop(WsRef),
+    /// Print a workspace's address and open it in your browser (when there is
+    /// one); a stopped workspace's page offers to start it.
+    Open {
+        #[command(flatten)]
+        ws: WsRef,
+        /// Only print the address.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Print a workspace's log: the app's output and berth's lines about its
+    /// starts and exits.
+    Logs {
+        #[command(flatten)]
+        ws: WsRef,
+        /// Keep printing what the app writes, until you press Ctrl-C or the
+        /// workspace is deleted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only the last N lines (1 to 10000); default: the last MiB.
+        #[arg(long, value_name = "N", value_parser = lines, allow_negative_numbers = true)]
+        tail: Option<u32>,
+    },
     /// Change the profile (applied at the next start).
     Update {
         #[command(flatten)]
         ws: WsRef,
-        #[arg(long)]
+        /// The new profile.
+        #[arg(long, value_name = "NAME")]
         profile: String,
     },
+    /// Delete a workspace, with its files unless --keep-files.
     Delete {
         #[command(flatten)]
         ws: WsRef,
@@ -334,7 +492,7 @@ pub enum WsCommand {
     /// List the workspaces others share with you.
     Shared {
         /// Whose (admins); default: yours.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         user: Option<String>,
     },
 }
@@ -344,10 +502,10 @@ pub enum WsCommand {
 #[group(required = true, multiple = false)]
 pub struct ShareTarget {
     /// A user's name.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// A group's name: its members, as they come and go.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     group: Option<String>,
 }
 
@@ -356,10 +514,10 @@ pub struct ShareTarget {
 #[group(required = true, multiple = false)]
 pub struct UnshareTarget {
     /// The share with this user.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// The share with this group.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     group: Option<String>,
     /// Every share of the workspace.
     #[arg(long)]
@@ -367,20 +525,51 @@ pub struct UnshareTarget {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(after_help = "Examples:\n  berth groups create analysts ada grace\n  \
+    berth groups add analysts alan\n  berth groups remove analysts ada")]
 pub enum GroupsCommand {
+    /// List the groups and their members.
     List,
-    Create { name: String, members: Vec<String> },
-    Add { name: String, users: Vec<String> },
-    Remove { name: String, user: String },
-    Delete { name: String },
+    /// Create a group, with members.
+    Create {
+        /// The group's name: lowercase letters, digits and dashes.
+        name: String,
+        /// Its first members' names.
+        members: Vec<String>,
+    },
+    /// Add users to a group.
+    Add {
+        /// The group's name.
+        name: String,
+        /// The users' names.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Take a user out of a group.
+    Remove {
+        /// The group's name.
+        name: String,
+        /// The user's name.
+        user: String,
+    },
+    /// Delete a group; its shares go with it.
+    Delete {
+        /// The group's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
+#[command(
+    after_help = "Examples:\n  berth services create idle-culler --admin\n  berth services list"
+)]
 pub enum ServicesCommand {
+    /// List the services.
     List,
     /// Create a service and print its token, once: give it to the tool as
     /// `JUPYTERHUB_API_TOKEN`.
     Create {
+        /// The service's name.
         name: String,
         /// Acts as an admin (as the idle culler must); else it can only
         /// identify itself.
@@ -389,6 +578,7 @@ pub enum ServicesCommand {
     },
     /// Delete a service; its token stops working at once.
     Delete {
+        /// The service's name.
         name: String,
     },
 }
@@ -455,20 +645,74 @@ pub(crate) fn read_password(from_stdin: bool, prompt: &str) -> anyhow::Result<St
 
 struct Out {
     json: bool,
+    wide: bool,
+}
+
+/// A table's column: shown always, or only with `--wide`.
+#[derive(Debug, Clone, Copy)]
+enum Col {
+    Always(&'static str),
+    Wide(&'static str),
+}
+use Col::{Always, Wide};
+
+/// What a command prints as a table: its columns and rows (one cell per
+/// column).
+struct Grid {
+    cols: &'static [Col],
+    rows: Vec<Vec<String>>,
+}
+
+fn grid(cols: &'static [Col], rows: impl IntoIterator<Item = Vec<String>>) -> Grid {
+    Grid {
+        cols,
+        rows: rows.into_iter().collect(),
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is no error.
+pub(crate) fn emit(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 impl Out {
-    fn print<T: Serialize>(
-        &self,
-        value: &T,
-        table: impl FnOnce(&T) -> Table,
-    ) -> anyhow::Result<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+    fn print<T: Serialize>(&self, value: &T, grid: impl FnOnce(&T) -> Grid) -> anyhow::Result<()> {
+        let text = if self.json {
+            serde_json::to_string_pretty(value)?
         } else {
-            println!("{}", table(value));
+            self.table(grid(value)).to_string()
+        };
+        emit(format!("{text}\n").as_bytes())
+    }
+
+    /// The grid as a table: without `--wide`, only the columns always shown,
+    /// wrapped to the terminal's width (80 columns when not on a terminal).
+    fn table(&self, g: Grid) -> Table {
+        let shown: Vec<usize> = (0..g.cols.len())
+            .filter(|&i| self.wide || matches!(g.cols[i], Always(_)))
+            .collect();
+        let mut t = Table::new();
+        t.load_preset(UTF8_BORDERS_ONLY);
+        if self.wide {
+            t.set_content_arrangement(ContentArrangement::Disabled);
+        } else {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+            if !std::io::stdout().is_terminal() {
+                t.set_width(80);
+            }
         }
-        Ok(())
+        t.set_header(shown.iter().map(|&i| match g.cols[i] {
+            Always(name) | Wide(name) => name,
+        }));
+        for row in g.rows {
+            t.add_row(shown.iter().map(|&i| row[i].clone()));
+        }
+        t
     }
 
     fn done(&self, what: &str) {
@@ -478,40 +722,52 @@ impl Out {
     }
 }
 
-fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
-    for r in rows {
-        t.add_row(r);
+/// An RFC 3339 time from the API as a table shows it: to the minute, in UTC
+/// (`2026-12-04 18:02Z`; `--json` has the whole).
+fn when(rfc3339: &str) -> String {
+    match rfc3339.get(..16) {
+        Some(minute) if rfc3339.ends_with('Z') => format!("{}Z", minute.replacen('T', " ", 1)),
+        _ => rfc3339.to_owned(),
     }
-    t
 }
 
 fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_else(|| "-".into())
 }
 
-fn users_table(users: &[User]) -> Table {
-    table(
-        &["NAME", "ADMIN", "DISABLED", "GROUPS", "CREATED"],
+fn users_table(users: &[User]) -> Grid {
+    grid(
+        &[
+            Always("NAME"),
+            Always("ADMIN"),
+            Always("DISABLED"),
+            Always("GROUPS"),
+            Wide("CREATED"),
+        ],
         users.iter().map(|u| {
             vec![
                 u.name.clone(),
                 u.admin.to_string(),
                 u.disabled.to_string(),
                 u.groups.join(","),
-                u.created.clone(),
+                when(&u.created),
             ]
         }),
     )
 }
 
-fn quota_table(q: &UserQuota) -> Table {
+fn quota_table(q: &UserQuota) -> Grid {
     let mem = |b: u64| bytesize::ByteSize(b).to_string_as(true);
     let own = |set: bool| if set { "own" } else { "default" }.to_owned();
     let (l, d, u, c) = (&q.limits, &q.default, &q.used, &q.custom);
-    table(
-        &["", "IN USE", "LIMIT", "FROM", "DEFAULT"],
+    grid(
+        &[
+            Always(""),
+            Always("IN USE"),
+            Always("LIMIT"),
+            Always("FROM"),
+            Always("DEFAULT"),
+        ],
         [
             vec![
                 "workspaces".into(),
@@ -538,36 +794,43 @@ fn quota_table(q: &UserQuota) -> Table {
     )
 }
 
-fn tokens_table(tokens: &[Token]) -> Table {
-    table(
-        &["ID", "PREFIX", "NOTE", "SCOPES", "EXPIRES", "LAST USED"],
+fn tokens_table(tokens: &[Token]) -> Grid {
+    grid(
+        &[
+            Always("ID"),
+            Wide("PREFIX"),
+            Always("NOTE"),
+            Wide("SCOPES"),
+            Always("EXPIRES"),
+            Always("LAST USED"),
+        ],
         tokens.iter().map(|t| {
             vec![
                 t.id.clone(),
                 t.prefix.clone(),
                 t.note.clone(),
                 t.scopes.join(" "),
-                opt(&t.expires_at),
-                opt(&t.last_used),
+                t.expires_at.as_deref().map_or_else(|| "-".into(), when),
+                t.last_used.as_deref().map_or_else(|| "-".into(), when),
             ]
         }),
     )
 }
 
-fn profiles_table(profiles: &[Profile]) -> Table {
+fn profiles_table(profiles: &[Profile]) -> Grid {
     let secs = |s: Option<u64>| s.map(|s| format!("{s}s")).unwrap_or_else(|| "never".into());
-    table(
+    grid(
         &[
-            "NAME",
-            "DISPLAY NAME",
-            "CPU",
-            "MEMORY",
-            "DISK",
-            "IDLE",
-            "LIFETIME",
-            "COST/H",
-            "EGRESS",
-            "APP",
+            Always("NAME"),
+            Wide("DISPLAY NAME"),
+            Always("CPU"),
+            Always("MEMORY"),
+            Always("DISK"),
+            Always("IDLE"),
+            Wide("LIFETIME"),
+            Always("COST/H"),
+            Wide("EGRESS"),
+            Always("APP"),
         ],
         profiles.iter().map(|p| {
             vec![
@@ -592,9 +855,17 @@ fn profiles_table(profiles: &[Profile]) -> Table {
     )
 }
 
-fn workspaces_table(ws: &[Workspace]) -> Table {
-    table(
-        &["NAME", "OWNER", "PROFILE", "DESIRED", "STATE", "URL", "ID"],
+fn workspaces_table(ws: &[Workspace]) -> Grid {
+    grid(
+        &[
+            Always("NAME"),
+            Always("OWNER"),
+            Always("PROFILE"),
+            Wide("DESIRED"),
+            Always("STATE"),
+            Always("URL"),
+            Wide("ID"),
+        ],
         ws.iter().map(|w| {
             let state = if w.deletion_requested_at.is_some() {
                 "deleting".into()
@@ -614,9 +885,15 @@ fn workspaces_table(ws: &[Workspace]) -> Table {
     )
 }
 
-fn shares_table(shares: &[Share]) -> Table {
-    table(
-        &["WORKSPACE", "WITH", "READY", "URL", "SINCE"],
+fn shares_table(shares: &[Share]) -> Grid {
+    grid(
+        &[
+            Always("WORKSPACE"),
+            Always("WITH"),
+            Always("READY"),
+            Always("URL"),
+            Wide("SINCE"),
+        ],
         shares.iter().map(|s| {
             let with = match (&s.user, &s.group) {
                 (Some(u), _) => format!("user {u}"),
@@ -628,7 +905,7 @@ fn shares_table(shares: &[Share]) -> Table {
                 with,
                 s.ready.to_string(),
                 s.url.clone(),
-                s.created.clone(),
+                when(&s.created),
             ]
         }),
     )
@@ -653,6 +930,14 @@ async fn wait_ready(c: &Client, out: &Out, w: &Workspace) -> anyhow::Result<()> 
         anyhow::bail!("{}/{} did not start: {why}", w.owner, w.name);
     }
     out.print(&w, |w| workspaces_table(std::slice::from_ref(w)))
+}
+
+/// Whether a browser can be opened here: a desktop session (or macOS), not a
+/// shell on a server.
+fn has_browser() -> bool {
+    cfg!(target_os = "macos")
+        || std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
 }
 
 /// Finds a workspace by name (of `owner`, default the caller) or by id.
@@ -683,7 +968,10 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
         .clone()
         .or_else(|| stored.as_ref().map(|c| c.url.clone()))
         .unwrap_or_else(|| DEFAULT_URL.into());
-    let out = Out { json: g.json };
+    let out = Out {
+        json: g.json,
+        wide: g.wide,
+    };
     if let ClientCommand::Login {
         username,
         password_stdin,
@@ -764,8 +1052,13 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
         ClientCommand::Whoami => {
             let me = c.me().await?;
             out.print(&me, |m| {
-                table(
-                    &["USER", "ADMIN", "VIA", "SCOPES"],
+                grid(
+                    &[
+                        Always("USER"),
+                        Always("ADMIN"),
+                        Always("VIA"),
+                        Always("SCOPES"),
+                    ],
                     [vec![
                         m.user.name.clone(),
                         m.user.admin.to_string(),
@@ -798,11 +1091,18 @@ pub async fn run(cmd: ClientCommand, g: Global) -> anyhow::Result<()> {
             };
             let page = c.audit(&q).await?;
             out.print(&page.items, |items| {
-                table(
-                    &["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "FROM"],
+                grid(
+                    &[
+                        Always("AT"),
+                        Always("ACTOR"),
+                        Always("ACTION"),
+                        Always("TARGET"),
+                        Always("OUTCOME"),
+                        Wide("FROM"),
+                    ],
                     items.iter().map(|a| {
                         vec![
-                            a.at.clone(),
+                            when(&a.at),
                             opt(&a.actor),
                             a.action.clone(),
                             a.target.clone(),
@@ -895,7 +1195,7 @@ async fn users(c: &Client, out: &Out, cmd: UsersCommand) -> anyhow::Result<()> {
                 let req = QuotaUpdate {
                     max_workspaces: workspaces.or(own.max_workspaces),
                     max_cpu: cpu.or(own.max_cpu),
-                    max_memory_bytes: memory.map(|m| m.as_u64()).or(own.max_memory_bytes),
+                    max_memory_bytes: memory.or(own.max_memory_bytes),
                 };
                 c.set_user_quota(&name, &req).await?
             } else {
@@ -1045,7 +1345,7 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
             if out.json {
                 return out.print(&w, one);
             }
-            println!("{}", one(&w));
+            println!("{}", out.table(one(&w)));
             println!(
                 "generation {} (observed {})",
                 w.generation, w.observed_generation
@@ -1068,6 +1368,43 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
                 return wait_ready(c, out, &w).await;
             }
             out.print(&w, one)
+        }
+        WsCommand::Open { ws, no_browser } => {
+            let w = resolve(c, &ws).await?;
+            let url = c.absolute(&w.url);
+            if out.json {
+                return out.print(&serde_json::json!({ "url": url }), |_| grid(&[], []));
+            }
+            println!("{url}");
+            if w.state != "running" {
+                eprintln!(
+                    "{}/{} is {}; its page offers to start it",
+                    w.owner, w.name, w.state
+                );
+            }
+            if !no_browser && has_browser() {
+                if let Err(e) = open::that_detached(&url) {
+                    eprintln!("no browser opened ({e}): open the address above");
+                }
+            }
+            Ok(())
+        }
+        WsCommand::Logs { ws, follow, tail } => {
+            use std::io::Write;
+            let w = resolve(c, &ws).await?;
+            let mut stdout = std::io::stdout().lock();
+            let mut failed = None;
+            c.logs(&w.id, tail, follow, |chunk| {
+                if failed.is_none() {
+                    failed = stdout.write_all(chunk).and_then(|()| stdout.flush()).err();
+                }
+            })
+            .await?;
+            match failed {
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         WsCommand::Stop(r) => {
             let w = resolve(c, &r).await?;
@@ -1131,8 +1468,8 @@ async fn services(c: &Client, out: &Out, cmd: ServicesCommand) -> anyhow::Result
         ServicesCommand::List => {
             let all = c.services().await?;
             out.print(&all, |all| {
-                table(
-                    &["NAME", "ADMIN"],
+                grid(
+                    &[Always("NAME"), Always("ADMIN")],
                     all.values().map(|s| {
                         vec![
                             s["name"].as_str().unwrap_or_default().to_owned(),
@@ -1151,7 +1488,7 @@ async fn services(c: &Client, out: &Out, cmd: ServicesCommand) -> anyhow::Result
             let mut made = c.create_service(&name, admin, &token).await?;
             made["api_token"] = serde_json::Value::String(token.clone());
             if out.json {
-                out.print(&made, |_| table(&[], []))
+                out.print(&made, |_| grid(&[], []))
             } else {
                 println!("created service {name}; its token (shown once):\n{token}");
                 Ok(())
@@ -1167,10 +1504,10 @@ async fn services(c: &Client, out: &Out, cmd: ServicesCommand) -> anyhow::Result
 
 async fn groups(c: &Client, out: &Out, cmd: GroupsCommand) -> anyhow::Result<()> {
     let groups_table = |gs: &[Group]| {
-        table(
-            &["NAME", "MEMBERS", "CREATED"],
+        grid(
+            &[Always("NAME"), Always("MEMBERS"), Wide("CREATED")],
             gs.iter()
-                .map(|g| vec![g.name.clone(), g.members.join(","), g.created.clone()]),
+                .map(|g| vec![g.name.clone(), g.members.join(","), when(&g.created)]),
         )
     };
     match cmd {

@@ -18,7 +18,14 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "berth",
     version,
-    about = "On-demand, isolated development workspaces"
+    about = "On-demand, isolated development workspaces",
+    after_help = "Examples:\n  \
+        berth serve                                   run berth here (http://127.0.0.1:8000)\n  \
+        berth login -u admin                          log the CLI in\n  \
+        berth ws create lab --start --wait            a JupyterLab workspace, started\n  \
+        berth ws open lab                             open it in the browser\n  \
+        berth completion bash > /etc/bash_completion.d/berth\n\n\
+        Each command has its own --help."
 )]
 struct Args {
     #[command(flatten)]
@@ -30,6 +37,9 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the control plane: API, portal and proxy on one listener.
+    #[command(after_help = "Examples:\n  berth serve\n  \
+        berth serve --bind 0.0.0.0:8000 --data-dir /var/lib/berth\n  \
+        berth serve --config /etc/berth/berth.toml")]
     Serve {
         /// Config file (default: ./berth.toml if it exists).
         #[arg(long, env = "BERTH_CONFIG")]
@@ -44,9 +54,18 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
-    /// Configuration helpers.
+    /// Configuration helpers: the defaults, and the configuration in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script for berth.
+    #[command(after_help = "Examples:\n  \
+        berth completion bash > /etc/bash_completion.d/berth\n  \
+        berth completion zsh > \"${fpath[1]}/_berth\"\n  \
+        berth completion fish > ~/.config/fish/completions/berth.fish")]
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Tasks run on the server's machine, against its database directly.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -60,6 +79,7 @@ enum ConfigCommand {
     Default,
     /// Print the effective configuration (secrets redacted), after validation.
     Show {
+        /// Config file (default: ./berth.toml if it exists).
         #[arg(long, env = "BERTH_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -109,6 +129,12 @@ fn main() -> ExitCode {
                 tokio::runtime::Runtime::new()?.block_on(serve::run(cfg))
             })
         }
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "berth", &mut script);
+            cli::emit(&script)
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{}", config::EXAMPLE);
             Ok(())
@@ -149,5 +175,54 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every flag or argument of every command, with the
+    /// path of commands leading to it.
+    fn walk(cmd: &clap::Command, path: &str, each: &mut dyn FnMut(&str, &clap::Command)) {
+        each(path, cmd);
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), each);
+        }
+    }
+
+    #[test]
+    fn every_command_and_flag_says_what_it_is_for() {
+        let mut cmd = super::Args::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        let mut commands = 0;
+        walk(&cmd, "berth", &mut |path, c| {
+            commands += 1;
+            if c.get_about()
+                .is_none_or(|a| a.to_string().trim().is_empty())
+            {
+                missing.push(path.to_owned());
+            }
+            for arg in c.get_arguments() {
+                let id = arg.get_id().as_str();
+                if ["help", "version"].contains(&id) {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+        });
+        assert!(commands > 50, "{commands} commands walked");
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::Args::command().debug_assert();
     }
 }

@@ -107,6 +107,13 @@ impl Client {
         &self.base
     }
 
+    /// A path berth gave (a workspace's `url`) as an absolute URL.
+    pub fn absolute(&self, path: &str) -> String {
+        self.base
+            .join(path)
+            .map_or_else(|_| path.to_owned(), String::from)
+    }
+
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -420,6 +427,41 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The workspace's log (its last `tail` lines, or its last MiB), handed to
+    /// `each` as it arrives; with `follow`, then what the app writes next,
+    /// until the workspace is deleted.
+    pub async fn logs(
+        &self,
+        id: &str,
+        tail: Option<u32>,
+        follow: bool,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        #[derive(Serialize)]
+        struct Query {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tail: Option<u32>,
+            follow: bool,
+        }
+        let q = Query { tail, follow };
+        let mut res = self
+            .send::<(), _>(
+                Method::GET,
+                &["api", "v1", "workspaces", id, "logs"],
+                Some(&q),
+                None,
+            )
+            .await?;
+        let url = res.url().to_string();
+        while let Some(chunk) = res.chunk().await.map_err(|e| ClientError::Http {
+            url: url.clone(),
+            source: e,
+        })? {
+            each(&chunk);
+        }
+        Ok(())
     }
 
     pub async fn stop_workspace(&self, id: &str) -> Result<Workspace> {

@@ -24,7 +24,9 @@ pub use profile::{
     App, CommandVars, IdleAction, Profile, ProfileSpec, ProfileSpecError, PLACEHOLDERS,
 };
 pub use quota::{Quota, QuotaOverride, QUOTA_CEILING};
-pub use runtime::{fake::FakeRuntime, Disk, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
+pub use runtime::{
+    fake::FakeRuntime, Disk, LogRead, Observed, Runtime, RuntimeError, Usage, WorkspaceRef,
+};
 pub use scope::{Filter, Principal, Scope, ScopeSet, Targets, UnknownScope};
 pub use secret::Secret;
 pub use workspace::{
@@ -163,6 +165,58 @@ impl TokenKind {
     }
 }
 
+/// Every action the audit log records, `family.verb`; a filter on the log
+/// names one of them or a family.
+pub const AUDIT_ACTIONS: &[&str] = &[
+    "auth.login",
+    "auth.logout",
+    "group.add_members",
+    "group.create",
+    "group.delete",
+    "group.remove_member",
+    "group.set_properties",
+    "profile.create",
+    "profile.delete",
+    "profile.update",
+    "quota.reset",
+    "quota.set",
+    "service.create",
+    "service.delete",
+    "system.bootstrap",
+    "token.create",
+    "token.delete",
+    "user.create",
+    "user.delete",
+    "user.password",
+    "user.update",
+    "workspace.create",
+    "workspace.cull",
+    "workspace.delete",
+    "workspace.expire",
+    "workspace.remove",
+    "workspace.share",
+    "workspace.start",
+    "workspace.stop",
+    "workspace.unshare",
+    "workspace.update",
+];
+
+/// The families of [`AUDIT_ACTIONS`] (`workspace` for `workspace.create`), in
+/// order, each once.
+pub fn audit_families() -> Vec<&'static str> {
+    let mut families: Vec<_> = AUDIT_ACTIONS
+        .iter()
+        .filter_map(|a| a.split_once('.').map(|(f, _)| f))
+        .collect();
+    families.dedup();
+    families
+}
+
+/// Whether `s` is an audited action or a family of them.
+pub fn is_audit_action(s: &str) -> bool {
+    AUDIT_ACTIONS.contains(&s) || audit_families().contains(&s)
+}
+
 /// One entry of the append-only audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -208,7 +262,7 @@ impl Outcome {
 
 /// Bytes as people read them: `8 GiB`, `512 MiB`, `1.5 GiB`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut v = n as f64;
     let mut unit = 0;
     while v >= 1024.0 && unit < UNITS.len() - 1 {

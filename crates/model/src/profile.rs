@@ -200,80 +200,88 @@ impl ProfileSpec {
         }
     }
 
+    /// The first of [`ProfileSpec::problems`], if any.
     pub fn validate(&self) -> Result<(), ProfileSpecError> {
-        fn check(ok: bool, field: &'static str, reason: &str) -> Result<(), ProfileSpecError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(ProfileSpecError {
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every field out of range, each with its allowed range, in field order.
+    pub fn problems(&self) -> Vec<ProfileSpecError> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, field: &'static str, reason: &str| {
+            if !ok {
+                problems.push(ProfileSpecError {
                     field,
                     reason: reason.to_owned(),
-                })
+                });
             }
-        }
+        };
         let d = self.display_name.trim();
         check(
             !d.is_empty() && d.len() <= 100 && !d.chars().any(char::is_control),
             "display_name",
             "must be 1 to 100 printable characters",
-        )?;
+        );
         check(
             (10..=512_000).contains(&self.cpu_millis),
             "cpu",
             "must be between 0.01 and 512 CPUs",
-        )?;
+        );
         check(
             (64 * MIB..=16 * 1024 * GIB).contains(&self.memory_bytes),
             "memory_bytes",
             "must be between 64 MiB and 16 TiB",
-        )?;
+        );
         check(
             (8..=4_194_304).contains(&self.max_processes),
             "max_processes",
             "must be between 8 and 4194304",
-        )?;
+        );
         check(
             (16 * MIB..=1 << 50).contains(&self.disk_quota_bytes),
             "disk_quota_bytes",
             "must be between 16 MiB and 1 PiB",
-        )?;
+        );
         let year = 366 * 24 * 3600;
         check(
             self.idle_timeout_secs
                 .is_none_or(|s| (60..=year).contains(&s)),
             "idle_timeout_secs",
             "must be between 60 seconds and a year",
-        )?;
+        );
         check(
             self.max_lifetime_secs
                 .is_none_or(|s| (300..=10 * year).contains(&s)),
             "max_lifetime_secs",
             "must be between 5 minutes and 10 years",
-        )?;
+        );
         check(
             self.cost_per_hour_micros <= 1_000_000_000_000,
             "cost_per_hour",
             "must be between 0 and 1000000",
-        )?;
+        );
         check(
             (5..=3600).contains(&self.start_timeout_secs),
             "start_timeout_secs",
             "must be between 5 and 3600 seconds",
-        )?;
+        );
         if let App::Command { argv, .. } = &self.app {
             check(
                 !argv.is_empty() && argv.len() <= 256,
                 "app.argv",
                 "must hold 1 to 256 arguments",
-            )?;
+            );
             check(
                 argv.iter()
                     .all(|a| !a.is_empty() && a.len() <= 4096 && !a.contains('\0')),
                 "app.argv",
                 "arguments must be non-empty, without NUL, at most 4096 bytes",
-            )?;
+            );
         }
-        Ok(())
+        problems
     }
 }
 

@@ -42,8 +42,8 @@ impl QuotaOverride {
         *self == QuotaOverride::default()
     }
 
-    /// The first limit above [`QUOTA_CEILING`], by field name.
-    pub fn over_ceiling(&self) -> Option<(&'static str, u64)> {
+    /// The limits above [`QUOTA_CEILING`], by field name, with the ceiling.
+    pub fn over_ceiling(&self) -> Vec<(&'static str, u64)> {
         let c = QUOTA_CEILING;
         [
             ("max_workspaces", self.max_workspaces, c.max_workspaces),
@@ -55,10 +55,11 @@ impl QuotaOverride {
             ),
         ]
         .into_iter()
-        .find_map(|(field, v, max)| match (v, max) {
+        .filter_map(|(field, v, max)| match (v, max) {
             (Some(v), Some(max)) if v > max => Some((field, max)),
             _ => None,
         })
+        .collect()
     }
 }
 
@@ -96,12 +97,12 @@ mod tests {
 
     #[test]
     fn limits_above_the_ceiling_are_named() {
-        assert!(QUOTA_CEILING.over_ceiling().is_none());
+        assert!(QUOTA_CEILING.over_ceiling().is_empty());
         let o = QuotaOverride {
             max_cpu_millis: Some(1_000_000_001),
             ..Default::default()
         };
-        assert_eq!(o.over_ceiling(), Some(("max_cpu_millis", 1_000_000_000)));
+        assert_eq!(o.over_ceiling(), [("max_cpu_millis", 1_000_000_000)]);
         assert!(!o.is_empty());
     }
 }

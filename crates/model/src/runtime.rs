@@ -97,6 +97,31 @@ impl RuntimeError {
     }
 }
 
+/// What [`Runtime::log_read`] read: the bytes, and the offset after them
+/// (where the next read starts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogRead {
+    pub bytes: Vec<u8>,
+    pub end: u64,
+}
+
+impl LogRead {
+    /// Reads `log` as [`Runtime::log_read`] does.
+    pub fn of(log: &[u8], from: Option<u64>, max_bytes: usize) -> LogRead {
+        let len = log.len() as u64;
+        let start = match from {
+            Some(f) if f <= len => f,
+            Some(_) => 0,
+            None => len.saturating_sub(max_bytes as u64),
+        };
+        let end = len.min(start + max_bytes as u64);
+        LogRead {
+            bytes: log[start as usize..end as usize].to_vec(),
+            end,
+        }
+    }
+}
+
 /// A way to run workspaces: process (bwrap + cgroups), docker, kubernetes.
 #[async_trait]
 pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
@@ -123,6 +148,18 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// The last `max_bytes` of the app's log, for status messages and `berth ws show`.
     async fn log_tail(&self, _id: &str, _max_bytes: usize) -> Result<String, RuntimeError> {
         Ok(String::new())
+    }
+
+    /// A piece of the app's log, for following it: up to `max_bytes` from byte
+    /// `from` on, or, with `from` `None`, its last `max_bytes`. A `from` past
+    /// the log's end (a log made anew) reads from its start.
+    async fn log_read(
+        &self,
+        _id: &str,
+        _from: Option<u64>,
+        _max_bytes: usize,
+    ) -> Result<LogRead, RuntimeError> {
+        Ok(LogRead::default())
     }
 
     /// The app's output since its last start (at most the last `max_bytes`),
@@ -169,6 +206,8 @@ pub mod fake {
         usage: Mutex<HashMap<String, Usage>>,
         /// What `disk` reports while a workspace runs.
         disks: Mutex<HashMap<String, Disk>>,
+        /// The apps' logs ([`FakeRuntime::log`]).
+        logs: Mutex<HashMap<String, Vec<u8>>>,
         /// Where every start ends, if not running ([`FakeRuntime::start_as`]).
         start_as: Mutex<Option<Observed>>,
     }
@@ -184,6 +223,7 @@ pub mod fake {
                 fail_next: Mutex::default(),
                 usage: Mutex::default(),
                 disks: Mutex::default(),
+                logs: Mutex::default(),
                 start_as: Mutex::default(),
             }
         }
@@ -249,6 +289,16 @@ pub mod fake {
         /// (it reports `None` otherwise).
         pub fn set_disk(&self, id: &str, disk: Disk) {
             self.disks.lock().unwrap().insert(id.to_owned(), disk);
+        }
+
+        /// The app of `id` writes `text` to its log.
+        pub fn log(&self, id: &str, text: &str) {
+            self.logs
+                .lock()
+                .unwrap()
+                .entry(id.to_owned())
+                .or_default()
+                .extend_from_slice(text.as_bytes());
         }
 
         /// Makes every later start end at once in `observed` (an app that
@@ -374,6 +424,22 @@ pub mod fake {
                 .flatten())
         }
 
+        async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
+            let read = self.log_read(id, None, max_bytes).await?;
+            Ok(String::from_utf8_lossy(&read.bytes).into_owned())
+        }
+
+        async fn log_read(
+            &self,
+            id: &str,
+            from: Option<u64>,
+            max_bytes: usize,
+        ) -> Result<LogRead, RuntimeError> {
+            let logs = self.logs.lock().unwrap();
+            let log = logs.get(id).map(Vec::as_slice).unwrap_or_default();
+            Ok(LogRead::of(log, from, max_bytes))
+        }
+
         async fn disk(&self, id: &str) -> Result<Option<Disk>, RuntimeError> {
             let running = matches!(
                 self.state.lock().unwrap().get(id),
@@ -399,6 +465,19 @@ pub mod fake {
                 profile: ProfileSpec::standard(),
                 env: vec![],
             }
+        }
+
+        #[test]
+        fn a_log_is_read_from_an_offset_or_its_tail() {
+            let log = b"one\ntwo\nthree\n";
+            let tail = LogRead::of(log, None, 6);
+            assert_eq!((tail.bytes.as_slice(), tail.end), (&b"three\n"[..], 14));
+            let next = LogRead::of(log, Some(4), 4);
+            assert_eq!((next.bytes.as_slice(), next.end), (&b"two\n"[..], 8));
+            let at_end = LogRead::of(log, Some(14), 100);
+            assert_eq!((at_end.bytes.len(), at_end.end), (0, 14));
+            let anew = LogRead::of(log, Some(99), 4);
+            assert_eq!((anew.bytes.as_slice(), anew.end), (&b"one\n"[..], 4));
         }
 
         #[tokio::test]

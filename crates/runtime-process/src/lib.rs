@@ -103,7 +103,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{App, CommandVars, Disk, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
+use model::{
+    App, CommandVars, Disk, LogRead, Observed, Runtime, RuntimeError, Usage, WorkspaceRef,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -245,16 +247,28 @@ impl ProcessRuntime {
 
     /// The last `max_bytes` of the app's output (lossily decoded); empty if none.
     pub fn log_tail(&self, id: &str, max_bytes: usize) -> String {
-        let Ok(mut file) = std::fs::File::open(self.log_path(id)) else {
-            return String::new();
+        let read = self.read_log(id, None, max_bytes).unwrap_or_default();
+        String::from_utf8_lossy(&read.bytes).into_owned()
+    }
+
+    /// [`Runtime::log_read`] on the log file; no file is an empty log.
+    fn read_log(&self, id: &str, from: Option<u64>, max_bytes: usize) -> std::io::Result<LogRead> {
+        let mut file = match std::fs::File::open(self.log_path(id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LogRead::default()),
+            Err(e) => return Err(e),
         };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let start = len.saturating_sub(max_bytes as u64);
-        let mut buf = Vec::new();
-        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut buf).is_err() {
-            return String::new();
-        }
-        String::from_utf8_lossy(&buf).into_owned()
+        let len = file.metadata()?.len();
+        let start = match from {
+            Some(f) if f <= len => f,
+            Some(_) => 0,
+            None => len.saturating_sub(max_bytes as u64),
+        };
+        file.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::new();
+        file.take(max_bytes as u64).read_to_end(&mut bytes)?;
+        let end = start + bytes.len() as u64;
+        Ok(LogRead { bytes, end })
     }
 
     fn read_state(&self, id: &str) -> Option<State> {
@@ -761,6 +775,17 @@ impl Runtime for ProcessRuntime {
     async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
         check_id("log_tail", id)?;
         Ok(ProcessRuntime::log_tail(self, id, max_bytes))
+    }
+
+    async fn log_read(
+        &self,
+        id: &str,
+        from: Option<u64>,
+        max_bytes: usize,
+    ) -> Result<LogRead, RuntimeError> {
+        check_id("log_read", id)?;
+        self.read_log(id, from, max_bytes)
+            .map_err(|e| transient("log_read", id, e))
     }
 
     async fn start_log(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {

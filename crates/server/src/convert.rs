@@ -101,14 +101,8 @@ pub fn profile(p: &model::Profile) -> api_types::Profile {
     }
 }
 
-fn scaled(field: &str, v: f64, scale: f64) -> Result<u64, ApiError> {
-    if !v.is_finite() || v < 0.0 || v * scale > 9.0e15 {
-        return Err(ApiError::new(
-            Code::InvalidValue,
-            format!("{field}: out of range"),
-        ));
-    }
-    Ok((v * scale).round() as u64)
+fn scaled(v: f64, scale: f64) -> Option<u64> {
+    (v.is_finite() && v >= 0.0 && v * scale <= 9.0e15).then(|| (v * scale).round() as u64)
 }
 
 /// `0` on the wire means "never" for the optional durations.
@@ -116,17 +110,23 @@ fn never_if_zero(v: u64) -> Option<u64> {
     (v != 0).then_some(v)
 }
 
-/// Applies the fields of a create or update body onto `base`, then validates.
+/// Applies the fields of a create or update body onto `base`, then validates:
+/// every field in error at once.
 pub fn apply_profile(
     base: ProfileSpec,
     u: api_types::ProfileUpdate,
 ) -> Result<ProfileSpec, ApiError> {
     let mut s = base;
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut error = |field: &str, why: &str| errors.push((field.to_owned(), why.to_owned()));
     if let Some(v) = u.display_name {
         s.display_name = v;
     }
     if let Some(v) = u.cpu {
-        s.cpu_millis = scaled("cpu", v, 1000.0)?;
+        match scaled(v, 1000.0) {
+            Some(m) => s.cpu_millis = m,
+            None => error("cpu", "must be between 0.01 and 512 CPUs"),
+        }
     }
     if let Some(v) = u.memory_bytes {
         s.memory_bytes = v;
@@ -141,15 +141,19 @@ pub fn apply_profile(
         s.idle_timeout_secs = never_if_zero(v);
     }
     if let Some(v) = u.idle_action {
-        s.idle_action = IdleAction::parse(&v).ok_or_else(|| {
-            ApiError::new(Code::InvalidValue, "idle_action: must be stop or pause")
-        })?;
+        match IdleAction::parse(&v) {
+            Some(a) => s.idle_action = a,
+            None => error("idle_action", "must be stop or pause"),
+        }
     }
     if let Some(v) = u.max_lifetime_secs {
         s.max_lifetime_secs = never_if_zero(v);
     }
     if let Some(v) = u.cost_per_hour {
-        s.cost_per_hour_micros = scaled("cost_per_hour", v, 1e6)?;
+        match scaled(v, 1e6) {
+            Some(m) => s.cost_per_hour_micros = m,
+            None => error("cost_per_hour", "must be between 0 and 1000000"),
+        }
     }
     if let Some(v) = u.start_timeout_secs {
         s.start_timeout_secs = v;
@@ -160,9 +164,14 @@ pub fn apply_profile(
     if let Some(v) = u.egress {
         s.egress = v;
     }
-    s.validate()
-        .map_err(|e| ApiError::new(Code::InvalidValue, e.to_string()))?;
-    Ok(s)
+    for p in s.problems() {
+        error(p.field, &p.reason);
+    }
+    if errors.is_empty() {
+        Ok(s)
+    } else {
+        Err(ApiError::invalid_fields(errors))
+    }
 }
 
 pub fn create_to_update(c: api_types::ProfileCreate) -> api_types::ProfileUpdate {

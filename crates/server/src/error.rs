@@ -68,6 +68,9 @@ pub struct ApiError {
     /// Logged, never sent.
     pub internal: Option<String>,
     pub retry_after: Option<u64>,
+    /// Each field in error with why, when there are several (the message
+    /// lists them too), for forms to show each beside its field.
+    pub fields: Vec<(String, String)>,
 }
 
 impl ApiError {
@@ -77,6 +80,21 @@ impl ApiError {
             message: message.into(),
             internal: None,
             retry_after: None,
+            fields: Vec::new(),
+        }
+    }
+
+    /// 422 `invalid_value` for every field of `fields` at once:
+    /// `field: reason; field: reason`.
+    pub fn invalid_fields(fields: Vec<(String, String)>) -> Self {
+        let message = fields
+            .iter()
+            .map(|(f, why)| format!("{f}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError {
+            fields,
+            ..ApiError::new(Code::InvalidValue, message)
         }
     }
 
@@ -97,6 +115,7 @@ impl ApiError {
             message: "internal server error".into(),
             internal: Some(cause.to_string()),
             retry_after: None,
+            fields: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `berth serve` binary on 127.0.0.1:0, with SQLite and
 //! with PostgreSQL, driven by the `berth` CLI and by the typed client.
 
+mod cli;
 mod hub_diff;
 mod jupyterhub;
 mod portal;
@@ -78,8 +79,8 @@ impl Berth {
     /// Runs the CLI as `home`'s user (each home keeps its own stored token).
     fn cli(&self, home: &str, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(BIN)
-            .args(args)
             .args(["--url", &self.url])
+            .args(args)
             .env("XDG_CONFIG_HOME", self.dir.path().join(home))
             .env_remove("BERTH_TOKEN")
             .stdin(Stdio::piped())
@@ -109,7 +110,7 @@ impl Berth {
 
     /// Runs the CLI with `--json`, expecting success, and parses its output.
     fn json(&self, home: &str, args: &[&str]) -> Value {
-        // First: `--command` takes every argument after it.
+        // Before the rest: `--command` takes every argument after it.
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.cli(home, &all, None);
@@ -240,8 +241,8 @@ async fn story(engine: Engine) {
     );
     assert_eq!(q["limits"]["max_cpu"], q["default"]["max_cpu"]);
     assert!(berth
-        .fails("admin", &["users", "quota", "bob", "--cpu=-1"])
-        .contains("invalid_value"));
+        .fails("admin", &["users", "quota", "bob", "--cpu", "-1"])
+        .contains("expected a number of CPUs, 0 or more"));
     let q = berth.json("admin", &["users", "quota", "bob", "--reset"]);
     assert_eq!(q["limits"], q["default"]);
     let table = berth.cli("admin", &["users", "quota", "bob"], None);

@@ -476,7 +476,10 @@ async fn a_user_and_an_admin_use_the_portal() {
     b.fill("#f-idle_minutes", "45").await;
     b.fill("#f-cost_per_hour", "0.25").await;
     b.follow("#new-profile button[type=submit]").await;
-    assert_eq!(b.text("[data-error-for=cpu]").await, "enter a number");
+    assert_eq!(
+        b.text("[data-error-for=cpu]").await,
+        "enter a number, 0 or more"
+    );
     b.shoot("admin-profiles-error").await;
     b.fill("#f-cpu", "1000").await;
     b.follow("#new-profile button[type=submit]").await;
@@ -501,11 +504,18 @@ async fn a_user_and_an_admin_use_the_portal() {
     b.wait("#edit-quota").await;
     b.fill("#f-workspaces", "2.5").await;
     b.fill("#f-cpu", "4").await;
+    b.fill("#f-memory_gib", "2000000000000").await;
     b.follow("#edit-quota button[type=submit]").await;
     assert_eq!(
         b.text("[data-error-for=workspaces]").await,
-        "enter a whole number"
+        "enter a whole number, 0 or more"
     );
+    assert_eq!(
+        b.text("[data-error-for=memory_gib]").await,
+        "at most 1 EiB",
+        "every field's error at once"
+    );
+    b.fill("#f-memory_gib", "").await;
     b.shoot("admin-quota-edit").await;
     b.fill("#f-workspaces", "3").await;
     b.follow("#edit-quota button[type=submit]").await;
@@ -931,12 +941,12 @@ async fn a_user_and_an_admin_use_the_portal() {
     b.wait("#audit").await;
     let log = b.text("#audit").await;
     assert!(log.contains("quota.set") && log.contains("ada"), "{log}");
-    b.fill("#f-action", "a bad action!").await;
+    b.fill("#f-action", "bogus").await;
     b.submit("#f-action").await;
-    assert_eq!(
-        b.text("[data-error-for=action]").await,
-        "not an action or family of actions"
-    );
+    assert!(b
+        .text("[data-error-for=action]")
+        .await
+        .starts_with("no such action or family of actions; the families are auth, group,"));
 
     // Every page was photographed at both widths, and passed the audit.
     assert!(

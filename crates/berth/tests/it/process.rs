@@ -423,6 +423,13 @@ impl Drop for Rig {
         for id in &ids {
             force_remove(&dir, id);
         }
+        // Homes are loop-mounted images: unmounted, the temporary dir goes
+        // with them (and no loop device stays attached).
+        if let Ok(homes) = std::fs::read_dir(dir.join("homes")) {
+            for home in homes.flatten() {
+                quietly("umount", &["-l", &home.path().to_string_lossy()]);
+            }
+        }
     }
 }
 

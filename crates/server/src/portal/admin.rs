@@ -453,47 +453,36 @@ impl ProfileForm {
         }
     }
 
-    /// The API's update body; a number that does not parse is its field's error.
+    /// The API's update body, or every field's error at once: a number that
+    /// does not parse, and whatever the API would refuse of the rest.
     fn to_update(&self) -> ApiResult<ProfileUpdate> {
-        fn num(field: &str, s: &str) -> ApiResult<f64> {
-            s.trim()
+        let mut unparsed: Vec<(String, String)> = Vec::new();
+        let mut num = |field: &str, s: &str| -> Option<f64> {
+            let v = s
+                .trim()
                 .parse::<f64>()
                 .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| {
-                    ApiError::new(Code::InvalidValue, format!("{field}: enter a number"))
-                })
-        }
-        let whole = |field: &str, s: &str, scale: f64| -> ApiResult<u64> {
-            let v = num(field, s)? * scale;
-            if v > 9.0e15 {
-                return Err(ApiError::new(
-                    Code::InvalidValue,
-                    format!("{field}: too large"),
-                ));
+                .filter(|v| v.is_finite() && *v >= 0.0);
+            if v.is_none() {
+                unparsed.push((field.to_owned(), "enter a number, 0 or more".to_owned()));
             }
-            Ok(v.round() as u64)
+            v
         };
+        // Beyond u64 saturates, and the API's range check names the limits.
+        let scaled = |v: Option<f64>, scale: f64| v.map(|v| (v * scale).round() as u64);
+        let gib = (1u64 << 30) as f64;
         let command = self.command.trim();
-        Ok(ProfileUpdate {
+        let update = ProfileUpdate {
             display_name: Some(self.display_name.trim().to_owned()),
-            cpu: Some(num("cpu", &self.cpu)?),
-            memory_bytes: Some(whole(
-                "memory_bytes",
-                &self.memory_gib,
-                (1u64 << 30) as f64,
-            )?),
-            disk_quota_bytes: Some(whole(
-                "disk_quota_bytes",
-                &self.disk_gib,
-                (1u64 << 30) as f64,
-            )?),
-            max_processes: Some(whole("max_processes", &self.max_processes, 1.0)?),
-            idle_timeout_secs: Some(whole("idle_timeout_secs", &self.idle_minutes, 60.0)?),
+            cpu: num("cpu", &self.cpu),
+            memory_bytes: scaled(num("memory_bytes", &self.memory_gib), gib),
+            disk_quota_bytes: scaled(num("disk_quota_bytes", &self.disk_gib), gib),
+            max_processes: scaled(num("max_processes", &self.max_processes), 1.0),
+            idle_timeout_secs: scaled(num("idle_timeout_secs", &self.idle_minutes), 60.0),
             idle_action: Some(self.idle_action.clone()),
-            max_lifetime_secs: Some(whole("max_lifetime_secs", &self.lifetime_days, 86_400.0)?),
-            cost_per_hour: Some(num("cost_per_hour", &self.cost_per_hour)?),
-            start_timeout_secs: Some(whole("start_timeout_secs", &self.start_timeout_secs, 1.0)?),
+            max_lifetime_secs: scaled(num("max_lifetime_secs", &self.lifetime_days), 86_400.0),
+            cost_per_hour: num("cost_per_hour", &self.cost_per_hour),
+            start_timeout_secs: scaled(num("start_timeout_secs", &self.start_timeout_secs), 1.0),
             app: Some(if command.is_empty() || command == "jupyterlab" {
                 api_types::App::Jupyterlab
             } else {
@@ -503,7 +492,16 @@ impl ProfileForm {
                 }
             }),
             egress: Some(checked(&self.egress)),
-        })
+        };
+        if unparsed.is_empty() {
+            return Ok(update);
+        }
+        // The other fields' errors too, as the API would give them.
+        let mut errors = unparsed;
+        if let Err(e) = crate::convert::apply_profile(model::ProfileSpec::standard(), update) {
+            errors.extend(e.fields);
+        }
+        Err(ApiError::invalid_fields(errors))
     }
 }
 
@@ -739,36 +737,42 @@ impl QuotaForm {
         }
     }
 
-    /// The API's body; a field that is not a number is its error.
+    /// The API's body, or every field's error at once: one that is not a
+    /// number, and what the API would refuse of the rest.
     fn to_update(&self) -> ApiResult<api_types::QuotaUpdate> {
-        fn num(field: &str, s: &str) -> ApiResult<Option<f64>> {
+        let mut errors: Vec<(String, String)> = Vec::new();
+        let mut num = |field: &str, s: &str, whole: bool| -> Option<f64> {
             let s = s.trim();
             if s.is_empty() {
-                return Ok(None);
+                return None;
             }
-            s.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(Some)
-                .ok_or_else(|| {
-                    ApiError::new(Code::InvalidValue, format!("{field}: enter a number"))
-                })
-        }
-        let workspaces = num("max_workspaces", &self.workspaces)?;
-        if workspaces.is_some_and(|v| v.fract() != 0.0) {
-            return Err(ApiError::new(
-                Code::InvalidValue,
-                "max_workspaces: enter a whole number",
-            ));
-        }
+            let v = s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+            match v {
+                Some(v) if whole && v.fract() != 0.0 => {
+                    errors.push((field.to_owned(), "enter a whole number, 0 or more".into()))
+                }
+                Some(_) => return v,
+                None => errors.push((field.to_owned(), "enter a number, 0 or more".into())),
+            }
+            None
+        };
+        let workspaces = num("max_workspaces", &self.workspaces, true);
+        let cpu = num("max_cpu", &self.cpu, false);
         // Past the ceiling (1 EiB) the API refuses it by name; saturate, not wrap.
-        let memory = num("max_memory_bytes", &self.memory_gib)?
+        let memory = num("max_memory_bytes", &self.memory_gib, false)
             .map(|g| (g * (1u64 << 30) as f64).round().min(u64::MAX as f64) as u64);
-        Ok(api_types::QuotaUpdate {
+        let update = api_types::QuotaUpdate {
             max_workspaces: workspaces.map(|v| v.min(u64::MAX as f64) as u64),
-            max_cpu: num("max_cpu", &self.cpu)?,
+            max_cpu: cpu,
             max_memory_bytes: memory,
-        })
+        };
+        if errors.is_empty() {
+            return Ok(update);
+        }
+        if let Err(e) = super::super::routes::quotas::parse(&update) {
+            errors.extend(e.fields);
+        }
+        Err(ApiError::invalid_fields(errors))
     }
 }
 

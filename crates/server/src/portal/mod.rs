@@ -315,6 +315,17 @@ impl FormErrors {
     /// from the API's: `(api, form)` pairs.
     pub(crate) fn from_api_as(e: &ApiError, fields: &[(&str, &str)]) -> Self {
         let mut out = FormErrors::default();
+        if !e.fields.is_empty() {
+            for (api, why) in &e.fields {
+                match fields.iter().find(|(f, _)| f == api) {
+                    Some((_, form)) => {
+                        out.fields.insert((*form).to_owned(), why.clone());
+                    }
+                    None => out.form = Some(format!("{api}: {why}")),
+                }
+            }
+            return out;
+        }
         let field = e.message.split_once(": ").and_then(|(f, rest)| {
             let (_, form) = fields.iter().find(|(api, _)| *api == f)?;
             Some((form, rest))

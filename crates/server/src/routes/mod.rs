@@ -63,10 +63,8 @@ pub(crate) fn system(doc: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
 
 async fn readyz(State(st): State<AppState>) -> ApiResult<&'static str> {
     st.store.ping().await.map_err(|e| ApiError {
-        code: Code::Unavailable,
-        message: "database unavailable".into(),
         internal: Some(e.to_string()),
-        retry_after: None,
+        ..ApiError::new(Code::Unavailable, "database unavailable")
     })?;
     Ok("ready")
 }

@@ -13,7 +13,7 @@ use model::{Quota, QuotaOverride, Scope};
 
 use super::users::visible_user;
 use crate::auth::Ctx;
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::AppState;
 
@@ -45,15 +45,17 @@ fn wire(o: &QuotaOverride) -> QuotaUpdate {
 /// Checks a body: CPUs a non-negative number (kept to the thousandth), every
 /// limit at most [`model::QUOTA_CEILING`]; errors name the field.
 pub(crate) fn parse(u: &QuotaUpdate) -> ApiResult<QuotaOverride> {
+    let mut errors = Vec::new();
     let max_cpu_millis = match u.max_cpu {
         None => None,
         // Past the ceiling, but small enough to convert; the ceiling check names it.
         Some(v) if (0.0..=1e12).contains(&v) => Some((v * 1000.0).round() as u64),
         Some(_) => {
-            return Err(ApiError::new(
-                Code::InvalidValue,
-                "max_cpu: must be a number of CPUs from 0 to 1000000",
-            ))
+            errors.push((
+                "max_cpu".to_owned(),
+                "must be a number of CPUs from 0 to 1000000".to_owned(),
+            ));
+            None
         }
     };
     let o = QuotaOverride {
@@ -61,17 +63,18 @@ pub(crate) fn parse(u: &QuotaUpdate) -> ApiResult<QuotaOverride> {
         max_cpu_millis,
         max_memory_bytes: u.max_memory_bytes,
     };
-    if let Some((field, max)) = o.over_ceiling() {
-        let (field, max) = match field {
-            "max_cpu_millis" => ("max_cpu", cpus(max).to_string()),
-            _ => (field, max.to_string()),
-        };
-        return Err(ApiError::new(
-            Code::InvalidValue,
-            format!("{field}: at most {max}"),
-        ));
+    for (field, max) in o.over_ceiling() {
+        errors.push(match field {
+            "max_cpu_millis" => ("max_cpu".to_owned(), format!("at most {} CPUs", cpus(max))),
+            "max_memory_bytes" => (field.to_owned(), format!("at most {}", model::bytes(max))),
+            _ => (field.to_owned(), format!("at most {max}")),
+        });
     }
-    Ok(o)
+    if errors.is_empty() {
+        Ok(o)
+    } else {
+        Err(ApiError::invalid_fields(errors))
+    }
 }
 
 /// `user`'s quota as the API shows it: limits in force, own limits, default, use.

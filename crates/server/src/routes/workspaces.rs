@@ -29,6 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_workspace))
         .routes(routes!(stop_workspace))
         .routes(routes!(workspace_events))
+        .routes(routes!(workspace_logs))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -484,4 +485,117 @@ async fn workspace_events(
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct LogsQuery {
+    /// Only the last this many lines, 1 to 10000 (default: the last 1 MiB).
+    tail: Option<u32>,
+    /// Keep the response open and send what the app writes next, until the
+    /// workspace is deleted or the client goes.
+    follow: Option<bool>,
+}
+
+/// How much of a log one read returns.
+const LOG_CHUNK: usize = 1 << 20;
+/// How often a followed log is read again.
+const LOG_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The last `n` lines of `bytes` (a partial last line counts as one).
+fn last_lines(bytes: &[u8], n: u32) -> &[u8] {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let start = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n as usize - 1)
+        .map_or(0, |(i, _)| i + 1);
+    &bytes[start..]
+}
+
+/// The app's log, as text: its output and berth's lines about each start and
+/// exit (owners and admins). With `follow`, what the app writes next follows,
+/// as it comes.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/logs", tag = "workspaces",
+    params(("id" = String, Path), LogsQuery),
+    responses((status = 200, content_type = "text/plain", body = String,
+        description = "The log's bytes as the app wrote them"),
+        (status = "4XX", body = ErrorBody)))]
+async fn workspace_logs(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let ws = visible(&st, &ctx, &id).await?;
+    ctx.require_server(Scope::Servers, &ws.owner_id, ws.name.as_str())?;
+    if q.tail.is_some_and(|t| !(1..=10_000).contains(&t)) {
+        return Err(ApiError::new(
+            Code::InvalidQuery,
+            "tail: must be between 1 and 10000 lines",
+        ));
+    }
+    let text = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; charset=utf-8",
+    )];
+    let Some(rt) = st.runtime.clone() else {
+        return Ok((text, Vec::new()).into_response());
+    };
+    let unavailable = |e: model::RuntimeError| {
+        tracing::warn!(error = %e, "reading a workspace's log");
+        ApiError::new(Code::Internal, "the log could not be read")
+    };
+    let first = rt
+        .log_read(&ws.id, None, LOG_CHUNK)
+        .await
+        .map_err(unavailable)?;
+    let head = match q.tail {
+        Some(n) => last_lines(&first.bytes, n).to_vec(),
+        None => first.bytes,
+    };
+    if !q.follow.unwrap_or(false) {
+        return Ok((text, head).into_response());
+    }
+    // Then every LOG_POLL what was added, until the workspace is gone.
+    let start = (Some(head), first.end);
+    let chunks = futures::stream::unfold(start, move |(head, offset)| {
+        let (rt, st, id) = (rt.clone(), st.clone(), ws.id.clone());
+        async move {
+            if let Some(head) = head {
+                return Some((Ok::<_, std::convert::Infallible>(head), (None, offset)));
+            }
+            loop {
+                tokio::time::sleep(LOG_POLL).await;
+                match st.store.workspace(&id).await {
+                    Err(StoreError::NotFound { .. }) => return None,
+                    Ok(w) if w.deletion_requested_at.is_some() => return None,
+                    _ => {}
+                }
+                let read = rt.log_read(&id, Some(offset), LOG_CHUNK).await.ok()?;
+                if !read.bytes.is_empty() {
+                    return Some((Ok(read.bytes), (None, read.end)));
+                }
+            }
+        }
+    });
+    Ok((text, axum::body::Body::from_stream(chunks)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn the_last_lines_of_a_log() {
+        assert_eq!(last_lines(b"a\nb\nc\n", 2), b"b\nc\n");
+        assert_eq!(last_lines(b"a\nb\nc", 2), b"b\nc");
+        assert_eq!(last_lines(b"a\nb\n", 5), b"a\nb\n");
+        assert_eq!(last_lines(b"", 1), b"");
+        assert_eq!(last_lines(b"\n\n", 1), b"\n");
+    }
 }

@@ -287,12 +287,17 @@ async fn the_log_filters_by_user_action_and_time() {
     let r = audit("?action=workspace.start&user=carol").await;
     assert_eq!(actions(&r), ["workspace.start"]);
     assert_eq!(r.body["items"][0]["target"], "carol/nb");
-    let r = audit("?action=work").await;
-    assert_eq!(
-        actions(&r),
-        Vec::<String>::new(),
-        "a family is a whole prefix"
-    );
+    // What is neither an action nor a family is refused, naming the families,
+    // rather than matching nothing (a part of a family is no family).
+    for bogus in ["work", "bogus", "workspace.", "workspace.%25", "WORKSPACE"] {
+        let r = audit(&format!("?action={bogus}")).await;
+        r.expect_error(400, "invalid_query");
+        let message = r.body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("action: ") && message.contains("auth, group, profile"),
+            "{message}"
+        );
+    }
     let r = audit("?user=nobody").await;
     assert_eq!(actions(&r), Vec::<String>::new());
 

@@ -14,6 +14,7 @@ mod hostile;
 mod hub;
 mod hub_admin;
 mod hub_shares;
+mod logs;
 mod oauth;
 mod portal;
 mod props;
@@ -96,7 +97,7 @@ fn check(reply: &Reply) {
 /// A request under construction.
 #[derive(Debug)]
 pub struct Req {
-    builder: axum::http::request::Builder,
+    pub builder: axum::http::request::Builder,
     body: Body,
 }
 
@@ -197,6 +198,20 @@ impl TestApp {
     }
 
     pub async fn start(engine: Engine, config: ServerConfig) -> TestApp {
+        TestApp::start_with(engine, config, None).await
+    }
+
+    /// With a runtime behind the API (what it reads from workspaces: logs,
+    /// use); the controller does not run, so states change only by hand.
+    pub async fn with_runtime(rt: std::sync::Arc<dyn model::Runtime>) -> TestApp {
+        TestApp::start_with(Engine::Sqlite, ServerConfig::default(), Some(rt)).await
+    }
+
+    async fn start_with(
+        engine: Engine,
+        config: ServerConfig,
+        runtime: Option<std::sync::Arc<dyn model::Runtime>>,
+    ) -> TestApp {
         let db = engine.fresh().await;
         let store = store::Store::connect(&db.url)
             .await
@@ -204,7 +219,9 @@ impl TestApp {
         server::bootstrap(&store, Some(ADMIN_PASSWORD))
             .await
             .unwrap_or_else(|e| panic!("{}: bootstrap: {e:?}", db.engine));
-        let router = server::router(AppState::new(store.clone(), config));
+        let mut state = AppState::new(store.clone(), config);
+        state.runtime = runtime;
+        let router = server::router(state);
         let mut app = TestApp {
             router,
             store,

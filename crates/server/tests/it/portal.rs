@@ -338,6 +338,20 @@ async fn bad_input_is_shown_beside_its_field_and_kept() {
     .await;
     assert_eq!(r.status, 422);
     assert!(html(&r).contains("no profile nope"));
+    let long = "a".repeat(33);
+    let r = post(
+        &app,
+        &s,
+        "/hub/workspaces",
+        &[("_csrf", &s.csrf), ("name", &long), ("profile", "standard")],
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        html(&r).contains(r#"data-error-for="name">name is longer than 32 characters"#),
+        "{}",
+        html(&r)
+    );
 
     let profile = [
         ("_csrf", s.csrf.as_str()),
@@ -356,7 +370,24 @@ async fn bad_input_is_shown_beside_its_field_and_kept() {
     ];
     let r = post(&app, &s, "/hub/admin/profiles", &profile).await;
     assert_eq!(r.status, 422);
-    assert!(html(&r).contains(r#"data-error-for="cpu">enter a number"#));
+    assert!(html(&r).contains(r#"data-error-for="cpu">enter a number, 0 or more"#));
+    // Every field's error at once, each with its limits.
+    let mut all_wrong = profile;
+    all_wrong[4].1 = "0.01";
+    all_wrong[5].1 = "1e30";
+    all_wrong[6].1 = "3";
+    all_wrong[11].1 = "7200";
+    let r = post(&app, &s, "/hub/admin/profiles", &all_wrong).await;
+    assert_eq!(r.status, 422);
+    for error in [
+        r#"data-error-for="cpu">enter a number, 0 or more"#,
+        r#"data-error-for="memory_gib">must be between 64 MiB and 16 TiB"#,
+        r#"data-error-for="disk_gib">must be between 16 MiB and 1 PiB"#,
+        r#"data-error-for="max_processes">must be between 8 and 4194304"#,
+        r#"data-error-for="start_timeout_secs">must be between 5 and 3600 seconds"#,
+    ] {
+        assert!(html(&r).contains(error), "{error} missing");
+    }
     let mut profile = profile;
     profile[3].1 = "2";
     profile[4].1 = "0.01";
@@ -394,6 +425,10 @@ async fn bad_input_is_shown_beside_its_field_and_kept() {
     let r = get(&app, &s, "/hub/admin/audit?since=yesterday").await;
     assert_eq!(r.status, 400);
     assert!(html(&r).contains(r#"data-error-for="since">"#));
+    let r = get(&app, &s, "/hub/admin/audit?action=bogus").await;
+    assert_eq!(r.status, 400, "an unknown action is refused, as by the API");
+    assert!(html(&r).contains(r#"data-error-for="action">"#));
+    assert!(html(&r).contains("the families are auth, group"));
     // Hostile ids and names are error pages, not faults.
     for path in [
         "/hub/workspaces/..%2F..%2Fetc",
@@ -450,6 +485,10 @@ async fn every_page_renders() {
             body.contains(&format!(r#"name="_csrf" value="{}""#, s.csrf)),
             "{path}: every page's forms carry the token"
         );
+        assert!(
+            !body.contains("maxlength"),
+            "{path}: a value too long is refused with a message, not cut short as typed"
+        );
     }
     for asset in ["/hub/static/berth.css", "/hub/static/berth.js"] {
         let r = app.send_unchecked(req("GET", asset)).await;
@@ -483,7 +522,7 @@ async fn an_admin_gives_a_user_limits_of_their_own_on_the_quota_page() {
         ),
         (
             [("workspaces", ""), ("cpu", ""), ("memory_gib", "1e30")],
-            r#"data-error-for="memory_gib">at most 1152921504606846976"#,
+            r#"data-error-for="memory_gib">at most 1 EiB"#,
         ),
     ] {
         let mut form = vec![("_csrf", s.csrf.as_str())];

@@ -260,6 +260,23 @@ async fn profiles_take_an_idle_action() {
         .as_str()
         .unwrap()
         .starts_with("idle_action"));
+
+    // Every field in error is named at once, with its limits; nothing changes.
+    let bad = json!({"idle_action": "sleep", "cpu": 0, "memory_bytes": 1, "start_timeout_secs": 1});
+    let r = app
+        .call(&app.admin, "PATCH", "/api/v1/profiles/pausing", bad)
+        .await;
+    r.expect_error(422, "invalid_value");
+    assert_eq!(
+        r.body["message"],
+        "idle_action: must be stop or pause; cpu: must be between 0.01 and 512 CPUs; \
+         memory_bytes: must be between 64 MiB and 16 TiB; \
+         start_timeout_secs: must be between 5 and 3600 seconds"
+    );
+    let p = app
+        .call(&app.admin, "GET", "/api/v1/profiles/pausing", Value::Null)
+        .await;
+    assert_eq!(p.expect(200)["idle_action"], "pause");
 }
 
 #[tokio::test]
