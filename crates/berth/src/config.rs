@@ -39,6 +39,10 @@ jupyter_env = "/opt/berth/jupyter"
 # The URL users reach berth at; an https:// URL marks cookies Secure.
 # public_url = "https://berth.example.com"
 
+# What profiles' costs are in, shown with every amount: an ISO 4217 code
+# ("EUR": "12.50 EUR") or a symbol ("€": "€12.50").
+currency = "USD"
+
 # The first admin's password, used only on the first start with an empty
 # database. Without it, a random one-time password is printed once.
 # admin_password = ""
@@ -74,6 +78,7 @@ pub struct Config {
     pub jupyter_env: PathBuf,
     pub database_url: Option<Secret>,
     pub public_url: Option<String>,
+    pub currency: String,
     pub admin_password: Option<Secret>,
     pub log: LogConfig,
     pub auth: AuthConfig,
@@ -128,6 +133,7 @@ impl Default for Config {
             jupyter_env: PathBuf::from("/opt/berth/jupyter"),
             database_url: None,
             public_url: None,
+            currency: "USD".into(),
             admin_password: None,
             log: LogConfig {
                 level: "info".into(),
@@ -178,6 +184,7 @@ const ENV_KEYS: &[&str] = &[
     "jupyter_env",
     "database_url",
     "public_url",
+    "currency",
     "admin_password",
     "log",
     "auth",
@@ -231,6 +238,10 @@ impl Config {
             if !(p.starts_with("http://") || p.starts_with("https://")) {
                 bail!("public_url must start with http:// or https://");
             }
+        }
+        let c = self.currency.trim();
+        if c.is_empty() || c.chars().count() > 8 || c.chars().any(|ch| ch.is_control()) {
+            bail!("currency must be 1 to 8 printable characters, such as USD, EUR or €");
         }
         self.log
             .level
@@ -322,6 +333,10 @@ mod tests {
             let err =
                 Config::load(Some(Path::new("bad3.toml")), &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains("quota.max_cpu"), "{err:#}");
+            jail.create_file("bad4.toml", "currency = \"   \"\n")?;
+            let err =
+                Config::load(Some(Path::new("bad4.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("currency must be"), "{err:#}");
             jail.create_file("bad2.toml", "[auth]\nlogin_lockout_secs = 0\n")?;
             let err =
                 Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();

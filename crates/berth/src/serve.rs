@@ -75,6 +75,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             login_max_failures: cfg.auth.login_max_failures,
             login_lockout: Duration::from_secs(cfg.auth.login_lockout_secs),
             quota: cfg.quota(),
+            currency: cfg.currency.trim().to_owned(),
         },
     );
     let (stop_tx, stop_rx) = watch::channel(false);

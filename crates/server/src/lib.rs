@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub login_lockout: Duration,
     /// What each user may hold at most.
     pub quota: Quota,
+    /// What profiles' costs are in (`USD`, `€`), shown with every amount.
+    pub currency: String,
 }
 
 /// Per-user limits, checked when a workspace is created, started or moved to
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             login_max_failures: 5,
             login_lockout: Duration::from_secs(30),
             quota: Quota::default(),
+            currency: "USD".into(),
         }
     }
 }

@@ -33,6 +33,11 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
+    // Pages the proxy answers with carry the portal's navigation.
+    let viewer = crate::portal::Viewer::of(who.clone(), &parts, &st);
+    let page = |status, title: &str, text: &str| {
+        crate::portal::message_page(Some(&viewer), status, title, text)
+    };
     let (owner, name, route) = match st.proxy.resolve(&path) {
         Resolved::Workspace { owner, name, route } => (owner, name, route),
         Resolved::Redirect(to) => return redirect(&format!("{to}{query}")),
@@ -55,8 +60,12 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             )
         }
     };
-    if let Some(refused) = may_access(&who, &route.owner_id, &name) {
-        return refused;
+    if !may_access(&who, &route.owner_id, &name) {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!("You ({}) may not open this workspace.", who.principal.name),
+        );
     }
     let title = format!("{owner}/{name}");
     match (route.state, route.upstream.as_deref()) {
@@ -166,9 +175,16 @@ pub(crate) async fn may_open(
     name: &str,
 ) -> Result<auth::Authenticated, Response> {
     let who = caller(parts, st).await?;
-    match may_access(&who, owner_id, name) {
-        Some(refused) => Err(refused),
-        None => Ok(who),
+    if may_access(&who, owner_id, name) {
+        Ok(who)
+    } else {
+        let viewer = crate::portal::Viewer::of(who.clone(), parts, st);
+        Err(crate::portal::message_page(
+            Some(&viewer),
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!("You ({}) may not open this workspace.", who.principal.name),
+        ))
     }
 }
 
@@ -203,20 +219,10 @@ async fn caller(
     }
 }
 
-/// The 403 page, unless `who` holds `access:servers` on the workspace `name`
-/// of `owner_id`.
-fn may_access(who: &auth::Authenticated, owner_id: &str, name: &str) -> Option<Response> {
-    if who
-        .principal
+/// Whether `who` holds `access:servers` on the workspace `name` of `owner_id`.
+fn may_access(who: &auth::Authenticated, owner_id: &str, name: &str) -> bool {
+    who.principal
         .may_server(Scope::AccessServers, owner_id, name)
-    {
-        return None;
-    }
-    Some(page(
-        StatusCode::FORBIDDEN,
-        "Forbidden",
-        &format!("You ({}) may not open this workspace.", who.principal.name),
-    ))
 }
 
 fn redirect(to: &str) -> Response {

@@ -14,7 +14,11 @@ pub(super) fn register(env: &mut Environment<'static>) {
     });
     env.add_filter("bytes", bytes);
     env.add_filter("cpus", |millis: u64| cpus(millis));
-    env.add_filter("money", |micros: u64| money(micros));
+    // In the page's `currency` (the server's config), when it has one.
+    env.add_filter("money", |state: &minijinja::State, micros: u64| {
+        let currency = state.lookup("currency");
+        money_in(micros, currency.as_ref().and_then(|c| c.as_str()))
+    });
     env.add_filter("duration", |secs: Option<u64>| {
         secs.map(span_secs).unwrap_or_else(|| "never".into())
     });
@@ -76,6 +80,18 @@ pub(crate) fn money(micros: u64) -> String {
     format!("{:.2}", micros as f64 / 1e6)
 }
 
+/// An amount with its currency: after a code (`0.50 USD`), before a symbol
+/// (`€0.50`).
+pub(crate) fn money_in(micros: u64, currency: Option<&str>) -> String {
+    match currency {
+        Some(code) if code.chars().all(|c| c.is_ascii_alphabetic()) => {
+            format!("{} {code}", money(micros))
+        }
+        Some(symbol) if !symbol.is_empty() => format!("{symbol}{}", money(micros)),
+        _ => money(micros),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +105,9 @@ mod tests {
         assert_eq!(cpus(500), "0.5");
         assert_eq!(cpus(1250), "1.25");
         assert_eq!(money(500_000), "0.50");
+        assert_eq!(money_in(12_500_000, Some("EUR")), "12.50 EUR");
+        assert_eq!(money_in(12_500_000, Some("€")), "€12.50");
+        assert_eq!(money_in(12_500_000, None), "12.50");
         assert_eq!(gib(8 << 30), "8");
         assert_eq!(gib(1 << 60), "1073741824");
         assert_eq!(gib(512 << 20), "0.5");

@@ -103,6 +103,8 @@ struct ProfileView {
     memory_bytes: u64,
     idle: String,
     cost_per_hour_micros: u64,
+    /// Whether starting one now stays within the user's quota.
+    fits: bool,
 }
 
 /// What the culler does to a profile's idle workspaces, in words.
@@ -185,13 +187,18 @@ async fn home_page(
             memory_bytes: p.spec.memory_bytes,
             idle: idle_policy(&p.spec),
             cost_per_hour_micros: p.spec.cost_per_hour_micros,
+            fits: cpu + p.spec.cpu_millis <= q.max_cpu_millis
+                && mem + p.spec.memory_bytes <= q.max_memory_bytes,
         })
         .collect();
     offered.sort_by(|a, b| (a.cpu_millis, &a.name).cmp(&(b.cpu_millis, &b.name)));
+    // Standard if the quota lets it start now, else the smallest that fits.
     let chosen = if form.profile.is_empty() {
         offered
             .iter()
-            .find(|p| p.name == "standard")
+            .find(|p| p.name == "standard" && p.fits)
+            .or(offered.iter().find(|p| p.fits))
+            .or(offered.iter().find(|p| p.name == "standard"))
             .or(offered.first())
             .map(|p| p.name.clone())
             .unwrap_or_default()

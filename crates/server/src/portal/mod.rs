@@ -157,6 +157,8 @@ pub(crate) struct Viewer {
     pub ctx: Ctx,
     /// The notice the previous action left, shown once.
     flash: Option<String>,
+    /// What costs are in, for every page's amounts.
+    currency: String,
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -176,11 +178,22 @@ impl FromRequestParts<AppState> for Viewer {
         Ok(Viewer {
             ctx: Ctx::of(who, parts),
             flash,
+            currency: st.config.currency.clone(),
         })
     }
 }
 
 impl Viewer {
+    /// The viewer of a request whose credentials were checked elsewhere (the
+    /// proxy's pages, which carry the portal's navigation too).
+    pub(crate) fn of(who: auth::Authenticated, parts: &Parts, st: &AppState) -> Viewer {
+        Viewer {
+            ctx: Ctx::of(who, parts),
+            flash: None,
+            currency: st.config.currency.clone(),
+        }
+    }
+
     /// Renders `template` with the layout's context (who, CSRF token, notice).
     pub(crate) fn page(&self, template: &str, status: StatusCode, ctx: Value) -> Response {
         let base = context! {
@@ -190,6 +203,7 @@ impl Viewer {
             },
             csrf => self.ctx.csrf.as_deref().unwrap_or_default(),
             flash => self.flash,
+            currency => self.currency,
         };
         let mut res = render(template, status, context! { ..ctx, ..base });
         if self.flash.is_some() {

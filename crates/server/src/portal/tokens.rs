@@ -21,6 +21,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/hub/token", get(page).post(create))
         .route("/hub/token/{id}/revoke", post(revoke))
+        .route("/hub/token/apps/{workspace}/revoke", post(revoke_app))
 }
 
 /// The lifetimes the form offers, in seconds (`0`: never expires).
@@ -75,7 +76,9 @@ async fn render(
     status: StatusCode,
 ) -> ApiResult<Response> {
     let me = viewer.ctx.principal.name.as_str();
-    let (_, list) = tokens::list(st, &viewer.ctx, me).await?;
+    let (_, all) = tokens::list(st, &viewer.ctx, me).await?;
+    let (logins, list): (Vec<_>, Vec<_>) = all.iter().partition(|t| t.kind == TokenKind::OAuth);
+    let apps = app_logins(&logins);
     let list: Vec<_> = list
         .iter()
         .map(|t| {
@@ -102,12 +105,68 @@ async fn render(
             title => "API tokens",
             nav => "tokens",
             tokens => list,
+            apps => apps,
             form => form,
             errors => errors,
             lifetimes => LIFETIMES.iter().map(|(s, l)| context! { secs => s.to_string(), label => l }).collect::<Vec<_>>(),
             created => created.map(|(note, secret)| context! { note => note, secret => secret }),
         },
     ))
+}
+
+/// The apps one logged in to through berth (OAuth), one row per workspace
+/// however many logins: JupyterHub's "Authorized Applications". Newest use
+/// first.
+fn app_logins(logins: &[&model::Token]) -> Vec<minijinja::Value> {
+    let mut by_workspace: Vec<(&str, Vec<&model::Token>)> = Vec::new();
+    for t in logins {
+        let key = t.workspace_id.as_deref().unwrap_or_default();
+        match by_workspace.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, ts)) => ts.push(t),
+            None => by_workspace.push((key, vec![t])),
+        }
+    }
+    let last_used = |ts: &[&model::Token]| ts.iter().filter_map(|t| t.last_used_at).max();
+    by_workspace.sort_by_key(|(_, ts)| std::cmp::Reverse(last_used(ts)));
+    by_workspace
+        .iter()
+        .map(|(workspace, ts)| {
+            let name = ts[0].note.strip_prefix("oauth ").unwrap_or(&ts[0].note);
+            context! {
+                workspace => workspace,
+                name => name,
+                logins => ts.len(),
+                scopes => ts[0].scopes.to_strings(),
+                first_at => ts.iter().map(|t| t.created_at).min(),
+                last_used_at => last_used(ts),
+                expires_at => ts.iter().filter_map(|t| t.expires_at).max(),
+            }
+        })
+        .collect()
+}
+
+/// Revokes every app login of one workspace: its app asks to log in again.
+async fn revoke_app(
+    State(st): State<AppState>,
+    Path(workspace): Path<String>,
+    posted: Posted<super::NoFields>,
+) -> Response {
+    let viewer = &posted.viewer;
+    let me = viewer.ctx.principal.name.as_str();
+    let revoked = async {
+        let (_, all) = tokens::list(&st, &viewer.ctx, me).await?;
+        let logins = all.iter().filter(|t| {
+            t.kind == TokenKind::OAuth && t.workspace_id.as_deref() == Some(workspace.as_str())
+        });
+        for t in logins {
+            tokens::delete(&st, &viewer.ctx, me, &t.id).await?;
+        }
+        Ok::<_, ApiError>(())
+    };
+    match revoked.await {
+        Ok(()) => done("/hub/token", "Logged out of the app."),
+        Err(e) => viewer.error(e),
+    }
 }
 
 async fn create(State(st): State<AppState>, posted: Posted<TokenForm>) -> Response {

@@ -79,8 +79,34 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     )
 }
 
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(Code::NotFound, "no such route")
+/// No such route: JSON for the API and scripts; an HTML page, with the
+/// portal's navigation, for a browser asking for a page under `/hub/`.
+pub(crate) async fn not_found(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, _) = req.into_parts();
+    let path = parts.uri.path();
+    let page = path.starts_with("/hub/")
+        && !path.starts_with("/hub/api/")
+        && parts
+            .headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    if !page {
+        return ApiError::new(Code::NotFound, "no such route").into_response();
+    }
+    let viewer = crate::auth::authenticate(&parts, &st)
+        .await
+        .ok()
+        .map(|who| crate::portal::Viewer::of(who, &parts, &st));
+    crate::portal::message_page(
+        viewer.as_ref(),
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such page.",
+    )
 }
 
 /// Turns `limit + 1` fetched items into a page and its next cursor.

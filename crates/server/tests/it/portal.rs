@@ -442,6 +442,26 @@ async fn bad_input_is_shown_beside_its_field_and_kept() {
 }
 
 #[tokio::test]
+async fn costs_show_the_configured_currency() {
+    for (currency, shown) in [("USD", "1.50 USD/h"), ("€", "€1.50/h")] {
+        let config = server::ServerConfig {
+            currency: currency.into(),
+            ..server::ServerConfig::default()
+        };
+        let app = TestApp::start(test_support::Engine::Sqlite, config).await;
+        let body = json!({"name": "paid", "display_name": "Paid", "cost_per_hour": 1.5});
+        app.call(&app.admin, "POST", "/api/v1/profiles", body)
+            .await
+            .expect(201);
+        let s = app.login("admin", crate::ADMIN_PASSWORD).await;
+        let home = get(&app, &s, "/hub/home").await;
+        assert!(html(&home).contains(shown), "{currency}: {}", html(&home));
+        let form = get(&app, &s, "/hub/admin/profiles/paid").await;
+        assert!(html(&form).contains(&format!("Cost per hour ({currency})")));
+    }
+}
+
+#[tokio::test]
 async fn every_page_renders() {
     let app = TestApp::sqlite().await;
     let s = app.login("admin", crate::ADMIN_PASSWORD).await;
@@ -581,6 +601,24 @@ async fn an_admin_gives_a_user_limits_of_their_own_on_the_quota_page() {
     let home = get(&app, &ada, "/hub/home").await;
     assert!(html(&home).contains("<strong>0</strong> of 1 workspaces"));
     assert!(html(&home).contains("of 0.5 CPUs"));
+    // Preselected is a profile her quota lets start now (not Standard's 2
+    // CPUs); the others say they do not fit.
+    let tiny =
+        json!({"name": "tiny", "display_name": "Tiny", "cpu": 0.5, "memory_bytes": 1u64 << 30});
+    app.call(&app.admin, "POST", "/api/v1/profiles", tiny)
+        .await
+        .expect(201);
+    let home = html(&get(&app, &ada, "/hub/home").await).to_owned();
+    assert!(home.contains(r#"value="tiny" checked"#), "{home}");
+    assert!(!home.contains(r#"value="standard" checked"#));
+    assert_eq!(
+        home.matches("data-over-quota").count(),
+        2,
+        "standard and high-memory"
+    );
+    app.call(&app.admin, "DELETE", "/api/v1/profiles/tiny", Value::Null)
+        .await
+        .expect(204);
     let r = post(
         &app,
         &ada,
@@ -797,4 +835,65 @@ async fn an_owner_shares_from_the_workspace_page_and_the_recipient_sees_it_at_ho
     assert_eq!(post(&app, &alice, &unshare, &fields).await.status, 303);
     assert!(html(&get(&app, &alice, &page).await).contains("Not shared with anyone."));
     assert!(!html(&get(&app, &bob, "/hub/home").await).contains("Shared with you"));
+}
+
+#[tokio::test]
+async fn app_logins_are_one_row_per_workspace_and_log_out_together() {
+    let app = TestApp::sqlite().await;
+    let ada = user(&app, "ada").await;
+    let token = app.token_for("ada", None).await;
+    let ws = app.workspace(&token, json!({"name": "lab"})).await;
+    let ws_id = ws["id"].as_str().unwrap();
+    let ada_id = app
+        .store
+        .user_by_name(&model::Name::parse("ada").unwrap())
+        .await
+        .unwrap()
+        .id;
+    // Three logins to her app, as three OAuth flows leave them.
+    for i in 0..3 {
+        let mut tx = app.store.begin().await.unwrap();
+        tx.insert_token_of(
+            &store::NewToken {
+                user_id: ada_id.clone(),
+                hash: format!("hash-of-login-{i}"),
+                prefix: format!("berth_{i}"),
+                note: "oauth ada/lab".into(),
+                scopes: model::ScopeSet::new([model::Scope::AccessServers]),
+                expires_at: Some(model::now_millis() + 3_600_000),
+            },
+            model::TokenKind::OAuth,
+            Some(ws_id),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let page = get(&app, &ada, "/hub/token").await;
+    let body = html(&page);
+    assert_eq!(body.matches("data-app=").count(), 1, "{body}");
+    assert!(
+        body.contains("ada&#x2f;lab") && body.contains("3, since"),
+        "{body}"
+    );
+    assert!(!body.contains("berth_1…"), "no row per login");
+
+    let r = post(
+        &app,
+        &ada,
+        &format!("/hub/token/apps/{ws_id}/revoke"),
+        &[("_csrf", &ada.csrf)],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let body = html(&get(&app, &ada, "/hub/token").await).to_owned();
+    assert!(!body.contains("data-app="), "{body}");
+    let tokens = app
+        .call(&token, "GET", "/api/v1/users/ada/tokens", Value::Null)
+        .await;
+    assert_eq!(
+        tokens.expect(200).as_array().unwrap().len(),
+        1,
+        "only her API token is left"
+    );
 }

@@ -318,7 +318,63 @@ async fn only_the_owner_and_admins_get_through_and_the_app_sees_no_berth_cookie(
     assert_eq!(r.status(), 200);
     let r = b.fetch("/user/alice/lab/", Some(&bob_cookie)).await;
     assert_eq!(r.status(), 403);
-    assert!(r.text().await.unwrap().contains("may not open"));
+    let text = r.text().await.unwrap();
+    assert!(text.contains("may not open"));
+    // The proxy's pages are the portal's: its navigation, bob's name, log out.
+    for page in [
+        &text,
+        &b.fetch("/user/alice/none/", Some(&bob_cookie))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    ] {
+        assert!(
+            page.contains(r#"<nav aria-label="Main">"#)
+                && page.contains("bob")
+                && page.contains("Log out"),
+            "{page}"
+        );
+    }
+    // Unknown pages under /hub/: HTML with the navigation for browsers, JSON
+    // for scripts.
+    let html = |cookie: Option<&str>| {
+        b.get("/hub/no-such-page", cookie)
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+    };
+    let r = html(Some(&bob_cookie)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("There is no such page.") && text.contains(r#"<nav aria-label="Main">"#),
+        "{text}"
+    );
+    let r = html(None).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("There is no such page."));
+    let r = b.get("/hub/no-such-page", None).send().await.unwrap();
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["content-type"].to_str().unwrap()
+        ),
+        (404, "application/json")
+    );
+    let r = b
+        .get("/hub/api/no-such-route", Some(&bob_cookie))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
     let r = b.fetch("/user/alice/lab/", None).await;
     assert_eq!(r.status(), 401);
     let r = b
