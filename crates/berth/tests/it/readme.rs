@@ -183,3 +183,37 @@ async fn the_readme_examples_run_as_written() {
     rig.delete_all(&api).await;
     rig.stop();
 }
+
+/// The README opens with its two commands, and they are the scripts that set
+/// up a fresh machine and then run berth or the tests.
+#[test]
+fn the_two_first_commands_are_the_scripts() {
+    use std::os::unix::fs::PermissionsExt;
+    let readme = std::fs::read_to_string(readme_path()).unwrap();
+    let first = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    let commands: Vec<&str> = first
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .collect();
+    assert_eq!(commands, ["scripts/serve", "scripts/test"], "{first}");
+    let root = readme_path().parent().unwrap().to_owned();
+    for script in ["scripts/serve", "scripts/test"] {
+        let path = root.join(script);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert!(mode & 0o111 != 0, "{script} is not executable");
+        assert!(
+            text.contains("scripts/install-deps"),
+            "{script} sets up the machine first"
+        );
+    }
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(
+        ci.contains("\nscripts/test\n"),
+        ".ci/run runs the README's test command"
+    );
+}
