@@ -114,6 +114,8 @@ pub struct Sandbox<'a> {
     pub hostname: &'a str,
     pub env: Vec<(String, String)>,
     pub argv: &'a [String],
+    /// The seccomp program ([`crate::seccomp`]), which bwrap reads from fd 3.
+    pub seccomp: &'a Path,
     pub log: File,
 }
 
@@ -122,6 +124,11 @@ pub fn bwrap_args(sandbox: &Sandbox<'_>) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
     push(&[
+        // The sandbox's own user namespace (uid mapped to itself), in which no
+        // further one can be made: no `unshare -U` to gain capabilities over
+        // fresh namespaces, the kernel surface most sandbox escapes need.
+        "--unshare-user",
+        "--disable-userns",
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
@@ -165,6 +172,8 @@ pub fn bwrap_args(sandbox: &Sandbox<'_>) -> Vec<String> {
         &sandbox.home,
         "--hostname",
         sandbox.hostname,
+        "--seccomp",
+        "3",
         "--clearenv",
     ]);
     for (k, v) in &sandbox.env {
@@ -181,11 +190,14 @@ pub fn bwrap_args(sandbox: &Sandbox<'_>) -> Vec<String> {
 /// execs all the way down (`sh` → `ip netns exec` → `setpriv` → `bwrap`): the
 /// returned child's pid is bwrap's.
 pub fn spawn_sandbox(sandbox: Sandbox<'_>) -> std::io::Result<Child> {
-    const JOIN: &str = r#"n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 121; shift; n=$((n-1)); done; exec "$@""#;
+    // The seccomp program goes to fd 3, which bwrap (`--seccomp 3`) reads
+    // and closes; nothing between the shell and bwrap closes it.
+    const JOIN: &str = r#"f=$1; n=$2; shift 2; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 121; shift; n=$((n-1)); done; exec "$@" 3<"$f""#;
     let uid = sandbox.uid.to_string();
     let log_err = sandbox.log.try_clone()?;
     let mut cmd = Command::new("setsid");
     cmd.args(["sh", "-c", JOIN, "sh"])
+        .arg(sandbox.seccomp)
         .arg(sandbox.cgroup_procs.len().to_string())
         .args(&sandbox.cgroup_procs)
         .args(["ip", "netns", "exec", &sandbox.netns])

@@ -16,7 +16,8 @@
 //! setsid sh -c '<write $$ to each cgroup.procs>; exec "$@"' \
 //!   ip netns exec berth-<id> \
 //!   setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
-//!   bwrap --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try --cap-drop ALL \
+//!   bwrap --unshare-user --disable-userns --unshare-pid --unshare-ipc --unshare-uts \
+//!         --unshare-cgroup-try --cap-drop ALL --seccomp 3 \
 //!         --ro-bind /usr /usr --ro-bind /etc /etc --proc /proc --dev /dev \
 //!         --tmpfs /dev/shm --tmpfs /tmp --bind <home> /home/<owner> \
 //!         --remount-ro /dev --remount-ro / --hostname <owner>-<name> --clearenv --setenv … -- <argv>
@@ -39,6 +40,11 @@
 //!   user namespace owned by that uid (uid mapped to itself), so files in the
 //!   home belong to the workspace uid on the host. This needs unprivileged user
 //!   namespaces (`user.max_user_namespaces` > 0), on by default in Debian.
+//! - **Less kernel to reach**: the sandbox's user namespace cannot make another
+//!   (`--disable-userns`: no `unshare -U`, which most sandbox escapes start
+//!   from), and [`seccomp`]'s filter refuses the system calls no development
+//!   workspace needs (keyrings, eBPF, perf, userfaultfd, modules, mounts, …)
+//!   with `EPERM`.
 //! - **No unsafe code**: `setsid`, `ip`, `setpriv`, `nft` and `kill` are external
 //!   programs (util-linux, iproute2, nftables, procps), so the crate keeps the
 //!   workspace's `unsafe_code = "forbid"`.
@@ -93,6 +99,7 @@ pub mod cgroups;
 pub mod disk;
 pub mod exec;
 pub mod net;
+pub mod seccomp;
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -207,6 +214,7 @@ impl ProcessRuntime {
             config.data_dir.join("homes"),
             std::fs::Permissions::from_mode(0o711),
         )?;
+        seccomp::write(&config.data_dir.join("run").join("seccomp.bpf"))?;
         Ok(ProcessRuntime {
             config,
             cgroups,
@@ -577,6 +585,7 @@ impl Runtime for ProcessRuntime {
             hostname: &hostname,
             env,
             argv: &argv,
+            seccomp: &self.config.data_dir.join("run").join("seccomp.bpf"),
             log,
         })
         .map_err(|e| transient("start", id, e))?;

@@ -48,6 +48,18 @@ async fn a_workspace_sees_only_itself() {
     eprintln!("checks from inside: {checks}");
 
     assert_eq!(checks["uid"], 100_106);
+    let unshare = checks["unshare_user"].as_str().unwrap();
+    assert!(
+        unshare.starts_with("unshare: unshare failed"),
+        "no user namespace can be made inside: {unshare}"
+    );
+    if std::env::consts::ARCH == "x86_64" {
+        assert_eq!(
+            checks["keyctl"], "Operation not permitted",
+            "the seccomp filter refuses the kernel keyring"
+        );
+        assert_eq!(checks["getppid"], true, "and allows the rest");
+    }
     assert_eq!(checks["hostname"], "frank-lab");
     let pids: Vec<u64> = serde_json::from_value(checks["pids"].clone()).unwrap();
     assert!(pids.contains(&1), "own pid namespace: {pids:?}");

@@ -76,6 +76,17 @@ if env.get("CHECKS"):
     r = {"uid": os.getuid(), "hostname": socket.gethostname(),
          "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
          "home_entries": os.listdir("/home")}
+    import subprocess
+    u = subprocess.run(["unshare", "--user", "--map-root-user", "true"], capture_output=True, text=True)
+    r["unshare_user"] = "works" if u.returncode == 0 else u.stderr.strip()
+    # keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1): allowed to
+    # any user by the kernel, refused by berth's seccomp filter (x86_64 numbers).
+    import ctypes, platform
+    if platform.machine() == "x86_64":
+        libc = ctypes.CDLL(None, use_errno=True)
+        rc = libc.syscall(250, 0, -3, 1)
+        r["keyctl"] = "works" if rc >= 0 else os.strerror(ctypes.get_errno())
+        r["getppid"] = libc.syscall(110) >= 0
     r["writable"] = []
     for d in ["/", "/usr", "/etc", "/dev", "/dev/shm", "/tmp", home, "/home", "/proc"]:
         try:
