@@ -73,6 +73,10 @@ max_memory_bytes = 68719476736 # 64 GiB
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// Where `bind` came from, for its errors: `--bind`, `BERTH_BIND`, the
+    /// file, or the default.
+    #[serde(skip)]
+    pub bind_from: String,
     pub data_dir: PathBuf,
     pub runtime: RuntimeKind,
     pub jupyter_env: PathBuf,
@@ -128,6 +132,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            bind_from: String::new(),
             data_dir: default_data_dir(),
             runtime: RuntimeKind::Process,
             jupyter_env: PathBuf::from("/opt/berth/jupyter"),
@@ -206,10 +211,23 @@ impl Config {
             let key = k.as_str().to_ascii_lowercase();
             ENV_KEYS.contains(&key.split('.').next().unwrap_or_default())
         });
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+        let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&path))
             .merge(env)
-            .merge(Serialized::defaults(overrides))
+            .merge(Serialized::defaults(overrides));
+        let bind_from = if overrides.bind.is_some() {
+            "--bind".to_owned()
+        } else if std::env::var_os("BERTH_BIND").is_some() {
+            "BERTH_BIND".to_owned()
+        } else if figment
+            .find_metadata("bind")
+            .is_some_and(|m| m.name.contains("TOML"))
+        {
+            format!("bind in {}", path.display())
+        } else {
+            "the default".to_owned()
+        };
+        let mut config: Config = figment
             .extract()
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| match path.exists() {
@@ -219,6 +237,7 @@ impl Config {
                 ),
                 false => "invalid configuration (BERTH_* or flags)".to_owned(),
             })?;
+        config.bind_from = bind_from;
         config.validate()?;
         Ok(config)
     }
@@ -341,6 +360,20 @@ mod tests {
             let err =
                 Config::load(Some(Path::new("bad2.toml")), &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains("login_lockout_secs"), "{err:#}");
+            jail.create_file("bind.toml", "bind = \"127.0.0.1:9\"\n")?;
+            let from = |o: &Overrides| {
+                Config::load(Some(Path::new("bind.toml")), o)
+                    .unwrap()
+                    .bind_from
+            };
+            assert_eq!(from(&Overrides::default()), "bind in bind.toml");
+            let flag = Overrides {
+                bind: Some("127.0.0.1:0".into()),
+                ..Default::default()
+            };
+            assert_eq!(from(&flag), "--bind");
+            jail.set_env("BERTH_BIND", "127.0.0.1:10");
+            assert_eq!(from(&Overrides::default()), "BERTH_BIND");
             let err =
                 Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("does not exist"));

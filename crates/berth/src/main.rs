@@ -53,6 +53,10 @@ enum Command {
         /// PostgreSQL URL instead of the embedded SQLite.
         #[arg(long)]
         database_url: Option<String>,
+        /// Start even though the data dir holds workspaces the database does
+        /// not know: stop them, keeping their files (berth refuses otherwise).
+        #[arg(long)]
+        stop_orphans: bool,
     },
     /// Configuration helpers: the defaults, and the configuration in effect.
     #[command(subcommand)]
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
             bind,
             data_dir,
             database_url,
+            stop_orphans,
         } => {
             let overrides = config::Overrides {
                 bind: bind.map(|b| b.to_string()),
@@ -126,7 +131,7 @@ fn main() -> ExitCode {
             };
             config::Config::load(config.as_deref(), &overrides).and_then(|cfg| {
                 serve::init_tracing(&cfg);
-                tokio::runtime::Runtime::new()?.block_on(serve::run(cfg))
+                tokio::runtime::Runtime::new()?.block_on(serve::run(cfg, stop_orphans))
             })
         }
         Command::Completion { shell } => {

@@ -26,7 +26,7 @@ pub fn init_tracing(cfg: &Config) {
     }
 }
 
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
     // The data dir is traversable (workspace users reach their homes through it)
     // but not listable; the database directory is the owner's alone.
     make_dir(&cfg.data_dir, 0o711)?;
@@ -35,7 +35,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
-        .with_context(|| format!("bind {}", cfg.bind))?;
+        .with_context(|| format!("bind {} (from {})", cfg.bind, cfg.bind_from))?;
     let addr = listener.local_addr().context("read the bound address")?;
     // With the process runtime, workspaces reach berth's API on the gateway
     // address, at the same port.
@@ -49,6 +49,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = store::Store::connect(&cfg.database_url())
         .await
         .context("open the database")?;
+    if let (Some(rt), false) = (&runtime, stop_orphans) {
+        refuse_unknown_workspaces(&cfg, rt.as_ref(), &store).await?;
+    }
     let admin_password = cfg.admin_password.as_ref().map(|s| s.expose());
     if admin_password.is_some() && store.count_users().await.unwrap_or(0) > 0 {
         tracing::warn!(
@@ -130,6 +133,52 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("berth stopped");
     served
+}
+
+/// Fails if the runtime holds workspaces the database does not know: an
+/// emptied, replaced or older database, with which the controller would stop
+/// them all. Says how to recover.
+async fn refuse_unknown_workspaces(
+    cfg: &Config,
+    rt: &dyn model::Runtime,
+    store: &store::Store,
+) -> anyhow::Result<()> {
+    let held = rt
+        .list()
+        .await
+        .context("list the workspaces of the data dir")?;
+    let known: std::collections::HashSet<String> = store
+        .workspace_ids()
+        .await
+        .context("list the database's workspaces")?
+        .into_iter()
+        .collect();
+    let unknown: Vec<&String> = held.iter().filter(|id| !known.contains(*id)).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let db = match &cfg.database_url {
+        None => format!(
+            "the database {}",
+            cfg.data_dir.join("db").join("berth.db").display()
+        ),
+        Some(_) => "the PostgreSQL database".to_owned(),
+    };
+    let mut ids: Vec<&str> = unknown.iter().take(5).map(|s| s.as_str()).collect();
+    if unknown.len() > 5 {
+        ids.push("…");
+    }
+    let workspaces = cfg.data_dir.join("workspaces");
+    bail!(
+        "{workspaces} holds {n} workspace(s) that {db} does not know ({ids}). \
+         Is it the right database? With an emptied, replaced or older one, berth would stop them all. \
+         Restore the database they belong to; or, to start with this one anyway, run \
+         `berth serve --stop-orphans` once: it stops them and keeps their files in {kept}.",
+        workspaces = workspaces.display(),
+        n = unknown.len(),
+        ids = ids.join(", "),
+        kept = workspaces.join("kept").display(),
+    )
 }
 
 /// The process runtime, and the listener on its gateway address through which

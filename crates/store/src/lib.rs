@@ -48,6 +48,9 @@ pub enum StoreError {
     Connect(#[source] sqlx::Error),
     #[error("migrate database")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The SQLite file is not a database, or a part of one.
+    #[error("{path} is not a SQLite database: {why}")]
+    NotADatabase { path: String, why: String },
     #[error("{op}")]
     Query {
         op: &'static str,
@@ -59,6 +62,60 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Refuses, at once, a SQLite file that is not a database or was cut short,
+/// rather than letting the pool retry its connections until it times out. An
+/// empty or missing file is a new database.
+fn check_sqlite_file(url: &str) -> Result<()> {
+    use std::io::Read;
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    let not = |why: String| StoreError::NotADatabase {
+        path: path.to_owned(),
+        why,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(not(e.to_string())),
+    };
+    let len = file.metadata().map_err(|e| not(e.to_string()))?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    // The header: the magic string, the page size at 16 (big-endian; 1 means
+    // 65536), the page count at 28 (valid when the change counter at 24
+    // matches the version-valid-for number at 92).
+    let mut header = [0u8; 100];
+    if len < 100 || file.read_exact(&mut header).is_err() {
+        return Err(not(format!(
+            "it has {len} bytes, fewer than a database header"
+        )));
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(not("it does not start with SQLite's header".into()));
+    }
+    let be32 = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    if be32(24) == be32(92) && pages > 0 && len < pages * page_size {
+        return Err(not(format!(
+            "it is cut short: {len} bytes of the {} its header counts",
+            pages * page_size
+        )));
+    }
+    Ok(())
+}
 
 /// Maps a driver error to a matchable [`StoreError`]: unique and foreign-key
 /// violations are conflicts, everything else a failed query named by `op`.
@@ -106,10 +163,26 @@ impl Store {
                 "database URL must start with sqlite: or postgres:".into(),
             )));
         };
+        if engine == Engine::Sqlite {
+            check_sqlite_file(url)?;
+        }
         let url = match engine {
             Engine::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
         };
+        if engine == Engine::Sqlite {
+            // One connection first, so that what is wrong with the file is
+            // said at once (the pool would retry until its timeout).
+            use sqlx::Connection;
+            let mut probe = sqlx::AnyConnection::connect(&url)
+                .await
+                .map_err(StoreError::Connect)?;
+            probe
+                .execute("SELECT count(*) FROM sqlite_master")
+                .await
+                .map_err(StoreError::Connect)?;
+            probe.close().await.map_err(StoreError::Connect)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match engine {
                 Engine::Sqlite => 8,
@@ -142,6 +215,11 @@ impl Store {
             engine,
             write_lock: (engine == Engine::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
         })
+    }
+
+    /// Whether the database holds no users: a fresh install.
+    pub async fn is_fresh(&self) -> Result<bool> {
+        Ok(self.count_users().await? == 0)
     }
 
     pub fn engine(&self) -> Engine {

@@ -938,3 +938,85 @@ async fn a_crash_looping_app_backs_off_and_ends_failed() {
     rig.delete_all(&api).await;
     rig.stop();
 }
+
+/// An emptied database next to running workspaces is not taken for a fresh
+/// install: `berth serve` refuses to start, saying why and how to recover, and
+/// leaves the workspaces running; `--stop-orphans` then stops them and keeps
+/// their files. A file that is no database is refused at once.
+#[tokio::test]
+async fn an_emptied_database_beside_running_workspaces_is_refused() {
+    let mut rig = Rig::new();
+    let url = rig.start_serve();
+    let api = Client::new(&url, Some(admin_token(&url).await)).unwrap();
+    create_profile(&api, "web", 96 << 20, APP).await;
+    let id = rig.create_workspace(&api, "kept", "web").await;
+    rig.wait_until(&api, &id, "running and ready", ready).await;
+    let before = pids(&id);
+    rig.stop();
+
+    let db = rig.data_dir().join("db");
+    for file in ["berth.db-wal", "berth.db-shm"] {
+        let _ = std::fs::remove_file(db.join(file));
+    }
+    std::fs::write(db.join("berth.db"), "").unwrap();
+    let serve = |extra: &[&str]| {
+        Command::new(crate::BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(rig.data_dir())
+            .args(extra)
+            .env("BERTH_ADMIN_PASSWORD", crate::ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = serve(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("holds 1 workspace(s) that the database")
+            && err.contains(&id)
+            && err.contains("berth serve --stop-orphans"),
+        "{err}"
+    );
+    assert_eq!(pids(&id), before, "the workspace runs on, untouched");
+
+    // Something that is no database at all: refused at once, by name.
+    std::fs::write(db.join("berth.db"), "not a database\n".repeat(20)).unwrap();
+    let started = Instant::now();
+    let out = serve(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is not a SQLite database"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "at once: {err}");
+    std::fs::write(db.join("berth.db"), "").unwrap();
+
+    // Recovery as the message says: the orphan is stopped, its files kept.
+    let mut child = Command::new(crate::BIN)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--stop-orphans",
+            "--data-dir",
+        ])
+        .arg(rig.data_dir())
+        .env("BERTH_ADMIN_PASSWORD", crate::ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let kept = rig
+        .data_dir()
+        .join("workspaces/kept")
+        .join(format!("{id}.ext4"));
+    while !(pids(&id).is_empty() && kept.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the orphan is stopped, its files kept"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

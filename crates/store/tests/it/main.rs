@@ -866,3 +866,49 @@ async fn renaming_a_user_carries_their_workspaces_and_token_filters() {
     }
     on_each_engine!(t);
 }
+
+/// A file that is no database, or one cut short, is refused at once with what
+/// is wrong; an empty file is a new database.
+#[tokio::test]
+async fn a_file_that_is_no_database_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+
+    std::fs::write(
+        dir.path().join("text.db"),
+        "this is not a database\n".repeat(50),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = Store::connect(&url("text.db")).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not a SQLite database: it does not start with SQLite's header"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "at once"
+    );
+
+    // A real database, then cut to half its size.
+    let whole = dir.path().join("whole.db");
+    let store = Store::connect(&url("whole.db")).await.unwrap();
+    let (_user, _profile) = seed(&store).await;
+    store.close().await;
+    let bytes = std::fs::read(&whole).unwrap();
+    std::fs::write(dir.path().join("cut.db"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = Store::connect(&url("cut.db")).await.unwrap_err();
+    assert!(err.to_string().contains("it is cut short"), "{err}");
+    std::fs::write(dir.path().join("tiny.db"), &bytes[..40]).unwrap();
+    let err = Store::connect(&url("tiny.db")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("fewer than a database header"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("empty.db"), "").unwrap();
+    let store = Store::connect(&url("empty.db")).await.unwrap();
+    assert!(store.is_fresh().await.unwrap());
+    store.close().await;
+}
