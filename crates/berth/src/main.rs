@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod config;
+mod listen;
 mod serve;
 
 use std::path::PathBuf;

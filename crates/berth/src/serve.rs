@@ -33,6 +33,13 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
     if cfg.database_url.is_none() {
         make_dir(&cfg.data_dir.join("db"), 0o700)?;
     }
+    let nofile = crate::listen::raise_nofile_limit();
+    let limits = crate::listen::Limits::for_nofile(nofile);
+    tracing::debug!(
+        nofile,
+        connections = limits.connections(),
+        "open-file limit"
+    );
     let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
         .with_context(|| format!("bind {} (from {})", cfg.bind, cfg.bind_from))?;
@@ -107,18 +114,13 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
         Duration::from_secs(5),
         stopped(stop_rx.clone()),
     ));
-    let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = server::router(state);
     let gateway = gateway.map(|listener| {
         let stop = stopped(stop_rx.clone());
-        let app = app.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-        })
+        let (app, limits) = (app.clone(), limits.clone());
+        tokio::spawn(async move { crate::listen::serve(listener, app, limits, stop).await })
     });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped(stop_rx))
+    let served = crate::listen::serve(listener, app, limits, stopped(stop_rx))
         .await
         .context("serve HTTP");
     if let Some(g) = gateway {

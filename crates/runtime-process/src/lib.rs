@@ -105,8 +105,8 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -191,6 +191,9 @@ pub struct ProcessRuntime {
     gateway: tokio::sync::OnceCell<()>,
     /// Ids of workspaces whose sandbox exited while this instance watched it.
     exited: tokio::sync::broadcast::Sender<String>,
+    /// Workspaces whose sandbox this instance watches for its exit: those it
+    /// started (it waits on the child) and those it adopted (a pidfd).
+    watched: Arc<Mutex<std::collections::HashSet<String>>>,
     /// The last CPU sample `usage` took of each workspace.
     cpu_samples: Mutex<HashMap<String, CpuSample>>,
 }
@@ -220,6 +223,7 @@ impl ProcessRuntime {
             cgroups,
             gateway: tokio::sync::OnceCell::new(),
             exited: tokio::sync::broadcast::channel(1024).0,
+            watched: Arc::default(),
             cpu_samples: Mutex::default(),
         })
     }
@@ -277,6 +281,70 @@ impl ProcessRuntime {
         file.take(max_bytes as u64).read_to_end(&mut bytes)?;
         let end = start + bytes.len() as u64;
         Ok(LogRead { bytes, end })
+    }
+
+    /// Removes the network of a workspace that is not meant to run, if it has
+    /// one: what a crash in the middle of a start or a stop left (the resync
+    /// observes every workspace, so nothing stays behind for long).
+    async fn sweep_network(&self, id: &str, state: Option<&State>) {
+        let netns = Path::new("/run/netns").join(net::netns_name(id));
+        if !netns.exists() {
+            return;
+        }
+        tracing::warn!(
+            workspace.id = id,
+            "removing the network a crashed start or stop left behind"
+        );
+        if let Err(e) = net::tear_down(id, state.map(|s| Slot(s.slot))).await {
+            tracing::warn!(workspace.id = id, error = %e, "removing a leftover network");
+        }
+    }
+
+    /// Watches a running sandbox this instance did not start (a control
+    /// plane's restart adopted it) as closely as one it did: a pidfd on the
+    /// sandbox's first process, whose exit ends the sandbox, says at once on
+    /// [`Runtime::changes`] that it exited. Works on cgroup v1 and v2 (Linux
+    /// 5.3 and later); without pidfds, the controller's resync finds out.
+    fn watch_adopted(&self, id: &str, pids: &[u32]) {
+        if !self.watched.lock().unwrap().insert(id.to_owned()) {
+            return;
+        }
+        let first = pids.iter().copied().min_by_key(|p| started_at(*p));
+        let fd = first
+            .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+            .and_then(|pid| {
+                rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                    .map_err(std::io::Error::from)
+            })
+            // Deprecated because a `T` that does not own its descriptor could
+            // have it closed while registered; an `OwnedFd` owns it, and the
+            // safe replacement, `register`, is `unsafe`.
+            .and_then(
+                #[allow(deprecated)]
+                tokio::io::unix::AsyncFd::new,
+            );
+        let (exited, watched, id) = (self.exited.clone(), self.watched.clone(), id.to_owned());
+        match fd {
+            Ok(fd) => {
+                tokio::spawn(async move {
+                    // A pidfd is readable once its process has exited.
+                    let _ = fd.readable().await;
+                    watched.lock().unwrap().remove(&id);
+                    let _ = exited.send(id);
+                });
+            }
+            Err(e) => {
+                watched.lock().unwrap().remove(&id);
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())
+                {
+                    let _ = exited.send(id);
+                } else {
+                    tracing::debug!(workspace.id = %id, error = %e, "no pidfd to watch an adopted sandbox");
+                }
+            }
+        }
     }
 
     fn read_state(&self, id: &str) -> Option<State> {
@@ -473,6 +541,19 @@ impl Runtime for ProcessRuntime {
             egress: ws.profile.egress,
         };
         let previous = self.read_state(id).map(|s| Slot(s.slot));
+        if previous.is_none() {
+            // The intent first: a crash while the network is being made leaves
+            // a state file that says the workspace was meant to run, so that
+            // observe reports it failed and a stop or a start tears it down.
+            let intent = State {
+                slot: net::preferred_slot(id),
+                upstream: String::new(),
+                base_url: ws.base_url.clone(),
+                running: true,
+            };
+            self.write_state(id, &intent)
+                .map_err(|e| transient("start", id, e))?;
+        }
         let slot = match previous {
             Some(slot) if net::is_set_up(id, slot).await => {
                 net::configure(id, slot, policy).await.map(|()| slot)
@@ -622,8 +703,12 @@ impl Runtime for ProcessRuntime {
         // died, or was stopped); it outlives us otherwise.
         let (exited, id_owned) = (self.exited.clone(), id.to_owned());
         let log_path = self.log_path(id);
+        let watched = self.watched.clone();
+        watched.lock().unwrap().insert(id.to_owned());
         tokio::spawn(async move {
-            if let Ok(status) = child.wait().await {
+            let status = child.wait().await;
+            watched.lock().unwrap().remove(&id_owned);
+            if let Ok(status) = status {
                 // The exit, in the log, for observe's reason.
                 let how = match (status.code(), status.signal()) {
                     (Some(code), _) => format!("exited with code {code}"),
@@ -696,6 +781,7 @@ impl Runtime for ProcessRuntime {
             .pids(id)
             .map_err(|e| transient("observe", id, e))?;
         if !pids.is_empty() {
+            self.watch_adopted(id, &pids);
             if self.cgroups.freeze_requested(id).unwrap_or(false) {
                 return Ok(Observed::Paused);
             }
@@ -712,6 +798,9 @@ impl Runtime for ProcessRuntime {
             } else {
                 Observed::Starting
             });
+        }
+        if !state.as_ref().is_some_and(|s| s.running) {
+            self.sweep_network(id, state.as_ref()).await;
         }
         match state {
             Some(state) if state.running => {
@@ -975,6 +1064,19 @@ fn hostname(owner: &str, workspace: &str) -> String {
     let mut h = format!("{owner}-{workspace}");
     h.truncate(63);
     h.trim_end_matches('-').to_owned()
+}
+
+/// When process `pid` started (clock ticks since boot), from `/proc/<pid>/stat`;
+/// `u64::MAX` if it cannot be read.
+fn started_at(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // After the command name: state (field 3) … starttime (field 22).
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split(' ').nth(19)?.parse().ok()
+        })
+        .unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

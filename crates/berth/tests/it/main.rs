@@ -876,3 +876,107 @@ fn bad_config_fails_before_binding() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid server URL"));
 }
+
+/// A thousand idle connections that never send a request, against a serve
+/// started under the common 1024 open-file soft limit: berth raises the limit,
+/// keeps answering (the API and its database), and closes the idle ones once
+/// they have sent no request head for 30 s.
+#[test]
+fn idle_connections_neither_starve_berth_nor_stay_open() {
+    use std::io::Read;
+    // This test's own process needs the descriptors for its connections.
+    let me = std::process::id().to_string();
+    let raised = Command::new("prlimit")
+        .args(["--pid", &me, "--nofile=8192:8192"])
+        .status()
+        .unwrap();
+    assert!(raised.success());
+    let dir = tempfile::tempdir().unwrap();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new("prlimit")
+        .args([
+            "--nofile=1024:4096",
+            "--",
+            BIN,
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env("BERTH_RUNTIME", "none")
+        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let child = Killed(child);
+    let url = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+        .expect("berth serve listens");
+    let addr = url.trim_start_matches("http://").to_owned();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        soft, "4096",
+        "the soft limit is raised to the hard one:\n{limits}"
+    );
+
+    let idle: Vec<std::net::TcpStream> = (0..1000)
+        .map(|i| {
+            std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connection {i}: {e}"))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let ask = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply
+    };
+    for path in ["/healthz", "/readyz", "/hub/api/"] {
+        let reply = ask(path);
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "{path} with 1000 idle connections: {reply:?}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once"
+    );
+
+    // 30 s without a request head: each idle connection is closed.
+    let mut first = idle.into_iter().next().unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(45)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = first.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert_eq!(n, 0, "closed by berth, without a reply");
+    assert!(
+        (Duration::from_secs(25)..Duration::from_secs(45)).contains(&waited),
+        "after {waited:?}"
+    );
+}

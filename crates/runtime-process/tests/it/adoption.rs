@@ -37,6 +37,44 @@ async fn a_second_runtime_instance_adopts_running_workspaces() {
     assert!(h.rt.cgroups().pids(&ws.id).unwrap().is_empty());
 }
 
+/// A sandbox the runtime adopted (started by an earlier instance) is watched
+/// as closely as one it started: its exit is on `changes()` at once, not at the
+/// controller's next resync.
+#[tokio::test]
+async fn an_adopted_workspace_that_dies_is_reported_at_once() {
+    let h = Harness::new(vec![]);
+    let ws = h.workspace("dana", 100_113, &[]);
+    h.rt.start(&ws).await.unwrap();
+    h.wait_running(&ws.id).await;
+
+    let second = ProcessRuntime::new(h.config.clone()).unwrap();
+    let mut changes = second
+        .changes()
+        .expect("the process runtime reports changes");
+    // Observing it (as the controller's first resync does) adopts it.
+    wait_for(&second, &ws.id, |o| matches!(o, Observed::Running { .. })).await;
+    let pids = h.rt.cgroups().pids(&ws.id).unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args(pids.iter().map(u32::to_string))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match changes.recv().await {
+                Ok(id) if id == ws.id => return id,
+                Ok(_) => continue,
+                Err(e) => panic!("changes: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the adopted sandbox's exit is reported within 5 s");
+    assert_eq!(changed, ws.id);
+    wait_for(&second, &ws.id, |o| matches!(o, Observed::Failed { .. })).await;
+}
+
 /// Another berth on the same machine (another data dir, the same cgroup parent)
 /// does not count this one's workspaces as its own, so its clean-up of orphans
 /// never touches them.

@@ -152,6 +152,34 @@ async fn the_test_guard_leaves_nothing_behind() {
     );
 }
 
+/// A control plane that died while it made a workspace's network (after the
+/// namespace, veth pair and firewall table, before anything ran) leaves them
+/// to the next observe, which removes them.
+#[tokio::test]
+async fn a_network_a_crashed_start_left_is_removed() {
+    let h = Harness::new(vec![]);
+    let ws = h.workspace("kim", 100_114, &[]);
+    let policy = runtime_process::net::Policy {
+        gateway_ports: &[],
+        egress: false,
+    };
+    let slot = runtime_process::net::set_up(&ws.id, policy).await.unwrap();
+    let upstream = format!("{}:8888", slot.workspace_ip());
+    assert_eq!(network_leftovers(&ws.id, &upstream).await.len(), 3);
+
+    // A new instance (the restarted control plane) observes it, as its resync does.
+    let second = runtime_process::ProcessRuntime::new(h.config.clone()).unwrap();
+    let observed = second.observe(&ws.id).await.unwrap();
+    assert!(
+        matches!(observed, Observed::Absent | Observed::Stopped),
+        "{observed:?}"
+    );
+    assert_eq!(
+        network_leftovers(&ws.id, &upstream).await,
+        Vec::<String>::new()
+    );
+}
+
 /// Deleting with `keep_files` releases everything but the home, whose image
 /// moves to `kept/<id>.ext4`, and the workspace is no longer the runtime's.
 #[tokio::test]
