@@ -106,14 +106,19 @@ pub struct LogRead {
 }
 
 impl LogRead {
-    /// Reads `log` as [`Runtime::log_read`] does.
-    pub fn of(log: &[u8], from: Option<u64>, max_bytes: usize) -> LogRead {
-        let len = log.len() as u64;
-        let start = match from {
+    /// Where [`Runtime::log_read`] starts reading a log of `len` bytes.
+    pub fn start(len: u64, from: Option<u64>, max_bytes: usize) -> u64 {
+        match from {
             Some(f) if f <= len => f,
             Some(_) => 0,
             None => len.saturating_sub(max_bytes as u64),
-        };
+        }
+    }
+
+    /// Reads `log` as [`Runtime::log_read`] does.
+    pub fn of(log: &[u8], from: Option<u64>, max_bytes: usize) -> LogRead {
+        let len = log.len() as u64;
+        let start = LogRead::start(len, from, max_bytes);
         let end = len.min(start + max_bytes as u64);
         LogRead {
             bytes: log[start as usize..end as usize].to_vec(),

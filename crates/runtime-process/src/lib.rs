@@ -270,12 +270,7 @@ impl ProcessRuntime {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LogRead::default()),
             Err(e) => return Err(e),
         };
-        let len = file.metadata()?.len();
-        let start = match from {
-            Some(f) if f <= len => f,
-            Some(_) => 0,
-            None => len.saturating_sub(max_bytes as u64),
-        };
+        let start = LogRead::start(file.metadata()?.len(), from, max_bytes);
         file.seek(SeekFrom::Start(start))?;
         let mut bytes = Vec::new();
         file.take(max_bytes as u64).read_to_end(&mut bytes)?;
