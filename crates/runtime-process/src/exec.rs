@@ -174,14 +174,25 @@ pub fn bwrap_args(sandbox: &Sandbox<'_>) -> Vec<String> {
         sandbox.hostname,
         "--seccomp",
         "3",
-        "--clearenv",
+        // The app's environment is this process chain's own (see
+        // `spawn_sandbox`), never arguments: a command line is every user's
+        // to read in /proc, an environment only its owner's.
+        "--",
     ]);
-    for (k, v) in &sandbox.env {
-        push(&["--setenv", k, v]);
-    }
-    push(&["--"]);
     a.extend(sandbox.argv.iter().cloned());
     a
+}
+
+/// Where the sandbox chain's programs are looked for.
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `name`'s absolute path in [`SYSTEM_PATH`], or `name` as it is.
+fn tool(name: &str) -> String {
+    SYSTEM_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+        .map_or_else(|| name.to_owned(), |p| p.to_string_lossy().into_owned())
 }
 
 /// Starts the sandboxed app in its own session, its output appended to the log.
@@ -195,14 +206,16 @@ pub fn spawn_sandbox(sandbox: Sandbox<'_>) -> std::io::Result<Child> {
     const JOIN: &str = r#"f=$1; n=$2; shift 2; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 121; shift; n=$((n-1)); done; exec "$@" 3<"$f""#;
     let uid = sandbox.uid.to_string();
     let log_err = sandbox.log.try_clone()?;
-    let mut cmd = Command::new("setsid");
-    cmd.args(["sh", "-c", JOIN, "sh"])
+    // By absolute path: the chain runs with the app's PATH.
+    let (sh, ip, setpriv, bwrap) = (tool("sh"), tool("ip"), tool("setpriv"), tool("bwrap"));
+    let mut cmd = Command::new(tool("setsid"));
+    cmd.args([&sh, "-c", JOIN, "sh"])
         .arg(sandbox.seccomp)
         .arg(sandbox.cgroup_procs.len().to_string())
         .args(&sandbox.cgroup_procs)
-        .args(["ip", "netns", "exec", &sandbox.netns])
+        .args([&ip, "netns", "exec", &sandbox.netns])
         .args([
-            "setpriv",
+            &setpriv,
             "--reuid",
             &uid,
             "--regid",
@@ -211,14 +224,17 @@ pub fn spawn_sandbox(sandbox: Sandbox<'_>) -> std::io::Result<Child> {
             "--inh-caps=-all",
             "--bounding-set=-all",
             "--no-new-privs",
-            "bwrap",
+            &bwrap,
         ])
         .args(bwrap_args(&sandbox))
+        // The app's environment, and nothing of berth's: `sh`, `ip netns exec`,
+        // `setpriv` and `bwrap` pass it on as it is (secrets such as
+        // JUPYTERHUB_API_TOKEN included, which therefore never appear on a
+        // command line). PATH serves the chain and, unless the app's own
+        // environment sets one, the app.
         .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
+        .env("PATH", SYSTEM_PATH)
+        .envs(sandbox.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(sandbox.log)
         .stderr(log_err)

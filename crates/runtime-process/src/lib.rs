@@ -13,15 +13,18 @@
 //! [`exec::spawn_sandbox`]:
 //!
 //! ```text
-//! setsid sh -c '<write $$ to each cgroup.procs>; exec "$@"' \
+//! setsid sh -c '<write $$ to each cgroup.procs>; exec "$@" 3<seccomp.bpf' \
 //!   ip netns exec berth-<id> \
 //!   setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
 //!   bwrap --unshare-user --disable-userns --unshare-pid --unshare-ipc --unshare-uts \
 //!         --unshare-cgroup-try --cap-drop ALL --seccomp 3 \
 //!         --ro-bind /usr /usr --ro-bind /etc /etc --proc /proc --dev /dev \
 //!         --tmpfs /dev/shm --tmpfs /tmp --bind <home> /home/<owner> \
-//!         --remount-ro /dev --remount-ro / --hostname <owner>-<name> --clearenv --setenv … -- <argv>
+//!         --remount-ro /dev --remount-ro / --hostname <owner>-<name> -- <argv>
 //! ```
+//!
+//! with the app's environment (its hub token among it) as the environment of
+//! the whole chain, never on a command line, which any user may read in /proc.
 //!
 //! Decisions, and why:
 //!

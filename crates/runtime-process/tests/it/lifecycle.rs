@@ -152,6 +152,62 @@ async fn the_test_guard_leaves_nothing_behind() {
     );
 }
 
+/// A secret in the workspace's environment (its hub token) reaches the app,
+/// and never any process's command line, which every user may read in /proc.
+#[tokio::test]
+async fn secrets_reach_the_app_but_no_command_line() {
+    const SECRET: &str = "berth_a-secret-that-must-not-show-in-ps";
+    let h = Harness::new(vec![]);
+    let ws = h.workspace(
+        "lena",
+        100_115,
+        &[
+            ("SAVE_ENV", "1".into()),
+            ("JUPYTERHUB_API_TOKEN", SECRET.into()),
+        ],
+    );
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (seen, done) = (seen.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut scans = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                        continue;
+                    };
+                    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                    if cmdline.contains(SECRET) {
+                        let program: String = cmdline.chars().take(60).collect();
+                        seen.lock().unwrap().push(program);
+                    }
+                }
+                scans += 1;
+            }
+            scans
+        })
+    };
+    h.rt.start(&ws).await.unwrap();
+    h.wait_running(&ws.id).await;
+    let env = crate::support::read_json(&h.home(&ws.id).join("env.json")).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let scans = watcher.join().unwrap();
+    assert!(
+        scans > 5,
+        "/proc was scanned {scans} times during the start"
+    );
+    assert_eq!(env["JUPYTERHUB_API_TOKEN"], SECRET, "the app has its token");
+    assert!(env["PATH"].as_str().is_some_and(|p| !p.is_empty()));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.is_empty(),
+        "{} command lines showed the secret, e.g. {:?}",
+        seen.len(),
+        seen.first()
+    );
+}
+
 /// A control plane that died while it made a workspace's network (after the
 /// namespace, veth pair and firewall table, before anything ran) leaves them
 /// to the next observe, which removes them.

@@ -107,6 +107,8 @@ if env.get("CHECKS"):
     if env.get("OUTSIDE"):
         r["outside"] = conn(*env["OUTSIDE"].split(":"))
     save("checks.json", r)
+if env.get("SAVE_ENV"):
+    save("env.json", dict(env))
 if env.get("CONNECT"):
     save("connect.json", {t: conn(*t.rsplit(":", 1), timeout=3) for t in env["CONNECT"].split(",")})
 class H(http.server.BaseHTTPRequestHandler):
