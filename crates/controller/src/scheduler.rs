@@ -142,7 +142,7 @@ impl Controller {
                             *n += 1;
                             let delay = backoff(*n, ctx.config.max_backoff, rand::thread_rng().gen());
                             if let Some(Err(e)) = failed {
-                                tracing::warn!(workspace.id = %id, error = %error_chain(&e), attempt = *n,
+                                tracing::warn!(workspace.id = %id, error = %model::error_chain(&e), attempt = *n,
                                     retry_in_ms = delay.as_millis() as u64, "reconcile failed");
                                 record_error(&ctx, &id, &e).await;
                             }
@@ -192,7 +192,7 @@ async fn resync_ids(ctx: &Ctx) -> Vec<String> {
     let stored = match ctx.store.workspace_ids().await {
         Ok(ids) => ids,
         Err(e) => {
-            tracing::warn!(error = %error_chain(&e), "resync: list workspaces");
+            tracing::warn!(error = %model::error_chain(&e), "resync: list workspaces");
             return Vec::new();
         }
     };
@@ -208,16 +208,6 @@ async fn resync_ids(ctx: &Ctx) -> Vec<String> {
     stored
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
 
 /// Errors become a condition on the status; best effort, the retry follows anyway.
 async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
@@ -234,7 +224,7 @@ async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
         "Reconciled",
         false,
         reason,
-        &error_chain(e),
+        &model::error_chain(e),
         ctx.clock.now(),
     );
     if status == ws.status {

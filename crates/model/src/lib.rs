@@ -46,6 +46,18 @@ pub fn now_millis() -> Millis {
         .unwrap_or(0)
 }
 
+/// An error and its sources, `outer: inner: innermost`, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
 /// The last line of an app's log worth showing as a reason: not empty and not
 /// one of berth's own (`berth: …`), cut to 200 characters.
 pub fn last_line(log: &str) -> Option<String> {

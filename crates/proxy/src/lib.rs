@@ -301,7 +301,7 @@ where
         if !moved {
             break;
         }
-        let now = now_millis();
+        let now = model::now_millis();
         if now - last >= 5_000 {
             activity.touch(workspace_id, now);
             last = now;
@@ -311,11 +311,6 @@ where
     let _ = app.shutdown().await;
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 #[cfg(test)]
 mod tests {

@@ -126,16 +126,7 @@ impl From<store::StoreError> for ApiError {
         match e {
             E::NotFound { what } => ApiError::not_found(what),
             E::Conflict { what } => ApiError::new(Code::Conflict, what),
-            other => {
-                let mut chain = other.to_string();
-                let mut src = std::error::Error::source(&other);
-                while let Some(s) = src {
-                    chain.push_str(": ");
-                    chain.push_str(&s.to_string());
-                    src = s.source();
-                }
-                ApiError::internal(chain)
-            }
+            other => ApiError::internal(model::error_chain(&other)),
         }
     }
 }
