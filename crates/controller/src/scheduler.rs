@@ -208,7 +208,6 @@ async fn resync_ids(ctx: &Ctx) -> Vec<String> {
     stored
 }
 
-
 /// Errors become a condition on the status; best effort, the retry follows anyway.
 async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
     let Ok(ws) = ctx.store.workspace(id).await else {

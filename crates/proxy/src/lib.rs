@@ -311,7 +311,6 @@ where
     let _ = app.shutdown().await;
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

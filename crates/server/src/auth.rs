@@ -178,6 +178,8 @@ pub struct Authenticated {
 /// A credential as the store last described it, with what it reached then.
 #[derive(Debug)]
 struct Cached {
+    /// The store's credentials epoch when this was read: stale once it moves.
+    epoch: u64,
     credential: Credential,
     user: model::User,
     /// What each of a token's scope filters reached.
@@ -194,7 +196,12 @@ enum Credential {
 }
 
 /// Looks a credential up by hash, resolving its filters and the user's shares.
-async fn look_up(state: &AppState, hash: &str, is_token: bool) -> Result<Cached, StoreError> {
+async fn look_up(
+    state: &AppState,
+    hash: &str,
+    is_token: bool,
+    epoch: u64,
+) -> Result<Cached, StoreError> {
     let (credential, user) = if is_token {
         let (t, u) = state.store.token_by_hash(hash).await?;
         (Credential::Token(t), u)
@@ -218,6 +225,7 @@ async fn look_up(state: &AppState, hash: &str, is_token: bool) -> Result<Cached,
         .map(|s| (s.owner_id, s.owner, s.workspace.to_string()))
         .collect();
     Ok(Cached {
+        epoch,
         credential,
         user,
         targets,
@@ -244,12 +252,9 @@ impl Default for AuthCache {
 }
 
 impl AuthCache {
+    /// How long an entry lives at most, whatever the store says: changes this
+    /// process does not commit (another replica's) are seen after this long.
     pub const TTL: Duration = Duration::from_secs(30);
-
-    /// Forgets everything: after a change to any credential or user.
-    pub fn clear(&self) {
-        self.0.invalidate_all();
-    }
 }
 
 /// Authenticates a request from its headers: a bearer token, else the session
@@ -272,10 +277,14 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
         };
         (sha256_hex(cookie.value()), false)
     };
-    let cached = match state.auth_cache.0.get(&hash) {
+    // Any committed change to credentials, users, groups or shares (the
+    // controller's included) moves the epoch, and every entry read before is
+    // stale: a revoked token or a disabled user is refused on its next request.
+    let epoch = state.store.credentials_epoch();
+    let cached = match state.auth_cache.0.get(&hash).filter(|c| c.epoch == epoch) {
         Some(c) => c,
         None => {
-            let found = look_up(state, &hash, is_token).await;
+            let found = look_up(state, &hash, is_token, epoch).await;
             let c = match found {
                 Ok(c) => Arc::new(c),
                 Err(StoreError::NotFound { .. }) => return Err(unauthenticated()),
@@ -286,6 +295,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
         }
     };
     let Cached {
+        epoch: _,
         credential,
         user,
         targets,

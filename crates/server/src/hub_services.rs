@@ -248,7 +248,5 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
     tx.audit(&ctx.audit("service.delete", "service", s.name.as_str()))
         .await?;
     tx.commit().await?;
-    // Its tokens stop working at once.
-    st.auth_cache.clear();
     Ok(())
 }

@@ -94,7 +94,6 @@ pub(crate) async fn grant(
             .await?;
     }
     tx.commit().await?;
-    st.auth_cache.clear();
     st.store
         .shares(&ws.owner_id, Some(&ws.id))
         .await?
@@ -129,7 +128,6 @@ pub(crate) async fn revoke(
             .await?;
     }
     tx.commit().await?;
-    st.auth_cache.clear();
     Ok(gone)
 }
 

@@ -148,9 +148,20 @@ pub struct Store {
     /// SQLite allows one writer: write transactions queue here instead of failing
     /// with `SQLITE_BUSY` when a deferred transaction upgrades to a write.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Bumped by every commit that changed what a credential reaches: a token
+    /// or session deleted, a user changed or deleted, a group's members, a
+    /// share. Caches of authentication compare it ([`Store::credentials_epoch`]).
+    credentials: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
+    /// Changes with every commit that changed credentials, users, groups or
+    /// shares through this store (the controller's rotation of server tokens
+    /// included): what a cache of who-may-do-what is valid for.
+    pub fn credentials_epoch(&self) -> u64 {
+        self.credentials.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and runs the migrations.
     pub async fn connect(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
@@ -214,6 +225,7 @@ impl Store {
             pool,
             engine,
             write_lock: (engine == Engine::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            credentials: Arc::default(),
         })
     }
 
@@ -242,7 +254,7 @@ impl Store {
             Engine::Postgres => self.pool.begin().await,
         }
         .map_err(query_error("begin transaction", "transaction"))?;
-        Ok(Tx::new(tx, guard))
+        Ok(Tx::new(tx, guard, self.credentials.clone()))
     }
 
     /// Checks that the database answers.

@@ -1,6 +1,9 @@
 //! Write transactions: every mutation of berth's state, finished by an audit record
 //! and a commit.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
@@ -20,6 +23,10 @@ pub const EVENTS_KEPT: i64 = 200;
 pub struct Tx {
     tx: Transaction<'static, Any>,
     _write: Option<OwnedMutexGuard<()>>,
+    /// The store's credentials epoch, bumped at commit if this transaction
+    /// changed what a credential reaches.
+    epoch: Arc<AtomicU64>,
+    changes_credentials: bool,
 }
 
 /// Which fields of a user to change.
@@ -31,15 +38,33 @@ pub struct UserPatch {
 }
 
 impl Tx {
-    pub(crate) fn new(tx: Transaction<'static, Any>, guard: Option<OwnedMutexGuard<()>>) -> Self {
-        Tx { tx, _write: guard }
+    pub(crate) fn new(
+        tx: Transaction<'static, Any>,
+        guard: Option<OwnedMutexGuard<()>>,
+        epoch: Arc<AtomicU64>,
+    ) -> Self {
+        Tx {
+            tx,
+            _write: guard,
+            epoch,
+            changes_credentials: false,
+        }
     }
 
     pub async fn commit(self) -> Result<()> {
         self.tx
             .commit()
             .await
-            .map_err(query_error("commit", "transaction"))
+            .map_err(query_error("commit", "transaction"))?;
+        if self.changes_credentials {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Marks this transaction as one that changes what credentials reach.
+    fn credentials_changed(&mut self) {
+        self.changes_credentials = true;
     }
 
     /// Appends an audit record; the log is never updated or deleted from.
@@ -114,6 +139,7 @@ impl Tx {
     }
 
     pub async fn update_user(&mut self, id: &str, p: &UserPatch) -> Result<User> {
+        self.credentials_changed();
         let row = sqlx::query(&format!(
             "UPDATE users SET is_admin = COALESCE($2, is_admin), \
              disabled = COALESCE($3, disabled), \
@@ -148,6 +174,7 @@ impl Tx {
     /// conflict, and so is a workspace that is not stopped (its URL, app and
     /// home path hold the name).
     pub async fn rename_user(&mut self, id: &str, old: &Name, new: &Name) -> Result<User> {
+        self.credentials_changed();
         let live: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM workspaces WHERE owner_id = $1 \
              AND (desired <> 'stopped' OR state NOT IN ('pending', 'stopped', 'failed'))",
@@ -200,6 +227,7 @@ impl Tx {
     /// Deletes a user with their tokens, sessions and memberships; a user who still
     /// owns workspaces is a conflict.
     pub async fn delete_user(&mut self, id: &str) -> Result<()> {
+        self.credentials_changed();
         let owned: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces WHERE owner_id = $1")
             .bind(id)
             .fetch_one(&mut *self.tx)
@@ -275,6 +303,7 @@ impl Tx {
         id: &str,
         properties: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
+        self.credentials_changed();
         let json = serde_json::Value::Object(properties.clone()).to_string();
         let done = sqlx::query("UPDATE groups SET properties = $2 WHERE id = $1")
             .bind(id)
@@ -289,12 +318,14 @@ impl Tx {
     }
 
     pub async fn delete_group(&mut self, id: &str) -> Result<()> {
+        self.credentials_changed();
         self.delete_by_id("DELETE FROM groups WHERE id = $1", id, "group")
             .await
     }
 
     /// Adds a member; adding one twice is no error.
     pub async fn add_member(&mut self, group_id: &str, user_id: &str) -> Result<()> {
+        self.credentials_changed();
         sqlx::query(
             "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) \
              ON CONFLICT (group_id, user_id) DO NOTHING",
@@ -308,6 +339,7 @@ impl Tx {
     }
 
     pub async fn remove_member(&mut self, group_id: &str, user_id: &str) -> Result<()> {
+        self.credentials_changed();
         sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
             .bind(group_id)
             .bind(user_id)
@@ -370,6 +402,7 @@ impl Tx {
         workspace_id: &str,
         kind: TokenKind,
     ) -> Result<u64> {
+        self.credentials_changed();
         let done = sqlx::query("DELETE FROM tokens WHERE workspace_id = $1 AND kind = $2")
             .bind(workspace_id)
             .bind(kind.as_str())
@@ -445,6 +478,7 @@ impl Tx {
         user_id: Option<&str>,
         group_id: Option<&str>,
     ) -> Result<bool> {
+        self.credentials_changed();
         let exists = sqlx::query(
             "SELECT id FROM shares WHERE workspace_id = $1 AND \
              (user_id = $2 OR group_id = $3)",
@@ -481,6 +515,7 @@ impl Tx {
         user_id: Option<&str>,
         group_id: Option<&str>,
     ) -> Result<u64> {
+        self.credentials_changed();
         let done = sqlx::query(
             "DELETE FROM shares WHERE workspace_id = $1 AND \
              ((CAST($2 AS TEXT) IS NULL AND CAST($3 AS TEXT) IS NULL) OR user_id = $2 OR group_id = $3)",
@@ -495,6 +530,7 @@ impl Tx {
     }
 
     pub async fn delete_token(&mut self, user_id: &str, token_id: &str) -> Result<()> {
+        self.credentials_changed();
         let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
             .bind(token_id)
             .bind(user_id)
@@ -536,6 +572,7 @@ impl Tx {
     }
 
     pub async fn delete_session(&mut self, hash: &str) -> Result<()> {
+        self.credentials_changed();
         sqlx::query("DELETE FROM sessions WHERE hash = $1")
             .bind(hash)
             .execute(&mut *self.tx)
@@ -922,6 +959,7 @@ impl Tx {
 
     /// Removes a workspace record for good (the controller, after cleaning up).
     pub async fn remove_workspace(&mut self, id: &str) -> Result<()> {
+        self.credentials_changed();
         self.delete_by_id("DELETE FROM workspaces WHERE id = $1", id, "workspace")
             .await
     }

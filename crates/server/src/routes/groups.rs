@@ -138,7 +138,6 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
         .await?;
     tx.commit().await?;
     // Group filters and group shares reach other users now.
-    st.auth_cache.clear();
     Ok(())
 }
 
@@ -193,7 +192,6 @@ pub(crate) async fn add(
     tx.audit(&a).await?;
     tx.commit().await?;
     // Group filters and group shares reach other users now.
-    st.auth_cache.clear();
     Ok(st.store.group(&g.name).await?)
 }
 
@@ -226,6 +224,5 @@ pub(crate) async fn remove(st: &AppState, ctx: &Ctx, name: &str, user: &str) -> 
     tx.audit(&a).await?;
     tx.commit().await?;
     // Group filters and group shares reach other users now.
-    st.auth_cache.clear();
     Ok(())
 }

@@ -213,7 +213,6 @@ pub(crate) async fn log_out(st: &AppState, ctx: &Ctx, jar: CookieJar) -> ApiResu
     tx.audit(&ctx.audit("auth.logout", "user", ctx.principal.name.as_str()))
         .await?;
     tx.commit().await?;
-    st.auth_cache.clear();
     Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
 }
 

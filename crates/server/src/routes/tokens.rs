@@ -157,6 +157,5 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str, id: &str) -> Ap
     a.detail = Some(format!("owner={}", user.name));
     tx.audit(&a).await?;
     tx.commit().await?;
-    st.auth_cache.clear();
     Ok(())
 }

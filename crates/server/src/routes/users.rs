@@ -234,7 +234,6 @@ pub(crate) async fn update(
     );
     tx.audit(&a).await?;
     tx.commit().await?;
-    st.auth_cache.clear();
     Ok(updated)
 }
 
@@ -331,7 +330,6 @@ pub(crate) async fn set_password(
     a.detail = Some(if own { "own" } else { "set by an admin" }.into());
     tx.audit(&a).await?;
     tx.commit().await?;
-    st.auth_cache.clear();
     Ok(renewed)
 }
 
@@ -388,6 +386,5 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
     tx.audit(&ctx.audit("user.delete", "user", user.name.as_str()))
         .await?;
     tx.commit().await?;
-    st.auth_cache.clear();
     Ok(())
 }

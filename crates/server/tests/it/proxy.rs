@@ -817,3 +817,97 @@ async fn an_app_served_at_the_root_gets_its_prefix_stripped() {
     let r = b.fetch("/user/alice/site/away", Some(&cookie)).await;
     assert_eq!(r.headers()["location"], "https://example.org/x");
 }
+
+/// What the controller does to a workspace's server token (rotates or deletes
+/// it, in a transaction of its own, not through any HTTP handler) takes effect
+/// on the token's very next request, through the proxy and through the API;
+/// so does an admin disabling the user.
+#[tokio::test]
+async fn a_deleted_server_token_and_a_disabled_user_are_refused_at_once() {
+    let app = start_app().await;
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    let (cookie, csrf) = b.login("alice", "a-long-enough-password").await;
+    let ws = b.create_workspace(&cookie, &csrf, "lab").await;
+    let ws_id = ws["id"].as_str().unwrap().to_owned();
+    b.route_id(
+        "alice/lab",
+        &ws_id,
+        &alice,
+        WorkspaceState::Running,
+        Some(app),
+    );
+    // The workspace's server token, as the controller mints it for a start.
+    let minted = model::secret::MintedToken::new();
+    let secret = minted.secret.expose().to_owned();
+    let mut tx = b.store.begin().await.unwrap();
+    tx.insert_token_of(
+        &store::NewToken {
+            user_id: alice.clone(),
+            hash: minted.hash.clone(),
+            prefix: minted.prefix.clone(),
+            note: "server alice/lab".into(),
+            scopes: model::ScopeSet::new([
+                model::Scope::AccessServers,
+                model::Scope::ReadUsersName,
+            ]),
+            expires_at: None,
+        },
+        model::TokenKind::Server,
+        Some(&ws_id),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let proxied = || b.get("/user/alice/lab/x", None).bearer_auth(&secret).send();
+    let api = || b.get("/hub/api/user", None).bearer_auth(&secret).send();
+    assert_eq!(proxied().await.unwrap().status(), 200);
+    assert_eq!(api().await.unwrap().status(), 200, "cached now");
+
+    // The controller deletes it (the workspace stopped).
+    let mut tx = b.store.begin().await.unwrap();
+    tx.delete_workspace_tokens(&ws_id, model::TokenKind::Server)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        proxied().await.unwrap().status(),
+        401,
+        "refused at once by the proxy"
+    );
+    assert_eq!(
+        api().await.unwrap().status(),
+        403,
+        "and by the hub API (JupyterHub's 403)"
+    );
+
+    // A disabled user's API token, cached by a request a moment before.
+    let token: Value = b
+        .http
+        .post(format!("{}/api/v1/users/alice/tokens", b.url))
+        .bearer_auth(&b.admin)
+        .json(&json!({"note": "hers"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hers = token["token"].as_str().unwrap().to_owned();
+    let as_her = || b.get("/user/alice/lab/x", None).bearer_auth(&hers).send();
+    assert_eq!(as_her().await.unwrap().status(), 200);
+    let r = b
+        .http
+        .patch(format!("{}/api/v1/users/alice", b.url))
+        .bearer_auth(&b.admin)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        as_her().await.unwrap().status(),
+        401,
+        "disabled: refused at once"
+    );
+}
