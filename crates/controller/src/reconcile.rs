@@ -104,9 +104,13 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 .map_err(runtime_err)?;
             let mut tx = ctx.store.begin().await.map_err(store_err)?;
             tx.remove_workspace(id).await.map_err(store_err)?;
-            tx.audit(&system_audit("workspace.remove", &ws, "resources released"))
-                .await
-                .map_err(store_err)?;
+            tx.audit(&system_audit(
+                model::AuditAction::WorkspaceRemove,
+                &ws,
+                "resources released",
+            ))
+            .await
+            .map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
             ctx.publish(key(&ws), None);
             return Ok(Action::Gone);
@@ -364,11 +368,11 @@ pub(crate) fn set_condition(
     }
 }
 
-fn system_audit(action: &str, ws: &Workspace, detail: &str) -> NewAudit {
+fn system_audit(action: model::AuditAction, ws: &Workspace, detail: &str) -> NewAudit {
     NewAudit {
         actor_id: None,
         actor: None,
-        action: action.to_owned(),
+        action,
         target_type: "workspace",
         target: format!("{}/{}", ws.owner, ws.name),
         outcome: Outcome::Success,
@@ -391,7 +395,7 @@ async fn cull(ctx: &Ctx, ws: &Workspace, spec: &ProfileSpec, now: i64) -> Result
             let mut tx = ctx.store.begin().await?;
             tx.request_workspace_deletion(&ws.id, false).await?;
             tx.audit(&system_audit(
-                "workspace.expire",
+                model::AuditAction::WorkspaceExpire,
                 ws,
                 &format!("max lifetime {ttl}s reached"),
             ))
@@ -416,7 +420,7 @@ async fn cull(ctx: &Ctx, ws: &Workspace, spec: &ProfileSpec, now: i64) -> Result
             let mut tx = ctx.store.begin().await?;
             tx.update_workspace_spec(&ws.id, None, Some(to)).await?;
             tx.audit(&system_audit(
-                "workspace.cull",
+                model::AuditAction::WorkspaceCull,
                 ws,
                 &format!("idle for {idle}s: {}", spec.idle_action.as_str()),
             ))

@@ -89,6 +89,19 @@ fn last_line_skips_berth_lines_and_blanks() {
     assert_eq!(last_line(&"x".repeat(300)).unwrap().chars().count(), 201);
 }
 
+#[cfg(test)]
+#[test]
+fn audit_actions_are_family_dot_verb_each_once() {
+    let mut seen = std::collections::HashSet::new();
+    for a in AuditAction::ALL {
+        let (family, verb) = a.as_str().split_once('.').expect("family.verb");
+        assert!(!family.is_empty() && !verb.is_empty(), "{a}");
+        assert!(seen.insert(a.as_str()), "{a} twice");
+    }
+    assert!(is_audit_action("workspace") && is_audit_action("quota.set"));
+    assert!(!is_audit_action("work") && !is_audit_action("workspace.%"));
+}
+
 /// A user as the domain sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -177,48 +190,73 @@ impl TokenKind {
     }
 }
 
-/// Every action the audit log records, `family.verb`; a filter on the log
-/// names one of them or a family.
-pub const AUDIT_ACTIONS: &[&str] = &[
-    "auth.login",
-    "auth.logout",
-    "group.add_members",
-    "group.create",
-    "group.delete",
-    "group.remove_member",
-    "group.set_properties",
-    "profile.create",
-    "profile.delete",
-    "profile.update",
-    "quota.reset",
-    "quota.set",
-    "service.create",
-    "service.delete",
-    "system.bootstrap",
-    "token.create",
-    "token.delete",
-    "user.create",
-    "user.delete",
-    "user.password",
-    "user.update",
-    "workspace.create",
-    "workspace.cull",
-    "workspace.delete",
-    "workspace.expire",
-    "workspace.remove",
-    "workspace.share",
-    "workspace.start",
-    "workspace.stop",
-    "workspace.unshare",
-    "workspace.update",
-];
+macro_rules! audit_actions {
+    ($($variant:ident => $text:literal,)*) => {
+        /// Every action the audit log records, `family.verb`; a filter on the
+        /// log names one of them or a family.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $($variant,)*
+        }
 
-/// The families of [`AUDIT_ACTIONS`] (`workspace` for `workspace.create`), in
+        impl AuditAction {
+            pub const ALL: &'static [AuditAction] = &[$(AuditAction::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(AuditAction::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    AuthLogin => "auth.login",
+    AuthLogout => "auth.logout",
+    GroupAddMembers => "group.add_members",
+    GroupCreate => "group.create",
+    GroupDelete => "group.delete",
+    GroupRemoveMember => "group.remove_member",
+    GroupSetProperties => "group.set_properties",
+    ProfileCreate => "profile.create",
+    ProfileDelete => "profile.delete",
+    ProfileUpdate => "profile.update",
+    QuotaReset => "quota.reset",
+    QuotaSet => "quota.set",
+    ServiceCreate => "service.create",
+    ServiceDelete => "service.delete",
+    SystemBootstrap => "system.bootstrap",
+    TokenCreate => "token.create",
+    TokenDelete => "token.delete",
+    UserCreate => "user.create",
+    UserDelete => "user.delete",
+    UserPassword => "user.password",
+    UserUpdate => "user.update",
+    WorkspaceCreate => "workspace.create",
+    WorkspaceCull => "workspace.cull",
+    WorkspaceDelete => "workspace.delete",
+    WorkspaceExpire => "workspace.expire",
+    WorkspaceRemove => "workspace.remove",
+    WorkspaceShare => "workspace.share",
+    WorkspaceStart => "workspace.start",
+    WorkspaceStop => "workspace.stop",
+    WorkspaceUnshare => "workspace.unshare",
+    WorkspaceUpdate => "workspace.update",
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The families of [`AuditAction`]s (`workspace` for `workspace.create`), in
 /// order, each once.
 pub fn audit_families() -> Vec<&'static str> {
-    let mut families: Vec<_> = AUDIT_ACTIONS
+    let mut families: Vec<_> = AuditAction::ALL
         .iter()
-        .filter_map(|a| a.split_once('.').map(|(f, _)| f))
+        .filter_map(|a| a.as_str().split_once('.').map(|(f, _)| f))
         .collect();
     families.dedup();
     families
@@ -226,7 +264,7 @@ pub fn audit_families() -> Vec<&'static str> {
 
 /// Whether `s` is an audited action or a family of them.
 pub fn is_audit_action(s: &str) -> bool {
-    AUDIT_ACTIONS.contains(&s) || audit_families().contains(&s)
+    AuditAction::ALL.iter().any(|a| a.as_str() == s) || audit_families().contains(&s)
 }
 
 /// One entry of the append-only audit log.

@@ -88,11 +88,16 @@ pub struct Ctx {
 
 impl Ctx {
     /// An audit record of a successful action by this principal.
-    pub fn audit(&self, action: &str, target_type: &'static str, target: &str) -> NewAudit {
+    pub fn audit(
+        &self,
+        action: model::AuditAction,
+        target_type: &'static str,
+        target: &str,
+    ) -> NewAudit {
         NewAudit {
             actor_id: Some(self.principal.user_id.clone()),
             actor: Some(self.principal.name.to_string()),
-            action: action.to_owned(),
+            action,
             target_type,
             target: target.to_owned(),
             outcome: Outcome::Success,
@@ -103,7 +108,12 @@ impl Ctx {
     }
 
     /// An audit record of an action on a workspace (target `owner/name`).
-    pub fn audit_workspace(&self, action: &str, ws: &model::Workspace, detail: String) -> NewAudit {
+    pub fn audit_workspace(
+        &self,
+        action: model::AuditAction,
+        ws: &model::Workspace,
+        detail: String,
+    ) -> NewAudit {
         let mut a = self.audit(action, "workspace", &format!("{}/{}", ws.owner, ws.name));
         a.detail = Some(detail);
         a

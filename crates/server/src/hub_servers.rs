@@ -298,7 +298,7 @@ async fn start(
                 st,
                 ctx,
                 &ws.id,
-                "workspace.start",
+                model::AuditAction::WorkspaceStart,
                 None,
                 Some(DesiredState::Running),
             )
@@ -416,7 +416,7 @@ async fn stop(
             st,
             ctx,
             &ws.id,
-            "workspace.stop",
+            model::AuditAction::WorkspaceStop,
             None,
             Some(DesiredState::Stopped),
         )

@@ -221,7 +221,7 @@ pub(crate) async fn create(
             e => e.into(),
         })?;
     }
-    let mut a = ctx.audit("service.create", "service", name.as_str());
+    let mut a = ctx.audit(model::AuditAction::ServiceCreate, "service", name.as_str());
     a.detail = Some(json!({"admin": admin, "token": api_token.is_some()}).to_string());
     tx.audit(&a).await?;
     tx.commit().await?;
@@ -245,8 +245,12 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
     let s = find(st, name).await?;
     let mut tx = st.store.begin().await?;
     tx.delete_user(&s.id).await?;
-    tx.audit(&ctx.audit("service.delete", "service", s.name.as_str()))
-        .await?;
+    tx.audit(&ctx.audit(
+        model::AuditAction::ServiceDelete,
+        "service",
+        s.name.as_str(),
+    ))
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -224,7 +224,7 @@ pub async fn bootstrap(
     tx.audit(&store::NewAudit {
         actor_id: None,
         actor: None,
-        action: "system.bootstrap".into(),
+        action: model::AuditAction::SystemBootstrap,
         target_type: "user",
         target: admin.name.to_string(),
         outcome: model::Outcome::Success,
@@ -266,7 +266,7 @@ pub async fn reset_password(
     tx.audit(&store::NewAudit {
         actor_id: None,
         actor: None,
-        action: "user.password".into(),
+        action: model::AuditAction::UserPassword,
         target_type: "user",
         target: user.name.to_string(),
         outcome: model::Outcome::Success,

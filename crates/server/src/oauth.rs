@@ -310,7 +310,7 @@ async fn exchange(
     tx.audit(&NewAudit {
         actor_id: Some(user.id.clone()),
         actor: Some(user.name.to_string()),
-        action: "token.create".into(),
+        action: model::AuditAction::TokenCreate,
         target_type: "token",
         target: issued.id.clone(),
         outcome: Outcome::Success,

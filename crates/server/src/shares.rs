@@ -90,7 +90,7 @@ pub(crate) async fn grant(
         .share(&ws.id, user_id.as_deref(), group_id.as_deref())
         .await?
     {
-        tx.audit(&ctx.audit_workspace("workspace.share", ws, label(with)))
+        tx.audit(&ctx.audit_workspace(model::AuditAction::WorkspaceShare, ws, label(with)))
             .await?;
     }
     tx.commit().await?;
@@ -124,7 +124,7 @@ pub(crate) async fn revoke(
         .await?;
     if gone > 0 {
         let who = with.map_or_else(|| "all".to_owned(), label);
-        tx.audit(&ctx.audit_workspace("workspace.unshare", ws, who))
+        tx.audit(&ctx.audit_workspace(model::AuditAction::WorkspaceUnshare, ws, who))
             .await?;
     }
     tx.commit().await?;

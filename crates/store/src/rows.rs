@@ -305,7 +305,7 @@ pub struct AuditFilter {
 pub struct NewAudit {
     pub actor_id: Option<String>,
     pub actor: Option<String>,
-    pub action: String,
+    pub action: model::AuditAction,
     pub target_type: &'static str,
     pub target: String,
     pub outcome: Outcome,

@@ -328,8 +328,8 @@ async fn act(
     desired: DesiredState,
 ) -> Response {
     let (action, verb) = match desired {
-        DesiredState::Stopped => ("workspace.stop", "Stopping"),
-        _ => ("workspace.start", "Starting"),
+        DesiredState::Stopped => (model::AuditAction::WorkspaceStop, "Stopping"),
+        _ => (model::AuditAction::WorkspaceStart, "Starting"),
     };
     match workspaces::change(st, &posted.viewer.ctx, id, action, None, Some(desired)).await {
         Ok(ws) => done(

@@ -96,7 +96,7 @@ pub(crate) async fn create(st: &AppState, ctx: &Ctx, req: GroupCreate) -> ApiRes
     for m in &members {
         tx.add_member(&g.id, m).await?;
     }
-    let mut a = ctx.audit("group.create", "group", name.as_str());
+    let mut a = ctx.audit(model::AuditAction::GroupCreate, "group", name.as_str());
     a.detail = Some(format!("members={}", req.members.join(",")));
     tx.audit(&a).await?;
     tx.commit().await?;
@@ -134,7 +134,7 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
     let g = visible_group(st, ctx, name).await?;
     let mut tx = st.store.begin().await?;
     tx.delete_group(&g.id).await?;
-    tx.audit(&ctx.audit("group.delete", "group", g.name.as_str()))
+    tx.audit(&ctx.audit(model::AuditAction::GroupDelete, "group", g.name.as_str()))
         .await?;
     tx.commit().await?;
     // Group filters and group shares reach other users now.
@@ -167,8 +167,12 @@ pub(crate) async fn set_properties(
     let g = visible_group(st, ctx, name).await?;
     let mut tx = st.store.begin().await?;
     tx.set_group_properties(&g.id, &properties).await?;
-    tx.audit(&ctx.audit("group.set_properties", "group", g.name.as_str()))
-        .await?;
+    tx.audit(&ctx.audit(
+        model::AuditAction::GroupSetProperties,
+        "group",
+        g.name.as_str(),
+    ))
+    .await?;
     tx.commit().await?;
     Ok(st.store.group(&g.name).await?)
 }
@@ -187,7 +191,11 @@ pub(crate) async fn add(
     for id in &ids {
         tx.add_member(&g.id, id).await?;
     }
-    let mut a = ctx.audit("group.add_members", "group", g.name.as_str());
+    let mut a = ctx.audit(
+        model::AuditAction::GroupAddMembers,
+        "group",
+        g.name.as_str(),
+    );
     a.detail = Some(format!("users={}", req.users.join(",")));
     tx.audit(&a).await?;
     tx.commit().await?;
@@ -219,7 +227,11 @@ pub(crate) async fn remove(st: &AppState, ctx: &Ctx, name: &str, user: &str) -> 
         .await?;
     let mut tx = st.store.begin().await?;
     tx.remove_member(&g.id, &user.id).await?;
-    let mut a = ctx.audit("group.remove_member", "group", g.name.as_str());
+    let mut a = ctx.audit(
+        model::AuditAction::GroupRemoveMember,
+        "group",
+        g.name.as_str(),
+    );
     a.detail = Some(format!("user={}", user.name));
     tx.audit(&a).await?;
     tx.commit().await?;

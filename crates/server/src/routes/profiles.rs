@@ -74,7 +74,7 @@ pub(crate) async fn create(
             Code::AlreadyExists,
             format!("profile {name} exists already"),
         ))?;
-    tx.audit(&ctx.audit("profile.create", "profile", name.as_str()))
+    tx.audit(&ctx.audit(model::AuditAction::ProfileCreate, "profile", name.as_str()))
         .await?;
     tx.commit().await?;
     Ok(p)
@@ -131,8 +131,12 @@ pub(crate) async fn update(
             spec,
         })
         .await?;
-    tx.audit(&ctx.audit("profile.update", "profile", current.name.as_str()))
-        .await?;
+    tx.audit(&ctx.audit(
+        model::AuditAction::ProfileUpdate,
+        "profile",
+        current.name.as_str(),
+    ))
+    .await?;
     tx.commit().await?;
     Ok(p)
 }
@@ -156,8 +160,12 @@ async fn delete_profile(
         Code::Conflict,
         "workspaces still use this profile",
     ))?;
-    tx.audit(&ctx.audit("profile.delete", "profile", p.name.as_str()))
-        .await?;
+    tx.audit(&ctx.audit(
+        model::AuditAction::ProfileDelete,
+        "profile",
+        p.name.as_str(),
+    ))
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

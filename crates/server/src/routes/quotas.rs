@@ -107,9 +107,9 @@ pub(crate) async fn set(
     let mut tx = st.store.begin().await?;
     tx.set_quota_override(&user.id, o).await?;
     let action = if o.is_empty() {
-        "quota.reset"
+        model::AuditAction::QuotaReset
     } else {
-        "quota.set"
+        model::AuditAction::QuotaSet
     };
     let mut a = ctx.audit(action, "user", user.name.as_str());
     if !o.is_empty() {

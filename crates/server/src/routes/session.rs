@@ -93,7 +93,7 @@ pub(crate) async fn log_in(
     let record = |outcome, detail: &str| NewAudit {
         actor_id: None,
         actor: None,
-        action: "auth.login".into(),
+        action: model::AuditAction::AuthLogin,
         target_type: "user",
         target: attempted.clone(),
         outcome,
@@ -210,8 +210,12 @@ pub(crate) async fn log_out(st: &AppState, ctx: &Ctx, jar: CookieJar) -> ApiResu
     if let Some(c) = jar.get(SESSION_COOKIE) {
         tx.delete_session(&auth::sha256_hex(c.value())).await?;
     }
-    tx.audit(&ctx.audit("auth.logout", "user", ctx.principal.name.as_str()))
-        .await?;
+    tx.audit(&ctx.audit(
+        model::AuditAction::AuthLogout,
+        "user",
+        ctx.principal.name.as_str(),
+    ))
+    .await?;
     tx.commit().await?;
     Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
 }

@@ -125,7 +125,7 @@ pub(crate) async fn create(
             expires_at,
         })
         .await?;
-    let mut a = ctx.audit("token.create", "token", &token.id);
+    let mut a = ctx.audit(model::AuditAction::TokenCreate, "token", &token.id);
     a.detail = Some(format!("owner={} scopes={}", user.name, token.scopes));
     tx.audit(&a).await?;
     tx.commit().await?;
@@ -153,7 +153,7 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str, id: &str) -> Ap
     let mut tx = st.store.begin().await?;
     tx.delete_token(&user.id, extract::path_id("token", id)?)
         .await?;
-    let mut a = ctx.audit("token.delete", "token", id);
+    let mut a = ctx.audit(model::AuditAction::TokenDelete, "token", id);
     a.detail = Some(format!("owner={}", user.name));
     tx.audit(&a).await?;
     tx.commit().await?;

@@ -121,7 +121,7 @@ pub(crate) async fn create(st: &AppState, ctx: &Ctx, req: UserCreate) -> ApiResu
             Code::AlreadyExists,
             format!("user {name} exists already"),
         ))?;
-    let mut a = ctx.audit("user.create", "user", name.as_str());
+    let mut a = ctx.audit(model::AuditAction::UserCreate, "user", name.as_str());
     a.detail = Some(format!("{{\"admin\":{}}}", req.admin));
     tx.audit(&a).await?;
     tx.commit().await?;
@@ -222,7 +222,7 @@ pub(crate) async fn update(
             },
         )
         .await?;
-    let mut a = ctx.audit("user.update", "user", user.name.as_str());
+    let mut a = ctx.audit(model::AuditAction::UserUpdate, "user", user.name.as_str());
     a.detail = Some(
         serde_json::json!({
             "name": new_name.as_ref().map(|n| n.as_str()),
@@ -297,7 +297,7 @@ pub(crate) async fn set_password(
         let (_, hash) = st.store.user_credentials(user.name.as_str()).await?;
         if !auth::verify_password(old, hash).await {
             st.throttle.failed(user.name.as_str(), ip);
-            let mut a = ctx.audit("user.password", "user", user.name.as_str());
+            let mut a = ctx.audit(model::AuditAction::UserPassword, "user", user.name.as_str());
             a.outcome = Outcome::Failure;
             a.detail = Some("wrong current password".into());
             st.store.audit_alone(&a).await?;
@@ -326,7 +326,7 @@ pub(crate) async fn set_password(
     } else {
         None
     };
-    let mut a = ctx.audit("user.password", "user", user.name.as_str());
+    let mut a = ctx.audit(model::AuditAction::UserPassword, "user", user.name.as_str());
     a.detail = Some(if own { "own" } else { "set by an admin" }.into());
     tx.audit(&a).await?;
     tx.commit().await?;
@@ -383,7 +383,7 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
         store::StoreError::Conflict { .. } => still_there(),
         e => e.into(),
     })?;
-    tx.audit(&ctx.audit("user.delete", "user", user.name.as_str()))
+    tx.audit(&ctx.audit(model::AuditAction::UserDelete, "user", user.name.as_str()))
         .await?;
     tx.commit().await?;
     Ok(())

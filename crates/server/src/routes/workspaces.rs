@@ -181,7 +181,7 @@ pub(crate) async fn create(
         profile.name,
         desired.as_str()
     );
-    tx.audit(&ctx.audit_workspace("workspace.create", &ws, detail))
+    tx.audit(&ctx.audit_workspace(model::AuditAction::WorkspaceCreate, &ws, detail))
         .await?;
     tx.commit().await?;
     st.changed(&ws.id);
@@ -218,7 +218,7 @@ pub(crate) async fn change(
     st: &AppState,
     ctx: &Ctx,
     id: &str,
-    action: &str,
+    action: model::AuditAction,
     profile: Option<model::Name>,
     desired: Option<DesiredState>,
 ) -> ApiResult<model::Workspace> {
@@ -325,7 +325,15 @@ async fn update_workspace(
         .profile
         .map(|p| extract::name("profile", &p))
         .transpose()?;
-    let ws = change(&st, &ctx, &id, "workspace.update", profile, None).await?;
+    let ws = change(
+        &st,
+        &ctx,
+        &id,
+        model::AuditAction::WorkspaceUpdate,
+        profile,
+        None,
+    )
+    .await?;
     Ok(axum::Json(convert::workspace(&ws)))
 }
 
@@ -342,7 +350,7 @@ async fn start_workspace(
         &st,
         &ctx,
         &id,
-        "workspace.start",
+        model::AuditAction::WorkspaceStart,
         None,
         Some(DesiredState::Running),
     )
@@ -363,7 +371,7 @@ async fn stop_workspace(
         &st,
         &ctx,
         &id,
-        "workspace.stop",
+        model::AuditAction::WorkspaceStop,
         None,
         Some(DesiredState::Stopped),
     )
@@ -407,7 +415,7 @@ pub(crate) async fn request_delete(
     let mut tx = st.store.begin().await?;
     tx.request_workspace_deletion(&ws.id, keep_files).await?;
     let detail = format!("id={} keep_files={keep_files}", ws.id);
-    tx.audit(&ctx.audit_workspace("workspace.delete", &ws, detail))
+    tx.audit(&ctx.audit_workspace(model::AuditAction::WorkspaceDelete, &ws, detail))
         .await?;
     tx.commit().await?;
     st.changed(&ws.id);

@@ -14,11 +14,11 @@ fn name(s: &str) -> Name {
     Name::parse(s).unwrap()
 }
 
-fn audit(action: &str, actor: &str, target: &str) -> NewAudit {
+fn audit(action: model::AuditAction, actor: &str, target: &str) -> NewAudit {
     NewAudit {
         actor_id: None,
         actor: Some(actor.into()),
-        action: action.into(),
+        action,
         target_type: "test",
         target: target.into(),
         outcome: Outcome::Success,
@@ -59,7 +59,7 @@ async fn seed(store: &Store) -> (model::User, model::Profile) {
         })
         .await
         .unwrap();
-    tx.audit(&audit("user.create", "admin", "alice"))
+    tx.audit(&audit(model::AuditAction::UserCreate, "admin", "alice"))
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -145,7 +145,7 @@ async fn a_rolled_back_transaction_leaves_nothing() {
         })
         .await
         .unwrap();
-        tx.audit(&audit("user.create", "admin", "ghost"))
+        tx.audit(&audit(model::AuditAction::UserCreate, "admin", "ghost"))
             .await
             .unwrap();
         drop(tx);
@@ -464,10 +464,10 @@ async fn workspaces_lifecycle_and_filters() {
 async fn audit_filters_and_pages_newest_first() {
     async fn t(store: &Store) {
         for (action, actor) in [
-            ("user.create", "admin"),
-            ("workspace.create", "alice"),
-            ("workspace.start", "alice"),
-            ("token.create", "bob"),
+            (model::AuditAction::UserCreate, "admin"),
+            (model::AuditAction::WorkspaceCreate, "alice"),
+            (model::AuditAction::WorkspaceStart, "alice"),
+            (model::AuditAction::TokenCreate, "bob"),
         ] {
             store.audit_alone(&audit(action, actor, "x")).await.unwrap();
         }
