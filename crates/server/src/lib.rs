@@ -16,6 +16,7 @@ mod hub_admin;
 mod hub_servers;
 mod hub_services;
 mod hub_shares;
+mod live;
 pub mod metrics;
 mod oauth;
 mod observe;

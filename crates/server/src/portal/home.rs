@@ -476,31 +476,17 @@ async fn events(State(st): State<AppState>, viewer: Viewer) -> impl IntoResponse
         .event("snapshot")
         .json_data(&initial)
         .map_err(|e| e.to_string());
-    let updates = futures::stream::unfold((routes, first), move |(mut routes, last)| {
-        let snapshot = snapshot.clone();
-        async move {
-            routes.changed().await.ok()?;
-            let now = snapshot(&routes.borrow_and_update());
-            let mut out: Vec<Change> = now
-                .values()
-                .filter(|c| last.get(&c.id) != Some(c))
-                .cloned()
-                .collect();
-            out.extend(
-                last.keys()
-                    .filter(|id| !now.contains_key(*id))
-                    .map(|id| Change {
-                        id: id.clone(),
-                        state: "deleted",
-                        message: String::new(),
-                        ready: false,
-                        retrying: false,
-                    }),
-            );
-            Some((futures::stream::iter(out), (routes, now)))
-        }
-    })
-    .flatten();
+    let updates = crate::live::changes(routes, snapshot, first).flat_map(|batch| {
+        futures::stream::iter(batch.into_iter().map(|(id, change)| {
+            change.unwrap_or(Change {
+                id,
+                state: "deleted",
+                message: String::new(),
+                ready: false,
+                retrying: false,
+            })
+        }))
+    });
     let stream = futures::stream::once(async { initial })
         .chain(updates.map(|c| Event::default().json_data(&c).map_err(|e| e.to_string())));
     Sse::new(stream).keep_alive(KeepAlive::default())

@@ -436,6 +436,7 @@ async fn workspace_events(
     Path(id): Path<String>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
     let ws = visible(&st, &ctx, &id).await?;
     let key = model::route::key(ws.owner.as_str(), ws.name.as_str());
     let first = WorkspaceStateEvent {
@@ -445,53 +446,47 @@ async fn workspace_events(
     };
     let mut routes = st.proxy.routes();
     routes.mark_unchanged();
-    // (routes, what was sent last, whether the table ever had the workspace)
-    let seen = routes.borrow().contains_key(&key);
-    let start = (routes, None::<WorkspaceStateEvent>, seen, Some(first));
-    let events = futures::stream::unfold(start, move |(mut routes, last, mut seen, first)| {
-        let key = key.clone();
+    let view = move |table: &model::route::RouteTable| {
+        table
+            .get(&key)
+            .map(|r| {
+                let event = WorkspaceStateEvent {
+                    state: r.state.as_str().to_owned(),
+                    message: r.message.clone(),
+                    ready: r.upstream.is_some(),
+                };
+                (r.workspace_id.clone(), event)
+            })
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    // Changes against what was sent first; a workspace the table does not
+    // hold yet (a moment after its creation) is waited for.
+    let last = view(&routes.borrow())
+        .into_keys()
+        .map(|id| (id, first.clone()))
+        .collect();
+    let changes = Box::pin(crate::live::changes(routes, view, last));
+    let gone = WorkspaceStateEvent {
+        state: "deleted".into(),
+        message: String::new(),
+        ready: false,
+    };
+    // Each change of this one workspace, then `deleted` (which ends it).
+    let updates = futures::stream::unfold(Some(changes), move |changes| {
+        let gone = gone.clone();
         async move {
-            if let Some(first) = first {
-                let event = Event::default().json_data(&first).ok()?;
-                return Some((
-                    Ok::<_, std::convert::Infallible>(event),
-                    (routes, Some(first), seen, None),
-                ));
-            }
-            last.as_ref()?;
-            loop {
-                routes.changed().await.ok()?;
-                let now = routes
-                    .borrow_and_update()
-                    .get(&key)
-                    .map(|r| WorkspaceStateEvent {
-                        state: r.state.as_str().to_owned(),
-                        message: r.message.clone(),
-                        ready: r.upstream.is_some(),
-                    });
-                let was_seen = seen;
-                seen |= now.is_some();
-                match now {
-                    Some(now) if Some(&now) != last.as_ref() => {
-                        let event = Event::default().json_data(&now).ok()?;
-                        return Some((Ok(event), (routes, Some(now), true, None)));
-                    }
-                    Some(_) => {}
-                    None if was_seen => {
-                        let gone = WorkspaceStateEvent {
-                            state: "deleted".into(),
-                            message: String::new(),
-                            ready: false,
-                        };
-                        let event = Event::default().json_data(&gone).ok()?;
-                        // `last = None` ends the stream after this event.
-                        return Some((Ok(event), (routes, None, true, None)));
-                    }
-                    None => {}
-                }
-            }
+            let mut changes = changes?;
+            let (_, now) = changes.next().await?.into_iter().next()?;
+            Some(match now {
+                Some(event) => (event, Some(changes)),
+                None => (gone, None),
+            })
         }
     });
+    let events = futures::stream::once(async move { first })
+        .chain(updates)
+        .map(|e| Event::default().json_data(&e).map_err(|e| e.to_string()));
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

@@ -762,6 +762,10 @@ async fn workspace_events_follow_the_route_table() {
         *t = Arc::new(next);
     });
     assert_eq!(next().await["state"], "deleted");
+    let end = tokio::time::timeout(Duration::from_secs(5), events.chunk())
+        .await
+        .expect("the stream ends after `deleted`");
+    assert!(end.unwrap().is_none(), "nothing after `deleted`");
     // Another user may not follow it.
     b.user("bob").await;
     let (bob, _) = b.login("bob", "a-long-enough-password").await;
