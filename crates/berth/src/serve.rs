@@ -90,12 +90,13 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let controller = runtime.map(|runtime| {
-        let ctx = controller::Ctx::new(
+        let mut ctx = controller::Ctx::new(
             store.clone(),
             runtime,
             Arc::new(controller::SystemClock),
             controller::Config::default(),
         );
+        ctx.observer = Some(state.metrics.clone());
         state = state.clone().with_routes(ctx.routes());
         state.runtime = Some(ctx.runtime.clone());
         let (controller, handle) = controller::Controller::new(ctx);

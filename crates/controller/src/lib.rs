@@ -120,6 +120,37 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     pub config: Config,
     routes: Arc<watch::Sender<Arc<RouteTable>>>,
+    /// Told of every reconcile (the server's metrics).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// How a reconcile ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, or to be looked at again later.
+    Ok,
+    /// A store error: retried with back-off.
+    StoreError,
+    /// A runtime error: retried with back-off.
+    RuntimeError,
+    /// The reconcile panicked: retried with back-off.
+    Panicked,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::StoreError => "store_error",
+            Outcome::RuntimeError => "runtime_error",
+            Outcome::Panicked => "panicked",
+        }
+    }
+}
+
+/// What wants to know of each reconcile: how it ended and how long it took.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    fn reconciled(&self, outcome: Outcome, took: std::time::Duration);
 }
 
 impl Ctx {
@@ -135,6 +166,7 @@ impl Ctx {
             clock,
             config,
             routes: Arc::new(watch::channel(Arc::new(RouteTable::new())).0),
+            observer: None,
         }
     }
 

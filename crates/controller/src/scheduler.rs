@@ -9,6 +9,7 @@ use rand::Rng;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::{reconcile, Action, Ctx, ReconcileError};
 
@@ -83,10 +84,23 @@ impl Controller {
                 in_flight.insert(id.clone());
                 let c = ctx.clone();
                 let key = id.clone();
-                let handle = tasks.spawn(async move {
-                    let r = reconcile(&id, &c).await;
-                    (id, r)
-                });
+                let span = tracing::info_span!("reconcile", workspace.id = %id);
+                let handle = tasks.spawn(
+                    async move {
+                        let started = std::time::Instant::now();
+                        let r = reconcile(&id, &c).await;
+                        if let Some(o) = &c.observer {
+                            let outcome = match &r {
+                                Ok(_) => crate::Outcome::Ok,
+                                Err(ReconcileError::Store { .. }) => crate::Outcome::StoreError,
+                                Err(_) => crate::Outcome::RuntimeError,
+                            };
+                            o.reconciled(outcome, started.elapsed());
+                        }
+                        (id, r)
+                    }
+                    .instrument(span),
+                );
                 task_ids.insert(handle.id(), key);
             }
             let next = due.values().min().copied();
@@ -121,6 +135,9 @@ impl Controller {
                         Err(e) => match task_ids.remove(&e.id()) {
                             Some(id) => {
                                 tracing::error!(workspace.id = %id, error = %e, "reconcile panicked");
+                                if let Some(o) = &ctx.observer {
+                                    o.reconciled(crate::Outcome::Panicked, std::time::Duration::ZERO);
+                                }
                                 (id, None)
                             }
                             None => continue,

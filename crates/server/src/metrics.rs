@@ -33,6 +33,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
     logins: Family<OutcomeLabels, Counter>,
+    reconciles: Family<OutcomeLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -58,11 +59,21 @@ impl Default for Metrics {
             "Password logins, by outcome (success, failure, throttled)",
             logins.clone(),
         );
+        let reconciles = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time the controller took to reconcile a workspace, by outcome \
+             (ok, store_error, runtime_error, panicked); the count is the reconciles",
+            reconciles.clone(),
+        );
         Metrics {
             registry,
             requests,
             durations,
             logins,
+            reconciles,
         }
     }
 }
@@ -98,5 +109,15 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+impl controller::Observer for Metrics {
+    fn reconciled(&self, outcome: controller::Outcome, took: Duration) {
+        self.reconciles
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str().to_owned(),
+            })
+            .observe(took.as_secs_f64());
     }
 }

@@ -540,6 +540,16 @@ async fn a_workspace_really_runs() {
         .iter()
         .any(|c| c["kind"] == "Ready" && c["status"] == true);
     assert!(ready, "{running}");
+    // The controller's reconciles are in the metrics, by outcome.
+    let addr = berth.url.trim_start_matches("http://");
+    let (status, metrics) = process::http_get_with(addr, "/metrics", &[]).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("berth_reconcile_duration_seconds_count{outcome=\"ok\"}")),
+        "{metrics}"
+    );
     let netns = || {
         String::from_utf8(
             Command::new("ip")

@@ -489,7 +489,9 @@ async fn idle_workspaces_are_stopped_and_expired_ones_deleted() {
 
 #[tokio::test]
 async fn runtime_errors_become_conditions_and_are_retried() {
-    let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
+    let mut f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
+    let seen = Arc::new(Seen::default());
+    f.ctx.observer = Some(seen.clone());
     let id = f.workspace("lab", DesiredState::Running).await;
     f.runtime.fail_next(RuntimeError::Transient {
         op: "start",
@@ -530,6 +532,25 @@ async fn runtime_errors_become_conditions_and_are_retried() {
         .await
         .unwrap()
         .unwrap();
+    // Each reconcile was told to the observer (the server's metrics), with how
+    // it ended.
+    let outcomes = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        outcomes.first(),
+        Some(&controller::Outcome::RuntimeError),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.contains(&controller::Outcome::Ok), "{outcomes:?}");
+}
+
+/// Records the outcome of every reconcile.
+#[derive(Debug, Default)]
+struct Seen(std::sync::Mutex<Vec<controller::Outcome>>);
+
+impl controller::Observer for Seen {
+    fn reconciled(&self, outcome: controller::Outcome, _took: Duration) {
+        self.0.lock().unwrap().push(outcome);
+    }
 }
 
 #[tokio::test]
