@@ -146,20 +146,13 @@ async fn login(
                 .insert("retry-after", axum::http::HeaderValue::from(wait));
             res
         }
-        Err(e) if e.code == Code::NoPassword => {
-            let msg = "This account has no password. Ask an administrator to set one \
-                       (or, on the server, run “berth admin reset-password NAME”).";
-            form(
-                &st,
-                StatusCode::UNAUTHORIZED,
-                &next,
-                &username,
-                Some(msg),
-                None,
-            )
-        }
-        Err(e) if e.code == Code::InvalidCredentials => {
-            let msg = "Wrong user name or password.";
+        Err(e) if matches!(e.code, Code::NoPassword | Code::InvalidCredentials) => {
+            let msg = if e.code == Code::NoPassword {
+                "This account has no password. Ask an administrator to set one \
+                 (or, on the server, run “berth admin reset-password NAME”)."
+            } else {
+                "Wrong user name or password."
+            };
             form(
                 &st,
                 StatusCode::UNAUTHORIZED,
