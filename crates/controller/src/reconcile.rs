@@ -129,7 +129,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 owner: ws.owner.clone(),
                 name: ws.name.clone(),
                 uid: u32::try_from(uid).unwrap_or(u32::MAX),
-                env: hub_env(&ws, &base_url, token.expose()),
+                env: hub_env(&ws, token.expose()),
                 base_url,
                 profile: profile.spec.clone(),
             };
@@ -458,10 +458,12 @@ async fn server_token(tx: &mut Tx, ws: &Workspace) -> store::Result<Secret> {
     Ok(minted.secret)
 }
 
-/// The environment a JupyterHub spawner gives a single-user server, except what
-/// depends on where the runtime runs it (`JUPYTERHUB_API_URL`,
-/// `JUPYTERHUB_ACTIVITY_URL`, `JUPYTERHUB_SERVICE_URL`: the runtime's to add).
-fn hub_env(ws: &Workspace, base_url: &str, token: &str) -> Vec<(String, String)> {
+/// The environment a JupyterHub spawner gives a single-user server, except
+/// what every runtime gives every app from the [`WorkspaceRef`]
+/// (`JUPYTERHUB_USER`, `JUPYTERHUB_SERVICE_PREFIX`) and what depends on where
+/// it runs the app (`JUPYTERHUB_API_URL`, `JUPYTERHUB_ACTIVITY_URL`,
+/// `JUPYTERHUB_SERVICE_URL`).
+fn hub_env(ws: &Workspace, token: &str) -> Vec<(String, String)> {
     let scopes = serde_json::to_string(&access_scopes(ws)).expect("strings serialize");
     [
         ("JUPYTERHUB_API_TOKEN", token.to_owned()),
@@ -472,10 +474,8 @@ fn hub_env(ws: &Workspace, base_url: &str, token: &str) -> Vec<(String, String)>
         ("JUPYTERHUB_OAUTH_SCOPES", scopes.clone()),
         ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", scopes),
         ("JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES", "[]".to_owned()),
-        ("JUPYTERHUB_USER", ws.owner.to_string()),
         ("JUPYTERHUB_SERVER_NAME", server_name(ws).to_owned()),
         ("JUPYTERHUB_BASE_URL", "/".to_owned()),
-        ("JUPYTERHUB_SERVICE_PREFIX", base_url.to_owned()),
         ("JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED", "0".to_owned()),
     ]
     .into_iter()

@@ -17,7 +17,12 @@ pub struct WorkspaceRef {
     /// The URL prefix the app serves under, `/user/{owner}/{name}/`.
     pub base_url: String,
     pub profile: ProfileSpec,
-    /// Extra environment for the app (JupyterHub spawner conventions).
+    /// Extra environment for the app (JupyterHub spawner conventions). Every
+    /// runtime gives every app, besides: `PORT`, `HOME`, `USER`,
+    /// `JUPYTERHUB_USER` (the owner) and `JUPYTERHUB_SERVICE_PREFIX`
+    /// (`base_url`), and, where berth's API is reachable, `JUPYTERHUB_API_URL`,
+    /// `JUPYTERHUB_ACTIVITY_URL` and `JUPYTERHUB_SERVICE_URL` as they are seen
+    /// from where the app runs.
     pub env: Vec<(String, String)>,
 }
 
