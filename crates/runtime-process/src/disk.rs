@@ -25,14 +25,6 @@ use std::path::{Path, PathBuf};
 
 use crate::exec::{self, ExecError};
 
-/// Space in use and the size of a mounted home.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Space {
-    pub used_bytes: u64,
-    pub size_bytes: u64,
-    pub available_bytes: u64,
-}
-
 /// Where one workspace's home lives.
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -156,13 +148,13 @@ impl Home {
     }
 
     /// Space of the mounted home; `NotMounted` when it is not.
-    pub fn space(&self) -> Result<Space, DiskError> {
+    pub fn space(&self) -> Result<model::Disk, DiskError> {
         if !is_mounted(&self.dir)? {
             return Err(DiskError::NotMounted);
         }
         let s = rustix::fs::statvfs(&self.dir).map_err(std::io::Error::from)?;
         let block = s.f_frsize;
-        Ok(Space {
+        Ok(model::Disk {
             size_bytes: s.f_blocks * block,
             used_bytes: (s.f_blocks - s.f_bfree) * block,
             available_bytes: s.f_bavail * block,

@@ -898,11 +898,7 @@ impl Runtime for ProcessRuntime {
     async fn disk(&self, id: &str) -> Result<Option<Disk>, RuntimeError> {
         check_id("disk", id)?;
         match self.home(id).space() {
-            Ok(s) => Ok(Some(Disk {
-                used_bytes: s.used_bytes,
-                size_bytes: s.size_bytes,
-                available_bytes: s.available_bytes,
-            })),
+            Ok(disk) => Ok(Some(disk)),
             Err(disk::DiskError::NotMounted) => Ok(None),
             Err(e) => Err(transient("disk", id, e)),
         }
