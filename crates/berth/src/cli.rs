@@ -670,14 +670,26 @@ fn grid(cols: &'static [Col], rows: impl IntoIterator<Item = Vec<String>>) -> Gr
     }
 }
 
-/// Writes `bytes` to stdout; a reader that went away (`| head`) is no error.
-pub(crate) fn emit(bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `bytes` to stdout, flushed.
+fn write_out(bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
+    stdout.write_all(bytes).and_then(|()| stdout.flush())
+}
+
+/// A write error, unless it is a reader that went away (`| head`): that is the
+/// reader's choice, not an error.
+fn unless_closed(e: std::io::Error) -> anyhow::Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e.into())
     }
+}
+
+/// Writes `bytes` to stdout; a reader that went away is no error.
+pub(crate) fn emit(bytes: &[u8]) -> anyhow::Result<()> {
+    write_out(bytes).or_else(unless_closed)
 }
 
 impl Out {
@@ -1390,21 +1402,15 @@ async fn workspaces(c: &Client, out: &Out, cmd: WsCommand) -> anyhow::Result<()>
             Ok(())
         }
         WsCommand::Logs { ws, follow, tail } => {
-            use std::io::Write;
             let w = resolve(c, &ws).await?;
-            let mut stdout = std::io::stdout().lock();
+            // The first failed write ends the follow (`-f | head` returns).
             let mut failed = None;
             c.logs(&w.id, tail, follow, |chunk| {
-                if failed.is_none() {
-                    failed = stdout.write_all(chunk).and_then(|()| stdout.flush()).err();
-                }
+                failed = write_out(chunk).err();
+                failed.is_none()
             })
             .await?;
-            match failed {
-                // A closed pipe (`| head`) is the reader's choice, not an error.
-                Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-                _ => Ok(()),
-            }
+            failed.map_or(Ok(()), unless_closed)
         }
         WsCommand::Stop(r) => {
             let w = resolve(c, &r).await?;

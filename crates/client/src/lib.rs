@@ -431,13 +431,13 @@ impl Client {
 
     /// The workspace's log (its last `tail` lines, or its last MiB), handed to
     /// `each` as it arrives; with `follow`, then what the app writes next,
-    /// until the workspace is deleted.
+    /// until the workspace is deleted or `each` returns `false`.
     pub async fn logs(
         &self,
         id: &str,
         tail: Option<u32>,
         follow: bool,
-        mut each: impl FnMut(&[u8]),
+        mut each: impl FnMut(&[u8]) -> bool,
     ) -> Result<()> {
         #[derive(Serialize)]
         struct Query {
@@ -459,7 +459,9 @@ impl Client {
             url: url.clone(),
             source: e,
         })? {
-            each(&chunk);
+            if !each(&chunk) {
+                break;
+            }
         }
         Ok(())
     }
