@@ -122,20 +122,36 @@ impl Berth {
             _db: db,
         };
         let login = b.login("admin", ADMIN_PASSWORD).await;
-        let r: Value = b
+        let r = b
             .http
             .post(format!("{}/api/v1/users/admin/tokens", b.url))
             .header("cookie", &login.0)
-            .header("x-csrf-token", &login.1)
-            .json(&json!({"note": "t"}))
+            .header("x-csrf-token", &login.1);
+        b.admin = Berth::token_from(r, json!({"note": "t"})).await;
+        b
+    }
+
+    /// A new API token of `user`'s, made by the admin: with `scopes`, or all
+    /// the user's.
+    async fn token_of(&self, user: &str, scopes: Option<&[&str]>) -> String {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/users/{user}/tokens", self.url))
+            .bearer_auth(&self.admin);
+        Berth::token_from(r, json!({"note": "t", "scopes": scopes})).await
+    }
+
+    /// The secret of the token a token-creating request with `body` makes.
+    async fn token_from(request: reqwest::RequestBuilder, body: Value) -> String {
+        let r: Value = request
+            .json(&body)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        b.admin = r["token"].as_str().unwrap().to_owned();
-        b
+        r["token"].as_str().unwrap().to_owned()
     }
 
     /// (cookie, csrf)
@@ -386,27 +402,16 @@ async fn only_the_owner_and_admins_get_through_and_the_app_sees_no_berth_cookie(
     assert_eq!(r.status(), 401);
 
     // A token without access:servers is refused, even alice's own.
-    let r: Value = b
-        .http
-        .post(format!("{}/api/v1/users/alice/tokens", b.url))
-        .bearer_auth(&b.admin)
-        .json(&json!({"note": "ro", "scopes": ["read:servers"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let narrow = r["token"].as_str().unwrap();
+    let narrow = b.token_of("alice", Some(&["read:servers"])).await;
     let r = b
         .get("/user/alice/lab/", None)
-        .bearer_auth(narrow)
+        .bearer_auth(&narrow)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
 
-    // Logging out ends access at once (the auth cache is cleared).
+    // Logging out ends access at once (the auth cache's entries go stale).
     let (cookie, csrf) = b.login("alice", "a-long-enough-password").await;
     assert_eq!(
         b.fetch("/user/alice/lab/", Some(&cookie)).await.status(),
@@ -886,18 +891,7 @@ async fn a_deleted_server_token_and_a_disabled_user_are_refused_at_once() {
     );
 
     // A disabled user's API token, cached by a request a moment before.
-    let token: Value = b
-        .http
-        .post(format!("{}/api/v1/users/alice/tokens", b.url))
-        .bearer_auth(&b.admin)
-        .json(&json!({"note": "hers"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let hers = token["token"].as_str().unwrap().to_owned();
+    let hers = b.token_of("alice", None).await;
     let as_her = || b.get("/user/alice/lab/x", None).bearer_auth(&hers).send();
     assert_eq!(as_her().await.unwrap().status(), 200);
     let r = b
