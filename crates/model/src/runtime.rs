@@ -156,8 +156,9 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// The last `max_bytes` of the app's log, for status messages and `berth ws show`.
-    async fn log_tail(&self, _id: &str, _max_bytes: usize) -> Result<String, RuntimeError> {
-        Ok(String::new())
+    async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
+        let read = self.log_read(id, None, max_bytes).await?;
+        Ok(String::from_utf8_lossy(&read.bytes).into_owned())
     }
 
     /// A piece of the app's log, for following it: up to `max_bytes` from byte
@@ -432,11 +433,6 @@ pub mod fake {
             Ok(running
                 .then(|| self.usage.lock().unwrap().get(id).copied())
                 .flatten())
-        }
-
-        async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
-            let read = self.log_read(id, None, max_bytes).await?;
-            Ok(String::from_utf8_lossy(&read.bytes).into_owned())
         }
 
         async fn log_read(

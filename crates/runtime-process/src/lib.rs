@@ -868,11 +868,6 @@ impl Runtime for ProcessRuntime {
         Some(self.exited.subscribe())
     }
 
-    async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
-        check_id("log_tail", id)?;
-        Ok(ProcessRuntime::log_tail(self, id, max_bytes))
-    }
-
     async fn log_read(
         &self,
         id: &str,
