@@ -67,6 +67,14 @@ login_lockout_secs = 30
 max_workspaces = 10
 max_cpu = 16.0
 max_memory_bytes = 68719476736 # 64 GiB
+
+[controller]
+# Several `berth serve` on one PostgreSQL database share the work: each serves
+# the API, the portal and the proxy, and one (the holder of a lease in the
+# database) runs the controller. When it dies, another takes over once its
+# lease has gone this long without renewal; at once when it stops cleanly, or
+# when it was a process of the same machine.
+lease_secs = 15
 "#;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +95,13 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub quota: QuotaConfig,
+    pub controller: ControllerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    pub lease_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +169,7 @@ impl Default for Config {
                 max_cpu: 16.0,
                 max_memory_bytes: 64 << 30,
             },
+            controller: ControllerConfig { lease_secs: 15 },
         }
     }
 }
@@ -194,6 +210,7 @@ const ENV_KEYS: &[&str] = &[
     "log",
     "auth",
     "quota",
+    "controller",
 ];
 
 impl Config {
@@ -277,6 +294,9 @@ impl Config {
         }
         if !(1..=3600).contains(&a.login_lockout_secs) {
             bail!("auth.login_lockout_secs must be between 1 and 3600");
+        }
+        if !(2..=600).contains(&self.controller.lease_secs) {
+            bail!("controller.lease_secs must be between 2 and 600");
         }
         let q = &self.quota;
         if !(q.max_cpu.is_finite() && (0.0..=1e6).contains(&q.max_cpu)) {

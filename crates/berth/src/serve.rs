@@ -89,6 +89,11 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
         },
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Every replica's proxy routes from the store; one replica's controller acts.
+    let routes = controller::routes::follow(store.clone())
+        .await
+        .context("load the route table")?;
+    state = state.with_routes(routes);
     let controller = runtime.map(|runtime| {
         let mut ctx = controller::Ctx::new(
             store.clone(),
@@ -97,11 +102,14 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
             controller::Config::default(),
         );
         ctx.observer = Some(state.metrics.clone());
-        state = state.clone().with_routes(ctx.routes());
         state.runtime = Some(ctx.runtime.clone());
-        let (controller, handle) = controller::Controller::new(ctx);
-        state.controller = Some(handle);
-        tokio::spawn(controller.run(stopped(stop_rx.clone())))
+        let election =
+            controller::leader::Election::new(Duration::from_secs(cfg.controller.lease_secs));
+        tokio::spawn(controller::leader::lead(
+            ctx,
+            election,
+            stopped(stop_rx.clone()),
+        ))
     });
     tracing::info!(%addr, engine = ?store.engine(), runtime = ?cfg.runtime,
         data_dir = %cfg.data_dir.display(), "berth serving");

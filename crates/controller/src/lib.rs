@@ -7,13 +7,20 @@
 //! always safe. The culler is part of it: idle workspaces are stopped and expired
 //! ones deleted, as desired-state changes with an audit record.
 //!
-//! [`Controller::run`] schedules reconciles: on a change notification, on the time
-//! a reconcile asked to be called back, and on a periodic resync; one in flight
-//! per workspace; failures are retried with exponential back-off and jitter.
-//! After each reconcile the [`RouteTable`] is republished on a watch channel for
-//! the proxy. The controller knows no HTTP.
+//! [`Controller::run`] schedules reconciles: on the store's change feed (a spec
+//! committed through any replica), on the time a reconcile asked to be called
+//! back, and on a periodic resync; one in flight per workspace; failures are
+//! retried with exponential back-off and jitter. With several replicas on one
+//! database, only the holder of the controller's lease runs it
+//! ([`leader::lead`]).
+//!
+//! Every replica's proxy routes from the [`RouteTable`] that [`routes::follow`]
+//! keeps from the store: the reconcile writes each workspace's upstream with its
+//! status. The controller knows no HTTP.
 
+pub mod leader;
 mod reconcile;
+pub mod routes;
 mod scheduler;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,10 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use model::{Millis, Runtime, RuntimeError};
-use tokio::sync::watch;
 
 pub use reconcile::{reconcile, Action};
-pub use scheduler::{backoff, Controller, Handle};
+pub use scheduler::{backoff, Controller};
 
 pub use model::route::{Route, RouteTable};
 
@@ -119,7 +125,6 @@ pub struct Ctx {
     pub runtime: Arc<dyn Runtime>,
     pub clock: Arc<dyn Clock>,
     pub config: Config,
-    routes: Arc<watch::Sender<Arc<RouteTable>>>,
     /// Told of every reconcile (the server's metrics).
     pub observer: Option<Arc<dyn Observer>>,
 }
@@ -165,28 +170,7 @@ impl Ctx {
             runtime,
             clock,
             config,
-            routes: Arc::new(watch::channel(Arc::new(RouteTable::new())).0),
             observer: None,
         }
-    }
-
-    /// The route table, updated after every reconcile.
-    pub fn routes(&self) -> watch::Receiver<Arc<RouteTable>> {
-        self.routes.subscribe()
-    }
-
-    pub(crate) fn publish(&self, key: String, route: Option<Route>) {
-        self.routes.send_if_modified(|table| {
-            if table.get(&key) == route.as_ref() {
-                return false;
-            }
-            let mut next = RouteTable::clone(table);
-            match route {
-                Some(r) => next.insert(key, r),
-                None => next.remove(&key),
-            };
-            *table = Arc::new(next);
-            true
-        });
     }
 }

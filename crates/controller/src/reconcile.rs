@@ -11,7 +11,7 @@ use model::{
 use model::{ScopeSet, TokenKind};
 use store::{NewAudit, NewToken, StoreError, Tx};
 
-use crate::{Ctx, ReconcileError, Route};
+use crate::{Ctx, ReconcileError};
 
 /// What the scheduler should do after a successful reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,6 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
             .await
             .map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
-            ctx.publish(key(&ws), None);
             return Ok(Action::Gone);
         }
         Transition::Start => {
@@ -224,29 +223,18 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         }
     }
 
-    if status != ws.status || ws.observed_generation != ws.generation {
-        let mut tx = ctx.store.begin().await.map_err(store_err)?;
-        tx.set_workspace_status(id, &status, ws.generation)
-            .await
-            .map_err(store_err)?;
-        tx.commit().await.map_err(store_err)?;
-    }
+    // Where the proxies (every replica's) send its traffic.
     let upstream = match (&observed, status.state) {
         (Observed::Running { upstream }, WorkspaceState::Running) => Some(upstream.clone()),
         _ => None,
     };
-    ctx.publish(
-        key(&ws),
-        Some(Route {
-            workspace_id: ws.id.clone(),
-            owner_id: ws.owner_id.clone(),
-            state: status.state,
-            message: status.message.clone().unwrap_or_default(),
-            upstream,
-            retrying: status.retrying(),
-            strip_prefix: profile.spec.app.strip_prefix(),
-        }),
-    );
+    if status != ws.status || ws.observed_generation != ws.generation || upstream != ws.upstream {
+        let mut tx = ctx.store.begin().await.map_err(store_err)?;
+        tx.set_workspace_status(id, &status, ws.generation, upstream.as_deref())
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+    }
     Ok(action)
 }
 
@@ -308,10 +296,6 @@ fn failed_start(ctx: &Ctx, status: &mut WorkspaceStatus, line: &str, now: i64) {
 fn poll_after(ctx: &Ctx, status: &WorkspaceStatus, now: i64) -> Duration {
     let elapsed = u64::try_from(now - status.since.unwrap_or(now)).unwrap_or(0);
     Duration::from_millis((25 + elapsed / 10).min(ctx.config.poll.as_millis() as u64))
-}
-
-fn key(ws: &Workspace) -> String {
-    model::route::key(ws.owner.as_str(), ws.name.as_str())
 }
 
 /// The state a runtime observation means, given the last known state and

@@ -6,31 +6,19 @@ use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{broadcast, mpsc};
+use store::Change;
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::{reconcile, Action, Ctx, ReconcileError};
 
-/// Tells the controller that a workspace's spec changed; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Handle {
-    tx: mpsc::UnboundedSender<String>,
-}
-
-impl Handle {
-    pub fn changed(&self, workspace_id: &str) {
-        // A closed channel means the controller stopped; the next start resyncs.
-        let _ = self.tx.send(workspace_id.to_owned());
-    }
-}
-
-/// The reconcile scheduler.
+/// The reconcile scheduler. It wakes on the store's change feed: a spec
+/// committed through any replica.
 #[derive(Debug)]
 pub struct Controller {
     ctx: Ctx,
-    rx: mpsc::UnboundedReceiver<String>,
 }
 
 /// The delay before retry number `failures` (1-based): 1 s doubling up to `max`,
@@ -41,16 +29,17 @@ pub fn backoff(failures: u32, max: Duration, jitter: f64) -> Duration {
 }
 
 impl Controller {
-    pub fn new(ctx: Ctx) -> (Controller, Handle) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Controller { ctx, rx }, Handle { tx })
+    pub fn new(ctx: Ctx) -> Controller {
+        Controller { ctx }
     }
 
     /// Runs until `shutdown` completes, then lets in-flight reconciles finish
     /// (for at most ten seconds) and returns. The first resync happens at once, so
     /// a restarted control plane re-adopts what runs and cleans up what is gone.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        let ctx = self.ctx.clone();
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let ctx = self.ctx;
+        // Before the first resync, so that nothing committed after it is missed.
+        let mut feed = Some(ctx.store.changes());
         let mut due: HashMap<String, Instant> = HashMap::new();
         let mut failures: HashMap<String, u32> = HashMap::new();
         let mut in_flight: HashSet<String> = HashSet::new();
@@ -106,10 +95,18 @@ impl Controller {
             let next = due.values().min().copied();
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(id) = self.rx.recv() => {
-                    due.insert(id, Instant::now());
-                }
-                changed = recv_change(&mut changes) => {
+                change = recv(&mut feed) => match change {
+                    Ok(Change::Spec(id)) => { due.insert(id, Instant::now()); }
+                    Ok(Change::Status(_) | Change::Credentials) => {}
+                    // Missed some, or told to: look at everything.
+                    Ok(Change::All) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        for id in resync_ids(&ctx).await {
+                            due.entry(id).or_insert(now);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => feed = None,
+                },
+                changed = recv(&mut changes) => {
                     match changed {
                         Ok(id) => { due.insert(id, Instant::now()); }
                         // Missed some: look at everything.
@@ -248,7 +245,7 @@ async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
     }
     if let Ok(mut tx) = ctx.store.begin().await {
         if tx
-            .set_workspace_status(id, &status, ws.observed_generation)
+            .set_workspace_status(id, &status, ws.observed_generation, ws.upstream.as_deref())
             .await
             .is_ok()
         {
@@ -257,10 +254,10 @@ async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
     }
 }
 
-/// The next change a runtime reports; never, if it reports none.
-async fn recv_change(
-    changes: &mut Option<broadcast::Receiver<String>>,
-) -> Result<String, broadcast::error::RecvError> {
+/// The next message on `changes`; never, if there are none to come.
+async fn recv<T: Clone>(
+    changes: &mut Option<broadcast::Receiver<T>>,
+) -> Result<T, broadcast::error::RecvError> {
     match changes {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

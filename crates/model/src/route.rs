@@ -31,3 +31,27 @@ pub type RouteTable = HashMap<String, Route>;
 pub fn key(owner: &str, name: &str) -> String {
     format!("{owner}/{name}")
 }
+
+impl Route {
+    /// The route of `ws`, whose profile is `profile`, from what the store
+    /// holds: traffic goes to its upstream only while it is running.
+    pub fn of(ws: &crate::Workspace, profile: &crate::ProfileSpec) -> Route {
+        Route {
+            workspace_id: ws.id.clone(),
+            owner_id: ws.owner_id.clone(),
+            state: ws.status.state,
+            message: ws.status.message.clone().unwrap_or_default(),
+            upstream: ws
+                .upstream
+                .clone()
+                .filter(|_| ws.status.state == WorkspaceState::Running),
+            retrying: ws.status.retrying(),
+            strip_prefix: profile.app.strip_prefix(),
+        }
+    }
+
+    /// Its key in the table.
+    pub fn key_of(ws: &crate::Workspace) -> String {
+        key(ws.owner.as_str(), ws.name.as_str())
+    }
+}

@@ -240,6 +240,10 @@ pub struct Workspace {
     pub deletion_requested_at: Option<Millis>,
     /// Whether deleting it keeps its files (set with the deletion request).
     pub keep_files: bool,
+    /// Where the proxy sends its traffic while it runs and answers, as the
+    /// controller saw it last (an address inside berth's own network, never
+    /// shown to users).
+    pub upstream: Option<String>,
 }
 
 /// One change of a workspace's observed state.

@@ -442,8 +442,8 @@ pub(crate) async fn settled(st: &AppState, id: &str, removed: bool) -> ApiResult
             Ok(_) => {}
             Err(e) => return Err(e.into()),
         }
-        // Without a controller (an API-only replica's tests) nothing moves.
-        if st.controller.is_none() || tokio::time::Instant::now() >= deadline {
+        // Without a runtime (`runtime = "none"`) no controller moves it.
+        if st.runtime.is_none() || tokio::time::Instant::now() >= deadline {
             return Ok(false);
         }
         // A route change is the usual wake-up; the short timeout covers a

@@ -77,8 +77,6 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub throttle: Arc<auth::Throttle>,
     pub config: Arc<ServerConfig>,
-    /// Tells the controller that a workspace's desired state changed.
-    pub controller: Option<controller::Handle>,
     /// When each token's `last_used` was last written, to write it at most once a minute.
     touched: Arc<Mutex<HashMap<String, i64>>>,
     pub auth_cache: auth::AuthCache,
@@ -99,10 +97,9 @@ impl AppState {
                 config.login_lockout,
             )),
             config: Arc::new(config),
-            controller: None,
             touched: Arc::default(),
             auth_cache: auth::AuthCache::default(),
-            // No controller, no routes: until `with_routes`, every workspace is unknown.
+            // No routes: until `with_routes`, every workspace is unknown.
             proxy: proxy::Proxy::new(
                 tokio::sync::watch::channel(Arc::default()).1,
                 &[auth::SESSION_COOKIE],
@@ -111,20 +108,13 @@ impl AppState {
         }
     }
 
-    /// Serves workspaces through the route table the controller publishes.
+    /// Serves workspaces through `routes` ([`controller::routes::follow`]).
     pub fn with_routes(
         mut self,
         routes: tokio::sync::watch::Receiver<Arc<model::route::RouteTable>>,
     ) -> Self {
         self.proxy = proxy::Proxy::new(routes, &[auth::SESSION_COOKIE]);
         self
-    }
-
-    /// Wakes the controller for a workspace whose spec was just committed.
-    pub(crate) fn changed(&self, workspace_id: &str) {
-        if let Some(c) = &self.controller {
-            c.changed(workspace_id);
-        }
     }
 
     pub(crate) fn should_touch(&self, token_id: &str, now: i64) -> bool {

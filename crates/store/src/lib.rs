@@ -8,6 +8,7 @@
 //! an audit record and a commit, so that a change and its audit entry land together
 //! or not at all.
 
+mod feed;
 mod rows;
 mod tx;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use feed::Change;
 pub use rows::{
     AuditFilter, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, SessionRow, Usage,
     WorkspaceFilter,
@@ -25,8 +27,8 @@ pub use rows::{
 pub use tx::{Tx, UserPatch, EVENTS_KEPT};
 
 use model::{
-    AuditRecord, Filter, Group, Name, Profile, QuotaOverride, Share, StateChange, Targets, Token,
-    User, Workspace,
+    now_millis, AuditRecord, Filter, Group, Name, Profile, QuotaOverride, Share, StateChange,
+    Targets, Token, User, Workspace,
 };
 
 /// A share with its workspace's owner and name, and whom it is with.
@@ -148,18 +150,24 @@ pub struct Store {
     /// SQLite allows one writer: write transactions queue here instead of failing
     /// with `SQLITE_BUSY` when a deferred transaction upgrades to a write.
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
-    /// Bumped by every commit that changed what a credential reaches: a token
-    /// or session deleted, a user changed or deleted, a group's members, a
-    /// share. Caches of authentication compare it ([`Store::credentials_epoch`]).
-    credentials: Arc<std::sync::atomic::AtomicU64>,
+    /// What commits changed, here and on other replicas.
+    feed: Arc<feed::Feed>,
 }
 
 impl Store {
     /// Changes with every commit that changed credentials, users, groups or
     /// shares through this store (the controller's rotation of server tokens
     /// included): what a cache of who-may-do-what is valid for.
+    /// Commits on other replicas count too, once their notification arrives.
     pub fn credentials_epoch(&self) -> u64 {
-        self.credentials.load(std::sync::atomic::Ordering::Acquire)
+        self.feed.credentials_epoch()
+    }
+
+    /// What each commit changes from now on, through this store or (on
+    /// PostgreSQL) any other replica's: the controller wakes on it, the route
+    /// table follows it. A lagging receiver missed some: look at everything.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.feed.subscribe()
     }
 
     /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and runs the migrations.
@@ -221,11 +229,15 @@ impl Store {
                 .map_err(StoreError::Connect)?;
         }
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        let feed = feed::Feed::new();
+        if engine == Engine::Postgres {
+            feed.listen(&url).await.map_err(StoreError::Connect)?;
+        }
         Ok(Store {
             pool,
             engine,
             write_lock: (engine == Engine::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
-            credentials: Arc::default(),
+            feed,
         })
     }
 
@@ -254,7 +266,7 @@ impl Store {
             Engine::Postgres => self.pool.begin().await,
         }
         .map_err(query_error("begin transaction", "transaction"))?;
-        Ok(Tx::new(tx, guard, self.credentials.clone()))
+        Ok(Tx::new(tx, guard, self.engine, self.feed.clone()))
     }
 
     /// Checks that the database answers.
@@ -738,6 +750,88 @@ impl Store {
         tx.audit(a).await?;
         tx.commit().await
     }
+
+    // ---- leases ------------------------------------------------------------
+
+    /// Who holds lease `name`, and its version (bumped by every renewal).
+    pub async fn lease(&self, name: &str) -> Result<Option<Lease>> {
+        let row = sqlx::query("SELECT holder, version, renewed_at FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("read lease", "lease"))?;
+        row.map(|r| {
+            Ok(Lease {
+                holder: get(&r, "holder", "lease")?,
+                version: get(&r, "version", "lease")?,
+                renewed_at: get(&r, "renewed_at", "lease")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Takes lease `name` for `holder`: a free one, or (with `seen`) the one
+    /// whose version is still `seen`. Whether it was taken: of two replicas
+    /// that try at once, one gets it.
+    pub async fn claim_lease(&self, name: &str, holder: &str, seen: Option<i64>) -> Result<bool> {
+        let query = match seen {
+            None => sqlx::query(
+                "INSERT INTO leases (name, holder, version, renewed_at) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            ),
+            Some(_) => sqlx::query(
+                "UPDATE leases SET holder = $2, version = version + 1, renewed_at = $3 \
+                 WHERE name = $1 AND version = $4",
+            ),
+        }
+        .bind(name)
+        .bind(holder)
+        .bind(now_millis());
+        self.lease_write(match seen {
+            None => query,
+            Some(version) => query.bind(version),
+        })
+        .await
+    }
+
+    /// Renews lease `name` if `holder` still holds it; whether it does.
+    pub async fn renew_lease(&self, name: &str, holder: &str) -> Result<bool> {
+        let query = sqlx::query(
+            "UPDATE leases SET version = version + 1, renewed_at = $3 \
+             WHERE name = $1 AND holder = $2",
+        );
+        self.lease_write(query.bind(name).bind(holder).bind(now_millis()))
+            .await
+    }
+
+    /// Gives lease `name` up if `holder` holds it, for another to take at once.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let query = sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2");
+        self.lease_write(query.bind(name).bind(holder)).await?;
+        Ok(())
+    }
+
+    /// Runs one write on the leases in a transaction of its own (on SQLite,
+    /// queued with the other writers); whether it changed a row.
+    async fn lease_write<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let changed = tx.execute(query, "write lease").await? > 0;
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
+
+/// A lease's row: who holds it, and how often it was renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    pub version: i64,
+    /// When it was last renewed, by the holder's clock (for people to read;
+    /// replicas judge a lease by its version standing still).
+    pub renewed_at: model::Millis,
 }
 
 pub(crate) fn get<T>(r: &AnyRow, col: &str, what: &'static str) -> Result<T>

@@ -23,7 +23,7 @@ pub(crate) const PROFILE_SELECT: &str = "SELECT id, name, display_name, cpu_mill
 
 pub(crate) const WORKSPACE_SELECT: &str = "SELECT w.id, w.owner_id, u.name AS owner, w.name, \
     p.name AS profile, w.desired, w.generation, w.state, w.status, w.observed_generation, \
-    w.created_at, w.updated_at, w.last_activity, w.deletion_requested_at, w.keep_files \
+    w.created_at, w.updated_at, w.last_activity, w.deletion_requested_at, w.keep_files, w.upstream \
     FROM workspaces w JOIN users u ON u.id = w.owner_id JOIN profiles p ON p.id = w.profile_id";
 
 pub(crate) const QUOTA_SELECT: &str = "SELECT user_id, max_workspaces, max_cpu_millis, \
@@ -211,6 +211,7 @@ pub(crate) fn workspace(r: &AnyRow) -> Result<Workspace> {
         last_activity: get(r, "last_activity", "workspace")?,
         deletion_requested_at: get(r, "deletion_requested_at", "workspace")?,
         keep_files: get::<i64>(r, "keep_files", "workspace")? != 0,
+        upstream: get(r, "upstream", "workspace")?,
     })
 }
 

@@ -1,7 +1,6 @@
 //! Write transactions: every mutation of berth's state, finished by an audit record
 //! and a commit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::{Any, Row, Transaction};
@@ -12,8 +11,9 @@ use model::{
     TokenKind, User, Workspace, WorkspaceState, WorkspaceStatus,
 };
 
+use crate::feed::{Change, Feed, NOTIFY};
 use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, Usage};
-use crate::{query_error, Result, StoreError};
+use crate::{query_error, Engine, Result, StoreError};
 
 /// How many state changes the history of one workspace keeps.
 pub const EVENTS_KEPT: i64 = 200;
@@ -23,10 +23,10 @@ pub const EVENTS_KEPT: i64 = 200;
 pub struct Tx {
     tx: Transaction<'static, Any>,
     _write: Option<OwnedMutexGuard<()>>,
-    /// The store's credentials epoch, bumped at commit if this transaction
-    /// changed what a credential reaches.
-    epoch: Arc<AtomicU64>,
-    changes_credentials: bool,
+    engine: Engine,
+    /// Told of `changes` once they are committed.
+    feed: Arc<Feed>,
+    changes: Vec<Change>,
 }
 
 /// Which fields of a user to change.
@@ -41,30 +41,64 @@ impl Tx {
     pub(crate) fn new(
         tx: Transaction<'static, Any>,
         guard: Option<OwnedMutexGuard<()>>,
-        epoch: Arc<AtomicU64>,
+        engine: Engine,
+        feed: Arc<Feed>,
     ) -> Self {
         Tx {
             tx,
             _write: guard,
-            epoch,
-            changes_credentials: false,
+            engine,
+            feed,
+            changes: Vec::new(),
         }
     }
 
-    pub async fn commit(self) -> Result<()> {
+    /// Commits, then tells the change feed what changed: this process's
+    /// subscribers at once, other replicas by a `NOTIFY` that PostgreSQL
+    /// delivers with the commit.
+    pub async fn commit(mut self) -> Result<()> {
+        if self.engine == Engine::Postgres {
+            for change in &self.changes {
+                sqlx::query(NOTIFY)
+                    .bind(self.feed.payload(change))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(query_error("notify other replicas", "change"))?;
+            }
+        }
         self.tx
             .commit()
             .await
             .map_err(query_error("commit", "transaction"))?;
-        if self.changes_credentials {
-            self.epoch.fetch_add(1, Ordering::AcqRel);
+        for change in self.changes {
+            self.feed.publish(change);
         }
         Ok(())
     }
 
+    /// Runs one statement; the rows it changed.
+    pub(crate) async fn execute<'q>(
+        &mut self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+        op: &'static str,
+    ) -> Result<u64> {
+        Ok(query
+            .execute(&mut *self.tx)
+            .await
+            .map_err(query_error(op, "record"))?
+            .rows_affected())
+    }
+
+    /// Records a change for the feed, once.
+    fn changed(&mut self, change: Change) {
+        if !self.changes.contains(&change) {
+            self.changes.push(change);
+        }
+    }
+
     /// Marks this transaction as one that changes what credentials reach.
     fn credentials_changed(&mut self) {
-        self.changes_credentials = true;
+        self.changed(Change::Credentials);
     }
 
     /// Appends an audit record; the log is never updated or deleted from.
@@ -170,6 +204,8 @@ impl Tx {
     /// home path hold the name).
     pub async fn rename_user(&mut self, id: &str, old: &Name, new: &Name) -> Result<User> {
         self.credentials_changed();
+        // The user's workspaces' routes are keyed by owner name.
+        self.changed(Change::All);
         let live: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM workspaces WHERE owner_id = $1 \
              AND (desired <> 'stopped' OR state NOT IN ('pending', 'stopped', 'failed'))",
@@ -601,6 +637,8 @@ impl Tx {
 
     /// Replaces a profile's spec (found by name); it keeps its id and creation time.
     pub async fn update_profile(&mut self, p: &NewProfile) -> Result<Profile> {
+        // Its workspaces' routes (and their controller's limits) follow it.
+        self.changed(Change::All);
         let row = sqlx::query("SELECT id, created_at FROM profiles WHERE name = $1")
             .bind(p.name.as_str())
             .fetch_optional(&mut *self.tx)
@@ -785,6 +823,7 @@ impl Tx {
             last_activity: None,
             deletion_requested_at: None,
             keep_files: false,
+            upstream: None,
         };
         sqlx::query(
             "INSERT INTO workspaces (id, owner_id, name, profile_id, desired, generation, state, \
@@ -804,6 +843,7 @@ impl Tx {
         .map_err(query_error("insert workspace", "workspace"))?;
         self.record_state_change(&ws.id, now, ws.status.state, "created")
             .await?;
+        self.changed(Change::Spec(ws.id.clone()));
         Ok(ws)
     }
 
@@ -836,6 +876,7 @@ impl Tx {
                 what: "workspace being deleted",
             });
         }
+        self.changed(Change::Spec(id.to_owned()));
         Ok(())
     }
 
@@ -865,18 +906,22 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .map_err(query_error("delete workspace", "workspace"))?;
+        self.changed(Change::Spec(id.to_owned()));
         Ok(())
     }
 
-    /// Writes what the controller observed, for the generation it acted on. A
-    /// new state is recorded in the workspace's history ([`crate::Store::workspace_events`])
-    /// with the status message.
+    /// Writes what the controller observed, for the generation it acted on,
+    /// and where the proxy sends the workspace's traffic (`None` unless it is
+    /// running). A new state is recorded in the workspace's history
+    /// ([`crate::Store::workspace_events`]) with the status message.
     pub async fn set_workspace_status(
         &mut self,
         id: &str,
         status: &WorkspaceStatus,
         observed_generation: i64,
+        upstream: Option<&str>,
     ) -> Result<()> {
+        self.changed(Change::Status(id.to_owned()));
         let now = now_millis();
         let json = serde_json::to_string(status).expect("a status always serializes");
         let update = |sql| {
@@ -886,13 +931,14 @@ impl Tx {
                 .bind(json.as_str())
                 .bind(observed_generation)
                 .bind(now)
+                .bind(upstream)
         };
         // First as a change of state, then (if the state stays) as it is. On
         // PostgreSQL the first UPDATE locks the row, and a concurrent writer of
         // the same state then finds no change: a change is recorded once.
         let changed = update(
             "UPDATE workspaces SET state = $2, status = $3, observed_generation = $4, \
-             updated_at = $5 WHERE id = $1 AND state <> $2",
+             updated_at = $5, upstream = $6 WHERE id = $1 AND state <> $2",
         )
         .execute(&mut *self.tx)
         .await
@@ -907,7 +953,7 @@ impl Tx {
         }
         let done = update(
             "UPDATE workspaces SET state = $2, status = $3, observed_generation = $4, \
-             updated_at = $5 WHERE id = $1",
+             updated_at = $5, upstream = $6 WHERE id = $1",
         )
         .execute(&mut *self.tx)
         .await
@@ -955,6 +1001,7 @@ impl Tx {
     /// Removes a workspace record for good (the controller, after cleaning up).
     pub async fn remove_workspace(&mut self, id: &str) -> Result<()> {
         self.credentials_changed();
+        self.changed(Change::Status(id.to_owned()));
         self.delete_by_id("DELETE FROM workspaces WHERE id = $1", id, "workspace")
             .await
     }

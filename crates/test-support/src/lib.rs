@@ -24,7 +24,7 @@ pub struct TestDb {
 }
 
 /// The engines berth supports.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Sqlite,
     Postgres,

@@ -58,22 +58,16 @@ async fn fixture(engine: Engine, spec: ProfileSpec) -> Fixture {
 }
 
 /// A controller running in the background until the returned stop is called.
-fn run_controller(
-    ctx: &Ctx,
-) -> (
-    controller::Handle,
-    impl FnOnce() -> tokio::task::JoinHandle<()>,
-) {
-    let (controller, handle) = Controller::new(ctx.clone());
+fn run_controller(ctx: &Ctx) -> impl FnOnce() -> tokio::task::JoinHandle<()> {
+    let controller = Controller::new(ctx.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(controller.run(async {
         let _ = stop_rx.await;
     }));
-    let stop = move || {
+    move || {
         stop_tx.send(()).unwrap();
         task
-    };
-    (handle, stop)
+    }
 }
 
 impl Fixture {
@@ -120,6 +114,11 @@ impl Fixture {
         tx.commit().await.unwrap();
     }
 
+    /// The route table every replica's proxy follows, as the store holds it.
+    async fn routes(&self) -> model::route::RouteTable {
+        controller::routes::load(&self.store).await.unwrap()
+    }
+
     async fn state(&self, id: &str) -> WorkspaceState {
         self.store.workspace(id).await.unwrap().status.state
     }
@@ -143,7 +142,6 @@ impl Fixture {
 async fn lifecycle_converges_on_both_engines() {
     for engine in Engine::ALL {
         let f = fixture(engine, ProfileSpec::standard()).await;
-        let routes = f.ctx.routes();
         let id = f.workspace("lab", DesiredState::Stopped).await;
         assert_eq!(f.converge(&id).await, Action::AwaitChange);
         assert_eq!(
@@ -171,7 +169,7 @@ async fn lifecycle_converges_on_both_engines() {
             .conditions
             .iter()
             .any(|c| c.kind == "Ready" && c.status));
-        let route = routes.borrow()["alice/lab"].clone();
+        let route = f.routes().await["alice/lab"].clone();
         assert_eq!(
             route.upstream.as_deref(),
             Some(format!("fake://{id}").as_str())
@@ -188,7 +186,7 @@ async fn lifecycle_converges_on_both_engines() {
         f.converge(&id).await;
         assert_eq!(f.state(&id).await, WorkspaceState::Paused);
         assert_eq!(
-            routes.borrow()["alice/lab"].upstream,
+            f.routes().await["alice/lab"].upstream,
             None,
             "a paused workspace gets no traffic"
         );
@@ -214,7 +212,7 @@ async fn lifecycle_converges_on_both_engines() {
             f.runtime.list().await.unwrap().is_empty(),
             "and so are its resources"
         );
-        assert!(!routes.borrow().contains_key("alice/lab"));
+        assert!(!f.routes().await.contains_key("alice/lab"));
         assert!(f.actions().await.contains(&"workspace.remove".to_owned()));
         assert_eq!(
             reconcile(&id, &f.ctx).await.unwrap(),
@@ -243,7 +241,7 @@ async fn a_running_workspace_is_readopted_not_restarted() {
         [format!("start {id}")],
         "no second start"
     );
-    assert!(ctx2.routes().borrow()["alice/lab"].upstream.is_some());
+    assert!(f.routes().await["alice/lab"].upstream.is_some());
 }
 
 fn exited(reason: &str, message: &str) -> Observed {
@@ -498,8 +496,7 @@ async fn runtime_errors_become_conditions_and_are_retried() {
         id: id.clone(),
         message: "no veth left".into(),
     });
-    let (handle, stop) = run_controller(&f.ctx);
-    handle.changed(&id);
+    let stop = run_controller(&f.ctx);
     // The first start fails; the condition is recorded; the retry (after ~1 s) succeeds.
     let mut saw_error = false;
     for _ in 0..100 {
@@ -564,7 +561,7 @@ async fn the_scheduler_resyncs_and_cleans_up_orphans() {
             upstream: "fake://ghost".into(),
         },
     );
-    let (_handle, stop) = run_controller(&f.ctx);
+    let stop = run_controller(&f.ctx);
     // No change notification at all: the first resync finds both.
     for _ in 0..100 {
         if f.state(&a).await == WorkspaceState::Running
@@ -671,8 +668,7 @@ async fn the_scheduler_acts_on_changes_the_runtime_reports() {
         },
     );
     let id = f.workspace("lab", DesiredState::Running).await;
-    let (handle, stop) = run_controller(&f.ctx);
-    handle.changed(&id);
+    let stop = run_controller(&f.ctx);
     let until = |want: usize| {
         let f = &f;
         let id = id.clone();
@@ -734,4 +730,176 @@ async fn a_full_home_is_a_condition_until_it_has_room_again() {
     reconcile(&id, &f.ctx).await.unwrap();
     let roomy = condition(&f.store.workspace(&id).await.unwrap(), "DiskFull");
     assert_eq!((roomy.status, roomy.reason.as_str()), (false, "HasRoom"));
+}
+
+/// What runs the controller: a `Ctx` with its own fake runtime, on `store`,
+/// with an hour between resyncs (so that only the change feed can wake it).
+fn replica(f: &Fixture, store: &Store) -> (Ctx, Arc<FakeRuntime>) {
+    let runtime = Arc::new(FakeRuntime::new());
+    let ctx = Ctx::new(
+        store.clone(),
+        runtime.clone(),
+        f.clock.clone(),
+        Config {
+            poll: Duration::from_millis(20),
+            resync: Duration::from_secs(3600),
+            ..Config::default()
+        },
+    );
+    (ctx, runtime)
+}
+
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..400 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+fn starts(rt: &FakeRuntime) -> usize {
+    rt.calls().iter().filter(|c| c.starts_with("start")).count()
+}
+
+/// A spec committed while the controller runs wakes it through the store's
+/// change feed: no resync (an hour away) is waited for, and no one tells it
+/// by hand. The route table follows the store as the workspace starts and goes.
+#[tokio::test]
+async fn the_controller_wakes_on_the_change_feed_and_the_routes_follow() {
+    for engine in Engine::ALL {
+        let f = fixture(engine, ProfileSpec::standard()).await;
+        let (ctx, runtime) = replica(&f, &f.store);
+        let routes = controller::routes::follow(f.store.clone()).await.unwrap();
+        let stop = run_controller(&ctx);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let id = f.workspace("lab", DesiredState::Running).await;
+        until("started", async || starts(&runtime) == 1).await;
+        until("routed", async || {
+            let table = routes.borrow().clone();
+            table.get("alice/lab").and_then(|r| r.upstream.clone()) == Some(format!("fake://{id}"))
+        })
+        .await;
+        assert_eq!(routes.borrow()["alice/lab"], f.routes().await["alice/lab"]);
+        f.want(&id, DesiredState::Stopped).await;
+        until("stopped, no upstream", async || {
+            let table = routes.borrow().clone();
+            table["alice/lab"].state == WorkspaceState::Stopped
+                && table["alice/lab"].upstream.is_none()
+        })
+        .await;
+        let mut tx = f.store.begin().await.unwrap();
+        tx.request_workspace_deletion(&id, false).await.unwrap();
+        tx.commit().await.unwrap();
+        until("gone from the table", async || routes.borrow().is_empty()).await;
+        tokio::time::timeout(Duration::from_secs(15), stop())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Two replicas on one PostgreSQL: one leads, and a workspace created through
+/// the other's store is started by the leader at once. When the leader dies
+/// (its task is dropped: no lease given up), the other takes over after a
+/// lease's length and converges what changed meanwhile; a leader that stops
+/// gives the lease up, and the other takes over at once.
+#[tokio::test]
+async fn one_replica_leads_and_another_takes_over() {
+    use controller::leader::{lead, Election};
+    let f = fixture(Engine::Postgres, ProfileSpec::standard()).await;
+    let other = Store::connect(&f._db.url).await.unwrap();
+    let (ctx_a, rt_a) = replica(&f, &f.store);
+    let (ctx_b, rt_b) = replica(&f, &other);
+    let lease = Duration::from_millis(800);
+    // Holders of another machine: no shortcut through this machine's pids.
+    let election = |who: &str| Election {
+        holder: format!("elsewhere-{who}:1:1"),
+        lease,
+    };
+    let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
+    let a = tokio::spawn(lead(ctx_a, election("a"), async {
+        let _ = stopped_a.await;
+    }));
+    until("a leads", async || {
+        f.store.lease("controller").await.unwrap().is_some()
+    })
+    .await;
+    let (stop_b, stopped_b) = tokio::sync::oneshot::channel::<()>();
+    let b = tokio::spawn(lead(ctx_b.clone(), election("b"), async {
+        let _ = stopped_b.await;
+    }));
+
+    // Created through b's store: a's controller starts it, with no resync.
+    let profile = other
+        .profile(&Name::parse("standard").unwrap())
+        .await
+        .unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let one = tx
+        .insert_workspace(
+            &f.owner,
+            &Name::parse("one").unwrap(),
+            &profile,
+            DesiredState::Running,
+        )
+        .await
+        .unwrap()
+        .id;
+    tx.commit().await.unwrap();
+    until("started by a", async || starts(&rt_a) == 1).await;
+    tokio::time::sleep(lease * 2).await;
+    assert_eq!(starts(&rt_b), 0, "b only follows");
+    assert_eq!(
+        f.store.lease("controller").await.unwrap().unwrap().holder,
+        "elsewhere-a:1:1"
+    );
+
+    // a dies. b takes over (its runtime now holds what runs) and converges
+    // what was asked meanwhile.
+    a.abort();
+    let _ = a.await;
+    drop(stop_a);
+    rt_b.set(
+        &one,
+        Observed::Running {
+            upstream: format!("fake://{one}"),
+        },
+    );
+    let mut tx = f.store.begin().await.unwrap();
+    let two = tx
+        .insert_workspace(
+            &f.owner,
+            &Name::parse("two").unwrap(),
+            &profile,
+            DesiredState::Running,
+        )
+        .await
+        .unwrap()
+        .id;
+    tx.commit().await.unwrap();
+    until("b took over", async || {
+        f.store.lease("controller").await.unwrap().unwrap().holder == "elsewhere-b:1:1"
+    })
+    .await;
+    until("two started by b", async || {
+        f.state(&two).await == WorkspaceState::Running
+    })
+    .await;
+    assert_eq!(
+        rt_b.calls(),
+        [format!("start {two}")],
+        "one was adopted, not restarted"
+    );
+    assert_eq!(f.state(&one).await, WorkspaceState::Running);
+
+    // b stops: it gives the lease up at once.
+    stop_b.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), b)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.store.lease("controller").await.unwrap(), None);
+    other.close().await;
 }

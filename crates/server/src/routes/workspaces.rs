@@ -184,7 +184,6 @@ pub(crate) async fn create(
     tx.audit(&ctx.audit_workspace(model::AuditAction::WorkspaceCreate, &ws, detail))
         .await?;
     tx.commit().await?;
-    st.changed(&ws.id);
     Ok(ws)
 }
 
@@ -266,7 +265,6 @@ pub(crate) async fn change(
     tx.audit(&ctx.audit_workspace(action, &ws, format!("id={}", ws.id)))
         .await?;
     tx.commit().await?;
-    st.changed(&ws.id);
     Ok(st.store.workspace(&ws.id).await?)
 }
 
@@ -418,7 +416,6 @@ pub(crate) async fn request_delete(
     tx.audit(&ctx.audit_workspace(model::AuditAction::WorkspaceDelete, &ws, detail))
         .await?;
     tx.commit().await?;
-    st.changed(&ws.id);
     Ok(st.store.workspace(&ws.id).await?)
 }
 

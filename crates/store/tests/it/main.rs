@@ -369,7 +369,9 @@ async fn workspaces_lifecycle_and_filters() {
         let mut status = WorkspaceStatus::pending();
         status.state = WorkspaceState::Running;
         status.message = Some("ready".into());
-        tx.set_workspace_status(&w2.id, &status, 1).await.unwrap();
+        tx.set_workspace_status(&w2.id, &status, 1, None)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         let w1b = store.workspace(&w1.id).await.unwrap();
         assert_eq!(
@@ -601,7 +603,9 @@ async fn state_changes_are_recorded_newest_first_and_go_with_the_workspace() {
                 status.state = state;
                 status.message = message.map(str::to_owned);
                 let mut tx = store.begin().await.unwrap();
-                tx.set_workspace_status(&id, &status, 1).await.unwrap();
+                tx.set_workspace_status(&id, &status, 1, None)
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
             }
         };
@@ -643,7 +647,7 @@ async fn state_changes_are_recorded_newest_first_and_go_with_the_workspace() {
         // A status for no workspace is not found, and records nothing.
         let mut tx = store.begin().await.unwrap();
         let err = tx
-            .set_workspace_status("no-such-id", &WorkspaceStatus::pending(), 1)
+            .set_workspace_status("no-such-id", &WorkspaceStatus::pending(), 1, None)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
@@ -664,7 +668,9 @@ async fn state_changes_are_recorded_newest_first_and_go_with_the_workspace() {
                 WorkspaceState::Stopped
             };
             status.message = Some(format!("change {i}"));
-            tx.set_workspace_status(&ws.id, &status, 1).await.unwrap();
+            tx.set_workspace_status(&ws.id, &status, 1, None)
+                .await
+                .unwrap();
         }
         tx.commit().await.unwrap();
         let kept = store.workspace_events(&ws.id, 1_000).await.unwrap();
@@ -753,7 +759,9 @@ async fn running_time_sums_the_running_spans_of_the_history() {
             let mut status = WorkspaceStatus::pending();
             status.state = state;
             let mut tx = store.begin().await.unwrap();
-            tx.set_workspace_status(&id, &status, 1).await.unwrap();
+            tx.set_workspace_status(&id, &status, 1, None)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         };
@@ -911,4 +919,128 @@ async fn a_file_that_is_no_database_is_refused_at_once() {
     let store = Store::connect(&url("empty.db")).await.unwrap();
     assert!(store.is_fresh().await.unwrap());
     store.close().await;
+}
+
+/// Two stores on one database are two replicas: each hears what the other
+/// commits (through `NOTIFY` on PostgreSQL), and only once; what a rolled-back
+/// transaction did is heard by neither. On SQLite only the committing store hears.
+#[tokio::test]
+async fn the_change_feed_reaches_every_replica() {
+    use std::time::Duration;
+    use store::Change;
+    async fn next(rx: &mut tokio::sync::broadcast::Receiver<Change>) -> Change {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a change within 10 s")
+            .unwrap()
+    }
+    for engine in Engine::ALL {
+        let db = engine.fresh().await;
+        let a = Store::connect(&db.url).await.unwrap();
+        let b = Store::connect(&db.url).await.unwrap();
+        let (user, profile) = seed(&a).await;
+        let (mut at_a, mut at_b) = (a.changes(), b.changes());
+
+        // Rolled back: nothing to hear.
+        let mut tx = a.begin().await.unwrap();
+        tx.insert_workspace(&user, &name("gone"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        drop(tx);
+
+        let mut tx = a.begin().await.unwrap();
+        let ws = tx
+            .insert_workspace(&user, &name("lab"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(next(&mut at_a).await, Change::Spec(ws.id.clone()));
+        if engine == Engine::Postgres {
+            assert_eq!(next(&mut at_b).await, Change::Spec(ws.id.clone()), "from a");
+        }
+        let epoch = (a.credentials_epoch(), b.credentials_epoch());
+        let mut tx = b.begin().await.unwrap();
+        tx.set_workspace_status(
+            &ws.id,
+            &WorkspaceStatus::pending(),
+            1,
+            Some("10.0.0.2:8888"),
+        )
+        .await
+        .unwrap();
+        tx.delete_workspace_tokens(&ws.id, model::TokenKind::Server)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(next(&mut at_b).await, Change::Status(ws.id.clone()));
+        assert_eq!(next(&mut at_b).await, Change::Credentials);
+        assert_eq!(b.credentials_epoch(), epoch.1 + 1);
+        assert_eq!(
+            a.workspace(&ws.id).await.unwrap().upstream.as_deref(),
+            Some("10.0.0.2:8888")
+        );
+        if engine == Engine::Postgres {
+            assert_eq!(
+                next(&mut at_a).await,
+                Change::Status(ws.id.clone()),
+                "from b"
+            );
+            assert_eq!(next(&mut at_a).await, Change::Credentials);
+            assert_eq!(a.credentials_epoch(), epoch.0 + 1, "b's commit reached a");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            at_a.try_recv().is_err(),
+            "each change once: {:?}",
+            at_a.try_recv()
+        );
+        assert!(at_b.try_recv().is_err(), "each change once");
+        a.close().await;
+        b.close().await;
+    }
+}
+
+/// A lease has one holder. Another takes it over only by naming the version
+/// it saw (so of two that try, one wins), and a holder renews only its own.
+#[tokio::test]
+async fn a_lease_has_one_holder() {
+    async fn check(store: &Store) {
+        assert_eq!(store.lease("controller").await.unwrap(), None);
+        assert!(store.claim_lease("controller", "a", None).await.unwrap());
+        assert!(
+            !store.claim_lease("controller", "b", None).await.unwrap(),
+            "held"
+        );
+        let seen = store.lease("controller").await.unwrap().unwrap();
+        assert_eq!((seen.holder.as_str(), seen.version), ("a", 1));
+        assert!(store.renew_lease("controller", "a").await.unwrap());
+        assert!(!store.renew_lease("controller", "b").await.unwrap());
+        assert!(
+            !store
+                .claim_lease("controller", "b", Some(seen.version))
+                .await
+                .unwrap(),
+            "renewed since b looked"
+        );
+        let seen = store.lease("controller").await.unwrap().unwrap();
+        assert_eq!(seen.version, 2);
+        assert!(store.claim_lease("controller", "b", Some(2)).await.unwrap());
+        assert!(
+            !store.claim_lease("controller", "c", Some(2)).await.unwrap(),
+            "one wins"
+        );
+        assert!(
+            !store.renew_lease("controller", "a").await.unwrap(),
+            "a lost it"
+        );
+        store.release_lease("controller", "a").await.unwrap();
+        assert_eq!(
+            store.lease("controller").await.unwrap().unwrap().holder,
+            "b"
+        );
+        store.release_lease("controller", "b").await.unwrap();
+        assert_eq!(store.lease("controller").await.unwrap(), None);
+        assert!(store.claim_lease("controller", "c", None).await.unwrap());
+    }
+    on_each_engine!(check);
 }

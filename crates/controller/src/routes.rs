@@ -1,0 +1,128 @@
+//! The route table every replica's proxy reads, kept from the store: the
+//! controller writes each workspace's status and upstream, the change feed says
+//! which workspace changed, and the table follows within a query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use model::{Name, ProfileSpec};
+use store::{Change, Store, StoreError, WorkspaceFilter};
+use tokio::sync::{broadcast, watch};
+
+use crate::{Route, RouteTable};
+
+/// Every workspace's route, as the store holds them now.
+pub async fn load(store: &Store) -> Result<RouteTable, StoreError> {
+    let profiles: HashMap<Name, ProfileSpec> = store
+        .profiles()
+        .await?
+        .into_iter()
+        .map(|p| (p.name, p.spec))
+        .collect();
+    let mut table = RouteTable::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .workspaces(&WorkspaceFilter {
+                after: after.clone(),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        for ws in &page {
+            if let Some(spec) = profiles.get(&ws.spec.profile) {
+                table.insert(Route::key_of(ws), Route::of(ws, spec));
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
+            _ => return Ok(table),
+        }
+    }
+}
+
+/// The route table, loaded now and then kept up to date from the change feed
+/// until the store closes (a background task). A failed read is retried
+/// with the next change, or, at the latest, a second later in full.
+pub async fn follow(store: Store) -> Result<watch::Receiver<Arc<RouteTable>>, StoreError> {
+    // Subscribed before the load, so that nothing committed after it is missed.
+    let mut feed = store.changes();
+    let (tx, rx) = watch::channel(Arc::new(load(&store).await?));
+    tokio::spawn(async move {
+        let mut stale = false;
+        loop {
+            let change = if stale {
+                match tokio::time::timeout(std::time::Duration::from_secs(1), feed.recv()).await {
+                    Ok(change) => change,
+                    Err(_) => Ok(Change::All),
+                }
+            } else {
+                feed.recv().await
+            };
+            let done = match change {
+                Ok(Change::Spec(id) | Change::Status(id)) if !stale => {
+                    update(&store, &tx, &id).await
+                }
+                Ok(Change::Credentials) if !stale => Ok(()),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => match load(&store).await {
+                    Ok(table) => {
+                        tx.send_if_modified(|t| {
+                            let changed = **t != table;
+                            *t = Arc::new(table);
+                            changed
+                        });
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            stale = match done {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::warn!(error = %model::error_chain(&e), "update the route table");
+                    true
+                }
+            };
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Rereads workspace `id` into the table: changed, added, or gone.
+async fn update(
+    store: &Store,
+    tx: &watch::Sender<Arc<RouteTable>>,
+    id: &str,
+) -> Result<(), StoreError> {
+    let route = match store.workspace(id).await {
+        Ok(ws) => {
+            let profile = store.profile(&ws.spec.profile).await?;
+            Some((Route::key_of(&ws), Route::of(&ws, &profile.spec)))
+        }
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    tx.send_if_modified(|table| {
+        let old = table
+            .iter()
+            .find(|(_, r)| r.workspace_id == id)
+            .map(|(k, r)| (k.clone(), r.clone()));
+        if old == route {
+            return false;
+        }
+        let mut next = RouteTable::clone(table);
+        if let Some((key, _)) = old {
+            next.remove(&key);
+        }
+        if let Some((key, r)) = route {
+            next.insert(key, r);
+        }
+        *table = Arc::new(next);
+        true
+    });
+    Ok(())
+}
