@@ -75,6 +75,9 @@ max_memory_bytes = 68719476736 # 64 GiB
 # lease has gone this long without renewal; at once when it stops cleanly, or
 # when it was a process of the same machine.
 lease_secs = 15
+# How often the controller looks at every workspace even when nothing changed
+# (a change through any replica wakes it at once).
+resync_secs = 30
 "#;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +105,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ControllerConfig {
     pub lease_secs: u64,
+    pub resync_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,7 +173,10 @@ impl Default for Config {
                 max_cpu: 16.0,
                 max_memory_bytes: 64 << 30,
             },
-            controller: ControllerConfig { lease_secs: 15 },
+            controller: ControllerConfig {
+                lease_secs: 15,
+                resync_secs: 30,
+            },
         }
     }
 }
@@ -297,6 +304,9 @@ impl Config {
         }
         if !(2..=600).contains(&self.controller.lease_secs) {
             bail!("controller.lease_secs must be between 2 and 600");
+        }
+        if !(1..=86_400).contains(&self.controller.resync_secs) {
+            bail!("controller.resync_secs must be between 1 and 86400");
         }
         let q = &self.quota;
         if !(q.max_cpu.is_finite() && (0.0..=1e6).contains(&q.max_cpu)) {

@@ -99,7 +99,10 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
             store.clone(),
             runtime,
             Arc::new(controller::SystemClock),
-            controller::Config::default(),
+            controller::Config {
+                resync: Duration::from_secs(cfg.controller.resync_secs),
+                ..controller::Config::default()
+            },
         );
         ctx.observer = Some(state.metrics.clone());
         state.runtime = Some(ctx.runtime.clone());

@@ -66,6 +66,12 @@ pub async fn lead(ctx: Ctx, election: Election, shutdown: impl Future<Output = (
             () = follow(&store, &election) => {}
         }
         tracing::info!(holder = me, "leading: this replica runs the controller");
+        let leading = |on: bool| {
+            if let Some(o) = &ctx.observer {
+                o.leading(on);
+            }
+        };
+        leading(true);
         // A claim counts from before it was sent.
         let mut renewed = Instant::now() - election.renew_every();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -79,6 +85,7 @@ pub async fn lead(ctx: Ctx, election: Election, shutdown: impl Future<Output = (
                 () = &mut shutdown => break true,
                 ended = &mut controller => {
                     tracing::error!(?ended, "the controller stopped while leading: giving the lease up");
+                    leading(false);
                     let _ = store.release_lease(LEASE, me).await;
                     continue 'elected;
                 }
@@ -103,6 +110,7 @@ pub async fn lead(ctx: Ctx, election: Election, shutdown: impl Future<Output = (
                 break false;
             }
         };
+        leading(false);
         if graceful {
             let _ = stop_tx.send(());
             let _ = controller.await;

@@ -156,6 +156,11 @@ impl Outcome {
 /// What wants to know of each reconcile: how it ended and how long it took.
 pub trait Observer: Send + Sync + std::fmt::Debug {
     fn reconciled(&self, outcome: Outcome, took: std::time::Duration);
+
+    /// This replica began (`true`) or stopped leading.
+    fn leading(&self, leading: bool) {
+        let _ = leading;
+    }
 }
 
 impl Ctx {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -34,6 +35,7 @@ pub struct Metrics {
     durations: Family<RouteLabels, Histogram>,
     logins: Family<OutcomeLabels, Counter>,
     reconciles: Family<OutcomeLabels, Histogram>,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -68,12 +70,19 @@ impl Default for Metrics {
              (ok, store_error, runtime_error, panicked); the count is the reconciles",
             reconciles.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "controller_leader",
+            "1 while this replica holds the controller's lease and runs it, else 0",
+            leader.clone(),
+        );
         Metrics {
             registry,
             requests,
             durations,
             logins,
             reconciles,
+            leader,
         }
     }
 }
@@ -119,5 +128,9 @@ impl controller::Observer for Metrics {
                 outcome: outcome.as_str().to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    fn leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 }

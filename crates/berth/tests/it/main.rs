@@ -28,7 +28,18 @@ const ADMIN_PASSWORD: &str = "e2e-admin-password";
 /// (and `database_url`, else the embedded SQLite there); returns it with its URL
 /// once it listens, or kills it and panics after 60 s.
 fn spawn_serve(dir: &Path, runtime: &str, database_url: Option<&str>) -> (Child, String) {
+    spawn_serve_with(dir, runtime, database_url, &[])
+}
+
+/// [`spawn_serve`] with more environment variables.
+fn spawn_serve_with(
+    dir: &Path,
+    runtime: &str,
+    database_url: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Child, String) {
     let mut cmd = Command::new(BIN);
+    cmd.envs(env.iter().copied());
     cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
         .env_remove("BERTH_DATABASE_URL")

@@ -1020,3 +1020,85 @@ async fn an_emptied_database_beside_running_workspaces_is_refused() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Whether the serve at `addr` says it runs the controller.
+fn leads(addr: &str) -> bool {
+    let (status, metrics) = http_get(addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    metrics
+        .lines()
+        .any(|l| l.trim() == "berth_controller_leader 1")
+}
+
+/// Two `berth serve` on one PostgreSQL and one data dir share the work: both
+/// serve the API and the proxy, the first to start leads. A workspace created
+/// through the follower is started by the leader at once: the resync is an
+/// hour away, so only the store's change feed can have woken it. After a
+/// `kill -9` of the leader, the follower takes over: it adopts what runs (not
+/// restarted), starts what is asked of it, and proxies to both.
+#[tokio::test]
+async fn two_serves_on_one_postgres_share_the_work_and_survive_the_leaders_death() {
+    let mut rig = Rig::new();
+    let db = test_support::Engine::Postgres.fresh().await;
+    let env = [("BERTH_CONTROLLER__RESYNC_SECS", "3600")];
+    let start = |rig: &Rig| {
+        let (child, url) = crate::spawn_serve_with(rig.dir.path(), "process", Some(&db.url), &env);
+        Serve { child, url }
+    };
+    let mut a = start(&rig);
+    let token = admin_token(&a.url).await;
+    let api_a = Client::new(&a.url, Some(token.clone())).unwrap();
+    create_profile(&api_a, "web", 96 << 20, APP).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !leads(a.addr()) {
+        assert!(Instant::now() < deadline, "the first serve does not lead");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let b = start(&rig);
+    let api_b = Client::new(&b.url, Some(token.clone())).unwrap();
+    assert!(!leads(b.addr()), "one leader");
+
+    let auth = format!("token {token}");
+    let through = |serve: &Serve, name: &str| {
+        http_get_with(
+            serve.addr(),
+            &format!("/user/admin/{name}/"),
+            &[("Authorization", &auth)],
+        )
+    };
+    let one = rig.create_workspace(&api_b, "one", "web").await;
+    rig.wait_until(&api_b, &one, "running and ready", ready)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while through(&b, "one") != Ok((200, "admin-one".into())) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower does not proxy to it: {:?}",
+            through(&b, "one")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(through(&a, "one"), Ok((200, "admin-one".into())));
+    let seen = rig.inspect(&one, "one");
+
+    // The leader dies. The other takes over and converges.
+    a.child.kill().unwrap();
+    let status = a.child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "berth serve exited with {status}");
+    let two = rig.create_workspace(&api_b, "two", "web").await;
+    rig.wait_until(&api_b, &two, "running and ready", ready)
+        .await;
+    assert!(leads(b.addr()), "the follower leads");
+    assert_eq!(rig.inspect(&one, "one"), seen, "one was adopted as it was");
+    assert_eq!(rig.starts(&one), 1, "one was never restarted");
+    assert_eq!(through(&b, "one"), Ok((200, "admin-one".into())));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while through(&b, "two") != Ok((200, "admin-two".into())) {
+        assert!(Instant::now() < deadline, "{:?}", through(&b, "two"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    rig.delete_all(&api_b).await;
+    rig.serve = Some(b);
+    rig.stop();
+}
