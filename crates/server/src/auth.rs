@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method};
 use axum_extra::extract::cookie::CookieJar;
 
-use model::{now_millis, Filter, Outcome, Principal, ScopeSet, Targets};
+use model::{now_millis, Filter, Principal, ScopeSet, Targets};
 use store::{NewAudit, StoreError};
 
 use crate::error::{ApiError, Code};
@@ -87,6 +87,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The caller of an operation of [`app::App`].
+    pub fn caller(&self) -> app::Caller<'_> {
+        app::Caller {
+            principal: &self.principal,
+            request_id: &self.request_id,
+            source: self.source.as_deref(),
+        }
+    }
+
     /// An audit record of a successful action by this principal.
     pub fn audit(
         &self,
@@ -94,17 +103,7 @@ impl Ctx {
         target_type: &'static str,
         target: &str,
     ) -> NewAudit {
-        NewAudit {
-            actor_id: Some(self.principal.user_id.clone()),
-            actor: Some(self.principal.name.to_string()),
-            action,
-            target_type,
-            target: target.to_owned(),
-            outcome: Outcome::Success,
-            source: self.source.clone(),
-            request_id: Some(self.request_id.clone()),
-            detail: None,
-        }
+        self.caller().audit(action, target_type, target)
     }
 
     /// An audit record of an action on a workspace (target `owner/name`).
@@ -114,18 +113,12 @@ impl Ctx {
         ws: &model::Workspace,
         detail: String,
     ) -> NewAudit {
-        let mut a = self.audit(action, "workspace", &format!("{}/{}", ws.owner, ws.name));
-        a.detail = Some(detail);
-        a
+        self.caller().audit_workspace(action, ws, detail)
     }
 
     /// Fails with 403 unless the principal holds `scope` for `owner_id`'s resources.
     pub fn require(&self, scope: model::Scope, owner_id: &str) -> Result<(), ApiError> {
-        if self.principal.may(scope, owner_id) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(scope))
-        }
+        Ok(self.caller().require(scope, owner_id)?)
     }
 
     /// Fails with 403 unless the principal holds `scope` for `owner_id`'s
@@ -136,20 +129,12 @@ impl Ctx {
         owner_id: &str,
         workspace: &str,
     ) -> Result<(), ApiError> {
-        if self.principal.may_server(scope, owner_id, workspace) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(scope))
-        }
+        Ok(self.caller().require_server(scope, owner_id, workspace)?)
     }
 
     /// Fails with 403 unless the principal holds `scope` at all.
     pub fn require_any(&self, scope: model::Scope) -> Result<(), ApiError> {
-        if self.principal.has(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(scope))
-        }
+        Ok(self.caller().require_any(scope)?)
     }
 }
 

@@ -131,6 +131,33 @@ impl From<store::StoreError> for ApiError {
     }
 }
 
+impl From<app::AppError> for ApiError {
+    fn from(e: app::AppError) -> Self {
+        use app::AppError as E;
+        let about = |field: &str, why: &str, e: ApiError| ApiError {
+            fields: vec![(field.to_owned(), why.to_owned())],
+            ..e
+        };
+        match e {
+            E::NotFound { what } => ApiError::not_found(what),
+            E::Forbidden { scope } => ApiError::forbidden(scope),
+            E::Invalid { field, message } => about(
+                field,
+                &message,
+                ApiError::new(Code::InvalidValue, format!("{field}: {message}")),
+            ),
+            E::AlreadyExists { field, message } => about(
+                field,
+                &message,
+                ApiError::new(Code::AlreadyExists, &*message),
+            ),
+            E::Conflict { message } => ApiError::new(Code::Conflict, message),
+            E::QuotaExceeded { message } => ApiError::new(Code::QuotaExceeded, message),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 /// The error of a response, left for the `observe` middleware to render.
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorInfo {

@@ -28,7 +28,7 @@ use crate::convert::opt_time;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{self, Path};
 use crate::hub::{find, options};
-use crate::routes::{users::visible_user, workspaces};
+use crate::routes::users::visible_user;
 use crate::AppState;
 
 /// The workspace that stands for JupyterHub's default (unnamed) server.
@@ -294,19 +294,21 @@ async fn start(
                 }
                 None => {}
             }
-            workspaces::change(
-                st,
-                ctx,
-                &ws.id,
-                model::AuditAction::WorkspaceStart,
-                None,
-                Some(DesiredState::Running),
-            )
-            .await?
+            let cmd = app::ChangeWorkspace {
+                id: ws.id.clone(),
+                change: app::WorkspaceChange::Start,
+            };
+            st.app.change_workspace(ctx.caller(), cmd).await?
         }
         None => {
             let name = extract::name("server_name", server)?;
-            workspaces::create(st, ctx, &user, &name, &options.profile()?, true).await?
+            let cmd = app::CreateWorkspace {
+                owner: Some(user.name.clone()),
+                name,
+                profile: options.profile()?,
+                start: true,
+            };
+            st.app.create_workspace(ctx.caller(), cmd).await?
         }
     };
     let status = if ws.status.state == WorkspaceState::Running {
@@ -349,7 +351,13 @@ async fn put_named(
         ));
     }
     let profile = start_options(&body)?.profile()?;
-    let ws = workspaces::create(&st, &ctx, &user, &server, &profile, false).await?;
+    let cmd = app::CreateWorkspace {
+        owner: Some(user.name.clone()),
+        name: server,
+        profile,
+        start: false,
+    };
+    let ws = st.app.create_workspace(ctx.caller(), cmd).await?;
     Ok((StatusCode::CREATED, axum::Json(server_model(&ws, &ctx))).into_response())
 }
 
@@ -409,18 +417,17 @@ async fn stop(
             _ => Err(ApiError::not_found("server")),
         };
     };
+    let id = ws.id.clone();
     if remove {
-        workspaces::request_delete(st, ctx, &ws.id, false).await?;
+        let cmd = app::DeleteWorkspace {
+            id,
+            keep_files: false,
+        };
+        st.app.delete_workspace(ctx.caller(), cmd).await?;
     } else {
-        workspaces::change(
-            st,
-            ctx,
-            &ws.id,
-            model::AuditAction::WorkspaceStop,
-            None,
-            Some(DesiredState::Stopped),
-        )
-        .await?;
+        let change = app::WorkspaceChange::Stop;
+        let cmd = app::ChangeWorkspace { id, change };
+        st.app.change_workspace(ctx.caller(), cmd).await?;
     }
     Ok(if settled(st, &ws.id, remove).await? {
         StatusCode::NO_CONTENT

@@ -73,6 +73,8 @@ impl Default for ServerConfig {
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The operations; handlers call these rather than the store.
+    pub app: app::App,
     pub store: store::Store,
     pub metrics: Arc<metrics::Metrics>,
     pub throttle: Arc<auth::Throttle>,
@@ -90,6 +92,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: store::Store, config: ServerConfig) -> Self {
         AppState {
+            app: app::App::new(store.clone(), config.quota),
             store,
             metrics: Arc::default(),
             throttle: Arc::new(auth::Throttle::new(

@@ -286,8 +286,13 @@ async fn create(State(st): State<AppState>, posted: Posted<CreateForm>) -> Respo
     let made = async {
         let name = crate::extract::name("name", form.name.trim())?;
         let profile = crate::extract::name("profile", &form.profile)?;
-        let owner = st.store.user(&viewer.ctx.principal.user_id).await?;
-        workspaces::create(&st, &viewer.ctx, &owner, &name, &profile, start).await
+        let cmd = app::CreateWorkspace {
+            owner: None,
+            name,
+            profile,
+            start,
+        };
+        Ok::<_, crate::error::ApiError>(st.app.create_workspace(viewer.ctx.caller(), cmd).await?)
     }
     .await;
     match made {
@@ -327,11 +332,11 @@ async fn act(
     id: &str,
     desired: DesiredState,
 ) -> Response {
-    let (action, verb) = match desired {
-        DesiredState::Stopped => (model::AuditAction::WorkspaceStop, "Stopping"),
-        _ => (model::AuditAction::WorkspaceStart, "Starting"),
+    let (change, verb) = match desired {
+        DesiredState::Stopped => (app::WorkspaceChange::Stop, "Stopping"),
+        _ => (app::WorkspaceChange::Start, "Starting"),
     };
-    match workspaces::change(st, &posted.viewer.ctx, id, action, None, Some(desired)).await {
+    match workspaces::change(st, &posted.viewer.ctx, id, change).await {
         Ok(ws) => done(
             safe_next(posted.form.next.as_deref(), "/hub/home"),
             &format!("{verb} {}.", ws.name),

@@ -362,7 +362,11 @@ pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()
     }
     let owned = st.store.workspaces_of(&user.id).await?;
     for ws in owned.iter().filter(|w| w.deletion_requested_at.is_none()) {
-        super::workspaces::request_delete(st, ctx, &ws.id, true).await?;
+        let cmd = app::DeleteWorkspace {
+            id: ws.id.clone(),
+            keep_files: true,
+        };
+        st.app.delete_workspace(ctx.caller(), cmd).await?;
     }
     let still_there = || {
         ApiError::new(

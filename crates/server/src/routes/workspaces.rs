@@ -12,13 +12,13 @@ use utoipa_axum::routes;
 use api_types::{
     ErrorBody, Page, Workspace, WorkspaceCreate, WorkspaceStateEvent, WorkspaceUpdate,
 };
-use model::{DesiredState, ProfileSpec, Scope, WorkspaceState};
+use model::{Scope, WorkspaceState};
 use store::{StoreError, WorkspaceFilter};
 
 use super::{created, page};
 use crate::auth::Ctx;
 use crate::convert;
-use crate::error::{missing_as_invalid, on_conflict, ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{self, Json, Path, Query};
 use crate::AppState;
 
@@ -118,85 +118,20 @@ async fn create_workspace(
     ctx: Ctx,
     Json(req): Json<WorkspaceCreate>,
 ) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
-    let name = extract::name("name", &req.name)?;
-    let owner = match req.owner {
-        // A service owns no workspace: it names whose it makes.
-        None if ctx.principal.is_service => {
-            return Err(ApiError::new(
-                Code::InvalidValue,
-                "owner: a service must name the user whose workspace it creates",
-            ))
-        }
-        None => st.store.user(&ctx.principal.user_id).await?,
-        Some(o) => {
-            let o = extract::name("owner", &o)?;
-            st.store
-                .user_by_name(&o)
-                .await
-                .map_err(missing_as_invalid("owner", format!("no user {o}")))?
-        }
+    let cmd = app::CreateWorkspace {
+        name: extract::name("name", &req.name)?,
+        owner: req.owner.map(|o| extract::name("owner", &o)).transpose()?,
+        profile: extract::name("profile", req.profile.as_deref().unwrap_or("standard"))?,
+        start: req.start,
     };
-    let profile_name = extract::name("profile", req.profile.as_deref().unwrap_or("standard"))?;
-    let ws = create(&st, &ctx, &owner, &name, &profile_name, req.start).await?;
+    let ws = st.app.create_workspace(ctx.caller(), cmd).await?;
     Ok(created(convert::workspace(&ws)))
-}
-
-/// Creates a workspace of `owner` (stopped, or asked to run), within quota,
-/// with its audit record.
-pub(crate) async fn create(
-    st: &AppState,
-    ctx: &Ctx,
-    owner: &model::User,
-    name: &model::Name,
-    profile_name: &model::Name,
-    start: bool,
-) -> ApiResult<model::Workspace> {
-    ctx.require(Scope::Servers, &owner.id)?;
-    let profile = st
-        .store
-        .profile(profile_name)
-        .await
-        .map_err(missing_as_invalid(
-            "profile",
-            format!("no profile {profile_name}"),
-        ))?;
-    let desired = if start {
-        DesiredState::Running
-    } else {
-        DesiredState::Stopped
-    };
-    let mut tx = st.store.begin().await?;
-    let activating = start.then_some(&profile.spec);
-    within_quota(&mut tx, &st.config.quota, &owner.id, true, activating, None).await?;
-    let ws = tx
-        .insert_workspace(owner, name, &profile, desired)
-        .await
-        .map_err(on_conflict(
-            Code::AlreadyExists,
-            format!("{} already has a workspace {name}", owner.name),
-        ))?;
-    let detail = format!(
-        "id={} profile={} desired={}",
-        ws.id,
-        profile.name,
-        desired.as_str()
-    );
-    tx.audit(&ctx.audit_workspace(model::AuditAction::WorkspaceCreate, &ws, detail))
-        .await?;
-    tx.commit().await?;
-    Ok(ws)
 }
 
 /// Finds a workspace the caller may read; any other is a 404.
 pub(crate) async fn visible(st: &AppState, ctx: &Ctx, id: &str) -> ApiResult<model::Workspace> {
-    let ws = st
-        .store
-        .workspace(extract::path_id("workspace", id)?)
-        .await?;
-    if !ctx.principal.may(Scope::ReadServers, &ws.owner_id) {
-        return Err(ApiError::not_found("workspace"));
-    }
-    Ok(ws)
+    let id = extract::path_id("workspace", id)?;
+    Ok(st.app.workspace(ctx.caller(), id).await?)
 }
 
 /// One workspace.
@@ -212,101 +147,16 @@ async fn get_workspace(
     )))
 }
 
-/// Applies a desired-state change and records it.
+/// Applies a desired-state change to workspace `id` (as the path gave it).
 pub(crate) async fn change(
     st: &AppState,
     ctx: &Ctx,
     id: &str,
-    action: model::AuditAction,
-    profile: Option<model::Name>,
-    desired: Option<DesiredState>,
+    change: app::WorkspaceChange,
 ) -> ApiResult<model::Workspace> {
-    let ws = visible(st, ctx, id).await?;
-    // Stopping is JupyterHub's `delete:servers` (what an idle culler holds).
-    let needed = match (desired, &profile) {
-        (Some(DesiredState::Stopped), None) => Scope::DeleteServers,
-        _ => Scope::Servers,
-    };
-    ctx.require_server(needed, &ws.owner_id, ws.name.as_str())?;
-    let profile = match profile {
-        None => None,
-        Some(n) => Some(
-            st.store
-                .profile(&n)
-                .await
-                .map_err(missing_as_invalid("profile", format!("no profile {n}")))?,
-        ),
-    };
-    let mut tx = st.store.begin().await?;
-    // What becomes active: the workspace's profile if it is asked to run, or the
-    // new profile of an active workspace in place of its old one.
-    let was_active = ws.spec.desired != DesiredState::Stopped;
-    let will_be_active = desired.map_or(was_active, |d| d != DesiredState::Stopped);
-    if will_be_active && (!was_active || profile.is_some()) {
-        let current = st.store.profile(&ws.spec.profile).await?;
-        let next = profile.as_ref().unwrap_or(&current);
-        let releasing = was_active.then_some(&current.spec);
-        within_quota(
-            &mut tx,
-            &st.config.quota,
-            &ws.owner_id,
-            false,
-            Some(&next.spec),
-            releasing,
-        )
-        .await?;
-    }
-    tx.update_workspace_spec(&ws.id, profile.as_ref(), desired)
-        .await
-        .map_err(on_conflict(
-            Code::Conflict,
-            "the workspace is being deleted",
-        ))?;
-    tx.audit(&ctx.audit_workspace(action, &ws, format!("id={}", ws.id)))
-        .await?;
-    tx.commit().await?;
-    Ok(st.store.workspace(&ws.id).await?)
-}
-
-/// Fails with 403 `quota_exceeded` unless the owner stays within their quota
-/// (`default`, or the limits an admin gave them) after `adding` a workspace and
-/// `activating` a profile in place of `releasing`.
-async fn within_quota(
-    tx: &mut store::Tx,
-    default: &crate::Quota,
-    owner_id: &str,
-    adding: bool,
-    activating: Option<&ProfileSpec>,
-    releasing: Option<&ProfileSpec>,
-) -> ApiResult<()> {
-    let q = default.with(tx.quota_override(owner_id).await?.as_ref());
-    let used = tx.usage(owner_id).await?;
-    let exceeded = |m: String| Err(ApiError::new(Code::QuotaExceeded, m));
-    if adding && used.workspaces >= q.max_workspaces {
-        let n = q.max_workspaces;
-        let noun = if n == 1 { "workspace" } else { "workspaces" };
-        return exceeded(format!("the quota allows at most {n} {noun}"));
-    }
-    if let Some(p) = activating {
-        let (cpu0, mem0) = releasing.map_or((0, 0), |r| (r.cpu_millis, r.memory_bytes));
-        let cpu = used.cpu_millis.saturating_sub(cpu0) + p.cpu_millis;
-        let mem = used.memory_bytes.saturating_sub(mem0) + p.memory_bytes;
-        if cpu > q.max_cpu_millis {
-            return exceeded(format!(
-                "{} CPUs would be in use; the quota is {}",
-                cpu as f64 / 1000.0,
-                q.max_cpu_millis as f64 / 1000.0
-            ));
-        }
-        if mem > q.max_memory_bytes {
-            return exceeded(format!(
-                "{} GiB of memory would be in use; the quota is {} GiB",
-                mem as f64 / (1u64 << 30) as f64,
-                q.max_memory_bytes as f64 / (1u64 << 30) as f64
-            ));
-        }
-    }
-    Ok(())
+    let id = extract::path_id("workspace", id)?.to_owned();
+    let cmd = app::ChangeWorkspace { id, change };
+    Ok(st.app.change_workspace(ctx.caller(), cmd).await?)
 }
 
 /// Changes a workspace's profile (applied at its next start).
@@ -319,19 +169,18 @@ async fn update_workspace(
     Path(id): Path<String>,
     Json(req): Json<WorkspaceUpdate>,
 ) -> ApiResult<axum::Json<Workspace>> {
-    let profile = req
-        .profile
-        .map(|p| extract::name("profile", &p))
-        .transpose()?;
-    let ws = change(
-        &st,
-        &ctx,
-        &id,
-        model::AuditAction::WorkspaceUpdate,
-        profile,
-        None,
-    )
-    .await?;
+    let ws = match req.profile {
+        Some(p) => {
+            let profile = extract::name("profile", &p)?;
+            change(&st, &ctx, &id, app::WorkspaceChange::Profile(profile)).await?
+        }
+        // Nothing to change, for one who may change it.
+        None => {
+            let ws = visible(&st, &ctx, &id).await?;
+            ctx.require_server(Scope::Servers, &ws.owner_id, ws.name.as_str())?;
+            ws
+        }
+    };
     Ok(axum::Json(convert::workspace(&ws)))
 }
 
@@ -344,15 +193,7 @@ async fn start_workspace(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
-    let ws = change(
-        &st,
-        &ctx,
-        &id,
-        model::AuditAction::WorkspaceStart,
-        None,
-        Some(DesiredState::Running),
-    )
-    .await?;
+    let ws = change(&st, &ctx, &id, app::WorkspaceChange::Start).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
 }
 
@@ -365,15 +206,7 @@ async fn stop_workspace(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, axum::Json<Workspace>)> {
-    let ws = change(
-        &st,
-        &ctx,
-        &id,
-        model::AuditAction::WorkspaceStop,
-        None,
-        Some(DesiredState::Stopped),
-    )
-    .await?;
+    let ws = change(&st, &ctx, &id, app::WorkspaceChange::Stop).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
 }
 
@@ -408,15 +241,9 @@ pub(crate) async fn request_delete(
     id: &str,
     keep_files: bool,
 ) -> ApiResult<model::Workspace> {
-    let ws = visible(st, ctx, id).await?;
-    ctx.require_server(Scope::DeleteServers, &ws.owner_id, ws.name.as_str())?;
-    let mut tx = st.store.begin().await?;
-    tx.request_workspace_deletion(&ws.id, keep_files).await?;
-    let detail = format!("id={} keep_files={keep_files}", ws.id);
-    tx.audit(&ctx.audit_workspace(model::AuditAction::WorkspaceDelete, &ws, detail))
-        .await?;
-    tx.commit().await?;
-    Ok(st.store.workspace(&ws.id).await?)
+    let id = extract::path_id("workspace", id)?.to_owned();
+    let cmd = app::DeleteWorkspace { id, keep_files };
+    Ok(st.app.delete_workspace(ctx.caller(), cmd).await?)
 }
 
 /// Follows a workspace's state as server-sent events: a `data:` line holding
