@@ -8,6 +8,7 @@
 //! The REST API, the JupyterHub API and the portal are adapters over this
 //! crate: they parse input into commands and render results and errors.
 
+mod shares;
 mod workspaces;
 
 pub use workspaces::{ChangeWorkspace, CreateWorkspace, DeleteWorkspace, WorkspaceChange};

@@ -131,7 +131,7 @@ async fn list(
     Path(p): Path<ServerPath>,
 ) -> ApiResult<axum::Json<Value>> {
     let ws = server(&st, &ctx, &p, Scope::ReadShares).await?;
-    let shares = shares::list(&st, &ctx, &ws).await?;
+    let shares = st.app.shares(ctx.caller(), &ws).await?;
     Ok(page(
         shares.iter().map(|s| share_model(s, Some(&ws))).collect(),
     ))
@@ -177,7 +177,7 @@ async fn grant(
             "scopes: berth shares access:servers on the server only",
         ));
     }
-    let share = shares::grant(&st, &ctx, &ws, &body.with()?).await?;
+    let share = st.app.share(ctx.caller(), &ws, &body.with()?).await?;
     Ok(axum::Json(share_model(&share, Some(&ws))))
 }
 
@@ -197,7 +197,9 @@ async fn revoke(
         .is_none_or(|list| list.iter().any(|scope| is_access(scope, &ws)));
     if !revokes_access {
         // Revoking scopes a share does not hold leaves it as it is.
-        let kept = shares::list(&st, &ctx, &ws)
+        let kept = st
+            .app
+            .shares(ctx.caller(), &ws)
             .await?
             .into_iter()
             .find(|s| s.with == with);
@@ -205,7 +207,7 @@ async fn revoke(
             kept.map_or_else(|| json!({}), |s| share_model(&s, Some(&ws))),
         ));
     }
-    shares::revoke(&st, &ctx, &ws, Some(&with)).await?;
+    st.app.unshare(ctx.caller(), &ws, Some(&with)).await?;
     Ok(axum::Json(json!({})))
 }
 
@@ -215,7 +217,7 @@ async fn revoke_all(
     Path(p): Path<ServerPath>,
 ) -> ApiResult<StatusCode> {
     let ws = server(&st, &ctx, &p, Scope::Shares).await?;
-    shares::revoke(&st, &ctx, &ws, None).await?;
+    st.app.unshare(ctx.caller(), &ws, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,7 +228,9 @@ async fn shared_with(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
     let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
-    let items = shares::shared_with(&st, &user.id)
+    let items = st
+        .app
+        .shared_with(&user.id)
         .await?
         .iter()
         .map(|(s, ws)| share_model(s, ws.as_ref()))

@@ -54,7 +54,8 @@ pub(super) async fn page(
         .principal
         .may_server(Scope::Shares, &ws.owner_id, ws.name.as_str());
     let shares: Vec<_> = if may_share {
-        crate::shares::list(st, &viewer.ctx, ws)
+        st.app
+            .shares(viewer.ctx.caller(), ws)
             .await?
             .iter()
             .map(|s| {

@@ -251,7 +251,7 @@ async fn shared_with_me(
     profiles: &HashMap<String, Profile>,
 ) -> ApiResult<Vec<Value>> {
     let mut by_ws: Vec<(Workspace, Vec<String>)> = Vec::new();
-    for (share, ws) in crate::shares::shared_with(st, user_id).await? {
+    for (share, ws) in st.app.shared_with(user_id).await? {
         let Some(ws) = ws else { continue };
         if ws.owner_id == user_id || ws.deletion_requested_at.is_some() {
             continue;

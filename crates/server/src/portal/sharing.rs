@@ -61,7 +61,11 @@ async fn share(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let granted = async { shares::grant(&st, &viewer.ctx, &ws, &form.with()?).await }.await;
+    let granted = async {
+        let with = form.with()?;
+        Ok::<_, ApiError>(st.app.share(viewer.ctx.caller(), &ws, &with).await?)
+    }
+    .await;
     match granted {
         Ok(s) => {
             let whom = match &s.with {
@@ -100,7 +104,11 @@ async fn unshare(
     };
     let revoked = async {
         let with = form.with()?;
-        shares::revoke(&st, &viewer.ctx, &ws, Some(&with)).await
+        Ok::<_, ApiError>(
+            st.app
+                .unshare(viewer.ctx.caller(), &ws, Some(&with))
+                .await?,
+        )
     }
     .await;
     match revoked {

@@ -37,7 +37,7 @@ async fn list_shares(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<Share>>> {
     let ws = visible(&st, &ctx, &id).await?;
-    let list = shares::list(&st, &ctx, &ws).await?;
+    let list = st.app.shares(ctx.caller(), &ws).await?;
     Ok(axum::Json(
         list.iter().map(|s| convert::share(s, Some(&ws))).collect(),
     ))
@@ -57,7 +57,7 @@ async fn create_share(
 ) -> ApiResult<(StatusCode, axum::Json<Share>)> {
     let ws = visible(&st, &ctx, &id).await?;
     let with = shares::with_of(req.user.as_deref(), req.group.as_deref())?;
-    let share = shares::grant(&st, &ctx, &ws, &with).await?;
+    let share = st.app.share(ctx.caller(), &ws, &with).await?;
     Ok(created(convert::share(&share, Some(&ws))))
 }
 
@@ -71,13 +71,13 @@ async fn delete_shares(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let ws = visible(&st, &ctx, &id).await?;
-    shares::revoke(&st, &ctx, &ws, None).await?;
+    st.app.unshare(ctx.caller(), &ws, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn revoke(st: &AppState, ctx: &Ctx, id: &str, with: ShareWith) -> ApiResult<StatusCode> {
     let ws = visible(st, ctx, id).await?;
-    shares::revoke(st, ctx, &ws, Some(&with)).await?;
+    st.app.unshare(ctx.caller(), &ws, Some(&with)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -117,7 +117,7 @@ async fn shared_with(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Vec<Share>>> {
     let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
-    let list = shares::shared_with(&st, &user.id).await?;
+    let list = st.app.shared_with(&user.id).await?;
     Ok(axum::Json(
         list.iter()
             .map(|(s, ws)| convert::share(s, ws.as_ref()))
