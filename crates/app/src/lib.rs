@@ -8,9 +8,11 @@
 //! The REST API, the JupyterHub API and the portal are adapters over this
 //! crate: they parse input into commands and render results and errors.
 
+mod credentials;
 mod shares;
 mod workspaces;
 
+pub use credentials::{Authenticated, Presented};
 pub use workspaces::{ChangeWorkspace, CreateWorkspace, DeleteWorkspace, WorkspaceChange};
 
 use model::{AuditAction, Outcome, Principal, Quota, Scope};
@@ -23,11 +25,16 @@ pub struct App {
     /// What each user may hold at most, unless an admin gave them limits of
     /// their own.
     quota: Quota,
+    credentials: credentials::Credentials,
 }
 
 impl App {
     pub fn new(store: Store, quota: Quota) -> App {
-        App { store, quota }
+        App {
+            store,
+            quota,
+            credentials: credentials::Credentials::default(),
+        }
     }
 
     pub fn quota(&self) -> &Quota {
@@ -127,6 +134,10 @@ pub enum AppError {
     Conflict { message: String },
     #[error("{message}")]
     QuotaExceeded { message: String },
+    /// No credential, or one that is unknown, expired or revoked, or whose
+    /// user is disabled.
+    #[error("log in or send an API token")]
+    Unauthenticated,
     #[error("store")]
     Store(#[source] StoreError),
 }

@@ -131,6 +131,18 @@ impl From<store::StoreError> for ApiError {
     }
 }
 
+impl From<::auth::PasswordError> for ApiError {
+    fn from(e: ::auth::PasswordError) -> Self {
+        match e {
+            ::auth::PasswordError::Rejected(why) => ApiError {
+                fields: vec![("password".into(), why.into())],
+                ..ApiError::new(Code::InvalidValue, format!("password: {why}"))
+            },
+            e => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<app::AppError> for ApiError {
     fn from(e: app::AppError) -> Self {
         use app::AppError as E;
@@ -153,6 +165,7 @@ impl From<app::AppError> for ApiError {
             ),
             E::Conflict { message } => ApiError::new(Code::Conflict, message),
             E::QuotaExceeded { message } => ApiError::new(Code::QuotaExceeded, message),
+            E::Unauthenticated => ApiError::new(Code::Unauthenticated, e.to_string()),
             E::Store(e) => e.into(),
         }
     }

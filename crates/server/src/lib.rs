@@ -26,8 +26,7 @@ mod proxied;
 pub(crate) mod routes;
 mod shares;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -79,9 +78,6 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub throttle: Arc<auth::Throttle>,
     pub config: Arc<ServerConfig>,
-    /// When each token's `last_used` was last written, to write it at most once a minute.
-    touched: Arc<Mutex<HashMap<String, i64>>>,
-    pub auth_cache: auth::AuthCache,
     /// The proxy to workspaces, over the controller's route table.
     pub proxy: proxy::Proxy,
     /// The runtime, for what only it can tell (a workspace's log and resource
@@ -100,8 +96,6 @@ impl AppState {
                 config.login_lockout,
             )),
             config: Arc::new(config),
-            touched: Arc::default(),
-            auth_cache: auth::AuthCache::default(),
             // No routes: until `with_routes`, every workspace is unknown.
             proxy: proxy::Proxy::new(
                 tokio::sync::watch::channel(Arc::default()).1,
@@ -118,17 +112,6 @@ impl AppState {
     ) -> Self {
         self.proxy = proxy::Proxy::new(routes, &[auth::SESSION_COOKIE]);
         self
-    }
-
-    pub(crate) fn should_touch(&self, token_id: &str, now: i64) -> bool {
-        let mut touched = self.touched.lock().unwrap();
-        match touched.get(token_id) {
-            Some(&last) if now - last < 60_000 => false,
-            _ => {
-                touched.insert(token_id.to_owned(), now);
-                true
-            }
-        }
     }
 }
 

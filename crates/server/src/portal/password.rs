@@ -94,8 +94,7 @@ fn check(form: &PasswordForm, own: bool) -> FormErrors {
             .insert("old_password".into(), "enter your current password".into());
     }
     if let Err(e) = crate::auth::check_password(&form.password) {
-        let why = e.message.trim_start_matches("password: ").to_owned();
-        errors.fields.insert("password".into(), why);
+        errors.fields.insert("password".into(), e.to_string());
     }
     if form.confirm != form.password {
         errors
