@@ -9,36 +9,71 @@
 //! crate: they parse input into commands and render results and errors.
 
 mod credentials;
+mod sessions;
 mod shares;
+mod users;
 mod workspaces;
 
 pub use credentials::{Authenticated, Presented};
+pub use sessions::{LogIn, NewSession};
+pub use users::{bootstrap, reset_password, CreateUser, SetPassword, UpdateUser, UserDeletion};
 pub use workspaces::{ChangeWorkspace, CreateWorkspace, DeleteWorkspace, WorkspaceChange};
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use model::{AuditAction, Outcome, Principal, Quota, Scope};
 use store::{NewAudit, Store, StoreError};
+
+/// Settings of the operations.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What each user may hold at most, unless an admin gave them limits of
+    /// their own.
+    pub quota: Quota,
+    pub session_ttl: Duration,
+    /// Failed logins for one user name before attempts are refused for a while.
+    pub login_max_failures: u32,
+    /// The first refusal period; it doubles with each further failure.
+    pub login_lockout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            quota: Quota::default(),
+            session_ttl: Duration::from_secs(14 * 24 * 3600),
+            login_max_failures: 5,
+            login_lockout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// What every operation runs against; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct App {
     store: Store,
-    /// What each user may hold at most, unless an admin gave them limits of
-    /// their own.
-    quota: Quota,
+    config: Arc<Config>,
     credentials: credentials::Credentials,
+    /// Failed logins, by user name and by address.
+    throttle: Arc<auth::Throttle>,
 }
 
 impl App {
-    pub fn new(store: Store, quota: Quota) -> App {
+    pub fn new(store: Store, config: Config) -> App {
         App {
             store,
-            quota,
+            throttle: Arc::new(auth::Throttle::new(
+                config.login_max_failures,
+                config.login_lockout,
+            )),
+            config: Arc::new(config),
             credentials: credentials::Credentials::default(),
         }
     }
 
-    pub fn quota(&self) -> &Quota {
-        &self.quota
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 }
 
@@ -138,6 +173,21 @@ pub enum AppError {
     /// user is disabled.
     #[error("log in or send an API token")]
     Unauthenticated,
+    /// A login with an unknown user name or a wrong password.
+    #[error("wrong user name or password")]
+    InvalidCredentials,
+    /// A login to an account that has no password.
+    #[error("{user} has no password: an administrator can set one, or use an API token")]
+    NoPassword { user: model::Name },
+    /// Changing one's own password: `old_password` is not the current one.
+    #[error("old_password: that is not your current password")]
+    WrongPassword,
+    /// Too many failed logins: try again after this many seconds.
+    #[error("too many failed logins; try again in {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
+    /// A fault that is not the caller's.
+    #[error("{0}")]
+    Internal(String),
     #[error("store")]
     Store(#[source] StoreError),
 }
@@ -147,6 +197,7 @@ impl AppError {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             AppError::Invalid { field, .. } | AppError::AlreadyExists { field, .. } => Some(field),
+            AppError::WrongPassword => Some("old_password"),
             _ => None,
         }
     }

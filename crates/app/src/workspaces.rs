@@ -204,7 +204,10 @@ impl App {
         activating: Option<&ProfileSpec>,
         releasing: Option<&ProfileSpec>,
     ) -> Result<()> {
-        let q = self.quota.with(tx.quota_override(owner_id).await?.as_ref());
+        let q = self
+            .config
+            .quota
+            .with(tx.quota_override(owner_id).await?.as_ref());
         let used = tx.usage(owner_id).await?;
         let exceeded = |message: String| Err(AppError::QuotaExceeded { message });
         if adding && used.workspaces >= q.max_workspaces {

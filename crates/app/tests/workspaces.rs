@@ -60,7 +60,13 @@ async fn fixture(engine: Engine) -> Fixture {
     let bob = people.pop().unwrap();
     let alice = people.pop().unwrap();
     Fixture {
-        app: App::new(store.clone(), quota),
+        app: App::new(
+            store.clone(),
+            app::Config {
+                quota,
+                ..app::Config::default()
+            },
+        ),
         store,
         alice,
         bob,

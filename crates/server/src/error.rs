@@ -158,14 +158,27 @@ impl From<app::AppError> for ApiError {
                 &message,
                 ApiError::new(Code::InvalidValue, format!("{field}: {message}")),
             ),
-            E::AlreadyExists { field, message } => about(
-                field,
-                &message,
-                ApiError::new(Code::AlreadyExists, &*message),
-            ),
+            E::AlreadyExists { field, message } => {
+                let why = message
+                    .strip_prefix(&format!("{field}: "))
+                    .unwrap_or(&message);
+                about(field, why, ApiError::new(Code::AlreadyExists, &*message))
+            }
             E::Conflict { message } => ApiError::new(Code::Conflict, message),
             E::QuotaExceeded { message } => ApiError::new(Code::QuotaExceeded, message),
             E::Unauthenticated => ApiError::new(Code::Unauthenticated, e.to_string()),
+            E::InvalidCredentials => ApiError::new(Code::InvalidCredentials, e.to_string()),
+            E::NoPassword { .. } => ApiError::new(Code::NoPassword, e.to_string()),
+            E::WrongPassword => about(
+                "old_password",
+                "that is not your current password",
+                ApiError::new(Code::WrongPassword, e.to_string()),
+            ),
+            E::TooManyRequests { retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(Code::TooManyRequests, e.to_string())
+            },
+            E::Internal(cause) => ApiError::internal(cause),
             E::Store(e) => e.into(),
         }
     }

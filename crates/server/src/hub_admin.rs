@@ -33,7 +33,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use api_types::{GroupCreate, GroupMembers, TokenCreate, UserCreate, UserUpdate};
+use api_types::{GroupCreate, GroupMembers, TokenCreate};
 use model::{now_millis, Scope};
 
 use crate::auth::Ctx;
@@ -135,12 +135,12 @@ async fn create_users(
     }
     let mut models = Vec::with_capacity(missing.len());
     for name in missing {
-        let new = UserCreate {
-            name: name.to_string(),
+        let cmd = app::CreateUser {
+            name,
             password: None,
             admin: req.admin,
         };
-        let user = users::create(&st, &ctx, new).await?;
+        let user = st.app.create_user(ctx.caller(), cmd).await?;
         models.push(user_model(&st, &ctx, &user, false).await?);
     }
     Ok(created(Value::Array(models)))
@@ -161,12 +161,12 @@ async fn create_user(
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let o: NewUser = options(&body)?;
-    let new = UserCreate {
-        name,
+    let cmd = app::CreateUser {
+        name: extract::name("name", &name)?,
         password: None,
         admin: o.admin,
     };
-    let user = users::create(&st, &ctx, new).await?;
+    let user = st.app.create_user(ctx.caller(), cmd).await?;
     Ok(created(user_model(&st, &ctx, &user, false).await?))
 }
 
@@ -185,11 +185,14 @@ async fn update_user(
     Path(name): Path<String>,
     Json(req): Json<UserChange>,
 ) -> ApiResult<axum::Json<Value>> {
-    let change = UserUpdate {
-        name: req.name.filter(|n| *n != name),
+    let change = app::UpdateUser {
+        rename: req
+            .name
+            .filter(|n| *n != name)
+            .map(|n| extract::name("name", &n))
+            .transpose()?,
         admin: req.admin,
-        disabled: None,
-        password: None,
+        ..app::UpdateUser::default()
     };
     let user = users::update(&st, &ctx, &name, change)
         .await

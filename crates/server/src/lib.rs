@@ -76,7 +76,6 @@ pub struct AppState {
     pub app: app::App,
     pub store: store::Store,
     pub metrics: Arc<metrics::Metrics>,
-    pub throttle: Arc<auth::Throttle>,
     pub config: Arc<ServerConfig>,
     /// The proxy to workspaces, over the controller's route table.
     pub proxy: proxy::Proxy,
@@ -88,13 +87,17 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: store::Store, config: ServerConfig) -> Self {
         AppState {
-            app: app::App::new(store.clone(), config.quota),
+            app: app::App::new(
+                store.clone(),
+                app::Config {
+                    quota: config.quota,
+                    session_ttl: config.session_ttl,
+                    login_max_failures: config.login_max_failures,
+                    login_lockout: config.login_lockout,
+                },
+            ),
             store,
             metrics: Arc::default(),
-            throttle: Arc::new(auth::Throttle::new(
-                config.login_max_failures,
-                config.login_lockout,
-            )),
             config: Arc::new(config),
             // No routes: until `with_routes`, every workspace is unknown.
             proxy: proxy::Proxy::new(
@@ -167,102 +170,20 @@ pub async fn flush_activity(
     flush(&state).await;
 }
 
-/// First start: with no user at all, creates the admin account (with the given
-/// password or a random one, returned so that it can be shown once) and the
-/// built-in profiles. Does nothing on a database that has users.
+/// First start: [`app::bootstrap`], with its error as the API reports one.
 pub async fn bootstrap(
     store: &store::Store,
     admin_password: Option<&str>,
 ) -> Result<Option<String>, error::ApiError> {
-    if store.count_users().await? > 0 {
-        return Ok(None);
-    }
-    let (password, generated) = match admin_password {
-        Some(p) => (p.to_owned(), false),
-        None => (auth::random_secret()[..20].to_owned(), true),
-    };
-    auth::check_password(&password)?;
-    let hash = auth::hash_password(password.clone()).await?;
-    let mut tx = store.begin().await?;
-    let admin = tx
-        .insert_user(&store::NewUser {
-            name: model::Name::parse("admin").expect("valid name"),
-            password_hash: Some(hash),
-            is_admin: true,
-        })
-        .await?;
-    for (name, spec) in builtin_profiles() {
-        tx.insert_profile(&store::NewProfile {
-            name: model::Name::parse(name).expect("valid name"),
-            spec,
-        })
-        .await?;
-    }
-    tx.audit(&store::NewAudit {
-        actor_id: None,
-        actor: None,
-        action: model::AuditAction::SystemBootstrap,
-        target_type: "user",
-        target: admin.name.to_string(),
-        outcome: model::Outcome::Success,
-        source: None,
-        request_id: None,
-        detail: Some("created the admin account and the built-in profiles".into()),
-    })
-    .await?;
-    tx.commit().await?;
-    Ok(generated.then_some(password))
+    Ok(app::bootstrap(store, admin_password).await?)
 }
 
-/// Sets the password of the user `name` on the server's own machine (`berth
-/// admin reset-password`): `password`, else a new random one, which is
-/// returned. Every session of the user ends (a running server's cache forgets
-/// them within 30 s); the audit record names no actor.
+/// `berth admin reset-password`: [`app::reset_password`] of the user `name`.
 pub async fn reset_password(
     store: &store::Store,
     name: &str,
     password: Option<&str>,
 ) -> Result<Option<String>, error::ApiError> {
     let name = extract::name("name", name)?;
-    let user = store.user_by_name(&name).await?;
-    let (password, generated) = match password {
-        Some(p) => (p.to_owned(), false),
-        None => (auth::random_secret()[..20].to_owned(), true),
-    };
-    auth::check_password(&password)?;
-    let hash = auth::hash_password(password.clone()).await?;
-    let mut tx = store.begin().await?;
-    tx.update_user(
-        &user.id,
-        &store::UserPatch {
-            password_hash: Some(hash),
-            ..Default::default()
-        },
-    )
-    .await?;
-    tx.audit(&store::NewAudit {
-        actor_id: None,
-        actor: None,
-        action: model::AuditAction::UserPassword,
-        target_type: "user",
-        target: user.name.to_string(),
-        outcome: model::Outcome::Success,
-        source: None,
-        request_id: None,
-        detail: Some("reset on the server's machine (berth admin reset-password)".into()),
-    })
-    .await?;
-    tx.commit().await?;
-    Ok(generated.then_some(password))
-}
-
-fn builtin_profiles() -> Vec<(&'static str, model::ProfileSpec)> {
-    let standard = model::ProfileSpec::standard();
-    let high_memory = model::ProfileSpec {
-        display_name: "High-Memory (4 CPU, 32 GiB)".into(),
-        cpu_millis: 4000,
-        memory_bytes: 32 << 30,
-        ..standard.clone()
-    };
-    vec![("standard", standard), ("high-memory", high_memory)]
+    Ok(app::reset_password(store, &name, password).await?)
 }

@@ -12,7 +12,7 @@ use axum::Router;
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
-use api_types::{GroupCreate, GroupMembers, Page, ProfileUpdate, UserCreate, UserUpdate};
+use api_types::{GroupCreate, GroupMembers, Page, ProfileUpdate};
 use model::{DesiredState, WorkspaceState};
 
 use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view};
@@ -206,12 +206,15 @@ async fn users_with_error(
 async fn create_user(State(st): State<AppState>, posted: Posted<UserForm>) -> Response {
     let Posted { viewer, form } = posted;
     admin_only(&viewer, async {
-        let req = UserCreate {
-            name: form.name.trim().to_owned(),
-            password: (!form.password.is_empty()).then(|| form.password.clone()),
-            admin: checked(&form.admin),
+        let created = async {
+            let cmd = app::CreateUser {
+                name: crate::extract::name("name", form.name.trim())?,
+                password: (!form.password.is_empty()).then(|| form.password.clone()),
+                admin: checked(&form.admin),
+            };
+            Ok::<_, ApiError>(st.app.create_user(viewer.ctx.caller(), cmd).await?)
         };
-        match users::create(&st, &viewer.ctx, req).await {
+        match created.await {
             Ok(u) => Ok(done(
                 "/hub/admin/users",
                 &format!("Created user {}.", u.name),
@@ -244,30 +247,30 @@ async fn update_user(
     admin_only(viewer, async {
         let (req, said) = match posted.form.action.as_str() {
             "make-admin" => (
-                UserUpdate {
+                app::UpdateUser {
                     admin: Some(true),
-                    ..UserUpdate::default()
+                    ..app::UpdateUser::default()
                 },
                 "is now an admin",
             ),
             "revoke-admin" => (
-                UserUpdate {
+                app::UpdateUser {
                     admin: Some(false),
-                    ..UserUpdate::default()
+                    ..app::UpdateUser::default()
                 },
                 "is no longer an admin",
             ),
             "disable" => (
-                UserUpdate {
+                app::UpdateUser {
                     disabled: Some(true),
-                    ..UserUpdate::default()
+                    ..app::UpdateUser::default()
                 },
                 "is disabled",
             ),
             "enable" => (
-                UserUpdate {
+                app::UpdateUser {
                     disabled: Some(false),
-                    ..UserUpdate::default()
+                    ..app::UpdateUser::default()
                 },
                 "is enabled",
             ),

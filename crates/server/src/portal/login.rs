@@ -121,7 +121,7 @@ async fn login(
             None,
         );
     }
-    match session::log_in(&st, &meta, &username, f.password).await {
+    match session::log_in(&st, &meta, &username, &f.password).await {
         Ok((cookie, _, _)) => {
             let jar = jar
                 .add(cookie)

@@ -11,8 +11,6 @@ use axum::Router;
 use minijinja::context;
 use serde::Deserialize;
 
-use api_types::PasswordChange;
-
 use super::{done, FormErrors, Posted, Viewer};
 use crate::error::Code;
 use crate::routes::users;
@@ -111,11 +109,8 @@ async fn change_own(State(st): State<AppState>, posted: Posted<PasswordForm>) ->
         return render(&viewer, None, errors, StatusCode::UNPROCESSABLE_ENTITY);
     }
     let me = viewer.ctx.principal.name.to_string();
-    let req = PasswordChange {
-        old_password: Some(form.old_password),
-        password: form.password,
-    };
-    match users::set_password(&st, &viewer.ctx, &me, req).await {
+    let old = Some(form.old_password);
+    match users::set_password(&st, &viewer.ctx, &me, old, form.password).await {
         Ok(renewed) => {
             let mut res = done(
                 "/hub/home",
@@ -154,11 +149,7 @@ async fn set_theirs(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     }
-    let req = PasswordChange {
-        old_password: None,
-        password: form.password,
-    };
-    match users::set_password(&st, &viewer.ctx, &name, req).await {
+    match users::set_password(&st, &viewer.ctx, &name, None, form.password).await {
         Ok(_) => done(
             "/hub/admin/users",
             &format!("Set the password of {name}; their sessions were logged out."),

@@ -9,12 +9,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use api_types::{ErrorBody, LoginRequest, Me};
-use model::{now_millis, Outcome, ScopeSet};
-use store::{NewAudit, StoreError};
+use model::ScopeSet;
 
 use crate::auth::{self, Ctx, SESSION_COOKIE};
 use crate::convert;
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::ApiResult;
 use crate::extract::Json;
 use crate::AppState;
 
@@ -56,7 +55,7 @@ async fn login(
     jar: CookieJar,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let (cookie, user, csrf) = log_in(&st, &meta, &req.username, req.password).await?;
+    let (cookie, user, csrf) = log_in(&st, &meta, &req.username, &req.password).await?;
     let groups = st.store.groups_of(&user.id).await?;
     let scopes = ScopeSet::for_role(user.is_admin);
     let me = Me {
@@ -68,132 +67,41 @@ async fn login(
     Ok((jar.add(cookie), axum::Json(me)).into_response())
 }
 
-/// Checks a password (throttled, audited) and opens a session: its cookie, the
-/// user, and the session's CSRF token. The portal's login form shares it.
+/// Checks a password (throttled, audited: [`app::App::log_in`]) and opens a
+/// session: its cookie, the user, and the session's CSRF token. The portal's
+/// login form shares it.
 pub(crate) async fn log_in(
     st: &AppState,
     meta: &Meta,
     username: &str,
-    password: String,
+    password: &str,
 ) -> ApiResult<(Cookie<'static>, model::User, String)> {
-    let ip = meta.source.as_deref().and_then(|s| s.parse().ok());
-    // As recorded and throttled: bounded, and without control characters (PostgreSQL
-    // refuses NUL in text).
-    let attempted = username
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_control() {
-                char::REPLACEMENT_CHARACTER
-            } else {
-                c
-            }
-        })
-        .collect::<String>();
-    let record = |outcome, detail: &str| NewAudit {
-        actor_id: None,
-        actor: None,
-        action: model::AuditAction::AuthLogin,
-        target_type: "user",
-        target: attempted.clone(),
-        outcome,
-        source: meta.source.clone(),
-        request_id: Some(meta.request_id.clone()),
-        detail: Some(detail.to_owned()),
+    let attempt = app::LogIn {
+        username,
+        password,
+        source: meta.source.as_deref(),
+        request_id: &meta.request_id,
     };
-    if let Some(wait) = st.throttle.check(&attempted, ip) {
-        st.metrics.login("throttled");
-        st.store
-            .audit_alone(&record(Outcome::Denied, "throttled"))
-            .await?;
-        let mut e = ApiError::new(
-            Code::TooManyRequests,
-            format!("too many failed logins; try again in {wait} seconds"),
-        );
-        e.retry_after = Some(wait);
-        return Err(e);
-    }
-    // Every user name is a valid name; any other string names no one.
-    let found = if model::Name::parse(username).is_ok() {
-        match st.store.user_credentials(username).await {
-            Ok(found) => Some(found),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        None
-    };
-    let (user, hash) = match found {
-        Some((u, h)) => (Some(u), h),
-        None => (None, None),
-    };
-    let hash_missing = hash.is_none();
-    let ok = auth::verify_password(password, hash).await;
-    let user = match user {
-        Some(u) if ok && !u.disabled => u,
-        // Said plainly: user names are no secret (they are in every URL).
-        Some(u) if hash_missing && !u.disabled => {
-            st.throttle.failed(&attempted, ip);
-            st.metrics.login("failure");
-            st.store
-                .audit_alone(&record(Outcome::Failure, "the account has no password"))
-                .await?;
-            return Err(ApiError::new(
-                Code::NoPassword,
-                format!(
-                    "{} has no password: an administrator can set one, or use an API token",
-                    u.name
-                ),
-            ));
-        }
-        _ => {
-            st.throttle.failed(&attempted, ip);
-            st.metrics.login("failure");
-            st.store
-                .audit_alone(&record(Outcome::Failure, "wrong user name or password"))
-                .await?;
-            return Err(ApiError::new(
-                Code::InvalidCredentials,
-                "wrong user name or password",
-            ));
-        }
-    };
-    st.throttle.succeeded(&attempted);
-    st.metrics.login("success");
-    let mut tx = st.store.begin().await?;
-    let (cookie, csrf) = open_session(st, &mut tx, &user.id).await?;
-    let mut ok_record = record(Outcome::Success, "password");
-    ok_record.actor_id = Some(user.id.clone());
-    ok_record.actor = Some(user.name.to_string());
-    tx.audit(&ok_record).await?;
-    tx.commit().await?;
-    Ok((cookie, user, csrf))
+    let logged_in = st.app.log_in(attempt).await;
+    st.metrics.login(match &logged_in {
+        Ok(_) => "success",
+        Err(app::AppError::TooManyRequests { .. }) => "throttled",
+        Err(_) => "failure",
+    });
+    let (user, session) = logged_in?;
+    let csrf = session.csrf.clone();
+    Ok((session_cookie(st, session), user, csrf))
 }
 
-/// Opens a session for `user_id` in `tx`: its cookie and its CSRF token.
-pub(crate) async fn open_session(
-    st: &AppState,
-    tx: &mut store::Tx,
-    user_id: &str,
-) -> ApiResult<(Cookie<'static>, String)> {
-    let secret = auth::random_secret();
-    let csrf = auth::random_secret();
-    let ttl = st.config.session_ttl;
-    tx.insert_session(
-        &auth::sha256_hex(&secret),
-        user_id,
-        &csrf,
-        now_millis() + ttl.as_millis() as i64,
-    )
-    .await?;
-    let cookie = Cookie::build((SESSION_COOKIE, secret))
+/// The cookie that carries `session`.
+pub(crate) fn session_cookie(st: &AppState, session: app::NewSession) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, session.secret))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(st.config.secure_cookies)
-        .max_age(time::Duration::seconds(ttl.as_secs() as i64))
-        .build();
-    Ok((cookie, csrf))
+        .max_age(time::Duration::seconds(session.ttl.as_secs() as i64))
+        .build()
 }
 
 /// Ends the current session.
@@ -206,17 +114,8 @@ async fn logout(State(st): State<AppState>, ctx: Ctx, jar: CookieJar) -> ApiResu
 
 /// Ends the session whose cookie `jar` holds (audited) and removes the cookie.
 pub(crate) async fn log_out(st: &AppState, ctx: &Ctx, jar: CookieJar) -> ApiResult<CookieJar> {
-    let mut tx = st.store.begin().await?;
-    if let Some(c) = jar.get(SESSION_COOKIE) {
-        tx.delete_session(&auth::sha256_hex(c.value())).await?;
-    }
-    tx.audit(&ctx.audit(
-        model::AuditAction::AuthLogout,
-        "user",
-        ctx.principal.name.as_str(),
-    ))
-    .await?;
-    tx.commit().await?;
+    let session = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
+    st.app.log_out(ctx.caller(), session.as_deref()).await?;
     Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
 }
 

@@ -10,13 +10,12 @@ use utoipa_axum::routes;
 use api_types::{ErrorBody, Page, PasswordChange, User, UserCreate, UserUpdate};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
-use model::{Outcome, Scope};
-use store::{NewUser, UserPatch};
+use model::Scope;
 
 use super::{created, page};
-use crate::auth::{self, Ctx};
+use crate::auth::Ctx;
 use crate::convert;
-use crate::error::{on_conflict, ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{self, Json, Path, Query};
 use crate::AppState;
 
@@ -45,10 +44,7 @@ pub(crate) async fn visible_user(
     scope: Scope,
 ) -> ApiResult<model::User> {
     let name = extract::path_name("user", name)?;
-    let user = st.store.user_by_name(&name).await?;
-    if !ctx.principal.may(scope, &user.id) {
-        return Err(ApiError::not_found("user"));
-    }
+    let user = st.app.user(ctx.caller(), &name, scope).await?;
     Ok(user)
 }
 
@@ -94,38 +90,13 @@ async fn create_user(
     ctx: Ctx,
     Json(req): Json<UserCreate>,
 ) -> ApiResult<(StatusCode, axum::Json<User>)> {
-    let user = create(&st, &ctx, req).await?;
-    Ok(created(wire(&st, &user).await?))
-}
-
-/// Creates a user (admins only) with its audit record; `/hub/api` shares it.
-pub(crate) async fn create(st: &AppState, ctx: &Ctx, req: UserCreate) -> ApiResult<model::User> {
-    ctx.require_any(Scope::AdminUsers)?;
-    let name = extract::name("name", &req.name)?;
-    let password_hash = match req.password {
-        Some(p) => {
-            auth::check_password(&p)?;
-            Some(auth::hash_password(p).await?)
-        }
-        None => None,
+    let cmd = app::CreateUser {
+        name: extract::name("name", &req.name)?,
+        password: req.password,
+        admin: req.admin,
     };
-    let mut tx = st.store.begin().await?;
-    let user = tx
-        .insert_user(&NewUser {
-            name: name.clone(),
-            password_hash,
-            is_admin: req.admin,
-        })
-        .await
-        .map_err(on_conflict(
-            Code::AlreadyExists,
-            format!("user {name} exists already"),
-        ))?;
-    let mut a = ctx.audit(model::AuditAction::UserCreate, "user", name.as_str());
-    a.detail = Some(format!("{{\"admin\":{}}}", req.admin));
-    tx.audit(&a).await?;
-    tx.commit().await?;
-    Ok(user)
+    let user = st.app.create_user(ctx.caller(), cmd).await?;
+    Ok(created(wire(&st, &user).await?))
 }
 
 /// One user.
@@ -152,89 +123,26 @@ async fn update_user(
     Path(name): Path<String>,
     Json(req): Json<UserUpdate>,
 ) -> ApiResult<axum::Json<User>> {
-    let updated = update(&st, &ctx, &name, req).await?;
+    let cmd = app::UpdateUser {
+        rename: req.name.map(|n| extract::name("name", &n)).transpose()?,
+        admin: req.admin,
+        disabled: req.disabled,
+        password: req.password,
+    };
+    let updated = update(&st, &ctx, &name, cmd).await?;
     Ok(axum::Json(wire(&st, &updated).await?))
 }
 
-/// Changes the user `name` (admins: anything but their own admin flag and
-/// disabled state, and their own password) with its audit record; `/hub/api`
-/// shares it.
+/// Changes the user `name` (as the path gives it) with its audit record:
+/// [`app::App::update_user`].
 pub(crate) async fn update(
     st: &AppState,
     ctx: &Ctx,
     name: &str,
-    req: UserUpdate,
+    cmd: app::UpdateUser,
 ) -> ApiResult<model::User> {
-    let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
-    if user.id == ctx.principal.user_id && req.password.is_some() {
-        return Err(ApiError::new(
-            Code::InvalidValue,
-            format!(
-                "password: change your own with PUT /api/v1/users/{}/password, \
-                 which asks for the current one",
-                user.name
-            ),
-        ));
-    }
-    ctx.require(Scope::AdminUsers, &user.id)?;
-    if user.id == ctx.principal.user_id && (req.admin == Some(false) || req.disabled == Some(true))
-    {
-        return Err(ApiError::new(
-            Code::Conflict,
-            "you cannot demote or disable yourself",
-        ));
-    }
-    let password_hash = match &req.password {
-        Some(p) => {
-            auth::check_password(p)?;
-            Some(auth::hash_password(p.clone()).await?)
-        }
-        None => None,
-    };
-    let new_name = match &req.name {
-        Some(n) if n != user.name.as_str() => Some(extract::name("name", n)?),
-        _ => None,
-    };
-    let mut tx = st.store.begin().await?;
-    if let Some(new_name) = &new_name {
-        tx.rename_user(&user.id, &user.name, new_name)
-            .await
-            .map_err(|e| match e {
-                store::StoreError::Conflict {
-                    what: "user with workspaces not stopped",
-                } => ApiError::new(
-                    Code::Conflict,
-                    format!("{} has workspaces not stopped: stop them first", user.name),
-                ),
-                store::StoreError::Conflict { .. } => {
-                    ApiError::new(Code::AlreadyExists, format!("name: {new_name} is taken"))
-                }
-                e => e.into(),
-            })?;
-    }
-    let updated = tx
-        .update_user(
-            &user.id,
-            &UserPatch {
-                is_admin: req.admin,
-                disabled: req.disabled,
-                password_hash,
-            },
-        )
-        .await?;
-    let mut a = ctx.audit(model::AuditAction::UserUpdate, "user", user.name.as_str());
-    a.detail = Some(
-        serde_json::json!({
-            "name": new_name.as_ref().map(|n| n.as_str()),
-            "admin": req.admin,
-            "disabled": req.disabled,
-            "password": req.password.as_ref().map(|_| "changed"),
-        })
-        .to_string(),
-    );
-    tx.audit(&a).await?;
-    tx.commit().await?;
-    Ok(updated)
+    let name = extract::path_name("user", name)?;
+    Ok(st.app.update_user(ctx.caller(), &name, cmd).await?)
 }
 
 /// Sets a password. One's own needs `old_password` (failures count as failed
@@ -254,7 +162,7 @@ async fn set_password_route(
     Path(name): Path<String>,
     Json(req): Json<PasswordChange>,
 ) -> ApiResult<Response> {
-    let renewed = set_password(&st, &ctx, &name, req).await?;
+    let renewed = set_password(&st, &ctx, &name, req.old_password, req.password).await?;
     let jar = match renewed {
         Some((cookie, _)) => jar.add(cookie),
         None => jar,
@@ -269,68 +177,20 @@ pub(crate) async fn set_password(
     st: &AppState,
     ctx: &Ctx,
     name: &str,
-    req: PasswordChange,
+    old_password: Option<String>,
+    password: String,
 ) -> ApiResult<Option<(Cookie<'static>, String)>> {
-    let own = name == ctx.principal.name.as_str();
-    let user = if own {
-        st.store.user(&ctx.principal.user_id).await?
-    } else {
-        visible_user(st, ctx, name, Scope::ReadUsers).await?
+    let name = extract::path_name("user", name)?;
+    let cmd = app::SetPassword {
+        old_password,
+        password,
+        renew_session: ctx.csrf.is_some(),
     };
-    if own {
-        ctx.require(Scope::Tokens, &user.id)?;
-        let Some(old) = req.old_password.filter(|p| !p.is_empty()) else {
-            return Err(ApiError::new(
-                Code::InvalidValue,
-                "old_password: your current password is required to change it",
-            ));
-        };
-        let ip = ctx.source.as_deref().and_then(|s| s.parse().ok());
-        if let Some(wait) = st.throttle.check(user.name.as_str(), ip) {
-            let mut e = ApiError::new(
-                Code::TooManyRequests,
-                format!("too many failed logins; try again in {wait} seconds"),
-            );
-            e.retry_after = Some(wait);
-            return Err(e);
-        }
-        let (_, hash) = st.store.user_credentials(user.name.as_str()).await?;
-        if !auth::verify_password(old, hash).await {
-            st.throttle.failed(user.name.as_str(), ip);
-            let mut a = ctx.audit(model::AuditAction::UserPassword, "user", user.name.as_str());
-            a.outcome = Outcome::Failure;
-            a.detail = Some("wrong current password".into());
-            st.store.audit_alone(&a).await?;
-            return Err(ApiError::new(
-                Code::WrongPassword,
-                "old_password: that is not your current password",
-            ));
-        }
-    } else {
-        ctx.require(Scope::AdminUsers, &user.id)?;
-    }
-    auth::check_password(&req.password)?;
-    let password_hash = Some(auth::hash_password(req.password).await?);
-    let mut tx = st.store.begin().await?;
-    // A new password ends every session of the account (`update_user`).
-    tx.update_user(
-        &user.id,
-        &UserPatch {
-            password_hash,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let renewed = if own && ctx.csrf.is_some() {
-        Some(super::session::open_session(st, &mut tx, &user.id).await?)
-    } else {
-        None
-    };
-    let mut a = ctx.audit(model::AuditAction::UserPassword, "user", user.name.as_str());
-    a.detail = Some(if own { "own" } else { "set by an admin" }.into());
-    tx.audit(&a).await?;
-    tx.commit().await?;
-    Ok(renewed)
+    let renewed = st.app.set_password(ctx.caller(), &name, cmd).await?;
+    Ok(renewed.map(|session| {
+        let csrf = session.csrf.clone();
+        (super::session::session_cookie(st, session), csrf)
+    }))
 }
 
 /// Deletes a user who owns no workspace.
@@ -355,40 +215,25 @@ async fn delete_user(
 /// them within the wait, nothing more is done and the answer is a conflict
 /// to try again (the deletions go on).
 pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
-    let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
-    ctx.require(Scope::AdminUsers, &user.id)?;
-    if user.id == ctx.principal.user_id {
-        return Err(ApiError::new(Code::Conflict, "you cannot delete yourself"));
-    }
-    let owned = st.store.workspaces_of(&user.id).await?;
-    for ws in owned.iter().filter(|w| w.deletion_requested_at.is_none()) {
-        let cmd = app::DeleteWorkspace {
-            id: ws.id.clone(),
-            keep_files: true,
-        };
-        st.app.delete_workspace(ctx.caller(), cmd).await?;
-    }
+    let name = extract::path_name("user", name)?;
     let still_there = || {
         ApiError::new(
             Code::Conflict,
             format!(
-                "{}'s workspaces are being deleted (their files kept): try again when they are gone",
-                user.name
+                "{name}'s workspaces are being deleted (their files kept): try again when they are gone"
             ),
         )
     };
-    for ws in &owned {
-        if !crate::hub_servers::settled(st, &ws.id, true).await? {
+    let app::UserDeletion::Waiting(ids) = st.app.delete_user(ctx.caller(), &name).await? else {
+        return Ok(());
+    };
+    for id in &ids {
+        if !crate::hub_servers::settled(st, id, true).await? {
             return Err(still_there());
         }
     }
-    let mut tx = st.store.begin().await?;
-    tx.delete_user(&user.id).await.map_err(|e| match e {
-        store::StoreError::Conflict { .. } => still_there(),
-        e => e.into(),
-    })?;
-    tx.audit(&ctx.audit(model::AuditAction::UserDelete, "user", user.name.as_str()))
-        .await?;
-    tx.commit().await?;
-    Ok(())
+    match st.app.delete_user(ctx.caller(), &name).await? {
+        app::UserDeletion::Deleted => Ok(()),
+        app::UserDeletion::Waiting(_) => Err(still_there()),
+    }
 }

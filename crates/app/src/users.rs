@@ -1,0 +1,367 @@
+//! People's accounts: create, change, rename, set a password, delete; and the
+//! system's own operations on them (the first admin, a reset on the server's
+//! machine), which no caller asks for.
+
+use model::{AuditAction, Name, Outcome, Scope, User};
+use store::{NewAudit, NewUser, Store, StoreError, UserPatch};
+
+use crate::sessions::NewSession;
+use crate::{App, AppError, Caller, Result};
+
+/// A new account; with no password, it logs in with API tokens only.
+#[derive(Debug, Clone)]
+pub struct CreateUser {
+    pub name: Name,
+    pub password: Option<String>,
+    pub admin: bool,
+}
+
+/// What to change of the user `name`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateUser {
+    pub rename: Option<Name>,
+    pub admin: Option<bool>,
+    pub disabled: Option<bool>,
+    /// Another's password, set by an admin (one's own: [`SetPassword`]).
+    pub password: Option<String>,
+}
+
+/// A new password for the user `name`. One's own needs the current one
+/// (failures count as failed logins); admins set others' without it.
+#[derive(Debug, Clone)]
+pub struct SetPassword {
+    pub old_password: Option<String>,
+    pub password: String,
+    /// The caller is in a session (not using a token): a new password ends
+    /// every session of the account, so the caller gets a new one.
+    pub renew_session: bool,
+}
+
+/// How far a deletion of a user got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserDeletion {
+    Deleted,
+    /// Their workspaces (these ids) are being deleted first, their files
+    /// kept; ask again when they are gone.
+    Waiting(Vec<String>),
+}
+
+async fn hash(password: String) -> Result<String> {
+    auth::check_password(&password).map_err(|e| AppError::invalid("password", e.to_string()))?;
+    auth::hash_password(password)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+impl App {
+    /// The user `name`, if the caller may see them with `scope`; any other is
+    /// not found, as a missing one.
+    pub async fn user(&self, caller: Caller<'_>, name: &Name, scope: Scope) -> Result<User> {
+        let user = self.store.user_by_name(name).await?;
+        if !caller.principal.may(scope, &user.id) {
+            return Err(AppError::NotFound { what: "user" });
+        }
+        Ok(user)
+    }
+
+    /// Creates a user (admins only).
+    pub async fn create_user(&self, caller: Caller<'_>, cmd: CreateUser) -> Result<User> {
+        caller.require_any(Scope::AdminUsers)?;
+        let password_hash = match cmd.password {
+            Some(p) => Some(hash(p).await?),
+            None => None,
+        };
+        let mut tx = self.store.begin().await?;
+        let user = tx
+            .insert_user(&NewUser {
+                name: cmd.name.clone(),
+                password_hash,
+                is_admin: cmd.admin,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => AppError::AlreadyExists {
+                    field: "name",
+                    message: format!("user {} exists already", cmd.name),
+                },
+                e => e.into(),
+            })?;
+        let mut a = caller.audit(AuditAction::UserCreate, "user", cmd.name.as_str());
+        a.detail = Some(format!("{{\"admin\":{}}}", cmd.admin));
+        tx.audit(&a).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Changes the user `name` (admins: anything but their own admin flag and
+    /// disabled state, and their own password).
+    pub async fn update_user(
+        &self,
+        caller: Caller<'_>,
+        name: &Name,
+        cmd: UpdateUser,
+    ) -> Result<User> {
+        let user = self.user(caller, name, Scope::ReadUsers).await?;
+        let own = user.id == caller.principal.user_id;
+        if own && cmd.password.is_some() {
+            return Err(AppError::invalid(
+                "password",
+                format!(
+                    "change your own with PUT /api/v1/users/{}/password, \
+                     which asks for the current one",
+                    user.name
+                ),
+            ));
+        }
+        caller.require(Scope::AdminUsers, &user.id)?;
+        if own && (cmd.admin == Some(false) || cmd.disabled == Some(true)) {
+            return Err(AppError::Conflict {
+                message: "you cannot demote or disable yourself".into(),
+            });
+        }
+        let password_hash = match &cmd.password {
+            Some(p) => Some(hash(p.clone()).await?),
+            None => None,
+        };
+        let rename = cmd.rename.as_ref().filter(|n| **n != user.name);
+        let mut tx = self.store.begin().await?;
+        if let Some(new_name) = rename {
+            tx.rename_user(&user.id, &user.name, new_name)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict {
+                        what: "user with workspaces not stopped",
+                    } => AppError::Conflict {
+                        message: format!(
+                            "{} has workspaces not stopped: stop them first",
+                            user.name
+                        ),
+                    },
+                    StoreError::Conflict { .. } => AppError::AlreadyExists {
+                        field: "name",
+                        message: format!("name: {new_name} is taken"),
+                    },
+                    e => e.into(),
+                })?;
+        }
+        let updated = tx
+            .update_user(
+                &user.id,
+                &UserPatch {
+                    is_admin: cmd.admin,
+                    disabled: cmd.disabled,
+                    password_hash,
+                },
+            )
+            .await?;
+        let mut a = caller.audit(AuditAction::UserUpdate, "user", user.name.as_str());
+        a.detail = Some(
+            serde_json::json!({
+                "name": rename.map(|n| n.as_str()),
+                "admin": cmd.admin,
+                "disabled": cmd.disabled,
+                "password": cmd.password.as_ref().map(|_| "changed"),
+            })
+            .to_string(),
+        );
+        tx.audit(&a).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Sets the user `name`'s password. Returns the caller's new session
+    /// when they changed their own with `renew_session`.
+    pub async fn set_password(
+        &self,
+        caller: Caller<'_>,
+        name: &Name,
+        cmd: SetPassword,
+    ) -> Result<Option<NewSession>> {
+        let own = *name == caller.principal.name;
+        let user = if own {
+            self.store.user(&caller.principal.user_id).await?
+        } else {
+            self.user(caller, name, Scope::ReadUsers).await?
+        };
+        if own {
+            caller.require(Scope::Tokens, &user.id)?;
+            let Some(old) = cmd.old_password.filter(|p| !p.is_empty()) else {
+                return Err(AppError::invalid(
+                    "old_password",
+                    "your current password is required to change it",
+                ));
+            };
+            let ip = caller.source.and_then(|s| s.parse().ok());
+            if let Some(retry_after) = self.throttle.check(user.name.as_str(), ip) {
+                return Err(AppError::TooManyRequests { retry_after });
+            }
+            let (_, stored) = self.store.user_credentials(user.name.as_str()).await?;
+            if !auth::verify_password(old, stored).await {
+                self.throttle.failed(user.name.as_str(), ip);
+                let mut a = caller.audit(AuditAction::UserPassword, "user", user.name.as_str());
+                a.outcome = Outcome::Failure;
+                a.detail = Some("wrong current password".into());
+                self.store.audit_alone(&a).await?;
+                return Err(AppError::WrongPassword);
+            }
+        } else {
+            caller.require(Scope::AdminUsers, &user.id)?;
+        }
+        let password_hash = Some(hash(cmd.password).await?);
+        let mut tx = self.store.begin().await?;
+        // A new password ends every session of the account (`update_user`).
+        tx.update_user(
+            &user.id,
+            &UserPatch {
+                password_hash,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let renewed = if own && cmd.renew_session {
+            Some(self.open_session(&mut tx, &user.id).await?)
+        } else {
+            None
+        };
+        let mut a = caller.audit(AuditAction::UserPassword, "user", user.name.as_str());
+        a.detail = Some(if own { "own" } else { "set by an admin" }.into());
+        tx.audit(&a).await?;
+        tx.commit().await?;
+        Ok(renewed)
+    }
+
+    /// Deletes the user `name` (admins only, not oneself). As JupyterHub,
+    /// their workspaces are deleted first, their files kept for an admin to
+    /// restore: while any is left, this asks for their deletion and says
+    /// [`UserDeletion::Waiting`].
+    pub async fn delete_user(&self, caller: Caller<'_>, name: &Name) -> Result<UserDeletion> {
+        let user = self.user(caller, name, Scope::ReadUsers).await?;
+        caller.require(Scope::AdminUsers, &user.id)?;
+        if user.id == caller.principal.user_id {
+            return Err(AppError::Conflict {
+                message: "you cannot delete yourself".into(),
+            });
+        }
+        let owned = self.store.workspaces_of(&user.id).await?;
+        if !owned.is_empty() {
+            for ws in owned.iter().filter(|w| w.deletion_requested_at.is_none()) {
+                let cmd = crate::DeleteWorkspace {
+                    id: ws.id.clone(),
+                    keep_files: true,
+                };
+                self.delete_workspace(caller, cmd).await?;
+            }
+            return Ok(UserDeletion::Waiting(
+                owned.into_iter().map(|w| w.id).collect(),
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        match tx.delete_user(&user.id).await {
+            Ok(()) => {}
+            // A workspace came meanwhile.
+            Err(StoreError::Conflict { .. }) => return Ok(UserDeletion::Waiting(Vec::new())),
+            Err(e) => return Err(e.into()),
+        }
+        tx.audit(&caller.audit(AuditAction::UserDelete, "user", user.name.as_str()))
+            .await?;
+        tx.commit().await?;
+        Ok(UserDeletion::Deleted)
+    }
+}
+
+/// An audit record of what berth itself did (no actor, no request).
+fn system_audit(action: AuditAction, target: &Name, detail: &str) -> NewAudit {
+    NewAudit {
+        actor_id: None,
+        actor: None,
+        action,
+        target_type: "user",
+        target: target.to_string(),
+        outcome: Outcome::Success,
+        source: None,
+        request_id: None,
+        detail: Some(detail.to_owned()),
+    }
+}
+
+/// First start: with no user at all, creates the admin account (with the
+/// given password or a random one, returned so that it can be shown once)
+/// and the built-in profiles. Does nothing on a database that has users.
+pub async fn bootstrap(store: &Store, admin_password: Option<&str>) -> Result<Option<String>> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match admin_password {
+        Some(p) => (p.to_owned(), false),
+        None => (model::secret::random_secret()[..20].to_owned(), true),
+    };
+    let hash = hash(password.clone()).await?;
+    let mut tx = store.begin().await?;
+    let admin = tx
+        .insert_user(&NewUser {
+            name: Name::parse("admin").expect("valid name"),
+            password_hash: Some(hash),
+            is_admin: true,
+        })
+        .await?;
+    for (name, spec) in builtin_profiles() {
+        tx.insert_profile(&store::NewProfile {
+            name: Name::parse(name).expect("valid name"),
+            spec,
+        })
+        .await?;
+    }
+    tx.audit(&system_audit(
+        AuditAction::SystemBootstrap,
+        &admin.name,
+        "created the admin account and the built-in profiles",
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(generated.then_some(password))
+}
+
+/// Sets the password of the user `name` on the server's own machine (`berth
+/// admin reset-password`): `password`, else a new random one, which is
+/// returned. Every session of the user ends, on every replica at once (the
+/// change feed); the audit record names no actor.
+pub async fn reset_password(
+    store: &Store,
+    name: &Name,
+    password: Option<&str>,
+) -> Result<Option<String>> {
+    let user = store.user_by_name(name).await?;
+    let (password, generated) = match password {
+        Some(p) => (p.to_owned(), false),
+        None => (model::secret::random_secret()[..20].to_owned(), true),
+    };
+    let hash = hash(password.clone()).await?;
+    let mut tx = store.begin().await?;
+    tx.update_user(
+        &user.id,
+        &UserPatch {
+            password_hash: Some(hash),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.audit(&system_audit(
+        AuditAction::UserPassword,
+        &user.name,
+        "reset on the server's machine (berth admin reset-password)",
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(generated.then_some(password))
+}
+
+fn builtin_profiles() -> Vec<(&'static str, model::ProfileSpec)> {
+    let standard = model::ProfileSpec::standard();
+    let high_memory = model::ProfileSpec {
+        display_name: "High-Memory (4 CPU, 32 GiB)".into(),
+        cpu_millis: 4000,
+        memory_bytes: 32 << 30,
+        ..standard.clone()
+    };
+    vec![("standard", standard), ("high-memory", high_memory)]
+}

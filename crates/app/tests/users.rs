@@ -1,0 +1,256 @@
+//! Accounts and sessions through the operations, against a real store.
+
+use std::time::Duration;
+
+use app::{
+    App, AppError, Caller, CreateUser, LogIn, Presented, SetPassword, UpdateUser, UserDeletion,
+};
+use model::{Name, Principal, ScopeSet, Targets};
+use store::Store;
+use test_support::Engine;
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn principal(u: &model::User) -> Principal {
+    Principal::new(
+        u.id.clone(),
+        u.name.clone(),
+        u.is_admin,
+        &ScopeSet::for_role(u.is_admin),
+        None,
+        |_| Targets::default(),
+    )
+}
+
+fn caller(p: &Principal) -> Caller<'_> {
+    Caller {
+        principal: p,
+        request_id: "req",
+        source: Some("192.0.2.1"),
+    }
+}
+
+/// The first admin (bootstrapped) and an app that locks a name out after
+/// two failed logins.
+async fn fixture(engine: Engine) -> (App, Store, Principal, test_support::TestDb) {
+    let db = engine.fresh().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(
+        app::bootstrap(&store, Some("admin-password"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        app::bootstrap(&store, None).await.unwrap(),
+        None,
+        "only once"
+    );
+    let admin = principal(&store.user_by_name(&name("admin")).await.unwrap());
+    let config = app::Config {
+        login_max_failures: 2,
+        login_lockout: Duration::from_secs(60),
+        ..app::Config::default()
+    };
+    (App::new(store.clone(), config), store, admin, db)
+}
+
+fn log_in<'a>(username: &'a str, password: &'a str) -> LogIn<'a> {
+    LogIn {
+        username,
+        password,
+        source: Some("192.0.2.1"),
+        request_id: "req",
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_made_changed_and_deleted_by_admins_only() {
+    for engine in Engine::ALL {
+        let (app, store, admin, _db) = fixture(engine).await;
+        let admin = caller(&admin);
+        let create = |n: &str, password: Option<&str>| CreateUser {
+            name: name(n),
+            password: password.map(str::to_owned),
+            admin: false,
+        };
+        let e = app
+            .create_user(admin, create("alice", Some("short")))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, AppError::Invalid { field: "password", message } if message == "must be 8 to 1024 characters"),
+            "{e:?}"
+        );
+        let alice = app
+            .create_user(admin, create("alice", Some("alices-password")))
+            .await
+            .unwrap();
+        let e = app
+            .create_user(admin, create("alice", None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.field(), Some("name"), "{e:?}");
+        let alice_p = principal(&alice);
+        let e = app
+            .create_user(caller(&alice_p), create("carol", None))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::Forbidden { .. }), "{e:?}");
+
+        let e = app
+            .update_user(
+                admin,
+                &name("admin"),
+                UpdateUser {
+                    admin: Some(false),
+                    ..UpdateUser::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::Conflict { .. }), "{e:?}");
+        let renamed = app
+            .update_user(
+                admin,
+                &name("alice"),
+                UpdateUser {
+                    rename: Some(name("alicia")),
+                    ..UpdateUser::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(renamed.name.as_str(), "alicia");
+        let e = app
+            .update_user(caller(&alice_p), &name("admin"), UpdateUser::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::NotFound { what: "user" }), "{e:?}");
+
+        // Deleting one who owns a workspace waits for it to go first.
+        let profile = store.profile(&name("standard")).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let ws = tx
+            .insert_workspace(
+                &renamed,
+                &name("lab"),
+                &profile,
+                model::DesiredState::Stopped,
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let waiting = app.delete_user(admin, &name("alicia")).await.unwrap();
+        assert_eq!(waiting, UserDeletion::Waiting(vec![ws.id.clone()]));
+        let ws = store.workspace(&ws.id).await.unwrap();
+        assert!(ws.deletion_requested_at.is_some() && ws.keep_files);
+        // The controller removes it.
+        let mut tx = store.begin().await.unwrap();
+        tx.remove_workspace(&ws.id).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            app.delete_user(admin, &name("alicia")).await.unwrap(),
+            UserDeletion::Deleted
+        );
+        let e = app.delete_user(admin, &name("admin")).await.unwrap_err();
+        assert!(matches!(e, AppError::Conflict { .. }), "{e:?}");
+        store.close().await;
+    }
+}
+
+/// A login opens a session that authenticates, until logging out; wrong
+/// passwords are refused and, after two, throttled; an account without a
+/// password is told so; one's own password needs the current one.
+#[tokio::test]
+async fn sessions_open_close_and_failures_are_throttled() {
+    let (app, _store, admin, _db) = fixture(Engine::Sqlite).await;
+    let admin = caller(&admin);
+    app.create_user(
+        admin,
+        CreateUser {
+            name: name("bob"),
+            password: None,
+            admin: false,
+        },
+    )
+    .await
+    .unwrap();
+    let e = app
+        .log_in(log_in("bob", "anything-at-all"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, AppError::NoPassword { user } if user.as_str() == "bob"),
+        "{e:?}"
+    );
+
+    let (user, session) = app.log_in(log_in("admin", "admin-password")).await.unwrap();
+    assert_eq!(user.name.as_str(), "admin");
+    let who = app
+        .authenticate(Presented::Session(&session.secret))
+        .await
+        .unwrap();
+    assert_eq!(who.principal.name.as_str(), "admin");
+    assert_eq!(who.csrf.as_deref(), Some(session.csrf.as_str()));
+    let me = who.principal.clone();
+    app.log_out(caller(&me), Some(&session.secret))
+        .await
+        .unwrap();
+    let e = app
+        .authenticate(Presented::Session(&session.secret))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::Unauthenticated), "logged out: {e:?}");
+
+    let (_, session) = app.log_in(log_in("admin", "admin-password")).await.unwrap();
+    let wrong = SetPassword {
+        old_password: Some("not-it-at-all".into()),
+        password: "a-new-password".into(),
+        renew_session: true,
+    };
+    let e = app
+        .set_password(admin, &name("admin"), wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::WrongPassword), "{e:?}");
+    assert_eq!(e.field(), Some("old_password"));
+    let right = SetPassword {
+        old_password: Some("admin-password".into()),
+        password: "a-new-password".into(),
+        renew_session: true,
+    };
+    let renewed = app
+        .set_password(admin, &name("admin"), right)
+        .await
+        .unwrap()
+        .expect("a new session for the caller");
+    let e = app
+        .authenticate(Presented::Session(&session.secret))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, AppError::Unauthenticated),
+        "other sessions end: {e:?}"
+    );
+    app.authenticate(Presented::Session(&renewed.secret))
+        .await
+        .unwrap();
+
+    // The wrong current password above was one failed login; this is two.
+    let e = app
+        .log_in(log_in("admin", "wrong-password"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::InvalidCredentials), "{e:?}");
+    let e = app
+        .log_in(log_in("admin", "a-new-password"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, AppError::TooManyRequests { retry_after } if retry_after > 0),
+        "throttled even with the right password: {e:?}"
+    );
+}
