@@ -9,12 +9,14 @@
 //! crate: they parse input into commands and render results and errors.
 
 mod credentials;
+mod groups;
 mod sessions;
 mod shares;
 mod users;
 mod workspaces;
 
 pub use credentials::{Authenticated, Presented};
+pub use groups::CreateGroup;
 pub use sessions::{LogIn, NewSession};
 pub use users::{bootstrap, reset_password, CreateUser, SetPassword, UpdateUser, UserDeletion};
 pub use workspaces::{ChangeWorkspace, CreateWorkspace, DeleteWorkspace, WorkspaceChange};

@@ -33,7 +33,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use api_types::{GroupCreate, GroupMembers, TokenCreate};
+use api_types::TokenCreate;
 use model::{now_millis, Scope};
 
 use crate::auth::Ctx;
@@ -423,14 +423,15 @@ async fn create_groups(
             Err(e) => return Err(e.into()),
         }
     }
-    groups::user_ids(&st, &req.users).await?;
+    let members = groups::user_names(&req.users)?;
+    st.app.user_ids(&members).await?;
     let mut models = Vec::with_capacity(wanted.len());
     for name in wanted {
-        let new = GroupCreate {
-            name: name.to_string(),
-            members: req.users.clone(),
+        let cmd = app::CreateGroup {
+            name,
+            members: members.clone(),
         };
-        models.push(group_model(&groups::create(&st, &ctx, new).await?));
+        models.push(group_model(&st.app.create_group(ctx.caller(), cmd).await?));
     }
     Ok(created(Value::Array(models)))
 }
@@ -461,11 +462,8 @@ async fn create_group(
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let o: Members = options(&body)?;
-    let new = GroupCreate {
-        name,
-        members: o.users,
-    };
-    Ok(created(group_model(&groups::create(&st, &ctx, new).await?)))
+    let g = groups::create(&st, &ctx, &name, &o.users).await?;
+    Ok(created(group_model(&g)))
 }
 
 async fn delete_group(
@@ -490,9 +488,8 @@ async fn add_members(
     Path(name): Path<String>,
     Json(req): Json<MemberList>,
 ) -> ApiResult<axum::Json<Value>> {
-    let add = GroupMembers { users: req.users };
     Ok(axum::Json(group_model(
-        &groups::add(&st, &ctx, &name, add).await?,
+        &groups::add(&st, &ctx, &name, &req.users).await?,
     )))
 }
 
@@ -508,15 +505,18 @@ async fn remove_members(
         return Err(ApiError::forbidden(Scope::AdminGroups));
     }
     let g = groups::visible_group(&st, &ctx, &name).await?;
-    groups::user_ids(&st, &req.users).await?;
-    let mut done: Vec<&str> = Vec::with_capacity(req.users.len());
-    for user in &req.users {
-        if !done.contains(&user.as_str()) {
-            groups::remove(&st, &ctx, g.name.as_str(), user).await?;
+    let users = groups::user_names(&req.users)?;
+    st.app.user_ids(&users).await?;
+    let mut done: Vec<&model::Name> = Vec::with_capacity(users.len());
+    for user in &users {
+        if !done.contains(&user) {
+            st.app.remove_member(ctx.caller(), &g.name, user).await?;
             done.push(user);
         }
     }
-    Ok(axum::Json(group_model(&st.store.group(&g.name).await?)))
+    Ok(axum::Json(group_model(
+        &st.app.group(ctx.caller(), &g.name).await?,
+    )))
 }
 
 /// Replaces a group's properties with the body, a JSON object (200 with the

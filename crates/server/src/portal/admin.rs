@@ -12,7 +12,7 @@ use axum::Router;
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
-use api_types::{GroupCreate, GroupMembers, Page, ProfileUpdate};
+use api_types::{Page, ProfileUpdate};
 use model::{DesiredState, WorkspaceState};
 
 use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view};
@@ -291,11 +291,7 @@ struct GroupForm {
 async fn create_group(State(st): State<AppState>, posted: Posted<GroupForm>) -> Response {
     let Posted { viewer, form } = posted;
     admin_only(&viewer, async {
-        let req = GroupCreate {
-            name: form.name.trim().to_owned(),
-            members: vec![],
-        };
-        match groups::create(&st, &viewer.ctx, req).await {
+        match groups::create(&st, &viewer.ctx, form.name.trim(), &[]).await {
             Ok(g) => Ok(done(
                 "/hub/admin/users",
                 &format!("Created group {}.", g.name),
@@ -323,16 +319,7 @@ async fn add_member(
     let Posted { viewer, form } = posted;
     admin_only(&viewer, async {
         let user = form.user.trim().to_owned();
-        match groups::add(
-            &st,
-            &viewer.ctx,
-            &group,
-            GroupMembers {
-                users: vec![user.clone()],
-            },
-        )
-        .await
-        {
+        match groups::add(&st, &viewer.ctx, &group, std::slice::from_ref(&user)).await {
             Ok(_) => Ok(done(
                 "/hub/admin/users",
                 &format!("Added {user} to {group}."),

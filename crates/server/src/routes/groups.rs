@@ -11,7 +11,7 @@ use model::Scope;
 use super::created;
 use crate::auth::Ctx;
 use crate::convert;
-use crate::error::{missing_as_invalid, on_conflict, ApiError, ApiResult, Code};
+use crate::error::ApiResult;
 use crate::extract::{self, Json, Path};
 use crate::AppState;
 
@@ -23,37 +23,14 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_member))
 }
 
-fn can_see(ctx: &Ctx, g: &model::Group) -> bool {
-    ctx.principal.reaches_everyone(Scope::ReadGroups)
-        || (ctx.principal.has(Scope::ReadGroups) && g.members.contains(&ctx.principal.name))
-}
-
 pub(crate) async fn visible_group(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<model::Group> {
-    let g = st.store.group(&extract::path_name("group", name)?).await?;
-    if !can_see(ctx, &g) {
-        return Err(ApiError::not_found("group"));
-    }
-    Ok(g)
+    let name = extract::path_name("group", name)?;
+    Ok(st.app.group(ctx.caller(), &name).await?)
 }
 
-/// Resolves user names to ids; an unknown user is an invalid value.
-pub(crate) async fn user_ids(st: &AppState, names: &[String]) -> ApiResult<Vec<String>> {
-    if names.len() > 1000 {
-        return Err(ApiError::new(
-            Code::InvalidValue,
-            "users: at most 1000 at once",
-        ));
-    }
-    let mut ids = Vec::with_capacity(names.len());
-    for n in names {
-        let name = extract::name("users", n)?;
-        let user = st.store.user_by_name(&name).await;
-        ids.push(
-            user.map_err(missing_as_invalid("users", format!("no user {name}")))?
-                .id,
-        );
-    }
-    Ok(ids)
+/// Parses user names from a body's `users`.
+pub(crate) fn user_names(names: &[String]) -> ApiResult<Vec<model::Name>> {
+    names.iter().map(|n| extract::name("users", n)).collect()
 }
 
 /// Lists groups (admins: all; others: those they belong to).
@@ -66,10 +43,7 @@ async fn list_groups(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Js
 
 /// The groups the caller may see; `/hub/api` shares it.
 pub(crate) async fn list(st: &AppState, ctx: &Ctx) -> ApiResult<Vec<model::Group>> {
-    ctx.require_any(Scope::ReadGroups)?;
-    let mut groups = st.store.groups().await?;
-    groups.retain(|g| can_see(ctx, g));
-    Ok(groups)
+    Ok(st.app.groups(ctx.caller()).await?)
 }
 
 /// Creates a group, optionally with members.
@@ -80,27 +54,25 @@ async fn create_group(
     ctx: Ctx,
     Json(req): Json<GroupCreate>,
 ) -> ApiResult<(StatusCode, axum::Json<Group>)> {
-    Ok(created(convert::group(&create(&st, &ctx, req).await?)))
+    Ok(created(convert::group(
+        &create(&st, &ctx, &req.name, &req.members).await?,
+    )))
 }
 
-/// Creates a group with its members and audit record; `/hub/api` shares it.
-pub(crate) async fn create(st: &AppState, ctx: &Ctx, req: GroupCreate) -> ApiResult<model::Group> {
+/// Creates the group `name` with the members `members` (names as a request
+/// gave them) and its audit record; `/hub/api` and the portal share it.
+pub(crate) async fn create(
+    st: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    members: &[String],
+) -> ApiResult<model::Group> {
     ctx.require_any(Scope::AdminGroups)?;
-    let name = extract::name("name", &req.name)?;
-    let members = user_ids(st, &req.members).await?;
-    let mut tx = st.store.begin().await?;
-    let g = tx.insert_group(&name).await.map_err(on_conflict(
-        Code::AlreadyExists,
-        format!("group {name} exists already"),
-    ))?;
-    for m in &members {
-        tx.add_member(&g.id, m).await?;
-    }
-    let mut a = ctx.audit(model::AuditAction::GroupCreate, "group", name.as_str());
-    a.detail = Some(format!("members={}", req.members.join(",")));
-    tx.audit(&a).await?;
-    tx.commit().await?;
-    Ok(st.store.group(&name).await?)
+    let cmd = app::CreateGroup {
+        name: extract::name("name", name)?,
+        members: user_names(members)?,
+    };
+    Ok(st.app.create_group(ctx.caller(), cmd).await?)
 }
 
 /// One group with its members.
@@ -131,14 +103,8 @@ async fn delete_group(
 /// Deletes a group with its audit record; `/hub/api` shares it.
 pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
     ctx.require_any(Scope::AdminGroups)?;
-    let g = visible_group(st, ctx, name).await?;
-    let mut tx = st.store.begin().await?;
-    tx.delete_group(&g.id).await?;
-    tx.audit(&ctx.audit(model::AuditAction::GroupDelete, "group", g.name.as_str()))
-        .await?;
-    tx.commit().await?;
-    // Group filters and group shares reach other users now.
-    Ok(())
+    let name = extract::path_name("group", name)?;
+    Ok(st.app.delete_group(ctx.caller(), &name).await?)
 }
 
 /// Adds users to a group.
@@ -152,7 +118,7 @@ async fn add_members(
     Json(req): Json<GroupMembers>,
 ) -> ApiResult<axum::Json<Group>> {
     Ok(axum::Json(convert::group(
-        &add(&st, &ctx, &name, req).await?,
+        &add(&st, &ctx, &name, &req.users).await?,
     )))
 }
 
@@ -164,43 +130,25 @@ pub(crate) async fn set_properties(
     name: &str,
     properties: serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<model::Group> {
-    let g = visible_group(st, ctx, name).await?;
-    let mut tx = st.store.begin().await?;
-    tx.set_group_properties(&g.id, &properties).await?;
-    tx.audit(&ctx.audit(
-        model::AuditAction::GroupSetProperties,
-        "group",
-        g.name.as_str(),
-    ))
-    .await?;
-    tx.commit().await?;
-    Ok(st.store.group(&g.name).await?)
+    let name = extract::path_name("group", name)?;
+    Ok(st
+        .app
+        .set_group_properties(ctx.caller(), &name, &properties)
+        .await?)
 }
 
-/// Adds users to a group with its audit record; `/hub/api` shares it.
+/// Adds the users `users` (names as a request gave them) to a group with its
+/// audit record; `/hub/api` and the portal share it.
 pub(crate) async fn add(
     st: &AppState,
     ctx: &Ctx,
     name: &str,
-    req: GroupMembers,
+    users: &[String],
 ) -> ApiResult<model::Group> {
     ctx.require_any(Scope::AdminGroups)?;
-    let g = visible_group(st, ctx, name).await?;
-    let ids = user_ids(st, &req.users).await?;
-    let mut tx = st.store.begin().await?;
-    for id in &ids {
-        tx.add_member(&g.id, id).await?;
-    }
-    let mut a = ctx.audit(
-        model::AuditAction::GroupAddMembers,
-        "group",
-        g.name.as_str(),
-    );
-    a.detail = Some(format!("users={}", req.users.join(",")));
-    tx.audit(&a).await?;
-    tx.commit().await?;
-    // Group filters and group shares reach other users now.
-    Ok(st.store.group(&g.name).await?)
+    let name = extract::path_name("group", name)?;
+    let users = user_names(users)?;
+    Ok(st.app.add_members(ctx.caller(), &name, &users).await?)
 }
 
 /// Removes a user from a group.
@@ -220,21 +168,7 @@ async fn remove_member(
 /// shares it.
 pub(crate) async fn remove(st: &AppState, ctx: &Ctx, name: &str, user: &str) -> ApiResult<()> {
     ctx.require_any(Scope::AdminGroups)?;
-    let g = visible_group(st, ctx, name).await?;
-    let user = st
-        .store
-        .user_by_name(&extract::path_name("user", user)?)
-        .await?;
-    let mut tx = st.store.begin().await?;
-    tx.remove_member(&g.id, &user.id).await?;
-    let mut a = ctx.audit(
-        model::AuditAction::GroupRemoveMember,
-        "group",
-        g.name.as_str(),
-    );
-    a.detail = Some(format!("user={}", user.name));
-    tx.audit(&a).await?;
-    tx.commit().await?;
-    // Group filters and group shares reach other users now.
-    Ok(())
+    let name = extract::path_name("group", name)?;
+    let user = extract::path_name("user", user)?;
+    Ok(st.app.remove_member(ctx.caller(), &name, &user).await?)
 }
