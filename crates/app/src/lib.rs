@@ -12,12 +12,14 @@ mod credentials;
 mod groups;
 mod sessions;
 mod shares;
+mod tokens;
 mod users;
 mod workspaces;
 
 pub use credentials::{Authenticated, Presented};
 pub use groups::CreateGroup;
 pub use sessions::{LogIn, NewSession};
+pub use tokens::CreateToken;
 pub use users::{bootstrap, reset_password, CreateUser, SetPassword, UpdateUser, UserDeletion};
 pub use workspaces::{ChangeWorkspace, CreateWorkspace, DeleteWorkspace, WorkspaceChange};
 
@@ -153,6 +155,9 @@ pub enum AppError {
     NotFound { what: &'static str },
     #[error("this request needs the scope {scope}")]
     Forbidden { scope: Scope },
+    /// Not allowed, for the reason given (not a missing scope).
+    #[error("{message}")]
+    Refused { message: String },
     /// A field's value is not acceptable (it names a profile that does not
     /// exist, say).
     #[error("{field}: {message}")]

@@ -153,6 +153,7 @@ impl From<app::AppError> for ApiError {
         match e {
             E::NotFound { what } => ApiError::not_found(what),
             E::Forbidden { scope } => ApiError::forbidden(scope),
+            E::Refused { message } => ApiError::new(Code::Forbidden, message),
             E::Invalid { field, message } => about(
                 field,
                 &message,
