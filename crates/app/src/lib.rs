@@ -10,6 +10,8 @@
 
 mod credentials;
 mod groups;
+mod profiles;
+mod quotas;
 mod sessions;
 mod shares;
 mod tokens;
@@ -18,6 +20,7 @@ mod workspaces;
 
 pub use credentials::{Authenticated, Presented};
 pub use groups::CreateGroup;
+pub use quotas::UserQuota;
 pub use sessions::{LogIn, NewSession};
 pub use tokens::CreateToken;
 pub use users::{bootstrap, reset_password, CreateUser, SetPassword, UpdateUser, UserDeletion};

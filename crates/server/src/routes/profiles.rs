@@ -7,12 +7,11 @@ use utoipa_axum::routes;
 
 use api_types::{ErrorBody, Profile, ProfileCreate, ProfileUpdate};
 use model::{ProfileSpec, Scope};
-use store::NewProfile;
 
 use super::created;
 use crate::auth::Ctx;
 use crate::convert;
-use crate::error::{on_conflict, ApiResult, Code};
+use crate::error::ApiResult;
 use crate::extract::{self, Json, Path};
 use crate::AppState;
 
@@ -29,15 +28,8 @@ async fn list_profiles(
     State(st): State<AppState>,
     ctx: Ctx,
 ) -> ApiResult<axum::Json<Vec<Profile>>> {
-    ctx.require_any(Scope::ReadProfiles)?;
-    Ok(axum::Json(
-        st.store
-            .profiles()
-            .await?
-            .iter()
-            .map(convert::profile)
-            .collect(),
-    ))
+    let profiles = st.app.profiles(ctx.caller()).await?;
+    Ok(axum::Json(profiles.iter().map(convert::profile).collect()))
 }
 
 /// Creates a profile; omitted fields take the Standard profile's values.
@@ -63,21 +55,7 @@ pub(crate) async fn create(
     ctx.require_any(Scope::AdminProfiles)?;
     let name = extract::name("name", name)?;
     let spec = convert::apply_profile(ProfileSpec::standard(), req)?;
-    let mut tx = st.store.begin().await?;
-    let p = tx
-        .insert_profile(&NewProfile {
-            name: name.clone(),
-            spec,
-        })
-        .await
-        .map_err(on_conflict(
-            Code::AlreadyExists,
-            format!("profile {name} exists already"),
-        ))?;
-    tx.audit(&ctx.audit(model::AuditAction::ProfileCreate, "profile", name.as_str()))
-        .await?;
-    tx.commit().await?;
-    Ok(p)
+    Ok(st.app.create_profile(ctx.caller(), &name, spec).await?)
 }
 
 /// One profile.
@@ -88,11 +66,8 @@ async fn get_profile(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Profile>> {
-    ctx.require_any(Scope::ReadProfiles)?;
-    let p = st
-        .store
-        .profile(&extract::path_name("profile", &name)?)
-        .await?;
+    let name = extract::path_name("profile", &name)?;
+    let p = st.app.profile(ctx.caller(), &name).await?;
     Ok(axum::Json(convert::profile(&p)))
 }
 
@@ -119,26 +94,10 @@ pub(crate) async fn update(
     req: ProfileUpdate,
 ) -> ApiResult<model::Profile> {
     ctx.require_any(Scope::AdminProfiles)?;
-    let current = st
-        .store
-        .profile(&extract::path_name("profile", name)?)
-        .await?;
+    let name = extract::path_name("profile", name)?;
+    let current = st.app.profile(ctx.caller(), &name).await?;
     let spec = convert::apply_profile(current.spec, req)?;
-    let mut tx = st.store.begin().await?;
-    let p = tx
-        .update_profile(&NewProfile {
-            name: current.name.clone(),
-            spec,
-        })
-        .await?;
-    tx.audit(&ctx.audit(
-        model::AuditAction::ProfileUpdate,
-        "profile",
-        current.name.as_str(),
-    ))
-    .await?;
-    tx.commit().await?;
-    Ok(p)
+    Ok(st.app.update_profile(ctx.caller(), &name, spec).await?)
 }
 
 /// Deletes a profile that no workspace uses.
@@ -150,22 +109,7 @@ async fn delete_profile(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    ctx.require_any(Scope::AdminProfiles)?;
-    let p = st
-        .store
-        .profile(&extract::path_name("profile", &name)?)
-        .await?;
-    let mut tx = st.store.begin().await?;
-    tx.delete_profile(&p.id).await.map_err(on_conflict(
-        Code::Conflict,
-        "workspaces still use this profile",
-    ))?;
-    tx.audit(&ctx.audit(
-        model::AuditAction::ProfileDelete,
-        "profile",
-        p.name.as_str(),
-    ))
-    .await?;
-    tx.commit().await?;
+    let name = extract::path_name("profile", &name)?;
+    st.app.delete_profile(ctx.caller(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

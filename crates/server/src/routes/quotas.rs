@@ -9,12 +9,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use api_types::{ErrorBody, QuotaLimits, QuotaUpdate, QuotaUse, UserQuota};
-use model::{Quota, QuotaOverride, Scope};
+use model::{Quota, QuotaOverride};
 
-use super::users::visible_user;
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
+use crate::extract::{self, Json, Path};
 use crate::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -77,47 +76,31 @@ pub(crate) fn parse(u: &QuotaUpdate) -> ApiResult<QuotaOverride> {
     }
 }
 
-/// `user`'s quota as the API shows it: limits in force, own limits, default, use.
-pub(crate) async fn of(st: &AppState, user: &model::User) -> ApiResult<UserQuota> {
-    let own = st.store.quota_override(&user.id).await?;
-    let used = st.store.usage(&user.id).await?;
-    Ok(UserQuota {
-        user: user.name.to_string(),
-        limits: limits(st.config.quota.with(own.as_ref())),
-        custom: wire(&own.unwrap_or_default()),
-        default: limits(st.config.quota),
+/// A quota as the API shows it: limits in force, own limits, default, use.
+pub(crate) fn shown(q: &app::UserQuota) -> UserQuota {
+    UserQuota {
+        user: q.user.name.to_string(),
+        limits: limits(q.limits),
+        custom: wire(&q.own),
+        default: limits(q.default),
         used: QuotaUse {
-            workspaces: used.workspaces,
-            cpu: cpus(used.cpu_millis),
-            memory_bytes: used.memory_bytes,
+            workspaces: q.used.workspaces,
+            cpu: cpus(q.used.cpu_millis),
+            memory_bytes: q.used.memory_bytes,
         },
-    })
+    }
 }
 
-/// Gives the user `name` the limits `o` (admins only; empty: the default) with
-/// its audit record, `quota.set` or `quota.reset`.
+/// Gives the user `name` (as the path gives it) the limits `o` (admins only;
+/// empty: the default) with its audit record; the portal shares it.
 pub(crate) async fn set(
     st: &AppState,
     ctx: &Ctx,
     name: &str,
     o: &QuotaOverride,
 ) -> ApiResult<model::User> {
-    let user = visible_user(st, ctx, name, Scope::ReadUsers).await?;
-    ctx.require(Scope::AdminUsers, &user.id)?;
-    let mut tx = st.store.begin().await?;
-    tx.set_quota_override(&user.id, o).await?;
-    let action = if o.is_empty() {
-        model::AuditAction::QuotaReset
-    } else {
-        model::AuditAction::QuotaSet
-    };
-    let mut a = ctx.audit(action, "user", user.name.as_str());
-    if !o.is_empty() {
-        a.detail = Some(serde_json::to_string(&wire(o)).expect("a quota serializes"));
-    }
-    tx.audit(&a).await?;
-    tx.commit().await?;
-    Ok(user)
+    let name = extract::path_name("user", name)?;
+    Ok(st.app.set_quota(ctx.caller(), &name, o).await?)
 }
 
 /// A user's quota: the limits in force, which of them are the user's own, and
@@ -130,8 +113,8 @@ async fn get_quota(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<UserQuota>> {
-    let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
-    Ok(axum::Json(of(&st, &user).await?))
+    let name = extract::path_name("user", &name)?;
+    Ok(axum::Json(shown(&st.app.quota(ctx.caller(), &name).await?)))
 }
 
 /// Gives a user limits of their own (admins), replacing any set before. A
@@ -146,7 +129,7 @@ async fn set_quota(
     Json(req): Json<QuotaUpdate>,
 ) -> ApiResult<axum::Json<UserQuota>> {
     let user = set(&st, &ctx, &name, &parse(&req)?).await?;
-    Ok(axum::Json(of(&st, &user).await?))
+    Ok(axum::Json(shown(&st.app.quota_of(user).await?)))
 }
 
 /// Gives a user back the default quota (admins).

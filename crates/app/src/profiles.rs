@@ -1,0 +1,84 @@
+//! Profiles: resource and policy templates. Everyone with `read:profiles`
+//! reads them; admins write them. Workspaces pick a change up at their next start.
+
+use model::{AuditAction, Name, Profile, ProfileSpec, Scope};
+use store::{NewProfile, StoreError};
+
+use crate::{App, AppError, Caller, Result};
+
+impl App {
+    pub async fn profiles(&self, caller: Caller<'_>) -> Result<Vec<Profile>> {
+        caller.require_any(Scope::ReadProfiles)?;
+        Ok(self.store.profiles().await?)
+    }
+
+    pub async fn profile(&self, caller: Caller<'_>, name: &Name) -> Result<Profile> {
+        caller.require_any(Scope::ReadProfiles)?;
+        Ok(self.store.profile(name).await?)
+    }
+
+    pub async fn create_profile(
+        &self,
+        caller: Caller<'_>,
+        name: &Name,
+        spec: ProfileSpec,
+    ) -> Result<Profile> {
+        caller.require_any(Scope::AdminProfiles)?;
+        let mut tx = self.store.begin().await?;
+        let p = tx
+            .insert_profile(&NewProfile {
+                name: name.clone(),
+                spec,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => AppError::AlreadyExists {
+                    field: "name",
+                    message: format!("profile {name} exists already"),
+                },
+                e => e.into(),
+            })?;
+        tx.audit(&caller.audit(AuditAction::ProfileCreate, "profile", name.as_str()))
+            .await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// Replaces the spec of the profile `name`.
+    pub async fn update_profile(
+        &self,
+        caller: Caller<'_>,
+        name: &Name,
+        spec: ProfileSpec,
+    ) -> Result<Profile> {
+        caller.require_any(Scope::AdminProfiles)?;
+        let mut tx = self.store.begin().await?;
+        let p = tx
+            .update_profile(&NewProfile {
+                name: name.clone(),
+                spec,
+            })
+            .await?;
+        tx.audit(&caller.audit(AuditAction::ProfileUpdate, "profile", name.as_str()))
+            .await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// Deletes a profile that no workspace uses.
+    pub async fn delete_profile(&self, caller: Caller<'_>, name: &Name) -> Result<()> {
+        caller.require_any(Scope::AdminProfiles)?;
+        let p = self.store.profile(name).await?;
+        let mut tx = self.store.begin().await?;
+        tx.delete_profile(&p.id).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => AppError::Conflict {
+                message: "workspaces still use this profile".into(),
+            },
+            e => e.into(),
+        })?;
+        tx.audit(&caller.audit(AuditAction::ProfileDelete, "profile", p.name.as_str()))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
