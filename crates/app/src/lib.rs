@@ -10,8 +10,11 @@
 
 mod credentials;
 mod groups;
+mod oauth;
 mod profiles;
+mod queries;
 mod quotas;
+mod services;
 mod sessions;
 mod shares;
 mod tokens;
@@ -20,7 +23,10 @@ mod workspaces;
 
 pub use credentials::{Authenticated, Presented};
 pub use groups::CreateGroup;
+pub use oauth::{Exchange, ExchangeError, Issued, OAUTH_TOKEN_TTL_SECS};
+pub use queries::WorkspaceQuery;
 pub use quotas::UserQuota;
+pub use services::{CreateService, MIN_SERVICE_TOKEN_LEN};
 pub use sessions::{LogIn, NewSession};
 pub use tokens::CreateToken;
 pub use users::{bootstrap, reset_password, CreateUser, SetPassword, UpdateUser, UserDeletion};
@@ -30,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use model::{AuditAction, Outcome, Principal, Quota, Scope};
+pub use store::{AuditFilter, Usage};
 use store::{NewAudit, Store, StoreError};
 
 /// Settings of the operations.

@@ -41,6 +41,12 @@ impl App {
         Ok(self.store.shares(&ws.owner_id, Some(&ws.id)).await?)
     }
 
+    /// The shares of every workspace of `owner`.
+    pub async fn shares_of(&self, caller: Caller<'_>, owner: &model::User) -> Result<Vec<Share>> {
+        caller.require(Scope::ReadShares, &owner.id)?;
+        Ok(self.store.shares(&owner.id, None).await?)
+    }
+
     /// Shares `ws` with whom `with` names (sharing again changes nothing) and
     /// returns the share.
     pub async fn share(

@@ -25,3 +25,23 @@ mod tests {
         assert!(super::constant_time_eq(b"", b""));
     }
 }
+
+/// PKCE's S256 transform of a code verifier (RFC 7636 §4.2).
+pub fn pkce_s256(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+#[cfg(test)]
+mod pkce_tests {
+    #[test]
+    fn the_rfc_example_transforms() {
+        // RFC 7636, appendix B.
+        assert_eq!(
+            super::pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+}

@@ -125,13 +125,13 @@ pub(crate) async fn user_model(
     include_stopped: bool,
 ) -> ApiResult<Value> {
     let groups: Vec<String> = st
-        .store
-        .groups_of(&user.id)
+        .app
+        .groups_of(user)
         .await?
         .into_iter()
         .map(|g| g.to_string())
         .collect();
-    let spaces = st.store.workspaces_of(&user.id).await?;
+    let spaces = st.app.all_workspaces_unchecked(Some(&user.id)).await?;
     let default = spaces.iter().find(|w| w.name.as_str() == DEFAULT);
     let mut model = json!({
         "kind": "user",
@@ -175,7 +175,7 @@ async fn whoami(
         Code::Unauthenticated => ApiError::new(Code::Forbidden, e.message),
         _ => e,
     })?;
-    let user = st.store.user(&ctx.principal.user_id).await?;
+    let user = st.app.me(ctx.caller()).await?;
     let mut model = if user.is_service {
         crate::hub_services::whoami_model(&ctx, &user)
     } else {
@@ -229,22 +229,20 @@ async fn list_users(
         ));
     }
     // Admins see everyone; others themselves.
-    let mut users = if ctx.principal.reaches_everyone(Scope::ListUsers) {
-        let mut all = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = st.store.users(after.as_deref(), 500).await?;
-            let done = page.len() < 500;
-            after = page.last().map(|u| u.name.to_string());
-            all.extend(page);
-            if done {
-                break;
-            }
+    let mut users = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = st
+            .app
+            .users(ctx.caller(), Scope::ListUsers, after.as_deref(), 500)
+            .await?;
+        let done = page.len() < 500;
+        after = page.last().map(|u| u.name.to_string());
+        users.extend(page);
+        if done {
+            break;
         }
-        all
-    } else {
-        vec![st.store.user(&ctx.principal.user_id).await?]
-    };
+    }
     // Ids are time-ordered (UUIDv7): creation order, as JupyterHub's ids.
     // Users never active come first ascending and last descending, as there.
     match key {
@@ -460,19 +458,7 @@ pub(crate) async fn find(
     user: &model::User,
     name: &str,
 ) -> ApiResult<Option<Workspace>> {
-    let Ok(name) = model::Name::parse(name) else {
-        return Ok(None);
-    };
-    let found = st
-        .store
-        .workspaces(&store::WorkspaceFilter {
-            owner_id: Some(user.id.clone()),
-            name: Some(name),
-            limit: 1,
-            ..Default::default()
-        })
-        .await?;
-    Ok(found.into_iter().next())
+    Ok(st.app.find_workspace_unchecked(user, name).await?)
 }
 
 /// `POST /hub/api/users/{name}/activity`, as `jupyterhub-singleuser` sends it.
@@ -532,12 +518,9 @@ async fn activity(
         batch.push((ws.id, at));
         latest = latest.max(Some(at));
     }
-    let mut tx = st.store.begin().await?;
-    tx.record_activity(&batch).await?;
-    if let Some(at) = latest {
-        tx.record_user_activity(&user.id, at).await?;
-    }
-    tx.commit().await?;
+    st.app
+        .report_activity(ctx.caller(), &user, &batch, latest)
+        .await?;
     Ok(StatusCode::OK)
 }
 
@@ -561,11 +544,9 @@ async fn proxy_routes(
         .collect();
     let mut all = std::collections::BTreeMap::new();
     for (id, target) in ready {
-        let ws = match st.store.workspace(&id).await {
-            Ok(ws) => ws,
-            // Deleted since the table was published.
-            Err(store::StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        // None: deleted since the table was published.
+        let Some(ws) = st.app.workspace_unchecked(&id).await? else {
+            continue;
         };
         let spec = model::hub::base_url(&ws.owner, &ws.name);
         let data = json!({

@@ -121,10 +121,8 @@ async fn create_users(
     }
     let mut missing = Vec::new();
     for name in names("usernames", &req.usernames)? {
-        match st.store.user_by_name(&name).await {
-            Ok(_) => {}
-            Err(store::StoreError::NotFound { .. }) => missing.push(name),
-            Err(e) => return Err(e.into()),
+        if st.app.user_unchecked(&name).await?.is_none() {
+            missing.push(name);
         }
     }
     if missing.is_empty() {
@@ -312,19 +310,15 @@ async fn create_token(
     // As JupyterHub: a user who does not exist and one the caller may not
     // make tokens for get the same 403.
     let owner = match extract::path_name("user", &name) {
-        Ok(n) => match st.store.user_by_name(&n).await {
-            Ok(u) => Some(u),
-            Err(store::StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        },
+        Ok(n) => st.app.user_unchecked(&n).await?,
         Err(_) => None,
     };
-    if !owner.is_some_and(|u| ctx.principal.may(Scope::Tokens, &u.id)) {
+    let Some(owner) = owner.filter(|u| ctx.principal.may(Scope::Tokens, &u.id)) else {
         return Err(ApiError::new(
             Code::Forbidden,
             format!("user {name} not found or no permissions to make tokens for"),
         ));
-    }
+    };
     let o: NewToken = options(&body)?;
     if o.roles.as_ref().is_some_and(|r| !r.is_empty()) {
         return Err(ApiError::new(
@@ -344,7 +338,6 @@ async fn create_token(
         expires_in: lifetime(o.expires_in)?,
     };
     let (token, secret) = tokens::create(&st, &ctx, &name, req).await?;
-    let owner = st.store.user(&token.user_id).await?;
     let mut model = token_model(&owner, &token);
     model["token"] = Value::String(secret);
     Ok(created(model))
@@ -412,14 +405,14 @@ async fn create_groups(
     }
     let wanted = names("groups", &req.groups)?;
     for name in &wanted {
-        match st.store.group(name).await {
+        match st.app.group(ctx.caller(), name).await {
             Ok(_) => {
                 return Err(ApiError::new(
                     Code::AlreadyExists,
                     format!("group {name} exists already"),
                 ))
             }
-            Err(store::StoreError::NotFound { .. }) => {}
+            Err(app::AppError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

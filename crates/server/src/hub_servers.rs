@@ -443,11 +443,10 @@ pub(crate) async fn settled(st: &AppState, id: &str, removed: bool) -> ApiResult
     let mut routes = st.proxy.routes();
     routes.mark_unchanged();
     loop {
-        match st.store.workspace(id).await {
-            Err(store::StoreError::NotFound { .. }) => return Ok(true),
-            Ok(ws) if !removed && !active(&ws) => return Ok(true),
-            Ok(_) => {}
-            Err(e) => return Err(e.into()),
+        match st.app.workspace_unchecked(id).await? {
+            None => return Ok(true),
+            Some(ws) if !removed && !active(&ws) => return Ok(true),
+            Some(_) => {}
         }
         // Without a runtime (`runtime = "none"`) no controller moves it.
         if st.runtime.is_none() || tokio::time::Instant::now() >= deadline {

@@ -11,9 +11,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use model::secret::sha256_hex;
-use model::{Scope, ScopeSet};
-use store::{NewToken, StoreError};
+use model::Scope;
 
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, Code};
@@ -22,7 +20,6 @@ use crate::AppState;
 
 /// Shortest `api_token` accepted: a token chosen by hand must still be hard
 /// to guess.
-const MIN_TOKEN_LEN: usize = 16;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -71,10 +68,9 @@ fn model_with(ctx: &Ctx, s: &model::User, url: Value, info: Value, display: Valu
 }
 
 async fn list_services(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Value>> {
-    ctx.require_any(Scope::ListServices)?;
     let all: Map<String, Value> = st
-        .store
-        .services()
+        .app
+        .services(ctx.caller())
         .await?
         .iter()
         .map(|s| (s.name.to_string(), service_model(&ctx, s)))
@@ -84,7 +80,7 @@ async fn list_services(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::
 
 async fn find(st: &AppState, name: &str) -> ApiResult<model::User> {
     Ok(st
-        .store
+        .app
         .service(&extract::path_name("service", name)?)
         .await?)
 }
@@ -164,12 +160,12 @@ async fn create_service(
 
 /// 409 if service `name` exists.
 async fn exists_not(st: &AppState, name: &model::Name) -> ApiResult<()> {
-    match st.store.service(name).await {
+    match st.app.service(name).await {
         Ok(_) => Err(ApiError::new(
             Code::AlreadyExists,
             format!("service {name} exists already"),
         )),
-        Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(app::AppError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -183,49 +179,12 @@ pub(crate) async fn create(
     admin: bool,
     api_token: Option<&str>,
 ) -> ApiResult<model::User> {
-    ctx.require_any(Scope::AdminServices)?;
-    exists_not(st, name).await?;
-    if admin && !ctx.principal.is_admin {
-        return Err(ApiError::forbidden(Scope::AdminUsers));
-    }
-    if let Some(t) = api_token {
-        if t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(ApiError::new(
-                Code::InvalidValue,
-                format!("api_token: {MIN_TOKEN_LEN} characters at least, and no spaces"),
-            ));
-        }
-    }
-    let mut tx = st.store.begin().await?;
-    let service = tx.insert_service(name, admin).await.map_err(|e| match e {
-        StoreError::Conflict { .. } => ApiError::new(
-            Code::AlreadyExists,
-            format!("{name} is a user's name: a service needs its own"),
-        ),
-        e => e.into(),
-    })?;
-    if let Some(t) = api_token {
-        let token = NewToken {
-            user_id: service.id.clone(),
-            hash: sha256_hex(t),
-            prefix: t.chars().take(6).collect(),
-            note: format!("service {name}"),
-            // What the service's role allows: everything for an admin.
-            scopes: ScopeSet::new(Scope::ALL.iter().copied()),
-            expires_at: None,
-        };
-        tx.insert_token(&token).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => {
-                ApiError::new(Code::InvalidValue, "api_token: already in use")
-            }
-            e => e.into(),
-        })?;
-    }
-    let mut a = ctx.audit(model::AuditAction::ServiceCreate, "service", name.as_str());
-    a.detail = Some(json!({"admin": admin, "token": api_token.is_some()}).to_string());
-    tx.audit(&a).await?;
-    tx.commit().await?;
-    Ok(service)
+    let cmd = app::CreateService {
+        name: name.clone(),
+        admin,
+        api_token: api_token.map(str::to_owned),
+    };
+    Ok(st.app.create_service(ctx.caller(), cmd).await?)
 }
 
 /// Deletes a service and its tokens: 200 with no body, as JupyterHub.
@@ -241,16 +200,6 @@ async fn delete_service(
 /// Deletes a service with its tokens and its audit record; the portal
 /// shares it.
 pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
-    ctx.require_any(Scope::AdminServices)?;
-    let s = find(st, name).await?;
-    let mut tx = st.store.begin().await?;
-    tx.delete_user(&s.id).await?;
-    tx.audit(&ctx.audit(
-        model::AuditAction::ServiceDelete,
-        "service",
-        s.name.as_str(),
-    ))
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let name = extract::path_name("service", name)?;
+    Ok(st.app.delete_service(ctx.caller(), &name).await?)
 }

@@ -147,14 +147,8 @@ pub async fn flush_activity(
         if batch.is_empty() {
             return;
         }
-        let written = async {
-            let mut tx = state.store.begin().await?;
-            tx.record_activity(&batch).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = written {
-            tracing::warn!("record workspace activity: {e}");
+        if let Err(e) = state.app.record_activity(&batch).await {
+            tracing::warn!("record workspace activity: {}", model::error_chain(&e));
             state.proxy.activity().restore(batch);
         }
     }

@@ -25,22 +25,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
+use model::hub::oauth_callback_url;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-
-use model::hub::{client_id, oauth_callback_url, CLIENT_ID_PREFIX};
-use model::secret::{random_secret, sha256_hex, MintedToken};
-use model::{now_millis, Outcome, ScopeSet, TokenKind, Workspace};
-use store::{NewAudit, NewToken, OAuthCode, StoreError};
 
 use crate::proxied::{may_open, page};
 use crate::AppState;
-
-/// How long a code may wait for its exchange.
-const CODE_TTL_MS: i64 = 5 * 60 * 1000;
-/// How long an issued token lasts (JupyterHub's default cookie lifetime).
-const TOKEN_TTL_SECS: i64 = 14 * 24 * 3600;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -56,18 +46,6 @@ struct AuthorizeQuery {
     state: Option<String>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
-}
-
-/// The workspace behind a client id, if there is one.
-async fn client(st: &AppState, client_id: &str) -> Result<Option<Workspace>, StoreError> {
-    let Some(id) = client_id.strip_prefix(CLIENT_ID_PREFIX) else {
-        return Ok(None);
-    };
-    match st.store.workspace(id).await {
-        Ok(ws) if ws.deletion_requested_at.is_none() => Ok(Some(ws)),
-        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 fn bad_request(message: &str) -> Response {
@@ -114,7 +92,7 @@ async fn authorize(
     let Ok(Query(q)) = query else {
         return bad_request("the request needs client_id, redirect_uri and response_type");
     };
-    let ws = match client(&st, &q.client_id).await {
+    let ws = match st.app.oauth_client(&q.client_id).await {
         Ok(Some(ws)) => ws,
         Ok(None) => return bad_request("unknown client_id"),
         Err(e) => return crate::error::ApiError::from(e).into_response(),
@@ -151,31 +129,14 @@ async fn authorize(
         Ok(who) => who,
         Err(page) => return page,
     };
-    let me = &who.principal;
-    let scopes = format!(
-        "{} read:users:name!user={}",
-        model::hub::access_scopes(&ws)[0],
-        me.name
-    );
-    let code = random_secret();
-    let stored = OAuthCode {
-        hash: sha256_hex(&code),
-        workspace_id: ws.id.clone(),
-        user_id: me.user_id.clone(),
-        redirect_uri: registered.clone(),
-        code_challenge: challenge,
-        scopes: ScopeSet::parse(&scopes).expect("names make valid filters"),
-        expires_at: now_millis() + CODE_TTL_MS,
-    };
-    let saved = async {
-        let mut tx = st.store.begin().await?;
-        tx.insert_oauth_code(&stored).await?;
-        tx.commit().await
-    };
-    if let Err(e) = saved.await {
-        return crate::error::ApiError::from(e).into_response();
+    match st
+        .app
+        .issue_oauth_code(&who.principal, &ws, challenge)
+        .await
+    {
+        Ok(code) => back(&[("code", &code)]),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
     }
-    back(&[("code", &code)])
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,7 +191,6 @@ async fn exchange(
     headers: &HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, Response> {
-    let internal = |e: StoreError| crate::error::ApiError::from(e).into_response();
     // As JupyterHub (oauthlib): the grant type is checked first, and a body
     // that is not a form has none.
     let form = form.map(|Form(f)| f).ok();
@@ -246,98 +206,34 @@ async fn exchange(
         oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
-            "unknown client or wrong client secret",
+            &app::ExchangeError::InvalidClient.to_string(),
         )
     };
-    let (id, secret) = client_credentials(&form, headers).ok_or_else(bad_client)?;
-    let ws = client(st, &id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(bad_client)?;
-    match st.store.token_by_hash(&sha256_hex(&secret)).await {
-        Ok((t, _)) if t.kind == TokenKind::Server && t.workspace_id.as_deref() == Some(&ws.id) => {}
-        Ok(_) | Err(StoreError::NotFound { .. }) => return Err(bad_client()),
-        Err(e) => return Err(internal(e)),
-    }
     let bad_grant = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why);
-    let code = form.code.as_deref().ok_or_else(|| bad_grant("no code"))?;
-    let now = now_millis();
-    let mut tx = st.store.begin().await.map_err(internal)?;
-    let grant = match tx.take_oauth_code(&sha256_hex(code), now).await {
-        Ok(g) => g,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(bad_grant("the code is unknown, used or expired"))
-        }
-        Err(e) => return Err(internal(e)),
+    let (id, secret) = client_credentials(&form, headers).ok_or_else(bad_client)?;
+    let exchange = app::Exchange {
+        client_id: &id,
+        client_secret: &secret,
+        code: form.code.as_deref(),
+        redirect_uri: form.redirect_uri.as_deref(),
+        code_verifier: form.code_verifier.as_deref(),
     };
-    // A code that fails any check is spent all the same (tx commits below).
-    let checked = if grant.workspace_id != ws.id {
-        Err("the code was issued to another client")
-    } else if form
-        .redirect_uri
-        .as_deref()
-        .is_some_and(|r| r != grant.redirect_uri)
-    {
-        Err("redirect_uri differs from the authorization request's")
-    } else {
-        match (&grant.code_challenge, &form.code_verifier) {
-            (None, _) => Ok(()),
-            (Some(challenge), Some(verifier)) if s256(verifier) == *challenge => Ok(()),
-            (Some(_), _) => Err("the code_verifier does not match the code_challenge"),
+    let issued = match st.app.exchange_oauth_code(exchange).await {
+        Ok(issued) => issued,
+        Err(app::ExchangeError::InvalidClient) => return Err(bad_client()),
+        Err(app::ExchangeError::InvalidGrant(why)) => return Err(bad_grant(why)),
+        Err(app::ExchangeError::App(e)) => {
+            return Err(crate::error::ApiError::from(e).into_response())
         }
     };
-    if let Err(why) = checked {
-        tx.commit().await.map_err(internal)?;
-        return Err(bad_grant(why));
-    }
-    let minted = MintedToken::new();
-    let user = st.store.user(&grant.user_id).await.map_err(internal)?;
-    let issued = tx
-        .insert_token_of(
-            &NewToken {
-                user_id: grant.user_id.clone(),
-                hash: minted.hash,
-                prefix: minted.prefix,
-                note: format!("oauth {}/{}", ws.owner, ws.name),
-                scopes: grant.scopes.clone(),
-                expires_at: Some(now + TOKEN_TTL_SECS * 1000),
-            },
-            TokenKind::OAuth,
-            Some(&ws.id),
-        )
-        .await
-        .map_err(internal)?;
-    tx.audit(&NewAudit {
-        actor_id: Some(user.id.clone()),
-        actor: Some(user.name.to_string()),
-        action: model::AuditAction::TokenCreate,
-        target_type: "token",
-        target: issued.id.clone(),
-        outcome: Outcome::Success,
-        source: None,
-        request_id: None,
-        detail: Some(format!(
-            "oauth client={} scopes={}",
-            client_id(&ws.id),
-            issued.scopes
-        )),
-    })
-    .await
-    .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         axum::Json(json!({
-            "access_token": minted.secret.expose(),
+            "access_token": issued.secret,
             "token_type": "Bearer",
-            "expires_in": TOKEN_TTL_SECS,
+            "expires_in": app::OAUTH_TOKEN_TTL_SECS,
             "scope": issued.scopes.to_string(),
         })),
     )
         .into_response())
-}
-
-/// PKCE's S256 transform of a verifier.
-fn s256(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }

@@ -136,10 +136,8 @@ async fn not_routed_yet(
     let Some(owner) = parse(segments.next()) else {
         return Ok(None);
     };
-    let user = match st.store.user_by_name(&owner).await {
-        Ok(user) => user,
-        Err(store::StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(user) = st.app.user_unchecked(&owner).await? else {
+        return Ok(None);
     };
     let mut candidates = vec![model::DEFAULT_WORKSPACE.to_owned()];
     if let Some(name) = parse(segments.next()).filter(|n| n.as_str() != model::DEFAULT_WORKSPACE) {

@@ -7,8 +7,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use api_types::{AuditRecord, ErrorBody, Page};
+use app::AuditFilter;
 use model::Scope;
-use store::AuditFilter;
 
 use super::page;
 use crate::auth::Ctx;
@@ -51,7 +51,7 @@ async fn list_audit(
     ctx.require_any(Scope::ReadAudit)?;
     let filter = filter(q.user, q.action, q.since, q.until, q.before, q.limit)?;
     let limit = filter.limit - 1;
-    let records = st.store.audit(&filter).await?;
+    let records = st.app.audit(ctx.caller(), &filter).await?;
     Ok(axum::Json(page(
         records,
         limit,

@@ -62,7 +62,7 @@ pub(crate) fn system(doc: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
 }
 
 async fn readyz(State(st): State<AppState>) -> ApiResult<&'static str> {
-    st.store.ping().await.map_err(|e| ApiError {
+    st.app.ping().await.map_err(|e| ApiError {
         internal: Some(e.to_string()),
         ..ApiError::new(Code::Unavailable, "database unavailable")
     })?;

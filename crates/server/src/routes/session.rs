@@ -56,7 +56,7 @@ async fn login(
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let (cookie, user, csrf) = log_in(&st, &meta, &req.username, &req.password).await?;
-    let groups = st.store.groups_of(&user.id).await?;
+    let groups = st.app.groups_of(&user).await?;
     let scopes = ScopeSet::for_role(user.is_admin);
     let me = Me {
         user: convert::user(&user, groups),
@@ -123,8 +123,8 @@ pub(crate) async fn log_out(st: &AppState, ctx: &Ctx, jar: CookieJar) -> ApiResu
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses((status = 200, body = Me), (status = "4XX", body = ErrorBody)))]
 async fn me(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Me>> {
-    let user = st.store.user(&ctx.principal.user_id).await?;
-    let groups = st.store.groups_of(&user.id).await?;
+    let user = st.app.me(ctx.caller()).await?;
+    let groups = st.app.groups_of(&user).await?;
     Ok(axum::Json(Me {
         user: convert::user(&user, groups),
         scopes: ctx.principal.scopes.to_strings(),

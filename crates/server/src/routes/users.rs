@@ -49,7 +49,7 @@ pub(crate) async fn visible_user(
 }
 
 async fn wire(st: &AppState, u: &model::User) -> ApiResult<User> {
-    Ok(convert::user(u, st.store.groups_of(&u.id).await?))
+    Ok(convert::user(u, st.app.groups_of(u).await?))
 }
 
 /// Lists users (admins: all; others: themselves).
@@ -62,17 +62,15 @@ async fn list_users(
 ) -> ApiResult<axum::Json<Page<User>>> {
     ctx.require_any(Scope::ReadUsers)?;
     let limit = extract::limit(q.limit)?;
-    let users = if ctx.principal.reaches_everyone(Scope::ReadUsers) {
-        let after = extract::cursor("after", q.after)?;
-        st.store.users(after.as_deref(), limit + 1).await?
-    } else {
-        let me = st.store.user(&ctx.principal.user_id).await?;
-        if q.after.is_some() {
-            vec![]
-        } else {
-            vec![me]
-        }
+    let after = match ctx.principal.reaches_everyone(Scope::ReadUsers) {
+        true => extract::cursor("after", q.after)?,
+        // Only themself: any cursor is past the one page.
+        false => q.after,
     };
+    let users = st
+        .app
+        .users(ctx.caller(), Scope::ReadUsers, after.as_deref(), limit + 1)
+        .await?;
     let Page { items, next } = page(users, limit, |u| u.name.to_string(), Clone::clone);
     let mut wired = Vec::with_capacity(items.len());
     for u in &items {

@@ -13,7 +13,6 @@ use api_types::{
     ErrorBody, Page, Workspace, WorkspaceCreate, WorkspaceStateEvent, WorkspaceUpdate,
 };
 use model::{Scope, WorkspaceState};
-use store::{StoreError, WorkspaceFilter};
 
 use super::{created, page};
 use crate::auth::Ctx;
@@ -66,24 +65,6 @@ async fn list_workspaces(
 ) -> ApiResult<axum::Json<Page<Workspace>>> {
     ctx.require_any(Scope::ReadServers)?;
     let limit = extract::limit(q.limit)?;
-    let owner_id = match query_name("owner", q.owner)? {
-        Some(n) if n == ctx.principal.name => Some(ctx.principal.user_id.clone()),
-        Some(n) if ctx.principal.reaches_everyone(Scope::ReadServers) => {
-            match st.store.user_by_name(&n).await {
-                Ok(u) => Some(u.id),
-                Err(StoreError::NotFound { .. }) => {
-                    return Ok(axum::Json(Page {
-                        items: vec![],
-                        next: None,
-                    }))
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Some(_) => return Err(ApiError::forbidden(Scope::AdminServers)),
-        None if ctx.principal.reaches_everyone(Scope::ReadServers) => None,
-        None => Some(ctx.principal.user_id.clone()),
-    };
     let state = q
         .state
         .map(|s| {
@@ -92,15 +73,15 @@ async fn list_workspaces(
             })
         })
         .transpose()?;
-    let filter = WorkspaceFilter {
-        owner_id,
+    let query = app::WorkspaceQuery {
+        owner: query_name("owner", q.owner)?,
         state,
         profile: query_name("profile", q.profile)?,
         name: query_name("name", q.name)?,
         after: extract::cursor("after", q.after)?,
         limit: limit + 1,
     };
-    let items = st.store.workspaces(&filter).await?;
+    let items = st.app.workspaces(ctx.caller(), query).await?;
     Ok(axum::Json(page(
         items,
         limit,
@@ -398,9 +379,9 @@ async fn workspace_logs(
             }
             loop {
                 tokio::time::sleep(LOG_POLL).await;
-                match st.store.workspace(&id).await {
-                    Err(StoreError::NotFound { .. }) => return None,
-                    Ok(w) if w.deletion_requested_at.is_some() => return None,
+                match st.app.workspace_unchecked(&id).await {
+                    Ok(None) => return None,
+                    Ok(Some(w)) if w.deletion_requested_at.is_some() => return None,
                     _ => {}
                 }
                 let read = rt.log_read(&id, Some(offset), LOG_CHUNK).await.ok()?;

@@ -1,0 +1,217 @@
+//! What callers read: lists and lookups, each authorized as its operation
+//! says. A few are marked *unchecked*: berth's own reads for a caller already
+//! authorized (the proxy's routing, a wait on a workspace just changed).
+
+use std::collections::HashMap;
+
+use model::{
+    AuditRecord, Name, QuotaOverride, Scope, StateChange, User, Workspace, WorkspaceState,
+};
+use store::{AuditFilter, StoreError, WorkspaceFilter};
+
+use crate::{App, AppError, Caller, Result};
+
+/// Which workspaces to list; the caller sees their own unless they reach
+/// everyone's.
+#[derive(Debug, Clone, Default)]
+pub struct WorkspaceQuery {
+    /// Only this user's (someone else's needs `admin:servers`).
+    pub owner: Option<Name>,
+    pub state: Option<WorkspaceState>,
+    pub profile: Option<Name>,
+    pub name: Option<Name>,
+    /// Only ids after this cursor.
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+impl App {
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// The caller's own account.
+    pub async fn me(&self, caller: Caller<'_>) -> Result<User> {
+        Ok(self.store.user(&caller.principal.user_id).await?)
+    }
+
+    /// The groups `user` is in.
+    pub async fn groups_of(&self, user: &User) -> Result<Vec<Name>> {
+        Ok(self.store.groups_of(&user.id).await?)
+    }
+
+    /// Users by name after `after`, at most `limit`: everyone for a caller who
+    /// reaches everyone with `scope` (`read:users`, JupyterHub's
+    /// `list:users`), else only themself.
+    pub async fn users(
+        &self,
+        caller: Caller<'_>,
+        scope: Scope,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<User>> {
+        caller.require_any(scope)?;
+        if caller.principal.reaches_everyone(scope) {
+            return Ok(self.store.users(after, limit).await?);
+        }
+        Ok(match after {
+            Some(_) => Vec::new(),
+            None => vec![self.me(caller).await?],
+        })
+    }
+
+    /// The workspaces `q` asks for, as far as the caller may see them, by id.
+    pub async fn workspaces(
+        &self,
+        caller: Caller<'_>,
+        q: WorkspaceQuery,
+    ) -> Result<Vec<Workspace>> {
+        caller.require_any(Scope::ReadServers)?;
+        let everyone = caller.principal.reaches_everyone(Scope::ReadServers);
+        let owner_id = match q.owner {
+            Some(n) if n == caller.principal.name => Some(caller.principal.user_id.clone()),
+            Some(n) if everyone => match self.store.user_by_name(&n).await {
+                Ok(u) => Some(u.id),
+                Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            },
+            Some(_) => {
+                return Err(AppError::Forbidden {
+                    scope: Scope::AdminServers,
+                })
+            }
+            None if everyone => None,
+            None => Some(caller.principal.user_id.clone()),
+        };
+        let filter = WorkspaceFilter {
+            owner_id,
+            state: q.state,
+            profile: q.profile,
+            name: q.name,
+            after: q.after,
+            limit: q.limit,
+        };
+        Ok(self.store.workspaces(&filter).await?)
+    }
+
+    /// Every workspace of `owner_id` (or everyone's), for pages that show all
+    /// of them; unchecked.
+    pub async fn all_workspaces_unchecked(&self, owner_id: Option<&str>) -> Result<Vec<Workspace>> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .workspaces(&WorkspaceFilter {
+                    owner_id: owner_id.map(str::to_owned),
+                    after: after.clone(),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await?;
+            let more = page.len() == 1000;
+            after = page.last().map(|w| w.id.clone());
+            all.extend(page);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The latest `limit` state changes of a workspace the caller may read.
+    pub async fn workspace_events(
+        &self,
+        caller: Caller<'_>,
+        ws: &Workspace,
+        limit: i64,
+    ) -> Result<Vec<StateChange>> {
+        caller.require(Scope::ReadServers, &ws.owner_id)?;
+        Ok(self.store.workspace_events(&ws.id, limit).await?)
+    }
+
+    /// Audit records, newest first (`read:audit`).
+    pub async fn audit(
+        &self,
+        caller: Caller<'_>,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditRecord>> {
+        caller.require_any(Scope::ReadAudit)?;
+        Ok(self.store.audit(filter).await?)
+    }
+
+    /// Every user's own limits, by user id (admins).
+    pub async fn quota_overrides(
+        &self,
+        caller: Caller<'_>,
+    ) -> Result<HashMap<String, QuotaOverride>> {
+        caller.require_any(Scope::AdminUsers)?;
+        Ok(self.store.quota_overrides().await?)
+    }
+
+    /// The workspace `id`, if it exists; unchecked.
+    pub async fn workspace_unchecked(&self, id: &str) -> Result<Option<Workspace>> {
+        match self.store.workspace(id).await {
+            Ok(ws) => Ok(Some(ws)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The person named `name`, if there is one; unchecked (the proxy's
+    /// routing, before it authorizes).
+    pub async fn user_unchecked(&self, name: &Name) -> Result<Option<User>> {
+        match self.store.user_by_name(name).await {
+            Ok(u) => Ok(Some(u)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The workspace of `user` named `name`, if any (a name no workspace
+    /// could have names none); unchecked.
+    pub async fn find_workspace_unchecked(
+        &self,
+        user: &User,
+        name: &str,
+    ) -> Result<Option<Workspace>> {
+        let Ok(name) = Name::parse(name) else {
+            return Ok(None);
+        };
+        let found = self
+            .store
+            .workspaces(&WorkspaceFilter {
+                owner_id: Some(user.id.clone()),
+                name: Some(name),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    /// What a user's app reports (`users:activity`): when each of their
+    /// workspaces (id, when) and they themselves (`latest`) were last active.
+    pub async fn report_activity(
+        &self,
+        caller: Caller<'_>,
+        user: &User,
+        batch: &[(String, i64)],
+        latest: Option<i64>,
+    ) -> Result<()> {
+        caller.require(Scope::UsersActivity, &user.id)?;
+        let mut tx = self.store.begin().await?;
+        tx.record_activity(batch).await?;
+        if let Some(at) = latest {
+            tx.record_user_activity(&user.id, at).await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// Writes the activity the proxy saw: (workspace id, when) pairs.
+    pub async fn record_activity(&self, batch: &[(String, i64)]) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        tx.record_activity(batch).await?;
+        Ok(tx.commit().await?)
+    }
+}
