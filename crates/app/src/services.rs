@@ -8,7 +8,8 @@ use store::{NewToken, StoreError};
 
 use crate::{App, AppError, Caller, Result};
 
-/// The shortest token a service may be given.
+/// The shortest token a service may be given: one chosen by hand must
+/// still be hard to guess.
 pub const MIN_SERVICE_TOKEN_LEN: usize = 16;
 
 /// A new service; `api_token`, if given, becomes its token (a tool

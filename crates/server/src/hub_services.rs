@@ -18,9 +18,6 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{self, Path};
 use crate::AppState;
 
-/// Shortest `api_token` accepted: a token chosen by hand must still be hard
-/// to guess.
-
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/hub/api/services", get(list_services))
