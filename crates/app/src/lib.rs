@@ -36,8 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use model::{AuditAction, Outcome, Principal, Quota, Scope};
-pub use store::{AuditFilter, Usage};
-use store::{NewAudit, Store, StoreError};
+/// The store's handle, which an [`App`] is made from (and the filter and
+/// usage types its queries take and give); its methods are this crate's to call.
+pub use store::{AuditFilter, Store, Usage};
+use store::{NewAudit, StoreError};
 
 /// Settings of the operations.
 #[derive(Debug, Clone)]

@@ -12,6 +12,11 @@ impl App {
         Ok(self.store.profiles().await?)
     }
 
+    /// Every profile, for views of workspaces (each names its profile); unchecked.
+    pub async fn all_profiles_unchecked(&self) -> Result<Vec<Profile>> {
+        Ok(self.store.profiles().await?)
+    }
+
     pub async fn profile(&self, caller: Caller<'_>, name: &Name) -> Result<Profile> {
         caller.require_any(Scope::ReadProfiles)?;
         Ok(self.store.profile(name).await?)

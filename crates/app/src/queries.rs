@@ -208,6 +208,19 @@ impl App {
         Ok(tx.commit().await?)
     }
 
+    /// How long each workspace (of `owner_id`, or just `workspace_id`, or
+    /// everyone's) has run so far, in milliseconds, from its history; unchecked.
+    pub async fn running_millis_unchecked(
+        &self,
+        owner_id: Option<&str>,
+        workspace_id: Option<&str>,
+    ) -> Result<HashMap<String, u64>> {
+        Ok(self
+            .store
+            .running_millis(owner_id, workspace_id, model::now_millis())
+            .await?)
+    }
+
     /// Writes the activity the proxy saw: (workspace id, when) pairs.
     pub async fn record_activity(&self, batch: &[(String, i64)]) -> Result<()> {
         let mut tx = self.store.begin().await?;

@@ -47,14 +47,6 @@ const HTTP: [&str; 4] = ["axum", "hyper", "reqwest", "http"];
 /// The binary wires everything together, and test support is for tests.
 const ROOTS: [&str; 2] = ["berth", "test-support"];
 
-/// HTTP-facing crates that still reach the store directly, each with what is
-/// left to move into `app` (issue 16). The list only shrinks.
-const NOT_YET: [(&str, &str); 1] = [(
-    "server",
-    "users, groups, tokens, sessions, profiles, quotas, services, the audit log \
-     and OAuth read and write the store in their handlers",
-)];
-
 fn forbidden(dep: &str) -> bool {
     dep == "store" || dep.starts_with("runtime-")
 }
@@ -72,19 +64,10 @@ fn no_http_facing_crate_depends_on_the_store_or_a_runtime() {
             continue;
         }
         for dep in deps.iter().filter(|d| forbidden(d)) {
-            let waived = NOT_YET.iter().any(|(k, _)| k == krate) && dep == "store";
-            if !waived {
-                broken.push(format!(
-                    "{krate} depends on {dep}: go through the app crate"
-                ));
-            }
+            broken.push(format!(
+                "{krate} depends on {dep}: go through the app crate"
+            ));
         }
-    }
-    for (krate, _) in NOT_YET {
-        assert!(
-            graph[krate].contains("store"),
-            "{krate} no longer depends on store: take it off NOT_YET"
-        );
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }

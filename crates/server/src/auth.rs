@@ -14,7 +14,6 @@ use axum::http::{header, Method};
 use axum_extra::extract::cookie::CookieJar;
 
 use model::Principal;
-use store::NewAudit;
 
 use crate::error::{ApiError, Code};
 use crate::observe::RequestId;
@@ -44,26 +43,6 @@ impl Ctx {
             request_id: &self.request_id,
             source: self.source.as_deref(),
         }
-    }
-
-    /// An audit record of a successful action by this principal.
-    pub fn audit(
-        &self,
-        action: model::AuditAction,
-        target_type: &'static str,
-        target: &str,
-    ) -> NewAudit {
-        self.caller().audit(action, target_type, target)
-    }
-
-    /// An audit record of an action on a workspace (target `owner/name`).
-    pub fn audit_workspace(
-        &self,
-        action: model::AuditAction,
-        ws: &model::Workspace,
-        detail: String,
-    ) -> NewAudit {
-        self.caller().audit_workspace(action, ws, detail)
     }
 
     /// Fails with 403 unless the principal holds `scope` for `owner_id`'s resources.

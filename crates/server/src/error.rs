@@ -120,17 +120,6 @@ impl ApiError {
     }
 }
 
-impl From<store::StoreError> for ApiError {
-    fn from(e: store::StoreError) -> Self {
-        use store::StoreError as E;
-        match e {
-            E::NotFound { what } => ApiError::not_found(what),
-            E::Conflict { what } => ApiError::new(Code::Conflict, what),
-            other => ApiError::internal(model::error_chain(&other)),
-        }
-    }
-}
-
 impl From<::auth::PasswordError> for ApiError {
     fn from(e: ::auth::PasswordError) -> Self {
         match e {
@@ -180,7 +169,7 @@ impl From<app::AppError> for ApiError {
                 ..ApiError::new(Code::TooManyRequests, e.to_string())
             },
             E::Internal(cause) => ApiError::internal(cause),
-            E::Store(e) => e.into(),
+            E::Store(e) => ApiError::internal(model::error_chain(&e)),
         }
     }
 }
@@ -223,29 +212,4 @@ pub fn error_table_markdown() -> String {
         ));
     }
     s
-}
-
-/// Maps a store conflict to `code` with `message`; other store errors as usual.
-pub fn on_conflict(
-    code: Code,
-    message: impl Into<String>,
-) -> impl FnOnce(store::StoreError) -> ApiError {
-    let message = message.into();
-    move |e| match e {
-        store::StoreError::Conflict { .. } => ApiError::new(code, message),
-        e => e.into(),
-    }
-}
-
-/// Maps a missing record that a request body refers to (a profile, an owner) to a
-/// 422 `invalid_value` naming the field; other store errors as usual.
-pub fn missing_as_invalid(
-    field: &str,
-    message: impl std::fmt::Display,
-) -> impl FnOnce(store::StoreError) -> ApiError {
-    let message = format!("{field}: {message}");
-    move |e| match e {
-        store::StoreError::NotFound { .. } => ApiError::new(Code::InvalidValue, message),
-        e => e.into(),
-    }
 }

@@ -74,7 +74,6 @@ impl Default for ServerConfig {
 pub struct AppState {
     /// The operations; handlers call these rather than the store.
     pub app: app::App,
-    pub store: store::Store,
     pub metrics: Arc<metrics::Metrics>,
     pub config: Arc<ServerConfig>,
     /// The proxy to workspaces, over the controller's route table.
@@ -85,10 +84,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: store::Store, config: ServerConfig) -> Self {
+    pub fn new(store: app::Store, config: ServerConfig) -> Self {
         AppState {
             app: app::App::new(
-                store.clone(),
+                store,
                 app::Config {
                     quota: config.quota,
                     session_ttl: config.session_ttl,
@@ -96,7 +95,6 @@ impl AppState {
                     login_lockout: config.login_lockout,
                 },
             ),
-            store,
             metrics: Arc::default(),
             config: Arc::new(config),
             // No routes: until `with_routes`, every workspace is unknown.
@@ -166,7 +164,7 @@ pub async fn flush_activity(
 
 /// First start: [`app::bootstrap`], with its error as the API reports one.
 pub async fn bootstrap(
-    store: &store::Store,
+    store: &app::Store,
     admin_password: Option<&str>,
 ) -> Result<Option<String>, error::ApiError> {
     Ok(app::bootstrap(store, admin_password).await?)
@@ -174,7 +172,7 @@ pub async fn bootstrap(
 
 /// `berth admin reset-password`: [`app::reset_password`] of the user `name`.
 pub async fn reset_password(
-    store: &store::Store,
+    store: &app::Store,
     name: &str,
     password: Option<&str>,
 ) -> Result<Option<String>, error::ApiError> {

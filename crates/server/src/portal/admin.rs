@@ -92,10 +92,19 @@ struct UsersQuery {
 /// A page of users by name, and the link to the next one under `path`.
 async fn users_after(
     st: &AppState,
+    viewer: &Viewer,
     after: Option<&str>,
     path: &str,
 ) -> ApiResult<(Vec<model::User>, Option<String>)> {
-    let list = st.store.users(after, USERS_PER_PAGE + 1).await?;
+    let list = st
+        .app
+        .users(
+            viewer.ctx.caller(),
+            model::Scope::ReadUsers,
+            after,
+            USERS_PER_PAGE + 1,
+        )
+        .await?;
     let Page { items, next } = page(list, USERS_PER_PAGE, |u| u.name.to_string(), Clone::clone);
     Ok((items, next.map(|after| format!("{path}?after={after}"))))
 }
@@ -127,7 +136,7 @@ async fn users_view(
     errors: FormErrors,
     status: StatusCode,
 ) -> ApiResult<Response> {
-    let (list, next) = users_after(st, after, "/hub/admin/users").await?;
+    let (list, next) = users_after(st, viewer, after, "/hub/admin/users").await?;
     let groups = groups::list(st, &viewer.ctx).await?;
     let workspaces = all_workspaces(st, None).await?;
     let mut owned: HashMap<&str, usize> = HashMap::new();
@@ -521,7 +530,7 @@ async fn profiles_view(
     errors: FormErrors,
     status: StatusCode,
 ) -> ApiResult<Response> {
-    let mut list = st.store.profiles().await?;
+    let mut list = st.app.profiles(viewer.ctx.caller()).await?;
     list.sort_by(|a, b| a.name.cmp(&b.name));
     let workspaces = all_workspaces(st, None).await?;
     let list: Vec<_> = list
@@ -582,10 +591,8 @@ async fn profile_page(
     Path(name): Path<String>,
 ) -> Response {
     admin_only(&viewer, async {
-        let p = st
-            .store
-            .profile(&crate::extract::path_name("profile", &name)?)
-            .await?;
+        let name = crate::extract::path_name("profile", &name)?;
+        let p = st.app.profile(viewer.ctx.caller(), &name).await?;
         Ok(profile_view(
             &viewer,
             &ProfileForm::of(&p),
@@ -659,10 +666,11 @@ async fn quotas_page(
 ) -> Response {
     admin_only(&viewer, async {
         let default = st.config.quota;
-        let own = st.store.quota_overrides().await?;
+        let own = st.app.quota_overrides(viewer.ctx.caller()).await?;
         let profiles = profiles_by_name(&st).await?;
         let workspaces = all_workspaces(&st, None).await?;
-        let (list, next) = users_after(&st, q.after.as_deref(), "/hub/admin/quotas").await?;
+        let (list, next) =
+            users_after(&st, &viewer, q.after.as_deref(), "/hub/admin/quotas").await?;
         let rows: Vec<_> = list
             .iter()
             .map(|u| {
@@ -795,11 +803,9 @@ async fn quota_view(
     errors: FormErrors,
     status: StatusCode,
 ) -> ApiResult<Response> {
-    let own = st.store.quota_override(&user.id).await?;
-    let form = typed
-        .cloned()
-        .unwrap_or_else(|| QuotaForm::of(&own.unwrap_or_default()));
-    let used = st.store.usage(&user.id).await?;
+    let quota = st.app.quota_of(user.clone()).await?;
+    let form = typed.cloned().unwrap_or_else(|| QuotaForm::of(&quota.own));
+    let used = quota.used;
     Ok(viewer.page(
         "admin_quota.html",
         status,
@@ -808,9 +814,9 @@ async fn quota_view(
             nav => "admin",
             subnav => "quotas",
             user => user.name.as_str(),
-            own => own.is_some(),
+            own => !quota.own.is_empty(),
             default => st.config.quota,
-            limits => st.config.quota.with(own.as_ref()),
+            limits => quota.limits,
             used => context! {
                 workspaces => used.workspaces,
                 cpu_millis => used.cpu_millis,
@@ -978,7 +984,7 @@ async fn audit_page(
         };
         let (Page { items: rows, next }, errors, status) = match filter {
             Ok(f) => {
-                let records = st.store.audit(&f).await?;
+                let records = st.app.audit(viewer.ctx.caller(), &f).await?;
                 let rows = page(records, f.limit - 1, |r| r.id.clone(), row);
                 (rows, FormErrors::default(), StatusCode::OK)
             }
@@ -1027,8 +1033,8 @@ async fn services_view(
     created: Option<(String, String)>,
 ) -> ApiResult<Response> {
     let services: Vec<_> = st
-        .store
-        .services()
+        .app
+        .services(viewer.ctx.caller())
         .await?
         .iter()
         .map(|s| context! { name => s.name.as_str(), admin => s.is_admin, created_at => s.created_at })

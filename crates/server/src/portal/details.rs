@@ -41,7 +41,7 @@ pub(super) async fn page(
 ) -> ApiResult<Response> {
     let v = view(ws, profiles);
     let profile = profiles.get(ws.spec.profile.as_str()).map(|p| &p.spec);
-    let history = st.store.workspace_events(&ws.id, 50).await?;
+    let history = st.app.workspace_events(viewer.ctx.caller(), ws, 50).await?;
     let ran = running(st, None, Some(&ws.id)).await?;
     let cost = cost(
         ran.get(&ws.id).copied().unwrap_or(0),
@@ -131,8 +131,8 @@ pub(super) async fn running(
     workspace_id: Option<&str>,
 ) -> ApiResult<HashMap<String, u64>> {
     Ok(st
-        .store
-        .running_millis(owner_id, workspace_id, now_millis())
+        .app
+        .running_millis_unchecked(owner_id, workspace_id)
         .await?)
 }
 

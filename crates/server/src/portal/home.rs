@@ -13,7 +13,6 @@ use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use model::{DesiredState, IdleAction, Profile, Scope, Workspace, WorkspaceState};
-use store::WorkspaceFilter;
 
 use super::{checked, done, safe_next, FormErrors, Posted, Viewer};
 use crate::error::ApiResult;
@@ -123,9 +122,10 @@ pub(super) fn idle_policy(p: &model::ProfileSpec) -> String {
 }
 
 pub(super) async fn profiles_by_name(st: &AppState) -> ApiResult<HashMap<String, Profile>> {
+    // Every workspace names one: what the portal shows of them is no secret.
     Ok(st
-        .store
-        .profiles()
+        .app
+        .all_profiles_unchecked()
         .await?
         .into_iter()
         .map(|p| (p.name.to_string(), p))
@@ -137,14 +137,7 @@ pub(super) async fn all_workspaces(
     st: &AppState,
     owner_id: Option<String>,
 ) -> ApiResult<Vec<Workspace>> {
-    Ok(st
-        .store
-        .workspaces(&WorkspaceFilter {
-            owner_id,
-            limit: 10_000,
-            ..WorkspaceFilter::default()
-        })
-        .await?)
+    Ok(st.app.all_workspaces_unchecked(owner_id.as_deref()).await?)
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -175,8 +168,8 @@ async fn home_page(
     let me = &viewer.ctx.principal;
     let profiles = profiles_by_name(st).await?;
     let mine = all_workspaces(st, Some(me.user_id.clone())).await?;
-    let own = st.store.quota_override(&me.user_id).await?;
-    let q = st.config.quota.with(own.as_ref());
+    let user = st.app.me(viewer.ctx.caller()).await?;
+    let q = st.app.quota_of(user).await?.limits;
     let (cpu, mem) = active_use(mine.iter(), &profiles);
     let mut offered: Vec<ProfileView> = profiles
         .values()
