@@ -19,6 +19,7 @@
 //! status. The controller knows no HTTP.
 
 pub mod leader;
+mod queue;
 mod reconcile;
 pub mod routes;
 mod scheduler;

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::queue::{Then, WorkQueue};
 use crate::{reconcile, Action, Ctx, ReconcileError};
 
 /// The reconcile scheduler. It wakes on the store's change feed: a spec
@@ -40,10 +41,8 @@ impl Controller {
         let ctx = self.ctx;
         // Before the first resync, so that nothing committed after it is missed.
         let mut feed = Some(ctx.store.changes());
-        let mut due: HashMap<String, Instant> = HashMap::new();
+        let mut queue = WorkQueue::default();
         let mut failures: HashMap<String, u32> = HashMap::new();
-        let mut in_flight: HashSet<String> = HashSet::new();
-        let mut dirty: HashSet<String> = HashSet::new();
         let mut tasks: JoinSet<(String, Result<Action, ReconcileError>)> = JoinSet::new();
         let mut task_ids: HashMap<tokio::task::Id, String> = HashMap::new();
         // Apps that exit by themselves, where the runtime can tell at once;
@@ -53,76 +52,27 @@ impl Controller {
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
-            let now = Instant::now();
-            let mut ready: Vec<String> = due
-                .iter()
-                .filter(|(_, t)| **t <= now)
-                .map(|(id, _)| id.clone())
-                .collect();
-            ready.sort_by_key(|id| due[id]);
-            for id in ready {
-                if in_flight.contains(&id) {
-                    due.remove(&id);
-                    dirty.insert(id);
-                    continue;
-                }
-                if in_flight.len() >= ctx.config.concurrency {
-                    break;
-                }
-                due.remove(&id);
-                in_flight.insert(id.clone());
-                let c = ctx.clone();
-                let key = id.clone();
-                let span = tracing::info_span!("reconcile", workspace.id = %id);
-                let handle = tasks.spawn(
-                    async move {
-                        let started = std::time::Instant::now();
-                        let r = reconcile(&id, &c).await;
-                        if let Some(o) = &c.observer {
-                            let outcome = match &r {
-                                Ok(_) => crate::Outcome::Ok,
-                                Err(ReconcileError::Store { .. }) => crate::Outcome::StoreError,
-                                Err(_) => crate::Outcome::RuntimeError,
-                            };
-                            o.reconciled(outcome, started.elapsed());
-                        }
-                        (id, r)
-                    }
-                    .instrument(span),
-                );
-                task_ids.insert(handle.id(), key);
-            }
-            let next = due.values().min().copied();
             tokio::select! {
                 _ = &mut shutdown => break,
+                id = queue.next(), if queue.in_flight() < ctx.config.concurrency => {
+                    let handle = tasks.spawn(reconcile_observed(ctx.clone(), id.clone()));
+                    task_ids.insert(handle.id(), id);
+                }
                 change = recv(&mut feed) => match change {
-                    Ok(Change::Spec(id)) => { due.insert(id, Instant::now()); }
+                    Ok(Change::Spec(id)) => queue.schedule(id, Instant::now()),
                     Ok(Change::Status(_) | Change::Credentials) => {}
                     // Missed some, or told to: look at everything.
                     Ok(Change::All) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        for id in resync_ids(&ctx).await {
-                            due.entry(id).or_insert(now);
-                        }
+                        resync_all(&ctx, &mut queue).await;
                     }
                     Err(broadcast::error::RecvError::Closed) => feed = None,
                 },
-                changed = recv(&mut changes) => {
-                    match changed {
-                        Ok(id) => { due.insert(id, Instant::now()); }
-                        // Missed some: look at everything.
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            for id in resync_ids(&ctx).await {
-                                due.entry(id).or_insert(now);
-                            }
-                        }
-                        Err(broadcast::error::RecvError::Closed) => changes = None,
-                    }
-                }
-                _ = resync.tick() => {
-                    for id in resync_ids(&ctx).await {
-                        due.entry(id).or_insert(now);
-                    }
-                }
+                changed = recv(&mut changes) => match changed {
+                    Ok(id) => queue.schedule(id, Instant::now()),
+                    Err(broadcast::error::RecvError::Lagged(_)) => resync_all(&ctx, &mut queue).await,
+                    Err(broadcast::error::RecvError::Closed) => changes = None,
+                },
+                _ = resync.tick() => resync_all(&ctx, &mut queue).await,
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     let (id, result) = match joined {
                         Ok((task, (id, result))) => {
@@ -140,15 +90,15 @@ impl Controller {
                             None => continue,
                         },
                     };
-                    in_flight.remove(&id);
                     let now = Instant::now();
-                    match result {
+                    let then = match result {
                         Some(Ok(Action::Requeue(after))) => {
                             failures.remove(&id);
-                            due.insert(id.clone(), now + after);
+                            Then::At(now + after)
                         }
                         Some(Ok(Action::AwaitChange | Action::Gone)) => {
                             failures.remove(&id);
+                            Then::Wait
                         }
                         // An error or a panic (already logged): retry with back-off.
                         failed => {
@@ -160,21 +110,11 @@ impl Controller {
                                     retry_in_ms = delay.as_millis() as u64, "reconcile failed");
                                 record_error(&ctx, &id, &e).await;
                             }
-                            due.insert(id.clone(), now + delay);
+                            Then::Retry(now + delay)
                         }
-                    }
-                    // A change that came in meanwhile runs at once, unless this one
-                    // failed: the retry reads fresh state, and back-off must hold.
-                    if dirty.remove(&id) && !failures.contains_key(&id) {
-                        due.insert(id, now);
-                    }
+                    };
+                    queue.done(&id, then);
                 }
-                _ = async {
-                    match next {
-                        Some(t) => tokio::time::sleep_until(t).await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
             }
         }
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
@@ -188,6 +128,33 @@ impl Controller {
             );
             tasks.abort_all();
         }
+    }
+}
+
+/// One reconcile in its span, told to the observer.
+async fn reconcile_observed(ctx: Ctx, id: String) -> (String, Result<Action, ReconcileError>) {
+    let span = tracing::info_span!("reconcile", workspace.id = %id);
+    async move {
+        let started = std::time::Instant::now();
+        let r = reconcile(&id, &ctx).await;
+        if let Some(o) = &ctx.observer {
+            let outcome = match &r {
+                Ok(_) => crate::Outcome::Ok,
+                Err(ReconcileError::Store { .. }) => crate::Outcome::StoreError,
+                Err(_) => crate::Outcome::RuntimeError,
+            };
+            o.reconciled(outcome, started.elapsed());
+        }
+        (id, r)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Queues every workspace for now, keeping the later time of one backing off.
+async fn resync_all(ctx: &Ctx, queue: &mut WorkQueue) {
+    for id in resync_ids(ctx).await {
+        queue.schedule_unless_queued(id, Instant::now());
     }
 }
 
