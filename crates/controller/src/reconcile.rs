@@ -24,21 +24,61 @@ pub enum Action {
     Gone,
 }
 
-/// Brings workspace `id` one step toward its spec. Reads everything fresh.
-pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
-    let store_err = |source| ReconcileError::Store {
-        id: id.to_owned(),
-        source,
-    };
-    let runtime_err = |source| ReconcileError::Runtime {
-        id: id.to_owned(),
-        source,
-    };
-    let now = ctx.clock.now();
+/// What one reconcile works from, read fresh at its start.
+#[derive(Debug)]
+struct Seen {
+    ws: Workspace,
+    profile: model::Profile,
+    observed: Observed,
+    now: model::Millis,
+}
 
+/// How the step ended.
+enum Acted {
+    /// The workspace is gone: resources released, record removed.
+    Removed,
+    /// The status to write, and what the scheduler should do next.
+    Then(WorkspaceStatus, Action),
+}
+
+fn store_err(id: &str) -> impl Fn(StoreError) -> ReconcileError + Copy + '_ {
+    move |source| ReconcileError::Store {
+        id: id.to_owned(),
+        source,
+    }
+}
+
+fn runtime_err(id: &str) -> impl Fn(model::RuntimeError) -> ReconcileError + Copy + '_ {
+    move |source| ReconcileError::Runtime {
+        id: id.to_owned(),
+        source,
+    }
+}
+
+/// Brings workspace `id` one step toward its spec: observes (the store's spec
+/// and the runtime's view, after the culler's policy), acts (at most one step),
+/// and writes what it saw and did as the status.
+pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
+    let Some(seen) = observe(id, ctx).await? else {
+        return Ok(Action::Gone);
+    };
+    match act(id, ctx, &seen).await? {
+        Acted::Removed => Ok(Action::Gone),
+        Acted::Then(status, action) => {
+            write(id, ctx, &seen, status).await?;
+            Ok(action)
+        }
+    }
+}
+
+/// Reads the workspace, its profile and what the runtime observes; applies
+/// the culler's policy first. `None`: the workspace no longer exists.
+async fn observe(id: &str, ctx: &Ctx) -> Result<Option<Seen>, ReconcileError> {
+    let (store_err, runtime_err) = (store_err(id), runtime_err(id));
+    let now = ctx.clock.now();
     let mut ws = match ctx.store.workspace(id).await {
         Ok(ws) => ws,
-        Err(StoreError::NotFound { .. }) => return Ok(Action::Gone),
+        Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(store_err(e)),
     };
     let profile = ctx
@@ -52,16 +92,34 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
     {
         ws = ctx.store.workspace(id).await.map_err(store_err)?;
     }
-    let deleting = ws.deletion_requested_at.is_some();
     let observed = ctx.runtime.observe(id).await.map_err(runtime_err)?;
+    Ok(Some(Seen {
+        ws,
+        profile,
+        observed,
+        now,
+    }))
+}
+
+/// Takes at most one step toward the spec; the status it leads to.
+async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> {
+    let (store_err, runtime_err) = (store_err(id), runtime_err(id));
+    let Seen {
+        ws,
+        profile,
+        observed,
+        now,
+    } = seen;
+    let now = *now;
+    let deleting = ws.deletion_requested_at.is_some();
     let mut status = ws.status.clone();
     let before = status.state;
     set_state(
         &mut status,
-        observed_state(&observed, before, ws.spec.desired),
+        observed_state(observed, before, ws.spec.desired),
         now,
     );
-    if let Observed::Failed { reason, message } = &observed {
+    if let Observed::Failed { reason, message } = observed {
         set_condition(&mut status, "AppExited", true, reason, message, now);
         if before != WorkspaceState::Failed {
             // A new exit: release what the start made (the log stays), and
@@ -106,13 +164,13 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
             tx.remove_workspace(id).await.map_err(store_err)?;
             tx.audit(&system_audit(
                 model::AuditAction::WorkspaceRemove,
-                &ws,
+                ws,
                 "resources released",
             ))
             .await
             .map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
-            return Ok(Action::Gone);
+            return Ok(Acted::Removed);
         }
         Transition::Start => {
             let mut tx = ctx.store.begin().await.map_err(store_err)?;
@@ -120,7 +178,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 .ensure_uid(&ws.owner_id, ctx.config.uid_base)
                 .await
                 .map_err(store_err)?;
-            let token = server_token(&mut tx, &ws).await.map_err(store_err)?;
+            let token = server_token(&mut tx, ws).await.map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
             let base_url = model::hub::base_url(&ws.owner, &ws.name);
             let r = WorkspaceRef {
@@ -128,7 +186,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
                 owner: ws.owner.clone(),
                 name: ws.name.clone(),
                 uid: u32::try_from(uid).unwrap_or(u32::MAX),
-                env: hub_env(&ws, token.expose()),
+                env: hub_env(ws, token.expose()),
                 base_url,
                 profile: profile.spec.clone(),
             };
@@ -223,8 +281,20 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
         }
     }
 
-    // Where the proxies (every replica's) send its traffic.
-    let upstream = match (&observed, status.state) {
+    Ok(Acted::Then(status, action))
+}
+
+/// Writes `status` for the generation acted on, with where the proxies
+/// (every replica's) send the workspace's traffic; nothing if nothing changed.
+async fn write(
+    id: &str,
+    ctx: &Ctx,
+    seen: &Seen,
+    status: WorkspaceStatus,
+) -> Result<(), ReconcileError> {
+    let store_err = store_err(id);
+    let ws = &seen.ws;
+    let upstream = match (&seen.observed, status.state) {
         (Observed::Running { upstream }, WorkspaceState::Running) => Some(upstream.clone()),
         _ => None,
     };
@@ -235,7 +305,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
             .map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
     }
-    Ok(action)
+    Ok(())
 }
 
 /// `DiskFull`: whether the home is at its limit, where the app gets "No space
