@@ -5,8 +5,8 @@ use std::time::Duration;
 use model::hub::{access_scopes, client_id, oauth_callback_url, server_name};
 use model::secret::{MintedToken, Secret};
 use model::{
-    Condition, DesiredState, IdleAction, Observed, Outcome, ProfileSpec, Transition, Workspace,
-    WorkspaceRef, WorkspaceState, WorkspaceStatus,
+    Condition, ConditionKind, DesiredState, IdleAction, Observed, Outcome, ProfileSpec, Transition,
+    Workspace, WorkspaceRef, WorkspaceState, WorkspaceStatus,
 };
 use model::{ScopeSet, TokenKind};
 use store::{NewAudit, NewToken, StoreError, Tx};
@@ -120,7 +120,14 @@ async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> 
         now,
     );
     if let Observed::Failed { reason, message } = observed {
-        set_condition(&mut status, "AppExited", true, reason, message, now);
+        set_condition(
+            &mut status,
+            ConditionKind::AppExited,
+            true,
+            reason,
+            message,
+            now,
+        );
         if before != WorkspaceState::Failed {
             // A new exit: release what the start made (the log stays), and
             // count it unless the app had run for a good while.
@@ -195,8 +202,22 @@ async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> 
                     set_state(&mut status, WorkspaceState::Starting, now);
                     status.message = None;
                     status.retry_at = None;
-                    set_condition(&mut status, "StartFailed", false, "Started", "", now);
-                    set_condition(&mut status, "BackOff", false, "Started", "", now);
+                    set_condition(
+                        &mut status,
+                        ConditionKind::StartFailed,
+                        false,
+                        "Started",
+                        "",
+                        now,
+                    );
+                    set_condition(
+                        &mut status,
+                        ConditionKind::BackOff,
+                        false,
+                        "Started",
+                        "",
+                        now,
+                    );
                     action = Action::Requeue(poll_after(ctx, &status, now));
                 }
                 Err(e) if !e.retryable() => {
@@ -204,7 +225,7 @@ async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> 
                     status.message = Some(e.to_string());
                     set_condition(
                         &mut status,
-                        "StartFailed",
+                        ConditionKind::StartFailed,
                         true,
                         "Permanent",
                         &e.to_string(),
@@ -249,7 +270,14 @@ async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> 
                 if let Some(line) = model::last_line(&tail) {
                     message = format!("{message}; its log ends: {line}");
                 }
-                set_condition(&mut status, "StartTimeout", true, "Timeout", &message, now);
+                set_condition(
+                    &mut status,
+                    ConditionKind::StartTimeout,
+                    true,
+                    "Timeout",
+                    &message,
+                    now,
+                );
                 failed_start(ctx, &mut status, &message, now);
             } else {
                 action = Action::Requeue(poll_after(ctx, &status, now));
@@ -268,13 +296,13 @@ async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> 
         matches!(observed, Observed::Running { .. }) && status.state == WorkspaceState::Running;
     set_condition(
         &mut status,
-        "Ready",
+        ConditionKind::Ready,
         ready,
         if ready { "AppAnswers" } else { "NotRunning" },
         "",
         now,
     );
-    set_condition(&mut status, "Reconciled", true, "Ok", "", now);
+    set_condition(&mut status, ConditionKind::Reconciled, true, "Ok", "", now);
     if status.state == WorkspaceState::Failed && ws.spec.desired != DesiredState::Stopped {
         if let Some(at) = status.retry_at {
             action = Action::Requeue(Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
@@ -326,9 +354,16 @@ async fn disk_condition(ctx: &Ctx, id: &str, status: &mut WorkspaceStatus, now: 
              delete files, or move the workspace to a profile with a larger disk",
             model::bytes(disk.size_bytes)
         );
-        set_condition(status, "DiskFull", true, "HomeFull", &message, now);
+        set_condition(
+            status,
+            ConditionKind::DiskFull,
+            true,
+            "HomeFull",
+            &message,
+            now,
+        );
     } else {
-        set_condition(status, "DiskFull", false, "HasRoom", "", now);
+        set_condition(status, ConditionKind::DiskFull, false, "HasRoom", "", now);
     }
 }
 
@@ -347,8 +382,15 @@ fn failed_start(ctx: &Ctx, status: &mut WorkspaceStatus, line: &str, now: i64) {
         status.message = Some(format!(
             "{line} (gave up after {n} failed starts in a row; start it again to retry)"
         ));
-        set_condition(status, "StartFailed", true, "CrashLoop", line, now);
-        set_condition(status, "BackOff", false, "GaveUp", "", now);
+        set_condition(
+            status,
+            ConditionKind::StartFailed,
+            true,
+            "CrashLoop",
+            line,
+            now,
+        );
+        set_condition(status, ConditionKind::BackOff, false, "GaveUp", "", now);
     } else {
         let delay = crate::backoff(n, ctx.config.max_backoff, rand::random());
         status.retry_at = Some(now + delay.as_millis() as i64);
@@ -357,7 +399,14 @@ fn failed_start(ctx: &Ctx, status: &mut WorkspaceStatus, line: &str, now: i64) {
             "{line} (failed start {n} of {max}; trying again in {secs} s)"
         ));
         let next = format!("failed start {n} of {max}; next try in {secs} s");
-        set_condition(status, "BackOff", true, "CrashLoopBackOff", &next, now);
+        set_condition(
+            status,
+            ConditionKind::BackOff,
+            true,
+            "CrashLoopBackOff",
+            &next,
+            now,
+        );
     }
 }
 
@@ -396,7 +445,7 @@ fn set_state(status: &mut WorkspaceStatus, state: WorkspaceState, now: i64) {
 /// Sets the condition of `kind`; its time moves only when its status changes.
 pub(crate) fn set_condition(
     status: &mut WorkspaceStatus,
-    kind: &str,
+    kind: ConditionKind,
     value: bool,
     reason: &str,
     message: &str,
@@ -413,7 +462,7 @@ pub(crate) fn set_condition(
             c.message = message.to_owned();
         }
         None => status.conditions.push(Condition {
-            kind: kind.to_owned(),
+            kind,
             status: value,
             reason: reason.to_owned(),
             message: message.to_owned(),

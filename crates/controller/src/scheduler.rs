@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
+use model::ConditionKind;
 use rand::Rng;
 use store::Change;
 use tokio::sync::broadcast;
@@ -201,7 +202,7 @@ async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
     };
     crate::reconcile::set_condition(
         &mut status,
-        "Reconciled",
+        ConditionKind::Reconciled,
         false,
         reason,
         &model::error_chain(e),

@@ -30,8 +30,8 @@ pub use runtime::{
 pub use scope::{Filter, Principal, Scope, ScopeSet, Targets, UnknownScope};
 pub use secret::Secret;
 pub use workspace::{
-    Condition, DesiredState, StateChange, Transition, Workspace, WorkspaceSpec, WorkspaceState,
-    WorkspaceStatus,
+    Condition, ConditionKind, DesiredState, StateChange, Transition, Workspace, WorkspaceSpec,
+    WorkspaceState, WorkspaceStatus,
 };
 
 /// Milliseconds since the Unix epoch: the one time representation stored and sent.
@@ -292,6 +292,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: &'static [Outcome] = &[Outcome::Success, Outcome::Denied, Outcome::Failure];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",

@@ -122,6 +122,8 @@ pub enum IdleAction {
 }
 
 impl IdleAction {
+    pub const ALL: &'static [IdleAction] = &[IdleAction::Stop, IdleAction::Pause];
+
     pub fn as_str(self) -> &'static str {
         match self {
             IdleAction::Stop => "stop",

@@ -15,6 +15,12 @@ pub enum DesiredState {
 }
 
 impl DesiredState {
+    pub const ALL: &'static [DesiredState] = &[
+        DesiredState::Running,
+        DesiredState::Paused,
+        DesiredState::Stopped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DesiredState::Running => "running",
@@ -154,11 +160,59 @@ impl Transition {
     }
 }
 
+/// What a condition on a workspace's status is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConditionKind {
+    /// The app runs and answers.
+    Ready,
+    /// The last reconcile went through (or why not).
+    Reconciled,
+    /// The app exited by itself, or was killed (out of memory, say).
+    AppExited,
+    /// A start failed, for good or after too many tries in a row.
+    StartFailed,
+    /// The app did not answer within the profile's start timeout.
+    StartTimeout,
+    /// The next start waits out a back-off.
+    BackOff,
+    /// The home is at its disk limit.
+    DiskFull,
+}
+
+impl ConditionKind {
+    pub const ALL: &'static [ConditionKind] = &[
+        ConditionKind::Ready,
+        ConditionKind::Reconciled,
+        ConditionKind::AppExited,
+        ConditionKind::StartFailed,
+        ConditionKind::StartTimeout,
+        ConditionKind::BackOff,
+        ConditionKind::DiskFull,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionKind::Ready => "Ready",
+            ConditionKind::Reconciled => "Reconciled",
+            ConditionKind::AppExited => "AppExited",
+            ConditionKind::StartFailed => "StartFailed",
+            ConditionKind::StartTimeout => "StartTimeout",
+            ConditionKind::BackOff => "BackOff",
+            ConditionKind::DiskFull => "DiskFull",
+        }
+    }
+}
+
+impl PartialEq<&str> for ConditionKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A named observation about the workspace, like a Kubernetes condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Condition {
-    /// E.g. `Ready`, `OOMKilled`, `StartTimeout`.
-    pub kind: String,
+    pub kind: ConditionKind,
     pub status: bool,
     pub reason: String,
     pub message: String,

@@ -205,7 +205,7 @@ pub fn workspace(w: &model::Workspace) -> api_types::Workspace {
             .conditions
             .iter()
             .map(|c| api_types::Condition {
-                kind: c.kind.clone(),
+                kind: c.kind.as_str().to_owned(),
                 status: c.status,
                 reason: c.reason.clone(),
                 message: c.message.clone(),

@@ -118,7 +118,7 @@ impl AppState {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = routes::api().split_for_parts();
+    let (api, doc) = openapi::api();
     let doc = Arc::new(doc);
     api.merge(routes::system(doc))
         .merge(hub::routes())
