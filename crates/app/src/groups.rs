@@ -1,9 +1,8 @@
 //! Groups of users. Admins manage them; members see their own.
 
 use model::{AuditAction, Group, Name, Scope};
-use store::StoreError;
 
-use crate::{missing_as_invalid, App, AppError, Caller, Result};
+use crate::{missing_as_invalid, taken, App, AppError, Caller, Result};
 
 /// A new group, with members (every one must exist).
 #[derive(Debug, Clone)]
@@ -55,13 +54,10 @@ impl App {
         caller.require_any(Scope::AdminGroups)?;
         let members = self.user_ids(&cmd.members).await?;
         let mut tx = self.store.begin().await?;
-        let g = tx.insert_group(&cmd.name).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => AppError::AlreadyExists {
-                field: "name",
-                message: format!("group {} exists already", cmd.name),
-            },
-            e => e.into(),
-        })?;
+        let g = tx
+            .insert_group(&cmd.name)
+            .await
+            .map_err(taken("name", format!("group {} exists already", cmd.name)))?;
         for m in &members {
             tx.add_member(&g.id, m).await?;
         }

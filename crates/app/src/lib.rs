@@ -243,6 +243,26 @@ impl From<StoreError> for AppError {
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
+/// Maps a store conflict (a unique name taken) to [`AppError::AlreadyExists`]
+/// of `field`; other store errors as usual.
+fn taken(field: &'static str, message: String) -> impl FnOnce(StoreError) -> AppError {
+    move |e| match e {
+        StoreError::Conflict { .. } => AppError::AlreadyExists { field, message },
+        e => e.into(),
+    }
+}
+
+/// Maps a store conflict (the record's state forbids the change) to
+/// [`AppError::Conflict`] saying `message`; other store errors as usual.
+fn in_conflict(message: &str) -> impl FnOnce(StoreError) -> AppError + '_ {
+    move |e| match e {
+        StoreError::Conflict { .. } => AppError::Conflict {
+            message: message.to_owned(),
+        },
+        e => e.into(),
+    }
+}
+
 /// Maps a record that a command names but that does not exist (a profile,
 /// an owner) to [`AppError::Invalid`] of `field`.
 fn missing_as_invalid(field: &'static str, message: String) -> impl FnOnce(StoreError) -> AppError {

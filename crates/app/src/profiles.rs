@@ -2,9 +2,9 @@
 //! reads them; admins write them. Workspaces pick a change up at their next start.
 
 use model::{AuditAction, Name, Profile, ProfileSpec, Scope};
-use store::{NewProfile, StoreError};
+use store::NewProfile;
 
-use crate::{App, AppError, Caller, Result};
+use crate::{in_conflict, taken, App, Caller, Result};
 
 impl App {
     pub async fn profiles(&self, caller: Caller<'_>) -> Result<Vec<Profile>> {
@@ -36,13 +36,7 @@ impl App {
                 spec,
             })
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => AppError::AlreadyExists {
-                    field: "name",
-                    message: format!("profile {name} exists already"),
-                },
-                e => e.into(),
-            })?;
+            .map_err(taken("name", format!("profile {name} exists already")))?;
         tx.audit(&caller.audit(AuditAction::ProfileCreate, "profile", name.as_str()))
             .await?;
         tx.commit().await?;
@@ -75,12 +69,9 @@ impl App {
         caller.require_any(Scope::AdminProfiles)?;
         let p = self.store.profile(name).await?;
         let mut tx = self.store.begin().await?;
-        tx.delete_profile(&p.id).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => AppError::Conflict {
-                message: "workspaces still use this profile".into(),
-            },
-            e => e.into(),
-        })?;
+        tx.delete_profile(&p.id)
+            .await
+            .map_err(in_conflict("workspaces still use this profile"))?;
         tx.audit(&caller.audit(AuditAction::ProfileDelete, "profile", p.name.as_str()))
             .await?;
         tx.commit().await?;

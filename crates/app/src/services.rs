@@ -6,7 +6,7 @@ use model::secret::sha256_hex;
 use model::{AuditAction, Name, Scope, ScopeSet, User};
 use store::{NewToken, StoreError};
 
-use crate::{App, AppError, Caller, Result};
+use crate::{taken, App, AppError, Caller, Result};
 
 /// The shortest token a service may be given: one chosen by hand must
 /// still be hard to guess.
@@ -62,16 +62,10 @@ impl App {
             }
         }
         let mut tx = self.store.begin().await?;
-        let service = tx
-            .insert_service(name, cmd.admin)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => AppError::AlreadyExists {
-                    field: "name",
-                    message: format!("{name} is a user's name: a service needs its own"),
-                },
-                e => e.into(),
-            })?;
+        let service = tx.insert_service(name, cmd.admin).await.map_err(taken(
+            "name",
+            format!("{name} is a user's name: a service needs its own"),
+        ))?;
         if let Some(t) = &cmd.api_token {
             let token = NewToken {
                 user_id: service.id.clone(),

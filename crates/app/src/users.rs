@@ -6,7 +6,7 @@ use model::{AuditAction, Name, Outcome, Scope, User};
 use store::{NewAudit, NewUser, Store, StoreError, UserPatch};
 
 use crate::sessions::NewSession;
-use crate::{App, AppError, Caller, Result};
+use crate::{taken, App, AppError, Caller, Result};
 
 /// A new account; with no password, it logs in with API tokens only.
 #[derive(Debug, Clone)]
@@ -79,13 +79,7 @@ impl App {
                 is_admin: cmd.admin,
             })
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => AppError::AlreadyExists {
-                    field: "name",
-                    message: format!("user {} exists already", cmd.name),
-                },
-                e => e.into(),
-            })?;
+            .map_err(taken("name", format!("user {} exists already", cmd.name)))?;
         let mut a = caller.audit(AuditAction::UserCreate, "user", cmd.name.as_str());
         a.detail = Some(format!("{{\"admin\":{}}}", cmd.admin));
         tx.audit(&a).await?;

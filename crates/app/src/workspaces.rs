@@ -3,9 +3,9 @@
 //! controller makes it so.
 
 use model::{AuditAction, DesiredState, Name, ProfileSpec, Scope, Workspace};
-use store::{StoreError, Tx};
+use store::Tx;
 
-use crate::{missing_as_invalid, App, AppError, Caller, Result};
+use crate::{in_conflict, missing_as_invalid, taken, App, AppError, Caller, Result};
 
 /// A new workspace of `owner` (the caller, if `None`), stopped or asked to run.
 #[derive(Debug, Clone)]
@@ -93,13 +93,10 @@ impl App {
         let ws = tx
             .insert_workspace(&owner, &cmd.name, &profile, desired)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => AppError::AlreadyExists {
-                    field: "name",
-                    message: format!("{} already has a workspace {}", owner.name, cmd.name),
-                },
-                e => e.into(),
-            })?;
+            .map_err(taken(
+                "name",
+                format!("{} already has a workspace {}", owner.name, cmd.name),
+            ))?;
         let detail = format!(
             "id={} profile={} desired={}",
             ws.id,
@@ -163,12 +160,7 @@ impl App {
         }
         tx.update_workspace_spec(&ws.id, profile.as_ref(), desired)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => AppError::Conflict {
-                    message: "the workspace is being deleted".into(),
-                },
-                e => e.into(),
-            })?;
+            .map_err(in_conflict("the workspace is being deleted"))?;
         tx.audit(&caller.audit_workspace(action, &ws, format!("id={}", ws.id)))
             .await?;
         tx.commit().await?;
