@@ -35,11 +35,12 @@ pub use workspaces::{ChangeWorkspace, CreateWorkspace, DeleteWorkspace, Workspac
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::AuditEntry;
 use model::{AuditAction, Outcome, Principal, Quota, Scope};
+use store::StoreError;
 /// The store's handle, which an [`App`] is made from (and the filter and
 /// usage types its queries take and give); its methods are this crate's to call.
 pub use store::{AuditFilter, Store, Usage};
-use store::{NewAudit, StoreError};
 
 /// Settings of the operations.
 #[derive(Debug, Clone)]
@@ -104,12 +105,17 @@ pub struct Caller<'a> {
 
 impl Caller<'_> {
     /// An audit record of a successful action by this caller.
-    pub fn audit(&self, action: AuditAction, target_type: &'static str, target: &str) -> NewAudit {
-        NewAudit {
+    pub fn audit(
+        &self,
+        action: AuditAction,
+        target_type: &'static str,
+        target: &str,
+    ) -> AuditEntry {
+        AuditEntry {
             actor_id: Some(self.principal.user_id.clone()),
             actor: Some(self.principal.name.to_string()),
             action,
-            target_type,
+            target_type: target_type.to_owned(),
             target: target.to_owned(),
             outcome: Outcome::Success,
             source: self.source.map(str::to_owned),
@@ -124,7 +130,7 @@ impl Caller<'_> {
         action: AuditAction,
         ws: &model::Workspace,
         detail: String,
-    ) -> NewAudit {
+    ) -> AuditEntry {
         let mut a = self.audit(action, "workspace", &format!("{}/{}", ws.owner, ws.name));
         a.detail = Some(detail);
         a

@@ -4,8 +4,9 @@
 
 use model::hub::{access_scopes, client_id, oauth_callback_url, CLIENT_ID_PREFIX};
 use model::secret::{random_secret, sha256_hex, MintedToken};
+use model::AuditEntry;
 use model::{now_millis, AuditAction, Outcome, Principal, ScopeSet, TokenKind, Workspace};
-use store::{NewAudit, NewToken, OAuthCode, StoreError};
+use store::{NewToken, OAuthCode, StoreError};
 
 use crate::{App, AppError, Result};
 
@@ -143,11 +144,11 @@ impl App {
                 Some(&ws.id),
             )
             .await?;
-        tx.audit(&NewAudit {
+        tx.audit(&AuditEntry {
             actor_id: Some(user.id.clone()),
             actor: Some(user.name.to_string()),
             action: AuditAction::TokenCreate,
-            target_type: "token",
+            target_type: "token".into(),
             target: issued.id.clone(),
             outcome: Outcome::Success,
             source: None,

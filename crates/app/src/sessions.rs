@@ -1,8 +1,9 @@
 //! Logging in with a password (throttled, audited) and out.
 
 use model::secret::{random_secret, sha256_hex};
+use model::AuditEntry;
 use model::{now_millis, AuditAction, Name, Outcome, User};
-use store::{NewAudit, StoreError, Tx};
+use store::{StoreError, Tx};
 
 use crate::{App, AppError, Caller, Result};
 
@@ -60,11 +61,11 @@ impl App {
                 }
             })
             .collect::<String>();
-        let record = |outcome, detail: &str| NewAudit {
+        let record = |outcome, detail: &str| AuditEntry {
             actor_id: None,
             actor: None,
             action: AuditAction::AuthLogin,
-            target_type: "user",
+            target_type: "user".into(),
             target: attempted.clone(),
             outcome,
             source: attempt.source.map(str::to_owned),

@@ -2,8 +2,9 @@
 //! system's own operations on them (the first admin, a reset on the server's
 //! machine), which no caller asks for.
 
+use model::AuditEntry;
 use model::{AuditAction, Name, Outcome, Scope, User};
-use store::{NewAudit, NewUser, Store, StoreError, UserPatch};
+use store::{NewUser, Store, StoreError, UserPatch};
 
 use crate::sessions::NewSession;
 use crate::{taken, App, AppError, Caller, Result};
@@ -264,12 +265,12 @@ impl App {
 }
 
 /// An audit record of what berth itself did (no actor, no request).
-fn system_audit(action: AuditAction, target: &Name, detail: &str) -> NewAudit {
-    NewAudit {
+fn system_audit(action: AuditAction, target: &Name, detail: &str) -> AuditEntry {
+    AuditEntry {
         actor_id: None,
         actor: None,
         action,
-        target_type: "user",
+        target_type: "user".into(),
         target: target.to_string(),
         outcome: Outcome::Success,
         source: None,

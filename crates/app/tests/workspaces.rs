@@ -228,7 +228,8 @@ async fn a_change_is_audited_and_told_on_the_feed() {
         .unwrap();
     let seen: Vec<(&str, &str, Option<&str>, Option<&str>)> = audit
         .iter()
-        .map(|a| {
+        .map(|r| {
+            let a = &r.entry;
             (
                 a.action.as_str(),
                 a.target.as_str(),

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use model::hub::{access_scopes, client_id, oauth_callback_url, server_name};
 use model::secret::{MintedToken, Secret};
+use model::AuditEntry;
 use model::{
     Condition, ConditionKind, DesiredState, IdleAction, Observed, Outcome, ProfileSpec, Transition,
     Workspace, WorkspaceRef, WorkspaceState, WorkspaceStatus,
 };
 use model::{ScopeSet, TokenKind};
-use store::{NewAudit, NewToken, StoreError, Tx};
+use store::{NewToken, StoreError, Tx};
 
 use crate::{Ctx, ReconcileError};
 
@@ -471,12 +472,12 @@ pub(crate) fn set_condition(
     }
 }
 
-fn system_audit(action: model::AuditAction, ws: &Workspace, detail: &str) -> NewAudit {
-    NewAudit {
+fn system_audit(action: model::AuditAction, ws: &Workspace, detail: &str) -> AuditEntry {
+    AuditEntry {
         actor_id: None,
         actor: None,
         action,
-        target_type: "workspace",
+        target_type: "workspace".into(),
         target: format!("{}/{}", ws.owner, ws.name),
         outcome: Outcome::Success,
         source: None,

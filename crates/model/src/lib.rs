@@ -207,6 +207,10 @@ macro_rules! audit_actions {
                     $(AuditAction::$variant => $text,)*
                 }
             }
+
+            pub fn parse(s: &str) -> Option<AuditAction> {
+                AuditAction::ALL.iter().copied().find(|a| a.as_str() == s)
+            }
         }
     };
 }
@@ -267,20 +271,28 @@ pub fn is_audit_action(s: &str) -> bool {
     AuditAction::ALL.iter().any(|a| a.as_str() == s) || audit_families().contains(&s)
 }
 
-/// One entry of the append-only audit log.
+/// What the audit log records of one action: who did what to what, and how
+/// it ended. Written with the change it records, in its transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    pub id: String,
-    pub at: Millis,
+pub struct AuditEntry {
     pub actor_id: Option<String>,
     pub actor: Option<String>,
-    pub action: String,
+    pub action: AuditAction,
+    /// What kind of thing `target` names: `workspace`, `user`, `group`, …
     pub target_type: String,
     pub target: String,
     pub outcome: Outcome,
     pub source: Option<String>,
     pub request_id: Option<String>,
     pub detail: Option<String>,
+}
+
+/// An entry as the append-only audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at: Millis,
+    pub entry: AuditEntry,
 }
 
 /// How an audited action ended.

@@ -223,12 +223,13 @@ pub fn workspace(w: &model::Workspace) -> api_types::Workspace {
     }
 }
 
-pub fn audit(a: &model::AuditRecord) -> api_types::AuditRecord {
+pub fn audit(r: &model::AuditRecord) -> api_types::AuditRecord {
+    let a = &r.entry;
     api_types::AuditRecord {
-        id: a.id.clone(),
-        at: time(a.at),
+        id: r.id.clone(),
+        at: time(r.at),
         actor: a.actor.clone(),
-        action: a.action.clone(),
+        action: a.action.as_str().to_owned(),
         target_type: a.target_type.clone(),
         target: a.target.clone(),
         outcome: a.outcome.as_str().to_owned(),

@@ -21,8 +21,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use feed::Change;
 pub use rows::{
-    AuditFilter, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, SessionRow, Usage,
-    WorkspaceFilter,
+    AuditFilter, NewProfile, NewToken, NewUser, OAuthCode, SessionRow, Usage, WorkspaceFilter,
 };
 pub use tx::{Tx, UserPatch, EVENTS_KEPT};
 
@@ -745,7 +744,7 @@ impl Store {
     }
 
     /// Writes one audit record outside any transaction (denied or failed attempts).
-    pub async fn audit_alone(&self, a: &NewAudit) -> Result<()> {
+    pub async fn audit_alone(&self, a: &model::AuditEntry) -> Result<()> {
         let mut tx = self.begin().await?;
         tx.audit(a).await?;
         tx.commit().await

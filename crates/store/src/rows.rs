@@ -227,18 +227,22 @@ pub(crate) fn state_change(r: &AnyRow) -> Result<StateChange> {
 
 pub(crate) fn audit(r: &AnyRow) -> Result<AuditRecord> {
     let outcome: String = get(r, "outcome", "audit record")?;
+    let action: String = get(r, "action", "audit record")?;
     Ok(AuditRecord {
         id: get(r, "id", "audit record")?,
         at: get(r, "at", "audit record")?,
-        actor_id: get(r, "actor_id", "audit record")?,
-        actor: get(r, "actor", "audit record")?,
-        action: get(r, "action", "audit record")?,
-        target_type: get(r, "target_type", "audit record")?,
-        target: get(r, "target", "audit record")?,
-        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("audit outcome", &outcome))?,
-        source: get(r, "source", "audit record")?,
-        request_id: get(r, "request_id", "audit record")?,
-        detail: get(r, "detail", "audit record")?,
+        entry: model::AuditEntry {
+            actor_id: get(r, "actor_id", "audit record")?,
+            actor: get(r, "actor", "audit record")?,
+            action: model::AuditAction::parse(&action)
+                .ok_or_else(|| corrupt("audit action", &action))?,
+            target_type: get(r, "target_type", "audit record")?,
+            target: get(r, "target", "audit record")?,
+            outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("audit outcome", &outcome))?,
+            source: get(r, "source", "audit record")?,
+            request_id: get(r, "request_id", "audit record")?,
+            detail: get(r, "detail", "audit record")?,
+        },
     })
 }
 
@@ -299,20 +303,6 @@ pub struct AuditFilter {
     /// Only ids smaller than this one (the pagination cursor; newest first).
     pub before: Option<String>,
     pub limit: i64,
-}
-
-/// An audit record to write.
-#[derive(Debug, Clone)]
-pub struct NewAudit {
-    pub actor_id: Option<String>,
-    pub actor: Option<String>,
-    pub action: model::AuditAction,
-    pub target_type: &'static str,
-    pub target: String,
-    pub outcome: Outcome,
-    pub source: Option<String>,
-    pub request_id: Option<String>,
-    pub detail: Option<String>,
 }
 
 /// What one user's workspaces hold: how many, and the CPU and memory of those

@@ -7,12 +7,12 @@ use sqlx::{Any, Row, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 use model::{
-    new_id, now_millis, DesiredState, Group, Name, Profile, QuotaOverride, ScopeSet, Token,
-    TokenKind, User, Workspace, WorkspaceState, WorkspaceStatus,
+    new_id, now_millis, AuditEntry, DesiredState, Group, Name, Profile, QuotaOverride, ScopeSet,
+    Token, TokenKind, User, Workspace, WorkspaceState, WorkspaceStatus,
 };
 
 use crate::feed::{Change, Feed, NOTIFY};
-use crate::rows::{self, NewAudit, NewProfile, NewToken, NewUser, OAuthCode, Usage};
+use crate::rows::{self, NewProfile, NewToken, NewUser, OAuthCode, Usage};
 use crate::{query_error, Engine, Result, StoreError};
 
 /// How many state changes the history of one workspace keeps.
@@ -102,7 +102,7 @@ impl Tx {
     }
 
     /// Appends an audit record; the log is never updated or deleted from.
-    pub async fn audit(&mut self, a: &NewAudit) -> Result<()> {
+    pub async fn audit(&mut self, a: &AuditEntry) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (id, at, actor_id, actor, action, target_type, target, \
              outcome, source, request_id, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
@@ -112,7 +112,7 @@ impl Tx {
         .bind(a.actor_id.as_deref())
         .bind(a.actor.as_deref())
         .bind(a.action.as_str())
-        .bind(a.target_type)
+        .bind(a.target_type.as_str())
         .bind(a.target.as_str())
         .bind(a.outcome.as_str())
         .bind(a.source.as_deref())

@@ -133,7 +133,7 @@ impl Fixture {
             .await
             .unwrap()
             .into_iter()
-            .map(|a| a.action)
+            .map(|a| a.entry.action.as_str().to_owned())
             .collect()
     }
 }

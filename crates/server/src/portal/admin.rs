@@ -971,11 +971,12 @@ async fn audit_page(
             opt(&form.before),
             Some(100),
         );
-        let row = |a: &model::AuditRecord| {
+        let row = |r: &model::AuditRecord| {
+            let a = &r.entry;
             context! {
-                at => a.at,
+                at => r.at,
                 actor => a.actor,
-                action => a.action,
+                action => a.action.as_str(),
                 target => format!("{} {}", a.target_type, a.target),
                 outcome => a.outcome.as_str(),
                 source => a.source,

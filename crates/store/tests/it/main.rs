@@ -1,12 +1,11 @@
 //! Store tests: every query runs against SQLite and a real PostgreSQL.
 
 use model::{
-    DesiredState, Name, Outcome, ProfileSpec, QuotaOverride, ScopeSet, WorkspaceState,
+    AuditEntry, DesiredState, Name, Outcome, ProfileSpec, QuotaOverride, ScopeSet, WorkspaceState,
     WorkspaceStatus,
 };
 use store::{
-    AuditFilter, NewAudit, NewProfile, NewToken, NewUser, Store, StoreError, UserPatch,
-    WorkspaceFilter,
+    AuditFilter, NewProfile, NewToken, NewUser, Store, StoreError, UserPatch, WorkspaceFilter,
 };
 use test_support::Engine;
 
@@ -14,12 +13,12 @@ fn name(s: &str) -> Name {
     Name::parse(s).unwrap()
 }
 
-fn audit(action: model::AuditAction, actor: &str, target: &str) -> NewAudit {
-    NewAudit {
+fn audit(action: model::AuditAction, actor: &str, target: &str) -> AuditEntry {
+    AuditEntry {
         actor_id: None,
         actor: Some(actor.into()),
         action,
-        target_type: "test",
+        target_type: "test".into(),
         target: target.into(),
         outcome: Outcome::Success,
         source: Some("127.0.0.1".into()),
@@ -482,7 +481,7 @@ async fn audit_filters_and_pages_newest_first() {
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|a| a.action)
+                .map(|a| a.entry.action.as_str().to_owned())
                 .collect::<Vec<_>>()
         };
         assert_eq!(
