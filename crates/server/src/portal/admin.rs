@@ -16,7 +16,7 @@ use api_types::{Page, ProfileUpdate};
 use model::{DesiredState, WorkspaceState};
 
 use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view};
-use super::{checked, done, see_other, FormErrors, Posted, Viewer};
+use super::{by_the_user, checked, done, see_other, settle, FormErrors, Posted, Viewer};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::routes::{audit, groups, page, profiles, quotas, users};
 use crate::AppState;
@@ -223,21 +223,17 @@ async fn create_user(State(st): State<AppState>, posted: Posted<UserForm>) -> Re
             };
             Ok::<_, ApiError>(st.app.create_user(viewer.ctx.caller(), cmd).await?)
         };
-        match created.await {
-            Ok(u) => Ok(done(
-                "/hub/admin/users",
-                &format!("Created user {}.", u.name),
-            )),
-            Err(e) if e.code.status().is_client_error() => {
-                let errors = FormErrors::from_api(&e, &["name", "password"]);
-                let form = UserForm {
-                    password: String::new(),
-                    ..form
-                };
-                users_view(&st, &viewer, None, &form, errors, e.code.status()).await
-            }
-            Err(e) => Err(e),
-        }
+        let ok = |u: model::User| done("/hub/admin/users", &format!("Created user {}.", u.name));
+        let (st, viewer) = (&st, &viewer);
+        settle(created.await, by_the_user, ok, |e| async move {
+            let errors = FormErrors::from_api(&e, &["name", "password"]);
+            let form = UserForm {
+                password: String::new(),
+                ..form
+            };
+            users_view(st, viewer, None, &form, errors, e.code.status()).await
+        })
+        .await
     })
     .await
 }
@@ -300,16 +296,13 @@ struct GroupForm {
 async fn create_group(State(st): State<AppState>, posted: Posted<GroupForm>) -> Response {
     let Posted { viewer, form } = posted;
     admin_only(&viewer, async {
-        match groups::create(&st, &viewer.ctx, form.name.trim(), &[]).await {
-            Ok(g) => Ok(done(
-                "/hub/admin/users",
-                &format!("Created group {}.", g.name),
-            )),
-            Err(e) if e.code.status().is_client_error() => {
-                users_with_error(&st, &viewer, &e, "group".into(), "name: ").await
-            }
-            Err(e) => Err(e),
-        }
+        let made = groups::create(&st, &viewer.ctx, form.name.trim(), &[]).await;
+        let ok = |g: model::Group| done("/hub/admin/users", &format!("Created group {}.", g.name));
+        let (st, viewer) = (&st, &viewer);
+        settle(made, by_the_user, ok, |e| async move {
+            users_with_error(st, viewer, &e, "group".into(), "name: ").await
+        })
+        .await
     })
     .await
 }
@@ -328,16 +321,14 @@ async fn add_member(
     let Posted { viewer, form } = posted;
     admin_only(&viewer, async {
         let user = form.user.trim().to_owned();
-        match groups::add(&st, &viewer.ctx, &group, std::slice::from_ref(&user)).await {
-            Ok(_) => Ok(done(
-                "/hub/admin/users",
-                &format!("Added {user} to {group}."),
-            )),
-            Err(e) if e.code.status().is_client_error() => {
-                users_with_error(&st, &viewer, &e, format!("member-{group}"), "users: ").await
-            }
-            Err(e) => Err(e),
-        }
+        let added = groups::add(&st, &viewer.ctx, &group, std::slice::from_ref(&user)).await;
+        let group = &group;
+        let ok = |_| done("/hub/admin/users", &format!("Added {user} to {group}."));
+        let (st, viewer) = (&st, &viewer);
+        settle(added, by_the_user, ok, |e| async move {
+            users_with_error(st, viewer, &e, format!("member-{group}"), "users: ").await
+        })
+        .await
     })
     .await
 }
@@ -571,16 +562,17 @@ async fn create_profile(State(st): State<AppState>, posted: Posted<ProfileForm>)
             profiles::create(&st, &viewer.ctx, form.name.trim(), update).await
         }
         .await;
-        match made {
-            Ok(p) => Ok(done(
+        let ok = |p: model::Profile| {
+            done(
                 "/hub/admin/profiles",
                 &format!("Created profile {}.", p.name),
-            )),
-            Err(e) if e.code.status().is_client_error() => {
-                profiles_view(&st, &viewer, &form, profile_errors(&e), e.code.status()).await
-            }
-            Err(e) => Err(e),
-        }
+            )
+        };
+        let (st, viewer) = (&st, &viewer);
+        settle(made, by_the_user, ok, |e| async move {
+            profiles_view(st, viewer, &form, profile_errors(&e), e.code.status()).await
+        })
+        .await
     })
     .await
 }
@@ -634,25 +626,23 @@ async fn update_profile(
             profiles::update(&st, &viewer.ctx, &name, update).await
         }
         .await;
-        match changed {
-            Ok(p) => Ok(done(
-                "/hub/admin/profiles",
-                &format!("Saved profile {}.", p.name),
-            )),
-            Err(e) if e.code.status().is_client_error() => {
-                let form = ProfileForm {
-                    name: name.clone(),
-                    ..form
-                };
-                Ok(profile_view(
-                    &viewer,
-                    &form,
-                    profile_errors(&e),
-                    e.code.status(),
-                ))
-            }
-            Err(e) => Err(e),
-        }
+        let name = &name;
+        let ok =
+            |p: model::Profile| done("/hub/admin/profiles", &format!("Saved profile {}.", p.name));
+        let viewer = &viewer;
+        settle(changed, by_the_user, ok, |e| async move {
+            let form = ProfileForm {
+                name: name.clone(),
+                ..form
+            };
+            Ok(profile_view(
+                viewer,
+                &form,
+                profile_errors(&e),
+                e.code.status(),
+            ))
+        })
+        .await
     })
     .await
 }
@@ -840,19 +830,21 @@ async fn update_quota(
             quotas::set(&st, &viewer.ctx, &name, &own).await
         }
         .await;
-        match saved {
-            Ok(u) => Ok(done(
+        let ok = |u: model::User| {
+            done(
                 "/hub/admin/quotas",
                 &format!("Saved the quota of {}.", u.name),
-            )),
-            Err(e) if e.code == Code::InvalidValue => {
-                let user =
-                    users::visible_user(&st, &viewer.ctx, &name, model::Scope::ReadUsers).await?;
-                let errors = FormErrors::from_api_as(&e, &QUOTA_FIELDS);
-                quota_view(&st, &viewer, &user, Some(&form), errors, e.code.status()).await
-            }
-            Err(e) => Err(e),
-        }
+            )
+        };
+        let fixable = |e: &ApiError| e.code == Code::InvalidValue;
+        let name = &name;
+        let (st, viewer) = (&st, &viewer);
+        settle(saved, fixable, ok, |e| async move {
+            let user = users::visible_user(st, &viewer.ctx, name, model::Scope::ReadUsers).await?;
+            let errors = FormErrors::from_api_as(&e, &QUOTA_FIELDS);
+            quota_view(st, viewer, &user, Some(&form), errors, e.code.status()).await
+        })
+        .await
     })
     .await
 }

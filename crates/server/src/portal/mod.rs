@@ -239,6 +239,31 @@ impl Viewer {
 }
 
 /// A redirect after a successful action, leaving `notice` for the next page.
+/// The end of a form's action: what `ok` makes of its result (a redirect with
+/// a notice), or, for an error the user can fix (`fixable`), what `again` makes
+/// of it (the form once more, the error beside its field); any other error
+/// goes on to the error page.
+pub(crate) async fn settle<T, Again>(
+    result: crate::error::ApiResult<T>,
+    fixable: fn(&ApiError) -> bool,
+    ok: impl FnOnce(T) -> Response,
+    again: impl FnOnce(ApiError) -> Again,
+) -> crate::error::ApiResult<Response>
+where
+    Again: std::future::Future<Output = crate::error::ApiResult<Response>>,
+{
+    match result {
+        Ok(v) => Ok(ok(v)),
+        Err(e) if fixable(&e) => again(e).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// An error the user can fix by changing what they sent.
+pub(crate) fn by_the_user(e: &ApiError) -> bool {
+    e.code.status().is_client_error()
+}
+
 pub(crate) fn done(to: &str, notice: &str) -> Response {
     let mut res = see_other(to);
     // Encoded: a cookie value holds no spaces or semicolons.

@@ -13,7 +13,7 @@ use model::ShareWith;
 
 use super::details::ShareForm;
 use super::home::find;
-use super::{done, FormErrors, Posted};
+use super::{by_the_user, done, settle, FormErrors, Posted};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::shares;
 use crate::AppState;
@@ -66,30 +66,28 @@ async fn share(
         Ok::<_, ApiError>(st.app.share(viewer.ctx.caller(), &ws, &with).await?)
     }
     .await;
-    match granted {
-        Ok(s) => {
-            let whom = match &s.with {
-                ShareWith::User(u) => format!("{u}"),
-                ShareWith::Group(g) => format!("the members of {g}"),
-            };
-            done(&back(&ws.id), &format!("Shared {} with {whom}.", ws.name))
-        }
-        Err(e) if e.code.status().is_client_error() && e.code.status() != StatusCode::FORBIDDEN => {
-            let errors = FormErrors::from_api_as(
-                &e,
-                &[("user", "name"), ("group", "name"), ("kind", "kind")],
-            );
-            let form = ShareForm {
-                kind: form.kind,
-                name: form.name,
-                errors,
-            };
-            super::details::page(&st, &viewer, &ws, &profiles, form, e.code.status())
-                .await
-                .unwrap_or_else(|e| viewer.error(e))
-        }
-        Err(e) => viewer.error(e),
-    }
+    let ok = |s: model::Share| {
+        let whom = match &s.with {
+            ShareWith::User(u) => format!("{u}"),
+            ShareWith::Group(g) => format!("the members of {g}"),
+        };
+        done(&back(&ws.id), &format!("Shared {} with {whom}.", ws.name))
+    };
+    // Refused is not the form's to fix.
+    let fixable = |e: &ApiError| by_the_user(e) && e.code.status() != StatusCode::FORBIDDEN;
+    let (st, viewer, ws) = (&st, &viewer, &ws);
+    settle(granted, fixable, ok, |e| async move {
+        let errors =
+            FormErrors::from_api_as(&e, &[("user", "name"), ("group", "name"), ("kind", "kind")]);
+        let form = ShareForm {
+            kind: form.kind,
+            name: form.name,
+            errors,
+        };
+        super::details::page(st, viewer, ws, &profiles, form, e.code.status()).await
+    })
+    .await
+    .unwrap_or_else(|e| viewer.error(e))
 }
 
 async fn unshare(
