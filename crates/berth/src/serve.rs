@@ -154,7 +154,7 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
 /// them all. Says how to recover.
 async fn refuse_unknown_workspaces(
     cfg: &Config,
-    rt: &dyn model::Runtime,
+    rt: &dyn runtime::Runtime,
     store: &store::Store,
 ) -> anyhow::Result<()> {
     let held = rt
@@ -200,7 +200,7 @@ async fn refuse_unknown_workspaces(
 async fn process_runtime(
     cfg: &Config,
     port: u16,
-) -> anyhow::Result<(Arc<dyn model::Runtime>, tokio::net::TcpListener)> {
+) -> anyhow::Result<(Arc<dyn runtime::Runtime>, tokio::net::TcpListener)> {
     use std::os::unix::fs::MetadataExt;
     if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
         bail!("the process runtime needs root (cgroups, network namespaces): run berth serve as root, or set runtime = \"none\"");

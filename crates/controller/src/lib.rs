@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use model::{Millis, Runtime, RuntimeError};
+use model::Millis;
+use runtime::{Runtime, RuntimeError};
 
 pub use reconcile::{reconcile, Action};
 pub use scheduler::{backoff, Controller};

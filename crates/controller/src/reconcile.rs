@@ -6,10 +6,11 @@ use model::hub::{access_scopes, client_id, oauth_callback_url, server_name};
 use model::secret::{MintedToken, Secret};
 use model::AuditEntry;
 use model::{
-    Condition, ConditionKind, DesiredState, IdleAction, Observed, Outcome, ProfileSpec, Transition,
-    Workspace, WorkspaceRef, WorkspaceState, WorkspaceStatus,
+    Condition, ConditionKind, DesiredState, IdleAction, Outcome, ProfileSpec, Transition,
+    Workspace, WorkspaceState, WorkspaceStatus,
 };
 use model::{ScopeSet, TokenKind};
+use runtime::{Observed, WorkspaceRef};
 use store::{NewToken, StoreError, Tx};
 
 use crate::{Ctx, ReconcileError};
@@ -49,7 +50,7 @@ fn store_err(id: &str) -> impl Fn(StoreError) -> ReconcileError + Copy + '_ {
     }
 }
 
-fn runtime_err(id: &str) -> impl Fn(model::RuntimeError) -> ReconcileError + Copy + '_ {
+fn runtime_err(id: &str) -> impl Fn(runtime::RuntimeError) -> ReconcileError + Copy + '_ {
     move |source| ReconcileError::Runtime {
         id: id.to_owned(),
         source,
@@ -189,12 +190,15 @@ async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> 
             let token = server_token(&mut tx, ws).await.map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
             let base_url = model::hub::base_url(&ws.owner, &ws.name);
+            let (env, secrets) = hub_env(ws, &token);
             let r = WorkspaceRef {
                 id: ws.id.clone(),
                 owner: ws.owner.clone(),
                 name: ws.name.clone(),
                 uid: u32::try_from(uid).unwrap_or(u32::MAX),
-                env: hub_env(ws, token.expose()),
+                env,
+                secrets,
+                image: None,
                 base_url,
                 profile: profile.spec.clone(),
             };
@@ -566,12 +570,11 @@ async fn server_token(tx: &mut Tx, ws: &Workspace) -> store::Result<Secret> {
 /// what every runtime gives every app from the [`WorkspaceRef`]
 /// (`JUPYTERHUB_USER`, `JUPYTERHUB_SERVICE_PREFIX`) and what depends on where
 /// it runs the app (`JUPYTERHUB_API_URL`, `JUPYTERHUB_ACTIVITY_URL`,
-/// `JUPYTERHUB_SERVICE_URL`).
-fn hub_env(ws: &Workspace, token: &str) -> Vec<(String, String)> {
+/// `JUPYTERHUB_SERVICE_URL`); and, apart, its secrets (the server token, under
+/// both of JupyterHub's names).
+fn hub_env(ws: &Workspace, token: &Secret) -> (runtime::Env, runtime::SecretEnv) {
     let scopes = serde_json::to_string(&access_scopes(ws)).expect("strings serialize");
-    [
-        ("JUPYTERHUB_API_TOKEN", token.to_owned()),
-        ("JPY_API_TOKEN", token.to_owned()),
+    let env = [
         ("JUPYTERHUB_CLIENT_ID", client_id(&ws.id)),
         ("JUPYTERHUB_HOST", String::new()),
         ("JUPYTERHUB_OAUTH_CALLBACK_URL", oauth_callback_url(ws)),
@@ -584,5 +587,10 @@ fn hub_env(ws: &Workspace, token: &str) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    .collect();
+    let secrets = ["JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"]
+        .into_iter()
+        .map(|k| (k.to_owned(), token.clone()))
+        .collect();
+    (env, secrets)
 }

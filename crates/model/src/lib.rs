@@ -1,16 +1,15 @@
 //! berth's domain model: the vocabulary every other crate speaks.
 //!
 //! Names and their validation, scopes and how they are checked, users, profiles,
-//! workspaces with their desired spec and observed status, the workspace state
-//! machine, and the [`Runtime`] trait that runtimes implement. Nothing here knows
-//! HTTP or SQL; wire types live in `api-types`, persistence in `store`.
+//! workspaces with their desired spec and observed status, and the workspace
+//! state machine. Nothing here knows HTTP or SQL; wire types live in
+//! `api-types`, persistence in `store`, the runtimes' trait in `runtime`.
 
 pub mod hub;
 mod name;
 mod profile;
 mod quota;
 pub mod route;
-mod runtime;
 mod scope;
 pub mod secret;
 mod workspace;
@@ -24,9 +23,6 @@ pub use profile::{
     App, CommandVars, IdleAction, Profile, ProfileSpec, ProfileSpecError, PLACEHOLDERS,
 };
 pub use quota::{Quota, QuotaOverride, QUOTA_CEILING};
-pub use runtime::{
-    fake::FakeRuntime, Disk, LogRead, Observed, Runtime, RuntimeError, Usage, WorkspaceRef,
-};
 pub use scope::{Filter, Principal, Scope, ScopeSet, Targets, UnknownScope};
 pub use secret::Secret;
 pub use workspace::{

@@ -1,4 +1,4 @@
-//! The runtime conformance story: one sequence of [`model::Runtime`] calls and
+//! The runtime conformance story: one sequence of [`runtime::Runtime`] calls and
 //! the facts each must establish, run against every runtime — the fake here in
 //! this crate's tests, the process runtime in `runtime-process`'s (and later
 //! Docker and Kubernetes). A runtime's test supplies a [`Subject`]: the runtime
@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{Observed, Runtime, WorkspaceRef};
+use runtime::{Observed, Runtime, RuntimeError, WorkspaceRef};
 
 /// What the story needs of a runtime under test.
 #[async_trait]
@@ -36,6 +36,40 @@ pub trait Subject: Send + Sync {
     fn start_timeout(&self) -> Duration {
         Duration::from_secs(30)
     }
+}
+
+/// Pause (twice), start while paused, resume (twice): the app stops
+/// answering and answers again at the same upstream.
+async fn pause_and_resume(s: &dyn Subject, ws: &WorkspaceRef, upstream: &str) {
+    let (rt, id) = (s.runtime(), ws.id.as_str());
+    let observe = |what: &'static str| async move {
+        rt.observe(id)
+            .await
+            .unwrap_or_else(|e| panic!("observe {what}: {e}"))
+    };
+    for _ in 0..2 {
+        rt.pause(id).await.expect("pause");
+    }
+    assert_eq!(observe("paused").await, Observed::Paused);
+    assert!(
+        !s.app_answers(ws, upstream).await,
+        "a paused app must not answer"
+    );
+    rt.start(ws).await.expect("start while paused");
+    assert_eq!(
+        observe("after start while paused").await,
+        Observed::Paused,
+        "starting a paused workspace leaves it paused"
+    );
+    for _ in 0..2 {
+        rt.resume(id).await.expect("resume");
+    }
+    assert_eq!(
+        wait_running(s, id).await,
+        upstream,
+        "resume keeps the upstream"
+    );
+    assert!(s.app_answers(ws, upstream).await, "a resumed app answers");
 }
 
 /// Runs the story; panics with what went wrong.
@@ -62,29 +96,18 @@ pub async fn story(s: &dyn Subject) {
         Some("first")
     );
 
-    for _ in 0..2 {
-        rt.pause(id).await.expect("pause");
+    if rt.capabilities().pause {
+        pause_and_resume(s, &ws, &upstream).await;
+    } else {
+        assert!(
+            matches!(rt.pause(id).await, Err(RuntimeError::Unsupported { .. })),
+            "a runtime that cannot pause says so"
+        );
+        assert!(
+            s.app_answers(&ws, &upstream).await,
+            "and its app still answers"
+        );
     }
-    assert_eq!(observe("paused").await, Observed::Paused);
-    assert!(
-        !s.app_answers(&ws, &upstream).await,
-        "a paused app must not answer"
-    );
-    rt.start(&ws).await.expect("start while paused");
-    assert_eq!(
-        observe("after start while paused").await,
-        Observed::Paused,
-        "starting a paused workspace leaves it paused"
-    );
-    for _ in 0..2 {
-        rt.resume(id).await.expect("resume");
-    }
-    assert_eq!(
-        wait_running(s, id).await,
-        upstream,
-        "resume keeps the upstream"
-    );
-    assert!(s.app_answers(&ws, &upstream).await, "a resumed app answers");
 
     for _ in 0..2 {
         rt.stop(id).await.expect("stop");

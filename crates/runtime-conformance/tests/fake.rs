@@ -2,7 +2,8 @@
 //! it runs and writes into a simulated home.
 
 use async_trait::async_trait;
-use model::{FakeRuntime, Name, Observed, ProfileSpec, Runtime, WorkspaceRef};
+use model::{Name, ProfileSpec};
+use runtime::{FakeRuntime, Observed, Runtime, WorkspaceRef};
 use runtime_conformance::Subject;
 
 struct Fake(FakeRuntime);
@@ -22,6 +23,8 @@ impl Subject for Fake {
             base_url: "/user/alice/lab/".into(),
             profile: ProfileSpec::standard(),
             env: Vec::new(),
+            secrets: Vec::new(),
+            image: None,
         }
     }
 

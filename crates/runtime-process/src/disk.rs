@@ -148,13 +148,13 @@ impl Home {
     }
 
     /// Space of the mounted home; `NotMounted` when it is not.
-    pub fn space(&self) -> Result<model::Disk, DiskError> {
+    pub fn space(&self) -> Result<runtime::Disk, DiskError> {
         if !is_mounted(&self.dir)? {
             return Err(DiskError::NotMounted);
         }
         let s = rustix::fs::statvfs(&self.dir).map_err(std::io::Error::from)?;
         let block = s.f_frsize;
-        Ok(model::Disk {
+        Ok(runtime::Disk {
             size_bytes: s.f_blocks * block,
             used_bytes: (s.f_blocks - s.f_bfree) * block,
             available_bytes: s.f_bavail * block,

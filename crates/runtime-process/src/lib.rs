@@ -1,6 +1,6 @@
 //! The embedded default runtime: each workspace is a process tree in a
 //! bubblewrap sandbox, in its own cgroup and its own network namespace, on this
-//! machine. [`ProcessRuntime`] implements [`model::Runtime`].
+//! machine. [`ProcessRuntime`] implements [`runtime::Runtime`].
 //!
 //! # How a workspace runs
 //!
@@ -113,9 +113,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{
-    App, CommandVars, Disk, LogRead, Observed, Runtime, RuntimeError, Usage, WorkspaceRef,
-};
+use model::{App, CommandVars};
+use runtime::{Disk, LogRead, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -460,7 +459,7 @@ impl ProcessRuntime {
                 // JupyterHub's single-user server: it logs browsers in through
                 // berth's OAuth and reports activity. Without (this runtime used
                 // alone, as its tests do), plain JupyterLab without a token.
-                let hub = ws.env.iter().any(|(k, _)| k == "JUPYTERHUB_API_TOKEN");
+                let hub = ws.has_hub_token();
                 let program = env.join(if hub {
                     "bin/jupyterhub-singleuser"
                 } else {
@@ -500,6 +499,14 @@ impl ProcessRuntime {
 impl Runtime for ProcessRuntime {
     fn name(&self) -> &'static str {
         "process"
+    }
+
+    fn capabilities(&self) -> runtime::Capabilities {
+        runtime::Capabilities {
+            pause: true,
+            disk_limit: true,
+            usage: true,
+        }
     }
 
     async fn start(&self, ws: &WorkspaceRef) -> Result<(), RuntimeError> {
@@ -653,6 +660,12 @@ impl Runtime for ProcessRuntime {
             ("JUPYTERHUB_ROOT_DIR".into(), home_in.clone()),
         ]);
         env.extend(ws.env.iter().cloned());
+        // Through the exec'd process's environment, never a command line.
+        env.extend(
+            ws.secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned())),
+        );
         let hostname = hostname(ws.owner.as_str(), ws.name.as_str());
         let mut child = exec::spawn_sandbox(exec::Sandbox {
             cgroup_procs: self.cgroups.procs_files(id),

@@ -80,7 +80,7 @@ pub struct AppState {
     pub proxy: proxy::Proxy,
     /// The runtime, for what only it can tell (a workspace's log and resource
     /// use, shown by the portal); `None` without one.
-    pub runtime: Option<Arc<dyn model::Runtime>>,
+    pub runtime: Option<Arc<dyn runtime::Runtime>>,
 }
 
 impl AppState {

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use controller::{reconcile, Action, Config, Controller, Ctx, ManualClock};
-use model::{
-    DesiredState, FakeRuntime, Name, Observed, ProfileSpec, Runtime, RuntimeError, WorkspaceState,
-};
+use model::{DesiredState, Name, ProfileSpec, WorkspaceState};
+use runtime::{FakeRuntime, Observed, Runtime, RuntimeError};
 use store::{AuditFilter, NewProfile, NewUser, Store};
 use test_support::{Engine, TestDb};
 
@@ -706,7 +705,7 @@ async fn a_full_home_is_a_condition_until_it_has_room_again() {
     let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
     let id = f.workspace("lab", DesiredState::Running).await;
     let gib = 1u64 << 30;
-    let mut disk = model::Disk {
+    let mut disk = runtime::Disk {
         used_bytes: 20 * gib - 4096,
         size_bytes: 20 * gib,
         available_bytes: 4096,

@@ -1,7 +1,7 @@
 //! A restarted control plane re-adopts running workspaces: a new runtime on the
 //! same data dir sees them as they are and can stop them.
 
-use model::{Observed, Runtime};
+use runtime::{Observed, Runtime};
 use runtime_process::ProcessRuntime;
 
 use crate::support::{wait_for, Harness};

@@ -3,7 +3,7 @@
 //! else, which grows when the limit is raised, and whose files survive stop,
 //! start and another runtime instance.
 
-use model::{Observed, Runtime};
+use runtime::{Observed, Runtime};
 use runtime_process::ProcessRuntime;
 
 use crate::support::{read_json, Harness};

@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use model::Runtime;
+use runtime::Runtime;
 use runtime_process::net::GATEWAY_IP;
 use serde_json::json;
 

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use model::{App, Observed, Runtime};
+use model::App;
+use runtime::{Observed, Runtime};
 
 use crate::support::{http_get, network_leftovers, Harness, ProcessSubject};
 
@@ -158,14 +159,10 @@ async fn the_test_guard_leaves_nothing_behind() {
 async fn secrets_reach_the_app_but_no_command_line() {
     const SECRET: &str = "berth_a-secret-that-must-not-show-in-ps";
     let h = Harness::new(vec![]);
-    let ws = h.workspace(
-        "lena",
-        100_115,
-        &[
-            ("SAVE_ENV", "1".into()),
-            ("JUPYTERHUB_API_TOKEN", SECRET.into()),
-        ],
-    );
+    let mut ws = h.workspace("lena", 100_115, &[("SAVE_ENV", "1".into())]);
+    ws.secrets
+        .push(("JUPYTERHUB_API_TOKEN".into(), model::Secret::new(SECRET)));
+    assert!(!format!("{ws:?}").contains(SECRET), "nor in its Debug");
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {

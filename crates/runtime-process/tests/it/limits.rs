@@ -1,6 +1,7 @@
 //! Profile limits enforced by the cgroup: memory (the OOM killer) and pids.
 
-use model::{App, Observed, Runtime};
+use model::App;
+use runtime::{Observed, Runtime};
 
 use crate::support::{read_json, Harness, APP};
 

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use model::{App, Name, Observed, ProfileSpec, Runtime, WorkspaceRef};
+use model::{App, Name, ProfileSpec};
+use runtime::{Observed, Runtime, WorkspaceRef};
 use runtime_process::{Config, ProcessRuntime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -228,6 +229,8 @@ impl Harness {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
+            secrets: vec![],
+            image: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Resource use read from the workspace's cgroup: memory and a CPU rate.
 
-use model::{Observed, Runtime};
+use runtime::{Observed, Runtime};
 
 use crate::support::Harness;
 

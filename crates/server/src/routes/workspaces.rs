@@ -354,7 +354,7 @@ async fn workspace_logs(
     let Some(rt) = st.runtime.clone() else {
         return Ok((text, Vec::new()).into_response());
     };
-    let unavailable = |e: model::RuntimeError| {
+    let unavailable = |e: runtime::RuntimeError| {
         tracing::warn!(error = %e, "reading a workspace's log");
         ApiError::new(Code::Internal, "the log could not be read")
     };

@@ -13,7 +13,7 @@ use crate::{req, TestApp};
 
 #[tokio::test]
 async fn the_owner_reads_and_follows_the_log_others_do_not() {
-    let rt = Arc::new(model::FakeRuntime::new());
+    let rt = Arc::new(runtime::FakeRuntime::new());
     let app = TestApp::with_runtime(rt.clone()).await;
     let ada = app.user("ada", None).await;
     let bob = app.user("bob", None).await;

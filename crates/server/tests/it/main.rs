@@ -203,14 +203,14 @@ impl TestApp {
 
     /// With a runtime behind the API (what it reads from workspaces: logs,
     /// use); the controller does not run, so states change only by hand.
-    pub async fn with_runtime(rt: std::sync::Arc<dyn model::Runtime>) -> TestApp {
+    pub async fn with_runtime(rt: std::sync::Arc<dyn runtime::Runtime>) -> TestApp {
         TestApp::start_with(Engine::Sqlite, ServerConfig::default(), Some(rt)).await
     }
 
     async fn start_with(
         engine: Engine,
         config: ServerConfig,
-        runtime: Option<std::sync::Arc<dyn model::Runtime>>,
+        runtime: Option<std::sync::Arc<dyn runtime::Runtime>>,
     ) -> TestApp {
         let db = engine.fresh().await;
         let store = store::Store::connect(&db.url)

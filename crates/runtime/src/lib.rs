@@ -1,10 +1,19 @@
 //! The `Runtime` trait: how workspaces are made to run. Runtimes know no store;
 //! the controller calls them with everything they need, and they report what they
-//! observe. Every method is idempotent.
+//! observe. Every method is idempotent. [`fake::FakeRuntime`] runs nothing, for
+//! the tests of what calls a runtime; `runtime-conformance` is the story every
+//! runtime must pass.
 
 use async_trait::async_trait;
 
-use crate::{Name, ProfileSpec};
+use model::{Name, ProfileSpec, Secret};
+
+pub use fake::FakeRuntime;
+
+/// Variables of an app's environment.
+pub type Env = Vec<(String, String)>;
+/// Secret variables of an app's environment.
+pub type SecretEnv = Vec<(String, Secret)>;
 
 /// Everything a runtime needs to know about one workspace.
 #[derive(Debug, Clone)]
@@ -23,7 +32,35 @@ pub struct WorkspaceRef {
     /// (`base_url`), and, where berth's API is reachable, `JUPYTERHUB_API_URL`,
     /// `JUPYTERHUB_ACTIVITY_URL` and `JUPYTERHUB_SERVICE_URL` as they are seen
     /// from where the app runs.
-    pub env: Vec<(String, String)>,
+    pub env: Env,
+    /// Secrets for the app's environment (its hub token), kept apart from
+    /// `env` so that nothing logs or shows them (`Secret` hides itself in
+    /// `Debug`); a runtime hands them to the app as `env`, and never on a
+    /// command line.
+    pub secrets: SecretEnv,
+    /// The image the app runs from, for runtimes that run images (Docker,
+    /// Kubernetes); the process runtime runs the host's `/usr` and ignores it.
+    pub image: Option<String>,
+}
+
+impl WorkspaceRef {
+    /// Whether the app comes with a hub's credentials (a JupyterHub server).
+    pub fn has_hub_token(&self) -> bool {
+        self.secrets
+            .iter()
+            .any(|(k, _)| k == "JUPYTERHUB_API_TOKEN")
+    }
+}
+
+/// What a runtime can do beyond starting, stopping and observing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// `pause` and `resume` keep the app's memory (a frozen cgroup).
+    pub pause: bool,
+    /// The home's size is limited to the profile's disk (`disk` reports it).
+    pub disk_limit: bool,
+    /// `usage` reports CPU and memory in use.
+    pub usage: bool,
 }
 
 /// What a runtime sees of a workspace.
@@ -82,6 +119,13 @@ impl Disk {
 /// A runtime operation failed; `retryable` says whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeError {
+    /// This runtime cannot do that at all (see [`Runtime::capabilities`]).
+    #[error("{op} workspace {id}: the {runtime} runtime cannot")]
+    Unsupported {
+        op: &'static str,
+        id: String,
+        runtime: &'static str,
+    },
     #[error("{op} workspace {id}: {message}")]
     Transient {
         op: &'static str,
@@ -137,6 +181,10 @@ impl LogRead {
 pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
+    /// What it can do beyond the lifecycle; nothing, unless it says.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
     /// Creates what is missing and starts the app; a running workspace is left alone.
     async fn start(&self, ws: &WorkspaceRef) -> Result<(), RuntimeError>;
     /// Stops every process; files stay.
@@ -357,6 +405,14 @@ pub mod fake {
             "fake"
         }
 
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                pause: true,
+                disk_limit: true,
+                usage: true,
+            }
+        }
+
         async fn start(&self, ws: &WorkspaceRef) -> Result<(), RuntimeError> {
             self.call("start", &ws.id)?;
             let mut state = self.state.lock().unwrap();
@@ -470,6 +526,8 @@ pub mod fake {
                 base_url: "/user/alice/lab/".into(),
                 profile: ProfileSpec::standard(),
                 env: vec![],
+                secrets: vec![],
+                image: None,
             }
         }
 
