@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -78,6 +79,16 @@ lease_secs = 15
 # How often the controller looks at every workspace even when nothing changed
 # (a change through any replica wakes it at once).
 resync_secs = 30
+
+[proxy]
+# How the proxy talks to workspaces' apps: how long a connection may take to
+# open; how long an app may take to begin its answer (0: no limit; a body then
+# streams as long as it takes; WebSockets are not limited); how long an idle
+# connection is kept; how many idle connections are kept per app.
+connect_timeout_secs = 5
+response_timeout_secs = 0
+pool_idle_secs = 60
+pool_max_idle = 256
 "#;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +110,17 @@ pub struct Config {
     pub auth: AuthConfig,
     pub quota: QuotaConfig,
     pub controller: ControllerConfig,
+    pub proxy: ProxyConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub connect_timeout_secs: u64,
+    /// 0: no limit.
+    pub response_timeout_secs: u64,
+    pub pool_idle_secs: u64,
+    pub pool_max_idle: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +199,12 @@ impl Default for Config {
                 lease_secs: 15,
                 resync_secs: 30,
             },
+            proxy: ProxyConfig {
+                connect_timeout_secs: 5,
+                response_timeout_secs: 0,
+                pool_idle_secs: 60,
+                pool_max_idle: 256,
+            },
         }
     }
 }
@@ -218,6 +246,7 @@ const ENV_KEYS: &[&str] = &[
     "auth",
     "quota",
     "controller",
+    "proxy",
 ];
 
 impl Config {
@@ -308,11 +337,36 @@ impl Config {
         if !(1..=86_400).contains(&self.controller.resync_secs) {
             bail!("controller.resync_secs must be between 1 and 86400");
         }
+        let p = &self.proxy;
+        if !(1..=300).contains(&p.connect_timeout_secs) {
+            bail!("proxy.connect_timeout_secs must be between 1 and 300");
+        }
+        if p.response_timeout_secs > 86_400 {
+            bail!("proxy.response_timeout_secs must be at most 86400 (0: no limit)");
+        }
+        if !(1..=3600).contains(&p.pool_idle_secs) {
+            bail!("proxy.pool_idle_secs must be between 1 and 3600");
+        }
+        if p.pool_max_idle > 100_000 {
+            bail!("proxy.pool_max_idle must be at most 100000");
+        }
         let q = &self.quota;
         if !(q.max_cpu.is_finite() && (0.0..=1e6).contains(&q.max_cpu)) {
             bail!("quota.max_cpu must be between 0 and 1000000");
         }
         Ok(())
+    }
+
+    /// The proxy's settings as the server applies them.
+    pub fn proxy(&self) -> proxy::Settings {
+        let p = &self.proxy;
+        proxy::Settings {
+            connect_timeout: Duration::from_secs(p.connect_timeout_secs),
+            response_timeout: (p.response_timeout_secs > 0)
+                .then(|| Duration::from_secs(p.response_timeout_secs)),
+            pool_idle_timeout: Duration::from_secs(p.pool_idle_secs),
+            pool_max_idle_per_upstream: p.pool_max_idle,
+        }
     }
 
     /// The quota as the server applies it.

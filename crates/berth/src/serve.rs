@@ -86,6 +86,7 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
             login_lockout: Duration::from_secs(cfg.auth.login_lockout_secs),
             quota: cfg.quota(),
             currency: cfg.currency.trim().to_owned(),
+            proxy: cfg.proxy(),
         },
     );
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -40,6 +40,34 @@ pub enum ProxyError {
     Upstream(#[source] hyper_util::client::legacy::Error),
     #[error("invalid upstream address {0:?}")]
     BadUpstream(String),
+    /// The app took longer than [`Settings::response_timeout`] to answer.
+    #[error("the workspace's app did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// How the proxy talks to apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How long a connection to an app may take to open.
+    pub connect_timeout: Duration,
+    /// How long an app may take to begin its answer (its status and
+    /// headers; a body then streams as long as it takes); `None`: no limit.
+    pub response_timeout: Option<Duration>,
+    /// How long an idle connection to an app is kept for the next request.
+    pub pool_idle_timeout: Duration,
+    /// How many idle connections are kept per app.
+    pub pool_max_idle_per_upstream: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: None,
+            pool_idle_timeout: Duration::from_secs(60),
+            pool_max_idle_per_upstream: 256,
+        }
+    }
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -61,6 +89,7 @@ pub struct Proxy {
     activity: Arc<Activity>,
     /// Cookies of berth's own that an app must never see.
     strip_cookies: Arc<[String]>,
+    response_timeout: Option<Duration>,
 }
 
 /// Where a forwarded request came from, for the `X-Forwarded-*` headers.
@@ -75,18 +104,28 @@ impl Proxy {
     /// A proxy over `routes`; `strip_cookies` names cookies removed from
     /// forwarded requests (berth's session cookie).
     pub fn new(routes: watch::Receiver<Arc<RouteTable>>, strip_cookies: &[&str]) -> Self {
+        Proxy::with_settings(routes, strip_cookies, Settings::default())
+    }
+
+    /// [`Proxy::new`] with `settings` rather than the defaults.
+    pub fn with_settings(
+        routes: watch::Receiver<Arc<RouteTable>>,
+        strip_cookies: &[&str],
+        settings: Settings,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_connect_timeout(Some(settings.connect_timeout));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .pool_max_idle_per_host(settings.pool_max_idle_per_upstream)
             .build(connector);
         Proxy {
             client,
             routes,
             activity: Arc::default(),
             strip_cookies: strip_cookies.iter().map(|c| (*c).to_owned()).collect(),
+            response_timeout: settings.response_timeout,
         }
     }
 
@@ -147,11 +186,14 @@ impl Proxy {
             parts.headers.insert("x-forwarded-prefix", prefix);
         }
         let body = body.map_err(Into::into).boxed_unsync();
-        let mut response = self
-            .client
-            .request(Request::from_parts(parts, body))
-            .await
-            .map_err(ProxyError::Upstream)?;
+        let answer = self.client.request(Request::from_parts(parts, body));
+        let answer = match self.response_timeout {
+            Some(limit) => tokio::time::timeout(limit, answer)
+                .await
+                .map_err(|_| ProxyError::Timeout(limit))?,
+            None => answer.await,
+        };
+        let mut response = answer.map_err(ProxyError::Upstream)?;
 
         if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (upgrade, response.status()) {
             let app_side = hyper::upgrade::on(&mut response);

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub quota: Quota,
     /// What profiles' costs are in (`USD`, `€`), shown with every amount.
     pub currency: String,
+    /// How the proxy talks to workspaces' apps.
+    pub proxy: proxy::Settings,
 }
 
 /// Per-user limits, checked when a workspace is created, started or moved to
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             login_lockout: Duration::from_secs(30),
             quota: Quota::default(),
             currency: "USD".into(),
+            proxy: proxy::Settings::default(),
         }
     }
 }
@@ -96,12 +99,13 @@ impl AppState {
                 },
             ),
             metrics: Arc::default(),
-            config: Arc::new(config),
             // No routes: until `with_routes`, every workspace is unknown.
-            proxy: proxy::Proxy::new(
+            proxy: proxy::Proxy::with_settings(
                 tokio::sync::watch::channel(Arc::default()).1,
                 &[auth::SESSION_COOKIE],
+                config.proxy,
             ),
+            config: Arc::new(config),
             runtime: None,
         }
     }
@@ -111,7 +115,8 @@ impl AppState {
         mut self,
         routes: tokio::sync::watch::Receiver<Arc<model::route::RouteTable>>,
     ) -> Self {
-        self.proxy = proxy::Proxy::new(routes, &[auth::SESSION_COOKIE]);
+        self.proxy =
+            proxy::Proxy::with_settings(routes, &[auth::SESSION_COOKIE], self.config.proxy);
         self
     }
 }

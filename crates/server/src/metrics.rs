@@ -23,6 +23,14 @@ struct RouteLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyLabels {
+    /// `owner/name`.
+    workspace: String,
+    /// The app's status class (`2xx`, …), or `timeout` or `unreachable`.
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
 }
@@ -36,6 +44,7 @@ pub struct Metrics {
     logins: Family<OutcomeLabels, Counter>,
     reconciles: Family<OutcomeLabels, Histogram>,
     leader: Gauge,
+    proxied: Family<ProxyLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -76,6 +85,13 @@ impl Default for Metrics {
             "1 while this replica holds the controller's lease and runs it, else 0",
             leader.clone(),
         );
+        let proxied = Family::<ProxyLabels, Counter>::default();
+        registry.register(
+            "proxy_requests",
+            "Requests the proxy forwarded to workspaces' apps, by workspace and by how \
+             the app answered (its status class, timeout, unreachable)",
+            proxied.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -83,6 +99,7 @@ impl Default for Metrics {
             logins,
             reconciles,
             leader,
+            proxied,
         }
     }
 }
@@ -102,6 +119,16 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// A request the proxy forwarded to `workspace` (`owner/name`).
+    pub fn proxied(&self, workspace: &str, outcome: &str) {
+        self.proxied
+            .get_or_create(&ProxyLabels {
+                workspace: workspace.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn login(&self, outcome: &str) {

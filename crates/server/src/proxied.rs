@@ -97,9 +97,29 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
                 )
                 .await
             {
-                Ok(response) => response.map(Body::new),
+                Ok(response) => {
+                    let class = match response.status().as_u16() / 100 {
+                        1 => "1xx",
+                        2 => "2xx",
+                        3 => "3xx",
+                        4 => "4xx",
+                        _ => "5xx",
+                    };
+                    st.metrics.proxied(&title, class);
+                    response.map(Body::new)
+                }
+                Err(e @ proxy::ProxyError::Timeout(_)) => {
+                    tracing::warn!(workspace.id = %route.workspace_id, "proxy: {e}");
+                    st.metrics.proxied(&title, "timeout");
+                    page(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        &title,
+                        "The workspace's app took too long to answer. It may be busy; try again in a moment.",
+                    )
+                }
                 Err(e) => {
                     tracing::warn!(workspace.id = %route.workspace_id, "proxy: {e}");
+                    st.metrics.proxied(&title, "unreachable");
                     page(
                         StatusCode::BAD_GATEWAY,
                         &title,

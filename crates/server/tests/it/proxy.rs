@@ -93,13 +93,17 @@ struct Berth {
 
 impl Berth {
     async fn start() -> Berth {
+        Berth::start_with(ServerConfig::default()).await
+    }
+
+    async fn start_with(config: ServerConfig) -> Berth {
         let db = Engine::Sqlite.fresh().await;
         let store = store::Store::connect(&db.url).await.unwrap();
         server::bootstrap(&store, Some(ADMIN_PASSWORD))
             .await
             .unwrap();
         let (routes, rx) = watch::channel(Arc::new(RouteTable::new()));
-        let state = AppState::new(store.clone(), ServerConfig::default()).with_routes(rx);
+        let state = AppState::new(store.clone(), config).with_routes(rx);
         tokio::spawn(server::flush_activity(
             state.clone(),
             Duration::from_millis(50),
@@ -908,4 +912,88 @@ async fn a_deleted_server_token_and_a_disabled_user_are_refused_at_once() {
         401,
         "disabled: refused at once"
     );
+}
+
+/// An app that takes longer than the proxy's response timeout to answer gets
+/// a 504 page, one that is not there a 502; each request the proxy forwards
+/// is counted by workspace and by how the app answered.
+#[tokio::test]
+async fn a_slow_app_times_out_and_every_answer_is_counted_by_workspace() {
+    let app = start_app().await;
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let gone = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let config = ServerConfig {
+        proxy: proxy::Settings {
+            response_timeout: Some(Duration::from_millis(300)),
+            ..proxy::Settings::default()
+        },
+        ..ServerConfig::default()
+    };
+    let b = Berth::start_with(config).await;
+    let alice = b.user("alice").await;
+    for (key, upstream) in [
+        ("alice/quick", app.to_string()),
+        ("alice/slow", silent_addr.to_string()),
+        ("alice/gone", gone.to_string()),
+    ] {
+        b.set_route(
+            key,
+            Route {
+                workspace_id: format!("ws-{key}"),
+                owner_id: alice.clone(),
+                state: WorkspaceState::Running,
+                message: String::new(),
+                upstream: Some(upstream),
+                retrying: false,
+                strip_prefix: false,
+            },
+        );
+    }
+    let (cookie, _) = b.login("alice", "a-long-enough-password").await;
+    for _ in 0..2 {
+        assert_eq!(
+            b.fetch("/user/alice/quick/x", Some(&cookie)).await.status(),
+            200
+        );
+    }
+    let started = std::time::Instant::now();
+    let r = b.fetch("/user/alice/slow/x", Some(&cookie)).await;
+    assert_eq!(r.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it did not wait for ever"
+    );
+    assert!(r.text().await.unwrap().contains("took too long"));
+    assert_eq!(
+        b.fetch("/user/alice/gone/x", Some(&cookie)).await.status(),
+        502
+    );
+    let metrics = b
+        .http
+        .get(format!("{}/metrics", b.url))
+        .send()
+        .await
+        .unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for line in [
+        r#"berth_proxy_requests_total{workspace="alice/quick",outcome="2xx"} 2"#,
+        r#"berth_proxy_requests_total{workspace="alice/slow",outcome="timeout"} 1"#,
+        r#"berth_proxy_requests_total{workspace="alice/gone",outcome="unreachable"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
 }
