@@ -288,28 +288,25 @@ async fn create(State(st): State<AppState>, posted: Posted<CreateForm>) -> Respo
         Ok::<_, crate::error::ApiError>(st.app.create_workspace(viewer.ctx.caller(), cmd).await?)
     }
     .await;
-    match made {
-        Ok(ws) => done(
+    let ok = |ws: Workspace| {
+        let starting = if start { "; it is starting" } else { "" };
+        done(
             "/hub/home",
-            &format!(
-                "Created workspace {}{}.",
-                ws.name,
-                if start { "; it is starting" } else { "" }
-            ),
-        ),
-        Err(e) if e.code.status().is_client_error() => {
-            let errors = FormErrors::from_api(&e, &["name", "profile"]);
-            let form = NewWorkspace {
-                name: form.name,
-                profile: form.profile,
-                start,
-            };
-            home_page(&st, &viewer, form, errors, e.code.status())
-                .await
-                .unwrap_or_else(|e| viewer.error(e))
-        }
-        Err(e) => viewer.error(e),
-    }
+            &format!("Created workspace {}{starting}.", ws.name),
+        )
+    };
+    let (st, viewer) = (&st, &viewer);
+    super::settle(made, super::by_the_user, ok, |e| async move {
+        let errors = FormErrors::from_api(&e, &["name", "profile"]);
+        let form = NewWorkspace {
+            name: form.name,
+            profile: form.profile,
+            start,
+        };
+        home_page(st, viewer, form, errors, e.code.status()).await
+    })
+    .await
+    .unwrap_or_else(|e| viewer.error(e))
 }
 
 #[derive(Debug, Deserialize)]

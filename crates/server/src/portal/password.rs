@@ -11,8 +11,8 @@ use axum::Router;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{done, FormErrors, Posted, Viewer};
-use crate::error::Code;
+use super::{by_the_user, done, settle, FormErrors, Posted, Viewer};
+use crate::error::{ApiError, Code};
 use crate::routes::users;
 use crate::AppState;
 
@@ -110,25 +110,28 @@ async fn change_own(State(st): State<AppState>, posted: Posted<PasswordForm>) ->
     }
     let me = viewer.ctx.principal.name.to_string();
     let old = Some(form.old_password);
-    match users::set_password(&st, &viewer.ctx, &me, old, form.password).await {
-        Ok(renewed) => {
-            let mut res = done(
-                "/hub/home",
-                "Your password was changed. Your other sessions were logged out.",
-            );
-            if let Some((cookie, _)) = renewed {
-                if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
-                    res.headers_mut().append(header::SET_COOKIE, v);
-                }
+    let changed = users::set_password(&st, &viewer.ctx, &me, old, form.password).await;
+    let ok = |renewed: Option<(axum_extra::extract::cookie::Cookie<'static>, String)>| {
+        let mut res = done(
+            "/hub/home",
+            "Your password was changed. Your other sessions were logged out.",
+        );
+        if let Some((cookie, _)) = renewed {
+            if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+                res.headers_mut().append(header::SET_COOKIE, v);
             }
-            res
         }
-        Err(e) if e.code.status().is_client_error() && e.code != Code::Forbidden => {
-            let errors = FormErrors::from_api(&e, &["old_password", "password"]);
-            render(&viewer, None, errors, e.code.status())
-        }
-        Err(e) => viewer.error(e),
-    }
+        res
+    };
+    // A missing scope is not the form's to fix.
+    let fixable = |e: &ApiError| by_the_user(e) && e.code != Code::Forbidden;
+    let viewer = &viewer;
+    settle(changed, fixable, ok, |e| async move {
+        let errors = FormErrors::from_api(&e, &["old_password", "password"]);
+        Ok(render(viewer, None, errors, e.code.status()))
+    })
+    .await
+    .unwrap_or_else(|e| viewer.error(e))
 }
 
 async fn set_theirs(
@@ -149,17 +152,17 @@ async fn set_theirs(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     }
-    match users::set_password(&st, &viewer.ctx, &name, None, form.password).await {
-        Ok(_) => done(
-            "/hub/admin/users",
-            &format!("Set the password of {name}; their sessions were logged out."),
-        ),
-        Err(e) if e.code == Code::InvalidValue => render(
-            &viewer,
-            Some(&name),
-            FormErrors::from_api(&e, &["password"]),
-            e.code.status(),
-        ),
-        Err(e) => viewer.error(e),
-    }
+    let set = users::set_password(&st, &viewer.ctx, &name, None, form.password).await;
+    let (viewer, name) = (&viewer, &name);
+    let ok = |_| {
+        let said = format!("Set the password of {name}; their sessions were logged out.");
+        done("/hub/admin/users", &said)
+    };
+    let fixable = |e: &ApiError| e.code == Code::InvalidValue;
+    settle(set, fixable, ok, |e| async move {
+        let errors = FormErrors::from_api(&e, &["password"]);
+        Ok(render(viewer, Some(name), errors, e.code.status()))
+    })
+    .await
+    .unwrap_or_else(|e| viewer.error(e))
 }
