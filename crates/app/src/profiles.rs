@@ -28,19 +28,8 @@ impl App {
         name: &Name,
         spec: ProfileSpec,
     ) -> Result<Profile> {
-        caller.require_any(Scope::AdminProfiles)?;
-        let mut tx = self.store.begin().await?;
-        let p = tx
-            .insert_profile(&NewProfile {
-                name: name.clone(),
-                spec,
-            })
+        self.save_profile(caller, name, spec, AuditAction::ProfileCreate)
             .await
-            .map_err(taken("name", format!("profile {name} exists already")))?;
-        tx.audit(&caller.audit(AuditAction::ProfileCreate, "profile", name.as_str()))
-            .await?;
-        tx.commit().await?;
-        Ok(p)
     }
 
     /// Replaces the spec of the profile `name`.
@@ -50,15 +39,32 @@ impl App {
         name: &Name,
         spec: ProfileSpec,
     ) -> Result<Profile> {
+        self.save_profile(caller, name, spec, AuditAction::ProfileUpdate)
+            .await
+    }
+
+    /// Creates (`ProfileCreate`) or replaces (`ProfileUpdate`) a profile.
+    async fn save_profile(
+        &self,
+        caller: Caller<'_>,
+        name: &Name,
+        spec: ProfileSpec,
+        action: AuditAction,
+    ) -> Result<Profile> {
         caller.require_any(Scope::AdminProfiles)?;
+        let new = NewProfile {
+            name: name.clone(),
+            spec,
+        };
         let mut tx = self.store.begin().await?;
-        let p = tx
-            .update_profile(&NewProfile {
-                name: name.clone(),
-                spec,
-            })
-            .await?;
-        tx.audit(&caller.audit(AuditAction::ProfileUpdate, "profile", name.as_str()))
+        let p = match action {
+            AuditAction::ProfileCreate => tx
+                .insert_profile(&new)
+                .await
+                .map_err(taken("name", format!("profile {name} exists already")))?,
+            _ => tx.update_profile(&new).await?,
+        };
+        tx.audit(&caller.audit(action, "profile", name.as_str()))
             .await?;
         tx.commit().await?;
         Ok(p)

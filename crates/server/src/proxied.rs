@@ -108,23 +108,22 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
                     st.metrics.proxied(&title, class);
                     response.map(Body::new)
                 }
-                Err(e @ proxy::ProxyError::Timeout(_)) => {
-                    tracing::warn!(workspace.id = %route.workspace_id, "proxy: {e}");
-                    st.metrics.proxied(&title, "timeout");
-                    page(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        &title,
-                        "The workspace's app took too long to answer. It may be busy; try again in a moment.",
-                    )
-                }
                 Err(e) => {
                     tracing::warn!(workspace.id = %route.workspace_id, "proxy: {e}");
-                    st.metrics.proxied(&title, "unreachable");
-                    page(
-                        StatusCode::BAD_GATEWAY,
-                        &title,
-                        "The workspace's app did not answer. It may be restarting; try again in a moment.",
-                    )
+                    let (status, outcome, text) = match e {
+                        proxy::ProxyError::Timeout(_) => (
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "timeout",
+                            "The workspace's app took too long to answer. It may be busy; try again in a moment.",
+                        ),
+                        _ => (
+                            StatusCode::BAD_GATEWAY,
+                            "unreachable",
+                            "The workspace's app did not answer. It may be restarting; try again in a moment.",
+                        ),
+                    };
+                    st.metrics.proxied(&title, outcome);
+                    page(status, &title, text)
                 }
             }
         }
