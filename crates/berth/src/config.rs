@@ -34,6 +34,12 @@ runtime = "process"
 # scripts/install-deps; mounted read-only into each sandbox).
 jupyter_env = "/opt/berth/jupyter"
 
+# With the process runtime, the port at which workspaces reach berth's API on
+# the workspace gateway address (10.213.255.253); default: bind's port. Replicas on
+# one machine give the same one: they share it, so that a workspace's API URL
+# outlives the replica that started it.
+# gateway_port = 8000
+
 # PostgreSQL instead of the embedded SQLite, e.g. "postgres://berth@db/berth".
 # database_url = ""
 
@@ -102,6 +108,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub runtime: RuntimeKind,
     pub jupyter_env: PathBuf,
+    pub gateway_port: Option<u16>,
     pub database_url: Option<Secret>,
     pub public_url: Option<String>,
     pub currency: String,
@@ -177,6 +184,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             runtime: RuntimeKind::Process,
             jupyter_env: PathBuf::from("/opt/berth/jupyter"),
+            gateway_port: None,
             database_url: None,
             public_url: None,
             currency: "USD".into(),
@@ -238,6 +246,7 @@ const ENV_KEYS: &[&str] = &[
     "data_dir",
     "runtime",
     "jupyter_env",
+    "gateway_port",
     "database_url",
     "public_url",
     "currency",

@@ -210,10 +210,18 @@ async fn process_runtime(
     runtime_process::net::ensure_gateway()
         .await
         .context("make the workspace gateway interface")?;
+    let port = cfg.gateway_port.unwrap_or(port);
     let gateway = SocketAddr::from((runtime_process::net::GATEWAY_IP, port));
-    let listener = tokio::net::TcpListener::bind(gateway)
-        .await
-        .with_context(|| format!("bind the workspace gateway {gateway}"))?;
+    // Shared with the other replicas on this machine (`SO_REUSEPORT`): the
+    // kernel hands each connection to one that lives.
+    let listener = (|| {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(gateway)?;
+        socket.listen(1024)
+    })()
+    .with_context(|| format!("bind the workspace gateway {gateway}"))?;
     let mut rc = runtime_process::Config::new(cfg.data_dir.join("workspaces"));
     rc.gateway_ports = vec![port];
     rc.jupyter_env = cfg.jupyter_env.clone();

@@ -1045,12 +1045,24 @@ fn leads(addr: &str) -> bool {
 /// through the follower is started by the leader at once: the resync is an
 /// hour away, so only the store's change feed can have woken it. After a
 /// `kill -9` of the leader, the follower takes over: it adopts what runs (not
-/// restarted), starts what is asked of it, and proxies to both.
+/// restarted), starts what is asked of it, and proxies to both; the
+/// workspace gateway, which both share, still answers the apps' API calls.
 #[tokio::test]
 async fn two_serves_on_one_postgres_share_the_work_and_survive_the_leaders_death() {
     let mut rig = Rig::new();
     let db = test_support::Engine::Postgres.fresh().await;
-    let env = [("BERTH_CONTROLLER__RESYNC_SECS", "3600")];
+    // A port free on every address, for the gateway both replicas share.
+    let gateway_port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let gateway = format!("{}:{gateway_port}", runtime_process::net::GATEWAY_IP);
+    let env = [
+        ("BERTH_CONTROLLER__RESYNC_SECS", "3600"),
+        ("BERTH_GATEWAY_PORT", gateway_port.as_str()),
+    ];
     let start = |rig: &Rig| {
         let (child, url) = crate::spawn_serve_with(rig.dir.path(), "process", Some(&db.url), &env);
         Serve { child, url }
@@ -1095,6 +1107,9 @@ async fn two_serves_on_one_postgres_share_the_work_and_survive_the_leaders_death
     a.child.kill().unwrap();
     let status = a.child.wait().unwrap();
     assert_eq!(status.signal(), Some(9), "berth serve exited with {status}");
+    // The apps' API address outlives the replica that started them.
+    let (status, _) = http_get(&gateway, "/hub/api/").unwrap();
+    assert_eq!(status, 200, "the gateway answers through the other replica");
     let two = rig.create_workspace(&api_b, "two", "web").await;
     rig.wait_until(&api_b, &two, "running and ready", ready)
         .await;
