@@ -480,6 +480,7 @@ mod tests {
             database_url: Some(Secret::new("sqlite://x")),
             public_url: Some("https://x".into()),
             admin_password: Some(Secret::new("x")),
+            gateway_port: Some(8001),
             ..Config::default()
         };
         let table = toml::Table::try_from(&full).unwrap();
