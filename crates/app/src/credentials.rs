@@ -67,8 +67,10 @@ impl Default for Credentials {
         Credentials {
             cache: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                // A bound on memory, not on staleness (the epoch is that).
-                .time_to_live(Duration::from_secs(300))
+                // The epoch keeps entries honest; this bounds what no feed
+                // tells (another process's commit on SQLite, a notification
+                // lost while PostgreSQL was out of reach).
+                .time_to_live(Duration::from_secs(30))
                 .build(),
             touched: Arc::default(),
         }

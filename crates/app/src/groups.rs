@@ -124,6 +124,8 @@ impl App {
         name: &Name,
         properties: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Group> {
+        // JupyterHub's scope for this.
+        caller.require_any(Scope::Groups)?;
         let g = self.group(caller, name).await?;
         let mut tx = self.store.begin().await?;
         tx.set_group_properties(&g.id, properties).await?;

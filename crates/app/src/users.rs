@@ -318,8 +318,10 @@ pub async fn bootstrap(store: &Store, admin_password: Option<&str>) -> Result<Op
 
 /// Sets the password of the user `name` on the server's own machine (`berth
 /// admin reset-password`): `password`, else a new random one, which is
-/// returned. Every session of the user ends, on every replica at once (the
-/// change feed); the audit record names no actor.
+/// returned. Every session of the user ends: at once on every replica that
+/// hears of it (on PostgreSQL, the change feed), within 30 s on a server of
+/// another process on SQLite (its cache's lifetime); the audit record names no
+/// actor.
 pub async fn reset_password(
     store: &Store,
     name: &Name,

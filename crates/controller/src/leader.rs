@@ -38,14 +38,17 @@ impl Election {
         }
     }
 
-    /// This process's name among replicas: the host's name, its pid, and
-    /// when the process started (so that a pid used again is another holder).
+    /// This process's name among replicas: where it runs (the host's name,
+    /// the kernel's boot id and the pid namespace: containers and cloned
+    /// machines may share a host name, and their pids), its pid, and when the
+    /// process started (so that a pid used again is another holder).
     pub fn replica_id() -> String {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default();
         let pid = std::process::id();
-        format!("{host}:{pid}:{}", process_start(pid).unwrap_or_default())
+        format!(
+            "{}:{pid}:{}",
+            this_machine(),
+            process_start(pid).unwrap_or_default()
+        )
     }
 
     fn renew_every(&self) -> Duration {
@@ -91,29 +94,25 @@ pub async fn lead(ctx: Ctx, election: Election, shutdown: impl Future<Output = (
                 }
                 _ = tick.tick() => {}
             }
-            let asked = Instant::now();
-            match store.renew_lease(LEASE, me).await {
-                Ok(true) => renewed = asked,
-                Ok(false) => {
-                    tracing::warn!(holder = me, "another replica took the controller's lease");
-                    break false;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %model::error_chain(&e), "renew the controller's lease")
-                }
-            }
-            if renewed.elapsed() >= election.lease / 2 {
-                tracing::warn!(
-                    holder = me,
-                    "could not renew the controller's lease: stepping down"
-                );
+            if !renew(&store, me, &mut renewed, election.lease).await {
                 break false;
             }
         };
         leading(false);
         if graceful {
+            // In-flight reconciles finish (for a while), and the lease holds
+            // meanwhile; losing it stops them at once.
             let _ = stop_tx.send(());
-            let _ = controller.await;
+            loop {
+                tokio::select! {
+                    _ = &mut controller => break,
+                    _ = tick.tick() => {
+                        if !renew(&store, me, &mut renewed, election.lease).await {
+                            controller.abort();
+                        }
+                    }
+                }
+            }
             if let Err(e) = store.release_lease(LEASE, me).await {
                 tracing::warn!(error = %model::error_chain(&e), "give the controller's lease up");
             }
@@ -124,6 +123,35 @@ pub async fn lead(ctx: Ctx, election: Election, shutdown: impl Future<Output = (
         controller.abort();
         let _ = controller.await;
     }
+}
+
+/// Renews the lease, waiting for the store only until half a lease has gone
+/// by since the last renewal; whether this replica still leads.
+async fn renew(store: &store::Store, me: &str, renewed: &mut Instant, lease: Duration) -> bool {
+    let deadline = *renewed + lease / 2;
+    let asked = Instant::now();
+    match tokio::time::timeout_at(deadline, store.renew_lease(LEASE, me)).await {
+        Ok(Ok(true)) => {
+            *renewed = asked;
+            return true;
+        }
+        Ok(Ok(false)) => {
+            tracing::warn!(holder = me, "another replica took the controller's lease");
+            return false;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %model::error_chain(&e), "renew the controller's lease")
+        }
+        Err(_) => tracing::warn!("renewing the controller's lease takes too long"),
+    }
+    if Instant::now() >= deadline {
+        tracing::warn!(
+            holder = me,
+            "could not renew the controller's lease: stepping down"
+        );
+        return false;
+    }
+    true
 }
 
 /// Returns once this replica holds the lease.
@@ -166,15 +194,33 @@ async fn follow(store: &store::Store, election: &Election) {
     }
 }
 
-/// Whether `holder` names a process of this machine that no longer runs.
+/// Where this process runs, as `host/boot-id/pid-namespace`; empty parts
+/// where it cannot tell.
+fn this_machine() -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().replace([':', '/'], "-"))
+            .unwrap_or_default()
+    };
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|l| l.to_string_lossy().replace([':', '/'], "-"))
+        .unwrap_or_default();
+    format!(
+        "{}/{}/{pid_ns}",
+        read("/proc/sys/kernel/hostname"),
+        read("/proc/sys/kernel/random/boot_id")
+    )
+}
+
+/// Whether `holder` names a process of this machine (same host, same boot,
+/// same pid namespace) that no longer runs.
 fn gone_from_here(holder: &str) -> bool {
-    let mine = Election::replica_id();
-    let host = |id: &str| id.split(':').next().map(str::to_owned);
-    let mut parts = holder.splitn(3, ':');
-    let (Some(_), Some(pid), Some(start)) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(start), Some(pid), Some(machine)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    if host(holder) != host(&mine) || host(&mine).is_none_or(|h| h.is_empty()) {
+    let here = this_machine();
+    if machine != here || here.split('/').any(str::is_empty) {
         return false;
     }
     match pid.parse::<u32>() {
@@ -199,13 +245,17 @@ mod tests {
     fn a_holder_of_this_machine_that_is_gone_is_known() {
         let me = Election::replica_id();
         assert!(!gone_from_here(&me), "{me} runs");
-        let host = me.split(':').next().unwrap();
-        assert!(
-            gone_from_here(&format!("{host}:{}:1", std::process::id())),
-            "pid used again"
-        );
-        assert!(gone_from_here(&format!("{host}:4194304:1")), "no such pid");
+        let here = this_machine();
+        let pid = std::process::id();
+        assert!(gone_from_here(&format!("{here}:{pid}:1")), "pid used again");
+        assert!(gone_from_here(&format!("{here}:4194304:1")), "no such pid");
         assert!(!gone_from_here("elsewhere:1:1"), "another machine's");
+        let (host, rest) = here.split_once('/').unwrap();
+        let (_, ns) = rest.split_once('/').unwrap();
+        let clone = format!("{host}/another-boot/{ns}:4194304:1");
+        assert!(!gone_from_here(&clone), "another boot's (a cloned machine)");
+        let container = format!("{}/pid-[1]:4194304:1", here.rsplit_once('/').unwrap().0);
+        assert!(!gone_from_here(&container), "another pid namespace's");
         assert!(!gone_from_here("junk"));
     }
 }

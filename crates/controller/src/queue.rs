@@ -33,8 +33,13 @@ pub(crate) struct WorkQueue {
 }
 
 impl WorkQueue {
-    /// Makes `id` due at `at` (earlier or later than it was).
+    /// Makes `id` due at `at` (earlier or later than it was); one in flight
+    /// runs again when it finishes.
     pub(crate) fn schedule(&mut self, id: String, at: Instant) {
+        if self.in_flight.contains(&id) {
+            self.again.insert(id);
+            return;
+        }
         match self.queued.get_mut(&id) {
             Some((key, due)) => {
                 self.delays.reset_at(key, at);
@@ -50,7 +55,8 @@ impl WorkQueue {
     /// Makes `id` due at `at` unless it is due already (at any time: a
     /// resync keeps a back-off).
     pub(crate) fn schedule_unless_queued(&mut self, id: String, at: Instant) {
-        if !self.queued.contains_key(&id) {
+        // One in flight reads everything fresh anyway.
+        if !self.queued.contains_key(&id) && !self.in_flight.contains(&id) {
             self.schedule(id, at);
         }
     }
@@ -92,6 +98,7 @@ impl WorkQueue {
             Then::Wait => None,
         };
         if let Some(at) = at {
+            // Nothing is queued for an id in flight: `schedule` marks it.
             self.schedule(id.to_owned(), at);
         }
     }

@@ -42,23 +42,43 @@ pub async fn load(store: &Store) -> Result<RouteTable, StoreError> {
 }
 
 /// The route table, loaded now and then kept up to date from the change feed
-/// until the store closes (a background task). A failed read is retried
-/// with the next change, or, at the latest, a second later in full.
+/// until the store closes (a background task), and read in full every
+/// [`RELOAD`] all the same (against a notification lost where no one could
+/// tell). A failed read is retried with the next change, or, at the latest, a
+/// second later in full.
 pub async fn follow(store: Store) -> Result<watch::Receiver<Arc<RouteTable>>, StoreError> {
+    follow_every(store, RELOAD).await
+}
+
+/// How often every replica reads its route table in full.
+pub const RELOAD: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn follow_every(
+    store: Store,
+    reload: std::time::Duration,
+) -> Result<watch::Receiver<Arc<RouteTable>>, StoreError> {
     // Subscribed before the load, so that nothing committed after it is missed.
     let mut feed = store.changes();
     let (tx, rx) = watch::channel(Arc::new(load(&store).await?));
     tokio::spawn(async move {
         let mut stale = false;
+        let mut next_reload = tokio::time::Instant::now() + reload;
         loop {
-            let change = if stale {
-                match tokio::time::timeout(std::time::Duration::from_secs(1), feed.recv()).await {
-                    Ok(change) => change,
-                    Err(_) => Ok(Change::All),
-                }
+            let wait = if stale {
+                std::time::Duration::from_secs(1)
             } else {
-                feed.recv().await
+                next_reload.saturating_duration_since(tokio::time::Instant::now())
             };
+            let change = match tokio::time::timeout(wait, feed.recv()).await {
+                Ok(change) => change,
+                Err(_) => Ok(Change::All),
+            };
+            if matches!(
+                change,
+                Ok(Change::All) | Err(broadcast::error::RecvError::Lagged(_))
+            ) {
+                next_reload = tokio::time::Instant::now() + reload;
+            }
             let done = match change {
                 Ok(Change::Spec(id) | Change::Status(id)) if !stale => {
                     update(&store, &tx, &id).await

@@ -127,9 +127,13 @@ impl Feed {
     /// reconnecting for as long as the store lives. A connection that was
     /// lost may have missed notifications: subscribers hear [`Change::All`].
     pub(crate) async fn listen(self: &Arc<Self>, url: &str) -> Result<(), sqlx::Error> {
-        let mut listener = PgListener::connect(url).await?;
-        listener.listen(CHANNEL).await?;
-        let feed = Arc::downgrade(self);
+        async fn open(url: &str) -> Result<PgListener, sqlx::Error> {
+            let mut listener = PgListener::connect(url).await?;
+            listener.listen(CHANNEL).await?;
+            Ok(listener)
+        }
+        let mut listener = open(url).await?;
+        let (feed, url) = (Arc::downgrade(self), url.to_owned());
         let task = tokio::spawn(async move {
             loop {
                 match listener.try_recv().await {
@@ -144,9 +148,22 @@ impl Feed {
                             return;
                         }
                     }
+                    // Listen anew, then look at everything: what was
+                    // committed while no one listened is heard as `All`.
                     Err(e) => {
-                        tracing::warn!(error = %e, "receive change notifications");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tracing::warn!(error = %e, "receive change notifications: listening anew");
+                        loop {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            match open(&url).await {
+                                Ok(l) => {
+                                    listener = l;
+                                    break;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "listen for change notifications")
+                                }
+                            }
+                        }
                         if !tell(&feed, Change::All) {
                             return;
                         }

@@ -56,7 +56,19 @@ impl Tx {
     /// Commits, then tells the change feed what changed: this process's
     /// subscribers at once, other replicas by a `NOTIFY` that PostgreSQL
     /// delivers with the commit.
-    pub async fn commit(mut self) -> Result<()> {
+    ///
+    /// The commit runs to its end even if the caller stops waiting (a client
+    /// that goes away mid-request): a change committed is always told.
+    pub async fn commit(self) -> Result<()> {
+        tokio::spawn(self.commit_and_tell())
+            .await
+            .map_err(|e| StoreError::Query {
+                op: "commit",
+                source: sqlx::Error::Protocol(format!("the commit's task failed: {e}")),
+            })?
+    }
+
+    async fn commit_and_tell(mut self) -> Result<()> {
         if self.engine == Engine::Postgres {
             for change in &self.changes {
                 sqlx::query(NOTIFY)

@@ -238,7 +238,6 @@ impl Viewer {
     }
 }
 
-/// A redirect after a successful action, leaving `notice` for the next page.
 /// The end of a form's action: what `ok` makes of its result (a redirect with
 /// a notice), or, for an error the user can fix (`fixable`), what `again` makes
 /// of it (the form once more, the error beside its field); any other error
@@ -264,6 +263,7 @@ pub(crate) fn by_the_user(e: &ApiError) -> bool {
     e.code.status().is_client_error()
 }
 
+/// A redirect after a successful action, leaving `notice` for the next page.
 pub(crate) fn done(to: &str, notice: &str) -> Response {
     let mut res = see_other(to);
     // Encoded: a cookie value holds no spaces or semicolons.
