@@ -98,25 +98,7 @@ impl App {
     /// Every workspace of `owner_id` (or everyone's), for pages that show all
     /// of them; unchecked.
     pub async fn all_workspaces_unchecked(&self, owner_id: Option<&str>) -> Result<Vec<Workspace>> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .workspaces(&WorkspaceFilter {
-                    owner_id: owner_id.map(str::to_owned),
-                    after: after.clone(),
-                    limit: 1000,
-                    ..Default::default()
-                })
-                .await?;
-            let more = page.len() == 1000;
-            after = page.last().map(|w| w.id.clone());
-            all.extend(page);
-            if !more {
-                return Ok(all);
-            }
-        }
+        Ok(self.store.all_workspaces(owner_id).await?)
     }
 
     /// The latest `limit` state changes of a workspace the caller may read.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use model::{Name, ProfileSpec};
-use store::{Change, Store, StoreError, WorkspaceFilter};
+use store::{Change, Store, StoreError};
 use tokio::sync::{broadcast, watch};
 
 use crate::{Route, RouteTable};
@@ -20,25 +20,12 @@ pub async fn load(store: &Store) -> Result<RouteTable, StoreError> {
         .map(|p| (p.name, p.spec))
         .collect();
     let mut table = RouteTable::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .workspaces(&WorkspaceFilter {
-                after: after.clone(),
-                limit: 1000,
-                ..Default::default()
-            })
-            .await?;
-        for ws in &page {
-            if let Some(spec) = profiles.get(&ws.spec.profile) {
-                table.insert(Route::key_of(ws), Route::of(ws, spec));
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
-            _ => return Ok(table),
+    for ws in store.all_workspaces(None).await? {
+        if let Some(spec) = profiles.get(&ws.spec.profile) {
+            table.insert(Route::key_of(&ws), Route::of(&ws, spec));
         }
     }
+    Ok(table)
 }
 
 /// The route table, loaded now and then kept up to date from the change feed

@@ -642,7 +642,6 @@ impl Store {
         rows.iter().map(rows::workspace).collect()
     }
 
-    /// The ids of every workspace, for the controller's periodic resync.
     /// Every workspace of `owner_id` (a user holds a few: quotas bound them).
     pub async fn workspaces_of(&self, owner_id: &str) -> Result<Vec<Workspace>> {
         self.workspaces(&WorkspaceFilter {
@@ -653,6 +652,29 @@ impl Store {
         .await
     }
 
+    /// Every workspace (of `owner_id`, if given), oldest first, read a page
+    /// at a time.
+    pub async fn all_workspaces(&self, owner_id: Option<&str>) -> Result<Vec<Workspace>> {
+        const PAGE: i64 = 1000;
+        let mut all = Vec::new();
+        loop {
+            let page = self
+                .workspaces(&WorkspaceFilter {
+                    owner_id: owner_id.map(str::to_owned),
+                    after: all.last().map(|w: &Workspace| w.id.clone()),
+                    limit: PAGE,
+                    ..Default::default()
+                })
+                .await?;
+            let more = page.len() as i64 == PAGE;
+            all.extend(page);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The ids of every workspace, for the controller's periodic resync.
     pub async fn workspace_ids(&self) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM workspaces ORDER BY id")
             .fetch_all(&self.pool)
