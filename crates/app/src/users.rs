@@ -264,6 +264,15 @@ impl App {
     }
 }
 
+/// `password`, else a new random one; and whether it was made here (to be
+/// shown once).
+fn given_or_random(password: Option<&str>) -> (String, bool) {
+    match password {
+        Some(p) => (p.to_owned(), false),
+        None => (model::secret::random_secret()[..20].to_owned(), true),
+    }
+}
+
 /// An audit record of what berth itself did (no actor, no request).
 fn system_audit(action: AuditAction, target: &Name, detail: &str) -> AuditEntry {
     AuditEntry {
@@ -286,10 +295,7 @@ pub async fn bootstrap(store: &Store, admin_password: Option<&str>) -> Result<Op
     if store.count_users().await? > 0 {
         return Ok(None);
     }
-    let (password, generated) = match admin_password {
-        Some(p) => (p.to_owned(), false),
-        None => (model::secret::random_secret()[..20].to_owned(), true),
-    };
+    let (password, generated) = given_or_random(admin_password);
     let hash = hash(password.clone()).await?;
     let mut tx = store.begin().await?;
     let admin = tx
@@ -328,10 +334,7 @@ pub async fn reset_password(
     password: Option<&str>,
 ) -> Result<Option<String>> {
     let user = store.user_by_name(name).await?;
-    let (password, generated) = match password {
-        Some(p) => (p.to_owned(), false),
-        None => (model::secret::random_secret()[..20].to_owned(), true),
-    };
+    let (password, generated) = given_or_random(password);
     let hash = hash(password.clone()).await?;
     let mut tx = store.begin().await?;
     tx.update_user(

@@ -943,22 +943,11 @@ async fn a_slow_app_times_out_and_every_answer_is_counted_by_workspace() {
     let b = Berth::start_with(config).await;
     let alice = b.user("alice").await;
     for (key, upstream) in [
-        ("alice/quick", app.to_string()),
-        ("alice/slow", silent_addr.to_string()),
-        ("alice/gone", gone.to_string()),
+        ("alice/quick", app),
+        ("alice/slow", silent_addr),
+        ("alice/gone", gone),
     ] {
-        b.set_route(
-            key,
-            Route {
-                workspace_id: format!("ws-{key}"),
-                owner_id: alice.clone(),
-                state: WorkspaceState::Running,
-                message: String::new(),
-                upstream: Some(upstream),
-                retrying: false,
-                strip_prefix: false,
-            },
-        );
+        b.route(key, &alice, WorkspaceState::Running, Some(upstream));
     }
     let (cookie, _) = b.login("alice", "a-long-enough-password").await;
     for _ in 0..2 {
