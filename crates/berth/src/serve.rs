@@ -105,7 +105,7 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
                 ..controller::Config::default()
             },
         );
-        ctx.observer = Some(state.metrics.clone());
+        ctx.observer = Some(Arc::new(server::ControllerMetrics(state.metrics.clone())));
         state.runtime = Some(ctx.runtime.clone());
         let election =
             controller::leader::Election::new(Duration::from_secs(cfg.controller.lease_secs));

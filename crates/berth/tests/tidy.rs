@@ -55,7 +55,9 @@ fn forbidden(dep: &str) -> bool {
 fn no_http_facing_crate_depends_on_the_store_or_a_runtime() {
     let graph = graph();
     assert!(
-        graph.contains_key("server") && graph.contains_key("app"),
+        ["server", "app", "web", "portal", "api-hub"]
+            .iter()
+            .all(|k| graph.contains_key(*k)),
         "{graph:?}"
     );
     let mut broken = Vec::new();
@@ -93,6 +95,23 @@ fn the_inner_crates_know_no_http_and_model_no_sql() {
             broken.push(format!(
                 "app depends on {dep}: the controller runs runtimes"
             ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// The HTTP layers, inner to outer: each may depend only on the ones before it.
+const HTTP_LAYERS: [&str; 4] = ["web", "portal", "api-hub", "server"];
+
+#[test]
+fn the_http_layers_depend_inward_only() {
+    let graph = graph();
+    let mut broken = Vec::new();
+    for (i, krate) in HTTP_LAYERS.iter().enumerate() {
+        for outer in &HTTP_LAYERS[i..] {
+            if graph[*krate].contains(*outer) {
+                broken.push(format!("{krate} depends on {outer}, which is built on it"));
+            }
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));

@@ -57,6 +57,14 @@ pub fn workspace_name(server: &str) -> &str {
     }
 }
 
+/// Where a server's progress events are, as JupyterHub's `User.progress_url`.
+pub fn progress_url(owner: &str, server: &str) -> String {
+    match server {
+        "" => format!("/hub/api/users/{owner}/server/progress"),
+        name => format!("/hub/api/users/{owner}/servers/{name}/progress"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

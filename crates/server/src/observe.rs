@@ -9,12 +9,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{Code, ErrorInfo};
-use crate::AppState;
-
-/// The id of the request being served, as an extension.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+use web::auth::RequestId;
+use web::error::{Code, ErrorInfo};
+use web::AppState;
 
 pub(crate) async fn observe(
     State(state): State<AppState>,

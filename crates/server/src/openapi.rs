@@ -38,9 +38,7 @@ impl Modify for Security {
         );
         c.add_security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
-                crate::auth::SESSION_COOKIE,
-            ))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(web::auth::SESSION_COOKIE))),
         );
     }
 }
@@ -58,7 +56,7 @@ impl Modify for Enums {
         use model::{
             AuditAction, ConditionKind, DesiredState, IdleAction, Outcome, WorkspaceState,
         };
-        let codes = strs(crate::error::Code::ALL, crate::error::Code::as_str);
+        let codes = strs(web::error::Code::ALL, web::error::Code::as_str);
         let states = strs(WorkspaceState::ALL, WorkspaceState::as_str);
         let mut events = states.clone();
         events.push("deleted");

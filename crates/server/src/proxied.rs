@@ -10,14 +10,14 @@
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use model::{now_millis, Scope, WorkspaceState};
+use model::{now_millis, WorkspaceState};
 use proxy::path::Resolved;
 
-use crate::auth;
-use crate::error::ApiError;
-use crate::AppState;
+use portal::door::{caller, may_access, page, state_page};
+use web::error::ApiError;
+use web::AppState;
 
 pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -34,10 +34,9 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
     // Pages the proxy answers with carry the portal's navigation.
-    let viewer = crate::portal::Viewer::of(who.clone(), &parts, &st);
-    let page = |status, title: &str, text: &str| {
-        crate::portal::message_page(Some(&viewer), status, title, text)
-    };
+    let viewer = portal::Viewer::of(who.clone(), &parts, &st);
+    let page =
+        |status, title: &str, text: &str| portal::message_page(Some(&viewer), status, title, text);
     let (owner, name, route) = match st.proxy.resolve(&path) {
         Resolved::Workspace { owner, name, route } => (owner, name, route),
         Resolved::Redirect(to) => return redirect(&format!("{to}{query}")),
@@ -133,7 +132,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             } else {
                 name.as_str()
             };
-            let progress = crate::hub_servers::progress_url(&owner, server);
+            let progress = model::hub::progress_url(&owner, server);
             state_page(&title, &format!("{path}{query}"), &route, &progress, &who)
         }
     }
@@ -163,7 +162,7 @@ async fn not_routed_yet(
         candidates.insert(0, name.to_string());
     }
     for name in candidates {
-        let Some(ws) = crate::hub::find(st, &user, &name).await? else {
+        let Some(ws) = web::ops::workspaces::find(st, &user, &name).await? else {
             continue;
         };
         if ws.deletion_requested_at.is_some() {
@@ -183,65 +182,6 @@ async fn not_routed_yet(
     Ok(None)
 }
 
-/// Who is asking, if they may open the workspace `name` of `owner_id`
-/// (`access:servers` on it); else the page that says why not (log in, or 403).
-pub(crate) async fn may_open(
-    parts: &axum::http::request::Parts,
-    st: &AppState,
-    owner_id: &str,
-    name: &str,
-) -> Result<auth::Authenticated, Response> {
-    let who = caller(parts, st).await?;
-    if may_access(&who, owner_id, name) {
-        Ok(who)
-    } else {
-        let viewer = crate::portal::Viewer::of(who.clone(), parts, st);
-        Err(crate::portal::message_page(
-            Some(&viewer),
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            &format!("You ({}) may not open this workspace.", who.principal.name),
-        ))
-    }
-}
-
-/// Who is asking; without credentials, a browser's page load goes to the
-/// login page and comes back, and other requests (scripts, WebSockets) are
-/// told to log in.
-async fn caller(
-    parts: &axum::http::request::Parts,
-    st: &AppState,
-) -> Result<auth::Authenticated, Response> {
-    match auth::authenticate(parts, st).await {
-        Ok(who) => Ok(who),
-        Err(e) if e.code == crate::error::Code::Unauthenticated => {
-            let browser = matches!(parts.method, Method::GET | Method::HEAD)
-                && !parts.headers.contains_key(header::UPGRADE)
-                && parts
-                    .headers
-                    .get(header::ACCEPT)
-                    .and_then(|a| a.to_str().ok())
-                    .is_some_and(|a| a.contains("text/html"));
-            Err(if browser {
-                crate::portal::login_redirect(parts)
-            } else {
-                page(
-                    StatusCode::UNAUTHORIZED,
-                    "Log in",
-                    "Log in to berth to open this workspace.",
-                )
-            })
-        }
-        Err(e) => Err(e.into_response()),
-    }
-}
-
-/// Whether `who` holds `access:servers` on the workspace `name` of `owner_id`.
-fn may_access(who: &auth::Authenticated, owner_id: &str, name: &str) -> bool {
-    who.principal
-        .may_server(Scope::AccessServers, owner_id, name)
-}
-
 fn redirect(to: &str) -> Response {
     match HeaderValue::from_str(to) {
         Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
@@ -251,45 +191,4 @@ fn redirect(to: &str) -> Response {
             "This path cannot be served.",
         ),
     }
-}
-
-/// The page a workspace that is not running shows: a starting one follows its
-/// state and reloads when it is running; a stopped (paused, failed) one offers
-/// to start it.
-fn state_page(
-    title: &str,
-    here: &str,
-    route: &model::route::Route,
-    progress: &str,
-    who: &auth::Authenticated,
-) -> Response {
-    let follow = route.retrying
-        || matches!(
-            route.state,
-            WorkspaceState::Pending | WorkspaceState::Starting | WorkspaceState::Running
-        );
-    crate::portal::render(
-        "starting.html",
-        StatusCode::SERVICE_UNAVAILABLE,
-        minijinja::context! {
-            title => title,
-            id => route.workspace_id,
-            state => route.state.as_str(),
-            retrying => route.retrying,
-            progress => progress,
-            message => route.message,
-            follow => follow,
-            here => crate::portal::safe_next(Some(here), "/hub/home"),
-            csrf => who.csrf,
-            me => who.csrf.is_some().then(|| minijinja::context! {
-                name => who.principal.name.as_str(),
-                admin => who.principal.is_admin,
-            }),
-        },
-    )
-}
-
-/// A page that says one thing, in berth's layout.
-pub(crate) fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    crate::portal::message_page(None, status, title, text)
 }

@@ -7,15 +7,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use api_types::{AuditRecord, ErrorBody, Page};
-use app::AuditFilter;
 use model::Scope;
 
-use super::page;
-use crate::auth::Ctx;
-use crate::convert;
-use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{self, Query};
-use crate::AppState;
+use web::auth::Ctx;
+use web::convert;
+use web::error::ApiResult;
+use web::extract::Query;
+use web::ops::audit::filter;
+use web::ops::page;
+use web::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit))
@@ -58,52 +58,4 @@ async fn list_audit(
         |a| a.id.clone(),
         convert::audit,
     )))
-}
-
-/// The store's filter for the query's fields, fetching one more record than
-/// the page holds (to tell whether there is a next page); the portal shares it.
-pub(crate) fn filter(
-    user: Option<String>,
-    action: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    before: Option<String>,
-    limit: Option<i64>,
-) -> ApiResult<AuditFilter> {
-    let limit = extract::limit(limit)?;
-    let invalid =
-        |field: &str, what: &str| ApiError::new(Code::InvalidQuery, format!("{field}: {what}"));
-    let actor = match user {
-        Some(u) => Some(
-            model::Name::parse(&u)
-                .map_err(|e| invalid("user", &e.to_string()))?
-                .to_string(),
-        ),
-        None => None,
-    };
-    // Only known actions and families (so LIKE's `%` never reaches the store).
-    let action = match action {
-        Some(a) if !model::is_audit_action(&a) => {
-            return Err(invalid(
-                "action",
-                &format!(
-                    "no such action or family of actions; the families are {}, e.g. workspace or workspace.create",
-                    model::audit_families().join(", ")
-                ),
-            ))
-        }
-        a => a,
-    };
-    Ok(AuditFilter {
-        actor,
-        action,
-        since: since
-            .map(|s| convert::parse_time("since", &s))
-            .transpose()?,
-        until: until
-            .map(|s| convert::parse_time("until", &s))
-            .transpose()?,
-        before: extract::cursor("before", before)?,
-        limit: limit + 1,
-    })
 }

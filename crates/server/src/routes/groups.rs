@@ -6,14 +6,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use api_types::{ErrorBody, Group, GroupCreate, GroupMembers};
-use model::Scope;
 
 use super::created;
-use crate::auth::Ctx;
-use crate::convert;
-use crate::error::ApiResult;
-use crate::extract::{self, Json, Path};
-use crate::AppState;
+use web::auth::Ctx;
+use web::convert;
+use web::error::ApiResult;
+use web::extract::{Json, Path};
+use web::ops::groups::{add, create, delete, list, remove, visible_group};
+use web::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -23,27 +23,12 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_member))
 }
 
-pub(crate) async fn visible_group(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<model::Group> {
-    let name = extract::path_name("group", name)?;
-    Ok(st.app.group(ctx.caller(), &name).await?)
-}
-
-/// Parses user names from a body's `users`.
-pub(crate) fn user_names(names: &[String]) -> ApiResult<Vec<model::Name>> {
-    names.iter().map(|n| extract::name("users", n)).collect()
-}
-
 /// Lists groups (admins: all; others: those they belong to).
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups",
     responses((status = 200, body = Vec<Group>), (status = "4XX", body = ErrorBody)))]
 async fn list_groups(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Vec<Group>>> {
     let groups = list(&st, &ctx).await?;
     Ok(axum::Json(groups.iter().map(convert::group).collect()))
-}
-
-/// The groups the caller may see; `/hub/api` shares it.
-pub(crate) async fn list(st: &AppState, ctx: &Ctx) -> ApiResult<Vec<model::Group>> {
-    Ok(st.app.groups(ctx.caller()).await?)
 }
 
 /// Creates a group, optionally with members.
@@ -57,22 +42,6 @@ async fn create_group(
     Ok(created(convert::group(
         &create(&st, &ctx, &req.name, &req.members).await?,
     )))
-}
-
-/// Creates the group `name` with the members `members` (names as a request
-/// gave them) and its audit record; `/hub/api` and the portal share it.
-pub(crate) async fn create(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &str,
-    members: &[String],
-) -> ApiResult<model::Group> {
-    ctx.require_any(Scope::AdminGroups)?;
-    let cmd = app::CreateGroup {
-        name: extract::name("name", name)?,
-        members: user_names(members)?,
-    };
-    Ok(st.app.create_group(ctx.caller(), cmd).await?)
 }
 
 /// One group with its members.
@@ -100,13 +69,6 @@ async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes a group with its audit record; `/hub/api` shares it.
-pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
-    ctx.require_any(Scope::AdminGroups)?;
-    let name = extract::path_name("group", name)?;
-    Ok(st.app.delete_group(ctx.caller(), &name).await?)
-}
-
 /// Adds users to a group.
 #[utoipa::path(post, path = "/api/v1/groups/{name}/members", tag = "groups",
     params(("name" = String, Path)), request_body = GroupMembers,
@@ -122,35 +84,6 @@ async fn add_members(
     )))
 }
 
-/// Replaces a group's properties (JupyterHub's; only `/hub/api` has them),
-/// with its audit record.
-pub(crate) async fn set_properties(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &str,
-    properties: serde_json::Map<String, serde_json::Value>,
-) -> ApiResult<model::Group> {
-    let name = extract::path_name("group", name)?;
-    Ok(st
-        .app
-        .set_group_properties(ctx.caller(), &name, &properties)
-        .await?)
-}
-
-/// Adds the users `users` (names as a request gave them) to a group with its
-/// audit record; `/hub/api` and the portal share it.
-pub(crate) async fn add(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &str,
-    users: &[String],
-) -> ApiResult<model::Group> {
-    ctx.require_any(Scope::AdminGroups)?;
-    let name = extract::path_name("group", name)?;
-    let users = user_names(users)?;
-    Ok(st.app.add_members(ctx.caller(), &name, &users).await?)
-}
-
 /// Removes a user from a group.
 #[utoipa::path(delete, path = "/api/v1/groups/{name}/members/{user}", tag = "groups",
     params(("name" = String, Path), ("user" = String, Path)),
@@ -162,13 +95,4 @@ async fn remove_member(
 ) -> ApiResult<StatusCode> {
     remove(&st, &ctx, &name, &user).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Removes the user `user` from a group with its audit record; `/hub/api`
-/// shares it.
-pub(crate) async fn remove(st: &AppState, ctx: &Ctx, name: &str, user: &str) -> ApiResult<()> {
-    ctx.require_any(Scope::AdminGroups)?;
-    let name = extract::path_name("group", name)?;
-    let user = extract::path_name("user", user)?;
-    Ok(st.app.remove_member(ctx.caller(), &name, &user).await?)
 }

@@ -20,8 +20,8 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{ApiError, ApiResult, Code};
-use crate::AppState;
+use web::error::{ApiError, ApiResult, Code};
+use web::AppState;
 
 /// Every documented route of `/api/v1`.
 pub(crate) fn api() -> OpenApiRouter<AppState> {
@@ -97,11 +97,11 @@ pub(crate) async fn not_found(
     if !page {
         return ApiError::new(Code::NotFound, "no such route").into_response();
     }
-    let viewer = crate::auth::authenticate(&parts, &st)
+    let viewer = web::auth::authenticate(&parts, &st)
         .await
         .ok()
-        .map(|who| crate::portal::Viewer::of(who, &parts, &st));
-    crate::portal::message_page(
+        .map(|who| portal::Viewer::of(who, &parts, &st));
+    portal::message_page(
         viewer.as_ref(),
         StatusCode::NOT_FOUND,
         "Not found",
@@ -109,37 +109,7 @@ pub(crate) async fn not_found(
     )
 }
 
-/// Turns `limit + 1` fetched items into a page and its next cursor.
-pub(crate) fn page<T, W>(
-    mut items: Vec<T>,
-    limit: i64,
-    cursor: impl Fn(&T) -> String,
-    wire: impl Fn(&T) -> W,
-) -> api_types::Page<W> {
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(&cursor)
-    } else {
-        None
-    };
-    api_types::Page {
-        items: items.iter().map(wire).collect(),
-        next,
-    }
-}
-
 /// A mutation's success status with a JSON body.
 pub(crate) fn created<T: serde::Serialize>(body: T) -> (StatusCode, axum::Json<T>) {
     (StatusCode::CREATED, axum::Json(body))
-}
-
-/// Checks free text (notes, display names): bounded and without control characters.
-pub(crate) fn text(field: &str, s: &str, max: usize) -> ApiResult<()> {
-    if s.len() > max || s.chars().any(char::is_control) {
-        return Err(ApiError::new(
-            Code::InvalidValue,
-            format!("{field}: at most {max} bytes, no control characters"),
-        ));
-    }
-    Ok(())
 }

@@ -6,14 +6,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use api_types::{ErrorBody, Profile, ProfileCreate, ProfileUpdate};
-use model::{ProfileSpec, Scope};
 
 use super::created;
-use crate::auth::Ctx;
-use crate::convert;
-use crate::error::ApiResult;
-use crate::extract::{self, Json, Path};
-use crate::AppState;
+use web::auth::Ctx;
+use web::convert;
+use web::error::ApiResult;
+use web::extract::{self, Json, Path};
+use web::ops::profiles::{create, update};
+use web::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,20 +44,6 @@ async fn create_profile(
     Ok(created(convert::profile(&p)))
 }
 
-/// Creates the profile `name` from `req` over the Standard profile's values,
-/// with its audit record; the portal shares it.
-pub(crate) async fn create(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &str,
-    req: ProfileUpdate,
-) -> ApiResult<model::Profile> {
-    ctx.require_any(Scope::AdminProfiles)?;
-    let name = extract::name("name", name)?;
-    let spec = convert::apply_profile(ProfileSpec::standard(), req)?;
-    Ok(st.app.create_profile(ctx.caller(), &name, spec).await?)
-}
-
 /// One profile.
 #[utoipa::path(get, path = "/api/v1/profiles/{name}", tag = "profiles", params(("name" = String, Path)),
     responses((status = 200, body = Profile), (status = "4XX", body = ErrorBody)))]
@@ -84,20 +70,6 @@ async fn update_profile(
     Ok(axum::Json(convert::profile(
         &update(&st, &ctx, &name, req).await?,
     )))
-}
-
-/// Applies `req` to the profile `name` with its audit record; the portal shares it.
-pub(crate) async fn update(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &str,
-    req: ProfileUpdate,
-) -> ApiResult<model::Profile> {
-    ctx.require_any(Scope::AdminProfiles)?;
-    let name = extract::path_name("profile", name)?;
-    let current = st.app.profile(ctx.caller(), &name).await?;
-    let spec = convert::apply_profile(current.spec, req)?;
-    Ok(st.app.update_profile(ctx.caller(), &name, spec).await?)
 }
 
 /// Deletes a profile that no workspace uses.

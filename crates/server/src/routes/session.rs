@@ -1,43 +1,27 @@
 //! Logging in and out with a password, and `GET /api/v1/me`.
 
 use axum::extract::State;
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::CookieJar;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use api_types::{ErrorBody, LoginRequest, Me};
 use model::ScopeSet;
 
-use crate::auth::{self, Ctx, SESSION_COOKIE};
-use crate::convert;
-use crate::error::ApiResult;
-use crate::extract::Json;
-use crate::AppState;
+use web::auth::Ctx;
+use web::convert;
+use web::error::ApiResult;
+use web::extract::Json;
+use web::ops::session::{log_in, log_out, Meta};
+use web::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
-}
-
-/// Request metadata for handlers that run before anyone is authenticated.
-pub(crate) struct Meta {
-    request_id: String,
-    source: Option<String>,
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Meta {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Meta {
-            request_id: auth::request_id_of(parts),
-            source: auth::source_of(parts),
-        })
-    }
 }
 
 /// Logs in with a password; sets the session cookie and returns the CSRF token.
@@ -67,56 +51,12 @@ async fn login(
     Ok((jar.add(cookie), axum::Json(me)).into_response())
 }
 
-/// Checks a password (throttled, audited: [`app::App::log_in`]) and opens a
-/// session: its cookie, the user, and the session's CSRF token. The portal's
-/// login form shares it.
-pub(crate) async fn log_in(
-    st: &AppState,
-    meta: &Meta,
-    username: &str,
-    password: &str,
-) -> ApiResult<(Cookie<'static>, model::User, String)> {
-    let attempt = app::LogIn {
-        username,
-        password,
-        source: meta.source.as_deref(),
-        request_id: &meta.request_id,
-    };
-    let logged_in = st.app.log_in(attempt).await;
-    st.metrics.login(match &logged_in {
-        Ok(_) => "success",
-        Err(app::AppError::TooManyRequests { .. }) => "throttled",
-        Err(_) => "failure",
-    });
-    let (user, session) = logged_in?;
-    let csrf = session.csrf.clone();
-    Ok((session_cookie(st, session), user, csrf))
-}
-
-/// The cookie that carries `session`.
-pub(crate) fn session_cookie(st: &AppState, session: app::NewSession) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, session.secret))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(st.config.secure_cookies)
-        .max_age(time::Duration::seconds(session.ttl.as_secs() as i64))
-        .build()
-}
-
 /// Ends the current session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out"), (status = "4XX", body = ErrorBody)))]
 async fn logout(State(st): State<AppState>, ctx: Ctx, jar: CookieJar) -> ApiResult<Response> {
     let jar = log_out(&st, &ctx, jar).await?;
     Ok((StatusCode::NO_CONTENT, jar).into_response())
-}
-
-/// Ends the session whose cookie `jar` holds (audited) and removes the cookie.
-pub(crate) async fn log_out(st: &AppState, ctx: &Ctx, jar: CookieJar) -> ApiResult<CookieJar> {
-    let session = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
-    st.app.log_out(ctx.caller(), session.as_deref()).await?;
-    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
 }
 
 /// Who the caller is, with the effective scopes.

@@ -10,14 +10,14 @@ use api_types::{ErrorBody, Share, ShareCreate};
 use model::{Scope, ShareWith};
 
 use super::created;
-use super::users::visible_user;
-use super::workspaces::visible;
-use crate::auth::Ctx;
-use crate::convert;
-use crate::error::ApiResult;
-use crate::extract::{self, Json, Path};
-use crate::shares;
-use crate::AppState;
+use web::auth::Ctx;
+use web::convert;
+use web::error::ApiResult;
+use web::extract::{self, Json, Path};
+use web::ops::users::visible_user;
+use web::ops::workspaces::visible;
+use web::shares;
+use web::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

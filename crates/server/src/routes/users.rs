@@ -9,15 +9,17 @@ use utoipa_axum::routes;
 
 use api_types::{ErrorBody, Page, PasswordChange, User, UserCreate, UserUpdate};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::{Cookie, CookieJar};
+use axum_extra::extract::cookie::CookieJar;
 use model::Scope;
 
-use super::{created, page};
-use crate::auth::Ctx;
-use crate::convert;
-use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{self, Json, Path, Query};
-use crate::AppState;
+use super::created;
+use web::auth::Ctx;
+use web::convert;
+use web::error::ApiResult;
+use web::extract::{self, Json, Path, Query};
+use web::ops::page;
+use web::ops::users::{delete, set_password, update, visible_user};
+use web::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,18 +36,6 @@ pub(super) struct ListQuery {
     after: Option<String>,
     /// Page size, 1 to 500 (default 50).
     limit: Option<i64>,
-}
-
-/// Finds a user the caller may see with `scope`; others are 404, like missing ones.
-pub(crate) async fn visible_user(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &str,
-    scope: Scope,
-) -> ApiResult<model::User> {
-    let name = extract::path_name("user", name)?;
-    let user = st.app.user(ctx.caller(), &name, scope).await?;
-    Ok(user)
 }
 
 async fn wire(st: &AppState, u: &model::User) -> ApiResult<User> {
@@ -131,18 +121,6 @@ async fn update_user(
     Ok(axum::Json(wire(&st, &updated).await?))
 }
 
-/// Changes the user `name` (as the path gives it) with its audit record:
-/// [`app::App::update_user`].
-pub(crate) async fn update(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &str,
-    cmd: app::UpdateUser,
-) -> ApiResult<model::User> {
-    let name = extract::path_name("user", name)?;
-    Ok(st.app.update_user(ctx.caller(), &name, cmd).await?)
-}
-
 /// Sets a password. One's own needs `old_password` (failures count as failed
 /// logins) and a session or a token with `tokens`; the caller's session is
 /// renewed (a new cookie) and every other session of the account ends. Admins
@@ -168,29 +146,6 @@ async fn set_password_route(
     Ok((StatusCode::NO_CONTENT, jar).into_response())
 }
 
-/// Sets the user `name`'s password (see [`set_password_route`]) with its audit
-/// record; the portal shares it. Returns the caller's new session cookie and
-/// CSRF token when they changed their own password in a session.
-pub(crate) async fn set_password(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &str,
-    old_password: Option<String>,
-    password: String,
-) -> ApiResult<Option<(Cookie<'static>, String)>> {
-    let name = extract::path_name("user", name)?;
-    let cmd = app::SetPassword {
-        old_password,
-        password,
-        renew_session: ctx.csrf.is_some(),
-    };
-    let renewed = st.app.set_password(ctx.caller(), &name, cmd).await?;
-    Ok(renewed.map(|session| {
-        let csrf = session.csrf.clone();
-        (super::session::session_cookie(st, session), csrf)
-    }))
-}
-
 /// Deletes a user who owns no workspace.
 #[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users",
     params(("name" = String, Path)),
@@ -204,34 +159,4 @@ async fn delete_user(
 ) -> ApiResult<StatusCode> {
     delete(&st, &ctx, &name).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Deletes the user `name` (admins only, not oneself) with its audit record;
-/// `/hub/api` shares it. As JupyterHub, their workspaces are stopped and
-/// deleted first, their files kept for an admin to restore
-/// (`<data_dir>/workspaces/kept/<id>`); if the controller has not removed
-/// them within the wait, nothing more is done and the answer is a conflict
-/// to try again (the deletions go on).
-pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
-    let name = extract::path_name("user", name)?;
-    let still_there = || {
-        ApiError::new(
-            Code::Conflict,
-            format!(
-                "{name}'s workspaces are being deleted (their files kept): try again when they are gone"
-            ),
-        )
-    };
-    let app::UserDeletion::Waiting(ids) = st.app.delete_user(ctx.caller(), &name).await? else {
-        return Ok(());
-    };
-    for id in &ids {
-        if !crate::hub_servers::settled(st, id, true).await? {
-            return Err(still_there());
-        }
-    }
-    match st.app.delete_user(ctx.caller(), &name).await? {
-        app::UserDeletion::Deleted => Ok(()),
-        app::UserDeletion::Waiting(_) => Err(still_there()),
-    }
 }

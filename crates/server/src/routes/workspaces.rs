@@ -14,12 +14,14 @@ use api_types::{
 };
 use model::{Scope, WorkspaceState};
 
-use super::{created, page};
-use crate::auth::Ctx;
-use crate::convert;
-use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{self, Json, Path, Query};
-use crate::AppState;
+use super::created;
+use web::auth::Ctx;
+use web::convert;
+use web::error::{ApiError, ApiResult, Code};
+use web::extract::{self, Json, Path, Query};
+use web::ops::page;
+use web::ops::workspaces::{change, request_delete, visible};
+use web::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -109,12 +111,6 @@ async fn create_workspace(
     Ok(created(convert::workspace(&ws)))
 }
 
-/// Finds a workspace the caller may read; any other is a 404.
-pub(crate) async fn visible(st: &AppState, ctx: &Ctx, id: &str) -> ApiResult<model::Workspace> {
-    let id = extract::path_id("workspace", id)?;
-    Ok(st.app.workspace(ctx.caller(), id).await?)
-}
-
 /// One workspace.
 #[utoipa::path(get, path = "/api/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
     responses((status = 200, body = Workspace), (status = "4XX", body = ErrorBody)))]
@@ -126,18 +122,6 @@ async fn get_workspace(
     Ok(axum::Json(convert::workspace(
         &visible(&st, &ctx, &id).await?,
     )))
-}
-
-/// Applies a desired-state change to workspace `id` (as the path gave it).
-pub(crate) async fn change(
-    st: &AppState,
-    ctx: &Ctx,
-    id: &str,
-    change: app::WorkspaceChange,
-) -> ApiResult<model::Workspace> {
-    let id = extract::path_id("workspace", id)?.to_owned();
-    let cmd = app::ChangeWorkspace { id, change };
-    Ok(st.app.change_workspace(ctx.caller(), cmd).await?)
 }
 
 /// Changes a workspace's profile (applied at its next start).
@@ -215,18 +199,6 @@ async fn delete_workspace(
     Ok((StatusCode::ACCEPTED, axum::Json(convert::workspace(&ws))))
 }
 
-/// Records that a workspace is to be deleted (keeping its files or not).
-pub(crate) async fn request_delete(
-    st: &AppState,
-    ctx: &Ctx,
-    id: &str,
-    keep_files: bool,
-) -> ApiResult<model::Workspace> {
-    let id = extract::path_id("workspace", id)?.to_owned();
-    let cmd = app::DeleteWorkspace { id, keep_files };
-    Ok(st.app.delete_workspace(ctx.caller(), cmd).await?)
-}
-
 /// Follows a workspace's state as server-sent events: a `data:` line holding
 /// `{"state", "message", "ready"}` at once and after every change, and
 /// `{"state": "deleted"}` before the stream ends when the workspace is gone.
@@ -271,7 +243,7 @@ async fn workspace_events(
         .into_keys()
         .map(|id| (id, first.clone()))
         .collect();
-    let changes = Box::pin(crate::live::changes(routes, view, last));
+    let changes = Box::pin(web::live::changes(routes, view, last));
     let gone = WorkspaceStateEvent {
         state: "deleted".into(),
         message: String::new(),

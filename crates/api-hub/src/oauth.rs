@@ -29,8 +29,8 @@ use model::hub::oauth_callback_url;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::proxied::{may_open, page};
-use crate::AppState;
+use portal::door::{may_open, page};
+use web::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -80,8 +80,8 @@ async fn authorize(
 ) -> Response {
     // As JupyterHub: who asks comes first; without a session, the login page,
     // which comes back here.
-    match crate::auth::authenticate(&parts, &st).await {
-        Err(e) if e.code == crate::error::Code::Unauthenticated => {
+    match web::auth::authenticate(&parts, &st).await {
+        Err(e) if e.code == web::error::Code::Unauthenticated => {
             let here = parts.uri.path_and_query().map_or("", |p| p.as_str());
             let next = serde_urlencoded::to_string([("next", here)]).expect("strings encode");
             return found(&format!("/hub/login?{next}"));
@@ -95,7 +95,7 @@ async fn authorize(
     let ws = match st.app.oauth_client(&q.client_id).await {
         Ok(Some(ws)) => ws,
         Ok(None) => return bad_request("unknown client_id"),
-        Err(e) => return crate::error::ApiError::from(e).into_response(),
+        Err(e) => return web::error::ApiError::from(e).into_response(),
     };
     let registered = oauth_callback_url(&ws);
     if q.redirect_uri.as_deref().is_some_and(|r| r != registered) {
@@ -135,7 +135,7 @@ async fn authorize(
         .await
     {
         Ok(code) => back(&[("code", &code)]),
-        Err(e) => crate::error::ApiError::from(e).into_response(),
+        Err(e) => web::error::ApiError::from(e).into_response(),
     }
 }
 
@@ -223,7 +223,7 @@ async fn exchange(
         Err(app::ExchangeError::InvalidClient) => return Err(bad_client()),
         Err(app::ExchangeError::InvalidGrant(why)) => return Err(bad_grant(why)),
         Err(app::ExchangeError::App(e)) => {
-            return Err(crate::error::ApiError::from(e).into_response())
+            return Err(web::error::ApiError::from(e).into_response())
         }
     };
     Ok((

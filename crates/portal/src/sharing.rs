@@ -14,9 +14,9 @@ use model::ShareWith;
 use super::details::ShareForm;
 use super::home::find;
 use super::{by_the_user, done, settle, FormErrors, Posted};
-use crate::error::{ApiError, ApiResult, Code};
-use crate::shares;
-use crate::AppState;
+use web::error::{ApiError, ApiResult, Code};
+use web::shares;
+use web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

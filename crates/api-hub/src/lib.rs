@@ -10,6 +10,12 @@
 //! Authentication and scopes are berth's (`Authorization: token …` works), and
 //! changes go through the same code as `/api/v1`, audit records included.
 
+mod admin;
+mod oauth;
+mod servers;
+mod services;
+mod shares;
+
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -19,15 +25,16 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use model::hub::{server_name, workspace_name};
-use model::{Scope, Workspace, WorkspaceState};
+use model::{Scope, WorkspaceState};
 
-use crate::auth::Ctx;
-use crate::convert::{opt_time, time};
-use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{Json, Path, Query};
-use crate::hub_servers::{active, never_started, pending, server_model};
-use crate::routes::users::visible_user;
-use crate::AppState;
+use crate::servers::{never_started, server_model};
+use web::auth::Ctx;
+use web::convert::{opt_time, time};
+use web::error::{ApiError, ApiResult, Code};
+use web::extract::{Json, Path, Query};
+use web::ops::users::visible_user;
+use web::ops::workspaces::{active, find, pending};
+use web::AppState;
 
 /// The JupyterHub REST API version berth follows (the pinned JupyterHub).
 pub const HUB_VERSION: &str = "6.1.1";
@@ -36,7 +43,7 @@ const DEFAULT: &str = model::DEFAULT_WORKSPACE;
 /// JupyterHub's media type for paginated lists.
 pub(crate) const PAGINATION: &str = "application/jupyterhub-pagination+json";
 
-pub(crate) fn routes() -> Router<AppState> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/hub/api", get(root))
         .route("/hub/api/", get(root))
@@ -46,10 +53,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/hub/api/users/{name}", get(get_user))
         .route("/hub/api/users/{name}/activity", post(activity))
         .route("/hub/api/proxy", get(proxy_routes))
-        .merge(crate::hub_servers::routes())
-        .merge(crate::hub_services::routes())
-        .merge(crate::hub_admin::routes())
-        .merge(crate::hub_shares::routes())
+        .merge(crate::servers::routes())
+        .merge(crate::services::routes())
+        .merge(crate::admin::routes())
+        .merge(crate::shares::routes())
         .merge(crate::oauth::routes())
         .layer(axum::middleware::map_response(statuses_as_jupyterhub))
         .layer(axum::middleware::map_request(bodies_are_json))
@@ -64,7 +71,7 @@ pub(crate) fn routes() -> Router<AppState> {
 /// valid credentials with 403: so does berth under `/hub/api`, keeping its own
 /// error code (415, 422 and 401 elsewhere). OAuth's own errors keep theirs.
 async fn statuses_as_jupyterhub(mut r: Response) -> Response {
-    if r.extensions().get::<crate::error::ErrorInfo>().is_none() {
+    if r.extensions().get::<web::error::ErrorInfo>().is_none() {
         return r;
     }
     let status = match r.status() {
@@ -177,7 +184,7 @@ async fn whoami(
     })?;
     let user = st.app.me(ctx.caller()).await?;
     let mut model = if user.is_service {
-        crate::hub_services::whoami_model(&ctx, &user)
+        crate::services::whoami_model(&ctx, &user)
     } else {
         user_model(&st, &ctx, &user, false).await?
     };
@@ -451,16 +458,6 @@ pub(crate) fn options<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> 
     serde_json::from_slice(body).map_err(|e| ApiError::new(Code::InvalidBody, e.to_string()))
 }
 
-/// Finds the workspace of `user` named `name`, if any (a name no workspace
-/// could have names none).
-pub(crate) async fn find(
-    st: &AppState,
-    user: &model::User,
-    name: &str,
-) -> ApiResult<Option<Workspace>> {
-    Ok(st.app.find_workspace_unchecked(user, name).await?)
-}
-
 /// `POST /hub/api/users/{name}/activity`, as `jupyterhub-singleuser` sends it.
 #[derive(Debug, Deserialize)]
 struct ActivityBody {
@@ -490,7 +487,7 @@ async fn activity(
     // As JupyterHub: a clock far ahead must not keep servers from the culler.
     let horizon = model::now_millis() + 59 * 60 * 1000;
     let parse = |field: &str, s: &str| {
-        let at = crate::convert::parse_time(field, s)
+        let at = web::convert::parse_time(field, s)
             .map_err(|e| ApiError::new(Code::InvalidValue, e.message))?;
         if at > horizon {
             return Err(ApiError::new(

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use model::{DesiredState, IdleAction, Profile, Scope, Workspace, WorkspaceState};
 
 use super::{checked, done, safe_next, FormErrors, Posted, Viewer};
-use crate::error::ApiResult;
-use crate::routes::workspaces;
-use crate::AppState;
+use web::error::ApiResult;
+use web::ops::workspaces;
+use web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -277,15 +277,15 @@ async fn create(State(st): State<AppState>, posted: Posted<CreateForm>) -> Respo
     let Posted { viewer, form } = posted;
     let start = checked(&form.start);
     let made = async {
-        let name = crate::extract::name("name", form.name.trim())?;
-        let profile = crate::extract::name("profile", &form.profile)?;
+        let name = web::extract::name("name", form.name.trim())?;
+        let profile = web::extract::name("profile", &form.profile)?;
         let cmd = app::CreateWorkspace {
             owner: None,
             name,
             profile,
             start,
         };
-        Ok::<_, crate::error::ApiError>(st.app.create_workspace(viewer.ctx.caller(), cmd).await?)
+        Ok::<_, web::error::ApiError>(st.app.create_workspace(viewer.ctx.caller(), cmd).await?)
     }
     .await;
     let ok = |ws: Workspace| {
@@ -471,7 +471,7 @@ async fn events(State(st): State<AppState>, viewer: Viewer) -> impl IntoResponse
         .event("snapshot")
         .json_data(&initial)
         .map_err(|e| e.to_string());
-    let updates = crate::live::changes(routes, snapshot, first).flat_map(|batch| {
+    let updates = web::live::changes(routes, snapshot, first).flat_map(|batch| {
         futures::stream::iter(batch.into_iter().map(|(id, change)| {
             change.unwrap_or(Change {
                 id,

@@ -36,13 +36,13 @@ use serde_json::{json, Value};
 use api_types::TokenCreate;
 use model::{now_millis, Scope};
 
-use crate::auth::Ctx;
-use crate::convert;
-use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{self, Json, Path, Query};
-use crate::hub::{options, paginated, user_model, Paging};
-use crate::routes::{groups, tokens, users};
-use crate::AppState;
+use crate::{options, paginated, user_model, Paging};
+use web::auth::Ctx;
+use web::convert;
+use web::error::{ApiError, ApiResult, Code};
+use web::extract::{self, Json, Path, Query};
+use web::ops::{groups, tokens, users};
+use web::AppState;
 
 /// The most names one request may list.
 const MAX_NAMES: usize = 1000;
@@ -522,7 +522,7 @@ async fn set_properties(
 ) -> ApiResult<axum::Json<Value>> {
     // JupyterHub's scope for this is `groups`.
     ctx.require_any(Scope::Groups)?;
-    let properties = crate::hub::json_object(&body, "the group's properties")?;
+    let properties = crate::json_object(&body, "the group's properties")?;
     let g = groups::set_properties(&st, &ctx, &name, properties).await?;
     Ok(axum::Json(group_model(&g)))
 }

@@ -176,7 +176,7 @@ impl From<app::AppError> for ApiError {
 
 /// The error of a response, left for the `observe` middleware to render.
 #[derive(Debug, Clone)]
-pub(crate) struct ErrorInfo {
+pub struct ErrorInfo {
     pub code: Code,
     pub message: String,
     pub internal: Option<String>,

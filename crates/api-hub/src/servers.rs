@@ -23,19 +23,19 @@ use model::hub::{base_url, server_name, workspace_name};
 use model::route::Route;
 use model::{DesiredState, Scope, Workspace, WorkspaceState};
 
-use crate::auth::Ctx;
-use crate::convert::opt_time;
-use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{self, Path};
-use crate::hub::{find, options};
-use crate::routes::users::visible_user;
-use crate::AppState;
+use crate::options;
+use model::hub::progress_url;
+use web::auth::Ctx;
+use web::convert::opt_time;
+use web::error::{ApiError, ApiResult, Code};
+use web::extract::{self, Path};
+use web::ops::users::visible_user;
+use web::ops::workspaces::find;
+use web::ops::workspaces::{active, pending, settled};
+use web::AppState;
 
 /// The workspace that stands for JupyterHub's default (unnamed) server.
 const DEFAULT: &str = model::DEFAULT_WORKSPACE;
-/// How long a stop waits for the server to stop before it answers 202, as
-/// JupyterHub's `slow_stop_timeout`.
-const STOP_WAIT: Duration = Duration::from_secs(10);
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -69,42 +69,6 @@ pub(crate) fn routes() -> Router<AppState> {
             "/hub/api/users/{name}/servers/{server}/progress",
             get(progress_named),
         )
-}
-
-/// JupyterHub's `pending`: what the server is in the middle of, if anything.
-pub(crate) fn pending(ws: &Workspace) -> Option<&'static str> {
-    use WorkspaceState as S;
-    match (ws.status.state, ws.spec.desired) {
-        (S::Stopping | S::Deleting, _) => Some("stop"),
-        _ if ws.deletion_requested_at.is_some() => Some("stop"),
-        (S::Pending | S::Starting | S::Stopped, DesiredState::Running) => Some("spawn"),
-        // A failed start asked for again (a new generation) starts anew; one
-        // the controller tries again after its back-off is still spawning.
-        (S::Failed, DesiredState::Running)
-            if ws.observed_generation != ws.generation || ws.status.retrying() =>
-        {
-            Some("spawn")
-        }
-        (S::Starting | S::Running | S::Paused, DesiredState::Stopped) => Some("stop"),
-        _ => None,
-    }
-}
-
-/// Whether JupyterHub would call the server active (not stopped).
-pub(crate) fn active(ws: &Workspace) -> bool {
-    pending(ws).is_some()
-        || matches!(
-            ws.status.state,
-            WorkspaceState::Running | WorkspaceState::Paused
-        )
-}
-
-/// Where a server's progress events are, as JupyterHub's `User.progress_url`.
-pub(crate) fn progress_url(owner: &str, server: &str) -> String {
-    match server {
-        "" => format!("/hub/api/users/{owner}/server/progress"),
-        name => format!("/hub/api/users/{owner}/servers/{name}/progress"),
-    }
 }
 
 /// JupyterHub's server model; its `state` only for who holds
@@ -389,7 +353,7 @@ async fn stop_named(
     stop(&st, &ctx, &name, &server, o.remove).await
 }
 
-/// Stops (or removes) a server, waiting up to [`STOP_WAIT`] for it: 204 once
+/// Stops (or removes) a server, waiting up to [`STOP_WAIT`](web::ops::workspaces::STOP_WAIT) for it: 204 once
 /// done, 202 if it is still stopping.
 async fn stop(
     st: &AppState,
@@ -434,29 +398,6 @@ async fn stop(
     } else {
         StatusCode::ACCEPTED
     })
-}
-
-/// Waits up to [`STOP_WAIT`] until workspace `id` is stopped (or, with
-/// `removed`, gone); whether it got there.
-pub(crate) async fn settled(st: &AppState, id: &str, removed: bool) -> ApiResult<bool> {
-    let deadline = tokio::time::Instant::now() + STOP_WAIT;
-    let mut routes = st.proxy.routes();
-    routes.mark_unchanged();
-    loop {
-        match st.app.workspace_unchecked(id).await? {
-            None => return Ok(true),
-            Some(ws) if !removed && !active(&ws) => return Ok(true),
-            Some(_) => {}
-        }
-        // Without a runtime (`runtime = "none"`) no controller moves it.
-        if st.runtime.is_none() || tokio::time::Instant::now() >= deadline {
-            return Ok(false);
-        }
-        // A route change is the usual wake-up; the short timeout covers a
-        // store change the route table does not show.
-        let tick = deadline.min(tokio::time::Instant::now() + Duration::from_millis(250));
-        let _ = tokio::time::timeout_at(tick, routes.changed()).await;
-    }
 }
 
 async fn progress_default(

@@ -13,10 +13,11 @@ use serde_json::{json, Map, Value};
 
 use model::Scope;
 
-use crate::auth::Ctx;
-use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::{self, Path};
-use crate::AppState;
+use web::auth::Ctx;
+use web::error::{ApiError, ApiResult, Code};
+use web::extract::{self, Path};
+use web::ops::services::{create, delete};
+use web::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -126,7 +127,7 @@ async fn create_service(
     ctx.require_any(Scope::AdminServices)?;
     let name = extract::name("name", &name)?;
     exists_not(&st, &name).await?;
-    let spec = crate::hub::json_object(&body, "the service")?;
+    let spec = crate::json_object(&body, "the service")?;
     // As JupyterHub: an empty object is no service either.
     if spec.is_empty() {
         return Err(ApiError::new(
@@ -167,23 +168,6 @@ async fn exists_not(st: &AppState, name: &model::Name) -> ApiResult<()> {
     }
 }
 
-/// Creates a service, with `api_token` as its token if given, and its audit
-/// record; the portal shares it.
-pub(crate) async fn create(
-    st: &AppState,
-    ctx: &Ctx,
-    name: &model::Name,
-    admin: bool,
-    api_token: Option<&str>,
-) -> ApiResult<model::User> {
-    let cmd = app::CreateService {
-        name: name.clone(),
-        admin,
-        api_token: api_token.map(str::to_owned),
-    };
-    Ok(st.app.create_service(ctx.caller(), cmd).await?)
-}
-
 /// Deletes a service and its tokens: 200 with no body, as JupyterHub.
 async fn delete_service(
     State(st): State<AppState>,
@@ -192,11 +176,4 @@ async fn delete_service(
 ) -> ApiResult<StatusCode> {
     delete(&st, &ctx, &name).await?;
     Ok(StatusCode::OK)
-}
-
-/// Deletes a service with its tokens and its audit record; the portal
-/// shares it.
-pub(crate) async fn delete(st: &AppState, ctx: &Ctx, name: &str) -> ApiResult<()> {
-    let name = extract::path_name("service", name)?;
-    Ok(st.app.delete_service(ctx.caller(), &name).await?)
 }

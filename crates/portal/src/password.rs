@@ -12,9 +12,9 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::{by_the_user, done, settle, FormErrors, Posted, Viewer};
-use crate::error::{ApiError, Code};
-use crate::routes::users;
-use crate::AppState;
+use web::error::{ApiError, Code};
+use web::ops::users;
+use web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -91,7 +91,7 @@ fn check(form: &PasswordForm, own: bool) -> FormErrors {
             .fields
             .insert("old_password".into(), "enter your current password".into());
     }
-    if let Err(e) = crate::auth::check_password(&form.password) {
+    if let Err(e) = web::auth::check_password(&form.password) {
         errors.fields.insert("password".into(), e.to_string());
     }
     if form.confirm != form.password {

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::extract;
 
 /// Whom a body names, from its `user` and `group` fields: exactly one.
-pub(crate) fn with_of(user: Option<&str>, group: Option<&str>) -> ApiResult<ShareWith> {
+pub fn with_of(user: Option<&str>, group: Option<&str>) -> ApiResult<ShareWith> {
     match (user, group) {
         (Some(u), None) => Ok(ShareWith::User(extract::name("user", u)?)),
         (None, Some(g)) => Ok(ShareWith::Group(extract::name("group", g)?)),

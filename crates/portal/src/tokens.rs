@@ -13,9 +13,9 @@ use api_types::TokenCreate;
 use model::TokenKind;
 
 use super::{done, FormErrors, Posted, Viewer};
-use crate::error::{ApiError, ApiResult, Code};
-use crate::routes::tokens;
-use crate::AppState;
+use web::error::{ApiError, ApiResult, Code};
+use web::ops::tokens;
+use web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

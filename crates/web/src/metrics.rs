@@ -139,25 +139,25 @@ impl Metrics {
             .inc();
     }
 
+    /// One reconcile of the controller, by its outcome (`ok`, `requeue`, `error`).
+    pub fn reconciled(&self, outcome: &str, took: Duration) {
+        self.reconciles
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Whether this replica's controller leads.
+    pub fn leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
-    }
-}
-
-impl controller::Observer for Metrics {
-    fn reconciled(&self, outcome: controller::Outcome, took: Duration) {
-        self.reconciles
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.as_str().to_owned(),
-            })
-            .observe(took.as_secs_f64());
-    }
-
-    fn leading(&self, leading: bool) {
-        self.leader.set(i64::from(leading));
     }
 }

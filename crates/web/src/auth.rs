@@ -16,8 +16,12 @@ use axum_extra::extract::cookie::CookieJar;
 use model::Principal;
 
 use crate::error::{ApiError, Code};
-use crate::observe::RequestId;
 use crate::AppState;
+
+/// The id of the request being served, as an extension (set by the
+/// outermost middleware).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 pub const SESSION_COOKIE: &str = "berth_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -117,7 +121,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticat
 
 impl Ctx {
     /// The context of a request whose credentials `who` are.
-    pub(crate) fn of(who: Authenticated, parts: &Parts) -> Ctx {
+    pub fn of(who: Authenticated, parts: &Parts) -> Ctx {
         Ctx {
             principal: who.principal,
             request_id: request_id_of(parts),

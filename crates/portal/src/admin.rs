@@ -17,9 +17,9 @@ use model::{DesiredState, WorkspaceState};
 
 use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view};
 use super::{by_the_user, checked, done, see_other, settle, FormErrors, Posted, Viewer};
-use crate::error::{ApiError, ApiResult, Code};
-use crate::routes::{audit, groups, page, profiles, quotas, users};
-use crate::AppState;
+use web::error::{ApiError, ApiResult, Code};
+use web::ops::{audit, groups, page, profiles, quotas, services, users};
+use web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -217,7 +217,7 @@ async fn create_user(State(st): State<AppState>, posted: Posted<UserForm>) -> Re
     admin_only(&viewer, async {
         let created = async {
             let cmd = app::CreateUser {
-                name: crate::extract::name("name", form.name.trim())?,
+                name: web::extract::name("name", form.name.trim())?,
                 password: (!form.password.is_empty()).then(|| form.password.clone()),
                 admin: checked(&form.admin),
             };
@@ -488,7 +488,7 @@ impl ProfileForm {
         }
         // The other fields' errors too, as the API would give them.
         let mut errors = unparsed;
-        if let Err(e) = crate::convert::apply_profile(model::ProfileSpec::standard(), update) {
+        if let Err(e) = web::convert::apply_profile(model::ProfileSpec::standard(), update) {
             errors.extend(e.fields);
         }
         Err(ApiError::invalid_fields(errors))
@@ -583,7 +583,7 @@ async fn profile_page(
     Path(name): Path<String>,
 ) -> Response {
     admin_only(&viewer, async {
-        let name = crate::extract::path_name("profile", &name)?;
+        let name = web::extract::path_name("profile", &name)?;
         let p = st.app.profile(viewer.ctx.caller(), &name).await?;
         Ok(profile_view(
             &viewer,
@@ -757,7 +757,7 @@ impl QuotaForm {
         if errors.is_empty() {
             return Ok(update);
         }
-        if let Err(e) = super::super::routes::quotas::parse(&update) {
+        if let Err(e) = quotas::parse(&update) {
             errors.extend(e.fields);
         }
         Err(ApiError::invalid_fields(errors))
@@ -1060,14 +1060,10 @@ struct ServiceForm {
 async fn create_service(State(st): State<AppState>, posted: Posted<ServiceForm>) -> Response {
     let viewer = &posted.viewer;
     admin_only(viewer, async {
-        let name = crate::extract::name("name", &posted.form.name)?;
-        let token = format!(
-            "{}{}",
-            crate::auth::TOKEN_PREFIX,
-            crate::auth::random_secret()
-        );
+        let name = web::extract::name("name", &posted.form.name)?;
+        let token = format!("{}{}", web::auth::TOKEN_PREFIX, web::auth::random_secret());
         let admin = posted.form.admin.is_some();
-        crate::hub_services::create(&st, &viewer.ctx, &name, admin, Some(&token)).await?;
+        services::create(&st, &viewer.ctx, &name, admin, Some(&token)).await?;
         services_view(&st, viewer, Some((name.to_string(), token))).await
     })
     .await
@@ -1080,7 +1076,7 @@ async fn delete_service(
 ) -> Response {
     let viewer = &posted.viewer;
     admin_only(viewer, async {
-        crate::hub_services::delete(&st, &viewer.ctx, &name).await?;
+        services::delete(&st, &viewer.ctx, &name).await?;
         Ok(done(
             "/hub/admin/services",
             &format!("Service {name} is deleted; its token no longer works."),

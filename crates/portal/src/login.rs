@@ -15,10 +15,10 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::{render, safe_next, see_other, NoFields, Posted};
-use crate::auth;
-use crate::error::Code;
-use crate::routes::session::{self, Meta};
-use crate::AppState;
+use web::auth;
+use web::error::Code;
+use web::ops::session::{self, Meta};
+use web::AppState;
 
 const LOGIN_CSRF_COOKIE: &str = "berth_login_csrf";
 

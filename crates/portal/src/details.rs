@@ -17,8 +17,8 @@ use model::{
 use super::format::{span_secs, when};
 use super::home::view;
 use super::{FormErrors, Viewer};
-use crate::error::ApiResult;
-use crate::AppState;
+use web::error::ApiResult;
+use web::AppState;
 
 /// How much of the app's log the page shows.
 const LOG_TAIL_BYTES: usize = 16 * 1024;

@@ -12,6 +12,7 @@
 
 mod admin;
 mod details;
+pub mod door;
 mod format;
 mod home;
 mod login;
@@ -34,14 +35,14 @@ use base64::Engine;
 use minijinja::{context, Environment, Value};
 use serde::de::DeserializeOwned;
 
-use crate::auth::{self, Ctx};
-use crate::error::{ApiError, Code};
-use crate::AppState;
+use web::auth::{self, Ctx};
+use web::error::{ApiError, Code};
+use web::AppState;
 
 /// Carries a one-time notice to the page a form action redirects to.
 const FLASH_COOKIE: &str = "berth_flash";
 
-pub(crate) fn routes() -> Router<AppState> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { see_other("/hub/home") }))
         .route("/hub", get(|| async { see_other("/hub/home") }))
@@ -59,7 +60,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     macro_rules! templates {
         ($($name:literal),* $(,)?) => {
-            $(env.add_template($name, include_str!(concat!("../../templates/", $name)))
+            $(env.add_template($name, include_str!(concat!("../templates/", $name)))
                 .expect(concat!("template ", $name, " compiles"));)*
         };
     }
@@ -91,8 +92,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 /// The stylesheet and the script, compiled in; browsers may keep them an hour.
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
-        "berth.css" => (include_str!("../../static/berth.css"), "text/css"),
-        "berth.js" => (include_str!("../../static/berth.js"), "text/javascript"),
+        "berth.css" => (include_str!("../static/berth.css"), "text/css"),
+        "berth.js" => (include_str!("../static/berth.js"), "text/javascript"),
         _ => {
             return message_page(
                 None,
@@ -141,7 +142,7 @@ pub(crate) fn safe_next<'a>(next: Option<&'a str>, fallback: &'a str) -> &'a str
 }
 
 /// The login page's address that comes back to this request's path.
-pub(crate) fn login_redirect(parts: &Parts) -> Response {
+pub fn login_redirect(parts: &Parts) -> Response {
     let here = parts
         .uri
         .path_and_query()
@@ -153,7 +154,7 @@ pub(crate) fn login_redirect(parts: &Parts) -> Response {
 
 /// Someone signed in, looking at a page.
 #[derive(Debug)]
-pub(crate) struct Viewer {
+pub struct Viewer {
     pub ctx: Ctx,
     /// The notice the previous action left, shown once.
     flash: Option<String>,
@@ -186,7 +187,7 @@ impl FromRequestParts<AppState> for Viewer {
 impl Viewer {
     /// The viewer of a request whose credentials were checked elsewhere (the
     /// proxy's pages, which carry the portal's navigation too).
-    pub(crate) fn of(who: auth::Authenticated, parts: &Parts, st: &AppState) -> Viewer {
+    pub fn of(who: auth::Authenticated, parts: &Parts, st: &AppState) -> Viewer {
         Viewer {
             ctx: Ctx::of(who, parts),
             flash: None,
@@ -243,13 +244,13 @@ impl Viewer {
 /// of it (the form once more, the error beside its field); any other error
 /// goes on to the error page.
 pub(crate) async fn settle<T, Again>(
-    result: crate::error::ApiResult<T>,
+    result: web::error::ApiResult<T>,
     fixable: fn(&ApiError) -> bool,
     ok: impl FnOnce(T) -> Response,
     again: impl FnOnce(ApiError) -> Again,
-) -> crate::error::ApiResult<Response>
+) -> web::error::ApiResult<Response>
 where
-    Again: std::future::Future<Output = crate::error::ApiResult<Response>>,
+    Again: std::future::Future<Output = web::error::ApiResult<Response>>,
 {
     match result {
         Ok(v) => Ok(ok(v)),
@@ -304,7 +305,7 @@ pub(crate) fn render(template: &str, status: StatusCode, ctx: Value) -> Response
 }
 
 /// A page that says one thing: an error, a refusal, a notice.
-pub(crate) fn message_page(
+pub fn message_page(
     viewer: Option<&Viewer>,
     status: StatusCode,
     title: &str,

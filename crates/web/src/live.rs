@@ -11,13 +11,13 @@ use tokio::sync::watch;
 
 /// What changed since the last look, by key: an entry that appeared or
 /// changed (`Some`), or one that went (`None`).
-pub(crate) type Changes<T> = Vec<(String, Option<T>)>;
+pub type Changes<T> = Vec<(String, Option<T>)>;
 
 /// Follows `routes` through `view` (what a caller may see of the table, by
 /// key): after each change of the table that changes the view, the changes
 /// against what the view was (`last` at first). Ends when the table's sender
 /// goes.
-pub(crate) fn changes<T, V>(
+pub fn changes<T, V>(
     routes: watch::Receiver<Arc<RouteTable>>,
     view: V,
     last: HashMap<String, T>,

@@ -24,14 +24,15 @@ use serde_json::{json, Value};
 use model::hub::{server_name, workspace_name};
 use model::{Scope, Share, ShareWith, Workspace, WorkspaceState};
 
-use crate::auth::Ctx;
-use crate::convert::time;
-use crate::error::{ApiError, ApiResult, Code};
-use crate::extract::Path;
-use crate::hub::{find, options};
-use crate::routes::users::visible_user;
-use crate::shares;
-use crate::AppState;
+use crate::options;
+use web::auth::Ctx;
+use web::convert::time;
+use web::error::{ApiError, ApiResult, Code};
+use web::extract::Path;
+use web::ops::users::visible_user;
+use web::ops::workspaces::find;
+use web::shares;
+use web::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
