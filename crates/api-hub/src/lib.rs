@@ -512,7 +512,7 @@ async fn activity(
                 format!("servers: {} has no server {server:?}", user.name),
             ));
         };
-        batch.push((ws.id, at));
+        batch.push((ws.id.into_string(), at));
         latest = latest.max(Some(at));
     }
     st.app
@@ -537,7 +537,7 @@ async fn proxy_routes(
         .borrow()
         .values()
         .filter(|r| r.state == WorkspaceState::Running)
-        .filter_map(|r| Some((r.workspace_id.clone(), r.upstream.clone()?)))
+        .filter_map(|r| Some((r.workspace_id.to_string(), r.upstream.as_ref()?.to_string())))
         .collect();
     let mut all = std::collections::BTreeMap::new();
     for (id, target) in ready {

@@ -102,7 +102,7 @@ async fn server(st: &AppState, ctx: &Ctx, p: &ServerPath, scope: Scope) -> ApiRe
 
 /// The models of `shares` of `owner_id`'s workspaces, each with its workspace.
 async fn models(st: &AppState, owner_id: &str, shares: &[Share]) -> ApiResult<Vec<Value>> {
-    let spaces: HashMap<String, Workspace> = st
+    let spaces: HashMap<model::WorkspaceId, Workspace> = st
         .app
         .all_workspaces_unchecked(Some(owner_id))
         .await?

@@ -73,7 +73,7 @@ impl App {
         let code = random_secret();
         let stored = OAuthCode {
             hash: sha256_hex(&code),
-            workspace_id: ws.id.clone(),
+            workspace_id: ws.id.to_string(),
             user_id: who.user_id.clone(),
             redirect_uri: oauth_callback_url(ws),
             code_challenge,
@@ -95,7 +95,7 @@ impl App {
             .ok_or(ExchangeError::InvalidClient)?;
         match self.store.token_by_hash(&sha256_hex(x.client_secret)).await {
             Ok((t, _))
-                if t.kind == TokenKind::Server && t.workspace_id.as_deref() == Some(&ws.id) => {}
+                if t.kind == TokenKind::Server && t.workspace_id.as_ref() == Some(&ws.id) => {}
             Ok(_) | Err(StoreError::NotFound { .. }) => return Err(ExchangeError::InvalidClient),
             Err(e) => return Err(e.into()),
         }

@@ -44,7 +44,7 @@ pub enum UserDeletion {
     Deleted,
     /// Their workspaces (these ids) are being deleted first, their files
     /// kept; ask again when they are gone.
-    Waiting(Vec<String>),
+    Waiting(Vec<model::WorkspaceId>),
 }
 
 async fn hash(password: String) -> Result<String> {

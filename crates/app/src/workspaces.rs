@@ -29,7 +29,7 @@ pub enum WorkspaceChange {
 
 #[derive(Debug, Clone)]
 pub struct ChangeWorkspace {
-    pub id: String,
+    pub id: model::WorkspaceId,
     pub change: WorkspaceChange,
 }
 
@@ -37,7 +37,7 @@ pub struct ChangeWorkspace {
 /// controller finishes it.
 #[derive(Debug, Clone)]
 pub struct DeleteWorkspace {
-    pub id: String,
+    pub id: model::WorkspaceId,
     pub keep_files: bool,
 }
 

@@ -162,13 +162,13 @@ async fn refuse_unknown_workspaces(
         .list()
         .await
         .context("list the workspaces of the data dir")?;
-    let known: std::collections::HashSet<String> = store
+    let known: std::collections::HashSet<model::WorkspaceId> = store
         .workspace_ids()
         .await
         .context("list the database's workspaces")?
         .into_iter()
         .collect();
-    let unknown: Vec<&String> = held.iter().filter(|id| !known.contains(*id)).collect();
+    let unknown: Vec<&model::WorkspaceId> = held.iter().filter(|id| !known.contains(*id)).collect();
     if unknown.is_empty() {
         return Ok(());
     }

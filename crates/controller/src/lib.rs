@@ -24,6 +24,7 @@ mod reconcile;
 pub mod routes;
 mod scheduler;
 
+use model::WorkspaceId;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,13 +42,13 @@ pub use model::route::{Route, RouteTable};
 pub enum ReconcileError {
     #[error("reconcile workspace {id}: store")]
     Store {
-        id: String,
+        id: WorkspaceId,
         #[source]
         source: store::StoreError,
     },
     #[error("reconcile workspace {id}: runtime")]
     Runtime {
-        id: String,
+        id: WorkspaceId,
         #[source]
         source: RuntimeError,
     },

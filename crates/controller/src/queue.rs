@@ -4,6 +4,7 @@
 //! most once. An id that comes due while it is in flight is marked, and runs
 //! again as soon as it finishes (unless it failed: then its back-off holds).
 
+use model::WorkspaceId;
 use std::collections::{HashMap, HashSet};
 use std::future::poll_fn;
 use std::task::Poll;
@@ -24,18 +25,18 @@ pub(crate) enum Then {
 
 #[derive(Debug, Default)]
 pub(crate) struct WorkQueue {
-    delays: DelayQueue<String>,
+    delays: DelayQueue<WorkspaceId>,
     /// Each queued id's key in `delays`, and when it is due.
-    queued: HashMap<String, (delay_queue::Key, Instant)>,
-    in_flight: HashSet<String>,
+    queued: HashMap<WorkspaceId, (delay_queue::Key, Instant)>,
+    in_flight: HashSet<WorkspaceId>,
     /// In flight, and asked for again meanwhile.
-    again: HashSet<String>,
+    again: HashSet<WorkspaceId>,
 }
 
 impl WorkQueue {
     /// Makes `id` due at `at` (earlier or later than it was); one in flight
     /// runs again when it finishes.
-    pub(crate) fn schedule(&mut self, id: String, at: Instant) {
+    pub(crate) fn schedule(&mut self, id: WorkspaceId, at: Instant) {
         if self.in_flight.contains(&id) {
             self.again.insert(id);
             return;
@@ -54,7 +55,7 @@ impl WorkQueue {
 
     /// Makes `id` due at `at` unless it is due already (at any time: a
     /// resync keeps a back-off).
-    pub(crate) fn schedule_unless_queued(&mut self, id: String, at: Instant) {
+    pub(crate) fn schedule_unless_queued(&mut self, id: WorkspaceId, at: Instant) {
         // One in flight reads everything fresh anyway.
         if !self.queued.contains_key(&id) && !self.in_flight.contains(&id) {
             self.schedule(id, at);
@@ -68,7 +69,7 @@ impl WorkQueue {
 
     /// Waits for the next id that is due and not in flight, and counts it in
     /// flight. Cancel-safe: nothing is taken until it returns.
-    pub(crate) async fn next(&mut self) -> String {
+    pub(crate) async fn next(&mut self) -> WorkspaceId {
         loop {
             let id = poll_fn(|cx| match self.delays.poll_expired(cx) {
                 Poll::Ready(Some(expired)) => Poll::Ready(expired.into_inner()),
@@ -99,7 +100,7 @@ impl WorkQueue {
         };
         if let Some(at) = at {
             // Nothing is queued for an id in flight: `schedule` marks it.
-            self.schedule(id.to_owned(), at);
+            self.schedule(id.into(), at);
         }
     }
 }
@@ -111,7 +112,7 @@ mod tests {
     use super::*;
 
     /// The next id within `within` of (paused) time, if any.
-    async fn next_within(q: &mut WorkQueue, within: Duration) -> Option<String> {
+    async fn next_within(q: &mut WorkQueue, within: Duration) -> Option<WorkspaceId> {
         tokio::time::timeout(within, q.next()).await.ok()
     }
 

@@ -1,5 +1,6 @@
 //! One reconcile: from the stored spec and the observed runtime state, one step.
 
+use model::WorkspaceId;
 use std::time::Duration;
 
 use model::hub::{access_scopes, client_id, oauth_callback_url, server_name};
@@ -43,14 +44,14 @@ enum Acted {
     Then(WorkspaceStatus, Action),
 }
 
-fn store_err(id: &str) -> impl Fn(StoreError) -> ReconcileError + Copy + '_ {
+fn store_err(id: &WorkspaceId) -> impl Fn(StoreError) -> ReconcileError + Copy + '_ {
     move |source| ReconcileError::Store {
         id: id.to_owned(),
         source,
     }
 }
 
-fn runtime_err(id: &str) -> impl Fn(runtime::RuntimeError) -> ReconcileError + Copy + '_ {
+fn runtime_err(id: &WorkspaceId) -> impl Fn(runtime::RuntimeError) -> ReconcileError + Copy + '_ {
     move |source| ReconcileError::Runtime {
         id: id.to_owned(),
         source,
@@ -60,7 +61,7 @@ fn runtime_err(id: &str) -> impl Fn(runtime::RuntimeError) -> ReconcileError + C
 /// Brings workspace `id` one step toward its spec: observes (the store's spec
 /// and the runtime's view, after the culler's policy), acts (at most one step),
 /// and writes what it saw and did as the status.
-pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
+pub async fn reconcile(id: &WorkspaceId, ctx: &Ctx) -> Result<Action, ReconcileError> {
     let Some(seen) = observe(id, ctx).await? else {
         return Ok(Action::Gone);
     };
@@ -75,7 +76,7 @@ pub async fn reconcile(id: &str, ctx: &Ctx) -> Result<Action, ReconcileError> {
 
 /// Reads the workspace, its profile and what the runtime observes; applies
 /// the culler's policy first. `None`: the workspace no longer exists.
-async fn observe(id: &str, ctx: &Ctx) -> Result<Option<Seen>, ReconcileError> {
+async fn observe(id: &WorkspaceId, ctx: &Ctx) -> Result<Option<Seen>, ReconcileError> {
     let (store_err, runtime_err) = (store_err(id), runtime_err(id));
     let now = ctx.clock.now();
     let mut ws = match ctx.store.workspace(id).await {
@@ -104,7 +105,7 @@ async fn observe(id: &str, ctx: &Ctx) -> Result<Option<Seen>, ReconcileError> {
 }
 
 /// Takes at most one step toward the spec; the status it leads to.
-async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> {
+async fn act(id: &WorkspaceId, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> {
     let (store_err, runtime_err) = (store_err(id), runtime_err(id));
     let Seen {
         ws,
@@ -320,7 +321,7 @@ async fn act(id: &str, ctx: &Ctx, seen: &Seen) -> Result<Acted, ReconcileError> 
 /// Writes `status` for the generation acted on, with where the proxies
 /// (every replica's) send the workspace's traffic; nothing if nothing changed.
 async fn write(
-    id: &str,
+    id: &WorkspaceId,
     ctx: &Ctx,
     seen: &Seen,
     status: WorkspaceStatus,
@@ -333,7 +334,7 @@ async fn write(
     };
     if status != ws.status || ws.observed_generation != ws.generation || upstream != ws.upstream {
         let mut tx = ctx.store.begin().await.map_err(store_err)?;
-        tx.set_workspace_status(id, &status, ws.generation, upstream.as_deref())
+        tx.set_workspace_status(id, &status, ws.generation, upstream.as_ref())
             .await
             .map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
@@ -344,12 +345,12 @@ async fn write(
 /// `DiskFull`: whether the home is at its limit, where the app gets "No space
 /// left on device". Looked at while the home is mounted (the runtime says
 /// `None` otherwise, and the condition stays as it was last seen).
-async fn disk_condition(ctx: &Ctx, id: &str, status: &mut WorkspaceStatus, now: i64) {
+async fn disk_condition(ctx: &Ctx, id: &WorkspaceId, status: &mut WorkspaceStatus, now: i64) {
     let disk = match ctx.runtime.disk(id).await {
         Ok(Some(disk)) => disk,
         Ok(None) => return,
         Err(e) => {
-            tracing::debug!(workspace.id = id, error = %e, "no disk use");
+            tracing::debug!(workspace.id = %id, error = %model::error_chain(&e), "no disk use");
             return;
         }
     };

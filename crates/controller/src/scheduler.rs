@@ -1,6 +1,7 @@
 //! When reconciles run: on change, on request, on resync; one in flight per
 //! workspace; failures retried with exponential back-off and jitter.
 
+use model::WorkspaceId;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
@@ -43,9 +44,9 @@ impl Controller {
         // Before the first resync, so that nothing committed after it is missed.
         let mut feed = Some(ctx.store.changes());
         let mut queue = WorkQueue::default();
-        let mut failures: HashMap<String, u32> = HashMap::new();
-        let mut tasks: JoinSet<(String, Result<Action, ReconcileError>)> = JoinSet::new();
-        let mut task_ids: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut failures: HashMap<WorkspaceId, u32> = HashMap::new();
+        let mut tasks: JoinSet<(WorkspaceId, Result<Action, ReconcileError>)> = JoinSet::new();
+        let mut task_ids: HashMap<tokio::task::Id, WorkspaceId> = HashMap::new();
         // Apps that exit by themselves, where the runtime can tell at once;
         // otherwise the resync finds them.
         let mut changes = ctx.runtime.changes();
@@ -133,7 +134,10 @@ impl Controller {
 }
 
 /// One reconcile in its span, told to the observer.
-async fn reconcile_observed(ctx: Ctx, id: String) -> (String, Result<Action, ReconcileError>) {
+async fn reconcile_observed(
+    ctx: Ctx,
+    id: WorkspaceId,
+) -> (WorkspaceId, Result<Action, ReconcileError>) {
     let span = tracing::info_span!("reconcile", workspace.id = %id);
     async move {
         let started = std::time::Instant::now();
@@ -163,11 +167,11 @@ async fn resync_all(ctx: &Ctx, queue: &mut WorkQueue) {
 /// runtime holds that the store no longer knows (so that it is cleaned up).
 /// The runtime is listed first: anything it runs was in the store before it was
 /// started, so an id missing from the later store read is really gone.
-async fn resync_ids(ctx: &Ctx) -> Vec<String> {
+async fn resync_ids(ctx: &Ctx) -> Vec<WorkspaceId> {
     let running = match ctx.runtime.list().await {
         Ok(ids) => ids,
         Err(e) => {
-            tracing::warn!(error = %e, "resync: list runtime workspaces");
+            tracing::warn!(error = %model::error_chain(&e), "resync: list runtime workspaces");
             Vec::new()
         }
     };
@@ -178,20 +182,20 @@ async fn resync_ids(ctx: &Ctx) -> Vec<String> {
             return Vec::new();
         }
     };
-    let known: HashSet<&String> = stored.iter().collect();
+    let known: HashSet<&WorkspaceId> = stored.iter().collect();
     for orphan in running.iter().filter(|id| !known.contains(id)) {
         // Its files are kept: the store may have lost the record (a restored
         // backup), and a user's files are never deleted on a guess.
         tracing::warn!(workspace.id = %orphan, "runtime holds a workspace the store does not know: deleting it, keeping its files");
         if let Err(e) = ctx.runtime.delete(orphan, true).await {
-            tracing::warn!(workspace.id = %orphan, error = %e, "delete orphaned workspace");
+            tracing::warn!(workspace.id = %orphan, error = %model::error_chain(&e), "delete orphaned workspace");
         }
     }
     stored
 }
 
 /// Errors become a condition on the status; best effort, the retry follows anyway.
-async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
+async fn record_error(ctx: &Ctx, id: &WorkspaceId, e: &ReconcileError) {
     let Ok(ws) = ctx.store.workspace(id).await else {
         return;
     };
@@ -213,7 +217,7 @@ async fn record_error(ctx: &Ctx, id: &str, e: &ReconcileError) {
     }
     if let Ok(mut tx) = ctx.store.begin().await {
         if tx
-            .set_workspace_status(id, &status, ws.observed_generation, ws.upstream.as_deref())
+            .set_workspace_status(id, &status, ws.observed_generation, ws.upstream.as_ref())
             .await
             .is_ok()
         {

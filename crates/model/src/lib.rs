@@ -6,6 +6,7 @@
 //! `api-types`, persistence in `store`, the runtimes' trait in `runtime`.
 
 pub mod hub;
+mod id;
 mod name;
 mod profile;
 mod quota;
@@ -14,7 +15,9 @@ mod scope;
 pub mod secret;
 mod workspace;
 
+pub use id::{TokenId, UserId, WorkspaceId};
 pub use name::{Name, NameError, NAME_PATTERN};
+pub use route::Upstream;
 
 /// The workspace that stands for JupyterHub's default (unnamed) server, and
 /// that `/user/{user}/` leads to.
@@ -137,14 +140,14 @@ pub struct Token {
     pub last_used_at: Option<Millis>,
     pub kind: TokenKind,
     /// The workspace a `Server` or `OAuth` token belongs to.
-    pub workspace_id: Option<String>,
+    pub workspace_id: Option<WorkspaceId>,
 }
 
 /// A workspace shared with a user or with a group's members: they may use it
 /// (`access:servers` on it), as its owner does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub owner_id: String,
     pub owner: Name,
     pub workspace: Name,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Millis, Name};
+use crate::{Millis, Name, WorkspaceId};
 
 /// What the user wants the workspace to be doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,7 +279,7 @@ impl WorkspaceStatus {
 /// A stored workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
-    pub id: String,
+    pub id: WorkspaceId,
     pub owner_id: String,
     pub owner: Name,
     pub name: Name,
@@ -297,7 +297,7 @@ pub struct Workspace {
     /// Where the proxy sends its traffic while it runs and answers, as the
     /// controller saw it last (an address inside berth's own network, never
     /// shown to users).
-    pub upstream: Option<String>,
+    pub upstream: Option<crate::route::Upstream>,
 }
 
 /// One change of a workspace's observed state.

@@ -898,7 +898,7 @@ async fn workspaces_page(
         let mut rows = Vec::with_capacity(list.len());
         for (w, u) in list.iter().zip(usage) {
             let v = view(w, &profiles);
-            let ran = ran.get(&w.id).copied().unwrap_or(0);
+            let ran = ran.get(w.id.as_str()).copied().unwrap_or(0);
             let cost = super::details::cost(ran, v.cost_per_hour_micros);
             rows.push(context! {
                 cost_micros => cost,

@@ -44,7 +44,7 @@ pub(super) async fn page(
     let history = st.app.workspace_events(viewer.ctx.caller(), ws, 50).await?;
     let ran = running(st, None, Some(&ws.id)).await?;
     let cost = cost(
-        ran.get(&ws.id).copied().unwrap_or(0),
+        ran.get(ws.id.as_str()).copied().unwrap_or(0),
         profile.map_or(0, |p| p.cost_per_hour_micros),
     );
     // The log may show what the owner's code printed: the owner's (and admins') eyes only.

@@ -57,7 +57,7 @@ pub(super) struct WorkspaceView {
 pub(super) fn view(ws: &Workspace, profiles: &HashMap<String, Profile>) -> WorkspaceView {
     let p = profiles.get(ws.spec.profile.as_str());
     WorkspaceView {
-        id: ws.id.clone(),
+        id: ws.id.to_string(),
         owner: ws.owner.to_string(),
         name: ws.name.to_string(),
         profile: ws.spec.profile.to_string(),
@@ -205,7 +205,7 @@ async fn home_page(
         .iter()
         .map(|w| {
             let v = view(w, &profiles);
-            let ran = ran.get(&w.id).copied().unwrap_or(0);
+            let ran = ran.get(w.id.as_str()).copied().unwrap_or(0);
             let cost = super::details::cost(ran, v.cost_per_hour_micros);
             context! { cost_micros => cost, ..Value::from_serialize(&v) }
         })
@@ -452,7 +452,7 @@ async fn events(State(st): State<AppState>, viewer: Viewer) -> impl IntoResponse
             .filter(|r| principal.may(Scope::ReadServers, &r.owner_id))
             .map(|r| {
                 let c = Change {
-                    id: r.workspace_id.clone(),
+                    id: r.workspace_id.to_string(),
                     state: r.state.as_str(),
                     message: r.message.clone(),
                     ready: r.state == WorkspaceState::Running && r.upstream.is_some(),

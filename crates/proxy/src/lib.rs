@@ -10,6 +10,7 @@
 //! [`Proxy::forward`] is called only for an authorized request.
 
 pub mod activity;
+mod connect;
 pub mod path;
 
 use std::net::SocketAddr;
@@ -25,9 +26,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use model::route::RouteTable;
+use model::Upstream;
 use tokio::sync::watch;
 
 use crate::activity::Activity;
+use crate::connect::Connector;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of a proxied response (or of a request on its way upstream).
@@ -84,7 +87,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// The proxy: a pooled upstream client, the route table, activity.
 #[derive(Debug, Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, ProxyBody>,
+    client: Client<Connector, ProxyBody>,
     routes: watch::Receiver<Arc<RouteTable>>,
     activity: Arc<Activity>,
     /// Cookies of berth's own that an app must never see.
@@ -116,6 +119,10 @@ impl Proxy {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.connect_timeout));
+        let connector = Connector {
+            tcp: connector,
+            timeout: settings.connect_timeout,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle_per_upstream)
@@ -143,7 +150,7 @@ impl Proxy {
         &self.activity
     }
 
-    /// Forwards an authorized request to `upstream` (`host:port`) and returns
+    /// Forwards an authorized request to `upstream` and returns
     /// the app's response. A WebSocket upgrade is answered with the app's `101`
     /// and then spliced, each direction's traffic counting as activity. With
     /// `strip` (a prefix without its final `/`), the app is served at `/`: the
@@ -152,7 +159,7 @@ impl Proxy {
     pub async fn forward<B>(
         &self,
         mut req: Request<B>,
-        upstream: &str,
+        upstream: &Upstream,
         workspace_id: &str,
         origin: Origin<'_>,
         strip: Option<&str>,
@@ -173,9 +180,9 @@ impl Proxy {
             true => path_and_query.to_owned(),
             false => format!("/{path_and_query}"),
         };
-        parts.uri = format!("http://{upstream}{path_and_query}")
+        parts.uri = format!("http://{}{path_and_query}", connect::authority(upstream))
             .parse::<Uri>()
-            .map_err(|_| ProxyError::BadUpstream(upstream.to_owned()))?;
+            .map_err(|_| ProxyError::BadUpstream(upstream.to_string()))?;
         let host = parts.headers.get(header::HOST).cloned();
         strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
         self.strip_cookies(&mut parts.headers);

@@ -96,11 +96,11 @@ mod tests {
         keys.iter()
             .map(|k| {
                 let route = Route {
-                    workspace_id: format!("id-{k}"),
+                    workspace_id: format!("id-{k}").into(),
                     owner_id: format!("owner-{}", k.split('/').next().unwrap()),
                     state: WorkspaceState::Running,
                     message: String::new(),
-                    upstream: Some("10.213.0.2:8888".into()),
+                    upstream: Some("10.213.0.2:8888".parse().unwrap()),
                     retrying: false,
                     strip_prefix: false,
                 };

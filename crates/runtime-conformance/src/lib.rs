@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use model::{Upstream, WorkspaceId};
 use runtime::{Observed, Runtime, RuntimeError, WorkspaceRef};
 
 /// What the story needs of a runtime under test.
@@ -24,14 +25,14 @@ pub trait Subject: Send + Sync {
     fn workspace(&self) -> WorkspaceRef;
     /// Whether the app answers an HTTP request at `upstream` within a couple
     /// of seconds.
-    async fn app_answers(&self, ws: &WorkspaceRef, upstream: &str) -> bool;
+    async fn app_answers(&self, ws: &WorkspaceRef, upstream: &Upstream) -> bool;
     /// Has the running app write `content` to `name` in its home.
-    async fn write_file(&self, ws: &WorkspaceRef, upstream: &str, name: &str, content: &str);
+    async fn write_file(&self, ws: &WorkspaceRef, upstream: &Upstream, name: &str, content: &str);
     /// A file of the workspace's home, as stored by the runtime; `None` if absent.
     async fn read_file(&self, ws: &WorkspaceRef, name: &str) -> Option<String>;
     /// What is left of a deleted workspace: processes, cgroups, interfaces,
     /// rules, ports, files, each named. Empty when nothing is.
-    async fn leftovers(&self, ws: &WorkspaceRef, upstream: &str) -> Vec<String>;
+    async fn leftovers(&self, ws: &WorkspaceRef, upstream: &Upstream) -> Vec<String>;
     /// How long the app may take to become ready.
     fn start_timeout(&self) -> Duration {
         Duration::from_secs(30)
@@ -40,8 +41,8 @@ pub trait Subject: Send + Sync {
 
 /// Pause (twice), start while paused, resume (twice): the app stops
 /// answering and answers again at the same upstream.
-async fn pause_and_resume(s: &dyn Subject, ws: &WorkspaceRef, upstream: &str) {
-    let (rt, id) = (s.runtime(), ws.id.as_str());
+async fn pause_and_resume(s: &dyn Subject, ws: &WorkspaceRef, upstream: &Upstream) {
+    let (rt, id) = (s.runtime(), &ws.id);
     let observe = |what: &'static str| async move {
         rt.observe(id)
             .await
@@ -66,7 +67,7 @@ async fn pause_and_resume(s: &dyn Subject, ws: &WorkspaceRef, upstream: &str) {
     }
     assert_eq!(
         wait_running(s, id).await,
-        upstream,
+        *upstream,
         "resume keeps the upstream"
     );
     assert!(s.app_answers(ws, upstream).await, "a resumed app answers");
@@ -76,7 +77,7 @@ async fn pause_and_resume(s: &dyn Subject, ws: &WorkspaceRef, upstream: &str) {
 pub async fn story(s: &dyn Subject) {
     let rt = s.runtime();
     let ws = s.workspace();
-    let id = ws.id.as_str();
+    let id = &ws.id;
     let observe = |what: &'static str| async move {
         rt.observe(id)
             .await
@@ -140,7 +141,7 @@ pub async fn story(s: &dyn Subject) {
 }
 
 /// Polls `observe` until the workspace runs; returns its upstream.
-pub async fn wait_running(s: &dyn Subject, id: &str) -> String {
+pub async fn wait_running(s: &dyn Subject, id: &WorkspaceId) -> Upstream {
     let rt = s.runtime();
     let deadline = Instant::now() + s.start_timeout();
     loop {

@@ -28,11 +28,17 @@ impl Subject for Fake {
         }
     }
 
-    async fn app_answers(&self, ws: &WorkspaceRef, upstream: &str) -> bool {
-        matches!(self.0.observe(&ws.id).await, Ok(Observed::Running { upstream: u }) if u == upstream)
+    async fn app_answers(&self, ws: &WorkspaceRef, upstream: &model::Upstream) -> bool {
+        matches!(self.0.observe(&ws.id).await, Ok(Observed::Running { upstream: u }) if &u == upstream)
     }
 
-    async fn write_file(&self, ws: &WorkspaceRef, _upstream: &str, name: &str, content: &str) {
+    async fn write_file(
+        &self,
+        ws: &WorkspaceRef,
+        _upstream: &model::Upstream,
+        name: &str,
+        content: &str,
+    ) {
         assert!(self.0.write_file(&ws.id, name, content), "not running");
     }
 
@@ -40,7 +46,7 @@ impl Subject for Fake {
         self.0.read_file(&ws.id, name)
     }
 
-    async fn leftovers(&self, ws: &WorkspaceRef, _upstream: &str) -> Vec<String> {
+    async fn leftovers(&self, ws: &WorkspaceRef, _upstream: &model::Upstream) -> Vec<String> {
         let mut left = Vec::new();
         if self.0.list().await.unwrap().contains(&ws.id) {
             left.push(format!("workspace {}", ws.id));

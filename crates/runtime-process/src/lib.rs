@@ -113,7 +113,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use model::{App, CommandVars};
+use model::{App, CommandVars, Upstream, WorkspaceId};
 use runtime::{Disk, LogRead, Observed, Runtime, RuntimeError, Usage, WorkspaceRef};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -192,7 +192,7 @@ pub struct ProcessRuntime {
     /// Set once the gateway interface is known to exist.
     gateway: tokio::sync::OnceCell<()>,
     /// Ids of workspaces whose sandbox exited while this instance watched it.
-    exited: tokio::sync::broadcast::Sender<String>,
+    exited: tokio::sync::broadcast::Sender<WorkspaceId>,
     /// Workspaces whose sandbox this instance watches for its exit: those it
     /// started (it waits on the child) and those it adopted (a pidfd).
     watched: Arc<Mutex<std::collections::HashSet<String>>>,
@@ -328,7 +328,7 @@ impl ProcessRuntime {
                     // A pidfd is readable once its process has exited.
                     let _ = fd.readable().await;
                     watched.lock().unwrap().remove(&id);
-                    let _ = exited.send(id);
+                    let _ = exited.send(id.into());
                 });
             }
             Err(e) => {
@@ -336,7 +336,7 @@ impl ProcessRuntime {
                 if e.kind() == std::io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())
                 {
-                    let _ = exited.send(id);
+                    let _ = exited.send(id.into());
                 } else {
                     tracing::debug!(workspace.id = %id, error = %e, "no pidfd to watch an adopted sandbox");
                 }
@@ -368,7 +368,7 @@ impl ProcessRuntime {
         let cg = &self.cgroups;
         // Frozen tasks act on signals only once thawed.
         let _ = cg.set_frozen(id, false);
-        let pids = cg.pids(id).map_err(|e| transient("stop", id, e))?;
+        let pids = cg.pids(id).map_err(|e| failed("stop", id, e))?;
         if !pids.is_empty() {
             exec::signal(&pids, "TERM").await;
             let deadline = Instant::now() + self.config.stop_grace;
@@ -377,7 +377,7 @@ impl ProcessRuntime {
             }
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let pids = cg.pids(id).map_err(|e| transient("stop", id, e))?;
+                let pids = cg.pids(id).map_err(|e| failed("stop", id, e))?;
                 if pids.is_empty() {
                     break;
                 }
@@ -397,7 +397,7 @@ impl ProcessRuntime {
         loop {
             match cg.remove(id) {
                 Ok(()) => return Ok(()),
-                Err(e) if Instant::now() > deadline => return Err(transient("stop", id, e)),
+                Err(e) if Instant::now() > deadline => return Err(failed("stop", id, e)),
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
@@ -410,20 +410,16 @@ impl ProcessRuntime {
         frozen: bool,
     ) -> Result<(), RuntimeError> {
         check_id(op, id)?;
-        let pids = self.cgroups.pids(id).map_err(|e| transient(op, id, e))?;
+        let pids = self.cgroups.pids(id).map_err(|e| failed(op, id, e))?;
         if pids.is_empty() {
             return Err(permanent(op, id, "workspace is not running"));
         }
         self.cgroups
             .set_frozen(id, frozen)
-            .map_err(|e| transient(op, id, e))?;
+            .map_err(|e| failed(op, id, e))?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let done = self
-                .cgroups
-                .is_frozen(id)
-                .map_err(|e| transient(op, id, e))?
-                == frozen;
+            let done = self.cgroups.is_frozen(id).map_err(|e| failed(op, id, e))? == frozen;
             if done {
                 return Ok(());
             }
@@ -519,7 +515,7 @@ impl Runtime for ProcessRuntime {
         if !self
             .cgroups
             .pids(id)
-            .map_err(|e| transient("start", id, e))?
+            .map_err(|e| failed("start", id, e))?
             .is_empty()
         {
             return Ok(()); // running or paused: left alone
@@ -539,7 +535,7 @@ impl Runtime for ProcessRuntime {
             self.gateway
                 .get_or_try_init(net::ensure_gateway)
                 .await
-                .map_err(|e| transient("start", id, e))?;
+                .map_err(|e| failed("start", id, e))?;
         }
         let policy = net::Policy {
             gateway_ports: &self.config.gateway_ports,
@@ -557,7 +553,7 @@ impl Runtime for ProcessRuntime {
                 running: true,
             };
             self.write_state(id, &intent)
-                .map_err(|e| transient("start", id, e))?;
+                .map_err(|e| failed("start", id, e))?;
         }
         let slot = match previous {
             Some(slot) if net::is_set_up(id, slot).await => {
@@ -565,7 +561,7 @@ impl Runtime for ProcessRuntime {
             }
             _ => net::set_up(id, policy).await,
         }
-        .map_err(|e| transient("start", id, e))?;
+        .map_err(|e| failed("start", id, e))?;
         let upstream = format!("{}:{}", slot.workspace_ip(), net::APP_PORT);
         self.write_state(
             id,
@@ -581,7 +577,7 @@ impl Runtime for ProcessRuntime {
                 running: true,
             },
         )
-        .map_err(|e| transient("start", id, e))?;
+        .map_err(|e| failed("start", id, e))?;
 
         let limits = Limits {
             memory_bytes: ws.profile.memory_bytes,
@@ -590,13 +586,13 @@ impl Runtime for ProcessRuntime {
         };
         self.cgroups
             .create(id, &limits)
-            .map_err(|e| transient("start", id, e))?;
+            .map_err(|e| failed("start", id, e))?;
 
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path(id))
-            .map_err(|e| transient("start", id, e))?;
+            .map_err(|e| failed("start", id, e))?;
         match ensured {
             Ensured::Ready => {}
             Ensured::Grown { from, to } => {
@@ -680,7 +676,7 @@ impl Runtime for ProcessRuntime {
             seccomp: &self.config.data_dir.join("run").join("seccomp.bpf"),
             log,
         })
-        .map_err(|e| transient("start", id, e))?;
+        .map_err(|e| failed("start", id, e))?;
 
         // Wait until the sandbox is in its cgroup, or has already given up.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -730,23 +726,23 @@ impl Runtime for ProcessRuntime {
                     let _ = writeln!(log, "{EXIT_MARK}{how}");
                 }
             }
-            let _ = exited.send(id_owned);
+            let _ = exited.send(id_owned.into());
         });
         tracing::info!(workspace.id = id, %upstream, "workspace started");
         Ok(())
     }
 
-    async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+    async fn stop(&self, id: &WorkspaceId) -> Result<(), RuntimeError> {
         check_id("stop", id)?;
         self.kill_all(id).await?;
         let state = self.read_state(id);
         net::tear_down(id, state.as_ref().map(|s| Slot(s.slot)))
             .await
-            .map_err(|e| transient("stop", id, e))?;
+            .map_err(|e| failed("stop", id, e))?;
         if let Some(mut state) = state {
             state.running = false;
             self.write_state(id, &state)
-                .map_err(|e| transient("stop", id, e))?;
+                .map_err(|e| failed("stop", id, e))?;
         }
         self.home(id)
             .unmount()
@@ -754,17 +750,17 @@ impl Runtime for ProcessRuntime {
             .map_err(|e| home_error("stop", id, e))
     }
 
-    async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+    async fn pause(&self, id: &WorkspaceId) -> Result<(), RuntimeError> {
         self.set_frozen("pause", id, true).await
     }
 
-    async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+    async fn resume(&self, id: &WorkspaceId) -> Result<(), RuntimeError> {
         self.set_frozen("resume", id, false).await
     }
 
     /// With `keep_files` the home moves to `<data_dir>/kept/<id>` (root's
     /// alone) instead of being removed.
-    async fn delete(&self, id: &str, keep_files: bool) -> Result<(), RuntimeError> {
+    async fn delete(&self, id: &WorkspaceId, keep_files: bool) -> Result<(), RuntimeError> {
         check_id("delete", id)?;
         self.stop(id).await?;
         let home = self.home(id);
@@ -778,19 +774,19 @@ impl Runtime for ProcessRuntime {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(transient("delete", id, e)),
+                Err(e) => return Err(failed("delete", id, e)),
             }
         }
         Ok(())
     }
 
-    async fn observe(&self, id: &str) -> Result<Observed, RuntimeError> {
+    async fn observe(&self, id: &WorkspaceId) -> Result<Observed, RuntimeError> {
         check_id("observe", id)?;
         let state = self.read_state(id);
         let pids = self
             .cgroups
             .pids(id)
-            .map_err(|e| transient("observe", id, e))?;
+            .map_err(|e| failed("observe", id, e))?;
         if !pids.is_empty() {
             self.watch_adopted(id, &pids);
             if self.cgroups.freeze_requested(id).unwrap_or(false) {
@@ -802,12 +798,12 @@ impl Runtime for ProcessRuntime {
                     message: "processes run but the state file is missing".into(),
                 });
             };
-            return Ok(if probe(&state.upstream, &state.base_url).await {
-                Observed::Running {
-                    upstream: state.upstream,
+            // The intent written before the network was made has no upstream.
+            return Ok(match state.upstream.parse::<Upstream>() {
+                Ok(upstream) if probe(&state.upstream, &state.base_url).await => {
+                    Observed::Running { upstream }
                 }
-            } else {
-                Observed::Starting
+                _ => Observed::Starting,
             });
         }
         if !state.as_ref().is_some_and(|s| s.running) {
@@ -858,16 +854,16 @@ impl Runtime for ProcessRuntime {
     /// cgroup under the parent without either belongs to another berth on this
     /// machine (`start` writes the state file before it makes the cgroup, and
     /// `delete` removes it after the cgroup), and is left alone.
-    async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+    async fn list(&self) -> Result<Vec<WorkspaceId>, RuntimeError> {
         let mut ids = Vec::new();
         for (dir, suffix) in [("homes", ""), ("disks", ".ext4"), ("run", ".json")] {
             let entries = std::fs::read_dir(self.config.data_dir.join(dir))
-                .map_err(|e| transient("list", "*", e))?;
+                .map_err(|e| failed("list", "*", e))?;
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if let Some(id) = name.strip_suffix(suffix) {
                     if check_id("list", id).is_ok() {
-                        ids.push(id.to_owned());
+                        ids.push(id.into());
                     }
                 }
             }
@@ -877,22 +873,22 @@ impl Runtime for ProcessRuntime {
         Ok(ids)
     }
 
-    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<WorkspaceId>> {
         Some(self.exited.subscribe())
     }
 
     async fn log_read(
         &self,
-        id: &str,
+        id: &WorkspaceId,
         from: Option<u64>,
         max_bytes: usize,
     ) -> Result<LogRead, RuntimeError> {
         check_id("log_read", id)?;
         self.read_log(id, from, max_bytes)
-            .map_err(|e| transient("log_read", id, e))
+            .map_err(|e| failed("log_read", id, e))
     }
 
-    async fn start_log(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
+    async fn start_log(&self, id: &WorkspaceId, max_bytes: usize) -> Result<String, RuntimeError> {
         check_id("start_log", id)?;
         let tail = ProcessRuntime::log_tail(self, id, max_bytes);
         Ok(this_run(&tail)
@@ -903,39 +899,35 @@ impl Runtime for ProcessRuntime {
     }
 
     /// From the home's file system, while it is mounted.
-    async fn disk(&self, id: &str) -> Result<Option<Disk>, RuntimeError> {
+    async fn disk(&self, id: &WorkspaceId) -> Result<Option<Disk>, RuntimeError> {
         check_id("disk", id)?;
         match self.home(id).space() {
             Ok(disk) => Ok(Some(disk)),
             Err(disk::DiskError::NotMounted) => Ok(None),
-            Err(e) => Err(transient("disk", id, e)),
+            Err(e) => Err(failed("disk", id, e)),
         }
     }
 
     /// From the workspace's cgroup; `None` when it has no processes (or, on
     /// v1, no `cpuacct` cgroup). Without a recent sample to compare with, this
     /// takes [`USAGE_SAMPLE_GAP`].
-    async fn usage(&self, id: &str) -> Result<Option<Usage>, RuntimeError> {
+    async fn usage(&self, id: &WorkspaceId) -> Result<Option<Usage>, RuntimeError> {
         check_id("usage", id)?;
         let cg = &self.cgroups;
         // A missing file means the cgroup is gone (or was never made complete).
         let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-        if cg
-            .pids(id)
-            .map_err(|e| transient("usage", id, e))?
-            .is_empty()
-        {
+        if cg.pids(id).map_err(|e| failed("usage", id, e))?.is_empty() {
             return Ok(None);
         }
         let sample = || match cg.cpu_sample(id) {
             Ok(s) => Ok(Some(s)),
             Err(e) if gone(&e) => Ok(None),
-            Err(e) => Err(transient("usage", id, e)),
+            Err(e) => Err(failed("usage", id, e)),
         };
         let Some(now) = sample()? else {
             return Ok(None);
         };
-        let previous = self.cpu_samples.lock().unwrap().insert(id.to_owned(), now);
+        let previous = self.cpu_samples.lock().unwrap().insert(id.to_string(), now);
         let cpu_millis = match previous.and_then(|p| now.millis_since(&p)) {
             Some(rate) => rate,
             None => {
@@ -946,7 +938,7 @@ impl Runtime for ProcessRuntime {
                 self.cpu_samples
                     .lock()
                     .unwrap()
-                    .insert(id.to_owned(), later);
+                    .insert(id.to_string(), later);
                 // Only a cgroup made anew in between makes this `None`.
                 later.millis_since(&now).unwrap_or(0)
             }
@@ -954,7 +946,7 @@ impl Runtime for ProcessRuntime {
         let memory_bytes = match cg.memory_bytes(id) {
             Ok(bytes) => bytes,
             Err(e) if gone(&e) => return Ok(None),
-            Err(e) => return Err(transient("usage", id, e)),
+            Err(e) => return Err(failed("usage", id, e)),
         };
         Ok(Some(Usage {
             cpu_millis,
@@ -1043,20 +1035,21 @@ fn home_error(op: &'static str, id: &str, e: disk::DiskError) -> RuntimeError {
     }
 }
 
-fn transient(op: &'static str, id: &str, e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Transient {
-        op,
-        id: id.to_owned(),
-        message: e.to_string(),
-    }
+fn transient(op: &'static str, id: &str, message: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::transient(op, id, message.to_string())
 }
 
-fn permanent(op: &'static str, id: &str, e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Permanent {
-        op,
-        id: id.to_owned(),
-        message: e.to_string(),
-    }
+fn permanent(op: &'static str, id: &str, message: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::permanent(op, id, message.to_string())
+}
+
+/// A transient failure of `op` that `cause` says all of.
+fn failed(
+    op: &'static str,
+    id: &str,
+    cause: impl std::error::Error + Send + Sync + 'static,
+) -> RuntimeError {
+    RuntimeError::transient(op, id, "").because(cause)
 }
 
 /// A workspace's hostname, `{owner}-{workspace}`: every user's `default` would

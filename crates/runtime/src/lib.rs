@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use model::{Name, ProfileSpec, Secret};
+use model::{Name, ProfileSpec, Secret, Upstream, WorkspaceId};
 
 pub use fake::FakeRuntime;
 
@@ -18,7 +18,7 @@ pub type SecretEnv = Vec<(String, Secret)>;
 /// Everything a runtime needs to know about one workspace.
 #[derive(Debug, Clone)]
 pub struct WorkspaceRef {
-    pub id: String,
+    pub id: WorkspaceId,
     pub owner: Name,
     pub name: Name,
     /// The unprivileged uid (and gid) the workspace runs as; never 0.
@@ -70,9 +70,9 @@ pub enum Observed {
     Absent,
     /// Processes exist but the app does not answer yet.
     Starting,
-    /// The app answers at `upstream` (e.g. `127.0.0.1:41234` or a Unix socket path).
+    /// The app answers at `upstream`.
     Running {
-        upstream: String,
+        upstream: Upstream,
     },
     Paused,
     /// Resources exist (home directory) but nothing runs.
@@ -116,33 +116,82 @@ impl Disk {
     }
 }
 
+/// What a runtime error came from (an I/O error, a failed command), kept
+/// for logs that walk the chain ([`model::error_chain`]).
+pub type ErrorSource = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// A runtime operation failed; `retryable` says whether trying again can help.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RuntimeError {
     /// This runtime cannot do that at all (see [`Runtime::capabilities`]).
     #[error("{op} workspace {id}: the {runtime} runtime cannot")]
     Unsupported {
         op: &'static str,
-        id: String,
+        id: WorkspaceId,
         runtime: &'static str,
     },
-    #[error("{op} workspace {id}: {message}")]
+    /// Trying again may help (a busy system, a process slow to go).
+    #[error("{op} workspace {id}{}", colon(message))]
     Transient {
         op: &'static str,
-        id: String,
+        id: WorkspaceId,
+        /// What went wrong, where `source` does not say it all; may be empty.
         message: String,
+        #[source]
+        source: Option<ErrorSource>,
     },
-    #[error("{op} workspace {id}: {message}")]
+    /// It will fail again the same way (a bad command, a missing tool).
+    #[error("{op} workspace {id}{}", colon(message))]
     Permanent {
         op: &'static str,
-        id: String,
+        id: WorkspaceId,
         message: String,
+        #[source]
+        source: Option<ErrorSource>,
     },
+}
+
+/// `: message`, or nothing for an empty one.
+fn colon(message: &str) -> String {
+    match message {
+        "" => String::new(),
+        m => format!(": {m}"),
+    }
 }
 
 impl RuntimeError {
     pub fn retryable(&self) -> bool {
         matches!(self, RuntimeError::Transient { .. })
+    }
+
+    /// A transient failure of `op` on `id`, said in `message`.
+    pub fn transient(op: &'static str, id: &str, message: impl Into<String>) -> Self {
+        RuntimeError::Transient {
+            op,
+            id: id.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A permanent failure of `op` on `id`, said in `message`.
+    pub fn permanent(op: &'static str, id: &str, message: impl Into<String>) -> Self {
+        RuntimeError::Permanent {
+            op,
+            id: id.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn because(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let RuntimeError::Transient { source, .. } | RuntimeError::Permanent { source, .. } =
+            &mut self
+        {
+            *source = Some(std::sync::Arc::new(cause));
+        }
+        self
     }
 }
 
@@ -188,23 +237,23 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// Creates what is missing and starts the app; a running workspace is left alone.
     async fn start(&self, ws: &WorkspaceRef) -> Result<(), RuntimeError>;
     /// Stops every process; files stay.
-    async fn stop(&self, id: &str) -> Result<(), RuntimeError>;
-    async fn pause(&self, id: &str) -> Result<(), RuntimeError>;
-    async fn resume(&self, id: &str) -> Result<(), RuntimeError>;
+    async fn stop(&self, id: &WorkspaceId) -> Result<(), RuntimeError>;
+    async fn pause(&self, id: &WorkspaceId) -> Result<(), RuntimeError>;
+    async fn resume(&self, id: &WorkspaceId) -> Result<(), RuntimeError>;
     /// Removes everything the workspace had: with `keep_files`, all but its
     /// files, which the runtime keeps aside (where is the runtime's to say).
-    async fn delete(&self, id: &str, keep_files: bool) -> Result<(), RuntimeError>;
-    async fn observe(&self, id: &str) -> Result<Observed, RuntimeError>;
+    async fn delete(&self, id: &WorkspaceId, keep_files: bool) -> Result<(), RuntimeError>;
+    async fn observe(&self, id: &WorkspaceId) -> Result<Observed, RuntimeError>;
     /// Ids of every workspace this runtime holds anything for (re-adoption, clean-up).
-    async fn list(&self) -> Result<Vec<String>, RuntimeError>;
+    async fn list(&self) -> Result<Vec<WorkspaceId>, RuntimeError>;
     /// Ids of workspaces whose state changed by itself (an app exited), for a
     /// runtime that can tell at once; `None` where only `observe` finds out.
-    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<WorkspaceId>> {
         None
     }
 
     /// The last `max_bytes` of the app's log, for status messages and `berth ws show`.
-    async fn log_tail(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
+    async fn log_tail(&self, id: &WorkspaceId, max_bytes: usize) -> Result<String, RuntimeError> {
         let read = self.log_read(id, None, max_bytes).await?;
         Ok(String::from_utf8_lossy(&read.bytes).into_owned())
     }
@@ -214,7 +263,7 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// the log's end (a log made anew) reads from its start.
     async fn log_read(
         &self,
-        _id: &str,
+        _id: &WorkspaceId,
         _from: Option<u64>,
         _max_bytes: usize,
     ) -> Result<LogRead, RuntimeError> {
@@ -224,19 +273,19 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     /// The app's output since its last start (at most the last `max_bytes`),
     /// without the runtime's own lines; where a runtime cannot tell starts
     /// apart, its log tail.
-    async fn start_log(&self, id: &str, max_bytes: usize) -> Result<String, RuntimeError> {
+    async fn start_log(&self, id: &WorkspaceId, max_bytes: usize) -> Result<String, RuntimeError> {
         self.log_tail(id, max_bytes).await
     }
 
     /// What the workspace uses now; `None` where this runtime cannot tell, or
     /// where nothing runs. May take a moment (a CPU rate needs two samples).
-    async fn usage(&self, _id: &str) -> Result<Option<Usage>, RuntimeError> {
+    async fn usage(&self, _id: &WorkspaceId) -> Result<Option<Usage>, RuntimeError> {
         Ok(None)
     }
 
     /// The workspace's home against its limit; `None` where this runtime
     /// cannot tell, or while the home is not mounted (stopped).
-    async fn disk(&self, _id: &str) -> Result<Option<Disk>, RuntimeError> {
+    async fn disk(&self, _id: &WorkspaceId) -> Result<Option<Disk>, RuntimeError> {
         Ok(None)
     }
 }
@@ -254,19 +303,19 @@ pub mod fake {
     /// running ([`FakeRuntime::write_file`]); it survives stop and goes with delete.
     #[derive(Debug)]
     pub struct FakeRuntime {
-        state: Mutex<HashMap<String, Observed>>,
-        changes: tokio::sync::broadcast::Sender<String>,
-        homes: Mutex<HashMap<String, HashMap<String, String>>>,
+        state: Mutex<HashMap<WorkspaceId, Observed>>,
+        changes: tokio::sync::broadcast::Sender<WorkspaceId>,
+        homes: Mutex<HashMap<WorkspaceId, HashMap<String, String>>>,
         /// Homes of workspaces deleted with `keep_files`.
-        kept: Mutex<HashMap<String, HashMap<String, String>>>,
+        kept: Mutex<HashMap<WorkspaceId, HashMap<String, String>>>,
         calls: Mutex<Vec<String>>,
         fail_next: Mutex<Option<RuntimeError>>,
         /// What `usage` reports while a workspace runs.
-        usage: Mutex<HashMap<String, Usage>>,
+        usage: Mutex<HashMap<WorkspaceId, Usage>>,
         /// What `disk` reports while a workspace runs.
-        disks: Mutex<HashMap<String, Disk>>,
+        disks: Mutex<HashMap<WorkspaceId, Disk>>,
         /// The apps' logs ([`FakeRuntime::log`]).
-        logs: Mutex<HashMap<String, Vec<u8>>>,
+        logs: Mutex<HashMap<WorkspaceId, Vec<u8>>>,
         /// Where every start ends, if not running ([`FakeRuntime::start_as`]).
         start_as: Mutex<Option<Observed>>,
     }
@@ -293,6 +342,12 @@ pub mod fake {
             Self::default()
         }
 
+        /// Where the fake app of `id` "answers": a socket path that names
+        /// it, where nothing listens.
+        pub fn upstream_of(id: &str) -> Upstream {
+            Upstream::Unix(format!("/nonexistent/berth-fake/{id}.sock").into())
+        }
+
         /// The next call fails with `err`.
         pub fn fail_next(&self, err: RuntimeError) {
             *self.fail_next.lock().unwrap() = Some(err);
@@ -314,7 +369,7 @@ pub mod fake {
                 self.homes
                     .lock()
                     .unwrap()
-                    .entry(id.to_owned())
+                    .entry(id.into())
                     .or_default()
                     .insert(name.to_owned(), content.to_owned());
             }
@@ -334,20 +389,20 @@ pub mod fake {
         /// Sets what `observe` reports, as if the workspace changed by itself,
         /// and says so on [`Runtime::changes`].
         pub fn set(&self, id: &str, observed: Observed) {
-            self.state.lock().unwrap().insert(id.to_owned(), observed);
-            let _ = self.changes.send(id.to_owned());
+            self.state.lock().unwrap().insert(id.into(), observed);
+            let _ = self.changes.send(id.into());
         }
 
         /// Sets what [`Runtime::usage`] reports for `id` while it is running
         /// (it reports `None` otherwise).
         pub fn set_usage(&self, id: &str, usage: Usage) {
-            self.usage.lock().unwrap().insert(id.to_owned(), usage);
+            self.usage.lock().unwrap().insert(id.into(), usage);
         }
 
         /// Sets what [`Runtime::disk`] reports for `id` while it is running
         /// (it reports `None` otherwise).
         pub fn set_disk(&self, id: &str, disk: Disk) {
-            self.disks.lock().unwrap().insert(id.to_owned(), disk);
+            self.disks.lock().unwrap().insert(id.into(), disk);
         }
 
         /// The app of `id` writes `text` to its log.
@@ -355,7 +410,7 @@ pub mod fake {
             self.logs
                 .lock()
                 .unwrap()
-                .entry(id.to_owned())
+                .entry(id.into())
                 .or_default()
                 .extend_from_slice(text.as_bytes());
         }
@@ -388,13 +443,13 @@ pub mod fake {
                 return Ok(());
             }
             if !from.iter().any(|f| f(&current)) {
-                return Err(RuntimeError::Permanent {
+                return Err(RuntimeError::permanent(
                     op,
-                    id: id.to_owned(),
-                    message: format!("not possible from {current:?}"),
-                });
+                    id,
+                    format!("not possible from {current:?}"),
+                ));
             }
-            state.insert(id.to_owned(), to);
+            state.insert(id.into(), to);
             Ok(())
         }
     }
@@ -421,17 +476,17 @@ pub mod fake {
                 *entry = end;
             } else if !matches!(entry, Observed::Running { .. } | Observed::Paused) {
                 *entry = Observed::Running {
-                    upstream: format!("fake://{}", ws.id),
+                    upstream: FakeRuntime::upstream_of(&ws.id),
                 };
             }
             Ok(())
         }
 
-        async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+        async fn stop(&self, id: &WorkspaceId) -> Result<(), RuntimeError> {
             self.transition("stop", id, &[|_| true], Observed::Stopped)
         }
 
-        async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        async fn pause(&self, id: &WorkspaceId) -> Result<(), RuntimeError> {
             self.transition(
                 "pause",
                 id,
@@ -440,28 +495,28 @@ pub mod fake {
             )
         }
 
-        async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        async fn resume(&self, id: &WorkspaceId) -> Result<(), RuntimeError> {
             self.transition(
                 "resume",
                 id,
                 &[|o| matches!(o, Observed::Paused)],
                 Observed::Running {
-                    upstream: format!("fake://{id}"),
+                    upstream: FakeRuntime::upstream_of(id),
                 },
             )
         }
 
-        async fn delete(&self, id: &str, keep_files: bool) -> Result<(), RuntimeError> {
+        async fn delete(&self, id: &WorkspaceId, keep_files: bool) -> Result<(), RuntimeError> {
             self.call(if keep_files { "delete-keep" } else { "delete" }, id)?;
             self.state.lock().unwrap().remove(id);
             let home = self.homes.lock().unwrap().remove(id);
             if let (true, Some(home)) = (keep_files, home) {
-                self.kept.lock().unwrap().insert(id.to_owned(), home);
+                self.kept.lock().unwrap().insert(id.clone(), home);
             }
             Ok(())
         }
 
-        async fn observe(&self, id: &str) -> Result<Observed, RuntimeError> {
+        async fn observe(&self, id: &WorkspaceId) -> Result<Observed, RuntimeError> {
             Ok(self
                 .state
                 .lock()
@@ -471,17 +526,17 @@ pub mod fake {
                 .unwrap_or(Observed::Absent))
         }
 
-        fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<WorkspaceId>> {
             Some(self.changes.subscribe())
         }
 
-        async fn list(&self) -> Result<Vec<String>, RuntimeError> {
-            let mut ids: Vec<String> = self.state.lock().unwrap().keys().cloned().collect();
+        async fn list(&self) -> Result<Vec<WorkspaceId>, RuntimeError> {
+            let mut ids: Vec<WorkspaceId> = self.state.lock().unwrap().keys().cloned().collect();
             ids.sort();
             Ok(ids)
         }
 
-        async fn usage(&self, id: &str) -> Result<Option<Usage>, RuntimeError> {
+        async fn usage(&self, id: &WorkspaceId) -> Result<Option<Usage>, RuntimeError> {
             let running = matches!(
                 self.state.lock().unwrap().get(id),
                 Some(Observed::Running { .. })
@@ -493,7 +548,7 @@ pub mod fake {
 
         async fn log_read(
             &self,
-            id: &str,
+            id: &WorkspaceId,
             from: Option<u64>,
             max_bytes: usize,
         ) -> Result<LogRead, RuntimeError> {
@@ -502,7 +557,7 @@ pub mod fake {
             Ok(LogRead::of(log, from, max_bytes))
         }
 
-        async fn disk(&self, id: &str) -> Result<Option<Disk>, RuntimeError> {
+        async fn disk(&self, id: &WorkspaceId) -> Result<Option<Disk>, RuntimeError> {
             let running = matches!(
                 self.state.lock().unwrap().get(id),
                 Some(Observed::Running { .. })
@@ -516,6 +571,10 @@ pub mod fake {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        fn w1() -> WorkspaceId {
+            WorkspaceId::new("w1")
+        }
 
         fn ws() -> WorkspaceRef {
             WorkspaceRef {
@@ -551,21 +610,21 @@ pub mod fake {
             rt.start(&w).await.unwrap();
             rt.start(&w).await.unwrap();
             assert!(matches!(
-                rt.observe("w1").await.unwrap(),
+                rt.observe(&w1()).await.unwrap(),
                 Observed::Running { .. }
             ));
-            rt.pause("w1").await.unwrap();
-            rt.pause("w1").await.unwrap();
-            assert_eq!(rt.observe("w1").await.unwrap(), Observed::Paused);
-            rt.resume("w1").await.unwrap();
-            rt.stop("w1").await.unwrap();
+            rt.pause(&w1()).await.unwrap();
+            rt.pause(&w1()).await.unwrap();
+            assert_eq!(rt.observe(&w1()).await.unwrap(), Observed::Paused);
+            rt.resume(&w1()).await.unwrap();
+            rt.stop(&w1()).await.unwrap();
             assert!(
-                rt.pause("w1").await.is_err(),
+                rt.pause(&w1()).await.is_err(),
                 "cannot pause a stopped workspace"
             );
-            rt.delete("w1", false).await.unwrap();
-            rt.delete("w1", false).await.unwrap();
-            assert_eq!(rt.observe("w1").await.unwrap(), Observed::Absent);
+            rt.delete(&w1(), false).await.unwrap();
+            rt.delete(&w1(), false).await.unwrap();
+            assert_eq!(rt.observe(&w1()).await.unwrap(), Observed::Absent);
             assert!(rt.list().await.unwrap().is_empty());
         }
 
@@ -577,21 +636,17 @@ pub mod fake {
                 memory_bytes: 1 << 30,
             };
             rt.set_usage("w1", busy);
-            assert_eq!(rt.usage("w1").await.unwrap(), None, "not started");
+            assert_eq!(rt.usage(&w1()).await.unwrap(), None, "not started");
             rt.start(&ws()).await.unwrap();
-            assert_eq!(rt.usage("w1").await.unwrap(), Some(busy));
-            rt.stop("w1").await.unwrap();
-            assert_eq!(rt.usage("w1").await.unwrap(), None, "stopped");
+            assert_eq!(rt.usage(&w1()).await.unwrap(), Some(busy));
+            rt.stop(&w1()).await.unwrap();
+            assert_eq!(rt.usage(&w1()).await.unwrap(), None, "stopped");
         }
 
         #[tokio::test]
         async fn injected_failure_is_reported_once() {
             let rt = FakeRuntime::new();
-            rt.fail_next(RuntimeError::Transient {
-                op: "start",
-                id: "w1".into(),
-                message: "boom".into(),
-            });
+            rt.fail_next(RuntimeError::transient("start", "w1", "boom"));
             let err = rt.start(&ws()).await.unwrap_err();
             assert!(err.retryable());
             rt.start(&ws()).await.unwrap();

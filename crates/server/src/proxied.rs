@@ -67,7 +67,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         );
     }
     let title = format!("{owner}/{name}");
-    match (route.state, route.upstream.as_deref()) {
+    match (route.state, route.upstream.as_ref()) {
         (WorkspaceState::Running, Some(upstream)) => {
             let client = parts
                 .extensions

@@ -9,6 +9,8 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 
+use model::WorkspaceId;
+
 /// The `NOTIFY` channel replicas speak on.
 const CHANNEL: &str = "berth_changes";
 
@@ -17,10 +19,10 @@ const CHANNEL: &str = "berth_changes";
 pub enum Change {
     /// A workspace's spec: created, asked to run, stop or pause, or to be
     /// deleted. The controller acts on it.
-    Spec(String),
+    Spec(WorkspaceId),
     /// What the controller observed of a workspace (its status, its
     /// upstream), or its record removed. The route table follows it.
-    Status(String),
+    Status(WorkspaceId),
     /// What a credential reaches: a token or session deleted, a user changed,
     /// a group's members, a share. Caches of authentication drop their entries.
     Credentials,
@@ -44,8 +46,8 @@ impl Change {
     fn decode(text: &str) -> Option<Change> {
         let (kind, id) = text.split_once(' ').unwrap_or((text, ""));
         match (kind, id) {
-            ("s", id) if !id.is_empty() => Some(Change::Spec(id.to_owned())),
-            ("t", id) if !id.is_empty() => Some(Change::Status(id.to_owned())),
+            ("s", id) if !id.is_empty() => Some(Change::Spec(id.into())),
+            ("t", id) if !id.is_empty() => Some(Change::Status(id.into())),
             ("c", "") => Some(Change::Credentials),
             ("a", "") => Some(Change::All),
             _ => None,

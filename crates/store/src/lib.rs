@@ -661,7 +661,7 @@ impl Store {
             let page = self
                 .workspaces(&WorkspaceFilter {
                     owner_id: owner_id.map(str::to_owned),
-                    after: all.last().map(|w: &Workspace| w.id.clone()),
+                    after: all.last().map(|w: &Workspace| w.id.to_string()),
                     limit: PAGE,
                     ..Default::default()
                 })
@@ -675,12 +675,14 @@ impl Store {
     }
 
     /// The ids of every workspace, for the controller's periodic resync.
-    pub async fn workspace_ids(&self) -> Result<Vec<String>> {
+    pub async fn workspace_ids(&self) -> Result<Vec<model::WorkspaceId>> {
         let rows = sqlx::query("SELECT id FROM workspaces ORDER BY id")
             .fetch_all(&self.pool)
             .await
             .map_err(query_error("list workspace ids", "workspace"))?;
-        rows.iter().map(|r| get(r, "id", "workspace")).collect()
+        rows.iter()
+            .map(|r| get::<String>(r, "id", "workspace").map(Into::into))
+            .collect()
     }
 
     /// The latest `limit` changes of a workspace's state, newest first; empty

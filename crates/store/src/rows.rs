@@ -120,7 +120,7 @@ fn token_with(r: &AnyRow, id: &str, user_id: &str, created_at: &str) -> Result<T
         expires_at: get(r, "expires_at", "token")?,
         last_used_at: get(r, "last_used_at", "token")?,
         kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("token", format!("kind {kind:?}")))?,
-        workspace_id: get(r, "workspace_id", "token")?,
+        workspace_id: get::<Option<String>>(r, "workspace_id", "token")?.map(Into::into),
     })
 }
 
@@ -134,7 +134,7 @@ pub(crate) fn share(r: &AnyRow) -> Result<Share> {
         _ => return Err(corrupt("share", "neither or both of user and group")),
     };
     Ok(Share {
-        workspace_id: get(r, "workspace_id", "share")?,
+        workspace_id: get::<String>(r, "workspace_id", "share")?.into(),
         owner_id: get(r, "owner_id", "share")?,
         owner: name(r, "owner")?,
         workspace: name(r, "workspace")?,
@@ -194,7 +194,7 @@ pub(crate) fn workspace(r: &AnyRow) -> Result<Workspace> {
     status.state =
         WorkspaceState::parse(&state).ok_or_else(|| corrupt("workspace state", &state))?;
     Ok(Workspace {
-        id: get(r, "id", "workspace")?,
+        id: get::<String>(r, "id", "workspace")?.into(),
         owner_id: get(r, "owner_id", "workspace")?,
         owner: name(r, "owner")?,
         name: name(r, "name")?,
@@ -211,7 +211,9 @@ pub(crate) fn workspace(r: &AnyRow) -> Result<Workspace> {
         last_activity: get(r, "last_activity", "workspace")?,
         deletion_requested_at: get(r, "deletion_requested_at", "workspace")?,
         keep_files: get::<i64>(r, "keep_files", "workspace")? != 0,
-        upstream: get(r, "upstream", "workspace")?,
+        upstream: get::<Option<String>>(r, "upstream", "workspace")?
+            .map(|u| u.parse().map_err(|e| corrupt("workspace upstream", e)))
+            .transpose()?,
     })
 }
 

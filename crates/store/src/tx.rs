@@ -8,7 +8,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use model::{
     new_id, now_millis, AuditEntry, DesiredState, Group, Name, Profile, QuotaOverride, ScopeSet,
-    Token, TokenKind, User, Workspace, WorkspaceState, WorkspaceStatus,
+    Token, TokenKind, Upstream, User, Workspace, WorkspaceState, WorkspaceStatus,
 };
 
 use crate::feed::{Change, Feed, NOTIFY};
@@ -416,7 +416,7 @@ impl Tx {
             expires_at: t.expires_at,
             last_used_at: None,
             kind,
-            workspace_id: workspace_id.map(str::to_owned),
+            workspace_id: workspace_id.map(Into::into),
         };
         sqlx::query(
             "INSERT INTO tokens (id, user_id, hash, prefix, note, scopes, created_at, expires_at, \
@@ -431,7 +431,7 @@ impl Tx {
         .bind(token.created_at)
         .bind(token.expires_at)
         .bind(kind.as_str())
-        .bind(&token.workspace_id)
+        .bind(token.workspace_id.as_deref())
         .execute(&mut *self.tx)
         .await
         .map_err(query_error("insert token", "token"))?;
@@ -819,7 +819,7 @@ impl Tx {
         let now = now_millis();
         let status = WorkspaceStatus::pending();
         let ws = Workspace {
-            id: new_id(),
+            id: new_id().into(),
             owner_id: owner.id.clone(),
             owner: owner.name.clone(),
             name: name.clone(),
@@ -842,7 +842,7 @@ impl Tx {
              status, observed_generation, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, 1, $6, $7, 0, $8, $8)",
         )
-        .bind(&ws.id)
+        .bind(ws.id.as_str())
         .bind(&ws.owner_id)
         .bind(ws.name.as_str())
         .bind(&profile.id)
@@ -888,7 +888,7 @@ impl Tx {
                 what: "workspace being deleted",
             });
         }
-        self.changed(Change::Spec(id.to_owned()));
+        self.changed(Change::Spec(id.into()));
         Ok(())
     }
 
@@ -918,7 +918,7 @@ impl Tx {
         .execute(&mut *self.tx)
         .await
         .map_err(query_error("delete workspace", "workspace"))?;
-        self.changed(Change::Spec(id.to_owned()));
+        self.changed(Change::Spec(id.into()));
         Ok(())
     }
 
@@ -931,9 +931,10 @@ impl Tx {
         id: &str,
         status: &WorkspaceStatus,
         observed_generation: i64,
-        upstream: Option<&str>,
+        upstream: Option<&Upstream>,
     ) -> Result<()> {
-        self.changed(Change::Status(id.to_owned()));
+        self.changed(Change::Status(id.into()));
+        let upstream = upstream.map(Upstream::to_string);
         let now = now_millis();
         let json = serde_json::to_string(status).expect("a status always serializes");
         let update = |sql| {
@@ -943,7 +944,7 @@ impl Tx {
                 .bind(json.as_str())
                 .bind(observed_generation)
                 .bind(now)
-                .bind(upstream)
+                .bind(upstream.clone())
         };
         // First as a change of state, then (if the state stays) as it is. On
         // PostgreSQL the first UPDATE locks the row, and a concurrent writer of
@@ -1013,7 +1014,7 @@ impl Tx {
     /// Removes a workspace record for good (the controller, after cleaning up).
     pub async fn remove_workspace(&mut self, id: &str) -> Result<()> {
         self.credentials_changed();
-        self.changed(Change::Status(id.to_owned()));
+        self.changed(Change::Status(id.into()));
         self.delete_by_id("DELETE FROM workspaces WHERE id = $1", id, "workspace")
             .await
     }

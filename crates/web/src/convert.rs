@@ -193,7 +193,7 @@ pub fn create_to_update(c: api_types::ProfileCreate) -> api_types::ProfileUpdate
 
 pub fn workspace(w: &model::Workspace) -> api_types::Workspace {
     api_types::Workspace {
-        id: w.id.clone(),
+        id: w.id.to_string(),
         name: w.name.to_string(),
         owner: w.owner.to_string(),
         profile: w.spec.profile.to_string(),
@@ -246,7 +246,7 @@ pub fn share(s: &model::Share, ws: Option<&model::Workspace>) -> api_types::Shar
         model::ShareWith::Group(g) => (None, Some(g.to_string())),
     };
     api_types::Share {
-        workspace_id: s.workspace_id.clone(),
+        workspace_id: s.workspace_id.to_string(),
         owner: s.owner.to_string(),
         workspace: s.workspace.to_string(),
         user,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use controller::{reconcile, Action, Config, Controller, Ctx, ManualClock};
-use model::{DesiredState, Name, ProfileSpec, WorkspaceState};
+use model::{DesiredState, Name, ProfileSpec, WorkspaceId, WorkspaceState};
 use runtime::{FakeRuntime, Observed, Runtime, RuntimeError};
 use store::{AuditFilter, NewProfile, NewUser, Store};
 use test_support::{Engine, TestDb};
@@ -70,7 +70,7 @@ fn run_controller(ctx: &Ctx) -> impl FnOnce() -> tokio::task::JoinHandle<()> {
 }
 
 impl Fixture {
-    async fn workspace(&self, name: &str, desired: DesiredState) -> String {
+    async fn workspace(&self, name: &str, desired: DesiredState) -> WorkspaceId {
         let profile = self
             .store
             .profile(&Name::parse("standard").unwrap())
@@ -94,7 +94,7 @@ impl Fixture {
     }
 
     /// Reconciles until settled (at most 10 rounds) and returns the last action.
-    async fn converge(&self, id: &str) -> Action {
+    async fn converge(&self, id: &WorkspaceId) -> Action {
         for _ in 0..10 {
             match reconcile(id, &self.ctx).await.unwrap() {
                 Action::Requeue(_) => continue,
@@ -169,10 +169,7 @@ async fn lifecycle_converges_on_both_engines() {
             .iter()
             .any(|c| c.kind == "Ready" && c.status));
         let route = f.routes().await["alice/lab"].clone();
-        assert_eq!(
-            route.upstream.as_deref(),
-            Some(format!("fake://{id}").as_str())
-        );
+        assert_eq!(route.upstream, Some(FakeRuntime::upstream_of(&id)));
         assert_eq!(f.runtime.calls(), [format!("start {id}")]);
 
         // Settled: reconciling again changes nothing and calls nothing.
@@ -490,11 +487,8 @@ async fn runtime_errors_become_conditions_and_are_retried() {
     let seen = Arc::new(Seen::default());
     f.ctx.observer = Some(seen.clone());
     let id = f.workspace("lab", DesiredState::Running).await;
-    f.runtime.fail_next(RuntimeError::Transient {
-        op: "start",
-        id: id.clone(),
-        message: "no veth left".into(),
-    });
+    f.runtime
+        .fail_next(RuntimeError::transient("start", &id, "no veth left"));
     let stop = run_controller(&f.ctx);
     // The first start fails; the condition is recorded; the retry (after ~1 s) succeeds.
     let mut saw_error = false;
@@ -557,7 +551,7 @@ async fn the_scheduler_resyncs_and_cleans_up_orphans() {
     f.runtime.set(
         "ghost",
         Observed::Running {
-            upstream: "fake://ghost".into(),
+            upstream: FakeRuntime::upstream_of("ghost"),
         },
     );
     let stop = run_controller(&f.ctx);
@@ -627,11 +621,7 @@ async fn an_idle_policy_can_pause_instead_of_stop() {
 async fn a_permanent_start_failure_is_not_retried_until_the_spec_changes() {
     let f = fixture(Engine::Sqlite, ProfileSpec::standard()).await;
     let id = f.workspace("lab", DesiredState::Running).await;
-    let permanent = || RuntimeError::Permanent {
-        op: "start",
-        id: id.clone(),
-        message: "no such app".into(),
-    };
+    let permanent = || RuntimeError::permanent("start", &id, "no such app");
     f.runtime.fail_next(permanent());
     assert_eq!(f.converge(&id).await, Action::AwaitChange);
     let ws = f.store.workspace(&id).await.unwrap();
@@ -777,7 +767,8 @@ async fn the_controller_wakes_on_the_change_feed_and_the_routes_follow() {
         until("started", async || starts(&runtime) == 1).await;
         until("routed", async || {
             let table = routes.borrow().clone();
-            table.get("alice/lab").and_then(|r| r.upstream.clone()) == Some(format!("fake://{id}"))
+            table.get("alice/lab").and_then(|r| r.upstream.clone())
+                == Some(FakeRuntime::upstream_of(&id))
         })
         .await;
         assert_eq!(routes.borrow()["alice/lab"], f.routes().await["alice/lab"]);
@@ -863,7 +854,7 @@ async fn one_replica_leads_and_another_takes_over() {
     rt_b.set(
         &one,
         Observed::Running {
-            upstream: format!("fake://{one}"),
+            upstream: FakeRuntime::upstream_of(&one),
         },
     );
     let mut tx = f.store.begin().await.unwrap();

@@ -27,7 +27,12 @@ async fn a_second_runtime_instance_adopts_running_workspaces() {
     let second = ProcessRuntime::new(h.config.clone()).unwrap();
     assert!(second.list().await.unwrap().contains(&ws.id));
     let observed = wait_for(&second, &ws.id, |o| matches!(o, Observed::Running { .. })).await;
-    assert_eq!(observed, Observed::Running { upstream });
+    assert_eq!(
+        observed,
+        Observed::Running {
+            upstream: upstream.parse().unwrap()
+        }
+    );
     second.pause(&ws.id).await.unwrap();
     assert_eq!(h.rt.observe(&ws.id).await.unwrap(), Observed::Paused);
 

@@ -48,15 +48,20 @@ async fn unsupported_or_bad_requests_are_permanent_errors() {
     ws.uid = 100_102;
     ws.id = "../etc".into();
     assert!(!h.rt.start(&ws).await.unwrap_err().retryable());
-    assert!(!h.rt.observe("a b").await.unwrap_err().retryable());
-    assert!(!h.rt.resume("nothing-here").await.unwrap_err().retryable());
+    assert!(!h.rt.observe(&"a b".into()).await.unwrap_err().retryable());
+    assert!(!h
+        .rt
+        .resume(&"nothing-here".into())
+        .await
+        .unwrap_err()
+        .retryable());
     assert_eq!(
-        h.rt.observe("nothing-here").await.unwrap(),
+        h.rt.observe(&"nothing-here".into()).await.unwrap(),
         Observed::Absent
     );
-    h.rt.stop("nothing-here").await.unwrap();
-    h.rt.delete("nothing-here", false).await.unwrap();
-    h.rt.delete("nothing-here", true).await.unwrap();
+    h.rt.stop(&"nothing-here".into()).await.unwrap();
+    h.rt.delete(&"nothing-here".into(), false).await.unwrap();
+    h.rt.delete(&"nothing-here".into(), true).await.unwrap();
 }
 
 /// The managed JupyterLab (from `scripts/install-deps`) runs in the sandbox under

@@ -219,7 +219,7 @@ impl Harness {
             strip_prefix: false,
         };
         WorkspaceRef {
-            id,
+            id: id.into(),
             owner: Name::parse(owner).unwrap(),
             name: Name::parse("lab").unwrap(),
             uid,
@@ -248,7 +248,7 @@ impl Harness {
             .wait_for(id, |o| matches!(o, Observed::Running { .. }))
             .await
         {
-            Observed::Running { upstream } => upstream,
+            Observed::Running { upstream } => upstream.to_string(),
             _ => unreachable!(),
         }
     }
@@ -257,7 +257,7 @@ impl Harness {
 pub async fn wait_for(rt: &ProcessRuntime, id: &str, want: impl Fn(&Observed) -> bool) -> Observed {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let observed = rt.observe(id).await.unwrap();
+        let observed = rt.observe(&id.into()).await.unwrap();
         if want(&observed) {
             return observed;
         }
@@ -282,7 +282,7 @@ impl Drop for Harness {
                 .unwrap();
             tokio.block_on(async {
                 for id in ids {
-                    if let Err(e) = rt.delete(&id, false).await {
+                    if let Err(e) = rt.delete(&id.as_str().into(), false).await {
                         eprintln!("clean-up of workspace {id} failed: {e}");
                     }
                 }
@@ -400,7 +400,8 @@ impl runtime_conformance::Subject for ProcessSubject {
         ws
     }
 
-    async fn app_answers(&self, ws: &WorkspaceRef, upstream: &str) -> bool {
+    async fn app_answers(&self, ws: &WorkspaceRef, upstream: &model::Upstream) -> bool {
+        let upstream = &upstream.to_string();
         let path = format!("{}api/status", ws.base_url);
         matches!(
             http_get(upstream, &path, Duration::from_secs(2)).await,
@@ -408,7 +409,14 @@ impl runtime_conformance::Subject for ProcessSubject {
         )
     }
 
-    async fn write_file(&self, ws: &WorkspaceRef, upstream: &str, name: &str, content: &str) {
+    async fn write_file(
+        &self,
+        ws: &WorkspaceRef,
+        upstream: &model::Upstream,
+        name: &str,
+        content: &str,
+    ) {
+        let upstream = &upstream.to_string();
         let http = reqwest::Client::new();
         let base = format!("http://{upstream}{}", ws.base_url);
         let response = if self.jupyterlab {
@@ -455,7 +463,8 @@ impl runtime_conformance::Subject for ProcessSubject {
         Some(content)
     }
 
-    async fn leftovers(&self, ws: &WorkspaceRef, upstream: &str) -> Vec<String> {
+    async fn leftovers(&self, ws: &WorkspaceRef, upstream: &model::Upstream) -> Vec<String> {
+        let upstream = &upstream.to_string();
         let mut left = network_leftovers(&ws.id, upstream).await;
         if self.h.rt.cgroups().exists(&ws.id) {
             left.push(format!("cgroup of {}", ws.id));

@@ -37,5 +37,8 @@ async fn a_running_workspace_reports_memory_and_a_busy_one_cpu() {
     h.rt.stop(&idle.id).await.unwrap();
     assert_eq!(h.rt.observe(&idle.id).await.unwrap(), Observed::Stopped);
     assert_eq!(h.rt.usage(&idle.id).await.unwrap(), None, "stopped");
-    assert!(h.rt.usage("../etc").await.is_err(), "ids are checked");
+    assert!(
+        h.rt.usage(&"../etc".into()).await.is_err(),
+        "ids are checked"
+    );
 }

@@ -87,7 +87,7 @@ async fn list_workspaces(
     Ok(axum::Json(page(
         items,
         limit,
-        |w| w.id.clone(),
+        |w| w.id.to_string(),
         convert::workspace,
     )))
 }
@@ -232,7 +232,7 @@ async fn workspace_events(
                     message: r.message.clone(),
                     ready: r.upstream.is_some(),
                 };
-                (r.workspace_id.clone(), event)
+                (r.workspace_id.to_string(), event)
             })
             .into_iter()
             .collect::<std::collections::HashMap<_, _>>()
@@ -327,7 +327,7 @@ async fn workspace_logs(
         return Ok((text, Vec::new()).into_response());
     };
     let unavailable = |e: runtime::RuntimeError| {
-        tracing::warn!(error = %e, "reading a workspace's log");
+        tracing::warn!(error = %model::error_chain(&e), "reading a workspace's log");
         ApiError::new(Code::Internal, "the log could not be read")
     };
     let first = rt

@@ -20,9 +20,25 @@ use tokio::sync::watch;
 
 use crate::ADMIN_PASSWORD;
 
+/// A stand-in app on a TCP port: [`app`].
+async fn start_app() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
+    addr
+}
+
+/// A stand-in app on a Unix socket in `dir`: [`app`].
+fn start_unix_app(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("app.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
+    path
+}
+
 /// A stand-in app: echoes what it received; `/ws` echoes WebSocket messages;
 /// `/upload` counts the bytes of a streamed body; `/stream` streams chunks.
-async fn start_app() -> SocketAddr {
+fn app() -> axum::Router {
     async fn echo(req: Request) -> axum::Json<Value> {
         let headers: serde_json::Map<String, Value> = req
             .headers()
@@ -62,7 +78,7 @@ async fn start_app() -> SocketAddr {
         );
         axum::body::Body::from_stream(chunks)
     }
-    let app = axum::Router::new()
+    axum::Router::new()
         .route("/user/alice/lab/ws", get(ws))
         .route("/user/alice/ws", get(ws))
         .route("/user/alice/lab/upload", any(upload))
@@ -75,11 +91,7 @@ async fn start_app() -> SocketAddr {
             "/away",
             get(|| async { axum::response::Redirect::temporary("https://example.org/x") }),
         )
-        .fallback(echo);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+        .fallback(echo)
 }
 
 struct Berth {
@@ -218,18 +230,26 @@ impl Berth {
         state: WorkspaceState,
         upstream: Option<SocketAddr>,
     ) {
-        self.set_route(
-            key,
-            Route {
-                workspace_id: id.to_owned(),
-                owner_id: owner_id.to_owned(),
-                state,
-                message: "a <message>".into(),
-                upstream: upstream.map(|a| a.to_string()),
-                retrying: false,
-                strip_prefix: false,
-            },
-        );
+        let route = Route {
+            workspace_id: id.into(),
+            state,
+            upstream: upstream.map(model::Upstream::Tcp),
+            ..self.route_of(key, owner_id)
+        };
+        self.set_route(key, route);
+    }
+
+    /// The route of a running workspace at `key` with no upstream yet.
+    fn route_of(&self, key: &str, owner_id: &str) -> Route {
+        Route {
+            workspace_id: format!("ws-{}", key.replace('/', "-")).into(),
+            owner_id: owner_id.to_owned(),
+            state: WorkspaceState::Running,
+            message: "a <message>".into(),
+            upstream: None,
+            retrying: false,
+            strip_prefix: false,
+        }
     }
 
     fn set_route(&self, key: &str, route: Route) {
@@ -435,6 +455,40 @@ async fn only_the_owner_and_admins_get_through_and_the_app_sees_no_berth_cookie(
         401
     );
     drop(alice_cookie);
+}
+
+#[tokio::test]
+async fn an_app_on_a_unix_socket_is_reached_like_one_on_a_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = start_unix_app(dir.path());
+    let b = Berth::start().await;
+    let alice = b.user("alice").await;
+    let mut route = b.route_of("alice/lab", &alice);
+    route.upstream = Some(model::Upstream::Unix(socket));
+    b.set_route("alice/lab", route);
+    let (cookie, _) = b.login("alice", "a-long-enough-password").await;
+
+    let r = b.fetch("/user/alice/lab/api/x?y=1", Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(seen["uri"], "/user/alice/lab/api/x?y=1");
+    assert_eq!(seen["headers"]["host"], b.url.trim_start_matches("http://"));
+    let r = b
+        .http
+        .post(format!("{}/user/alice/lab/upload", b.url))
+        .header("cookie", &cookie)
+        .body(vec![1u8; 1 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), (1 << 20).to_string());
+
+    // A socket nobody listens on is an app that does not answer.
+    let mut gone = b.route_of("alice/lab", &alice);
+    gone.upstream = Some(model::Upstream::Unix(dir.path().join("nobody.sock")));
+    b.set_route("alice/lab", gone);
+    let r = b.fetch("/user/alice/lab/", Some(&cookie)).await;
+    assert_eq!(r.status(), 502);
 }
 
 #[tokio::test]
@@ -796,11 +850,11 @@ async fn an_app_served_at_the_root_gets_its_prefix_stripped() {
         b.set_route(
             key,
             Route {
-                workspace_id: format!("ws-{key}"),
+                workspace_id: format!("ws-{key}").into(),
                 owner_id: alice.clone(),
                 state: WorkspaceState::Running,
                 message: String::new(),
-                upstream: Some(app.to_string()),
+                upstream: Some(model::Upstream::Tcp(app)),
                 retrying: false,
                 strip_prefix: true,
             },

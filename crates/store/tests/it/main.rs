@@ -412,7 +412,7 @@ async fn workspaces_lifecycle_and_filters() {
         );
         assert_eq!(
             all(WorkspaceFilter {
-                after: Some(w1.id.clone()),
+                after: Some(w1.id.to_string()),
                 ..Default::default()
             })
             .await,
@@ -575,8 +575,12 @@ async fn activity_only_moves_forward() {
             tx.record_activity(&batch).await.unwrap();
             tx.commit().await.unwrap();
         };
-        record(vec![(ws.id.clone(), 2_000), ("no-such-id".into(), 9_000)]).await;
-        record(vec![(ws.id.clone(), 1_000)]).await;
+        record(vec![
+            (ws.id.to_string(), 2_000),
+            ("no-such-id".into(), 9_000),
+        ])
+        .await;
+        record(vec![(ws.id.to_string(), 1_000)]).await;
         let seen = store.workspace(&ws.id).await.unwrap();
         assert_eq!(seen.last_activity, Some(2_000));
         let owner = store.user(&alice.id).await.unwrap();
@@ -754,7 +758,7 @@ async fn running_time_sums_the_running_spans_of_the_history() {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let write = |id: String, state: WorkspaceState| async move {
+        let write = |id: model::WorkspaceId, state: WorkspaceState| async move {
             let mut status = WorkspaceStatus::pending();
             status.state = state;
             let mut tx = store.begin().await.unwrap();
@@ -786,17 +790,17 @@ async fn running_time_sums_the_running_spans_of_the_history() {
             .running_millis(Some(&alice.id), None, now)
             .await
             .unwrap();
-        assert_eq!(mine.get(&lab.id), Some(&want));
-        assert!(!mine.contains_key(&idle.id), "never ran");
-        assert!(!mine.contains_key(&other.id), "bob's");
+        assert_eq!(mine.get(lab.id.as_str()), Some(&want));
+        assert!(!mine.contains_key(idle.id.as_str()), "never ran");
+        assert!(!mine.contains_key(other.id.as_str()), "bob's");
         let one = store
-            .running_millis(None, Some(&lab.id), now)
+            .running_millis(None, Some(lab.id.as_str()), now)
             .await
             .unwrap();
         assert_eq!(one.len(), 1);
         let all = store.running_millis(None, None, now).await.unwrap();
         assert_eq!(all.len(), 2);
-        assert!(all[&other.id] >= 1000);
+        assert!(all[other.id.as_str()] >= 1000);
     }
     on_each_engine!(t);
 }
@@ -963,7 +967,7 @@ async fn the_change_feed_reaches_every_replica() {
             &ws.id,
             &WorkspaceStatus::pending(),
             1,
-            Some("10.0.0.2:8888"),
+            Some(&"10.0.0.2:8888".parse().unwrap()),
         )
         .await
         .unwrap();
@@ -975,8 +979,8 @@ async fn the_change_feed_reaches_every_replica() {
         assert_eq!(next(&mut at_b).await, Change::Credentials);
         assert_eq!(b.credentials_epoch(), epoch.1 + 1);
         assert_eq!(
-            a.workspace(&ws.id).await.unwrap().upstream.as_deref(),
-            Some("10.0.0.2:8888")
+            a.workspace(&ws.id).await.unwrap().upstream,
+            Some("10.0.0.2:8888".parse().unwrap())
         );
         if engine == Engine::Postgres {
             assert_eq!(

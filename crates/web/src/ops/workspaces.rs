@@ -22,7 +22,10 @@ pub async fn change(
     change: app::WorkspaceChange,
 ) -> ApiResult<model::Workspace> {
     let id = extract::path_id("workspace", id)?.to_owned();
-    let cmd = app::ChangeWorkspace { id, change };
+    let cmd = app::ChangeWorkspace {
+        id: id.into(),
+        change,
+    };
     Ok(st.app.change_workspace(ctx.caller(), cmd).await?)
 }
 
@@ -34,7 +37,10 @@ pub async fn request_delete(
     keep_files: bool,
 ) -> ApiResult<model::Workspace> {
     let id = extract::path_id("workspace", id)?.to_owned();
-    let cmd = app::DeleteWorkspace { id, keep_files };
+    let cmd = app::DeleteWorkspace {
+        id: id.into(),
+        keep_files,
+    };
     Ok(st.app.delete_workspace(ctx.caller(), cmd).await?)
 }
 
