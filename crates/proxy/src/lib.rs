@@ -6,11 +6,14 @@
 //! store and no runtime: routes come from a watch channel, activity goes to an
 //! in-memory [`activity::Activity`] that the server flushes in batches.
 //!
-//! Authentication and authorization are the caller's (the server's) business:
+//! [`Proxy::serve`] is a request's whole way through ([`door`]): who asks,
+//! which workspace, whether they may, the app or a page. What only berth
+//! knows (credentials, pages, metrics) comes from a [`Door`];
 //! [`Proxy::forward`] is called only for an authorized request.
 
 pub mod activity;
 mod connect;
+pub mod door;
 pub mod path;
 
 use std::net::SocketAddr;
@@ -31,6 +34,8 @@ use tokio::sync::watch;
 
 use crate::activity::Activity;
 use crate::connect::Connector;
+
+pub use door::{Door, Page, Target};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of a proxied response (or of a request on its way upstream).
