@@ -15,7 +15,7 @@ mod scope;
 pub mod secret;
 mod workspace;
 
-pub use id::{TokenId, UserId, WorkspaceId};
+pub use id::WorkspaceId;
 pub use name::{Name, NameError, NAME_PATTERN};
 pub use route::Upstream;
 
