@@ -31,11 +31,11 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use api_types::TokenCreate;
 use model::{now_millis, Scope};
 
+use crate::models::{Group, Token, TokenList, User};
 use crate::{options, paginated, user_model, Paging};
 use web::auth::Ctx;
 use web::convert;
@@ -93,7 +93,7 @@ fn names(field: &str, list: &[String]) -> ApiResult<Vec<model::Name>> {
     Ok(out)
 }
 
-fn created(body: Value) -> (StatusCode, axum::Json<Value>) {
+fn created<T>(body: T) -> (StatusCode, axum::Json<T>) {
     (StatusCode::CREATED, axum::Json(body))
 }
 
@@ -115,7 +115,7 @@ async fn create_users(
     State(st): State<AppState>,
     ctx: Ctx,
     Json(req): Json<NewUsers>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Vec<User>>)> {
     if !ctx.principal.has(Scope::AdminUsers) {
         return Err(ApiError::forbidden(Scope::AdminUsers));
     }
@@ -141,7 +141,7 @@ async fn create_users(
         let user = st.app.create_user(ctx.caller(), cmd).await?;
         models.push(user_model(&st, &ctx, &user, false).await?);
     }
-    Ok(created(Value::Array(models)))
+    Ok(created(models))
 }
 
 /// `POST /hub/api/users/{name}`: an optional body.
@@ -157,7 +157,7 @@ async fn create_user(
     ctx: Ctx,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<User>)> {
     let o: NewUser = options(&body)?;
     let cmd = app::CreateUser {
         name: extract::name("name", &name)?,
@@ -182,7 +182,7 @@ async fn update_user(
     ctx: Ctx,
     Path(name): Path<String>,
     Json(req): Json<UserChange>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<User>> {
     let change = app::UpdateUser {
         rename: req
             .name
@@ -216,25 +216,25 @@ async fn delete_user(
 // ---- tokens ------------------------------------------------------------------
 
 /// JupyterHub's token model.
-fn token_model(owner: &model::User, t: &model::Token) -> Value {
+fn token_model(owner: &model::User, t: &model::Token) -> Token {
     let w = convert::token(t);
-    json!({
-        "kind": "api_token",
-        "id": w.id,
-        "user": owner.name.as_str(),
-        "note": w.note,
-        "scopes": t.scopes.as_jupyterhub(&owner.name, owner.is_admin),
-        "roles": [],
-        "created": w.created,
-        "expires_at": w.expires_at,
-        "last_activity": w.last_used,
-        // The client a token came through: a workspace's app, or JupyterHub itself.
-        "oauth_client": match t.workspace_id.as_deref() {
+    Token {
+        created: w.created,
+        expires_at: w.expires_at,
+        id: w.id,
+        kind: "api_token",
+        last_activity: w.last_used,
+        note: w.note,
+        oauth_client: match t.workspace_id.as_deref() {
             Some(ws) => model::hub::client_id(ws),
             None => "JupyterHub".to_owned(),
         },
-        "session_id": null,
-    })
+        roles: Vec::new(),
+        scopes: t.scopes.as_jupyterhub(&owner.name, owner.is_admin),
+        session_id: None,
+        token: None,
+        user: owner.name.to_string(),
+    }
 }
 
 /// A user's tokens that have not expired, as `{"api_tokens": [...]}`.
@@ -242,23 +242,23 @@ async fn list_tokens(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TokenList>> {
     ctx.require_any(Scope::ReadTokens)?;
     let (user, all) = tokens::list(&st, &ctx, &name).await?;
     let now = now_millis();
-    let live: Vec<Value> = all
+    let api_tokens = all
         .iter()
         .filter(|t| t.expires_at.is_none_or(|at| at > now))
         .map(|t| token_model(&user, t))
         .collect();
-    Ok(axum::Json(json!({"api_tokens": live})))
+    Ok(axum::Json(TokenList { api_tokens }))
 }
 
 async fn get_token(
     State(st): State<AppState>,
     ctx: Ctx,
     Path((name, id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Token>> {
     ctx.require_any(Scope::ReadTokens)?;
     let (user, all) = tokens::list(&st, &ctx, &name).await?;
     let token = all
@@ -306,7 +306,7 @@ async fn create_token(
     ctx: Ctx,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Token>)> {
     // As JupyterHub: a user who does not exist and one the caller may not
     // make tokens for get the same 403.
     let owner = match extract::path_name("user", &name) {
@@ -338,9 +338,10 @@ async fn create_token(
         expires_in: lifetime(o.expires_in)?,
     };
     let (token, secret) = tokens::create(&st, &ctx, &name, req).await?;
-    let mut model = token_model(&owner, &token);
-    model["token"] = Value::String(secret);
-    Ok(created(model))
+    Ok(created(Token {
+        token: Some(secret),
+        ..token_model(&owner, &token)
+    }))
 }
 
 async fn delete_token(
@@ -356,15 +357,15 @@ async fn delete_token(
 // ---- groups ------------------------------------------------------------------
 
 /// JupyterHub's group model.
-fn group_model(g: &model::Group) -> Value {
+fn group_model(g: &model::Group) -> Group {
     let w = convert::group(g);
-    json!({
-        "kind": "group",
-        "name": w.name,
-        "users": w.members,
-        "roles": [],
-        "properties": g.properties,
-    })
+    Group {
+        kind: "group",
+        name: w.name,
+        properties: g.properties.clone(),
+        roles: Vec::new(),
+        users: w.members,
+    }
 }
 
 /// The groups the caller may see; paginated when the client asks for
@@ -399,7 +400,7 @@ async fn create_groups(
     State(st): State<AppState>,
     ctx: Ctx,
     Json(req): Json<NewGroups>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Vec<Group>>)> {
     if !ctx.principal.has(Scope::AdminGroups) {
         return Err(ApiError::forbidden(Scope::AdminGroups));
     }
@@ -426,14 +427,14 @@ async fn create_groups(
         };
         models.push(group_model(&st.app.create_group(ctx.caller(), cmd).await?));
     }
-    Ok(created(Value::Array(models)))
+    Ok(created(models))
 }
 
 async fn get_group(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Group>> {
     // As JupyterHub: without the scope at all, 403 before any lookup.
     ctx.require_any(Scope::ReadGroups)?;
     let g = groups::visible_group(&st, &ctx, &name).await?;
@@ -453,7 +454,7 @@ async fn create_group(
     ctx: Ctx,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Group>)> {
     let o: Members = options(&body)?;
     let g = groups::create(&st, &ctx, &name, &o.users).await?;
     Ok(created(group_model(&g)))
@@ -480,7 +481,7 @@ async fn add_members(
     ctx: Ctx,
     Path(name): Path<String>,
     Json(req): Json<MemberList>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Group>> {
     Ok(axum::Json(group_model(
         &groups::add(&st, &ctx, &name, &req.users).await?,
     )))
@@ -493,7 +494,7 @@ async fn remove_members(
     ctx: Ctx,
     Path(name): Path<String>,
     Json(req): Json<MemberList>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Group>> {
     if !ctx.principal.has(Scope::AdminGroups) {
         return Err(ApiError::forbidden(Scope::AdminGroups));
     }
@@ -519,7 +520,7 @@ async fn set_properties(
     ctx: Ctx,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Group>> {
     // JupyterHub's scope for this is `groups`.
     ctx.require_any(Scope::Groups)?;
     let properties = crate::json_object(&body, "the group's properties")?;

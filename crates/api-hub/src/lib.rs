@@ -11,22 +11,29 @@
 //! changes go through the same code as `/api/v1`, audit records included.
 
 mod admin;
+mod models;
 mod oauth;
 mod servers;
 mod services;
 mod shares;
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use model::hub::{server_name, workspace_name};
 use model::{Scope, WorkspaceState};
 
+use crate::models::{
+    Component, Info, NextPage, Paginated, Pagination, ProxyRoute, RequestIdentity, Root, RouteData,
+    Server, User,
+};
 use crate::servers::{never_started, server_model};
 use web::auth::Ctx;
 use web::convert::{opt_time, time};
@@ -104,24 +111,30 @@ async fn bodies_are_json(mut req: axum::extract::Request) -> axum::extract::Requ
     req
 }
 
-async fn root() -> axum::Json<Value> {
-    axum::Json(json!({"version": HUB_VERSION}))
+async fn root() -> axum::Json<Root> {
+    axum::Json(Root {
+        version: HUB_VERSION,
+    })
 }
 
-async fn info(ctx: Ctx) -> ApiResult<axum::Json<Value>> {
+async fn info(ctx: Ctx) -> ApiResult<axum::Json<Info>> {
     if !ctx.principal.is_admin {
         return Err(ApiError::new(
             Code::Forbidden,
             "the hub's info is for admins",
         ));
     }
-    Ok(axum::Json(json!({
-        "version": HUB_VERSION,
-        "python": "",
-        "sys_executable": "",
-        "spawner": {"class": "berth", "version": env!("CARGO_PKG_VERSION")},
-        "authenticator": {"class": "berth", "version": env!("CARGO_PKG_VERSION")},
-    })))
+    let berth = || Component {
+        class: "berth",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    Ok(axum::Json(Info {
+        authenticator: berth(),
+        python: "",
+        spawner: berth(),
+        sys_executable: "",
+        version: HUB_VERSION,
+    }))
 }
 
 /// JupyterHub's user model; `servers` only for a caller who may read them.
@@ -130,7 +143,7 @@ pub(crate) async fn user_model(
     ctx: &Ctx,
     user: &model::User,
     include_stopped: bool,
-) -> ApiResult<Value> {
+) -> ApiResult<User> {
     let groups: Vec<String> = st
         .app
         .groups_of(user)
@@ -140,25 +153,8 @@ pub(crate) async fn user_model(
         .collect();
     let spaces = st.app.all_workspaces_unchecked(Some(&user.id)).await?;
     let default = spaces.iter().find(|w| w.name.as_str() == DEFAULT);
-    let mut model = json!({
-        "kind": "user",
-        "name": user.name.as_str(),
-        "admin": user.is_admin,
-        "roles": if user.is_admin { vec!["user", "admin"] } else { vec!["user"] },
-        "groups": groups,
-        "server": default.filter(|w| w.status.state == WorkspaceState::Running)
-            .map(|w| model::hub::base_url(&w.owner, &w.name)),
-        "pending": default.and_then(pending),
-        "created": time(user.created_at),
-        "last_activity": opt_time(user.last_activity),
-        "user_info": null,
-    });
-    // As JupyterHub: the auth state only for who may administer it.
-    if ctx.principal.may(Scope::AdminAuthState, &user.id) {
-        model["auth_state"] = Value::Null;
-    }
-    if ctx.principal.may(Scope::ReadServers, &user.id) {
-        let mut servers: Map<String, Value> = spaces
+    let servers = ctx.principal.may(Scope::ReadServers, &user.id).then(|| {
+        let mut servers: BTreeMap<String, _> = spaces
             .iter()
             .filter(|w| include_stopped || active(w))
             .map(|w| (server_name(w).to_owned(), server_model(w, ctx)))
@@ -167,31 +163,57 @@ pub(crate) async fn user_model(
         if include_stopped && default.is_none() {
             servers.insert(String::new(), never_started(user, ctx));
         }
-        model["servers"] = Value::Object(servers);
-    }
-    Ok(model)
+        servers
+    });
+    Ok(User {
+        admin: user.is_admin,
+        // As JupyterHub: the auth state only for who may administer it.
+        auth_state: ctx
+            .principal
+            .may(Scope::AdminAuthState, &user.id)
+            .then_some(None),
+        created: time(user.created_at),
+        groups,
+        kind: "user",
+        last_activity: opt_time(user.last_activity),
+        name: user.name.to_string(),
+        pending: default.and_then(pending),
+        roles: if user.is_admin {
+            vec!["user", "admin"]
+        } else {
+            vec!["user"]
+        },
+        server: default
+            .filter(|w| w.status.state == WorkspaceState::Running)
+            .map(|w| model::hub::base_url(&w.owner, &w.name)),
+        servers,
+        user_info: None,
+    })
 }
 
 /// Identifies a token or session. Like JupyterHub, an unknown or missing
 /// credential is a 403 here, which single-user servers take for "nobody".
-async fn whoami(
-    State(st): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-) -> ApiResult<axum::Json<Value>> {
+async fn whoami(State(st): State<AppState>, ctx: Result<Ctx, ApiError>) -> ApiResult<Response> {
     let ctx = ctx.map_err(|e| match e.code {
         Code::Unauthenticated => ApiError::new(Code::Forbidden, e.message),
         _ => e,
     })?;
     let user = st.app.me(ctx.caller()).await?;
-    let mut model = if user.is_service {
-        crate::services::whoami_model(&ctx, &user)
+    Ok(if user.is_service {
+        identity(&ctx, crate::services::whoami_model(&ctx, &user)).into_response()
     } else {
-        user_model(&st, &ctx, &user, false).await?
-    };
-    model["scopes"] = json!(ctx.principal.expanded_scopes());
-    model["session_id"] = Value::Null;
-    model["token_id"] = json!(ctx.principal.token_id);
-    Ok(axum::Json(model))
+        identity(&ctx, user_model(&st, &ctx, &user, false).await?).into_response()
+    })
+}
+
+/// `model` with what the caller's credential holds.
+fn identity<T>(ctx: &Ctx, model: T) -> axum::Json<RequestIdentity<T>> {
+    axum::Json(RequestIdentity {
+        model,
+        scopes: ctx.principal.expanded_scopes(),
+        session_id: None,
+        token_id: ctx.principal.token_id.clone(),
+    })
 }
 
 /// `GET /hub/api/users`'s query. Like JupyterHub, parameters it does not know
@@ -269,12 +291,12 @@ async fn list_users(
             continue;
         }
         let m = user_model(&st, &ctx, u, true).await?;
-        let servers = m.get("servers").and_then(Value::as_object);
+        let any = |test: fn(&Server) -> bool| m.servers.iter().flat_map(|s| s.values()).any(test);
         let keep = match q.state.as_deref() {
             None => true,
-            Some("active") => servers.is_some_and(|s| s.values().any(|v| v["stopped"] == false)),
-            Some("inactive") => !servers.is_some_and(|s| s.values().any(|v| v["stopped"] == false)),
-            Some("ready") => servers.is_some_and(|s| s.values().any(|v| v["ready"] == true)),
+            Some("active") => any(|s| !s.stopped),
+            Some("inactive") => !any(|s| !s.stopped),
+            Some("ready") => any(|s| s.ready),
             Some(other) => {
                 return Err(ApiError::new(
                     Code::InvalidQuery,
@@ -309,34 +331,34 @@ pub(crate) struct Paging {
 /// As there, a client that does not ask for pages gets up to the largest page
 /// (200), and the next page's URL is the request's own, absolute, with its
 /// parameters in their order and `offset` and `limit` set.
-pub(crate) fn paginated(
-    headers: &HeaderMap,
-    uri: &Uri,
-    all: Vec<Value>,
-    page: &Paging,
-) -> Response {
-    pages(headers, uri, all, page, Value::from)
-}
-
-/// [`paginated`] for a list JupyterHub answers as an object (the proxy's
-/// routes), its entries sorted by key.
-pub(crate) fn paginated_object(
-    headers: &HeaderMap,
-    uri: &Uri,
-    all: std::collections::BTreeMap<String, Value>,
-    page: &Paging,
-) -> Response {
-    pages(headers, uri, all.into_iter().collect(), page, |items| {
-        Value::Object(items.into_iter().collect())
-    })
-}
-
-fn pages<T>(
+pub(crate) fn paginated<T: Serialize>(
     headers: &HeaderMap,
     uri: &Uri,
     all: Vec<T>,
     page: &Paging,
-    render: impl FnOnce(Vec<T>) -> Value,
+) -> Response {
+    pages(headers, uri, all, page, |items| items)
+}
+
+/// [`paginated`] for a list JupyterHub answers as an object (the proxy's
+/// routes), its entries sorted by key.
+pub(crate) fn paginated_object<T: Serialize>(
+    headers: &HeaderMap,
+    uri: &Uri,
+    all: BTreeMap<String, T>,
+    page: &Paging,
+) -> Response {
+    pages(headers, uri, all.into_iter().collect(), page, |items| {
+        items.into_iter().collect::<BTreeMap<_, _>>()
+    })
+}
+
+fn pages<T, Items: Serialize>(
+    headers: &HeaderMap,
+    uri: &Uri,
+    all: Vec<T>,
+    page: &Paging,
+    render: impl FnOnce(Vec<T>) -> Items,
 ) -> Response {
     let wants_pages = headers
         .get(header::ACCEPT)
@@ -354,12 +376,21 @@ fn pages<T>(
     }
     let next = (offset + limit < total).then(|| {
         let end = offset + limit;
-        json!({"offset": end, "limit": limit, "url": next_url(headers, uri, end, limit)})
+        NextPage {
+            limit,
+            offset: end,
+            url: next_url(headers, uri, end, limit),
+        }
     });
-    let body = json!({
-        "items": items,
-        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next},
-    });
+    let body = Paginated {
+        pagination: Pagination {
+            limit,
+            next,
+            offset,
+            total,
+        },
+        items,
+    };
     (
         [(header::CONTENT_TYPE, PAGINATION)],
         serde_json::to_string(&body).unwrap_or_default(),
@@ -399,9 +430,9 @@ fn next_url(headers: &HeaderMap, uri: &Uri, offset: usize, limit: usize) -> Stri
     format!("{scheme}://{host}{}?{query}", uri.path())
 }
 
-fn without_stopped(mut m: Value) -> Value {
-    if let Some(servers) = m.get_mut("servers").and_then(Value::as_object_mut) {
-        servers.retain(|_, s| s["stopped"] == false);
+fn without_stopped(mut m: User) -> User {
+    if let Some(servers) = &mut m.servers {
+        servers.retain(|_, s| !s.stopped);
     }
     m
 }
@@ -416,7 +447,7 @@ async fn get_user(
     ctx: Ctx,
     Path(name): Path<String>,
     Query(q): Query<UserQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<User>> {
     // As JupyterHub: with none of the scopes that read a user, 403 first.
     let readers = [
         Scope::ReadUsers,
@@ -539,22 +570,24 @@ async fn proxy_routes(
         .filter(|r| r.state == WorkspaceState::Running)
         .filter_map(|r| Some((r.workspace_id.to_string(), r.upstream.as_ref()?.to_string())))
         .collect();
-    let mut all = std::collections::BTreeMap::new();
+    let mut all = BTreeMap::new();
     for (id, target) in ready {
         // None: deleted since the table was published.
         let Some(ws) = st.app.workspace_unchecked(&id).await? else {
             continue;
         };
         let spec = model::hub::base_url(&ws.owner, &ws.name);
-        let data = json!({
-            "user": ws.owner.as_str(),
-            "server_name": server_name(&ws),
-            "last_activity": time(ws.last_activity.unwrap_or(ws.updated_at)),
-        });
-        all.insert(
-            spec.clone(),
-            json!({"routespec": spec, "target": target, "data": data}),
-        );
+        let data = RouteData::Server {
+            last_activity: time(ws.last_activity.unwrap_or(ws.updated_at)),
+            server_name: server_name(&ws).to_owned(),
+            user: ws.owner.to_string(),
+        };
+        let route = ProxyRoute {
+            data,
+            routespec: spec.clone(),
+            target,
+        };
+        all.insert(spec, route);
     }
     // berth's proxy and hub are one server: the hub's route is where this
     // request came in.
@@ -562,13 +595,14 @@ async fn proxy_routes(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    all.insert(
-        "/".into(),
-        json!({
-            "routespec": "/",
-            "target": format!("http://{host}"),
-            "data": {"hub": true, "last_activity": time(model::now_millis())},
-        }),
-    );
+    let hub = ProxyRoute {
+        data: RouteData::Hub {
+            hub: true,
+            last_activity: time(model::now_millis()),
+        },
+        routespec: "/".into(),
+        target: format!("http://{host}"),
+    };
+    all.insert("/".into(), hub);
     Ok(paginated_object(&headers, &uri, all, &q))
 }

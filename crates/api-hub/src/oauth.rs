@@ -27,8 +27,8 @@ use axum::Router;
 use base64::Engine as _;
 use model::hub::oauth_callback_url;
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::models::{AccessToken, OAuthError};
 use portal::door::{may_open, page};
 use web::AppState;
 
@@ -154,7 +154,10 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({"error": error, "error_description": description})),
+        axum::Json(OAuthError {
+            error: error.to_owned(),
+            error_description: description.to_owned(),
+        }),
     )
         .into_response()
 }
@@ -228,12 +231,12 @@ async fn exchange(
     };
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({
-            "access_token": issued.secret,
-            "token_type": "Bearer",
-            "expires_in": app::OAUTH_TOKEN_TTL_SECS,
-            "scope": issued.scopes.to_string(),
-        })),
+        axum::Json(AccessToken {
+            access_token: issued.secret,
+            expires_in: app::OAUTH_TOKEN_TTL_SECS,
+            scope: issued.scopes.to_string(),
+            token_type: "Bearer",
+        }),
     )
         .into_response())
 }

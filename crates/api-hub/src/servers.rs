@@ -17,12 +17,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
 use model::hub::{base_url, server_name, workspace_name};
 use model::route::Route;
 use model::{DesiredState, Scope, Workspace, WorkspaceState};
 
+use crate::models::{self, Server, UserOptions};
 use crate::options;
 use model::hub::progress_url;
 use web::auth::Ctx;
@@ -73,62 +74,59 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// JupyterHub's server model; its `state` only for who holds
 /// `admin:server_state` on the owner.
-pub(crate) fn server_model(ws: &Workspace, ctx: &Ctx) -> Value {
+pub(crate) fn server_model(ws: &Workspace, ctx: &Ctx) -> Server {
     let name = server_name(ws);
     let active = active(ws);
-    with_state(
-        ctx,
-        &ws.owner_id,
-        json!({
-            "name": name,
-            "display_name": name,
-            "full_name": format!("{}/{}", ws.owner, name),
-            "last_activity": opt_time(ws.last_activity),
-            // As JupyterHub: a stopped server has no start time.
-            "started": opt_time(ws.status.started_at.filter(|_| active)),
-            "pending": pending(ws),
-            "ready": ws.status.state == WorkspaceState::Running && ws.spec.desired == DesiredState::Running,
-            "stopped": !active,
-            "url": base_url(&ws.owner, &ws.name),
-            "user_options": {"profile": ws.spec.profile.as_str()},
-            "progress_url": progress_url(ws.owner.as_str(), name),
-            "full_url": null,
-            "full_progress_url": null,
-        }),
-    )
+    Server {
+        display_name: name.to_owned(),
+        full_name: format!("{}/{}", ws.owner, name),
+        full_progress_url: None,
+        full_url: None,
+        last_activity: opt_time(ws.last_activity),
+        name: name.to_owned(),
+        pending: pending(ws),
+        progress_url: progress_url(ws.owner.as_str(), name),
+        ready: ws.status.state == WorkspaceState::Running
+            && ws.spec.desired == DesiredState::Running,
+        // As JupyterHub: a stopped server has no start time.
+        started: opt_time(ws.status.started_at.filter(|_| active)),
+        state: state(ctx, &ws.owner_id),
+        stopped: !active,
+        url: base_url(&ws.owner, &ws.name),
+        user_options: UserOptions {
+            profile: Some(ws.spec.profile.to_string()),
+        },
+    }
 }
 
-fn with_state(ctx: &Ctx, owner_id: &str, mut model: Value) -> Value {
-    if ctx.principal.may(Scope::AdminServerState, owner_id) {
-        // berth keeps a server's state itself; a spawner's state is empty.
-        model["state"] = json!({});
-    }
-    model
+/// A server's `state`, for who holds `admin:server_state` on its owner:
+/// berth keeps a server's state itself, so a spawner's is empty.
+fn state(ctx: &Ctx, owner_id: &str) -> Option<Map<String, Value>> {
+    ctx.principal
+        .may(Scope::AdminServerState, owner_id)
+        .then(Map::new)
 }
 
 /// The default server of a user who never started one: JupyterHub has it
 /// from the start, stopped.
-pub(crate) fn never_started(owner: &model::User, ctx: &Ctx) -> Value {
+pub(crate) fn never_started(owner: &model::User, ctx: &Ctx) -> Server {
     let owner_name = &owner.name;
-    with_state(
-        ctx,
-        &owner.id,
-        json!({
-            "name": "",
-            "display_name": "",
-            "full_name": format!("{owner_name}/"),
-            "last_activity": null,
-            "started": null,
-            "pending": null,
-            "ready": false,
-            "stopped": true,
-            "url": format!("/user/{owner_name}/"),
-            "user_options": {},
-            "progress_url": progress_url(owner_name.as_str(), ""),
-            "full_url": null,
-            "full_progress_url": null,
-        }),
-    )
+    Server {
+        display_name: String::new(),
+        full_name: format!("{owner_name}/"),
+        full_progress_url: None,
+        full_url: None,
+        last_activity: None,
+        name: String::new(),
+        pending: None,
+        progress_url: progress_url(owner_name.as_str(), ""),
+        ready: false,
+        started: None,
+        state: state(ctx, &owner.id),
+        stopped: true,
+        url: format!("/user/{owner_name}/"),
+        user_options: UserOptions::default(),
+    }
 }
 
 /// A server name from the path: `""` or a workspace name.
@@ -143,7 +141,7 @@ async fn get_default(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Server>> {
     get_server(&st, &ctx, &name, "").await
 }
 
@@ -151,7 +149,7 @@ async fn get_named(
     State(st): State<AppState>,
     ctx: Ctx,
     Path((name, server)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Server>> {
     get_server(&st, &ctx, &name, &server).await
 }
 
@@ -160,7 +158,7 @@ async fn get_server(
     ctx: &Ctx,
     user: &str,
     server: &str,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Server>> {
     let user = visible_user(st, ctx, user, Scope::ReadServers).await?;
     match find(st, &user, workspace_name(server)).await? {
         Some(ws) => Ok(axum::Json(server_model(&ws, ctx))),
@@ -445,32 +443,26 @@ impl Step {
         matches!(self, Step::Ready | Step::Failed | Step::Cancelled)
     }
 
-    fn event(self, url: &str, message: &str) -> Value {
+    fn event(self, url: &str, message: &str) -> models::Event {
+        use models::Event;
         match self {
-            Step::Requested => json!({"progress": 0, "message": "Server requested"}),
-            Step::Sandboxed => json!({
-                "progress": 50,
-                "message": "Sandbox up; waiting for the app to answer",
-            }),
-            Step::Retrying => json!({
-                "progress": 25,
-                "message": format!("Start failed: {message}"),
-            }),
-            Step::Ready => json!({
-                "progress": 100,
-                "ready": true,
-                "message": format!("Server ready at {url}"),
-                "html_message": format!("Server ready at <a href=\"{url}\">{url}</a>"),
-                "url": url,
-            }),
-            Step::Failed => json!({
-                "progress": 100,
-                "failed": true,
-                "message": format!("Spawn failed: {message}"),
-            }),
-            Step::Cancelled => {
-                json!({"progress": 100, "failed": true, "message": "Spawn cancelled"})
-            }
+            Step::Requested => Event::new(0, "Server requested"),
+            Step::Sandboxed => Event::new(50, "Sandbox up; waiting for the app to answer"),
+            Step::Retrying => Event::new(25, format!("Start failed: {message}")),
+            Step::Ready => Event {
+                html_message: Some(format!("Server ready at <a href=\"{url}\">{url}</a>")),
+                ready: true,
+                url: Some(url.to_owned()),
+                ..Event::new(100, format!("Server ready at {url}"))
+            },
+            Step::Failed => Event {
+                failed: true,
+                ..Event::new(100, format!("Spawn failed: {message}"))
+            },
+            Step::Cancelled => Event {
+                failed: true,
+                ..Event::new(100, "Spawn cancelled")
+            },
         }
     }
 }
@@ -514,7 +506,7 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
         .clone()
         .filter(|_| ctx.principal.may(Scope::Servers, &ws.owner_id))
         .map(|rt| (rt, ws.id.clone()));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(16);
+    let (tx, rx) = tokio::sync::mpsc::channel::<models::Event>(16);
     tokio::spawn(async move {
         // Each start shows "requested" first, as JupyterHub's do.
         if matches!(first, Step::Sandboxed | Step::Retrying) {
@@ -563,7 +555,10 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
                             break;
                         }
                         lines_sent += 1;
-                        let event = json!({"progress": 50, "message": line, "log": true});
+                        let event = models::Event {
+                            log: true,
+                            ..models::Event::new(50, line)
+                        };
                         if tx.send(event).await.is_err() {
                             return;
                         }
@@ -586,6 +581,7 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
 const LOG_POLL: Duration = Duration::from_millis(250);
 const LOG_LINES: usize = 40;
 
-fn sse(data: &Value) -> Result<Event, std::convert::Infallible> {
-    Ok(Event::default().data(data.to_string()))
+fn sse(event: &models::Event) -> Result<Event, std::convert::Infallible> {
+    let data = serde_json::to_string(event).unwrap_or_default();
+    Ok(Event::default().data(data))
 }

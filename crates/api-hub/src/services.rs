@@ -4,15 +4,18 @@
 //! it owns no workspace, belongs to no group and cannot log in. berth runs
 //! no service itself and proxies to none, so `command` and `url` stay empty.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use model::Scope;
 
+use crate::models::{Service, ServiceDetails};
 use web::auth::Ctx;
 use web::error::{ApiError, ApiResult, Code};
 use web::extract::{self, Path};
@@ -30,50 +33,62 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// JupyterHub's service model, with what `read:services` shows (else only
 /// the kind, name and admin flag).
-pub(crate) fn service_model(ctx: &Ctx, s: &model::User) -> Value {
-    model_with(ctx, s, json!(""), json!({}), json!(true))
+pub(crate) fn service_model(ctx: &Ctx, s: &model::User) -> Service {
+    model_with(ctx, s, Some(String::new()), Some(Map::new()), Some(true))
 }
 
 /// A service's own model at `/hub/api/user`: as JupyterHub's, which reads
 /// it from its database, with no `url`, `info` or `display`. A service may
 /// always read its name there.
-pub(crate) fn whoami_model(ctx: &Ctx, s: &model::User) -> Value {
-    model_with(ctx, s, Value::Null, Value::Null, Value::Null)
+pub(crate) fn whoami_model(ctx: &Ctx, s: &model::User) -> Service {
+    model_with(ctx, s, None, None, None)
 }
 
-fn model_with(ctx: &Ctx, s: &model::User, url: Value, info: Value, display: Value) -> Value {
-    let mut model = json!({
-        "kind": "service",
-        "name": s.name.as_str(),
-        "admin": s.is_admin,
-    });
-    if ctx.principal.has(Scope::ReadRolesServices) {
-        model["roles"] = json!(if s.is_admin { vec!["admin"] } else { vec![] });
+fn model_with(
+    ctx: &Ctx,
+    s: &model::User,
+    url: Option<String>,
+    info: Option<Map<String, Value>>,
+    display: Option<bool>,
+) -> Service {
+    let details = ctx
+        .principal
+        .has(Scope::ReadServices)
+        .then(|| ServiceDetails {
+            command: Vec::new(),
+            display,
+            info,
+            pid: 0,
+            prefix: String::new(),
+            url,
+        });
+    Service {
+        admin: s.is_admin,
+        details,
+        kind: "service",
+        name: s.name.to_string(),
+        roles: ctx.principal.has(Scope::ReadRolesServices).then(|| {
+            if s.is_admin {
+                vec!["admin"]
+            } else {
+                vec![]
+            }
+        }),
     }
-    if ctx.principal.has(Scope::ReadServices) {
-        for (key, value) in [
-            ("url", url),
-            ("prefix", json!("")),
-            ("command", json!([])),
-            ("pid", json!(0)),
-            ("info", info),
-            ("display", display),
-        ] {
-            model[key] = value;
-        }
-    }
-    model
 }
 
-async fn list_services(State(st): State<AppState>, ctx: Ctx) -> ApiResult<axum::Json<Value>> {
-    let all: Map<String, Value> = st
+async fn list_services(
+    State(st): State<AppState>,
+    ctx: Ctx,
+) -> ApiResult<axum::Json<BTreeMap<String, Service>>> {
+    let all = st
         .app
         .services(ctx.caller())
         .await?
         .iter()
         .map(|s| (s.name.to_string(), service_model(&ctx, s)))
         .collect();
-    Ok(axum::Json(Value::Object(all)))
+    Ok(axum::Json(all))
 }
 
 async fn find(st: &AppState, name: &str) -> ApiResult<model::User> {
@@ -87,7 +102,7 @@ async fn get_service(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Service>> {
     let may_read = [
         Scope::ReadServices,
         Scope::ReadServicesName,
@@ -123,7 +138,7 @@ async fn create_service(
     ctx: Ctx,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Service>)> {
     ctx.require_any(Scope::AdminServices)?;
     let name = extract::name("name", &name)?;
     exists_not(&st, &name).await?;

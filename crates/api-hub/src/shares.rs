@@ -16,14 +16,15 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use model::hub::{server_name, workspace_name};
 use model::{Scope, Share, ShareWith, Workspace, WorkspaceState};
 
+use crate::models::{self, Empty, Named, Paginated, Pagination, SharedServer};
 use crate::options;
 use web::auth::Ctx;
 use web::convert::time;
@@ -49,26 +50,29 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// JupyterHub's share model.
-fn share_model(s: &Share, ws: Option<&Workspace>) -> Value {
+fn share_model(s: &Share, ws: Option<&Workspace>) -> models::Share {
     let server = ws.map_or_else(|| s.workspace.to_string(), |w| server_name(w).to_owned());
-    let (user, group, kind) = match &s.with {
-        ShareWith::User(u) => (json!({"name": u.as_str()}), Value::Null, "user"),
-        ShareWith::Group(g) => (Value::Null, json!({"name": g.as_str()}), "group"),
+    let named = |name: &model::Name| Named {
+        name: name.to_string(),
     };
-    json!({
-        "server": {
-            "user": {"name": s.owner.as_str()},
-            "name": server,
-            "url": model::hub::base_url(&s.owner, &s.workspace),
-            "full_url": null,
-            "ready": ws.is_some_and(|w| w.status.state == WorkspaceState::Running),
+    let (user, group, kind) = match &s.with {
+        ShareWith::User(u) => (Some(named(u)), None, "user"),
+        ShareWith::Group(g) => (None, Some(named(g)), "group"),
+    };
+    models::Share {
+        created_at: time(s.created_at),
+        group,
+        kind,
+        scopes: vec![format!("access:servers!server={}/{server}", s.owner)],
+        server: SharedServer {
+            full_url: None,
+            name: server,
+            ready: ws.is_some_and(|w| w.status.state == WorkspaceState::Running),
+            url: model::hub::base_url(&s.owner, &s.workspace),
+            user: named(&s.owner),
         },
-        "scopes": [format!("access:servers!server={}/{server}", s.owner)],
-        "user": user,
-        "group": group,
-        "kind": kind,
-        "created_at": time(s.created_at),
-    })
+        user,
+    }
 }
 
 /// `/hub/api/shares/{owner}/{server}`; `/hub/api/shares/{owner}/` is the
@@ -80,13 +84,21 @@ struct ServerPath {
     server: String,
 }
 
+/// The answer to a list of shares.
+type Page = axum::Json<Paginated<Vec<models::Share>>>;
+
 /// A list as JupyterHub pages it (all of it in one page).
-fn page(items: Vec<Value>) -> axum::Json<Value> {
+fn page(items: Vec<models::Share>) -> Page {
     let total = items.len();
-    axum::Json(json!({
-        "items": items,
-        "_pagination": {"offset": 0, "limit": total.max(1), "total": total, "next": null},
-    }))
+    axum::Json(Paginated {
+        pagination: Pagination {
+            limit: total.max(1),
+            next: None,
+            offset: 0,
+            total,
+        },
+        items,
+    })
 }
 
 /// The owner's workspace behind `server`, if the caller may see the owner's
@@ -101,7 +113,11 @@ async fn server(st: &AppState, ctx: &Ctx, p: &ServerPath, scope: Scope) -> ApiRe
 }
 
 /// The models of `shares` of `owner_id`'s workspaces, each with its workspace.
-async fn models(st: &AppState, owner_id: &str, shares: &[Share]) -> ApiResult<Vec<Value>> {
+async fn share_models(
+    st: &AppState,
+    owner_id: &str,
+    shares: &[Share],
+) -> ApiResult<Vec<models::Share>> {
     let spaces: HashMap<model::WorkspaceId, Workspace> = st
         .app
         .all_workspaces_unchecked(Some(owner_id))
@@ -119,17 +135,13 @@ async fn list_owner(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(owner): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<Page> {
     let owner = visible_user(&st, &ctx, &owner, Scope::ReadShares).await?;
     let shares = st.app.shares_of(ctx.caller(), &owner).await?;
-    Ok(page(models(&st, &owner.id, &shares).await?))
+    Ok(page(share_models(&st, &owner.id, &shares).await?))
 }
 
-async fn list(
-    State(st): State<AppState>,
-    ctx: Ctx,
-    Path(p): Path<ServerPath>,
-) -> ApiResult<axum::Json<Value>> {
+async fn list(State(st): State<AppState>, ctx: Ctx, Path(p): Path<ServerPath>) -> ApiResult<Page> {
     let ws = server(&st, &ctx, &p, Scope::ReadShares).await?;
     let shares = st.app.shares(ctx.caller(), &ws).await?;
     Ok(page(
@@ -162,7 +174,7 @@ async fn grant(
     ctx: Ctx,
     Path(p): Path<ServerPath>,
     body: axum::body::Bytes,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<models::Share>> {
     let ws = server(&st, &ctx, &p, Scope::Shares).await?;
     let body: ShareBody = options(&body)?;
     // No scopes (or none listed) means JupyterHub's default: access.
@@ -187,7 +199,7 @@ async fn revoke(
     ctx: Ctx,
     Path(p): Path<ServerPath>,
     body: axum::body::Bytes,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<Response> {
     let ws = server(&st, &ctx, &p, Scope::Shares).await?;
     let body: ShareBody = options(&body)?;
     let with = body.with()?;
@@ -203,12 +215,13 @@ async fn revoke(
             .await?
             .into_iter()
             .find(|s| s.with == with);
-        return Ok(axum::Json(
-            kept.map_or_else(|| json!({}), |s| share_model(&s, Some(&ws))),
-        ));
+        return Ok(match kept {
+            Some(s) => axum::Json(share_model(&s, Some(&ws))).into_response(),
+            None => axum::Json(Empty {}).into_response(),
+        });
     }
     st.app.unshare(ctx.caller(), &ws, Some(&with)).await?;
-    Ok(axum::Json(json!({})))
+    Ok(axum::Json(Empty {}).into_response())
 }
 
 async fn revoke_all(
@@ -226,7 +239,7 @@ async fn shared_with(
     State(st): State<AppState>,
     ctx: Ctx,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<Page> {
     let user = visible_user(&st, &ctx, &name, Scope::ReadUsers).await?;
     let items = st
         .app
