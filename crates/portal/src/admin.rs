@@ -9,13 +9,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use api_types::{Page, ProfileUpdate};
-use model::{DesiredState, WorkspaceState};
+use model::{DesiredState, Millis, WorkspaceState};
 
-use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view};
+use super::details::Usage;
+use super::home::{active_use, all_workspaces, idle_policy, profiles_by_name, view, WorkspaceView};
 use super::{by_the_user, checked, done, see_other, settle, FormErrors, Posted, Viewer};
 use web::error::{ApiError, ApiResult, Code};
 use web::ops::{audit, groups, page, profiles, quotas, services, users};
@@ -71,6 +71,7 @@ where
 
 // --- users and groups ------------------------------------------------------
 
+/// The new-user form, as posted or empty.
 #[derive(Debug, Default, Deserialize, Serialize)]
 struct UserForm {
     #[serde(default)]
@@ -128,6 +129,43 @@ async fn users_page(
     .await
 }
 
+/// `admin_users.html`: a page of users, every group, and the forms that make
+/// them.
+#[derive(Debug, Serialize)]
+struct UsersPage<'a> {
+    title: &'static str,
+    nav: &'static str,
+    subnav: &'static str,
+    users: Vec<UserRow<'a>>,
+    /// The link to the next page of users.
+    next: Option<String>,
+    groups: Vec<GroupRow<'a>>,
+    form: &'a UserForm,
+    errors: FormErrors,
+    name_pattern: &'static str,
+}
+
+/// A user, with their groups and how many workspaces they hold.
+#[derive(Debug, Serialize)]
+struct UserRow<'a> {
+    name: &'a str,
+    admin: bool,
+    disabled: bool,
+    /// Whether it is the viewer (who may not demote or disable themselves).
+    is_me: bool,
+    groups: Vec<&'a str>,
+    workspaces: usize,
+    created_at: Millis,
+    last_activity: Option<Millis>,
+}
+
+/// A group and its members' names.
+#[derive(Debug, Serialize)]
+struct GroupRow<'a> {
+    name: &'a str,
+    members: Vec<&'a str>,
+}
+
 async fn users_view(
     st: &AppState,
     viewer: &Viewer,
@@ -152,40 +190,38 @@ async fn users_view(
                 .push(g.name.as_str());
         }
     }
-    let group_rows: Vec<_> = groups
+    let group_rows = groups
         .iter()
-        .map(|g| context! { name => g.name.as_str(), members => g.members.iter().map(|m| m.as_str()).collect::<Vec<_>>() })
-        .collect();
-    let users: Vec<_> = list
-        .iter()
-        .map(|u| {
-            context! {
-                name => u.name.as_str(),
-                admin => u.is_admin,
-                disabled => u.disabled,
-                is_me => u.id == viewer.ctx.principal.user_id,
-                groups => member_of.get(u.name.as_str()).cloned().unwrap_or_default(),
-                workspaces => owned.get(u.id.as_str()).copied().unwrap_or(0),
-                created_at => u.created_at,
-                last_activity => u.last_activity,
-            }
+        .map(|g| GroupRow {
+            name: g.name.as_str(),
+            members: g.members.iter().map(|m| m.as_str()).collect(),
         })
         .collect();
-    Ok(viewer.page(
-        "admin_users.html",
-        status,
-        context! {
-            title => "Users",
-            nav => "admin",
-            subnav => "users",
-            users => users,
-            next => next,
-            groups => group_rows,
-            form => form,
-            errors => errors,
-            name_pattern => model::NAME_PATTERN,
-        },
-    ))
+    let users = list
+        .iter()
+        .map(|u| UserRow {
+            name: u.name.as_str(),
+            admin: u.is_admin,
+            disabled: u.disabled,
+            is_me: u.id == viewer.ctx.principal.user_id,
+            groups: member_of.get(u.name.as_str()).cloned().unwrap_or_default(),
+            workspaces: owned.get(u.id.as_str()).copied().unwrap_or(0),
+            created_at: u.created_at,
+            last_activity: u.last_activity,
+        })
+        .collect();
+    let page = UsersPage {
+        title: "Users",
+        nav: "admin",
+        subnav: "users",
+        users,
+        next,
+        groups: group_rows,
+        form,
+        errors,
+        name_pattern: model::NAME_PATTERN,
+    };
+    Ok(viewer.page("admin_users.html", status, &page))
 }
 
 /// The users page again, with `e` beside the form field `field` (the API's
@@ -514,6 +550,31 @@ async fn profiles_page(State(st): State<AppState>, viewer: Viewer) -> Response {
     .await
 }
 
+/// `admin_profiles.html`: every profile and the form that makes one.
+#[derive(Debug, Serialize)]
+struct ProfilesPage<'a> {
+    title: &'static str,
+    nav: &'static str,
+    subnav: &'static str,
+    profiles: Vec<ProfileRow<'a>>,
+    form: &'a ProfileForm,
+    errors: FormErrors,
+    name_pattern: &'static str,
+}
+
+/// A profile, in brief, with how many workspaces use it.
+#[derive(Debug, Serialize)]
+struct ProfileRow<'a> {
+    name: &'a str,
+    display_name: &'a str,
+    cpu_millis: u64,
+    memory_bytes: u64,
+    idle: String,
+    lifetime_secs: Option<u64>,
+    cost_per_hour_micros: u64,
+    used_by: usize,
+}
+
 async fn profiles_view(
     st: &AppState,
     viewer: &Viewer,
@@ -524,34 +585,32 @@ async fn profiles_view(
     let mut list = st.app.profiles(viewer.ctx.caller()).await?;
     list.sort_by(|a, b| a.name.cmp(&b.name));
     let workspaces = all_workspaces(st, None).await?;
-    let list: Vec<_> = list
+    let profiles = list
         .iter()
-        .map(|p| {
-            context! {
-                name => p.name.as_str(),
-                display_name => p.spec.display_name,
-                cpu_millis => p.spec.cpu_millis,
-                memory_bytes => p.spec.memory_bytes,
-                idle => idle_policy(&p.spec),
-                lifetime_secs => p.spec.max_lifetime_secs,
-                cost_per_hour_micros => p.spec.cost_per_hour_micros,
-                used_by => workspaces.iter().filter(|w| w.spec.profile == p.name).count(),
-            }
+        .map(|p| ProfileRow {
+            name: p.name.as_str(),
+            display_name: &p.spec.display_name,
+            cpu_millis: p.spec.cpu_millis,
+            memory_bytes: p.spec.memory_bytes,
+            idle: idle_policy(&p.spec),
+            lifetime_secs: p.spec.max_lifetime_secs,
+            cost_per_hour_micros: p.spec.cost_per_hour_micros,
+            used_by: workspaces
+                .iter()
+                .filter(|w| w.spec.profile == p.name)
+                .count(),
         })
         .collect();
-    Ok(viewer.page(
-        "admin_profiles.html",
-        status,
-        context! {
-            title => "Profiles",
-            nav => "admin",
-            subnav => "profiles",
-            profiles => list,
-            form => form,
-            errors => errors,
-            name_pattern => model::NAME_PATTERN,
-        },
-    ))
+    let page = ProfilesPage {
+        title: "Profiles",
+        nav: "admin",
+        subnav: "profiles",
+        profiles,
+        form,
+        errors,
+        name_pattern: model::NAME_PATTERN,
+    };
+    Ok(viewer.page("admin_profiles.html", status, &page))
 }
 
 async fn create_profile(State(st): State<AppState>, posted: Posted<ProfileForm>) -> Response {
@@ -595,23 +654,30 @@ async fn profile_page(
     .await
 }
 
+/// `admin_profile.html`: one profile's form.
+#[derive(Debug, Serialize)]
+struct ProfilePage<'a> {
+    title: String,
+    nav: &'static str,
+    subnav: &'static str,
+    form: &'a ProfileForm,
+    errors: FormErrors,
+}
+
 fn profile_view(
     viewer: &Viewer,
     form: &ProfileForm,
     errors: FormErrors,
     status: StatusCode,
 ) -> Response {
-    viewer.page(
-        "admin_profile.html",
-        status,
-        context! {
-            title => format!("Profile {}", form.name),
-            nav => "admin",
-            subnav => "profiles",
-            form => form,
-            errors => errors,
-        },
-    )
+    let page = ProfilePage {
+        title: format!("Profile {}", form.name),
+        nav: "admin",
+        subnav: "profiles",
+        form,
+        errors,
+    };
+    viewer.page("admin_profile.html", status, &page)
 }
 
 async fn update_profile(
@@ -649,6 +715,33 @@ async fn update_profile(
 
 // --- quotas ----------------------------------------------------------------
 
+/// `admin_quotas.html`: the default quota, and a page of users' use against
+/// their limits.
+#[derive(Debug, Serialize)]
+struct QuotasPage {
+    title: &'static str,
+    nav: &'static str,
+    subnav: &'static str,
+    rows: Vec<QuotaRow>,
+    /// The link to the next page of users.
+    next: Option<String>,
+    quota: model::Quota,
+}
+
+/// One user's limits and what counts against them.
+#[derive(Debug, Serialize)]
+struct QuotaRow {
+    name: String,
+    /// Whether the user has limits of their own.
+    own: bool,
+    limits: model::Quota,
+    workspaces: u64,
+    cpu_millis: u64,
+    memory_bytes: u64,
+    /// Whether any limit is reached.
+    full: bool,
+}
+
 async fn quotas_page(
     State(st): State<AppState>,
     viewer: Viewer,
@@ -661,38 +754,35 @@ async fn quotas_page(
         let workspaces = all_workspaces(&st, None).await?;
         let (list, next) =
             users_after(&st, &viewer, q.after.as_deref(), "/hub/admin/quotas").await?;
-        let rows: Vec<_> = list
+        let rows = list
             .iter()
             .map(|u| {
                 let mine = || workspaces.iter().filter(|w| w.owner_id == u.id);
                 let n = mine().count() as u64;
                 let (cpu, mem) = active_use(mine(), &profiles);
                 let limits = default.with(own.get(&u.id));
-                context! {
-                    name => u.name.as_str(),
-                    own => own.contains_key(&u.id),
-                    limits => limits,
-                    workspaces => n,
-                    cpu_millis => cpu,
-                    memory_bytes => mem,
-                    full => n >= limits.max_workspaces
+                QuotaRow {
+                    name: u.name.to_string(),
+                    own: own.contains_key(&u.id),
+                    limits,
+                    workspaces: n,
+                    cpu_millis: cpu,
+                    memory_bytes: mem,
+                    full: n >= limits.max_workspaces
                         || cpu >= limits.max_cpu_millis
                         || mem >= limits.max_memory_bytes,
                 }
             })
             .collect();
-        Ok(viewer.page(
-            "admin_quotas.html",
-            StatusCode::OK,
-            context! {
-                title => "Quotas",
-                nav => "admin",
-                subnav => "quotas",
-                rows => rows,
-                next => next,
-                quota => default,
-            },
-        ))
+        let page = QuotasPage {
+            title: "Quotas",
+            nav: "admin",
+            subnav: "quotas",
+            rows,
+            next,
+            quota: default,
+        };
+        Ok(viewer.page("admin_quotas.html", StatusCode::OK, &page))
     })
     .await
 }
@@ -784,6 +874,30 @@ async fn quota_page(
     .await
 }
 
+/// `admin_quota.html`: one user's limits, use and the form that sets their own.
+#[derive(Debug, Serialize)]
+struct QuotaPage<'a> {
+    title: String,
+    nav: &'static str,
+    subnav: &'static str,
+    user: &'a str,
+    /// Whether the user has limits of their own.
+    own: bool,
+    default: model::Quota,
+    limits: model::Quota,
+    used: QuotaUsed,
+    form: QuotaForm,
+    errors: FormErrors,
+}
+
+/// What counts against a user's quota.
+#[derive(Debug, Serialize)]
+struct QuotaUsed {
+    workspaces: u64,
+    cpu_millis: u64,
+    memory_bytes: u64,
+}
+
 /// The quota page of `user`, with the form as typed, or else as saved.
 async fn quota_view(
     st: &AppState,
@@ -796,26 +910,23 @@ async fn quota_view(
     let quota = st.app.quota_of(user.clone()).await?;
     let form = typed.cloned().unwrap_or_else(|| QuotaForm::of(&quota.own));
     let used = quota.used;
-    Ok(viewer.page(
-        "admin_quota.html",
-        status,
-        context! {
-            title => format!("Quota of {}", user.name),
-            nav => "admin",
-            subnav => "quotas",
-            user => user.name.as_str(),
-            own => !quota.own.is_empty(),
-            default => st.config.quota,
-            limits => quota.limits,
-            used => context! {
-                workspaces => used.workspaces,
-                cpu_millis => used.cpu_millis,
-                memory_bytes => used.memory_bytes,
-            },
-            form => form,
-            errors => errors,
+    let page = QuotaPage {
+        title: format!("Quota of {}", user.name),
+        nav: "admin",
+        subnav: "quotas",
+        user: user.name.as_str(),
+        own: !quota.own.is_empty(),
+        default: st.config.quota,
+        limits: quota.limits,
+        used: QuotaUsed {
+            workspaces: used.workspaces,
+            cpu_millis: used.cpu_millis,
+            memory_bytes: used.memory_bytes,
         },
-    ))
+        form,
+        errors,
+    };
+    Ok(viewer.page("admin_quota.html", status, &page))
 }
 
 async fn update_quota(
@@ -873,6 +984,26 @@ struct WorkspacesQuery {
     all: Option<String>,
 }
 
+/// `admin_workspaces.html`: everyone's running (or all) workspaces.
+#[derive(Debug, Serialize)]
+struct WorkspacesPage {
+    title: &'static str,
+    nav: &'static str,
+    subnav: &'static str,
+    /// Whether it lists stopped workspaces too.
+    all: bool,
+    workspaces: Vec<WorkspaceRow>,
+}
+
+/// A workspace with its cost so far and, when it runs, what it uses now.
+#[derive(Debug, Serialize)]
+struct WorkspaceRow {
+    #[serde(flatten)]
+    ws: WorkspaceView,
+    cost_micros: u64,
+    usage: Option<Usage>,
+}
+
 async fn workspaces_page(
     State(st): State<AppState>,
     viewer: Viewer,
@@ -884,45 +1015,57 @@ async fn workspaces_page(
         let list: Vec<_> = all_workspaces(&st, None)
             .await?
             .into_iter()
-            .filter(|w| all || w.status.state != WorkspaceState::Stopped || w.spec.desired != DesiredState::Stopped)
+            .filter(|w| {
+                all || w.status.state != WorkspaceState::Stopped
+                    || w.spec.desired != DesiredState::Stopped
+            })
             .collect();
         // Usage is sampled per workspace; sample them together.
         let usage = futures::future::join_all(list.iter().map(|w| async {
             match (&st.runtime, w.status.state) {
-                (Some(rt), WorkspaceState::Running | WorkspaceState::Paused) => rt.usage(&w.id).await.ok().flatten(),
+                (Some(rt), WorkspaceState::Running | WorkspaceState::Paused) => {
+                    rt.usage(&w.id).await.ok().flatten()
+                }
                 _ => None,
             }
         }))
         .await;
         let ran = super::details::running(&st, None, None).await?;
-        let mut rows = Vec::with_capacity(list.len());
-        for (w, u) in list.iter().zip(usage) {
-            let v = view(w, &profiles);
-            let ran = ran.get(w.id.as_str()).copied().unwrap_or(0);
-            let cost = super::details::cost(ran, v.cost_per_hour_micros);
-            rows.push(context! {
-                cost_micros => cost,
-                usage => u.map(|u| context! { cpu_millis => u.cpu_millis, memory_bytes => u.memory_bytes }),
-                ..Value::from_serialize(&v)
-            });
-        }
-        Ok(viewer.page(
-            "admin_workspaces.html",
-            StatusCode::OK,
-            context! {
-                title => if all { "All workspaces" } else { "Running workspaces" },
-                nav => "admin",
-                subnav => "workspaces",
-                all => all,
-                workspaces => rows,
+        let rows = list
+            .iter()
+            .zip(usage)
+            .map(|(w, u)| {
+                let ws = view(w, &profiles);
+                let ran = ran.get(w.id.as_str()).copied().unwrap_or(0);
+                WorkspaceRow {
+                    cost_micros: super::details::cost(ran, ws.cost_per_hour_micros),
+                    usage: u.map(|u| Usage {
+                        cpu_millis: u.cpu_millis,
+                        memory_bytes: u.memory_bytes,
+                    }),
+                    ws,
+                }
+            })
+            .collect();
+        let page = WorkspacesPage {
+            title: if all {
+                "All workspaces"
+            } else {
+                "Running workspaces"
             },
-        ))
+            nav: "admin",
+            subnav: "workspaces",
+            all,
+            workspaces: rows,
+        };
+        Ok(viewer.page("admin_workspaces.html", StatusCode::OK, &page))
     })
     .await
 }
 
 // --- audit -----------------------------------------------------------------
 
+/// The audit log's filter, as the query string has it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 struct AuditForm {
     #[serde(default)]
@@ -948,6 +1091,32 @@ fn day(s: &str) -> String {
     }
 }
 
+/// `admin_audit.html`: audit records, newest first, and the filter.
+#[derive(Debug, Serialize)]
+struct AuditPage<'a> {
+    title: &'static str,
+    nav: &'static str,
+    subnav: &'static str,
+    records: Vec<AuditRow>,
+    form: &'a AuditForm,
+    errors: FormErrors,
+    /// The link to the next, older page.
+    older: Option<String>,
+}
+
+/// One audit record.
+#[derive(Debug, Serialize)]
+struct AuditRow {
+    at: Millis,
+    actor: Option<String>,
+    action: &'static str,
+    /// The target's type and name.
+    target: String,
+    outcome: &'static str,
+    source: Option<String>,
+    detail: Option<String>,
+}
+
 async fn audit_page(
     State(st): State<AppState>,
     viewer: Viewer,
@@ -965,14 +1134,14 @@ async fn audit_page(
         );
         let row = |r: &model::AuditRecord| {
             let a = &r.entry;
-            context! {
-                at => r.at,
-                actor => a.actor,
-                action => a.action.as_str(),
-                target => format!("{} {}", a.target_type, a.target),
-                outcome => a.outcome.as_str(),
-                source => a.source,
-                detail => a.detail,
+            AuditRow {
+                at: r.at,
+                actor: a.actor.clone(),
+                action: a.action.as_str(),
+                target: format!("{} {}", a.target_type, a.target),
+                outcome: a.outcome.as_str(),
+                source: a.source.clone(),
+                detail: a.detail.clone(),
             }
         };
         let (Page { items: rows, next }, errors, status) = match filter {
@@ -1000,24 +1169,47 @@ async fn audit_page(
                 serde_urlencoded::to_string(&q).unwrap_or_default()
             )
         });
-        Ok(viewer.page(
-            "admin_audit.html",
-            status,
-            context! {
-                title => "Audit log",
-                nav => "admin",
-                subnav => "audit",
-                records => rows,
-                form => form,
-                errors => errors,
-                older => older,
-            },
-        ))
+        let page = AuditPage {
+            title: "Audit log",
+            nav: "admin",
+            subnav: "audit",
+            records: rows,
+            form: &form,
+            errors,
+            older,
+        };
+        Ok(viewer.page("admin_audit.html", status, &page))
     })
     .await
 }
 
 // --- services ---------------------------------------------------------------
+
+/// `admin_services.html`: every service and the form that makes one.
+#[derive(Debug, Serialize)]
+struct ServicesPage {
+    title: &'static str,
+    nav: &'static str,
+    subnav: &'static str,
+    name_pattern: &'static str,
+    services: Vec<ServiceRow>,
+    created: Option<NewService>,
+}
+
+/// A service account.
+#[derive(Debug, Serialize)]
+struct ServiceRow {
+    name: String,
+    admin: bool,
+    created_at: Millis,
+}
+
+/// A service just made, with its token, shown this once.
+#[derive(Debug, Serialize)]
+struct NewService {
+    name: String,
+    token: String,
+}
 
 /// The services page; after a creation, the new token, shown this once.
 async fn services_view(
@@ -1025,25 +1217,26 @@ async fn services_view(
     viewer: &Viewer,
     created: Option<(String, String)>,
 ) -> ApiResult<Response> {
-    let services: Vec<_> = st
+    let services = st
         .app
         .services(viewer.ctx.caller())
         .await?
-        .iter()
-        .map(|s| context! { name => s.name.as_str(), admin => s.is_admin, created_at => s.created_at })
+        .into_iter()
+        .map(|s| ServiceRow {
+            name: s.name.to_string(),
+            admin: s.is_admin,
+            created_at: s.created_at,
+        })
         .collect();
-    Ok(viewer.page(
-        "admin_services.html",
-        StatusCode::OK,
-        context! {
-            title => "Services",
-            nav => "admin",
-            subnav => "services",
-            name_pattern => model::NAME_PATTERN,
-            services => services,
-            created => created.map(|(name, token)| context! { name => name, token => token }),
-        },
-    ))
+    let page = ServicesPage {
+        title: "Services",
+        nav: "admin",
+        subnav: "services",
+        name_pattern: model::NAME_PATTERN,
+        services,
+        created: created.map(|(name, token)| NewService { name, token }),
+    };
+    Ok(viewer.page("admin_services.html", StatusCode::OK, &page))
 }
 
 async fn services_page(State(st): State<AppState>, viewer: Viewer) -> Response {

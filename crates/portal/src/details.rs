@@ -6,16 +6,15 @@ use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use minijinja::context;
 use serde::Serialize;
 
 use model::{
-    now_millis, DesiredState, IdleAction, Millis, Profile, Scope, ShareWith, Workspace,
+    now_millis, Condition, DesiredState, IdleAction, Millis, Profile, Scope, ShareWith, Workspace,
     WorkspaceState,
 };
 
 use super::format::{span_secs, when};
-use super::home::view;
+use super::home::{view, WorkspaceView};
 use super::{FormErrors, Viewer};
 use web::error::ApiResult;
 use web::AppState;
@@ -29,6 +28,68 @@ pub(super) struct ShareForm {
     pub kind: String,
     pub name: String,
     pub errors: FormErrors,
+}
+
+/// `workspace.html`: one workspace and what is known of it.
+#[derive(Debug, Serialize)]
+struct WorkspacePage<'a> {
+    title: String,
+    nav: &'static str,
+    ws: WorkspaceView,
+    cost_micros: u64,
+    history: Vec<HistoryRow<'a>>,
+    conditions: &'a [Condition],
+    /// The tail of the app's log, for those who may manage it.
+    log: Option<String>,
+    may_manage: bool,
+    may_share: bool,
+    shares: Vec<ShareRow<'a>>,
+    share: ShareForm,
+    usage: Option<Usage>,
+    disk: Option<DiskUse>,
+    next_events: Vec<String>,
+    idle: Option<String>,
+    limits: Option<Limits>,
+}
+
+/// One change of state in a workspace's history.
+#[derive(Debug, Serialize)]
+struct HistoryRow<'a> {
+    at: Millis,
+    state: &'static str,
+    message: &'a str,
+}
+
+/// Whom a workspace is shared with: a `user` or a `group`, by name.
+#[derive(Debug, Serialize)]
+struct ShareRow<'a> {
+    kind: &'static str,
+    name: &'a str,
+    at: Millis,
+}
+
+/// What a running workspace uses now.
+#[derive(Debug, Serialize)]
+pub(super) struct Usage {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+}
+
+/// How full a workspace's disk is.
+#[derive(Debug, Serialize)]
+struct DiskUse {
+    used_bytes: u64,
+    size_bytes: u64,
+    full: bool,
+}
+
+/// What a workspace's profile allows it.
+#[derive(Debug, Serialize)]
+struct Limits {
+    cpu_millis: u64,
+    memory_bytes: u64,
+    disk_quota_bytes: u64,
+    max_processes: u64,
 }
 
 pub(super) async fn page(
@@ -53,22 +114,25 @@ pub(super) async fn page(
         .ctx
         .principal
         .may_server(Scope::Shares, &ws.owner_id, ws.name.as_str());
-    let shares: Vec<_> = if may_share {
-        st.app
-            .shares(viewer.ctx.caller(), ws)
-            .await?
-            .iter()
-            .map(|s| {
-                let (kind, name) = match &s.with {
-                    ShareWith::User(u) => ("user", u.as_str()),
-                    ShareWith::Group(g) => ("group", g.as_str()),
-                };
-                context! { kind => kind, name => name, at => s.created_at }
-            })
-            .collect()
+    let shares = if may_share {
+        st.app.shares(viewer.ctx.caller(), ws).await?
     } else {
         Vec::new()
     };
+    let shares = shares
+        .iter()
+        .map(|s| {
+            let (kind, name) = match &s.with {
+                ShareWith::User(u) => ("user", u.as_str()),
+                ShareWith::Group(g) => ("group", g.as_str()),
+            };
+            ShareRow {
+                kind,
+                name,
+                at: s.created_at,
+            }
+        })
+        .collect();
     let (mut log, mut usage, mut disk) = (None, None, None);
     if let Some(rt) = &st.runtime {
         if may_manage {
@@ -82,45 +146,45 @@ pub(super) async fn page(
             disk = rt.disk(&ws.id).await.ok().flatten();
         }
     }
-    let history: Vec<_> = history
+    let history = history
         .iter()
-        .map(|h| context! { at => h.at, state => h.state.as_str(), message => h.message })
-        .collect();
-    let conditions: Vec<_> = ws
-        .status
-        .conditions
-        .iter()
-        .map(|c| {
-            context! { kind => c.kind, status => c.status, reason => c.reason, message => c.message, at => c.at }
+        .map(|h| HistoryRow {
+            at: h.at,
+            state: h.state.as_str(),
+            message: &h.message,
         })
         .collect();
-    Ok(viewer.page(
-        "workspace.html",
-        status,
-        context! {
-            title => format!("{}/{}", ws.owner, ws.name),
-            nav => "home",
-            ws => v,
-            cost_micros => cost,
-            history => history,
-            conditions => conditions,
-            log => log,
-            may_manage => may_manage,
-            may_share => may_share,
-            shares => shares,
-            share => share,
-            usage => usage.map(|u| context! { cpu_millis => u.cpu_millis, memory_bytes => u.memory_bytes }),
-            disk => disk.map(|d| context! { used_bytes => d.used_bytes, size_bytes => d.size_bytes, full => d.is_full() }),
-            next_events => next_events(ws, profile, now_millis()),
-            idle => profile.map(super::home::idle_policy),
-            limits => profile.map(|p| context! {
-                cpu_millis => p.cpu_millis,
-                memory_bytes => p.memory_bytes,
-                disk_quota_bytes => p.disk_quota_bytes,
-                max_processes => p.max_processes,
-            }),
-        },
-    ))
+    let page = WorkspacePage {
+        title: format!("{}/{}", ws.owner, ws.name),
+        nav: "home",
+        ws: v,
+        cost_micros: cost,
+        history,
+        conditions: &ws.status.conditions,
+        log,
+        may_manage,
+        may_share,
+        shares,
+        share,
+        usage: usage.map(|u| Usage {
+            cpu_millis: u.cpu_millis,
+            memory_bytes: u.memory_bytes,
+        }),
+        disk: disk.map(|d| DiskUse {
+            used_bytes: d.used_bytes,
+            size_bytes: d.size_bytes,
+            full: d.is_full(),
+        }),
+        next_events: next_events(ws, profile, now_millis()),
+        idle: profile.map(super::home::idle_policy),
+        limits: profile.map(|p| Limits {
+            cpu_millis: p.cpu_millis,
+            memory_bytes: p.memory_bytes,
+            disk_quota_bytes: p.disk_quota_bytes,
+            max_processes: p.max_processes,
+        }),
+    };
+    Ok(viewer.page("workspace.html", status, &page))
 }
 
 /// How long workspaces have run, by id, from their state histories: those of

@@ -6,6 +6,7 @@
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use model::{Scope, WorkspaceState};
+use serde::Serialize;
 use web::{auth, AppState};
 
 /// Who is asking, if they may open the workspace `name` of `owner_id`
@@ -67,6 +68,25 @@ pub fn may_access(who: &auth::Authenticated, owner_id: &str, name: &str) -> bool
         .may_server(Scope::AccessServers, owner_id, name)
 }
 
+/// `starting.html`: a workspace that is not running, its state and start
+/// progress; the layout's `me` only for a session (whose CSRF token the start
+/// button posts).
+#[derive(Debug, Serialize)]
+struct StartingPage<'a> {
+    title: &'a str,
+    id: &'a str,
+    state: &'static str,
+    retrying: bool,
+    progress: &'a str,
+    message: &'a str,
+    /// Whether the page follows a start under way (and opens the workspace).
+    follow: bool,
+    /// Where the start button comes back to.
+    here: &'a str,
+    csrf: Option<&'a str>,
+    me: Option<crate::Me<'a>>,
+}
+
 /// The page a workspace that is not running shows: a starting one follows its
 /// state and reloads when it is running; a stopped (paused, failed) one offers
 /// to start it.
@@ -82,25 +102,19 @@ pub fn state_page(
             route.state,
             WorkspaceState::Pending | WorkspaceState::Starting | WorkspaceState::Running
         );
-    crate::render(
-        "starting.html",
-        StatusCode::SERVICE_UNAVAILABLE,
-        minijinja::context! {
-            title => title,
-            id => route.workspace_id,
-            state => route.state.as_str(),
-            retrying => route.retrying,
-            progress => progress,
-            message => route.message,
-            follow => follow,
-            here => crate::safe_next(Some(here), "/hub/home"),
-            csrf => who.csrf,
-            me => who.csrf.is_some().then(|| minijinja::context! {
-                name => who.principal.name.as_str(),
-                admin => who.principal.is_admin,
-            }),
-        },
-    )
+    let page = StartingPage {
+        title,
+        id: &route.workspace_id,
+        state: route.state.as_str(),
+        retrying: route.retrying,
+        progress,
+        message: &route.message,
+        follow,
+        here: crate::safe_next(Some(here), "/hub/home"),
+        csrf: who.csrf.as_deref(),
+        me: who.csrf.is_some().then(|| crate::Me::of(&who.principal)),
+    };
+    crate::render("starting.html", StatusCode::SERVICE_UNAVAILABLE, &page)
 }
 
 /// A page that says one thing, in berth's layout.

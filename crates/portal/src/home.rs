@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use model::{DesiredState, IdleAction, Profile, Scope, Workspace, WorkspaceState};
@@ -140,11 +139,59 @@ pub(super) async fn all_workspaces(
     Ok(st.app.all_workspaces_unchecked(owner_id.as_deref()).await?)
 }
 
+/// The new-workspace form as it was posted (kept when it comes back with errors).
 #[derive(Debug, Default, Serialize)]
 struct NewWorkspace {
     name: String,
     profile: String,
     start: bool,
+}
+
+/// `home.html`: the viewer's workspaces, those shared with them, their quota
+/// use and the new-workspace form.
+#[derive(Debug, Serialize)]
+struct HomePage<'a> {
+    title: &'static str,
+    nav: &'static str,
+    workspaces: Vec<WorkspaceRow>,
+    shared: Vec<SharedRow>,
+    profiles: Vec<ProfileView>,
+    form: NewWorkspace,
+    /// The profile the form has selected.
+    chosen: String,
+    errors: FormErrors,
+    /// The names the viewer's workspaces have taken.
+    names: Vec<&'a str>,
+    name_pattern: &'static str,
+    quota: QuotaUse,
+}
+
+/// One of the viewer's workspaces, with what it has cost so far.
+#[derive(Debug, Serialize)]
+struct WorkspaceRow {
+    #[serde(flatten)]
+    ws: WorkspaceView,
+    cost_micros: u64,
+}
+
+/// A workspace someone shares with the viewer, and how it reaches them.
+#[derive(Debug, Serialize)]
+struct SharedRow {
+    #[serde(flatten)]
+    ws: WorkspaceView,
+    /// `you`, or the groups, comma-separated.
+    via: String,
+}
+
+/// What the viewer holds and runs against their quota.
+#[derive(Debug, Serialize)]
+struct QuotaUse {
+    workspaces: usize,
+    max_workspaces: u64,
+    cpu_millis: u64,
+    max_cpu_millis: u64,
+    memory_bytes: u64,
+    max_memory_bytes: u64,
 }
 
 async fn home(State(st): State<AppState>, viewer: Viewer) -> Response {
@@ -201,39 +248,36 @@ async fn home_page(
     let names: Vec<&str> = mine.iter().map(|w| w.name.as_str()).collect();
     let shared = shared_with_me(st, &me.user_id, &profiles).await?;
     let ran = super::details::running(st, Some(&me.user_id), None).await?;
-    let workspaces: Vec<_> = mine
+    let workspaces = mine
         .iter()
         .map(|w| {
-            let v = view(w, &profiles);
+            let ws = view(w, &profiles);
             let ran = ran.get(w.id.as_str()).copied().unwrap_or(0);
-            let cost = super::details::cost(ran, v.cost_per_hour_micros);
-            context! { cost_micros => cost, ..Value::from_serialize(&v) }
+            let cost_micros = super::details::cost(ran, ws.cost_per_hour_micros);
+            WorkspaceRow { ws, cost_micros }
         })
         .collect();
-    Ok(viewer.page(
-        "home.html",
-        status,
-        context! {
-            title => "Your workspaces",
-            nav => "home",
-            workspaces => workspaces,
-            shared => shared,
-            profiles => offered,
-            form => form,
-            chosen => chosen,
-            errors => errors,
-            names => names,
-            name_pattern => model::NAME_PATTERN,
-            quota => context! {
-                workspaces => mine.len(),
-                max_workspaces => q.max_workspaces,
-                cpu_millis => cpu,
-                max_cpu_millis => q.max_cpu_millis,
-                memory_bytes => mem,
-                max_memory_bytes => q.max_memory_bytes,
-            },
+    let page = HomePage {
+        title: "Your workspaces",
+        nav: "home",
+        workspaces,
+        shared,
+        profiles: offered,
+        form,
+        chosen,
+        errors,
+        names,
+        name_pattern: model::NAME_PATTERN,
+        quota: QuotaUse {
+            workspaces: mine.len(),
+            max_workspaces: q.max_workspaces,
+            cpu_millis: cpu,
+            max_cpu_millis: q.max_cpu_millis,
+            memory_bytes: mem,
+            max_memory_bytes: q.max_memory_bytes,
         },
-    ))
+    };
+    Ok(viewer.page("home.html", status, &page))
 }
 
 /// The workspaces others share with the viewer, once each (a workspace may
@@ -242,7 +286,7 @@ async fn shared_with_me(
     st: &AppState,
     user_id: &str,
     profiles: &HashMap<String, Profile>,
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<SharedRow>> {
     let mut by_ws: Vec<(Workspace, Vec<String>)> = Vec::new();
     for (share, ws) in st.app.shared_with(user_id).await? {
         let Some(ws) = ws else { continue };
@@ -260,7 +304,10 @@ async fn shared_with_me(
     }
     Ok(by_ws
         .iter()
-        .map(|(w, via)| context! { via => via.join(", "), ..Value::from_serialize(view(w, profiles)) })
+        .map(|(w, via)| SharedRow {
+            ws: view(w, profiles),
+            via: via.join(", "),
+        })
         .collect())
 }
 
@@ -370,6 +417,16 @@ struct NextQuery {
     next: Option<String>,
 }
 
+/// `confirm_delete.html`: asks before a workspace is deleted.
+#[derive(Debug, Serialize)]
+struct ConfirmDeletePage<'a> {
+    title: String,
+    nav: &'static str,
+    ws: WorkspaceView,
+    /// Where the page goes after the deletion.
+    next: &'a str,
+}
+
 async fn confirm_delete(
     State(st): State<AppState>,
     viewer: Viewer,
@@ -380,16 +437,13 @@ async fn confirm_delete(
         Ok(found) => found,
         Err(page) => return page,
     };
-    viewer.page(
-        "confirm_delete.html",
-        StatusCode::OK,
-        context! {
-            title => format!("Delete {}?", ws.name),
-            nav => "home",
-            ws => view(&ws, &profiles),
-            next => safe_next(q.next.as_deref(), "/hub/home"),
-        },
-    )
+    let page = ConfirmDeletePage {
+        title: format!("Delete {}?", ws.name),
+        nav: "home",
+        ws: view(&ws, &profiles),
+        next: safe_next(q.next.as_deref(), "/hub/home"),
+    };
+    viewer.page("confirm_delete.html", StatusCode::OK, &page)
 }
 
 async fn delete(

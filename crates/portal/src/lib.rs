@@ -32,8 +32,9 @@ use axum::Router;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use minijinja::{context, Environment, Value};
+use minijinja::Environment;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use web::auth::{self, Ctx};
 use web::error::{ApiError, Code};
@@ -195,18 +196,20 @@ impl Viewer {
         }
     }
 
-    /// Renders `template` with the layout's context (who, CSRF token, notice).
-    pub(crate) fn page(&self, template: &str, status: StatusCode, ctx: Value) -> Response {
-        let base = context! {
-            me => context! {
-                name => self.ctx.principal.name.as_str(),
-                admin => self.ctx.principal.is_admin,
-            },
-            csrf => self.ctx.csrf.as_deref().unwrap_or_default(),
-            flash => self.flash,
-            currency => self.currency,
+    /// Renders `template` with `page` and the layout's parts (who, CSRF token, notice).
+    pub(crate) fn page(
+        &self,
+        template: &str,
+        status: StatusCode,
+        page: &impl Serialize,
+    ) -> Response {
+        let layout = Layout {
+            me: Me::of(&self.ctx.principal),
+            csrf: self.ctx.csrf.as_deref().unwrap_or_default(),
+            flash: self.flash.as_deref(),
+            currency: &self.currency,
         };
-        let mut res = render(template, status, context! { ..ctx, ..base });
+        let mut res = render(template, status, &InLayout { page, layout });
         if self.flash.is_some() {
             // Shown once: the next page has none.
             let gone = Cookie::build((FLASH_COOKIE, ""))
@@ -225,9 +228,10 @@ impl Viewer {
             self.page(
                 "message.html",
                 StatusCode::FORBIDDEN,
-                context! {
-                    title => "Forbidden",
-                    text => "Only administrators may see this page.",
+                &MessagePage {
+                    title: "Forbidden",
+                    text: "Only administrators may see this page.",
+                    action: None,
                 },
             )
         })
@@ -237,6 +241,43 @@ impl Viewer {
     pub(crate) fn error(&self, e: ApiError) -> Response {
         error_page(Some(self), e)
     }
+}
+
+/// Who is looking, as the layout names them.
+#[derive(Debug, Serialize)]
+pub(crate) struct Me<'a> {
+    name: &'a str,
+    admin: bool,
+}
+
+impl<'a> Me<'a> {
+    /// `principal` as the layout shows them.
+    pub(crate) fn of(principal: &'a model::Principal) -> Self {
+        Me {
+            name: principal.name.as_str(),
+            admin: principal.is_admin,
+        }
+    }
+}
+
+/// What the layout of every signed-in page shows besides the page: who is
+/// looking, the CSRF token its forms carry, the notice the previous action
+/// left, and what amounts are in.
+#[derive(Debug, Serialize)]
+struct Layout<'a> {
+    me: Me<'a>,
+    csrf: &'a str,
+    flash: Option<&'a str>,
+    currency: &'a str,
+}
+
+/// A page's own variables with the layout's, side by side in one context.
+#[derive(Debug, Serialize)]
+struct InLayout<'a, P> {
+    #[serde(flatten)]
+    page: &'a P,
+    #[serde(flatten)]
+    layout: Layout<'a>,
 }
 
 /// The end of a form's action: what `ok` makes of its result (a redirect with
@@ -279,8 +320,8 @@ pub(crate) fn done(to: &str, notice: &str) -> Response {
     res
 }
 
-/// Renders a template; a template fault is a logged 500.
-pub(crate) fn render(template: &str, status: StatusCode, ctx: Value) -> Response {
+/// Renders a template with `ctx`; a template fault is a logged 500.
+pub(crate) fn render(template: &str, status: StatusCode, ctx: &impl Serialize) -> Response {
     let html = TEMPLATES.get_template(template).and_then(|t| t.render(ctx));
     match html {
         Ok(html) => (
@@ -304,6 +345,23 @@ pub(crate) fn render(template: &str, status: StatusCode, ctx: Value) -> Response
     }
 }
 
+/// `message.html`: a page that says one thing, with a button for an action
+/// when it offers one.
+#[derive(Debug, Serialize)]
+pub(crate) struct MessagePage<'a> {
+    pub title: &'a str,
+    pub text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action<'a>>,
+}
+
+/// A one-button form: where it posts, and what its button says.
+#[derive(Debug, Serialize)]
+pub(crate) struct Action<'a> {
+    pub url: &'a str,
+    pub label: &'a str,
+}
+
 /// A page that says one thing: an error, a refusal, a notice.
 pub fn message_page(
     viewer: Option<&Viewer>,
@@ -311,10 +369,14 @@ pub fn message_page(
     title: &str,
     text: &str,
 ) -> Response {
-    let ctx = context! { title => title, text => text };
+    let page = MessagePage {
+        title,
+        text,
+        action: None,
+    };
     match viewer {
-        Some(v) => v.page("message.html", status, ctx),
-        None => render("message.html", status, ctx),
+        Some(v) => v.page("message.html", status, &page),
+        None => render("message.html", status, &page),
     }
 }
 

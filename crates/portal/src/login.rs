@@ -11,10 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use minijinja::context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{render, safe_next, see_other, NoFields, Posted};
+use super::{render, safe_next, see_other, Action, MessagePage, NoFields, Posted};
 use web::auth;
 use web::error::Code;
 use web::ops::session::{self, Meta};
@@ -48,6 +47,19 @@ async fn login_page(
     form(&st, StatusCode::OK, &next, "", None, notice)
 }
 
+/// `login.html`: the login form, outside the layout of signed-in pages.
+#[derive(Debug, Serialize)]
+struct LoginPage<'a> {
+    title: &'a str,
+    /// Where a successful login goes.
+    next: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+    /// The double-submit token, also in the cookie.
+    login_csrf: &'a str,
+}
+
 /// The login form with a fresh double-submit token.
 fn form(
     st: &AppState,
@@ -67,13 +79,13 @@ fn form(
     let page = render(
         "login.html",
         status,
-        context! {
-            title => "Log in",
-            next => next,
-            username => username,
-            error => error,
-            notice => notice,
-            login_csrf => token,
+        &LoginPage {
+            title: "Log in",
+            next,
+            username,
+            error,
+            notice,
+            login_csrf: &token,
         },
     );
     (CookieJar::new().add(cookie), page).into_response()
@@ -170,10 +182,13 @@ async fn logout_page(viewer: super::Viewer) -> Response {
     viewer.page(
         "message.html",
         StatusCode::OK,
-        context! {
-            title => "Log out",
-            text => "End this session? Running workspaces keep running.",
-            action => context! { url => "/hub/logout", label => "Log out" },
+        &MessagePage {
+            title: "Log out",
+            text: "End this session? Running workspaces keep running.",
+            action: Some(Action {
+                url: "/hub/logout",
+                label: "Log out",
+            }),
         },
     )
 }

@@ -8,8 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use minijinja::context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{by_the_user, done, settle, FormErrors, Posted, Viewer};
 use web::error::{ApiError, Code};
@@ -35,6 +34,16 @@ struct PasswordForm {
     confirm: String,
 }
 
+/// `password.html`: the form that sets a password.
+#[derive(Debug, Serialize)]
+struct PasswordPage<'a> {
+    title: String,
+    nav: &'static str,
+    /// The user whose password it sets (`None`: the viewer's own).
+    whose: Option<&'a str>,
+    errors: FormErrors,
+}
+
 /// The form for `whose` (`None`: the viewer's own).
 fn render(
     viewer: &Viewer,
@@ -49,11 +58,11 @@ fn render(
     viewer.page(
         "password.html",
         status,
-        context! {
-            title => title,
-            nav => if whose.is_some() { "admin" } else { "password" },
-            whose => whose,
-            errors => errors,
+        &PasswordPage {
+            title,
+            nav: if whose.is_some() { "admin" } else { "password" },
+            whose,
+            errors,
         },
     )
 }

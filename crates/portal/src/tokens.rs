@@ -6,11 +6,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use api_types::TokenCreate;
-use model::TokenKind;
+use model::{Millis, TokenKind};
 
 use super::{done, FormErrors, Posted, Viewer};
 use web::error::{ApiError, ApiResult, Code};
@@ -34,6 +33,7 @@ const LIFETIMES: [(u64, &str); 6] = [
     (0, "Never"),
 ];
 
+/// The new-token form, as posted or empty.
 #[derive(Debug, Default, Deserialize, Serialize)]
 struct TokenForm {
     #[serde(default)]
@@ -52,6 +52,60 @@ impl TokenForm {
             ..TokenForm::default()
         }
     }
+}
+
+/// `tokens.html`: the viewer's tokens and app logins, and the new-token form.
+#[derive(Debug, Serialize)]
+struct TokensPage<'a> {
+    title: &'static str,
+    nav: &'static str,
+    tokens: Vec<TokenRow<'a>>,
+    apps: Vec<AppLogin<'a>>,
+    form: &'a TokenForm,
+    errors: FormErrors,
+    lifetimes: Vec<Lifetime>,
+    created: Option<NewToken>,
+}
+
+/// One token, without its secret.
+#[derive(Debug, Serialize)]
+struct TokenRow<'a> {
+    id: &'a str,
+    prefix: &'a str,
+    note: &'a str,
+    /// What made it, in words.
+    kind: &'static str,
+    scopes: Vec<String>,
+    created_at: Millis,
+    last_used_at: Option<Millis>,
+    expires_at: Option<Millis>,
+}
+
+/// The app of one workspace logged in to through berth, over all its logins.
+#[derive(Debug, Serialize)]
+struct AppLogin<'a> {
+    workspace: &'a str,
+    name: &'a str,
+    logins: usize,
+    scopes: Vec<String>,
+    first_at: Option<Millis>,
+    last_used_at: Option<Millis>,
+    expires_at: Option<Millis>,
+}
+
+/// A lifetime the form offers.
+#[derive(Debug, Serialize)]
+struct Lifetime {
+    /// Seconds, as the form posts them.
+    secs: String,
+    label: &'static str,
+}
+
+/// A token just made, with its secret, shown this once.
+#[derive(Debug, Serialize)]
+struct NewToken {
+    note: String,
+    secret: String,
 }
 
 async fn page(State(st): State<AppState>, viewer: Viewer) -> Response {
@@ -79,47 +133,49 @@ async fn render(
     let (_, all) = tokens::list(st, &viewer.ctx, me).await?;
     let (logins, list): (Vec<_>, Vec<_>) = all.iter().partition(|t| t.kind == TokenKind::OAuth);
     let apps = app_logins(&logins);
-    let list: Vec<_> = list
+    let tokens = list
         .iter()
-        .map(|t| {
-            context! {
-                id => t.id,
-                prefix => t.prefix,
-                note => t.note,
-                kind => match t.kind {
-                    TokenKind::Api => "API",
-                    TokenKind::Server => "workspace app",
-                    TokenKind::OAuth => "app login (OAuth)",
-                },
-                scopes => t.scopes.to_strings(),
-                created_at => t.created_at,
-                last_used_at => t.last_used_at,
-                expires_at => t.expires_at,
-            }
+        .map(|t| TokenRow {
+            id: &t.id,
+            prefix: &t.prefix,
+            note: &t.note,
+            kind: match t.kind {
+                TokenKind::Api => "API",
+                TokenKind::Server => "workspace app",
+                TokenKind::OAuth => "app login (OAuth)",
+            },
+            scopes: t.scopes.to_strings(),
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            expires_at: t.expires_at,
         })
         .collect();
-    Ok(viewer.page(
-        "tokens.html",
-        status,
-        context! {
-            title => "API tokens",
-            nav => "tokens",
-            tokens => list,
-            apps => apps,
-            form => form,
-            errors => errors,
-            lifetimes => LIFETIMES.iter().map(|(s, l)| context! { secs => s.to_string(), label => l }).collect::<Vec<_>>(),
-            created => created.map(|(note, secret)| context! { note => note, secret => secret }),
-        },
-    ))
+    let lifetimes = LIFETIMES
+        .iter()
+        .map(|&(secs, label)| Lifetime {
+            secs: secs.to_string(),
+            label,
+        })
+        .collect();
+    let page = TokensPage {
+        title: "API tokens",
+        nav: "tokens",
+        tokens,
+        apps,
+        form,
+        errors,
+        lifetimes,
+        created: created.map(|(note, secret)| NewToken { note, secret }),
+    };
+    Ok(viewer.page("tokens.html", status, &page))
 }
 
 /// The apps one logged in to through berth (OAuth), one row per workspace
 /// however many logins: JupyterHub's "Authorized Applications". Newest use
 /// first.
-fn app_logins(logins: &[&model::Token]) -> Vec<minijinja::Value> {
+fn app_logins<'a>(logins: &[&'a model::Token]) -> Vec<AppLogin<'a>> {
     let mut by_workspace: Vec<(&str, Vec<&model::Token>)> = Vec::new();
-    for t in logins {
+    for &t in logins {
         let key = t.workspace_id.as_deref().unwrap_or_default();
         match by_workspace.iter_mut().find(|(k, _)| *k == key) {
             Some((_, ts)) => ts.push(t),
@@ -129,17 +185,17 @@ fn app_logins(logins: &[&model::Token]) -> Vec<minijinja::Value> {
     let last_used = |ts: &[&model::Token]| ts.iter().filter_map(|t| t.last_used_at).max();
     by_workspace.sort_by_key(|(_, ts)| std::cmp::Reverse(last_used(ts)));
     by_workspace
-        .iter()
+        .into_iter()
         .map(|(workspace, ts)| {
             let name = ts[0].note.strip_prefix("oauth ").unwrap_or(&ts[0].note);
-            context! {
-                workspace => workspace,
-                name => name,
-                logins => ts.len(),
-                scopes => ts[0].scopes.to_strings(),
-                first_at => ts.iter().map(|t| t.created_at).min(),
-                last_used_at => last_used(ts),
-                expires_at => ts.iter().filter_map(|t| t.expires_at).max(),
+            AppLogin {
+                workspace,
+                name,
+                logins: ts.len(),
+                scopes: ts[0].scopes.to_strings(),
+                first_at: ts.iter().map(|t| t.created_at).min(),
+                last_used_at: last_used(&ts),
+                expires_at: ts.iter().filter_map(|t| t.expires_at).max(),
             }
         })
         .collect()
