@@ -247,6 +247,8 @@ async fn create(State(st): State<AppState>, posted: Posted<TokenForm>) -> Respon
     }
     .await;
     match made {
+        // Not `settle`'s redirect: the secret is shown once, in this answer,
+        // and no redirect may carry it.
         Ok((token, secret)) => {
             let shown = (token.note.clone(), secret);
             render(
