@@ -95,7 +95,7 @@ impl AppState {
         }
     }
 
-    /// Serves workspaces through `routes` ([`controller::routes::follow`]).
+    /// Serves workspaces through `routes` (the controller's `routes::follow`).
     pub fn with_routes(
         mut self,
         routes: tokio::sync::watch::Receiver<Arc<model::route::RouteTable>>,

@@ -31,7 +31,7 @@ pub async fn update(
     Ok(st.app.update_user(ctx.caller(), &name, cmd).await?)
 }
 
-/// Sets the user `name`'s password (see [`set_password_route`]) with its audit
+/// Sets the user `name`'s password (`PUT /api/v1/users/{name}/password`) with its audit
 /// record; the portal shares it. Returns the caller's new session cookie and
 /// CSRF token when they changed their own password in a session.
 pub async fn set_password(
