@@ -21,9 +21,8 @@ pub async fn change(
     id: &str,
     change: app::WorkspaceChange,
 ) -> ApiResult<model::Workspace> {
-    let id = extract::path_id("workspace", id)?.to_owned();
     let cmd = app::ChangeWorkspace {
-        id: id.into(),
+        id: extract::path_id("workspace", id)?.into(),
         change,
     };
     Ok(st.app.change_workspace(ctx.caller(), cmd).await?)
@@ -36,13 +35,16 @@ pub async fn request_delete(
     id: &str,
     keep_files: bool,
 ) -> ApiResult<model::Workspace> {
-    let id = extract::path_id("workspace", id)?.to_owned();
     let cmd = app::DeleteWorkspace {
-        id: id.into(),
+        id: extract::path_id("workspace", id)?.into(),
         keep_files,
     };
     Ok(st.app.delete_workspace(ctx.caller(), cmd).await?)
 }
+
+/// How long a stop waits for the server to stop before it answers 202, as
+/// JupyterHub's `slow_stop_timeout`.
+pub const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// Waits up to [`STOP_WAIT`] until workspace `id` is stopped (or, with
 /// `removed`, gone); whether it got there.
@@ -72,10 +74,6 @@ pub async fn settled(st: &AppState, id: &str, removed: bool) -> ApiResult<bool> 
 pub async fn find(st: &AppState, user: &model::User, name: &str) -> ApiResult<Option<Workspace>> {
     Ok(st.app.find_workspace_unchecked(user, name).await?)
 }
-
-/// How long a stop waits for the server to stop before it answers 202, as
-/// JupyterHub's `slow_stop_timeout`.
-pub const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether JupyterHub would call the server active (not stopped).
 pub fn active(ws: &Workspace) -> bool {
