@@ -1,11 +1,12 @@
-//! berth's HTTP control plane: the axum router with authentication, the REST API
-//! under `/api/v1` (documented by a generated OpenAPI file), JupyterHub's API under
-//! `/hub/api`, the web portal under `/hub/`, the proxy under `/user/`, health and
-//! metrics.
+//! berth's HTTP control plane assembled: the REST API under `/api/v1`
+//! (documented by a generated OpenAPI file), JupyterHub's API under `/hub/api`
+//! ([`api_hub`]), the web portal under `/hub/` ([`portal`]), the proxy's door
+//! under `/user/`, health and metrics, behind one middleware stack; what they
+//! share is [`web`]'s.
 //!
-//! Handlers authenticate and authorize, validate input, then write desired state
-//! and an audit record in one transaction. They never call a runtime and never
-//! retry; the controller acts on what they wrote.
+//! Handlers parse a request into an `app` command and render what comes back.
+//! They never call a runtime and never retry; the controller acts on what they
+//! wrote.
 
 mod observe;
 mod openapi;
