@@ -212,7 +212,7 @@ fn identity<T>(ctx: &Ctx, model: T) -> axum::Json<RequestIdentity<T>> {
         model,
         scopes: ctx.principal.expanded_scopes(),
         session_id: None,
-        token_id: ctx.principal.token_id.clone(),
+        token_id: ctx.principal.token_id.as_deref().map(str::to_owned),
     })
 }
 

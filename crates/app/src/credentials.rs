@@ -185,7 +185,7 @@ impl App {
             .shared_with(&user.id)
             .await?
             .into_iter()
-            .map(|s| (s.owner_id, s.owner, s.workspace.to_string()))
+            .map(|s| (s.owner_id.into_string(), s.owner, s.workspace.to_string()))
             .collect();
         Ok(Cached {
             epoch,

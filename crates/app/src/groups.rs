@@ -35,7 +35,7 @@ impl App {
     }
 
     /// The ids of the users `names`; an unknown one is an invalid `users`.
-    pub async fn user_ids(&self, names: &[Name]) -> Result<Vec<String>> {
+    pub async fn user_ids(&self, names: &[Name]) -> Result<Vec<model::UserId>> {
         if names.len() > 1000 {
             return Err(AppError::invalid("users", "at most 1000 at once"));
         }

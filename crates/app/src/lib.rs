@@ -112,7 +112,7 @@ impl Caller<'_> {
         target: &str,
     ) -> AuditEntry {
         AuditEntry {
-            actor_id: Some(self.principal.user_id.clone()),
+            actor_id: Some(self.principal.user_id.to_string()),
             actor: Some(self.principal.name.to_string()),
             action,
             target_type: target_type.to_owned(),

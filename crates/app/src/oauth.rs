@@ -74,7 +74,7 @@ impl App {
         let stored = OAuthCode {
             hash: sha256_hex(&code),
             workspace_id: ws.id.to_string(),
-            user_id: who.user_id.clone(),
+            user_id: who.user_id.to_string(),
             redirect_uri: oauth_callback_url(ws),
             code_challenge,
             scopes: ScopeSet::parse(&scopes).expect("names make valid filters"),
@@ -133,7 +133,7 @@ impl App {
         let issued = tx
             .insert_token_of(
                 &NewToken {
-                    user_id: grant.user_id.clone(),
+                    user_id: grant.user_id.clone().into(),
                     hash: minted.hash,
                     prefix: minted.prefix,
                     note: format!("oauth {}/{}", ws.owner, ws.name),
@@ -145,11 +145,11 @@ impl App {
             )
             .await?;
         tx.audit(&AuditEntry {
-            actor_id: Some(user.id.clone()),
+            actor_id: Some(user.id.to_string()),
             actor: Some(user.name.to_string()),
             action: AuditAction::TokenCreate,
             target_type: "token".into(),
-            target: issued.id.clone(),
+            target: issued.id.to_string(),
             outcome: Outcome::Success,
             source: None,
             request_id: None,

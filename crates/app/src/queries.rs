@@ -85,7 +85,7 @@ impl App {
             None => Some(caller.principal.user_id.clone()),
         };
         let filter = WorkspaceFilter {
-            owner_id,
+            owner_id: owner_id.map(model::UserId::into_string),
             state: q.state,
             profile: q.profile,
             name: q.name,
@@ -163,7 +163,7 @@ impl App {
         let found = self
             .store
             .workspaces(&WorkspaceFilter {
-                owner_id: Some(user.id.clone()),
+                owner_id: Some(user.id.to_string()),
                 name: Some(name),
                 limit: 1,
                 ..Default::default()

@@ -116,7 +116,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let session = self.open_session(&mut tx, &user.id).await?;
         let mut ok_record = record(Outcome::Success, "password");
-        ok_record.actor_id = Some(user.id.clone());
+        ok_record.actor_id = Some(user.id.to_string());
         ok_record.actor = Some(user.name.to_string());
         tx.audit(&ok_record).await?;
         tx.commit().await?;

@@ -25,7 +25,11 @@ fn label(with: &ShareWith) -> String {
 impl App {
     async fn share_ids(&self, with: &ShareWith) -> Result<Option<Ids>> {
         let found = match with {
-            ShareWith::User(u) => self.store.user_by_name(u).await.map(|u| (Some(u.id), None)),
+            ShareWith::User(u) => self
+                .store
+                .user_by_name(u)
+                .await
+                .map(|u| (Some(u.id.into_string()), None)),
             ShareWith::Group(g) => self.store.group(g).await.map(|g| (None, Some(g.id))),
         };
         match found {

@@ -1,4 +1,4 @@
-//! Ids of the things the store keeps, one type each, so that another id is
+//! Ids of the things the store keeps, one type each, so that a user's id is
 //! never passed where a workspace's is wanted. An id is opaque text (the
 //! store makes them); it reads as a `&str` wherever one is expected.
 
@@ -107,6 +107,10 @@ ids! {
     /// A workspace's id: also its directory's name under the data dir and
     /// the suffix of its OAuth client id.
     WorkspaceId,
+    /// A user's (or a service's) id.
+    UserId,
+    /// An API token's id (not the token, which is never kept).
+    TokenId,
 }
 
 #[cfg(test)]

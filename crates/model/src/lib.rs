@@ -15,7 +15,7 @@ mod scope;
 pub mod secret;
 mod workspace;
 
-pub use id::WorkspaceId;
+pub use id::{TokenId, UserId, WorkspaceId};
 pub use name::{Name, NameError, NAME_PATTERN};
 pub use route::Upstream;
 
@@ -104,7 +104,7 @@ fn audit_actions_are_family_dot_verb_each_once() {
 /// A user as the domain sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub name: Name,
     pub is_admin: bool,
     pub disabled: bool,
@@ -129,8 +129,8 @@ pub struct Group {
 /// An API token's metadata; the token itself is never kept, only its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
-    pub id: String,
-    pub user_id: String,
+    pub id: TokenId,
+    pub user_id: UserId,
     /// The first characters of the token, enough to recognise it in a list.
     pub prefix: String,
     pub note: String,
@@ -148,7 +148,7 @@ pub struct Token {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
     pub workspace_id: WorkspaceId,
-    pub owner_id: String,
+    pub owner_id: UserId,
     pub owner: Name,
     pub workspace: Name,
     pub with: ShareWith,

@@ -51,7 +51,7 @@ impl fmt::Display for Upstream {
 pub struct Route {
     pub workspace_id: crate::WorkspaceId,
     /// Who may use it (besides admins).
-    pub owner_id: String,
+    pub owner_id: crate::UserId,
     pub state: WorkspaceState,
     /// The status message, shown on the progress page.
     pub message: String,

@@ -368,7 +368,7 @@ pub struct Targets {
 /// Who is making a request, and with which effective scopes.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub user_id: String,
+    pub user_id: crate::UserId,
     pub name: crate::Name,
     pub is_admin: bool,
     /// A JupyterHub service, not a person: no role of its own beyond admin's.
@@ -376,7 +376,7 @@ pub struct Principal {
     /// Already intersected with the role's scopes.
     pub scopes: ScopeSet,
     /// The token used, if any (for `last_used` and audit), else a session.
-    pub token_id: Option<String>,
+    pub token_id: Option<crate::TokenId>,
     /// For each filtered scope, what its filters reach.
     targets: BTreeMap<Scope, Targets>,
     /// Workspaces shared with this user, as (owner id, workspace name) → the
@@ -388,11 +388,11 @@ impl Principal {
     /// Builds a principal whose scopes never exceed the user's role;
     /// `resolve` says what each filter of `requested` reaches.
     pub fn new(
-        user_id: String,
+        user_id: crate::UserId,
         name: crate::Name,
         is_admin: bool,
         requested: &ScopeSet,
-        token_id: Option<String>,
+        token_id: Option<crate::TokenId>,
         resolve: impl Fn(&Filter) -> Targets,
     ) -> Self {
         let scopes = requested.intersection(&ScopeSet::for_role(is_admin));

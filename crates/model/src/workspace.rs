@@ -280,7 +280,7 @@ impl WorkspaceStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
     pub id: WorkspaceId,
-    pub owner_id: String,
+    pub owner_id: crate::UserId,
     pub owner: Name,
     pub name: Name,
     pub spec: WorkspaceSpec,

@@ -760,10 +760,10 @@ async fn quotas_page(
                 let mine = || workspaces.iter().filter(|w| w.owner_id == u.id);
                 let n = mine().count() as u64;
                 let (cpu, mem) = active_use(mine(), &profiles);
-                let limits = default.with(own.get(&u.id));
+                let limits = default.with(own.get(u.id.as_str()));
                 QuotaRow {
                     name: u.name.to_string(),
-                    own: own.contains_key(&u.id),
+                    own: own.contains_key(u.id.as_str()),
                     limits,
                     workspaces: n,
                     cpu_millis: cpu,

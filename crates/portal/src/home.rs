@@ -214,7 +214,7 @@ async fn home_page(
 ) -> ApiResult<Response> {
     let me = &viewer.ctx.principal;
     let profiles = profiles_by_name(st).await?;
-    let mine = all_workspaces(st, Some(me.user_id.clone())).await?;
+    let mine = all_workspaces(st, Some(me.user_id.to_string())).await?;
     let user = st.app.me(viewer.ctx.caller()).await?;
     let q = st.app.quota_of(user).await?.limits;
     let (cpu, mem) = active_use(mine.iter(), &profiles);

@@ -97,7 +97,7 @@ mod tests {
             .map(|k| {
                 let route = Route {
                     workspace_id: format!("id-{k}").into(),
-                    owner_id: format!("owner-{}", k.split('/').next().unwrap()),
+                    owner_id: format!("owner-{}", k.split('/').next().unwrap()).into(),
                     state: WorkspaceState::Running,
                     message: String::new(),
                     upstream: Some("10.213.0.2:8888".parse().unwrap()),

@@ -863,3 +863,8 @@ where
 {
     r.try_get(col).map_err(|e| rows::corrupt(what, e))
 }
+
+/// An id column as its type ([`model::WorkspaceId`], [`model::UserId`], …).
+pub(crate) fn get_id<T: From<String>>(r: &AnyRow, col: &str, what: &'static str) -> Result<T> {
+    get::<String>(r, col, what).map(T::from)
+}

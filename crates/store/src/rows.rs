@@ -8,7 +8,7 @@ use model::{
     WorkspaceSpec, WorkspaceState, WorkspaceStatus,
 };
 
-use crate::{get, Result, StoreError};
+use crate::{get, get_id, Result, StoreError};
 
 pub(crate) const USER_SELECT: &str = "SELECT id, name, password_hash, is_admin, disabled, \
     created_at, last_activity, kind AS user_kind FROM users";
@@ -64,7 +64,7 @@ fn non_negative(v: i64, what: &'static str) -> Result<u64> {
 
 pub(crate) fn user(r: &AnyRow) -> Result<User> {
     Ok(User {
-        id: get(r, "id", "user")?,
+        id: get_id(r, "id", "user")?,
         name: name(r, "name")?,
         is_admin: get::<i64>(r, "is_admin", "user")? != 0,
         disabled: get::<i64>(r, "disabled", "user")? != 0,
@@ -111,8 +111,8 @@ fn token_with(r: &AnyRow, id: &str, user_id: &str, created_at: &str) -> Result<T
     let scopes: String = get(r, "scopes", "token")?;
     let kind: String = get(r, "kind", "token")?;
     Ok(Token {
-        id: get(r, id, "token")?,
-        user_id: get(r, user_id, "token")?,
+        id: get_id(r, id, "token")?,
+        user_id: get_id(r, user_id, "token")?,
         prefix: get(r, "prefix", "token")?,
         note: get(r, "note", "token")?,
         scopes: ScopeSet::parse(&scopes).map_err(|e| corrupt("token", e))?,
@@ -134,8 +134,8 @@ pub(crate) fn share(r: &AnyRow) -> Result<Share> {
         _ => return Err(corrupt("share", "neither or both of user and group")),
     };
     Ok(Share {
-        workspace_id: get::<String>(r, "workspace_id", "share")?.into(),
-        owner_id: get(r, "owner_id", "share")?,
+        workspace_id: get_id(r, "workspace_id", "share")?,
+        owner_id: get_id(r, "owner_id", "share")?,
         owner: name(r, "owner")?,
         workspace: name(r, "workspace")?,
         with,
@@ -194,8 +194,8 @@ pub(crate) fn workspace(r: &AnyRow) -> Result<Workspace> {
     status.state =
         WorkspaceState::parse(&state).ok_or_else(|| corrupt("workspace state", &state))?;
     Ok(Workspace {
-        id: get::<String>(r, "id", "workspace")?.into(),
-        owner_id: get(r, "owner_id", "workspace")?,
+        id: get_id(r, "id", "workspace")?,
+        owner_id: get_id(r, "owner_id", "workspace")?,
         owner: name(r, "owner")?,
         name: name(r, "name")?,
         spec: WorkspaceSpec {
@@ -260,7 +260,7 @@ pub struct NewUser {
 /// A token to create; `hash` is the SHA-256 of the token, never the token.
 #[derive(Debug, Clone)]
 pub struct NewToken {
-    pub user_id: String,
+    pub user_id: model::UserId,
     pub hash: String,
     pub prefix: String,
     pub note: String,

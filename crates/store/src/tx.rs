@@ -155,7 +155,7 @@ impl Tx {
 
     async fn insert_identity(&mut self, u: &NewUser, is_service: bool) -> Result<User> {
         let user = User {
-            id: new_id(),
+            id: new_id().into(),
             name: u.name.clone(),
             is_admin: u.is_admin,
             disabled: false,
@@ -167,7 +167,7 @@ impl Tx {
             "INSERT INTO users (id, name, password_hash, is_admin, disabled, created_at, kind) \
              VALUES ($1, $2, $3, $4, 0, $5, $6)",
         )
-        .bind(&user.id)
+        .bind(user.id.as_str())
         .bind(user.name.as_str())
         .bind(u.password_hash.as_deref())
         .bind(i64::from(user.is_admin))
@@ -407,7 +407,7 @@ impl Tx {
         workspace_id: Option<&str>,
     ) -> Result<Token> {
         let token = Token {
-            id: new_id(),
+            id: new_id().into(),
             user_id: t.user_id.clone(),
             prefix: t.prefix.clone(),
             note: t.note.clone(),
@@ -422,8 +422,8 @@ impl Tx {
             "INSERT INTO tokens (id, user_id, hash, prefix, note, scopes, created_at, expires_at, \
              kind, workspace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
-        .bind(&token.id)
-        .bind(&token.user_id)
+        .bind(token.id.as_str())
+        .bind(token.user_id.as_str())
         .bind(&t.hash)
         .bind(&token.prefix)
         .bind(&token.note)
@@ -843,7 +843,7 @@ impl Tx {
              VALUES ($1, $2, $3, $4, $5, 1, $6, $7, 0, $8, $8)",
         )
         .bind(ws.id.as_str())
-        .bind(&ws.owner_id)
+        .bind(ws.owner_id.as_str())
         .bind(ws.name.as_str())
         .bind(&profile.id)
         .bind(desired.as_str())

@@ -51,7 +51,7 @@ pub fn group(g: &model::Group) -> api_types::Group {
 
 pub fn token(t: &model::Token) -> api_types::Token {
     api_types::Token {
-        id: t.id.clone(),
+        id: t.id.to_string(),
         prefix: t.prefix.clone(),
         note: t.note.clone(),
         scopes: t.scopes.to_strings(),

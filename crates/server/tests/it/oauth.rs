@@ -229,6 +229,7 @@ async fn me_id(app: &TestApp, name: &str) -> String {
         .await
         .unwrap()
         .id
+        .into_string()
 }
 
 fn expect_oauth_error(r: &Reply, status: u16, error: &str) {

@@ -203,7 +203,12 @@ impl Berth {
             .unwrap();
         assert_eq!(r.status(), 201);
         let name = model::Name::parse(name).unwrap();
-        self.store.user_by_name(&name).await.unwrap().id
+        self.store
+            .user_by_name(&name)
+            .await
+            .unwrap()
+            .id
+            .into_string()
     }
 
     fn route(
@@ -243,7 +248,7 @@ impl Berth {
     fn route_of(&self, key: &str, owner_id: &str) -> Route {
         Route {
             workspace_id: format!("ws-{}", key.replace('/', "-")).into(),
-            owner_id: owner_id.to_owned(),
+            owner_id: owner_id.into(),
             state: WorkspaceState::Running,
             message: "a <message>".into(),
             upstream: None,
@@ -851,7 +856,7 @@ async fn an_app_served_at_the_root_gets_its_prefix_stripped() {
             key,
             Route {
                 workspace_id: format!("ws-{key}").into(),
-                owner_id: alice.clone(),
+                owner_id: alice.clone().into(),
                 state: WorkspaceState::Running,
                 message: String::new(),
                 upstream: Some(model::Upstream::Tcp(app)),
@@ -910,7 +915,7 @@ async fn a_deleted_server_token_and_a_disabled_user_are_refused_at_once() {
     let mut tx = b.store.begin().await.unwrap();
     tx.insert_token_of(
         &store::NewToken {
-            user_id: alice.clone(),
+            user_id: alice.clone().into(),
             hash: minted.hash.clone(),
             prefix: minted.prefix.clone(),
             note: "server alice/lab".into(),

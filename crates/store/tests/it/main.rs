@@ -396,7 +396,7 @@ async fn workspaces_lifecycle_and_filters() {
         );
         assert_eq!(
             all(WorkspaceFilter {
-                owner_id: Some(bob.id.clone()),
+                owner_id: Some(bob.id.to_string()),
                 ..Default::default()
             })
             .await,
@@ -721,7 +721,7 @@ async fn user_quotas_are_set_replaced_reset_and_go_with_the_user() {
         assert_eq!(store.quota_override(&alice.id).await.unwrap(), Some(second));
         let all = store.quota_overrides().await.unwrap();
         assert_eq!(all.len(), 1);
-        assert_eq!(all.get(&alice.id), Some(&second));
+        assert_eq!(all.get(alice.id.as_str()), Some(&second));
         // An empty override is the default quota: no row is left.
         let mut tx = store.begin().await.unwrap();
         tx.set_quota_override(&alice.id, &QuotaOverride::default())
