@@ -202,11 +202,4 @@ impl App {
             .running_millis(owner_id, workspace_id, model::now_millis())
             .await?)
     }
-
-    /// Writes the activity the proxy saw: (workspace id, when) pairs.
-    pub async fn record_activity(&self, batch: &[(String, i64)]) -> Result<()> {
-        let mut tx = self.store.begin().await?;
-        tx.record_activity(batch).await?;
-        Ok(tx.commit().await?)
-    }
 }

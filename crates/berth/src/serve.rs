@@ -122,8 +122,9 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
         shutdown().await;
         let _ = stop_tx.send(true);
     });
-    let flusher = tokio::spawn(server::flush_activity(
-        state.clone(),
+    let flusher = tokio::spawn(controller::activity::flush(
+        store.clone(),
+        state.proxy.activity().clone(),
         Duration::from_secs(5),
         stopped(stop_rx.clone()),
     ));

@@ -18,6 +18,7 @@
 //! keeps from the store: the reconcile writes each workspace's upstream with its
 //! status. The controller knows no HTTP.
 
+pub mod activity;
 pub mod leader;
 mod queue;
 mod reconcile;

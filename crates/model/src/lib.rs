@@ -5,6 +5,7 @@
 //! state machine. Nothing here knows HTTP or SQL; wire types live in
 //! `api-types`, persistence in `store`, the runtimes' trait in `runtime`.
 
+pub mod activity;
 pub mod hub;
 mod id;
 mod name;

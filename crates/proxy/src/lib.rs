@@ -4,14 +4,13 @@
 //! streamed both ways, WebSocket upgrades spliced through. Paths are forwarded
 //! unchanged (apps run under their base URL). The request path touches no
 //! store and no runtime: routes come from a watch channel, activity goes to an
-//! in-memory [`activity::Activity`] that the server flushes in batches.
+//! in-memory [`Activity`] that the controller flushes in batches.
 //!
 //! [`Proxy::serve`] is a request's whole way through ([`door`]): who asks,
 //! which workspace, whether they may, the app or a page. What only berth
 //! knows (credentials, pages, metrics) comes from a [`Door`];
 //! [`Proxy::forward`] is called only for an authorized request.
 
-pub mod activity;
 mod connect;
 pub mod door;
 pub mod path;
@@ -32,8 +31,8 @@ use model::route::RouteTable;
 use model::Upstream;
 use tokio::sync::watch;
 
-use crate::activity::Activity;
 use crate::connect::Connector;
+use model::activity::Activity;
 
 pub use door::{Door, Page, Target};
 

@@ -54,35 +54,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Writes the activity the proxy saw to the store every `every`, and once more
-/// when `stop` completes. A failed write keeps the batch for the next round.
-pub async fn flush_activity(
-    state: AppState,
-    every: std::time::Duration,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    async fn flush(state: &AppState) {
-        let batch = state.proxy.activity().take();
-        if batch.is_empty() {
-            return;
-        }
-        if let Err(e) = state.app.record_activity(&batch).await {
-            tracing::warn!("record workspace activity: {}", model::error_chain(&e));
-            state.proxy.activity().restore(batch);
-        }
-    }
-    tokio::pin!(stop);
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => flush(&state).await,
-            () = &mut stop => break,
-        }
-    }
-    flush(&state).await;
-}
-
 /// First start: [`app::bootstrap`], with its error as the API reports one.
 pub async fn bootstrap(
     store: &app::Store,

@@ -116,8 +116,9 @@ impl Berth {
             .unwrap();
         let (routes, rx) = watch::channel(Arc::new(RouteTable::new()));
         let state = AppState::new(store.clone(), config).with_routes(rx);
-        tokio::spawn(server::flush_activity(
-            state.clone(),
+        tokio::spawn(controller::activity::flush(
+            store.clone(),
+            state.proxy.activity().clone(),
             Duration::from_millis(50),
             std::future::pending(),
         ));

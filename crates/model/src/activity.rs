@@ -1,5 +1,6 @@
-//! Activity seen by the proxy, kept in memory and taken in batches by whoever
-//! writes it to the store (the request path never does).
+//! Activity seen by the proxy, kept in memory and taken in batches by the
+//! controller's flush, which writes it to the store (the request path never
+//! does).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
