@@ -94,7 +94,7 @@ resync_secs = 30
 connect_timeout_secs = 5
 response_timeout_secs = 0
 pool_idle_secs = 60
-pool_max_idle = 256
+pool_max_idle = 1024
 "#;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,7 +211,7 @@ impl Default for Config {
                 connect_timeout_secs: 5,
                 response_timeout_secs: 0,
                 pool_idle_secs: 60,
-                pool_max_idle: 256,
+                pool_max_idle: 1024,
             },
         }
     }

@@ -12,18 +12,13 @@
 //!   to the hard one.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 
 /// How long a connection may take to send a request head (and may sit idle
 /// between requests).
@@ -77,7 +72,7 @@ pub fn raise_nofile_limit() -> u64 {
 /// connections finish their requests.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: server::Front,
     limits: Limits,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -111,15 +106,13 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
-        let service =
-            app.clone()
-                .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
-                    let mut req = req.map(axum::body::Body::new);
-                    req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                    req
-                });
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(app.call(req, peer).await) }
+        });
         let conn = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let mut stopping = stopping_rx.clone();
         tokio::spawn(async move {

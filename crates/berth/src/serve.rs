@@ -128,7 +128,7 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
         Duration::from_secs(5),
         stopped(stop_rx.clone()),
     ));
-    let app = server::router(state);
+    let app = server::Front::new(state);
     let gateway = gateway.map(|listener| {
         let stop = stopped(stop_rx.clone());
         let (app, limits) = (app.clone(), limits.clone());

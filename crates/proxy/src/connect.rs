@@ -1,94 +1,33 @@
-//! Connections to apps: TCP to an address, or a Unix socket. The pooled
-//! client keys its connections by a URI's authority, so a socket's path is
-//! written into one ([`authority`]) and read back when the pool needs a new
-//! connection.
+//! Connections to apps: TCP to an address (without Nagle's delay), or a Unix
+//! socket.
 
-use std::future::Future;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use model::Upstream;
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::BoxError;
-
-/// The suffix of an authority that stands for a Unix socket.
-const UNIX: &str = ".unix.berth";
-
-/// The authority of a URI that reaches `upstream`: its address, or its socket's
-/// path in hex under [`UNIX`].
-pub(crate) fn authority(upstream: &Upstream) -> String {
-    match upstream {
-        Upstream::Tcp(addr) => addr.to_string(),
-        Upstream::Unix(path) => {
-            let hex: String = path
-                .as_os_str()
-                .as_encoded_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            format!("{hex}{UNIX}")
-        }
-    }
-}
-
-/// The socket path an authority of [`authority`] names, if it names one.
-fn socket_path(uri: &Uri) -> Option<PathBuf> {
-    let hex = uri.host()?.strip_suffix(UNIX)?;
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    let path = String::from_utf8(bytes).ok()?;
-    Some(PathBuf::from(path))
-}
-
-/// Opens TCP connections with `tcp`, and Unix socket connections itself.
-#[derive(Debug, Clone)]
-pub(crate) struct Connector {
-    pub(crate) tcp: HttpConnector,
-    pub(crate) timeout: Duration,
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = Conn;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.tcp.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        match socket_path(&uri) {
-            Some(path) => {
-                let timeout = self.timeout;
-                Box::pin(async move { Ok(Conn::Unix(connect_unix(&path, timeout).await?)) })
+/// Opens a connection to `upstream` within `timeout`.
+pub(crate) async fn connect(upstream: &Upstream, timeout: Duration) -> io::Result<Conn> {
+    let opened = async {
+        Ok(match upstream {
+            Upstream::Tcp(addr) => {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                Conn::Tcp(TokioIo::new(stream))
             }
-            None => {
-                let tcp = self.tcp.call(uri);
-                Box::pin(async move { Ok(Conn::Tcp(tcp.await?)) })
-            }
-        }
-    }
-}
-
-async fn connect_unix(path: &Path, timeout: Duration) -> io::Result<TokioIo<UnixStream>> {
-    match tokio::time::timeout(timeout, UnixStream::connect(path)).await {
-        Ok(stream) => Ok(TokioIo::new(stream?)),
+            Upstream::Unix(path) => Conn::Unix(TokioIo::new(UnixStream::connect(path).await?)),
+        })
+    };
+    match tokio::time::timeout(timeout, opened).await {
+        Ok(conn) => conn,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("connect to {} timed out", path.display()),
+            format!("connect to {upstream} timed out after {timeout:?}"),
         )),
     }
 }
@@ -98,15 +37,6 @@ async fn connect_unix(path: &Path, timeout: Duration) -> io::Result<TokioIo<Unix
 pub(crate) enum Conn {
     Tcp(TokioIo<TcpStream>),
     Unix(TokioIo<UnixStream>),
-}
-
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        match self {
-            Conn::Tcp(s) => s.connected(),
-            Conn::Unix(s) => s.connected(),
-        }
-    }
 }
 
 impl Read for Conn {
@@ -164,21 +94,5 @@ impl Write for Conn {
             Conn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_socket_path_goes_through_an_authority_and_back() {
-        let path = PathBuf::from("/run/berth/w-1/app.sock");
-        let uri: Uri = format!("http://{}/x", authority(&Upstream::Unix(path.clone())))
-            .parse()
-            .unwrap();
-        assert_eq!(socket_path(&uri), Some(path));
-        let tcp: Uri = "http://127.0.0.1:80/".parse().unwrap();
-        assert_eq!(socket_path(&tcp), None);
     }
 }

@@ -14,6 +14,7 @@
 mod connect;
 pub mod door;
 pub mod path;
+mod pool;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,17 +25,16 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use model::route::RouteTable;
 use model::Upstream;
 use tokio::sync::watch;
 
-use crate::connect::Connector;
 use model::activity::Activity;
 
+use crate::pool::Pool;
 pub use door::{Door, Page, Target};
+pub use pool::SendError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of a proxied response (or of a request on its way upstream).
@@ -44,7 +44,7 @@ pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("the workspace's app did not answer: {0}")]
-    Upstream(#[source] hyper_util::client::legacy::Error),
+    Upstream(#[source] SendError),
     #[error("invalid upstream address {0:?}")]
     BadUpstream(String),
     /// The app took longer than [`Settings::response_timeout`] to answer.
@@ -72,7 +72,7 @@ impl Default for Settings {
             connect_timeout: Duration::from_secs(5),
             response_timeout: None,
             pool_idle_timeout: Duration::from_secs(60),
-            pool_max_idle_per_upstream: 256,
+            pool_max_idle_per_upstream: 1024,
         }
     }
 }
@@ -88,10 +88,10 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// The proxy: a pooled upstream client, the route table, activity.
+/// The proxy: pooled connections to apps, the route table, activity.
 #[derive(Debug, Clone)]
 pub struct Proxy {
-    client: Client<Connector, ProxyBody>,
+    pool: Arc<Pool>,
     routes: watch::Receiver<Arc<RouteTable>>,
     activity: Arc<Activity>,
     /// Cookies of berth's own that an app must never see.
@@ -120,19 +120,8 @@ impl Proxy {
         strip_cookies: &[&str],
         settings: Settings,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.connect_timeout));
-        let connector = Connector {
-            tcp: connector,
-            timeout: settings.connect_timeout,
-        };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_upstream)
-            .build(connector);
         Proxy {
-            client,
+            pool: Pool::new(&settings),
             routes,
             activity: Arc::default(),
             strip_cookies: strip_cookies.iter().map(|c| (*c).to_owned()).collect(),
@@ -176,17 +165,19 @@ impl Proxy {
         self.activity.touch(workspace_id, now);
         let upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let mut path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        if let Some(rest) = strip.and_then(|p| path_and_query.strip_prefix(p)) {
-            path_and_query = rest;
-        }
-        let path_and_query = match path_and_query.starts_with('/') {
-            true => path_and_query.to_owned(),
-            false => format!("/{path_and_query}"),
-        };
-        parts.uri = format!("http://{}{path_and_query}", connect::authority(upstream))
-            .parse::<Uri>()
+        // Origin-form, as a request to an origin server is written: the
+        // request's own, unless a prefix goes or it came in absolute-form.
+        if strip.is_some() || parts.uri.scheme().is_some() {
+            let mut path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            if let Some(rest) = strip.and_then(|p| path_and_query.strip_prefix(p)) {
+                path_and_query = rest;
+            }
+            parts.uri = match path_and_query.starts_with('/') {
+                true => Uri::try_from(path_and_query),
+                false => Uri::try_from(format!("/{path_and_query}")),
+            }
             .map_err(|_| ProxyError::BadUpstream(upstream.to_string()))?;
+        }
         let host = parts.headers.get(header::HOST).cloned();
         strip_hop_by_hop(&mut parts.headers, upgrade.is_some());
         self.strip_cookies(&mut parts.headers);
@@ -196,8 +187,21 @@ impl Proxy {
         if let Some(prefix) = strip.and_then(|p| HeaderValue::from_str(p).ok()) {
             parts.headers.insert("x-forwarded-prefix", prefix);
         }
+        if !parts.headers.contains_key(header::HOST) {
+            // An HTTP/1.0 request may have none; HTTP/1.1 requires one.
+            if let Ok(v) = HeaderValue::from_str(&upstream.to_string()) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
         let body = body.map_err(Into::into).boxed_unsync();
-        let answer = self.client.request(Request::from_parts(parts, body));
+        let req = Request::from_parts(parts, body);
+        let answer = async {
+            match upgrade {
+                Some(_) => (self.pool.send_upgrade(upstream, req).await)
+                    .map(|r| r.map(|b| b.map_err(Into::into).boxed_unsync())),
+                None => (self.pool.send(upstream, req).await).map(|r| r.map(pool::boxed)),
+            }
+        };
         let answer = match self.response_timeout {
             Some(limit) => tokio::time::timeout(limit, answer)
                 .await
@@ -225,7 +229,7 @@ impl Proxy {
         if let Some(prefix) = strip {
             prefix_location(response.headers_mut(), prefix);
         }
-        Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
+        Ok(response)
     }
 
     fn strip_cookies(&self, headers: &mut HeaderMap) {
@@ -329,39 +333,94 @@ fn forwarded_headers(headers: &mut HeaderMap, origin: Origin<'_>, host: Option<H
     }
 }
 
-/// Copies both ways until either side closes, recording activity at most once
-/// every few seconds.
-async fn splice<A, B>(mut client: A, mut app: B, activity: &Activity, workspace_id: &str)
+/// The buffer each direction of a spliced connection copies through: small,
+/// as a thousand idle WebSockets hold two each; a larger message takes a few
+/// reads.
+const SPLICE_BUFFER: usize = 4096;
+
+/// Copies both ways at once until either side closes, recording activity at
+/// most once every few seconds.
+async fn splice<A, B>(client: A, mut app: B, activity: &Activity, workspace_id: &str)
 where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut up = vec![0u8; 16 * 1024];
-    let mut down = vec![0u8; 16 * 1024];
-    let mut last = 0i64;
-    loop {
-        let moved = tokio::select! {
-            n = client.read(&mut up) => match n {
-                Ok(0) | Err(_) => break,
-                Ok(n) => app.write_all(&up[..n]).await.is_ok(),
-            },
-            n = app.read(&mut down) => match n {
-                Ok(0) | Err(_) => break,
-                Ok(n) => client.write_all(&down[..n]).await.is_ok(),
-            },
-        };
-        if !moved {
-            break;
-        }
+    let mut client = Touching {
+        io: client,
+        activity,
+        workspace_id,
+        last: 0,
+    };
+    let _ = tokio::io::copy_bidirectional_with_sizes(
+        &mut client,
+        &mut app,
+        SPLICE_BUFFER,
+        SPLICE_BUFFER,
+    )
+    .await;
+}
+
+/// A connection whose traffic, either way, counts as the workspace's activity.
+struct Touching<'a, T> {
+    io: T,
+    activity: &'a Activity,
+    workspace_id: &'a str,
+    /// When activity was last recorded (ms since the epoch).
+    last: i64,
+}
+
+impl<T> Touching<'_, T> {
+    fn touch(&mut self) {
         let now = model::now_millis();
-        if now - last >= 5_000 {
-            activity.touch(workspace_id, now);
-            last = now;
+        if now - self.last >= 5_000 {
+            self.activity.touch(self.workspace_id, now);
+            self.last = now;
         }
     }
-    let _ = client.shutdown().await;
-    let _ = app.shutdown().await;
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Touching<'_, T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.io).poll_read(cx, buf);
+        if polled.is_ready() {
+            this.touch();
+        }
+        polled
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Touching<'_, T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.io).poll_write(cx, buf);
+        if polled.is_ready() {
+            this.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

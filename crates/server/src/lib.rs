@@ -54,6 +54,42 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Every request's way in, for a listener: `/user/…` straight to the proxy
+/// ([`proxied::serve`]), ahead of the router, whose matching, middleware and
+/// state clones a forwarded request does not need; everything else through
+/// [`router`] (which serves `/user/…` too, the same way, for callers of the
+/// router alone).
+#[derive(Debug, Clone)]
+pub struct Front(Arc<(Router, AppState)>);
+
+impl Front {
+    pub fn new(state: AppState) -> Front {
+        Front(Arc::new((router(state.clone()), state)))
+    }
+
+    /// The answer to `req` from `peer`.
+    pub async fn call(
+        &self,
+        req: axum::http::Request<hyper::body::Incoming>,
+        peer: std::net::SocketAddr,
+    ) -> axum::response::Response {
+        use tower::ServiceExt;
+        let (router, state) = &*self.0;
+        if proxied::is_proxied(req.uri().path()) {
+            return proxied::serve(state, req, peer)
+                .await
+                .map(axum::body::Body::new);
+        }
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        match router.clone().oneshot(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        }
+    }
+}
+
 /// First start: [`app::bootstrap`], with its error as the API reports one.
 pub async fn bootstrap(
     store: &app::Store,

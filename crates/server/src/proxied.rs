@@ -9,10 +9,13 @@
 //! what the auth cache misses and a path the route table does not know (a
 //! workspace created a moment ago, before the controller routes it).
 
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use model::now_millis;
@@ -22,40 +25,106 @@ use web::auth::Authenticated;
 use web::error::ApiError;
 use web::AppState;
 
+/// The route's handler, for a request that came through the router (whose
+/// middleware then finishes berth's own answers).
 pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let client = req
         .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let origin = proxy::Origin {
-        client,
-        proto: if st.config.secure_cookies {
-            "https"
-        } else {
-            "http"
-        },
+    let door = Berth { st: &st, own: None };
+    door.serve(req, client).await.map(Body::new)
+}
+
+/// Whether [`serve`] answers `path` (what the route `/user/{*rest}` matches).
+pub fn is_proxied(path: &str) -> bool {
+    path.strip_prefix(proxy::path::PREFIX)
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+/// A request for `/user/…` from the listener, ahead of the router: no route
+/// matching, no middleware, no clone of the state. Berth's own answers (pages,
+/// errors) are finished as the router's middleware finishes every answer;
+/// the app's are the app's.
+pub async fn serve<B>(
+    st: &AppState,
+    mut req: axum::http::Request<B>,
+    client: SocketAddr,
+) -> Response<ProxyBody>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<proxy::BoxError>,
+{
+    req.extensions_mut().insert(ConnectInfo(client));
+    let own = Own {
+        method: req.method().clone(),
+        started: Instant::now(),
     };
-    st.proxy
-        .serve(&Berth(&st), req, origin, now_millis())
-        .await
-        .map(Body::new)
+    let door = Berth { st, own: Some(own) };
+    door.serve(req, Some(client)).await
 }
 
 /// berth's side of the proxy: its credentials, its store for what the route
 /// table does not hold yet, the portal's pages and the metrics.
-struct Berth<'a>(&'a AppState);
+struct Berth<'a> {
+    st: &'a AppState,
+    /// Outside the router: what finishing berth's own answers needs.
+    own: Option<Own>,
+}
+
+struct Own {
+    method: Method,
+    started: Instant,
+}
+
+impl Berth<'_> {
+    async fn serve<B>(
+        &self,
+        req: axum::http::Request<B>,
+        client: Option<SocketAddr>,
+    ) -> Response<ProxyBody>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<proxy::BoxError>,
+    {
+        let proto = if self.st.config.secure_cookies {
+            "https"
+        } else {
+            "http"
+        };
+        let origin = proxy::Origin { client, proto };
+        self.st.proxy.serve(self, req, origin, now_millis()).await
+    }
+
+    /// One of berth's own answers, as the proxy's.
+    fn boxed(&self, r: Response) -> Response<ProxyBody> {
+        let r = match &self.own {
+            Some(own) => {
+                let id = crate::observe::request_id();
+                crate::observe::finish(self.st, r, &id, &own.method, ROUTE, own.started)
+            }
+            None => r,
+        };
+        r.map(|b| b.map_err(Into::into).boxed_unsync())
+    }
+}
+
+/// The route's name in metrics and logs.
+const ROUTE: &str = "/user/{*rest}";
 
 impl Door for Berth<'_> {
     type Caller = Authenticated;
 
     async fn authenticate(&self, parts: &Parts) -> Result<Authenticated, Response<ProxyBody>> {
-        portal::door::caller(parts, self.0).await.map_err(boxed)
+        portal::door::caller(parts, self.st)
+            .await
+            .map_err(|r| self.boxed(r))
     }
 
     async fn not_routed(&self, path: &str) -> Result<Option<Target>, Response<ProxyBody>> {
-        not_routed_yet(self.0, path)
+        not_routed_yet(self.st, path)
             .await
-            .map_err(|e| boxed(e.into_response()))
+            .map_err(|e| self.boxed(e.into_response()))
     }
 
     fn may_open(&self, who: &Authenticated, target: &Target) -> bool {
@@ -63,11 +132,11 @@ impl Door for Berth<'_> {
     }
 
     fn page(&self, who: &Authenticated, parts: &Parts, page: Page<'_>) -> Response<ProxyBody> {
-        let viewer = portal::Viewer::of(who.clone(), parts, self.0);
+        let viewer = portal::Viewer::of(who.clone(), parts, self.st);
         let message = |status, title: &str, text: &str| {
             portal::message_page(Some(&viewer), status, title, text)
         };
-        boxed(match page {
+        self.boxed(match page {
             Page::NotFound => message(
                 StatusCode::NOT_FOUND,
                 "Not found",
@@ -105,13 +174,8 @@ impl Door for Berth<'_> {
     }
 
     fn answered(&self, target: &Target, outcome: &str) {
-        self.0.metrics.proxied(&target.title(), outcome);
+        self.st.metrics.proxied(&target.title(), outcome);
     }
-}
-
-/// An axum response as the proxy's.
-fn boxed(r: Response) -> Response<ProxyBody> {
-    r.map(|b| b.map_err(Into::into).boxed_unsync())
 }
 
 /// The workspace at `path` from the store, for one that exists but has no route
