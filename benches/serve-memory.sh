@@ -18,7 +18,8 @@ n=${N:-10000}
 kib() { awk -v f="$1" '$1 == f ":" { print $2 }' "/proc/$berth_pid/status"; }
 
 build_berth
-start_berth
+# The admin creates all N: no quota in the way (the default allows 10).
+start_berth BERTH_QUOTA__MAX_WORKSPACES=1000000
 sleep 2 # let start-up work settle
 rss_idle=$(kib VmRSS)
 api_token
