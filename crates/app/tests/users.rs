@@ -290,7 +290,11 @@ async fn authentication_is_cached_single_flight_and_revocable() {
             assert_eq!(who.principal.name.as_str(), "bob");
             assert!(!who.principal.is_admin);
         }
-        assert_eq!(app.credential_lookups() - before, 1, "{engine:?}: one lookup");
+        assert_eq!(
+            app.credential_lookups() - before,
+            1,
+            "{engine:?}: one lookup"
+        );
         let who = app.authenticate(Presented::Token(&secret)).await.unwrap();
         assert_eq!(app.credential_lookups() - before, 1, "{engine:?}: a hit");
         assert_eq!(who.principal.token_id.as_ref(), Some(&bobs.id));
@@ -308,15 +312,23 @@ async fn authentication_is_cached_single_flight_and_revocable() {
         app.update_user(admin, &name("bob"), update(None, Some(true)))
             .await
             .unwrap();
-        let e = app.authenticate(Presented::Token(&secret)).await.unwrap_err();
+        let e = app
+            .authenticate(Presented::Token(&secret))
+            .await
+            .unwrap_err();
         assert!(matches!(e, AppError::Unauthenticated), "disabled: {e:?}");
         app.update_user(admin, &name("bob"), update(None, Some(false)))
             .await
             .unwrap();
         app.authenticate(Presented::Token(&secret)).await.unwrap();
 
-        app.delete_token(admin, &name("bob"), &bobs.id).await.unwrap();
-        let e = app.authenticate(Presented::Token(&secret)).await.unwrap_err();
+        app.delete_token(admin, &name("bob"), &bobs.id)
+            .await
+            .unwrap();
+        let e = app
+            .authenticate(Presented::Token(&secret))
+            .await
+            .unwrap_err();
         assert!(matches!(e, AppError::Unauthenticated), "revoked: {e:?}");
 
         let (_, secret) = app
@@ -328,7 +340,10 @@ async fn authentication_is_cached_single_flight_and_revocable() {
             app.delete_user(admin, &name("bob")).await.unwrap(),
             UserDeletion::Deleted
         );
-        let e = app.authenticate(Presented::Token(&secret)).await.unwrap_err();
+        let e = app
+            .authenticate(Presented::Token(&secret))
+            .await
+            .unwrap_err();
         assert!(matches!(e, AppError::Unauthenticated), "deleted: {e:?}");
         store.close().await;
     }
