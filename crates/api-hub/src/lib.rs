@@ -151,6 +151,11 @@ pub(crate) async fn user_model(
     Ok(user_model_of(ctx, user, &groups, &spaces, include_stopped))
 }
 
+/// [`user_model`] of a user just created: in no group, with no workspace.
+pub(crate) fn new_user_model(ctx: &Ctx, user: &model::User) -> User {
+    user_model_of(ctx, user, &[], &[], false)
+}
+
 /// [`user_model`] of a user whose groups and workspaces are read already.
 fn user_model_of(
     ctx: &Ctx,

@@ -474,6 +474,29 @@ impl Store {
         rows.iter().map(rows::workspace).collect()
     }
 
+    /// Which of `names` are people's (one query a thousand names).
+    pub async fn users_named(&self, names: &[Name]) -> Result<Vec<Name>> {
+        let mut taken = Vec::new();
+        for chunk in names.chunks(1000) {
+            let sql = format!(
+                "SELECT name FROM users WHERE kind = 'user' AND name IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for n in chunk {
+                q = q.bind(n.as_str());
+            }
+            let rows = q
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error("look users up by name", "user"))?;
+            for r in &rows {
+                taken.push(rows::name(r, "name")?);
+            }
+        }
+        Ok(taken)
+    }
+
     /// The services, by name.
     pub async fn services(&self) -> Result<Vec<User>> {
         let rows = sqlx::query(&format!(
