@@ -36,7 +36,7 @@ use api_types::TokenCreate;
 use model::{now_millis, Scope};
 
 use crate::models::{Group, Token, TokenList, User};
-use crate::{options, paginated, user_model, Paging};
+use crate::{new_user_model, options, paginated, user_model, Paging};
 use web::auth::Ctx;
 use web::convert;
 use web::error::{ApiError, ApiResult, Code};
@@ -84,9 +84,10 @@ fn names(field: &str, list: &[String]) -> ApiResult<Vec<model::Name>> {
         ));
     }
     let mut out: Vec<model::Name> = Vec::with_capacity(list.len());
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
     for n in list {
         let name = extract::name(field, n)?;
-        if !out.contains(&name) {
+        if seen.insert(name.clone()) {
             out.push(name);
         }
     }
@@ -119,28 +120,20 @@ async fn create_users(
     if !ctx.principal.has(Scope::AdminUsers) {
         return Err(ApiError::forbidden(Scope::AdminUsers));
     }
-    let mut missing = Vec::new();
-    for name in names("usernames", &req.usernames)? {
-        if st.app.user_unchecked(&name).await?.is_none() {
-            missing.push(name);
-        }
-    }
-    if missing.is_empty() {
-        return Err(ApiError::new(
-            Code::AlreadyExists,
-            format!("all {} users exist already", req.usernames.len()),
-        ));
-    }
-    let mut models = Vec::with_capacity(missing.len());
-    for name in missing {
-        let cmd = app::CreateUser {
-            name,
-            password: None,
-            admin: req.admin,
-        };
-        let user = st.app.create_user(ctx.caller(), cmd).await?;
-        models.push(user_model(&st, &ctx, &user, false).await?);
-    }
+    let names = names("usernames", &req.usernames)?;
+    // One transaction for all: those that exist already are left as they are.
+    let users = st
+        .app
+        .create_users(ctx.caller(), &names, req.admin)
+        .await
+        .map_err(|e| match e {
+            app::AppError::AlreadyExists { .. } => ApiError::new(
+                Code::AlreadyExists,
+                format!("all {} users exist already", req.usernames.len()),
+            ),
+            e => e.into(),
+        })?;
+    let models = users.iter().map(|u| new_user_model(&ctx, u)).collect();
     Ok(created(models))
 }
 
@@ -165,7 +158,7 @@ async fn create_user(
         admin: o.admin,
     };
     let user = st.app.create_user(ctx.caller(), cmd).await?;
-    Ok(created(user_model(&st, &ctx, &user, false).await?))
+    Ok(created(new_user_model(&ctx, &user)))
 }
 
 /// `PATCH /hub/api/users/{name}`.

@@ -17,7 +17,7 @@ mod servers;
 mod services;
 mod shares;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -27,12 +27,13 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use app::{Among, UserFilter, UserOrder};
 use model::hub::{server_name, workspace_name};
-use model::{Scope, WorkspaceState};
+use model::{DesiredState, Scope, WorkspaceState};
 
 use crate::models::{
     Component, Info, NextPage, Paginated, Pagination, ProxyRoute, RequestIdentity, Root, RouteData,
-    Server, User,
+    User,
 };
 use crate::servers::{never_started, server_model};
 use web::auth::Ctx;
@@ -144,15 +145,27 @@ pub(crate) async fn user_model(
     user: &model::User,
     include_stopped: bool,
 ) -> ApiResult<User> {
-    let groups: Vec<String> = st
-        .app
-        .groups_of(user)
-        .await?
-        .into_iter()
-        .map(|g| g.to_string())
-        .collect();
+    let groups = st.app.groups_of(user).await?;
     let spaces = st.app.all_workspaces_unchecked(Some(&user.id)).await?;
-    let default = spaces.iter().find(|w| w.name.as_str() == DEFAULT);
+    let spaces: Vec<_> = spaces.iter().collect();
+    Ok(user_model_of(ctx, user, &groups, &spaces, include_stopped))
+}
+
+/// [`user_model`] of a user just created: in no group, with no workspace.
+pub(crate) fn new_user_model(ctx: &Ctx, user: &model::User) -> User {
+    user_model_of(ctx, user, &[], &[], false)
+}
+
+/// [`user_model`] of a user whose groups and workspaces are read already.
+fn user_model_of(
+    ctx: &Ctx,
+    user: &model::User,
+    groups: &[model::Name],
+    spaces: &[&model::Workspace],
+    include_stopped: bool,
+) -> User {
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    let default = spaces.iter().copied().find(|w| w.name.as_str() == DEFAULT);
     let servers = ctx.principal.may(Scope::ReadServers, &user.id).then(|| {
         let mut servers: BTreeMap<String, _> = spaces
             .iter()
@@ -165,7 +178,7 @@ pub(crate) async fn user_model(
         }
         servers
     });
-    Ok(User {
+    User {
         admin: user.is_admin,
         // As JupyterHub: the auth state only for who may administer it.
         auth_state: ctx
@@ -188,7 +201,7 @@ pub(crate) async fn user_model(
             .map(|w| model::hub::base_url(&w.owner, &w.name)),
         servers,
         user_info: None,
-    })
+    }
 }
 
 /// Identifies a token or session. Like JupyterHub, an unknown or missing
@@ -235,6 +248,9 @@ fn include_stopped(flag: Option<&str>) -> bool {
     flag.is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false"))
 }
 
+/// Filtered and paged in the store: one query for the page, one for the
+/// total, one for the page's groups and one for its workspaces (and, with a
+/// `state`, one first for the workspaces that may be in use).
 async fn list_users(
     State(st): State<AppState>,
     ctx: Ctx,
@@ -251,72 +267,88 @@ async fn list_users(
         Some(key) => (key, true),
         None => (sort, false),
     };
-    if !["id", "name", "last_activity"].contains(&key) {
-        return Err(ApiError::new(
-            Code::InvalidQuery,
-            format!("sort must be 'id', 'name', or 'last_activity', not {sort:?}"),
-        ));
-    }
-    // Admins see everyone; others themselves.
-    let mut users = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = st
-            .app
-            .users(ctx.caller(), Scope::ListUsers, after.as_deref(), 500)
-            .await?;
-        let done = page.len() < 500;
-        after = page.last().map(|u| u.name.to_string());
-        users.extend(page);
-        if done {
-            break;
+    let order = match key {
+        "id" => UserOrder::Id,
+        "name" => UserOrder::Name,
+        "last_activity" => UserOrder::LastActivity,
+        _ => {
+            return Err(ApiError::new(
+                Code::InvalidQuery,
+                format!("sort must be 'id', 'name', or 'last_activity', not {sort:?}"),
+            ))
         }
-    }
-    // Ids are time-ordered (UUIDv7): creation order, as JupyterHub's ids.
-    // Users never active come first ascending and last descending, as there.
-    match key {
-        "name" => users.sort_by(|a, b| a.name.cmp(&b.name)),
-        "last_activity" => users.sort_by_key(|u| u.last_activity),
-        _ => users.sort_by(|a, b| a.id.cmp(&b.id)),
-    }
-    if descending {
-        users.reverse();
-    }
-    let mut models = Vec::new();
-    for u in &users {
-        if q.name_filter
-            .as_deref()
-            .is_some_and(|f| !u.name.as_str().contains(f))
-        {
-            continue;
-        }
-        let m = user_model(&st, &ctx, u, true).await?;
-        let any = |test: fn(&Server) -> bool| m.servers.iter().flat_map(|s| s.values()).any(test);
-        let keep = match q.state.as_deref() {
-            None => true,
-            Some("active") => any(|s| !s.stopped),
-            Some("inactive") => !any(|s| !s.stopped),
-            Some("ready") => any(|s| s.ready),
-            Some(other) => {
-                return Err(ApiError::new(
-                    Code::InvalidQuery,
-                    format!("state: {other:?} is not active, inactive or ready"),
-                ))
-            }
-        };
-        if keep {
-            models.push(if include_stopped {
-                m
-            } else {
-                without_stopped(m)
-            });
-        }
-    }
-    let page = Paging {
-        offset: q.offset,
-        limit: q.limit,
     };
-    Ok(paginated(&headers, &uri, models, &page))
+    // As JupyterHub: `active` and `ready` are the users with a server in
+    // use, `inactive` the others; `ready` then keeps those of the page with a
+    // ready server (the total still counts the active).
+    let among = match q.state.as_deref() {
+        None => None,
+        Some("active" | "ready") => Some(Among::In),
+        Some("inactive") => Some(Among::NotIn),
+        Some(other) => {
+            return Err(ApiError::new(
+                Code::InvalidQuery,
+                format!("state: {other:?} is not active, inactive or ready"),
+            ))
+        }
+    };
+    let ids = match among {
+        None => None,
+        Some(among) => {
+            let owner = (!ctx.principal.reaches_everyone(Scope::ListUsers))
+                .then(|| ctx.principal.user_id.as_str());
+            let spaces = st.app.workspaces_maybe_active_unchecked(owner).await?;
+            let mut in_use: Vec<String> = spaces
+                .iter()
+                .filter(|w| active(w))
+                .map(|w| w.owner_id.to_string())
+                .collect();
+            in_use.sort();
+            in_use.dedup();
+            Some((among, in_use))
+        }
+    };
+    let window = Window::of(
+        &headers,
+        &Paging {
+            offset: q.offset,
+            limit: q.limit,
+        },
+    );
+    let filter = UserFilter {
+        only: None,
+        name_like: q.name_filter.filter(|f| !f.is_empty()),
+        ids,
+        order,
+        descending,
+        offset: window.offset as i64,
+        limit: window.limit as i64,
+    };
+    let (users, total) = st
+        .app
+        .list_users(ctx.caller(), Scope::ListUsers, filter)
+        .await?;
+    let groups = st.app.groups_of_users(&users).await?;
+    let spaces = st.app.workspaces_of_users_unchecked(&users).await?;
+    let mut spaces_of: HashMap<&str, Vec<&model::Workspace>> = HashMap::new();
+    for w in &spaces {
+        spaces_of.entry(w.owner_id.as_str()).or_default().push(w);
+    }
+    let models: Vec<User> = users
+        .iter()
+        .filter_map(|u| {
+            let spaces = spaces_of.get(u.id.as_str()).map_or(&[][..], |s| &s[..]);
+            let ready = spaces.iter().any(|w| {
+                w.status.state == WorkspaceState::Running && w.spec.desired == DesiredState::Running
+            });
+            if q.state.as_deref() == Some("ready") && !ready {
+                return None;
+            }
+            let groups = groups.get(&u.id).map_or(&[][..], |g| &g[..]);
+            Some(user_model_of(&ctx, u, groups, spaces, include_stopped))
+        })
+        .collect();
+    Ok(window.render(&headers, &uri, models, total.try_into().unwrap_or(0)))
 }
 
 /// JupyterHub's `offset` and `limit`.
@@ -360,42 +392,80 @@ fn pages<T, Items: Serialize>(
     page: &Paging,
     render: impl FnOnce(Vec<T>) -> Items,
 ) -> Response {
-    let wants_pages = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains(PAGINATION));
+    let window = Window::of(headers, page);
     let total = all.len();
-    let offset = page.offset.unwrap_or(0);
-    let limit = page
-        .limit
-        .unwrap_or(if wants_pages { 50 } else { MAX_PAGE })
-        .clamp(1, MAX_PAGE);
-    let items = render(all.into_iter().skip(offset).take(limit).collect());
-    if !wants_pages {
-        return axum::Json(items).into_response();
-    }
-    let next = (offset + limit < total).then(|| {
-        let end = offset + limit;
-        NextPage {
-            limit,
-            offset: end,
-            url: next_url(headers, uri, end, limit),
+    let items = render(
+        all.into_iter()
+            .skip(window.offset)
+            .take(window.limit)
+            .collect(),
+    );
+    window.render(headers, uri, items, total)
+}
+
+/// Which part of a list a request asks for, as JupyterHub reads `offset` and
+/// `limit`, and whether the client takes JupyterHub's pages.
+struct Window {
+    offset: usize,
+    limit: usize,
+    wants_pages: bool,
+}
+
+impl Window {
+    fn of(headers: &HeaderMap, page: &Paging) -> Window {
+        let wants_pages = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains(PAGINATION));
+        Window {
+            offset: page.offset.unwrap_or(0),
+            limit: page
+                .limit
+                .unwrap_or(if wants_pages { 50 } else { MAX_PAGE })
+                .clamp(1, MAX_PAGE),
+            wants_pages,
         }
-    });
-    let body = Paginated {
-        pagination: Pagination {
-            limit,
-            next,
+    }
+
+    /// The answer of this window's `items` out of `total`.
+    fn render<Items: Serialize>(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+        items: Items,
+        total: usize,
+    ) -> Response {
+        let Window {
             offset,
-            total,
-        },
-        items,
-    };
-    (
-        [(header::CONTENT_TYPE, PAGINATION)],
-        serde_json::to_string(&body).unwrap_or_default(),
-    )
-        .into_response()
+            limit,
+            wants_pages,
+        } = *self;
+        if !wants_pages {
+            return axum::Json(items).into_response();
+        }
+        let next = (offset + limit < total).then(|| {
+            let end = offset + limit;
+            NextPage {
+                limit,
+                offset: end,
+                url: next_url(headers, uri, end, limit),
+            }
+        });
+        let body = Paginated {
+            pagination: Pagination {
+                limit,
+                next,
+                offset,
+                total,
+            },
+            items,
+        };
+        (
+            [(header::CONTENT_TYPE, PAGINATION)],
+            serde_json::to_string(&body).unwrap_or_default(),
+        )
+            .into_response()
+    }
 }
 
 /// JupyterHub's largest page.
@@ -428,13 +498,6 @@ fn next_url(headers: &HeaderMap, uri: &Uri, offset: usize, limit: usize) -> Stri
         .unwrap_or("localhost");
     let query = serde_urlencoded::to_string(&query).expect("strings encode");
     format!("{scheme}://{host}{}?{query}", uri.path())
-}
-
-fn without_stopped(mut m: User) -> User {
-    if let Some(servers) = &mut m.servers {
-        servers.retain(|_, s| !s.stopped);
-    }
-    m
 }
 
 #[derive(Debug, Deserialize)]

@@ -40,7 +40,7 @@ use model::{AuditAction, Outcome, Principal, Quota, Scope};
 use store::StoreError;
 /// The store's handle, which an [`App`] is made from (and the filter and
 /// usage types its queries take and give); its methods are this crate's to call.
-pub use store::{AuditFilter, Store, Usage};
+pub use store::{Among, AuditFilter, Store, Usage, UserFilter, UserOrder};
 
 /// Settings of the operations.
 #[derive(Debug, Clone)]

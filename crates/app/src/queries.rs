@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use model::{
-    AuditRecord, Name, QuotaOverride, Scope, StateChange, User, Workspace, WorkspaceState,
+    AuditRecord, Name, QuotaOverride, Scope, StateChange, User, UserId, Workspace, WorkspaceState,
 };
-use store::{AuditFilter, StoreError, WorkspaceFilter};
+use store::{AuditFilter, StoreError, UserFilter, WorkspaceFilter};
 
 use crate::{App, AppError, Caller, Result};
 
@@ -59,6 +59,47 @@ impl App {
             Some(_) => Vec::new(),
             None => vec![self.me(caller).await?],
         })
+    }
+
+    /// One page of the users `filter` asks for, and how many it reaches in
+    /// all: everyone for a caller who reaches everyone with `scope`, else at
+    /// most themself.
+    pub async fn list_users(
+        &self,
+        caller: Caller<'_>,
+        scope: Scope,
+        mut filter: UserFilter,
+    ) -> Result<(Vec<User>, i64)> {
+        caller.require_any(scope)?;
+        if !caller.principal.reaches_everyone(scope) {
+            filter.only = Some(caller.principal.user_id.to_string());
+        }
+        Ok(self.store.list_users(&filter).await?)
+    }
+
+    /// The groups of each of `users` (users in none are not keys).
+    pub async fn groups_of_users(&self, users: &[User]) -> Result<HashMap<UserId, Vec<Name>>> {
+        let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        let mut groups: HashMap<UserId, Vec<Name>> = HashMap::new();
+        for (user, group) in self.store.groups_of_users(&ids).await? {
+            groups.entry(user).or_default().push(group);
+        }
+        Ok(groups)
+    }
+
+    /// Every workspace of each of `users`, oldest first; unchecked.
+    pub async fn workspaces_of_users_unchecked(&self, users: &[User]) -> Result<Vec<Workspace>> {
+        let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        Ok(self.store.workspaces_of_users(&ids).await?)
+    }
+
+    /// The workspaces (of `owner_id`, or everyone's) that may be in use: all
+    /// but those stopped with nothing asked of them; unchecked.
+    pub async fn workspaces_maybe_active_unchecked(
+        &self,
+        owner_id: Option<&str>,
+    ) -> Result<Vec<Workspace>> {
+        Ok(self.store.workspaces_maybe_active(owner_id).await?)
     }
 
     /// The workspaces `q` asks for, as far as the caller may see them, by id.

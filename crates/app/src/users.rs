@@ -88,6 +88,51 @@ impl App {
         Ok(user)
     }
 
+    /// Creates the users `names` that do not exist yet (admins only), all in
+    /// one transaction, each with its audit record: those created, or
+    /// [`AppError::AlreadyExists`] when every one exists.
+    pub async fn create_users(
+        &self,
+        caller: Caller<'_>,
+        names: &[Name],
+        admin: bool,
+    ) -> Result<Vec<User>> {
+        caller.require_any(Scope::AdminUsers)?;
+        let exist: std::collections::HashSet<Name> =
+            self.store.users_named(names).await?.into_iter().collect();
+        let new: Vec<NewUser> = names
+            .iter()
+            .filter(|n| !exist.contains(*n))
+            .map(|n| NewUser {
+                name: n.clone(),
+                password_hash: None,
+                is_admin: admin,
+            })
+            .collect();
+        if new.is_empty() {
+            return Err(AppError::AlreadyExists {
+                field: "usernames",
+                message: format!("all {} users exist already", names.len()),
+            });
+        }
+        let mut tx = self.store.begin().await?;
+        let users = tx.insert_users(&new).await.map_err(taken(
+            "usernames",
+            "one of these users exists already".into(),
+        ))?;
+        let audit: Vec<AuditEntry> = users
+            .iter()
+            .map(|u| {
+                let mut a = caller.audit(AuditAction::UserCreate, "user", u.name.as_str());
+                a.detail = Some(format!("{{\"admin\":{admin}}}"));
+                a
+            })
+            .collect();
+        tx.audit_all(&audit).await?;
+        tx.commit().await?;
+        Ok(users)
+    }
+
     /// Changes the user `name` (admins: anything but their own admin flag and
     /// disabled state, and their own password).
     pub async fn update_user(

@@ -254,3 +254,97 @@ async fn sessions_open_close_and_failures_are_throttled() {
         "throttled even with the right password: {e:?}"
     );
 }
+
+/// Many first requests with one token at once make one lookup; a hit makes
+/// none; changing its user's role, disabling the user, revoking the token and
+/// deleting the user each take effect on the very next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn authentication_is_cached_single_flight_and_revocable() {
+    for engine in Engine::ALL {
+        let (app, store, admin, _db) = fixture(engine).await;
+        let admin = caller(&admin);
+        let create = |n: &str| CreateUser {
+            name: name(n),
+            password: None,
+            admin: false,
+        };
+        app.create_user(admin, create("bob")).await.unwrap();
+        let new_token = || app::CreateToken {
+            note: "t".into(),
+            scopes: None,
+            expires_in: None,
+        };
+        let (bobs, secret) = app
+            .create_token(admin, &name("bob"), new_token())
+            .await
+            .unwrap();
+
+        let before = app.credential_lookups();
+        let mut all = tokio::task::JoinSet::new();
+        for _ in 0..200 {
+            let (app, secret) = (app.clone(), secret.clone());
+            all.spawn(async move { app.authenticate(Presented::Token(&secret)).await });
+        }
+        while let Some(who) = all.join_next().await {
+            let who = who.unwrap().unwrap();
+            assert_eq!(who.principal.name.as_str(), "bob");
+            assert!(!who.principal.is_admin);
+        }
+        assert_eq!(
+            app.credential_lookups() - before,
+            1,
+            "{engine:?}: one lookup"
+        );
+        let who = app.authenticate(Presented::Token(&secret)).await.unwrap();
+        assert_eq!(app.credential_lookups() - before, 1, "{engine:?}: a hit");
+        assert_eq!(who.principal.token_id.as_ref(), Some(&bobs.id));
+
+        let update = |admin: Option<bool>, disabled: Option<bool>| UpdateUser {
+            admin,
+            disabled,
+            ..UpdateUser::default()
+        };
+        app.update_user(admin, &name("bob"), update(Some(true), None))
+            .await
+            .unwrap();
+        let who = app.authenticate(Presented::Token(&secret)).await.unwrap();
+        assert!(who.principal.is_admin, "{engine:?}: made an admin");
+        app.update_user(admin, &name("bob"), update(None, Some(true)))
+            .await
+            .unwrap();
+        let e = app
+            .authenticate(Presented::Token(&secret))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::Unauthenticated), "disabled: {e:?}");
+        app.update_user(admin, &name("bob"), update(None, Some(false)))
+            .await
+            .unwrap();
+        app.authenticate(Presented::Token(&secret)).await.unwrap();
+
+        app.delete_token(admin, &name("bob"), &bobs.id)
+            .await
+            .unwrap();
+        let e = app
+            .authenticate(Presented::Token(&secret))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::Unauthenticated), "revoked: {e:?}");
+
+        let (_, secret) = app
+            .create_token(admin, &name("bob"), new_token())
+            .await
+            .unwrap();
+        app.authenticate(Presented::Token(&secret)).await.unwrap();
+        assert_eq!(
+            app.delete_user(admin, &name("bob")).await.unwrap(),
+            UserDeletion::Deleted
+        );
+        let e = app
+            .authenticate(Presented::Token(&secret))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::Unauthenticated), "deleted: {e:?}");
+        store.close().await;
+    }
+}

@@ -21,13 +21,14 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use feed::Change;
 pub use rows::{
-    AuditFilter, NewProfile, NewToken, NewUser, OAuthCode, SessionRow, Usage, WorkspaceFilter,
+    Among, AuditFilter, NewProfile, NewToken, NewUser, OAuthCode, SessionRow, Usage, UserFilter,
+    UserOrder, WorkspaceFilter,
 };
 pub use tx::{Tx, UserPatch, EVENTS_KEPT};
 
 use model::{
     now_millis, AuditRecord, Filter, Group, Name, Profile, QuotaOverride, Share, StateChange,
-    Targets, Token, User, Workspace,
+    Targets, Token, User, UserId, Workspace,
 };
 
 /// A share with its workspace's owner and name, and whom it is with.
@@ -345,6 +346,155 @@ impl Store {
         .await
         .map_err(query_error("list users", "user"))?;
         rows.iter().map(rows::user).collect()
+    }
+
+    /// One page of the people `f` asks for, and how many there are in all.
+    pub async fn list_users(&self, f: &UserFilter) -> Result<(Vec<User>, i64)> {
+        // Placeholders: $1 only, $2 the name pattern, then the ids; the page's
+        // offset and limit after them.
+        let ids = f.ids.as_ref().map_or(&[][..], |(_, ids)| &ids[..]);
+        let mut filter = "WHERE kind = 'user' AND (CAST($1 AS TEXT) IS NULL OR id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR LOWER(name) LIKE '%' || LOWER($2) || '%')"
+            .to_owned();
+        if let Some((among, _)) = &f.ids {
+            let list = placeholders(3, ids.len());
+            filter.push_str(match (among, ids.is_empty()) {
+                (Among::In, true) => " AND 1 = 0",
+                (Among::NotIn, true) => "",
+                (Among::In, false) => " AND id IN (",
+                (Among::NotIn, false) => " AND id NOT IN (",
+            });
+            if !ids.is_empty() {
+                filter.push_str(&list);
+                filter.push(')');
+            }
+        }
+        let (col, dir) = (
+            match f.order {
+                UserOrder::Id => "id",
+                UserOrder::Name => "name",
+                UserOrder::LastActivity => "last_activity",
+            },
+            if f.descending { "DESC" } else { "ASC" },
+        );
+        let next = 3 + ids.len();
+        let sql = format!(
+            "{} {filter} ORDER BY CASE WHEN {col} IS NULL THEN 0 ELSE 1 END {dir}, {col} {dir}, \
+             name {dir} LIMIT ${} OFFSET ${}",
+            rows::USER_SELECT,
+            next,
+            next + 1
+        );
+        let count = format!("SELECT COUNT(*) FROM users {filter}");
+        let mut q = sqlx::query(&sql)
+            .bind(f.only.as_deref())
+            .bind(f.name_like.as_deref());
+        let mut c = sqlx::query(&count)
+            .bind(f.only.as_deref())
+            .bind(f.name_like.as_deref());
+        for id in ids {
+            q = q.bind(id.as_str());
+            c = c.bind(id.as_str());
+        }
+        let rows = q
+            .bind(f.limit)
+            .bind(f.offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("list users", "user"))?;
+        let users = rows.iter().map(rows::user).collect::<Result<Vec<_>>>()?;
+        let total: i64 = c
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("count users", "user"))?
+            .try_get(0)
+            .map_err(|e| rows::corrupt("user", e))?;
+        Ok((users, total))
+    }
+
+    /// The names of the groups of each of `user_ids`, as (user id, group name)
+    /// by group name.
+    pub async fn groups_of_users(&self, user_ids: &[&str]) -> Result<Vec<(UserId, Name)>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT m.user_id, g.name FROM groups g JOIN group_members m ON m.group_id = g.id \
+             WHERE m.user_id IN ({}) ORDER BY g.name, m.user_id",
+            placeholders(1, user_ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in user_ids {
+            q = q.bind(*id);
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("list groups of users", "group"))?;
+        rows.iter()
+            .map(|r| Ok((get_id(r, "user_id", "group")?, rows::name(r, "name")?)))
+            .collect()
+    }
+
+    /// Every workspace of each of `owner_ids`, oldest first.
+    pub async fn workspaces_of_users(&self, owner_ids: &[&str]) -> Result<Vec<Workspace>> {
+        if owner_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{} WHERE w.owner_id IN ({}) ORDER BY w.id",
+            rows::WORKSPACE_SELECT,
+            placeholders(1, owner_ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in owner_ids {
+            q = q.bind(*id);
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("list workspaces of users", "workspace"))?;
+        rows.iter().map(rows::workspace).collect()
+    }
+
+    /// The workspaces (of `owner_id`, if given) that may be in use: all but
+    /// those stopped (or failed) with nothing asked of them. Whether one is
+    /// active is the caller's to tell; none of the others is.
+    pub async fn workspaces_maybe_active(&self, owner_id: Option<&str>) -> Result<Vec<Workspace>> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE (CAST($1 AS TEXT) IS NULL OR w.owner_id = $1) \
+             AND (w.state NOT IN ('stopped', 'failed') OR w.desired <> 'stopped' \
+             OR w.deletion_requested_at IS NOT NULL) ORDER BY w.id",
+            rows::WORKSPACE_SELECT
+        ))
+        .bind(owner_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list workspaces in use", "workspace"))?;
+        rows.iter().map(rows::workspace).collect()
+    }
+
+    /// Which of `names` are people's (one query a thousand names).
+    pub async fn users_named(&self, names: &[Name]) -> Result<Vec<Name>> {
+        let mut taken = Vec::new();
+        for chunk in names.chunks(1000) {
+            let sql = format!(
+                "SELECT name FROM users WHERE kind = 'user' AND name IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for n in chunk {
+                q = q.bind(n.as_str());
+            }
+            let rows = q
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error("look users up by name", "user"))?;
+            for r in &rows {
+                taken.push(rows::name(r, "name")?);
+            }
+        }
+        Ok(taken)
     }
 
     /// The services, by name.
@@ -865,6 +1015,14 @@ where
 }
 
 /// An id column as its type ([`model::WorkspaceId`], [`model::UserId`], …).
+/// `$first, $first+1, …`: `n` placeholders for a list.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn get_id<T: From<String>>(r: &AnyRow, col: &str, what: &'static str) -> Result<T> {
     get::<String>(r, col, what).map(T::from)
 }

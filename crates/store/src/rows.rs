@@ -294,6 +294,40 @@ pub struct WorkspaceFilter {
     pub limit: i64,
 }
 
+/// Which people to list, in which order, and which page of them.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only this user (a caller who may see only themself).
+    pub only: Option<String>,
+    /// Names matching SQL's `LIKE` pattern `%this%`, ignoring case (as
+    /// JupyterHub's `name_filter`: `%` and `_` are wildcards there too).
+    pub name_like: Option<String>,
+    /// Only users among these ids, or only users not among them.
+    pub ids: Option<(Among, Vec<String>)>,
+    pub order: UserOrder,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// Whether [`UserFilter::ids`] keeps the users it names or the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Among {
+    In,
+    NotIn,
+}
+
+/// What users are listed by. Users never active come first ascending and
+/// last descending; ties of activity go by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserOrder {
+    /// Creation order (ids are UUIDv7).
+    #[default]
+    Id,
+    Name,
+    LastActivity,
+}
+
 /// Which audit records to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

@@ -115,24 +115,38 @@ impl Tx {
 
     /// Appends an audit record; the log is never updated or deleted from.
     pub async fn audit(&mut self, a: &AuditEntry) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, at, actor_id, actor, action, target_type, target, \
-             outcome, source, request_id, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
-        )
-        .bind(new_id())
-        .bind(now_millis())
-        .bind(a.actor_id.as_deref())
-        .bind(a.actor.as_deref())
-        .bind(a.action.as_str())
-        .bind(a.target_type.as_str())
-        .bind(a.target.as_str())
-        .bind(a.outcome.as_str())
-        .bind(a.source.as_deref())
-        .bind(a.request_id.as_deref())
-        .bind(a.detail.as_deref())
-        .execute(&mut *self.tx)
-        .await
-        .map_err(query_error("write audit record", "audit record"))?;
+        self.audit_all(std::slice::from_ref(a)).await
+    }
+
+    /// Appends audit records, many rows to a statement.
+    pub async fn audit_all(&mut self, all: &[AuditEntry]) -> Result<()> {
+        const COLUMNS: usize = 11;
+        let at = now_millis();
+        for chunk in all.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO audit_log (id, at, actor_id, actor, action, target_type, target, \
+                 outcome, source, request_id, detail) VALUES {}",
+                values(chunk.len(), COLUMNS)
+            );
+            let mut q = sqlx::query(&sql);
+            for a in chunk {
+                q = q
+                    .bind(new_id())
+                    .bind(at)
+                    .bind(a.actor_id.as_deref())
+                    .bind(a.actor.as_deref())
+                    .bind(a.action.as_str())
+                    .bind(a.target_type.as_str())
+                    .bind(a.target.as_str())
+                    .bind(a.outcome.as_str())
+                    .bind(a.source.as_deref())
+                    .bind(a.request_id.as_deref())
+                    .bind(a.detail.as_deref());
+            }
+            q.execute(&mut *self.tx)
+                .await
+                .map_err(query_error("write audit record", "audit record"))?;
+        }
         Ok(())
     }
 
@@ -154,29 +168,58 @@ impl Tx {
     }
 
     async fn insert_identity(&mut self, u: &NewUser, is_service: bool) -> Result<User> {
-        let user = User {
-            id: new_id().into(),
-            name: u.name.clone(),
-            is_admin: u.is_admin,
-            disabled: false,
-            created_at: now_millis(),
-            last_activity: None,
-            is_service,
-        };
-        sqlx::query(
-            "INSERT INTO users (id, name, password_hash, is_admin, disabled, created_at, kind) \
-             VALUES ($1, $2, $3, $4, 0, $5, $6)",
-        )
-        .bind(user.id.as_str())
-        .bind(user.name.as_str())
-        .bind(u.password_hash.as_deref())
-        .bind(i64::from(user.is_admin))
-        .bind(user.created_at)
-        .bind(if is_service { "service" } else { "user" })
-        .execute(&mut *self.tx)
-        .await
-        .map_err(query_error("insert user", "user"))?;
-        Ok(user)
+        let mut users = self
+            .insert_identities(std::slice::from_ref(u), is_service)
+            .await?;
+        Ok(users.remove(0))
+    }
+
+    /// People, many rows to a statement; a name taken is a conflict, and
+    /// nothing is written of the statement it was in.
+    pub async fn insert_users(&mut self, all: &[NewUser]) -> Result<Vec<User>> {
+        self.insert_identities(all, false).await
+    }
+
+    async fn insert_identities(&mut self, all: &[NewUser], is_service: bool) -> Result<Vec<User>> {
+        const COLUMNS: usize = 6;
+        let now = now_millis();
+        let users: Vec<User> = all
+            .iter()
+            .map(|u| User {
+                id: new_id().into(),
+                name: u.name.clone(),
+                is_admin: u.is_admin,
+                disabled: false,
+                created_at: now,
+                last_activity: None,
+                is_service,
+            })
+            .collect();
+        let kind = if is_service { "service" } else { "user" };
+        for (chunk, new) in users
+            .chunks(ROWS_PER_INSERT)
+            .zip(all.chunks(ROWS_PER_INSERT))
+        {
+            let sql = format!(
+                "INSERT INTO users (id, name, password_hash, is_admin, created_at, kind, disabled) \
+                 VALUES {}",
+                values_with(chunk.len(), COLUMNS, ", 0")
+            );
+            let mut q = sqlx::query(&sql);
+            for (user, u) in chunk.iter().zip(new) {
+                q = q
+                    .bind(user.id.as_str())
+                    .bind(user.name.as_str())
+                    .bind(u.password_hash.as_deref())
+                    .bind(i64::from(user.is_admin))
+                    .bind(user.created_at)
+                    .bind(kind);
+            }
+            q.execute(&mut *self.tx)
+                .await
+                .map_err(query_error("insert user", "user"))?;
+        }
+        Ok(users)
     }
 
     pub async fn update_user(&mut self, id: &str, p: &UserPatch) -> Result<User> {
@@ -1018,4 +1061,33 @@ impl Tx {
         self.delete_by_id("DELETE FROM workspaces WHERE id = $1", id, "workspace")
             .await
     }
+}
+
+/// Rows a multi-row `INSERT` writes at most: well under SQLite's limit of
+/// 32,766 bound values with a dozen columns.
+const ROWS_PER_INSERT: usize = 500;
+
+/// `($1, …, $columns), ($columns+1, …), …`: `rows` rows of placeholders.
+fn values(rows: usize, columns: usize) -> String {
+    values_with(rows, columns, "")
+}
+
+/// [`values`] with `constants` (`", 0"`) after each row's placeholders.
+fn values_with(rows: usize, columns: usize, constants: &str) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * columns + c + 1));
+        }
+        sql.push_str(constants);
+        sql.push(')');
+    }
+    sql
 }

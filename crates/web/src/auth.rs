@@ -32,7 +32,7 @@ pub use ::auth::{check_password, constant_time_eq, hash_password, verify_passwor
 /// The context of an authenticated request: who, from where, which request.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    pub principal: Principal,
+    pub principal: std::sync::Arc<Principal>,
     pub request_id: String,
     pub source: Option<String>,
     /// The session's CSRF token when authenticated by cookie.

@@ -62,10 +62,12 @@ async fn list_users(
         .users(ctx.caller(), Scope::ReadUsers, after.as_deref(), limit + 1)
         .await?;
     let Page { items, next } = page(users, limit, |u| u.name.to_string(), Clone::clone);
-    let mut wired = Vec::with_capacity(items.len());
-    for u in &items {
-        wired.push(wire(&st, u).await?);
-    }
+    // The page's groups in one query.
+    let mut groups = st.app.groups_of_users(&items).await?;
+    let wired = items
+        .iter()
+        .map(|u| convert::user(u, groups.remove(&u.id).unwrap_or_default()))
+        .collect();
     Ok(axum::Json(Page { items: wired, next }))
 }
 

@@ -5,7 +5,8 @@ use model::{
     WorkspaceStatus,
 };
 use store::{
-    AuditFilter, NewProfile, NewToken, NewUser, Store, StoreError, UserPatch, WorkspaceFilter,
+    Among, AuditFilter, NewProfile, NewToken, NewUser, Store, StoreError, UserFilter, UserOrder,
+    UserPatch, WorkspaceFilter,
 };
 use test_support::Engine;
 
@@ -1046,4 +1047,165 @@ async fn a_lease_has_one_holder() {
         assert!(store.claim_lease("controller", "c", None).await.unwrap());
     }
     on_each_engine!(check);
+}
+
+#[tokio::test]
+async fn users_are_listed_filtered_sorted_and_paged_in_sql() {
+    async fn t(store: &Store) {
+        let (alice, profile) = seed(store).await;
+        let mut tx = store.begin().await.unwrap();
+        let bob = insert_bob(&mut tx).await;
+        let mut carol = None;
+        for n in ["carol", "dave", "erin-c"] {
+            let u = tx
+                .insert_user(&NewUser {
+                    name: name(n),
+                    password_hash: None,
+                    is_admin: false,
+                })
+                .await
+                .unwrap();
+            carol.get_or_insert(u);
+        }
+        let carol = carol.unwrap();
+        tx.insert_service(&name("culler"), true).await.unwrap();
+        let g = tx.insert_group(&name("ml")).await.unwrap();
+        let h = tx.insert_group(&name("ai")).await.unwrap();
+        tx.add_member(&g.id, &bob.id).await.unwrap();
+        tx.add_member(&h.id, &bob.id).await.unwrap();
+        tx.add_member(&g.id, &carol.id).await.unwrap();
+        tx.insert_workspace(&bob, &name("default"), &profile, DesiredState::Running)
+            .await
+            .unwrap();
+        let idle = tx
+            .insert_workspace(&carol, &name("idle"), &profile, DesiredState::Stopped)
+            .await
+            .unwrap();
+        let mut stopped = WorkspaceStatus::pending();
+        stopped.state = WorkspaceState::Stopped;
+        tx.set_workspace_status(&idle.id, &stopped, 1, None)
+            .await
+            .unwrap();
+        tx.record_user_activity(&carol.id, 2_000).await.unwrap();
+        tx.record_user_activity(&alice.id, 1_000).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let list = |f: UserFilter| async move {
+            let (users, total) = store.list_users(&f).await.unwrap();
+            let names: Vec<String> = users.iter().map(|u| u.name.to_string()).collect();
+            (names, total)
+        };
+        let all = UserFilter {
+            limit: 100,
+            ..UserFilter::default()
+        };
+        let five = ["alice", "bob", "carol", "dave", "erin-c"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            list(all.clone()).await,
+            (five.clone(), 5),
+            "by id: creation order, no services"
+        );
+        let page = UserFilter {
+            offset: 1,
+            limit: 2,
+            ..all.clone()
+        };
+        assert_eq!(list(page).await, (five[1..3].to_vec(), 5));
+        let past = UserFilter {
+            offset: 10,
+            ..all.clone()
+        };
+        assert_eq!(list(past).await, (vec![], 5));
+        let by_name_desc = UserFilter {
+            order: UserOrder::Name,
+            descending: true,
+            ..all.clone()
+        };
+        let mut reversed = five.clone();
+        reversed.reverse();
+        assert_eq!(list(by_name_desc).await.0, reversed);
+        let by_activity = UserFilter {
+            order: UserOrder::LastActivity,
+            ..all.clone()
+        };
+        assert_eq!(
+            list(by_activity.clone()).await.0,
+            ["bob", "dave", "erin-c", "alice", "carol"],
+            "never active first, then by activity; ties by name"
+        );
+        let by_activity_desc = UserFilter {
+            descending: true,
+            ..by_activity
+        };
+        assert_eq!(
+            list(by_activity_desc).await.0,
+            ["carol", "alice", "erin-c", "dave", "bob"]
+        );
+        let like = |p: &str| UserFilter {
+            name_like: Some(p.into()),
+            ..all.clone()
+        };
+        assert_eq!(
+            list(like("r")).await,
+            (vec!["carol".into(), "erin-c".into()], 2)
+        );
+        assert_eq!(list(like("R")).await.1, 2, "case is ignored");
+        assert_eq!(
+            list(like("c_r")).await.0,
+            ["carol"],
+            "`_` is any one character"
+        );
+        assert_eq!(list(like("zz")).await, (vec![], 0));
+        let only = UserFilter {
+            only: Some(bob.id.to_string()),
+            ..all.clone()
+        };
+        assert_eq!(list(only).await, (vec!["bob".into()], 1));
+        let among = |a: Among, ids: Vec<String>| UserFilter {
+            ids: Some((a, ids)),
+            ..all.clone()
+        };
+        let ids = vec![bob.id.to_string(), carol.id.to_string()];
+        assert_eq!(list(among(Among::In, ids.clone())).await.1, 2);
+        assert_eq!(
+            list(among(Among::NotIn, ids)).await.0,
+            ["alice", "dave", "erin-c"]
+        );
+        assert_eq!(list(among(Among::In, vec![])).await, (vec![], 0));
+        assert_eq!(list(among(Among::NotIn, vec![])).await.1, 5);
+
+        let groups = store
+            .groups_of_users(&[bob.id.as_str(), carol.id.as_str(), alice.id.as_str()])
+            .await
+            .unwrap();
+        let groups: Vec<(String, String)> = groups
+            .into_iter()
+            .map(|(u, g)| (u.to_string(), g.to_string()))
+            .collect();
+        let (b, c) = (bob.id.to_string(), carol.id.to_string());
+        assert_eq!(
+            groups,
+            [(b.clone(), "ai".into()), (b, "ml".into()), (c, "ml".into())]
+        );
+        let spaces = store
+            .workspaces_of_users(&[bob.id.as_str(), carol.id.as_str(), alice.id.as_str()])
+            .await
+            .unwrap();
+        assert_eq!(spaces.len(), 2);
+        let maybe = store.workspaces_maybe_active(None).await.unwrap();
+        let maybe: Vec<&str> = maybe.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(
+            maybe,
+            ["default"],
+            "stopped with nothing asked of it: not in use"
+        );
+        let carols = store
+            .workspaces_maybe_active(Some(&carol.id))
+            .await
+            .unwrap();
+        assert!(carols.is_empty());
+    }
+    on_each_engine!(t);
 }
