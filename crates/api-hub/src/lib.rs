@@ -321,8 +321,8 @@ async fn list_users(
         ids,
         order,
         descending,
-        offset: window.offset as i64,
-        limit: window.limit as i64,
+        offset: i64::try_from(window.offset).unwrap_or(i64::MAX),
+        limit: i64::try_from(window.limit).unwrap_or(i64::MAX),
     };
     let (users, total) = st
         .app
@@ -443,13 +443,11 @@ impl Window {
         if !wants_pages {
             return axum::Json(items).into_response();
         }
-        let next = (offset + limit < total).then(|| {
-            let end = offset + limit;
-            NextPage {
-                limit,
-                offset: end,
-                url: next_url(headers, uri, end, limit),
-            }
+        let end = offset.saturating_add(limit);
+        let next = (end < total).then(|| NextPage {
+            limit,
+            offset: end,
+            url: next_url(headers, uri, end, limit),
         });
         let body = Paginated {
             pagination: Pagination {

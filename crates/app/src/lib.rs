@@ -74,6 +74,8 @@ pub struct App {
     credentials: credentials::Credentials,
     /// Failed logins, by user name and by address.
     throttle: Arc<auth::Throttle>,
+    /// Single users' creations, written together.
+    creations: Arc<std::sync::Mutex<users::Creations>>,
 }
 
 impl App {
@@ -86,6 +88,7 @@ impl App {
             )),
             config: Arc::new(config),
             credentials: credentials::Credentials::default(),
+            creations: Arc::default(),
         }
     }
 

@@ -9,6 +9,23 @@ use store::{NewUser, Store, StoreError, UserPatch};
 use crate::sessions::NewSession;
 use crate::{taken, App, AppError, Caller, Result};
 
+/// Creations of single users waiting to be written, and whether a writer is
+/// at work: creations that come while one transaction commits are written
+/// together in the next (a group commit), so that many at once do not queue
+/// one transaction each behind the store's one writer.
+#[derive(Debug, Default)]
+pub(crate) struct Creations {
+    pending: Vec<Creation>,
+    writing: bool,
+}
+
+#[derive(Debug)]
+struct Creation {
+    new: NewUser,
+    audit: AuditEntry,
+    done: tokio::sync::oneshot::Sender<Result<User>>,
+}
+
 /// A new account; with no password, it logs in with API tokens only.
 #[derive(Debug, Clone)]
 pub struct CreateUser {
@@ -72,20 +89,85 @@ impl App {
             Some(p) => Some(hash(p).await?),
             None => None,
         };
-        let mut tx = self.store.begin().await?;
-        let user = tx
-            .insert_user(&NewUser {
-                name: cmd.name.clone(),
-                password_hash,
-                is_admin: cmd.admin,
-            })
-            .await
-            .map_err(taken("name", format!("user {} exists already", cmd.name)))?;
+        let new = NewUser {
+            name: cmd.name.clone(),
+            password_hash,
+            is_admin: cmd.admin,
+        };
         let mut a = caller.audit(AuditAction::UserCreate, "user", cmd.name.as_str());
         a.detail = Some(format!("{{\"admin\":{}}}", cmd.admin));
-        tx.audit(&a).await?;
+        let (done, created) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut q = self.creations.lock().unwrap();
+            q.pending.push(Creation {
+                new,
+                audit: a,
+                done,
+            });
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if start {
+            // In a task of its own, so that a caller that goes away does not
+            // take the others' creations with it.
+            let app = self.clone();
+            tokio::spawn(async move { app.write_creations().await });
+        }
+        created
+            .await
+            .map_err(|_| AppError::Internal("the user's creation was dropped".into()))?
+    }
+
+    /// Writes the creations waiting, those that came while it wrote next,
+    /// until none waits.
+    async fn write_creations(&self) {
+        loop {
+            let batch = {
+                let mut q = self.creations.lock().unwrap();
+                if q.pending.is_empty() {
+                    q.writing = false;
+                    return;
+                }
+                std::mem::take(&mut q.pending)
+            };
+            self.write_batch(batch).await;
+        }
+    }
+
+    /// All of `batch` in one transaction; if that fails (a name taken, one
+    /// name asked for twice), each in its own, so each gets its own answer.
+    async fn write_batch(&self, batch: Vec<Creation>) {
+        if batch.len() > 1 {
+            let news: Vec<NewUser> = batch.iter().map(|c| c.new.clone()).collect();
+            let audit: Vec<AuditEntry> = batch.iter().map(|c| c.audit.clone()).collect();
+            if let Ok(users) = self.insert_users(&news, &audit).await {
+                for (c, u) in batch.into_iter().zip(users) {
+                    let _ = c.done.send(Ok(u));
+                }
+                return;
+            }
+        }
+        for c in batch {
+            let name = &c.new.name;
+            let r = self
+                .insert_users(std::slice::from_ref(&c.new), std::slice::from_ref(&c.audit))
+                .await
+                .map_err(taken("name", format!("user {name} exists already")))
+                .map(|mut users| users.remove(0));
+            let _ = c.done.send(r);
+        }
+    }
+
+    /// Inserts `news` with their audit records in one transaction.
+    async fn insert_users(
+        &self,
+        news: &[NewUser],
+        audit: &[AuditEntry],
+    ) -> Result<Vec<User>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let users = tx.insert_users(news).await?;
+        tx.audit_all(audit).await?;
         tx.commit().await?;
-        Ok(user)
+        Ok(users)
     }
 
     /// Creates the users `names` that do not exist yet (admins only), all in

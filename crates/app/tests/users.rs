@@ -348,3 +348,81 @@ async fn authentication_is_cached_single_flight_and_revocable() {
         store.close().await;
     }
 }
+
+/// Many users at once: those that exist are left alone, the others are made
+/// in one transaction, each with its audit record; when all exist, nothing is.
+#[tokio::test]
+async fn users_are_created_in_bulk_each_audited() {
+    for engine in Engine::ALL {
+        let (app, store, admin, _db) = fixture(engine).await;
+        let admin = caller(&admin);
+        let names: Vec<Name> = (0..1200).map(|i| name(&format!("u{i}"))).collect();
+        let made = app.create_users(admin, &names[..2], false).await.unwrap();
+        assert_eq!(made.len(), 2);
+        let made = app.create_users(admin, &names, true).await.unwrap();
+        assert_eq!(made.len(), 1198, "{engine:?}: u0 and u1 existed");
+        assert_eq!(made[0].name, names[2], "in the order asked");
+        assert!(made.iter().all(|u| u.is_admin));
+        let u1199 = store.user_by_name(&names[1199]).await.unwrap();
+        assert!(u1199.is_admin);
+        let audit = store
+            .audit(&store::AuditFilter {
+                action: Some("user.create".into()),
+                limit: 2000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1200, "{engine:?}: one record each");
+        assert!(audit
+            .iter()
+            .all(|r| r.entry.actor.as_deref() == Some("admin")));
+        let e = app
+            .create_users(admin, &names[..3], false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::AlreadyExists { .. }), "{e:?}");
+        store.close().await;
+    }
+}
+
+/// Single creations at once are written together, and each still gets its
+/// own answer: a name asked for twice is made once and refused once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creations_each_get_their_answer() {
+    for engine in Engine::ALL {
+        let (app, store, admin, _db) = fixture(engine).await;
+        let mut all = tokio::task::JoinSet::new();
+        for i in 0..100 {
+            let (app, admin) = (app.clone(), admin.clone());
+            all.spawn(async move {
+                let cmd = CreateUser {
+                    // u0 … u49, each twice.
+                    name: name(&format!("u{}", i % 50)),
+                    password: None,
+                    admin: false,
+                };
+                app.create_user(caller(&admin), cmd).await
+            });
+        }
+        let (mut made, mut taken) = (0, 0);
+        while let Some(r) = all.join_next().await {
+            match r.unwrap() {
+                Ok(_) => made += 1,
+                Err(AppError::AlreadyExists { field: "name", .. }) => taken += 1,
+                Err(e) => panic!("{engine:?}: {e:?}"),
+            }
+        }
+        assert_eq!((made, taken), (50, 50), "{engine:?}");
+        let audit = store
+            .audit(&store::AuditFilter {
+                action: Some("user.create".into()),
+                limit: 200,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 50, "{engine:?}: one record for each made");
+        store.close().await;
+    }
+}

@@ -208,6 +208,11 @@ impl Store {
                 Engine::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(10))
+            // A SQLite connection is a file open in this process: it cannot
+            // go stale, and a ping before each query is a round trip to its
+            // worker thread, as much as the query's own. PostgreSQL's are
+            // sockets, which can.
+            .test_before_acquire(engine == Engine::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
@@ -378,9 +383,16 @@ impl Store {
             if f.descending { "DESC" } else { "ASC" },
         );
         let next = 3 + ids.len();
+        // Ids and names are never NULL, and ordering by them alone lets the
+        // database walk their index instead of sorting every row.
+        let order = match f.order {
+            UserOrder::LastActivity => {
+                format!("CASE WHEN {col} IS NULL THEN 0 ELSE 1 END {dir}, {col} {dir}, name {dir}")
+            }
+            UserOrder::Id | UserOrder::Name => format!("{col} {dir}"),
+        };
         let sql = format!(
-            "{} {filter} ORDER BY CASE WHEN {col} IS NULL THEN 0 ELSE 1 END {dir}, {col} {dir}, \
-             name {dir} LIMIT ${} OFFSET ${}",
+            "{} {filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
             rows::USER_SELECT,
             next,
             next + 1

@@ -247,6 +247,13 @@ async fn users_list_paginates_and_activity_is_recorded() {
     app.call(&alice, "POST", "/hub/api/users/alice/server", Value::Null)
         .await
         .expect(202);
+    // A server asked to start is active (pending), not ready; filtered
+    // before the page is cut.
+    assert_eq!(sorted("state=active").await, ["alice"]);
+    assert_eq!(sorted("state=inactive").await, ["admin", "bob"]);
+    assert_eq!(sorted("state=inactive&offset=1").await, ["bob"]);
+    assert!(sorted("state=ready").await.is_empty());
+    assert_eq!(sorted("name_filter=B").await, ["bob"]);
     let body = json!({
         "last_activity": "2026-01-23T06:00:00.000000Z",
         "servers": {"": {"last_activity": "2026-01-23T06:01:02.500000+00:00"}},
