@@ -18,7 +18,9 @@
 #   rss_mib TARGET          a proxy's resident memory now, in MiB (0 for direct)
 #   median                  the median of the numbers on stdin
 #   secs DURATION           10s / 2m / 10 -> seconds, or nothing if not such a duration
-# Settings it reads: nginx_workers (worker_processes).
+# Settings it reads: nginx_workers (worker_processes); from the environment,
+# BERTH_ENV: more VAR=value settings for berth serve, space-separated (e.g.
+# BERTH_ENV=MIMALLOC_PURGE_DELAY=0).
 
 nginx=/usr/sbin/nginx
 chp=/opt/berth/node/node_modules/.bin/configurable-http-proxy
@@ -100,7 +102,8 @@ start_berth_process() {
   printf '#!/bin/sh\nexec setsid %q "$@"\n' "$berth_bin" >"$bench_tmp/berth-setsid"
   chmod 755 "$bench_tmp/berth-setsid"
   berth_bin=$bench_tmp/berth-setsid
-  start_berth BERTH_RUNTIME=process
+  # shellcheck disable=SC2086 # BERTH_ENV: VAR=value words
+  start_berth BERTH_RUNTIME=process ${BERTH_ENV:-}
   api_token
   auth="authorization: Bearer $token"
 }
