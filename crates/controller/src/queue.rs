@@ -62,6 +62,22 @@ impl WorkQueue {
         }
     }
 
+    /// Takes `id` out of the queue and counts it in flight, to run now
+    /// whatever else is due (the runtime said it changed: its own lane, so
+    /// that an app that came up is not kept waiting behind starts). `false`
+    /// if it is in flight: then it runs again when it finishes.
+    pub(crate) fn take_now(&mut self, id: WorkspaceId) -> bool {
+        if self.in_flight.contains(&id) {
+            self.again.insert(id);
+            return false;
+        }
+        if let Some((key, _)) = self.queued.remove(&id) {
+            self.delays.remove(&key);
+        }
+        self.in_flight.insert(id);
+        true
+    }
+
     /// The reconciles running.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -135,6 +151,29 @@ mod tests {
             next_within(&mut q, Duration::from_secs(3600)).await,
             None,
             "once each"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_taken_now_jumps_the_queue_and_is_in_flight_once() {
+        let mut q = WorkQueue::default();
+        let now = Instant::now();
+        q.schedule("a".into(), now);
+        q.schedule("b".into(), now + Duration::from_secs(5));
+        assert!(q.take_now("b".into()), "ahead of a, which is due");
+        assert_eq!(q.in_flight(), 1);
+        assert_eq!(q.next().await, "a");
+        assert!(!q.take_now("b".into()), "in flight already");
+        q.done("b", Then::Wait);
+        assert_eq!(
+            next_within(&mut q, Duration::ZERO).await.as_deref(),
+            Some("b"),
+            "asked for while in flight: again"
+        );
+        assert_eq!(
+            next_within(&mut q, Duration::from_secs(60)).await,
+            None,
+            "its queued entry went when it was taken"
         );
     }
 

@@ -416,9 +416,19 @@ fn failed_start(ctx: &Ctx, status: &mut WorkspaceStatus, line: &str, now: i64) {
     }
 }
 
+/// How often a starting workspace is looked at where the runtime tells when
+/// its app answers.
+const READY_EVENTS_POLL: Duration = Duration::from_secs(2);
+
 /// How soon to look at a workspace in transition again: often at first (most
-/// apps are ready within a second), then backing off to `config.poll`.
+/// apps are ready within a second), then backing off to `config.poll`; seldom
+/// where the runtime tells ([`runtime::Capabilities::ready_events`]).
 fn poll_after(ctx: &Ctx, status: &WorkspaceStatus, now: i64) -> Duration {
+    if ctx.runtime.capabilities().ready_events {
+        // The runtime tells when the app answers; this only bounds the wait
+        // for the start timeout, or for an event that was lost.
+        return READY_EVENTS_POLL;
+    }
     let elapsed = u64::try_from(now - status.since.unwrap_or(now)).unwrap_or(0);
     Duration::from_millis((25 + elapsed / 10).min(ctx.config.poll.as_millis() as u64))
 }

@@ -70,7 +70,12 @@ impl Controller {
                     Err(broadcast::error::RecvError::Closed) => feed = None,
                 },
                 changed = recv(&mut changes) => match changed {
-                    Ok(id) => queue.schedule(id, Instant::now()),
+                    // Beside the concurrency limit: these are few and quick,
+                    // and an app that came up should not wait behind starts.
+                    Ok(id) => if queue.take_now(id.clone()) {
+                        let handle = tasks.spawn(reconcile_observed(ctx.clone(), id.clone()));
+                        task_ids.insert(handle.id(), id);
+                    },
                     Err(broadcast::error::RecvError::Lagged(_)) => resync_all(&ctx, &mut queue).await,
                     Err(broadcast::error::RecvError::Closed) => changes = None,
                 },

@@ -1,5 +1,5 @@
 //! Every external program this crate runs goes through here: the short-lived
-//! tools (`ip`, `nft`, `kill`) through [`run`], and the sandboxed app through
+//! tools (`ip`, `nft`, the disk's tools) through [`run`], and the sandboxed app through
 //! [`spawn_sandbox`], which builds the one long-lived command line
 //! `setsid sh -c <join cgroups; exec> ip netns exec … setpriv … bwrap … -- argv`.
 
@@ -82,18 +82,6 @@ pub async fn run_with_stdin(
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         })
     }
-}
-
-/// Sends `signal` (`TERM`, `KILL`) to `pids`; pids that are gone already are fine.
-pub async fn signal(pids: &[u32], signal: &str) {
-    if pids.is_empty() {
-        return;
-    }
-    let mut args = vec!["-s".to_owned(), signal.to_owned(), "--".to_owned()];
-    args.extend(pids.iter().map(u32::to_string));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    // Exits non-zero when some pid has exited meanwhile, which is expected.
-    let _ = run("kill", &args).await;
 }
 
 /// The exit status of the sandbox when it could not join its cgroup.

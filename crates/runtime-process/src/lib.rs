@@ -7,7 +7,7 @@
 //! `start` makes, idempotently: the home `<data_dir>/homes/<id>` (owned by the
 //! workspace uid; [`disk`]: an ext4 image `<data_dir>/disks/<id>.ext4` of the
 //! profile's disk size, loop-mounted there), the network ([`net`]: namespace `berth-<id>`, a veth pair
-//! in `10.213.0.0/16`, an nftables table), the cgroup ([`cgroups`]: memory, cpu
+//! in `10.213.0.0/16`, its elements in berth's nftables table), the cgroup ([`cgroups`]: memory, cpu
 //! and pids limits from the profile) and the state file `<data_dir>/run/<id>.json`
 //! (slot, upstream, whether it should be running). Then it spawns, through
 //! [`exec::spawn_sandbox`]:
@@ -48,8 +48,9 @@
 //!   from), and [`seccomp`]'s filter refuses the system calls no development
 //!   workspace needs (keyrings, eBPF, perf, userfaultfd, modules, mounts, …)
 //!   with `EPERM`.
-//! - **No unsafe code**: `setsid`, `ip`, `setpriv`, `nft` and `kill` are external
-//!   programs (util-linux, iproute2, nftables, procps), so the crate keeps the
+//! - **No unsafe code**: `setsid`, `ip`, `setpriv` and `nft` are external
+//!   programs (util-linux, iproute2, nftables), and signals go through
+//!   `rustix`'s safe calls, so the crate keeps the
 //!   workspace's `unsafe_code = "forbid"`.
 //! - **The cgroup is the source of truth**: `observe` reads the cgroups under
 //!   `<cgroup root>[/<controller>]/<cgroup_parent>/` (`list` names this data
@@ -76,7 +77,11 @@
 //!   CPU time comes from the `cpuacct` controller, so a workspace started by a
 //!   berth that did not place it there yet reports no usage until it restarts.
 //! - **Readiness**: `Running` once `GET <base_url>` at the upstream answers with
-//!   a status below 500; `Starting` before that.
+//!   a status below 500; `Starting` before that. A task of the start probes
+//!   the app (every 5 ms at first, then every 50 ms) and says on
+//!   [`Runtime::changes`] when it first answers
+//!   ([`runtime::Capabilities::ready_events`]), so the controller learns of it
+//!   at once instead of polling.
 //!
 //! - **Data directory**: homes are `0700` and owned by the workspace uid; the
 //!   `homes` directory is `0711`. The data directory and its ancestors must be
@@ -125,6 +130,9 @@ use model::bytes;
 
 /// How long `usage` waits between two CPU samples when it has no recent one.
 pub const USAGE_SAMPLE_GAP: Duration = Duration::from_millis(250);
+
+/// The longest wait between two probes of a starting app.
+const READY_PROBE_MAX_GAP: Duration = Duration::from_millis(50);
 
 /// How much of the log a `Failed` reason carries.
 const REASON_LOG_BYTES: usize = 8192;
@@ -182,6 +190,34 @@ struct State {
     base_url: String,
     /// Set by `start`, cleared by `stop`: an empty cgroup while set is a failure.
     running: bool,
+    /// The firewall elements the network was given ([`net::firewall`]).
+    #[serde(default)]
+    policy: Option<net::Policy>,
+    /// Whether the network uses the shared firewall table; a state file
+    /// without it was written by a berth that gave each workspace a table of
+    /// its own.
+    #[serde(default)]
+    shared_firewall: bool,
+}
+
+impl State {
+    /// What its tear-down removes.
+    fn made(&self) -> net::Made {
+        net::Made {
+            slot: Slot(self.slot),
+            policy: self.policy.clone(),
+            own_table: !self.shared_firewall,
+        }
+    }
+}
+
+/// Making the host's side of the network failed.
+#[derive(Debug, thiserror::Error)]
+enum HostError {
+    #[error("make the gateway and the shared firewall table")]
+    Exec(#[from] exec::ExecError),
+    #[error("read or write the state of older workspaces")]
+    Io(#[from] std::io::Error),
 }
 
 /// Workspaces as sandboxed process trees on this machine.
@@ -189,10 +225,12 @@ struct State {
 pub struct ProcessRuntime {
     config: Config,
     cgroups: Cgroups,
-    /// Set once the gateway interface is known to exist.
-    gateway: tokio::sync::OnceCell<()>,
-    /// Ids of workspaces whose sandbox exited while this instance watched it.
-    exited: tokio::sync::broadcast::Sender<WorkspaceId>,
+    /// Set once the gateway interface and the shared firewall table are
+    /// known to exist (and older workspaces' tables moved into it).
+    host: tokio::sync::OnceCell<()>,
+    /// Ids of workspaces whose app came up or whose sandbox exited while
+    /// this instance watched it ([`Runtime::changes`]).
+    changed: tokio::sync::broadcast::Sender<WorkspaceId>,
     /// Workspaces whose sandbox this instance watches for its exit: those it
     /// started (it waits on the child) and those it adopted (a pidfd).
     watched: Arc<Mutex<std::collections::HashSet<String>>>,
@@ -223,8 +261,8 @@ impl ProcessRuntime {
         Ok(ProcessRuntime {
             config,
             cgroups,
-            gateway: tokio::sync::OnceCell::new(),
-            exited: tokio::sync::broadcast::channel(1024).0,
+            host: tokio::sync::OnceCell::new(),
+            changed: tokio::sync::broadcast::channel(4096).0,
             watched: Arc::default(),
             cpu_samples: Mutex::default(),
         })
@@ -288,11 +326,15 @@ impl ProcessRuntime {
         if !netns.exists() {
             return;
         }
+        if let Err(e) = self.host("observe", id).await {
+            tracing::warn!(workspace.id = id, error = %model::error_chain(&e), "removing a leftover network");
+            return;
+        }
         tracing::warn!(
             workspace.id = id,
             "removing the network a crashed start or stop left behind"
         );
-        if let Err(e) = net::tear_down(id, state.map(|s| Slot(s.slot))).await {
+        if let Err(e) = net::tear_down(id, state.map(State::made).as_ref()).await {
             tracing::warn!(workspace.id = id, error = %e, "removing a leftover network");
         }
     }
@@ -321,14 +363,14 @@ impl ProcessRuntime {
                 #[allow(deprecated)]
                 tokio::io::unix::AsyncFd::new,
             );
-        let (exited, watched, id) = (self.exited.clone(), self.watched.clone(), id.to_owned());
+        let (changed, watched, id) = (self.changed.clone(), self.watched.clone(), id.to_owned());
         match fd {
             Ok(fd) => {
                 tokio::spawn(async move {
                     // A pidfd is readable once its process has exited.
                     let _ = fd.readable().await;
                     watched.lock().unwrap().remove(&id);
-                    let _ = exited.send(id.into());
+                    let _ = changed.send(id.into());
                 });
             }
             Err(e) => {
@@ -336,12 +378,83 @@ impl ProcessRuntime {
                 if e.kind() == std::io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())
                 {
-                    let _ = exited.send(id.into());
+                    let _ = changed.send(id.into());
                 } else {
                     tracing::debug!(workspace.id = %id, error = %e, "no pidfd to watch an adopted sandbox");
                 }
             }
         }
+    }
+
+    /// Probes a starting app until it answers, and says so on
+    /// [`Runtime::changes`] at once, so that the controller need not poll
+    /// it: every 5 ms at first, doubling to [`READY_PROBE_MAX_GAP`]. It gives
+    /// up when the sandbox exits (its reaper tells then) or after
+    /// `timeout_secs`, the profile's start timeout, which the controller
+    /// enforces.
+    fn watch_readiness(&self, id: &str, upstream: &str, probe_url: String, timeout_secs: u64) {
+        let (changed, watched) = (self.changed.clone(), self.watched.clone());
+        let (id, upstream) = (id.to_owned(), upstream.to_owned());
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+            let mut gap = Duration::from_millis(5);
+            while Instant::now() < deadline && watched.lock().unwrap().contains(&id) {
+                tokio::time::sleep(gap).await;
+                if probe(&upstream, &probe_url).await {
+                    let _ = changed.send(id.into());
+                    return;
+                }
+                gap = (gap * 2).min(READY_PROBE_MAX_GAP);
+            }
+        });
+    }
+
+    /// The gateway and the shared firewall table, made once by this
+    /// instance; running workspaces that an older berth gave tables of their
+    /// own are moved into it at the same time.
+    async fn host(&self, op: &'static str, id: &str) -> Result<(), RuntimeError> {
+        self.host
+            .get_or_try_init(|| async {
+                if !self.config.gateway_ports.is_empty() {
+                    net::ensure_gateway().await?;
+                }
+                net::ensure_table().await?;
+                let legacy: Vec<(String, Slot)> = self
+                    .state_ids()?
+                    .into_iter()
+                    .filter_map(|id| {
+                        let state = self.read_state(&id)?;
+                        (state.running && !state.shared_firewall).then_some((id, Slot(state.slot)))
+                    })
+                    .collect();
+                for (id, policy) in net::migrate_legacy(&legacy, &self.config.gateway_ports).await?
+                {
+                    if let Some(mut state) = self.read_state(&id) {
+                        state.policy = Some(policy);
+                        state.shared_firewall = true;
+                        self.write_state(&id, &state)?;
+                    }
+                    tracing::info!(workspace.id = %id, "firewall moved into the shared table");
+                }
+                Ok::<(), HostError>(())
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(op, id, e))
+    }
+
+    /// The ids that have a state file.
+    fn state_ids(&self) -> std::io::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(self.config.data_dir.join("run"))? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".json") {
+                if check_id("list", id).is_ok() {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        Ok(ids)
     }
 
     fn read_state(&self, id: &str) -> Option<State> {
@@ -370,10 +483,13 @@ impl ProcessRuntime {
         let _ = cg.set_frozen(id, false);
         let pids = cg.pids(id).map_err(|e| failed("stop", id, e))?;
         if !pids.is_empty() {
-            exec::signal(&pids, "TERM").await;
+            signal(&pids, rustix::process::Signal::TERM);
+            // Most apps end at once: look soon, then less often.
             let deadline = Instant::now() + self.config.stop_grace;
+            let mut gap = Duration::from_millis(2);
             while Instant::now() < deadline && !cg.pids(id).unwrap_or_default().is_empty() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(gap).await;
+                gap = (gap * 2).min(Duration::from_millis(50));
             }
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -388,7 +504,7 @@ impl ProcessRuntime {
                         format!("processes {pids:?} survive SIGKILL"),
                     ));
                 }
-                exec::signal(&pids, "KILL").await;
+                signal(&pids, rustix::process::Signal::KILL);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -502,6 +618,7 @@ impl Runtime for ProcessRuntime {
             pause: true,
             disk_limit: true,
             usage: true,
+            ready_events: true,
         }
     }
 
@@ -531,17 +648,12 @@ impl Runtime for ProcessRuntime {
             .map_err(|e| home_error("start", id, e))?;
         let home = self.home_dir(id);
 
-        if !self.config.gateway_ports.is_empty() {
-            self.gateway
-                .get_or_try_init(net::ensure_gateway)
-                .await
-                .map_err(|e| failed("start", id, e))?;
-        }
+        self.host("start", id).await?;
         let policy = net::Policy {
-            gateway_ports: &self.config.gateway_ports,
+            gateway_ports: self.config.gateway_ports.clone(),
             egress: ws.profile.egress,
         };
-        let previous = self.read_state(id).map(|s| Slot(s.slot));
+        let previous = self.read_state(id);
         if previous.is_none() {
             // The intent first: a crash while the network is being made leaves
             // a state file that says the workspace was meant to run, so that
@@ -551,32 +663,57 @@ impl Runtime for ProcessRuntime {
                 upstream: String::new(),
                 base_url: ws.base_url.clone(),
                 running: true,
+                policy: None,
+                shared_firewall: true,
             };
             self.write_state(id, &intent)
                 .map_err(|e| failed("start", id, e))?;
         }
-        let slot = match previous {
-            Some(slot) if net::is_set_up(id, slot).await => {
-                net::configure(id, slot, policy).await.map(|()| slot)
+        // A network that is up keeps its slot, and its firewall elements are
+        // replaced; anything else is made anew.
+        let kept = match &previous {
+            Some(s) if s.shared_firewall && net::is_set_up(id, Slot(s.slot)).await => {
+                Some(s.made())
             }
-            _ => net::set_up(id, policy).await,
-        }
-        .map_err(|e| failed("start", id, e))?;
+            _ => None,
+        };
+        let slot = match &kept {
+            Some(made) => made.slot,
+            None => {
+                net::tear_down(id, previous.as_ref().map(State::made).as_ref())
+                    .await
+                    .map_err(|e| failed("start", id, e))?;
+                net::set_up(id).await.map_err(|e| failed("start", id, e))?
+            }
+        };
         let upstream = format!("{}:{}", slot.workspace_ip(), net::APP_PORT);
+        // What the readiness probe asks for: the app's own root.
+        let probe_url = if ws.profile.app.strip_prefix() {
+            "/".to_owned()
+        } else {
+            ws.base_url.clone()
+        };
+        // The elements in the state file before they exist: a tear-down
+        // after a crash removes them whether or not they were made.
         self.write_state(
             id,
             &State {
                 slot: slot.0,
                 upstream: upstream.clone(),
-                // What the readiness probe asks for: the app's own root.
-                base_url: if ws.profile.app.strip_prefix() {
-                    "/".to_owned()
-                } else {
-                    ws.base_url.clone()
-                },
+                base_url: probe_url.clone(),
                 running: true,
+                policy: Some(policy.clone()),
+                shared_firewall: true,
             },
         )
+        .map_err(|e| failed("start", id, e))?;
+        net::configure(
+            id,
+            slot,
+            kept.as_ref().and_then(|m| m.policy.as_ref()),
+            &policy,
+        )
+        .await
         .map_err(|e| failed("start", id, e))?;
 
         let limits = Limits {
@@ -708,7 +845,7 @@ impl Runtime for ProcessRuntime {
         }
         // Reap it if it exits while this process lives (and say so: the app
         // died, or was stopped); it outlives us otherwise.
-        let (exited, id_owned) = (self.exited.clone(), id.to_owned());
+        let (changed, id_owned) = (self.changed.clone(), id.to_owned());
         let log_path = self.log_path(id);
         let watched = self.watched.clone();
         watched.lock().unwrap().insert(id.to_owned());
@@ -726,8 +863,9 @@ impl Runtime for ProcessRuntime {
                     let _ = writeln!(log, "{EXIT_MARK}{how}");
                 }
             }
-            let _ = exited.send(id_owned.into());
+            let _ = changed.send(id_owned.into());
         });
+        self.watch_readiness(id, &upstream, probe_url, ws.profile.start_timeout_secs);
         tracing::info!(workspace.id = id, %upstream, "workspace started");
         Ok(())
     }
@@ -736,7 +874,10 @@ impl Runtime for ProcessRuntime {
         check_id("stop", id)?;
         self.kill_all(id).await?;
         let state = self.read_state(id);
-        net::tear_down(id, state.as_ref().map(|s| Slot(s.slot)))
+        if state.is_some() {
+            self.host("stop", id).await?;
+        }
+        net::tear_down(id, state.as_ref().map(State::made).as_ref())
             .await
             .map_err(|e| failed("stop", id, e))?;
         if let Some(mut state) = state {
@@ -874,7 +1015,7 @@ impl Runtime for ProcessRuntime {
     }
 
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<WorkspaceId>> {
-        Some(self.exited.subscribe())
+        Some(self.changed.subscribe())
     }
 
     async fn log_read(
@@ -952,6 +1093,18 @@ impl Runtime for ProcessRuntime {
             cpu_millis,
             memory_bytes,
         }))
+    }
+}
+
+/// Sends `signal` to `pids`; those gone already are fine.
+fn signal(pids: &[u32], signal: rustix::process::Signal) {
+    for pid in pids {
+        if let Some(pid) = i32::try_from(*pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
     }
 }
 

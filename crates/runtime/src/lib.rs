@@ -61,6 +61,9 @@ pub struct Capabilities {
     pub disk_limit: bool,
     /// `usage` reports CPU and memory in use.
     pub usage: bool,
+    /// [`Runtime::changes`] tells when a starting app first answers, so a
+    /// caller need not poll `observe` for it.
+    pub ready_events: bool,
 }
 
 /// What a runtime sees of a workspace.
@@ -246,7 +249,8 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
     async fn observe(&self, id: &WorkspaceId) -> Result<Observed, RuntimeError>;
     /// Ids of every workspace this runtime holds anything for (re-adoption, clean-up).
     async fn list(&self) -> Result<Vec<WorkspaceId>, RuntimeError>;
-    /// Ids of workspaces whose state changed by itself (an app exited), for a
+    /// Ids of workspaces whose state changed by itself (an app exited; an
+    /// app that came up, where [`Capabilities::ready_events`] says so), for a
     /// runtime that can tell at once; `None` where only `observe` finds out.
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<WorkspaceId>> {
         None
@@ -465,6 +469,7 @@ pub mod fake {
                 pause: true,
                 disk_limit: true,
                 usage: true,
+                ready_events: false,
             }
         }
 

@@ -211,19 +211,17 @@ async fn secrets_reach_the_app_but_no_command_line() {
 }
 
 /// A control plane that died while it made a workspace's network (after the
-/// namespace, veth pair and firewall table, before anything ran) leaves them
+/// namespace and veth pair, before anything ran) leaves them
 /// to the next observe, which removes them.
 #[tokio::test]
 async fn a_network_a_crashed_start_left_is_removed() {
     let h = Harness::new(vec![]);
     let ws = h.workspace("kim", 100_114, &[]);
-    let policy = runtime_process::net::Policy {
-        gateway_ports: &[],
-        egress: false,
-    };
-    let slot = runtime_process::net::set_up(&ws.id, policy).await.unwrap();
+    // Firewall elements come only after the state file names them, so a
+    // crash before that leaves the namespace and the veth pair.
+    let slot = runtime_process::net::set_up(&ws.id).await.unwrap();
     let upstream = format!("{}:8888", slot.workspace_ip());
-    assert_eq!(network_leftovers(&ws.id, &upstream).await.len(), 3);
+    assert_eq!(network_leftovers(&ws.id, &upstream).await.len(), 2);
 
     // A new instance (the restarted control plane) observes it, as its resync does.
     let second = runtime_process::ProcessRuntime::new(h.config.clone()).unwrap();
@@ -232,6 +230,13 @@ async fn a_network_a_crashed_start_left_is_removed() {
         matches!(observed, Observed::Absent | Observed::Stopped),
         "{observed:?}"
     );
+    // The kernel takes the veth pair away with the namespace, soon after.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !network_leftovers(&ws.id, &upstream).await.is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         network_leftovers(&ws.id, &upstream).await,
         Vec::<String>::new()
@@ -264,6 +269,98 @@ async fn delete_can_keep_the_files() {
     assert!(!h.rt.cgroups().exists(&ws.id));
     assert_eq!(
         network_leftovers(&ws.id, &upstream).await,
+        Vec::<String>::new()
+    );
+}
+
+/// A workspace that a berth before the shared firewall table started, with a
+/// table of its own, keeps running through the upgrade: the new runtime's
+/// first start moves its rules into the shared sets and drops its table, and
+/// its stop then leaves nothing behind.
+#[tokio::test]
+async fn an_older_berths_firewall_table_moves_into_the_shared_one() {
+    let h = Harness::new(vec![8081]);
+    let old = h.workspace("lena", 100_115, &[]);
+    h.rt.start(&old).await.unwrap();
+    let upstream = h.wait_running(&old.id).await;
+    let ip = upstream.split(':').next().unwrap().to_owned();
+    let slot = (u32::from(ip.parse::<std::net::Ipv4Addr>().unwrap())
+        - u32::from(std::net::Ipv4Addr::new(10, 213, 0, 0)))
+        / 4;
+    let ifname = format!("bw{slot}");
+    let table = format!("berth_{}", old.id.replace('-', "_"));
+
+    // Made as the older berth made it: a table of its own (with egress), no
+    // elements, a state file without the firewall's fields.
+    let nft = |script: String| async move {
+        runtime_process::exec::run_with_stdin("nft", &["-f", "-"], &script)
+            .await
+            .unwrap()
+    };
+    nft(format!(
+        "delete element inet berth gateway {{ \"{ifname}\" . 8081 }}
+table inet {table} {{
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {ip} oifname != \"{ifname}\" masquerade
+  }}
+}}
+"
+    ))
+    .await;
+    let state_path = h
+        .config
+        .data_dir
+        .join("run")
+        .join(format!("{}.json", old.id));
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    let fields = state.as_object_mut().unwrap();
+    fields.remove("policy");
+    fields.remove("shared_firewall");
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    // The upgraded runtime: its first start makes the shared table.
+    let new = runtime_process::ProcessRuntime::new(h.config.clone()).unwrap();
+    let other = h.workspace("lena", 100_115, &[]);
+    new.start(&other).await.unwrap();
+    let listed = |set: &'static str| async move {
+        runtime_process::exec::run("nft", &["list", "set", "inet", "berth", set])
+            .await
+            .unwrap()
+    };
+    assert!(listed("gateway")
+        .await
+        .contains(&format!("\"{ifname}\" . 8081")));
+    assert!(
+        listed("egress")
+            .await
+            .contains(&format!("\"{ifname}\" . {ip}")),
+        "its table masqueraded: it had egress"
+    );
+    assert!(
+        runtime_process::exec::run("nft", &["list", "table", "inet", &table])
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        new.observe(&old.id).await.unwrap(),
+        Observed::Running {
+            upstream: upstream.parse().unwrap()
+        },
+        "still running"
+    );
+
+    new.stop(&old.id).await.unwrap();
+    new.stop(&other.id).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !network_leftovers(&old.id, &upstream).await.is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        network_leftovers(&old.id, &upstream).await,
         Vec::<String>::new()
     );
 }

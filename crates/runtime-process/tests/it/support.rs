@@ -364,6 +364,18 @@ pub async fn network_leftovers(id: &str, upstream: &str) -> Vec<String> {
     if std::path::Path::new(&format!("/sys/class/net/{ifname}")).exists() {
         left.push(format!("interface {ifname}"));
     }
+    // Its elements in the shared firewall table, and a table of its own (as
+    // a berth before the shared table made).
+    for set in ["gateway", "egress"] {
+        let out = tokio::process::Command::new("nft")
+            .args(["list", "set", "inet", "berth", set])
+            .output()
+            .await
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(&format!("\"{ifname}\"")) {
+            left.push(format!("nft elements of {ifname} in {set}"));
+        }
+    }
     let table = format!("berth_{}", id.replace('-', "_"));
     let out = tokio::process::Command::new("nft")
         .args(["list", "table", "inet", &table])
