@@ -285,19 +285,32 @@ fn backs_a_loop_device(image: &Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
-/// The size of the file system in `image`, from its superblock.
+/// The size of the file system in `image`, from its superblock (read here:
+/// `dumpe2fs` at every start cost a process).
 async fn fs_bytes(image: &Path) -> Result<u64, DiskError> {
-    let header = exec::run("dumpe2fs", &["-h", path_str(image)?]).await?;
-    let field = |name: &str| {
-        header.lines().find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        })
-    };
-    match (field("Block count:"), field("Block size:")) {
-        (Some(count), Some(size)) => Ok(count * size),
-        _ => Err(DiskError::Superblock(image.to_owned())),
+    use std::io::{Read, Seek, SeekFrom};
+    let mut superblock = [0u8; 1024];
+    let mut file = std::fs::File::open(image)?;
+    file.seek(SeekFrom::Start(1024))?;
+    file.read_exact(&mut superblock)?;
+    ext4_bytes(&superblock).ok_or_else(|| DiskError::Superblock(image.to_owned()))
+}
+
+/// The size an ext4 superblock (the 1024 bytes at offset 1024) gives: block
+/// count (with its high half where the `64bit` feature is on) times block size.
+fn ext4_bytes(sb: &[u8; 1024]) -> Option<u64> {
+    let le32 = |at: usize| u32::from_le_bytes(sb[at..at + 4].try_into().unwrap());
+    const MAGIC: u16 = 0xEF53;
+    const INCOMPAT_64BIT: u32 = 0x80;
+    if u16::from_le_bytes([sb[0x38], sb[0x39]]) != MAGIC {
+        return None;
     }
+    let mut blocks = u64::from(le32(0x04));
+    if le32(0x60) & INCOMPAT_64BIT != 0 {
+        blocks |= u64::from(le32(0x150)) << 32;
+    }
+    let log = le32(0x18);
+    (log <= 6).then(|| blocks * (1024u64 << log))
 }
 
 /// Checks an unmounted image, fixing what is safe to fix (`e2fsck -p`); exit
@@ -425,13 +438,50 @@ pub enum DiskError {
     NotMounted,
     #[error("path {0:?} is not UTF-8")]
     Path(PathBuf),
-    #[error("{0:?} holds no ext4 superblock that dumpe2fs can read")]
+    #[error("{0:?} holds no ext4 superblock")]
     Superblock(PathBuf),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ext4_superblock_gives_its_size() {
+        let mut sb = [0u8; 1024];
+        assert_eq!(ext4_bytes(&sb), None, "no magic");
+        sb[0x38..0x3a].copy_from_slice(&0xEF53u16.to_le_bytes());
+        sb[0x04..0x08].copy_from_slice(&5_242_880u32.to_le_bytes());
+        sb[0x18..0x1c].copy_from_slice(&2u32.to_le_bytes()); // 4 KiB blocks
+        assert_eq!(ext4_bytes(&sb), Some(20 << 30));
+        // The high half counts only with the 64bit feature.
+        sb[0x150..0x154].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(ext4_bytes(&sb), Some(20 << 30));
+        sb[0x60..0x64].copy_from_slice(&0x80u32.to_le_bytes());
+        assert_eq!(ext4_bytes(&sb), Some((20 << 30) + (4096u64 << 32)));
+    }
+
+    /// The same size as `dumpe2fs` reads, on an image `mkfs.ext4` made.
+    #[tokio::test]
+    async fn the_size_of_a_made_image_is_what_dumpe2fs_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("home.ext4");
+        make_image(&image, 4242, 64 << 20).await.unwrap();
+        let header = exec::run("dumpe2fs", &["-h", image.to_str().unwrap()])
+            .await
+            .unwrap();
+        let field = |name: &str| {
+            header
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+                .unwrap()
+        };
+        assert_eq!(
+            fs_bytes(&image).await.unwrap(),
+            field("Block count:") * field("Block size:")
+        );
+        assert_eq!(fs_bytes(&image).await.unwrap(), 64 << 20);
+    }
 
     #[test]
     fn the_device_at_a_mount_point_is_found_in_mountinfo() {

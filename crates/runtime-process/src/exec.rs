@@ -1,7 +1,7 @@
 //! Every external program this crate runs goes through here: the short-lived
 //! tools (`ip`, `nft`, the disk's tools) through [`run`], and the sandboxed app through
 //! [`spawn_sandbox`], which builds the one long-lived command line
-//! `setsid sh -c <join cgroups; exec> ip netns exec … setpriv … bwrap … -- argv`.
+//! `setsid sh -c <join cgroups; exec> nsenter --net=… setpriv … bwrap … -- argv`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -186,7 +186,7 @@ fn tool(name: &str) -> String {
 /// Starts the sandboxed app in its own session, its output appended to the log.
 /// A small shell writes its own pid into every `cgroup.procs` file and only then
 /// execs the rest, so nothing of the app ever runs outside the cgroup. The chain
-/// execs all the way down (`sh` → `ip netns exec` → `setpriv` → `bwrap`): the
+/// execs all the way down (`sh` → `nsenter` → `setpriv` → `bwrap`): the
 /// returned child's pid is bwrap's.
 pub fn spawn_sandbox(sandbox: Sandbox<'_>) -> std::io::Result<Child> {
     // The seccomp program goes to fd 3, which bwrap (`--seccomp 3`) reads
@@ -195,13 +195,14 @@ pub fn spawn_sandbox(sandbox: Sandbox<'_>) -> std::io::Result<Child> {
     let uid = sandbox.uid.to_string();
     let log_err = sandbox.log.try_clone()?;
     // By absolute path: the chain runs with the app's PATH.
-    let (sh, ip, setpriv, bwrap) = (tool("sh"), tool("ip"), tool("setpriv"), tool("bwrap"));
+    let (sh, nsenter, setpriv, bwrap) =
+        (tool("sh"), tool("nsenter"), tool("setpriv"), tool("bwrap"));
     let mut cmd = Command::new(tool("setsid"));
     cmd.args([&sh, "-c", JOIN, "sh"])
         .arg(sandbox.seccomp)
         .arg(sandbox.cgroup_procs.len().to_string())
         .args(&sandbox.cgroup_procs)
-        .args([&ip, "netns", "exec", &sandbox.netns])
+        .args([nsenter, format!("--net=/run/netns/{}", sandbox.netns)])
         .args([
             &setpriv,
             "--reuid",
@@ -215,7 +216,7 @@ pub fn spawn_sandbox(sandbox: Sandbox<'_>) -> std::io::Result<Child> {
             &bwrap,
         ])
         .args(bwrap_args(&sandbox))
-        // The app's environment, and nothing of berth's: `sh`, `ip netns exec`,
+        // The app's environment, and nothing of berth's: `sh`, `nsenter`,
         // `setpriv` and `bwrap` pass it on as it is (secrets such as
         // JUPYTERHUB_API_TOKEN included, which therefore never appear on a
         // command line). PATH serves the chain and, unless the app's own

@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! setsid sh -c '<write $$ to each cgroup.procs>; exec "$@" 3<seccomp.bpf' \
-//!   ip netns exec berth-<id> \
+//!   nsenter --net=/run/netns/berth-<id> \
 //!   setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs \
 //!   bwrap --unshare-user --disable-userns --unshare-pid --unshare-ipc --unshare-uts \
 //!         --unshare-cgroup-try --cap-drop ALL --seccomp 3 \
@@ -34,7 +34,7 @@
 //!   and bwrap runs without `--die-with-parent`; nothing holds the child handle
 //!   (tokio reaps it if it exits while we run).
 //! - **Network namespace**: made by `ip netns add` (root, in the initial user
-//!   namespace) and joined with `ip netns exec`, so bwrap gets no `--unshare-net`.
+//!   namespace) and joined with `nsenter --net`, so bwrap gets no `--unshare-net`.
 //!   The namespace therefore belongs to the initial user namespace, and the
 //!   sandboxed user has no capability over it: it cannot change its address,
 //!   routes or firewall.
@@ -48,7 +48,7 @@
 //!   from), and [`seccomp`]'s filter refuses the system calls no development
 //!   workspace needs (keyrings, eBPF, perf, userfaultfd, modules, mounts, …)
 //!   with `EPERM`.
-//! - **No unsafe code**: `setsid`, `ip`, `setpriv` and `nft` are external
+//! - **No unsafe code**: `setsid`, `ip`, `nsenter`, `setpriv` and `nft` are external
 //!   programs (util-linux, iproute2, nftables), and signals go through
 //!   `rustix`'s safe calls, so the crate keeps the
 //!   workspace's `unsafe_code = "forbid"`.
@@ -386,6 +386,81 @@ impl ProcessRuntime {
         }
     }
 
+    /// Makes (or keeps) the network of a workspace about to start, with its
+    /// firewall elements for `ws`'s profile; the app's upstream address and
+    /// the path the readiness probe asks for.
+    async fn network(&self, ws: &WorkspaceRef) -> Result<(String, String), RuntimeError> {
+        let id = ws.id.as_str();
+        self.host("start", id).await?;
+        let policy = net::Policy {
+            gateway_ports: self.config.gateway_ports.clone(),
+            egress: ws.profile.egress,
+        };
+        let previous = self.read_state(id);
+        if previous.is_none() {
+            // The intent first: a crash while the network is being made leaves
+            // a state file that says the workspace was meant to run, so that
+            // observe reports it failed and a stop or a start tears it down.
+            let intent = State {
+                slot: net::preferred_slot(id),
+                upstream: String::new(),
+                base_url: ws.base_url.clone(),
+                running: true,
+                policy: None,
+                shared_firewall: true,
+            };
+            self.write_state(id, &intent)
+                .map_err(|e| failed("start", id, e))?;
+        }
+        // A network that is up keeps its slot, and its firewall elements are
+        // replaced; anything else is made anew.
+        let kept = match &previous {
+            Some(s) if s.shared_firewall && net::is_set_up(id, Slot(s.slot)).await => {
+                Some(s.made())
+            }
+            _ => None,
+        };
+        let slot = match &kept {
+            Some(made) => made.slot,
+            None => {
+                net::tear_down(id, previous.as_ref().map(State::made).as_ref())
+                    .await
+                    .map_err(|e| failed("start", id, e))?;
+                net::set_up(id).await.map_err(|e| failed("start", id, e))?
+            }
+        };
+        let upstream = format!("{}:{}", slot.workspace_ip(), net::APP_PORT);
+        // What the readiness probe asks for: the app's own root.
+        let probe_url = if ws.profile.app.strip_prefix() {
+            "/".to_owned()
+        } else {
+            ws.base_url.clone()
+        };
+        // The elements in the state file before they exist: a tear-down
+        // after a crash removes them whether or not they were made.
+        self.write_state(
+            id,
+            &State {
+                slot: slot.0,
+                upstream: upstream.clone(),
+                base_url: probe_url.clone(),
+                running: true,
+                policy: Some(policy.clone()),
+                shared_firewall: true,
+            },
+        )
+        .map_err(|e| failed("start", id, e))?;
+        net::configure(
+            id,
+            slot,
+            kept.as_ref().and_then(|m| m.policy.as_ref()),
+            &policy,
+        )
+        .await
+        .map_err(|e| failed("start", id, e))?;
+        Ok((upstream, probe_url))
+    }
+
     /// Probes a starting app until it answers, and says so on
     /// [`Runtime::changes`] at once, so that the controller need not poll
     /// it: every 5 ms at first, doubling to [`READY_PROBE_MAX_GAP`]. It gives
@@ -640,81 +715,12 @@ impl Runtime for ProcessRuntime {
         // Leftovers of a run that died (an empty cgroup with old OOM counts).
         self.kill_all(id).await?;
 
-        let limit = ws.profile.disk_quota_bytes;
-        let ensured = self
-            .home(id)
-            .ensure(ws.uid, limit)
-            .await
-            .map_err(|e| home_error("start", id, e))?;
-        let home = self.home_dir(id);
-
-        self.host("start", id).await?;
-        let policy = net::Policy {
-            gateway_ports: self.config.gateway_ports.clone(),
-            egress: ws.profile.egress,
-        };
-        let previous = self.read_state(id);
-        if previous.is_none() {
-            // The intent first: a crash while the network is being made leaves
-            // a state file that says the workspace was meant to run, so that
-            // observe reports it failed and a stop or a start tears it down.
-            let intent = State {
-                slot: net::preferred_slot(id),
-                upstream: String::new(),
-                base_url: ws.base_url.clone(),
-                running: true,
-                policy: None,
-                shared_firewall: true,
-            };
-            self.write_state(id, &intent)
-                .map_err(|e| failed("start", id, e))?;
-        }
-        // A network that is up keeps its slot, and its firewall elements are
-        // replaced; anything else is made anew.
-        let kept = match &previous {
-            Some(s) if s.shared_firewall && net::is_set_up(id, Slot(s.slot)).await => {
-                Some(s.made())
-            }
-            _ => None,
-        };
-        let slot = match &kept {
-            Some(made) => made.slot,
-            None => {
-                net::tear_down(id, previous.as_ref().map(State::made).as_ref())
-                    .await
-                    .map_err(|e| failed("start", id, e))?;
-                net::set_up(id).await.map_err(|e| failed("start", id, e))?
-            }
-        };
-        let upstream = format!("{}:{}", slot.workspace_ip(), net::APP_PORT);
-        // What the readiness probe asks for: the app's own root.
-        let probe_url = if ws.profile.app.strip_prefix() {
-            "/".to_owned()
-        } else {
-            ws.base_url.clone()
-        };
-        // The elements in the state file before they exist: a tear-down
-        // after a crash removes them whether or not they were made.
-        self.write_state(
-            id,
-            &State {
-                slot: slot.0,
-                upstream: upstream.clone(),
-                base_url: probe_url.clone(),
-                running: true,
-                policy: Some(policy.clone()),
-                shared_firewall: true,
-            },
-        )
-        .map_err(|e| failed("start", id, e))?;
-        net::configure(
-            id,
-            slot,
-            kept.as_ref().and_then(|m| m.policy.as_ref()),
-            &policy,
-        )
-        .await
-        .map_err(|e| failed("start", id, e))?;
+        // The home and the network do not depend on each other.
+        let (home, limit) = (self.home(id), ws.profile.disk_quota_bytes);
+        let (ensured, network) = tokio::join!(home.ensure(ws.uid, limit), self.network(ws));
+        let ensured = ensured.map_err(|e| home_error("start", id, e))?;
+        let (upstream, probe_url) = network?;
+        let home = home.dir;
 
         let limits = Limits {
             memory_bytes: ws.profile.memory_bytes,

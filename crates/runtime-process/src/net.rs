@@ -1,5 +1,5 @@
 //! The network of one workspace: a namespace `berth-<id>` (made with `ip netns
-//! add`, joined by the sandbox through `ip netns exec`), a veth pair whose host
+//! add`, joined by the sandbox through `nsenter --net`), a veth pair whose host
 //! side `bw<slot>` holds `10.213.s.1/30` and whose namespace side `eth0` holds
 //! `10.213.s.2/30`, and its elements in berth's nftables table, which
 //! confines it. A start runs `ip` four times (the namespace, the pair, then
