@@ -30,6 +30,14 @@ pub enum ExecError {
     Exhausted,
     #[error("enable IPv4 forwarding for egress: {0}")]
     Forwarding(std::io::Error),
+    #[error("netlink: {op}")]
+    Netlink {
+        op: &'static str,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("a workspace's network namespace")]
+    Namespace(#[source] std::io::Error),
 }
 
 impl ExecError {

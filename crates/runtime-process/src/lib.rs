@@ -48,9 +48,10 @@
 //!   from), and [`seccomp`]'s filter refuses the system calls no development
 //!   workspace needs (keyrings, eBPF, perf, userfaultfd, modules, mounts, …)
 //!   with `EPERM`.
-//! - **No unsafe code**: `setsid`, `ip`, `nsenter`, `setpriv` and `nft` are external
-//!   programs (util-linux, iproute2, nftables), and signals go through
-//!   `rustix`'s safe calls, so the crate keeps the
+//! - **No unsafe code**: `setsid`, `ip netns add`, `nsenter`, `setpriv` and
+//!   `nft` are external programs (util-linux, iproute2, nftables); interfaces
+//!   and routes go through `rtnetlink`, signals through `rustix`'s safe
+//!   calls, so the crate keeps the
 //!   workspace's `unsafe_code = "forbid"`.
 //! - **The cgroup is the source of truth**: `observe` reads the cgroups under
 //!   `<cgroup root>[/<controller>]/<cgroup_parent>/` (`list` names this data
@@ -326,15 +327,18 @@ impl ProcessRuntime {
         if !netns.exists() {
             return;
         }
-        if let Err(e) = self.host("observe", id).await {
-            tracing::warn!(workspace.id = id, error = %model::error_chain(&e), "removing a leftover network");
-            return;
-        }
+        let links = match self.host("observe", id).await {
+            Ok(links) => links,
+            Err(e) => {
+                tracing::warn!(workspace.id = id, error = %model::error_chain(&e), "removing a leftover network");
+                return;
+            }
+        };
         tracing::warn!(
             workspace.id = id,
             "removing the network a crashed start or stop left behind"
         );
-        if let Err(e) = net::tear_down(id, state.map(State::made).as_ref()).await {
+        if let Err(e) = net::tear_down(&links, id, state.map(State::made).as_ref()).await {
             tracing::warn!(workspace.id = id, error = %e, "removing a leftover network");
         }
     }
@@ -391,7 +395,7 @@ impl ProcessRuntime {
     /// the path the readiness probe asks for.
     async fn network(&self, ws: &WorkspaceRef) -> Result<(String, String), RuntimeError> {
         let id = ws.id.as_str();
-        self.host("start", id).await?;
+        let links = self.host("start", id).await?;
         let policy = net::Policy {
             gateway_ports: self.config.gateway_ports.clone(),
             egress: ws.profile.egress,
@@ -415,18 +419,22 @@ impl ProcessRuntime {
         // A network that is up keeps its slot, and its firewall elements are
         // replaced; anything else is made anew.
         let kept = match &previous {
-            Some(s) if s.shared_firewall && net::is_set_up(id, Slot(s.slot)).await => {
-                Some(s.made())
-            }
+            Some(s) if s.shared_firewall => net::is_set_up(id, Slot(s.slot))
+                .await
+                .map_err(|e| failed("start", id, e))?
+                .map(|ns| (s.made(), ns)),
             _ => None,
         };
-        let slot = match &kept {
-            Some(made) => made.slot,
+        let (slot, ns, old) = match kept {
+            Some((made, ns)) => (made.slot, ns, made.policy),
             None => {
-                net::tear_down(id, previous.as_ref().map(State::made).as_ref())
+                net::tear_down(&links, id, previous.as_ref().map(State::made).as_ref())
                     .await
                     .map_err(|e| failed("start", id, e))?;
-                net::set_up(id).await.map_err(|e| failed("start", id, e))?
+                let (slot, ns) = net::set_up(&links, id)
+                    .await
+                    .map_err(|e| failed("start", id, e))?;
+                (slot, ns, None)
             }
         };
         let upstream = format!("{}:{}", slot.workspace_ip(), net::APP_PORT);
@@ -450,14 +458,9 @@ impl ProcessRuntime {
             },
         )
         .map_err(|e| failed("start", id, e))?;
-        net::configure(
-            id,
-            slot,
-            kept.as_ref().and_then(|m| m.policy.as_ref()),
-            &policy,
-        )
-        .await
-        .map_err(|e| failed("start", id, e))?;
+        net::configure(&ns, slot, old.as_ref(), &policy)
+            .await
+            .map_err(|e| failed("start", id, e))?;
         Ok((upstream, probe_url))
     }
 
@@ -487,7 +490,10 @@ impl ProcessRuntime {
     /// The gateway and the shared firewall table, made once by this
     /// instance; running workspaces that an older berth gave tables of their
     /// own are moved into it at the same time.
-    async fn host(&self, op: &'static str, id: &str) -> Result<(), RuntimeError> {
+    ///
+    /// Returns a netlink connection of the host, made for the caller: one
+    /// kept would belong to the tokio runtime that first made it.
+    async fn host(&self, op: &'static str, id: &str) -> Result<net::Links, RuntimeError> {
         self.host
             .get_or_try_init(|| async {
                 if !self.config.gateway_ports.is_empty() {
@@ -511,11 +517,11 @@ impl ProcessRuntime {
                     }
                     tracing::info!(workspace.id = %id, "firewall moved into the shared table");
                 }
-                Ok::<(), HostError>(())
+                Ok::<_, HostError>(())
             })
             .await
-            .map(|_| ())
-            .map_err(|e| failed(op, id, e))
+            .map_err(|e| failed(op, id, e))?;
+        net::Links::open().map_err(|e| failed(op, id, e))
     }
 
     /// The ids that have a state file.
@@ -880,10 +886,8 @@ impl Runtime for ProcessRuntime {
         check_id("stop", id)?;
         self.kill_all(id).await?;
         let state = self.read_state(id);
-        if state.is_some() {
-            self.host("stop", id).await?;
-        }
-        net::tear_down(id, state.as_ref().map(State::made).as_ref())
+        let links = self.host("stop", id).await?;
+        net::tear_down(&links, id, state.as_ref().map(State::made).as_ref())
             .await
             .map_err(|e| failed("stop", id, e))?;
         if let Some(mut state) = state {

@@ -2,8 +2,13 @@
 //! add`, joined by the sandbox through `nsenter --net`), a veth pair whose host
 //! side `bw<slot>` holds `10.213.s.1/30` and whose namespace side `eth0` holds
 //! `10.213.s.2/30`, and its elements in berth's nftables table, which
-//! confines it. A start runs `ip` four times (the namespace, the pair, then
-//! each side's addresses in one `-batch`) and `nft` once.
+//! confines it. A start runs two programs, `ip netns add` and `nft`; the
+//! pair, its addresses and the namespace's routes are made over netlink
+//! (`rtnetlink`), in the namespace through a socket made there ([`Namespace`]).
+//! `ip netns add` stays a program: making a namespace needs `unshare`, which
+//! is `unsafe` in `rustix` (and done by `fork` in `rtnetlink`), and `ip` also
+//! makes `/run/netns` a shared mount, so the name is seen in every mount
+//! namespace.
 //!
 //! Addresses: berth owns `10.213.0.0/16`, cut into 16384 /30 slots; the last one
 //! is reserved for the gateway. A workspace starts looking at the slot its id
@@ -59,12 +64,20 @@
 //! that the shared one rejects), and a tear-down removes such a table too.
 
 use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
 
+use futures::TryStreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::sys::{protocols::NETLINK_ROUTE, AsyncSocket, TokioSocket};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
-use std::path::Path;
-
 use crate::exec::{run, run_with_stdin, ExecError};
+
+/// Where named network namespaces are (as `ip netns` keeps them).
+const NETNS_DIR: &str = "/run/netns";
 
 /// The number of /30 slots in `10.213.0.0/16`.
 pub const SLOTS: u32 = 1 << 14;
@@ -121,23 +134,123 @@ pub fn table_name(id: &str) -> String {
     format!("berth_{}", id.replace('-', "_"))
 }
 
-/// Whether the namespace of `id` exists with `slot`'s address on its `eth0`.
-pub async fn is_set_up(id: &str, slot: Slot) -> bool {
-    let ns = netns_name(id);
-    match run(
-        "ip",
-        &["-n", &ns, "-4", "-o", "addr", "show", "dev", "eth0"],
-    )
-    .await
-    {
-        Ok(out) => {
-            out.contains(&format!("{}/30", slot.workspace_ip()))
-                && run("ip", &["-o", "link", "show", "dev", &slot.host_ifname()])
-                    .await
-                    .is_ok()
-        }
-        Err(_) => false,
+/// A netlink connection in the host's network namespace, for the host sides
+/// of the veth pairs. [`Links::open`] within a tokio runtime, whose task
+/// drives it: one per operation, never kept across runtimes.
+#[derive(Debug, Clone)]
+pub struct Links {
+    host: Handle,
+}
+
+impl Links {
+    pub fn open() -> Result<Links, ExecError> {
+        let (conn, host, _) = rtnetlink::new_connection().map_err(ExecError::Namespace)?;
+        tokio::spawn(conn);
+        Ok(Links { host })
     }
+}
+
+/// A netlink connection inside the network namespace of one workspace.
+#[derive(Debug)]
+pub struct Namespace {
+    handle: Handle,
+}
+
+impl Namespace {
+    /// Connects to the namespace of `id`. A netlink socket belongs to the
+    /// namespace of the thread that made it, so a thread of its own (never one
+    /// of the runtime's, which would stay there) joins the namespace, makes
+    /// the socket and ends.
+    pub async fn open(id: &str) -> Result<Namespace, ExecError> {
+        let path = Path::new(NETNS_DIR).join(netns_name(id));
+        let runtime = tokio::runtime::Handle::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let made = std::fs::File::open(&path).and_then(|ns| {
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                // Registered with the runtime's reactor, usable from any thread.
+                let _entered = runtime.enter();
+                TokioSocket::new(NETLINK_ROUTE)
+            });
+            let _ = tx.send(made);
+        });
+        let socket = rx
+            .await
+            .map_err(|_| ExecError::Namespace(std::io::Error::other("the thread ended")))?
+            .map_err(ExecError::Namespace)?;
+        let (conn, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(conn);
+        Ok(Namespace { handle })
+    }
+}
+
+/// The index of the interface `name` as `handle` sees it; `None` if there is none.
+async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, ExecError> {
+    let mut found = handle.link().get().match_name(name.to_owned()).execute();
+    match found.try_next().await {
+        Ok(link) => Ok(link.map(|l| l.header.index)),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(netlink("find interface", e)),
+    }
+}
+
+/// The index of interface `name`, which must exist.
+async fn existing(handle: &Handle, name: &str) -> Result<u32, ExecError> {
+    link_index(handle, name).await?.ok_or_else(|| {
+        let e = std::io::Error::new(std::io::ErrorKind::NotFound, format!("no interface {name}"));
+        ExecError::Namespace(e)
+    })
+}
+
+/// The error number of a netlink error answer.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
+}
+
+fn netlink(op: &'static str, source: rtnetlink::Error) -> ExecError {
+    ExecError::Netlink { op, source }
+}
+
+/// Whether the namespace of `id` exists with `slot`'s address on its `eth0`,
+/// and the host side of the pair too.
+pub async fn is_set_up(id: &str, slot: Slot) -> Result<Option<Namespace>, ExecError> {
+    let there = |p: PathBuf| p.exists();
+    if !there(Path::new(NETNS_DIR).join(netns_name(id)))
+        || !there(Path::new("/sys/class/net").join(slot.host_ifname()))
+    {
+        return Ok(None);
+    }
+    let ns = Namespace::open(id).await?;
+    let Some(eth0) = link_index(&ns.handle, "eth0").await? else {
+        return Ok(None);
+    };
+    let mut addrs = ns
+        .handle
+        .address()
+        .get()
+        .set_link_index_filter(eth0)
+        .execute();
+    let want = std::net::IpAddr::V4(slot.workspace_ip());
+    while let Some(addr) = addrs
+        .try_next()
+        .await
+        .map_err(|e| netlink("list addresses", e))?
+    {
+        if addr
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Address(ip) if *ip == want))
+        {
+            return Ok(Some(ns));
+        }
+    }
+    Ok(None)
 }
 
 /// What a workspace may reach; kept in its state file, so that a stop
@@ -263,16 +376,31 @@ pub fn firewall(slot: Slot, old: Option<&Policy>, new: Option<&Policy>) -> Strin
 /// (`old`'s taken away), and forwarding on the host when it has egress.
 /// Idempotent; a start applies it again, so a changed profile takes effect.
 pub async fn configure(
-    id: &str,
+    ns: &Namespace,
     slot: Slot,
     old: Option<&Policy>,
     policy: &Policy,
 ) -> Result<(), ExecError> {
-    let ns = netns_name(id);
+    let routes = ns.handle.route();
     let via = slot.host_ip();
-    let mut routes = format!("route replace {GATEWAY_IP}/32 via {via}\n");
+    let to_gateway = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(GATEWAY_IP, 32)
+        .gateway(via)
+        .build();
+    routes
+        .add(to_gateway)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| netlink("route to the gateway", e))?;
+    let default = RouteMessageBuilder::<Ipv4Addr>::new().gateway(via);
     if policy.egress {
-        routes.push_str(&format!("route replace default via {via}\n"));
+        routes
+            .add(default.build())
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| netlink("default route", e))?;
         // Global, as for every container runtime; the forward chain decides
         // what actually passes.
         let knob = "/proc/sys/net/ipv4/ip_forward";
@@ -285,87 +413,111 @@ pub async fn configure(
         }
     } else if old.is_some_and(|old| old.egress) {
         // Only an earlier policy with egress gave it a default route.
-        routes.push_str("route delete default\n");
+        match routes.del(default.build()).execute().await {
+            Err(e) if errno(&e) != Some(libc::ESRCH) => {
+                return Err(netlink("remove the default route", e))
+            }
+            _ => {}
+        }
     }
-    run_with_stdin("ip", &["-n", &ns, "-batch", "-"], &routes).await?;
     run_with_stdin("nft", &["-f", "-"], &firewall(slot, old, Some(policy))).await?;
     Ok(())
 }
 
-/// Creates the namespace and the veth pair (with their addresses, up); returns
-/// the slot. The caller tears down what an earlier attempt left first, and
-/// gives it its firewall with [`configure`].
-pub async fn set_up(id: &str) -> Result<Slot, ExecError> {
-    let ns = netns_name(id);
-    run("ip", &["netns", "add", &ns]).await?;
+/// Creates the namespace and the veth pair (with their addresses, up);
+/// returns the slot and a connection into the namespace. The caller tears
+/// down what an earlier attempt left first, and gives it its firewall with
+/// [`configure`].
+pub async fn set_up(links: &Links, id: &str) -> Result<(Slot, Namespace), ExecError> {
+    let name = netns_name(id);
+    // Made by `ip`, which makes `/run/netns` a shared mount first, so the
+    // namespace's name stays visible in every mount namespace.
+    run("ip", &["netns", "add", &name]).await?;
+    let ns_file =
+        std::fs::File::open(Path::new(NETNS_DIR).join(&name)).map_err(ExecError::Namespace)?;
     let start = preferred_slot(id);
     let mut claimed = None;
     for i in 0..WORKSPACE_SLOTS {
         let slot = Slot((start + i) % WORKSPACE_SLOTS);
-        let host = slot.host_ifname();
-        match run(
-            "ip",
-            &[
-                "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ],
-        )
-        .await
-        {
-            Ok(_) => {
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name("eth0".to_owned())
+            .setns_by_fd(ns_file.as_raw_fd())
+            .build();
+        let pair = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(slot.host_ifname())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        match links.host.link().add(pair).execute().await {
+            Ok(()) => {
                 claimed = Some(slot);
                 break;
             }
-            Err(e) if e.stderr_contains("exists") => continue,
-            Err(e) => return Err(e),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => continue,
+            Err(e) => return Err(netlink("add the veth pair", e)),
         }
     }
     let Some(slot) = claimed else {
         return Err(ExecError::Exhausted);
     };
-    let host = slot.host_ifname();
-    let (host_ip, ws_ip) = (slot.host_ip(), slot.workspace_ip());
-    run_with_stdin(
-        "ip",
-        &["-batch", "-"],
-        &format!("addr add {host_ip}/30 dev {host}\nlink set {host} up\n"),
-    )
-    .await?;
-    run_with_stdin(
-        "ip",
-        &["-n", &ns, "-batch", "-"],
-        &format!("addr add {ws_ip}/30 dev eth0\nlink set eth0 up\nlink set lo up\n"),
-    )
-    .await?;
-    Ok(slot)
+    let host_index = existing(&links.host, &slot.host_ifname()).await?;
+    set_address_up(&links.host, host_index, slot.host_ip()).await?;
+    let ns = Namespace::open(id).await?;
+    let eth0 = existing(&ns.handle, "eth0").await?;
+    set_address_up(&ns.handle, eth0, slot.workspace_ip()).await?;
+    let lo = existing(&ns.handle, "lo").await?;
+    ns.handle
+        .link()
+        .set(LinkUnspec::new_with_index(lo).up().build())
+        .execute()
+        .await
+        .map_err(|e| netlink("set lo up", e))?;
+    Ok((slot, ns))
+}
+
+/// Gives interface `index` the /30 address `ip` and sets it up.
+async fn set_address_up(handle: &Handle, index: u32, ip: Ipv4Addr) -> Result<(), ExecError> {
+    handle
+        .address()
+        .add(index, ip.into(), 30)
+        .execute()
+        .await
+        .map_err(|e| netlink("add an address", e))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| netlink("set an interface up", e))
 }
 
 /// Removes the namespace (which takes the veth pair with it), the host-side
 /// interface if it survived, and the workspace's firewall elements (or its
 /// own table). Missing pieces are fine.
-pub async fn tear_down(id: &str, made: Option<&Made>) -> Result<(), ExecError> {
-    let ns = netns_name(id);
-    if Path::new("/run/netns").join(&ns).exists() {
-        if let Err(e) = run("ip", &["netns", "delete", &ns]).await {
-            if !e.stderr_contains("No such file") {
-                return Err(e);
-            }
+pub async fn tear_down(links: &Links, id: &str, made: Option<&Made>) -> Result<(), ExecError> {
+    // What `ip netns delete` does: the name goes, and the namespace with its
+    // last user.
+    let path = Path::new(NETNS_DIR).join(netns_name(id));
+    if path.exists() {
+        match rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH) {
+            Ok(()) | Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(ExecError::Namespace(e.into())),
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ExecError::Namespace(e)),
         }
     }
     let Some(made) = made else {
         return Ok(());
     };
-    let host = made.slot.host_ifname();
     // Gone with the namespace, unless something still held that.
-    let survived = Path::new("/sys/class/net").join(&host).exists();
-    if let Err(e) = match survived {
-        true => run("ip", &["link", "delete", &host]).await,
-        false => Ok(String::new()),
-    } {
-        // The kernel removes the pair once the namespace is gone, which may
-        // happen between `ip` finding the device and deleting it.
-        let gone = ["Cannot find device", "does not exist", "No such device"];
-        if !gone.iter().any(|m| e.stderr_contains(m)) {
-            return Err(e);
+    if let Some(index) = link_index(&links.host, &made.slot.host_ifname()).await? {
+        match links.host.link().del(index).execute().await {
+            Err(e) if errno(&e) != Some(libc::ENODEV) => {
+                return Err(netlink("remove the veth pair", e))
+            }
+            _ => {}
         }
     }
     let mut batch = firewall(made.slot, made.policy.as_ref(), None);

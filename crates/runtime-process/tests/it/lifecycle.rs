@@ -219,7 +219,8 @@ async fn a_network_a_crashed_start_left_is_removed() {
     let ws = h.workspace("kim", 100_114, &[]);
     // Firewall elements come only after the state file names them, so a
     // crash before that leaves the namespace and the veth pair.
-    let slot = runtime_process::net::set_up(&ws.id).await.unwrap();
+    let links = runtime_process::net::Links::open().unwrap();
+    let (slot, _) = runtime_process::net::set_up(&links, &ws.id).await.unwrap();
     let upstream = format!("{}:8888", slot.workspace_ip());
     assert_eq!(network_leftovers(&ws.id, &upstream).await.len(), 2);
 
