@@ -55,7 +55,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Every request's way in, for a listener: `/user/…` straight to the proxy
-/// ([`proxied::serve`]), ahead of the router, whose matching, middleware and
+/// (`proxied::serve`), ahead of the router, whose matching, middleware and
 /// state clones a forwarded request does not need; everything else through
 /// [`router`] (which serves `/user/…` too, the same way, for callers of the
 /// router alone).
