@@ -295,18 +295,16 @@ impl Rig {
             .filter(|l| l.split_whitespace().next() == Some(ns.as_str()))
             .count();
         assert_eq!(named, 1, "{name}: one network namespace: {namespaces}");
-        let table = table_name(id);
-        let tables = output("nft", &["list", "tables"]);
-        let listed = tables
-            .lines()
-            .filter(|l| l.split_whitespace().last() == Some(table.as_str()))
-            .collect::<Vec<_>>();
-        assert_eq!(
-            listed,
-            [format!("table inet {table}")],
-            "{name}: one nftables table"
-        );
         let (slot, upstream) = self.state(id);
+        let gateway = firewall_elements(slot)
+            .into_iter()
+            .filter(|(set, _)| set == "gateway")
+            .count();
+        assert_eq!(
+            gateway, 1,
+            "{name}: one element in the firewall's gateway set (berth's port)"
+        );
+        assert!(!has_own_table(id), "{name}: no nftables table of its own");
         assert_eq!(
             host_veths(id),
             [format!("bw{slot}")],
@@ -348,13 +346,12 @@ impl Rig {
                 .any(|l| l.split_whitespace().next() == Some(ns.as_str())),
             "{id}: its network namespace is left"
         );
-        let table = table_name(id);
-        assert!(
-            !output("nft", &["list", "tables"])
-                .lines()
-                .any(|l| l.split_whitespace().last() == Some(table.as_str())),
-            "{id}: its nftables table is left"
+        assert_eq!(
+            firewall_elements(slot),
+            Vec::<(String, String)>::new(),
+            "{id}: its firewall elements are left"
         );
+        assert!(!has_own_table(id), "{id}: an nftables table is left");
         assert!(host_veths(id).is_empty(), "{id}: a veth is left");
         let link = format!("bw{slot}");
         assert!(
@@ -526,8 +523,40 @@ fn memory_limit(id: &str) -> u64 {
     text.trim().parse().unwrap()
 }
 
-fn table_name(id: &str) -> String {
-    format!("berth_{}", id.replace('-', "_"))
+/// Whether workspace `id` has an nftables table of its own (as berth made
+/// them before its shared table).
+fn has_own_table(id: &str) -> bool {
+    let table = format!("berth_{}", id.replace('-', "_"));
+    output("nft", &["list", "tables"])
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some(table.as_str()))
+}
+
+/// The elements of the interface of `slot` in the sets of berth's shared
+/// nftables table: `(set, element)`.
+fn firewall_elements(slot: u64) -> Vec<(String, String)> {
+    let ifname = format!("\"bw{slot}\" ");
+    let mut found = Vec::new();
+    for set in ["gateway", "egress"] {
+        // No table yet: no elements.
+        let listed = Command::new("nft")
+            .args(["list", "set", "inet", "berth", set])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&listed.stdout);
+        let Some((_, elements)) = text.split_once("elements = {") else {
+            continue;
+        };
+        let elements = elements.split('}').next().unwrap_or_default();
+        found.extend(
+            elements
+                .split(',')
+                .map(str::trim)
+                .filter(|e| e.starts_with(&ifname))
+                .map(|e| (set.to_owned(), e.to_owned())),
+        );
+    }
+    found
 }
 
 /// The workspace-side address of a slot in `10.213.0.0/16`.
@@ -607,8 +636,14 @@ fn force_remove(workspaces: &Path, id: &str) {
         .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok());
     if let Some(slot) = state.as_ref().and_then(|s| s["slot"].as_u64()) {
         quietly("ip", &["link", "delete", &format!("bw{slot}")]);
+        for (set, element) in firewall_elements(slot) {
+            let element = format!("{{ {element} }}");
+            quietly(
+                "nft",
+                &["delete", "element", "inet", "berth", &set, &element],
+            );
+        }
     }
-    quietly("nft", &["delete", "table", "inet", &table_name(id)]);
 }
 
 /// `GET path` at `addr` (HTTP/1.0): the status and the body.
@@ -693,7 +728,7 @@ pub(crate) fn ready(ws: &Workspace) -> bool {
 
 /// `berth serve` dies by SIGKILL with five workspaces running; they live on, and
 /// a new serve on the same data dir and database re-adopts them: same processes,
-/// one cgroup, namespace, veth and nftables table each. One whose app was killed
+/// one cgroup, namespace, veth and firewall element each. One whose app was killed
 /// while no serve ran is seen to have exited and is restarted. Deleting them all
 /// through the API leaves nothing behind.
 #[tokio::test]
