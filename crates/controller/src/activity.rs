@@ -36,7 +36,7 @@ async fn once(store: &Store, activity: &Activity) {
         return;
     }
     let written = async {
-        let mut tx = store.begin().await?;
+        let mut tx = store.begin_background().await?;
         tx.record_activity(&batch).await?;
         tx.commit().await
     };

@@ -170,7 +170,7 @@ async fn act(id: &WorkspaceId, ctx: &Ctx, seen: &Seen) -> Result<Acted, Reconcil
                 .delete(id, ws.keep_files)
                 .await
                 .map_err(runtime_err)?;
-            let mut tx = ctx.store.begin().await.map_err(store_err)?;
+            let mut tx = ctx.store.begin_background().await.map_err(store_err)?;
             tx.remove_workspace(id).await.map_err(store_err)?;
             tx.audit(&system_audit(
                 model::AuditAction::WorkspaceRemove,
@@ -183,7 +183,7 @@ async fn act(id: &WorkspaceId, ctx: &Ctx, seen: &Seen) -> Result<Acted, Reconcil
             return Ok(Acted::Removed);
         }
         Transition::Start => {
-            let mut tx = ctx.store.begin().await.map_err(store_err)?;
+            let mut tx = ctx.store.begin_background().await.map_err(store_err)?;
             let uid = tx
                 .ensure_uid(&ws.owner_id, ctx.config.uid_base)
                 .await
@@ -244,7 +244,7 @@ async fn act(id: &WorkspaceId, ctx: &Ctx, seen: &Seen) -> Result<Acted, Reconcil
         Transition::Stop => {
             set_state(&mut status, WorkspaceState::Stopping, now);
             ctx.runtime.stop(id).await.map_err(runtime_err)?;
-            let mut tx = ctx.store.begin().await.map_err(store_err)?;
+            let mut tx = ctx.store.begin_background().await.map_err(store_err)?;
             tx.delete_workspace_tokens(id, TokenKind::Server)
                 .await
                 .map_err(store_err)?;
@@ -333,7 +333,7 @@ async fn write(
         _ => None,
     };
     if status != ws.status || ws.observed_generation != ws.generation || upstream != ws.upstream {
-        let mut tx = ctx.store.begin().await.map_err(store_err)?;
+        let mut tx = ctx.store.begin_background().await.map_err(store_err)?;
         tx.set_workspace_status(id, &status, ws.generation, upstream.as_ref())
             .await
             .map_err(store_err)?;
@@ -511,7 +511,7 @@ async fn cull(ctx: &Ctx, ws: &Workspace, spec: &ProfileSpec, now: i64) -> Result
     }
     if let Some(ttl) = spec.max_lifetime_secs {
         if now >= ws.created_at + ttl as i64 * 1000 {
-            let mut tx = ctx.store.begin().await?;
+            let mut tx = ctx.store.begin_background().await?;
             tx.request_workspace_deletion(&ws.id, false).await?;
             tx.audit(&system_audit(
                 model::AuditAction::WorkspaceExpire,
@@ -536,7 +536,7 @@ async fn cull(ctx: &Ctx, ws: &Workspace, spec: &ProfileSpec, now: i64) -> Result
                 IdleAction::Stop => DesiredState::Stopped,
                 IdleAction::Pause => DesiredState::Paused,
             };
-            let mut tx = ctx.store.begin().await?;
+            let mut tx = ctx.store.begin_background().await?;
             tx.update_workspace_spec(&ws.id, None, Some(to)).await?;
             tx.audit(&system_audit(
                 model::AuditAction::WorkspaceCull,

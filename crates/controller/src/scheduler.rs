@@ -220,7 +220,7 @@ async fn record_error(ctx: &Ctx, id: &WorkspaceId, e: &ReconcileError) {
     if status == ws.status {
         return;
     }
-    if let Ok(mut tx) = ctx.store.begin().await {
+    if let Ok(mut tx) = ctx.store.begin_background().await {
         if tx
             .set_workspace_status(id, &status, ws.observed_generation, ws.upstream.as_ref())
             .await

@@ -11,6 +11,7 @@
 mod feed;
 mod rows;
 mod tx;
+mod write_lock;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -149,7 +150,7 @@ pub struct Store {
     engine: Engine,
     /// SQLite allows one writer: write transactions queue here instead of failing
     /// with `SQLITE_BUSY` when a deferred transaction upgrades to a write.
-    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    write_lock: Option<Arc<write_lock::WriteLock>>,
     /// What commits changed, here and on other replicas.
     feed: Arc<feed::Feed>,
 }
@@ -241,7 +242,7 @@ impl Store {
         Ok(Store {
             pool,
             engine,
-            write_lock: (engine == Engine::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            write_lock: (engine == Engine::Sqlite).then(Arc::default),
             feed,
         })
     }
@@ -255,12 +256,28 @@ impl Store {
         self.engine
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction, for a request (of a person or an API
+    /// client): on SQLite, ahead of background work.
     pub async fn begin(&self) -> Result<Tx> {
         let guard = match &self.write_lock {
-            Some(l) => Some(l.clone().lock_owned().await),
+            Some(l) => Some(l.foreground().await),
             None => None,
         };
+        self.begin_locked(guard).await
+    }
+
+    /// Starts a write transaction for background work (the controller's):
+    /// on SQLite, it lets the requests that wait go first, for a while
+    /// ([`write_lock`]).
+    pub async fn begin_background(&self) -> Result<Tx> {
+        let guard = match &self.write_lock {
+            Some(l) => Some(l.background().await),
+            None => None,
+        };
+        self.begin_locked(guard).await
+    }
+
+    async fn begin_locked(&self, guard: Option<tokio::sync::OwnedMutexGuard<()>>) -> Result<Tx> {
         // On SQLite, take the write lock at BEGIN (waiting out `busy_timeout`)
         // rather than at the first write: a deferred transaction that has read
         // cannot wait for the lock, and fails at once with "database is locked"
