@@ -119,3 +119,77 @@ wrk_parse() {
       printf "%s %.3f %.3f %d %d\n", rps, p50, p99, non2xx, errors
     }'
 }
+
+# For benches that run a JupyterHub beside berth (each sets hub_pid, token):
+#   hub_cgroup NAME  makes the pids cgroup every process of JupyterHub's side runs
+#                    in (sets cg), and installs the EXIT trap that deletes berth's
+#                    workspaces, stops JupyterHub, empties and removes the cgroup,
+#                    then does bench_cleanup
+#   in_cg CMD...     becomes CMD, in that cgroup and in a session of its own (no
+#                    terminal SIGINT); run it in the background, so $! is CMD's pid
+#   cg_kill          signals everything in the cgroup until it is empty (bounded)
+#   hub_stop         stops JupyterHub (its servers and proxy), then cg_kill
+#   berth_delete_all deletes every berth workspace through the API and waits
+#                    (300 s at most) until berth has removed them; never dies
+hub_pid=
+token=
+hub_cgroup() {
+  if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
+    cg=/sys/fs/cgroup/berth-bench-$1.$$
+  else
+    cg=/sys/fs/cgroup/pids/berth-bench-$1.$$
+  fi
+  mkdir "$cg"
+  trap hub_cleanup EXIT
+}
+
+# shellcheck disable=SC2016 # $$ and $@ are the inner shell's
+in_cg() { exec setsid sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"; }
+
+cg_kill() {
+  local sig=TERM i pids
+  for i in {1..100}; do # 5 s of TERM, then KILL
+    pids=$(cat "$cg/cgroup.procs" 2>/dev/null) || return 0
+    [[ -n $pids ]] || return 0
+    ((i > 50)) && sig=KILL
+    # shellcheck disable=SC2086
+    kill -s "$sig" $pids 2>/dev/null || true
+    sleep 0.1
+  done
+  echo "warning: processes left in $cg: $(tr '\n' ' ' <"$cg/cgroup.procs")" >&2
+}
+
+hub_stop() {
+  local _
+  if [[ -n $hub_pid ]] && kill -0 "$hub_pid" 2>/dev/null; then
+    kill "$hub_pid" 2>/dev/null || true
+    for _ in {1..300}; do # up to 30 s
+      kill -0 "$hub_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  cg_kill
+  [[ -z $hub_pid ]] || wait "$hub_pid" 2>/dev/null || true
+  hub_pid=
+}
+
+berth_delete_all() {
+  [[ -n $berth_pid && -n $token ]] && kill -0 "$berth_pid" 2>/dev/null || return 0
+  local auth="authorization: Bearer $token" ids deadline=$((SECONDS + 300))
+  ids=$(curl -sS --max-time 10 -H "$auth" "http://$addr/api/v1/workspaces?limit=500" | jq -r '.items[].id') ||
+    { echo "warning: could not list berth workspaces to delete them" >&2; return 1; }
+  [[ -z $ids ]] && return 0
+  # shellcheck disable=SC2046,SC2086
+  curl -sS --max-time 120 -X DELETE -H "$auth" $(printf "http://$addr/api/v1/workspaces/%s " $ids) >/dev/null || true
+  until [[ $(curl -sS --max-time 10 -H "$auth" "http://$addr/api/v1/workspaces?limit=1" | jq '.items | length') == 0 ]]; do
+    ((SECONDS < deadline)) || { echo "warning: berth workspaces were not all deleted in 300 s" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+hub_cleanup() {
+  berth_delete_all || true
+  hub_stop
+  [[ -z ${cg:-} ]] || rmdir "$cg" 2>/dev/null || echo "warning: could not remove $cg" >&2
+  bench_cleanup # stops berth serve, removes $bench_tmp
+}

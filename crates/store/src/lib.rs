@@ -268,7 +268,7 @@ impl Store {
 
     /// Starts a write transaction for background work (the controller's):
     /// on SQLite, it lets the requests that wait go first, for a while
-    /// ([`write_lock`]).
+    /// (`write_lock.rs`).
     pub async fn begin_background(&self) -> Result<Tx> {
         let guard = match &self.write_lock {
             Some(l) => Some(l.background().await),

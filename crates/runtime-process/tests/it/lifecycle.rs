@@ -7,7 +7,7 @@ use std::time::Duration;
 use model::App;
 use runtime::{Observed, Runtime};
 
-use crate::support::{http_get, network_leftovers, Harness, ProcessSubject};
+use crate::support::{http_get, network_gone, network_leftovers, Harness, ProcessSubject};
 
 #[tokio::test]
 async fn conformance_story() {
@@ -231,17 +231,7 @@ async fn a_network_a_crashed_start_left_is_removed() {
         matches!(observed, Observed::Absent | Observed::Stopped),
         "{observed:?}"
     );
-    // The kernel takes the veth pair away with the namespace, soon after.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !network_leftovers(&ws.id, &upstream).await.is_empty()
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        network_leftovers(&ws.id, &upstream).await,
-        Vec::<String>::new()
-    );
+    assert_eq!(network_gone(&ws.id, &upstream).await, Vec::<String>::new());
 }
 
 /// Deleting with `keep_files` releases everything but the home, whose image
@@ -354,14 +344,5 @@ table inet {table} {{
 
     new.stop(&old.id).await.unwrap();
     new.stop(&other.id).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !network_leftovers(&old.id, &upstream).await.is_empty()
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        network_leftovers(&old.id, &upstream).await,
-        Vec::<String>::new()
-    );
+    assert_eq!(network_gone(&old.id, &upstream).await, Vec::<String>::new());
 }

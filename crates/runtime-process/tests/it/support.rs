@@ -352,6 +352,19 @@ pub async fn read_json(path: &Path) -> serde_json::Value {
     }
 }
 
+/// What is left of the network of `id` once it had time to go: the kernel
+/// takes a veth pair away with its namespace, soon after the namespace goes.
+pub async fn network_gone(id: &str, upstream: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = network_leftovers(id, upstream).await;
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Whether anything of the network of `id` (slot from its upstream) is left.
 pub async fn network_leftovers(id: &str, upstream: &str) -> Vec<String> {
     let mut left = Vec::new();
