@@ -101,21 +101,20 @@ impl Proxy {
             Ok(who) => who,
             Err(answer) => return answer,
         };
-        let path = parts.uri.path().to_owned();
-        let query = parts
-            .uri
-            .query()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default();
-        let target = match self.resolve(&path) {
+        let path = parts.uri.path();
+        let target = match self.resolve(path) {
             Resolved::Workspace { owner, name, route } => Target { owner, name, route },
             Resolved::Redirect(to) => {
-                return match HeaderValue::from_str(&format!("{to}{query}")) {
+                let to = match parts.uri.query() {
+                    Some(q) => format!("{to}?{q}"),
+                    None => to,
+                };
+                return match HeaderValue::from_str(&to) {
                     Ok(to) => redirect(to),
                     Err(_) => door.page(&who, &parts, Page::BadPath),
-                }
+                };
             }
-            Resolved::NotFound => match door.not_routed(&path).await {
+            Resolved::NotFound => match door.not_routed(path).await {
                 Ok(Some(target)) => target,
                 Ok(None) => return door.page(&who, &parts, Page::NotFound),
                 Err(answer) => return answer,
@@ -128,7 +127,11 @@ impl Proxy {
         let upstream = match (target.route.state, &target.route.upstream) {
             (WorkspaceState::Running, Some(upstream)) => upstream.clone(),
             _ => {
-                let here = format!("{path}{query}");
+                // Where the client asked to go, query and all.
+                let here = match parts.uri.query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.to_owned(),
+                };
                 let page = Page::NotRunning {
                     target: &target,
                     here: &here,

@@ -80,10 +80,20 @@ pub fn resolve(path: &str, routes: &RouteTable) -> Resolved {
     }
 }
 
-/// `.` or `..`, literally or percent-encoded in any case.
+/// `.` or `..`, literally or percent-encoded in any case (without
+/// allocating: this runs for every segment of every proxied request).
 fn is_dot_segment(segment: &str) -> bool {
-    let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-    decoded == "." || decoded == ".."
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 #[cfg(test)]
@@ -156,6 +166,36 @@ mod tests {
         assert_eq!(at("/user/bob/other/"), Resolved::NotFound);
         assert_eq!(at("/user/carol/lab/"), Resolved::NotFound);
         assert_eq!(at("/hub/api/"), Resolved::NotFound);
+    }
+
+    #[test]
+    fn dot_segments_are_found_in_any_spelling() {
+        for dot in [".", "..", "%2e", "%2E", "%2e%2E", ".%2e", "%2E."] {
+            assert!(is_dot_segment(dot), "{dot}");
+        }
+        for not in [
+            "",
+            "...",
+            "%2e%2e%2e",
+            "a.",
+            ".a",
+            "%2",
+            "%2f",
+            "%252e",
+            "%2e%2",
+            ". ",
+        ] {
+            assert!(!is_dot_segment(not), "{not}");
+        }
+    }
+
+    proptest! {
+        /// As the definition reads: what decodes (`%2e` in either case) to `.` or `..`.
+        #[test]
+        fn dot_segments_are_what_decodes_to_dots(segment in "[.%2eEa]{0,7}") {
+            let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+            prop_assert_eq!(is_dot_segment(&segment), decoded == "." || decoded == "..");
+        }
     }
 
     #[test]
