@@ -372,6 +372,17 @@ pub fn firewall(slot: Slot, old: Option<&Policy>, new: Option<&Policy>) -> Strin
     s
 }
 
+/// What to take away before `policy` is given: `old`, or, on a fresh network
+/// (no `old`), whatever a run whose state file is gone may have left on its
+/// slot (an egress element is keyed by the slot alone; a stale one would give
+/// the next workspace there egress).
+fn before(old: Option<&Policy>, policy: &Policy) -> Policy {
+    old.cloned().unwrap_or_else(|| Policy {
+        gateway_ports: policy.gateway_ports.clone(),
+        egress: true,
+    })
+}
+
 /// Applies `policy` to a set-up namespace: its routes, its firewall elements
 /// (`old`'s taken away), and forwarding on the host when it has egress.
 /// Idempotent; a start applies it again, so a changed profile takes effect.
@@ -420,7 +431,12 @@ pub async fn configure(
             _ => {}
         }
     }
-    run_with_stdin("nft", &["-f", "-"], &firewall(slot, old, Some(policy))).await?;
+    run_with_stdin(
+        "nft",
+        &["-f", "-"],
+        &firewall(slot, Some(&before(old, policy)), Some(policy)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -621,6 +637,23 @@ mod tests {
             egress: false,
         };
         assert_eq!(firewall(Slot(2), Some(&none), Some(&none)), "");
+    }
+
+    #[test]
+    fn a_fresh_network_takes_away_a_stale_egress_element_of_its_slot() {
+        let closed = Policy {
+            gateway_ports: vec![8081],
+            egress: false,
+        };
+        let batch = firewall(Slot(2), Some(&before(None, &closed)), Some(&closed));
+        assert!(batch.contains("delete element inet berth egress { \"bw2\" . 10.213.0.10 }"));
+        assert!(!batch.contains(
+            "add element inet berth egress { \"bw2\" . 10.213.0.10 }\n\
+             add element"
+        ));
+        assert!(batch.ends_with("add element inet berth gateway { \"bw2\" . 8081 }\n"));
+        // A network kept from the last start takes away what that gave it.
+        assert_eq!(before(Some(&closed), &closed), closed);
     }
 
     #[test]
