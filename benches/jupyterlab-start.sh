@@ -282,13 +282,7 @@ fi
 
 # --- berth
 if [[ $sides == *berth* ]]; then
-  # berth serve in a session of its own, so that a Ctrl-C reaches only this script,
-  # whose trap then deletes the workspaces through the still running berth.
-  printf '#!/bin/sh\nexec setsid %q "$@"\n' "$berth_bin" >"$bench_tmp/berth-setsid"
-  chmod 755 "$bench_tmp/berth-setsid"
-  berth_bin=$bench_tmp/berth-setsid
-  start_berth BERTH_RUNTIME=process BERTH_QUOTA__MAX_WORKSPACES=100000 \
-    BERTH_QUOTA__MAX_CPU=100000 BERTH_QUOTA__MAX_MEMORY_BYTES=1099511627776
+  start_berth_for_workspaces
   api_token
   api POST /api/v1/profiles -H "authorization: Bearer $token" -d '{"name": "bench-lab",
     "display_name": "Bench JupyterLab", "cpu": 1, "memory_bytes": 1073741824,

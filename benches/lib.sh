@@ -131,6 +131,17 @@ wrk_parse() {
 #   hub_stop         stops JupyterHub (its servers and proxy), then cg_kill
 #   berth_delete_all deletes every berth workspace through the API and waits
 #                    (300 s at most) until berth has removed them; never dies
+# start_berth_for_workspaces: berth serve with the process runtime and no quota
+# in the way, in a session of its own, so that a Ctrl-C reaches only the bench,
+# whose trap then deletes the workspaces through the still running berth.
+start_berth_for_workspaces() {
+  printf '#!/bin/sh\nexec setsid %q "$@"\n' "$berth_bin" >"$bench_tmp/berth-setsid"
+  chmod 755 "$bench_tmp/berth-setsid"
+  berth_bin=$bench_tmp/berth-setsid
+  start_berth BERTH_RUNTIME=process BERTH_QUOTA__MAX_WORKSPACES=100000 \
+    BERTH_QUOTA__MAX_CPU=100000 BERTH_QUOTA__MAX_MEMORY_BYTES=1099511627776
+}
+
 hub_pid=
 token=
 hub_cgroup() {
