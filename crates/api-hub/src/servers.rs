@@ -498,7 +498,7 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
     routes.mark_unchanged();
     // Only a change of this workspace's route is a step: the table changes
     // for every workspace, and may still show the state before the start.
-    let mut seen = routes.borrow().get(&key).cloned();
+    let mut seen = routes.borrow().get(key.as_str()).cloned();
     // The app's own output, for those who may read it (as on its page): the
     // owner and admins.
     let log = st
@@ -524,12 +524,12 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
                     if changed.is_err() {
                         return;
                     }
-                    let now = routes.borrow_and_update().get(&key).cloned();
+                    let now = routes.borrow_and_update().get(key.as_str()).cloned();
                     if now == seen {
                         continue;
                     }
                     seen.clone_from(&now);
-                    let step = match &now {
+                    let step = match now.as_deref() {
                         Some(Route { state, upstream, retrying, .. }) => {
                             Step::of(*state, upstream.is_some(), *retrying)
                         }
@@ -542,7 +542,7 @@ async fn progress(st: &AppState, ctx: &Ctx, user: &str, server: &str) -> ApiResu
                         lines_sent = 0; // A new start: a new log.
                     }
                     last = step;
-                    let message = now.map(|r| r.message).unwrap_or_default();
+                    let message = now.map(|r| r.message.clone()).unwrap_or_default();
                     if tx.send(step.event(&url, &message)).await.is_err() {
                         return;
                     }

@@ -22,7 +22,7 @@ pub async fn load(store: &Store) -> Result<RouteTable, StoreError> {
     let mut table = RouteTable::new();
     for ws in store.all_workspaces(None).await? {
         if let Some(spec) = profiles.get(&ws.spec.profile) {
-            table.insert(Route::key_of(&ws), Route::of(&ws, spec));
+            table.insert(Route::key_of(&ws), Arc::new(Route::of(&ws, spec)));
         }
     }
     Ok(table)
@@ -108,7 +108,7 @@ async fn update(
     let route = match store.workspace(id).await {
         Ok(ws) => {
             let profile = store.profile(&ws.spec.profile).await?;
-            Some((Route::key_of(&ws), Route::of(&ws, &profile.spec)))
+            Some((Route::key_of(&ws), Arc::new(Route::of(&ws, &profile.spec))))
         }
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e),

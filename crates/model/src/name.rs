@@ -33,6 +33,13 @@ pub enum NameError {
 
 impl Name {
     pub fn parse(s: &str) -> Result<Self, NameError> {
+        Name::check(s)?;
+        Ok(Name(s.to_owned()))
+    }
+
+    /// Whether `s` is a valid name, without making one (the proxy checks the
+    /// names in every request's path).
+    pub fn check(s: &str) -> Result<(), NameError> {
         let first = s.chars().next().ok_or(NameError::Empty)?;
         if s.len() > MAX_LEN {
             return Err(NameError::TooLong);
@@ -49,7 +56,7 @@ impl Name {
         if s.ends_with('-') {
             return Err(NameError::BadEnd);
         }
-        Ok(Name(s.to_owned()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {

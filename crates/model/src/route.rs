@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::WorkspaceState;
 
@@ -64,8 +65,9 @@ pub struct Route {
     pub strip_prefix: bool,
 }
 
-/// Every workspace by `owner/name`.
-pub type RouteTable = HashMap<String, Route>;
+/// Every workspace by `owner/name`. Keys and routes are shared: the proxy's
+/// lookup for a request copies neither, and a change copies only the map.
+pub type RouteTable = HashMap<Arc<str>, Arc<Route>>;
 
 /// The key of a workspace in the table.
 pub fn key(owner: &str, name: &str) -> String {
@@ -91,8 +93,8 @@ impl Route {
     }
 
     /// Its key in the table.
-    pub fn key_of(ws: &crate::Workspace) -> String {
-        key(ws.owner.as_str(), ws.name.as_str())
+    pub fn key_of(ws: &crate::Workspace) -> Arc<str> {
+        key(ws.owner.as_str(), ws.name.as_str()).into()
     }
 }
 

@@ -6,6 +6,7 @@
 //! the lifecycle.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -16,18 +17,37 @@ use model::WorkspaceState;
 use crate::path::Resolved;
 use crate::{BoxError, Origin, Proxy, ProxyBody, ProxyError};
 
-/// A workspace as the path names it.
+/// A workspace as the path names it: shared with the route table, so that
+/// finding it copies nothing.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub owner: String,
-    pub name: String,
-    pub route: Route,
+    /// `owner/name`.
+    key: Arc<str>,
+    pub route: Arc<Route>,
 }
 
 impl Target {
+    /// The workspace `name` of `owner`, with its `route`.
+    pub fn new(owner: &str, name: &str, route: Route) -> Target {
+        Target {
+            key: model::route::key(owner, name).into(),
+            route: Arc::new(route),
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        self.key
+            .split_once('/')
+            .map_or(&self.key, |(owner, _)| owner)
+    }
+
+    pub fn name(&self) -> &str {
+        self.key.split_once('/').map_or("", |(_, name)| name)
+    }
+
     /// `owner/name`, for titles and metrics.
-    pub fn title(&self) -> String {
-        format!("{}/{}", self.owner, self.name)
+    pub fn title(&self) -> &Arc<str> {
+        &self.key
     }
 }
 
@@ -70,12 +90,14 @@ pub trait Door: Send + Sync {
     /// Whether `who` may open `target`.
     fn may_open(&self, who: &Self::Caller, target: &Target) -> bool;
 
-    /// The page that answers instead of the app.
+    /// The page that answers instead of the app. After the request went to
+    /// the app (`Unreachable`, `Timeout`), `parts` has only its request line
+    /// (method, URI, version): the headers and extensions went with it.
     fn page(&self, who: &Self::Caller, parts: &Parts, page: Page<'_>) -> Response<ProxyBody>;
 
     /// One answer for `target`: the app's status class (`2xx`, …), or
     /// `timeout` or `unreachable`.
-    fn answered(&self, target: &Target, outcome: &str);
+    fn answered(&self, target: &Target, outcome: &'static str);
 }
 
 impl Proxy {
@@ -103,7 +125,7 @@ impl Proxy {
         };
         let path = parts.uri.path();
         let target = match self.resolve(path) {
-            Resolved::Workspace { owner, name, route } => Target { owner, name, route },
+            Resolved::Workspace { key, route } => Target { key, route },
             Resolved::Redirect(to) => {
                 let to = match parts.uri.query() {
                     Some(q) => format!("{to}?{q}"),
@@ -125,7 +147,7 @@ impl Proxy {
             return door.page(&who, &parts, Page::Forbidden);
         }
         let upstream = match (target.route.state, &target.route.upstream) {
-            (WorkspaceState::Running, Some(upstream)) => upstream.clone(),
+            (WorkspaceState::Running, Some(upstream)) => upstream,
             _ => {
                 // Where the client asked to go, query and all.
                 let here = match parts.uri.query() {
@@ -139,14 +161,19 @@ impl Proxy {
                 return door.page(&who, &parts, page);
             }
         };
-        let base = model::hub::base_url_of(&target.owner, &target.name);
-        let strip = target
-            .route
-            .strip_prefix
-            .then(|| base.trim_end_matches('/'));
-        let req = Request::from_parts(parts.clone(), body);
+        let base = (target.route.strip_prefix)
+            .then(|| model::hub::base_url_of(target.owner(), target.name()));
+        let strip = base.as_deref().map(|b| b.trim_end_matches('/'));
+        // The head goes to the app; a page after it (the app did not answer)
+        // has the request line.
+        let mut head = Request::new(());
+        *head.method_mut() = parts.method.clone();
+        *head.uri_mut() = parts.uri.clone();
+        *head.version_mut() = parts.version;
+        let (head, ()) = head.into_parts();
+        let req = Request::from_parts(parts, body);
         let id = &target.route.workspace_id;
-        match self.forward(req, &upstream, id, origin, strip, now).await {
+        match self.forward(req, upstream, id, origin, strip, now).await {
             Ok(response) => {
                 door.answered(&target, status_class(response.status()));
                 response
@@ -158,7 +185,7 @@ impl Proxy {
                     _ => ("unreachable", Page::Unreachable { target: &target }),
                 };
                 door.answered(&target, outcome);
-                door.page(&who, &parts, page)
+                door.page(&who, &head, page)
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod door;
 pub mod path;
 mod pool;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -293,13 +294,17 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers, and those the `Connection` header names; an
 /// upgrade keeps `Connection: upgrade` and `Upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // `keep-alive` and `upgrade`, the options most messages carry, name
+    // headers removed below anyway; only others are made into names (which
+    // allocates).
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| !(upgrade && n == header::UPGRADE))
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("upgrade"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -316,12 +321,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 fn forwarded_headers(headers: &mut HeaderMap, origin: Origin<'_>, host: Option<HeaderValue>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     if let Some(client) = origin.client {
-        let ip = client.ip().to_string();
-        let value = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip,
-        };
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        // Written once into the buffer the header value then shares.
+        let mut value = bytes::BytesMut::with_capacity(64);
+        if let Some(prior) = headers.get(&XFF) {
+            value.extend_from_slice(prior.as_bytes());
+            value.extend_from_slice(b", ");
+        }
+        let _ = write!(value, "{}", client.ip());
+        if let Ok(v) = HeaderValue::from_maybe_shared(value.freeze()) {
             headers.insert(XFF, v);
         }
     }

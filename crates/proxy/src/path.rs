@@ -4,7 +4,9 @@
 //! upper-case letter or an overlong name never resolves to someone else's
 //! workspace (at most to a path inside the user's own default workspace).
 
-use model::route::{key, Route, RouteTable};
+use std::sync::Arc;
+
+use model::route::{Route, RouteTable};
 use model::Name;
 
 /// The URL prefix the proxy owns.
@@ -14,12 +16,9 @@ pub use model::DEFAULT_WORKSPACE;
 /// What a path under [`PREFIX`] resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
-    /// Forward to this workspace (whatever its state).
-    Workspace {
-        owner: String,
-        name: String,
-        route: Route,
-    },
+    /// Forward to this workspace (whatever its state); `key` is its
+    /// `owner/name`.
+    Workspace { key: Arc<str>, route: Arc<Route> },
     /// Send the client here instead (the bare `/user/{user}` or
     /// `/user/{user}/{server}`, without its trailing slash); the query is
     /// appended by the caller.
@@ -45,7 +44,7 @@ pub fn resolve(path: &str, routes: &RouteTable) -> Resolved {
         Some((user, rest)) => (user, Some(rest)),
         None => (after, None),
     };
-    if Name::parse(user).is_err() {
+    if Name::check(user).is_err() {
         return Resolved::NotFound;
     }
     let Some(rest) = rest else {
@@ -58,25 +57,56 @@ pub fn resolve(path: &str, routes: &RouteTable) -> Resolved {
     };
     // The workspace named `default` is the default server: its URL has no
     // segment of its own, so `/user/alice/default/…` is a path inside it.
-    if first != DEFAULT_WORKSPACE && Name::parse(first).is_ok() {
-        if let Some(route) = routes.get(&key(user, first)) {
+    if first != DEFAULT_WORKSPACE && Name::check(first).is_ok() {
+        // `user/first`, as the path spells it.
+        let named = &after[..user.len() + 1 + first.len()];
+        if let Some((key, route)) = routes.get_key_value(named) {
             if tail.is_none() {
-                return Resolved::Redirect(format!("{PREFIX}{user}/{first}/"));
+                return Resolved::Redirect(format!("{PREFIX}{named}/"));
             }
             return Resolved::Workspace {
-                owner: user.to_owned(),
-                name: first.to_owned(),
+                key: key.clone(),
                 route: route.clone(),
             };
         }
     }
-    match routes.get(&key(user, DEFAULT_WORKSPACE)) {
-        Some(route) => Resolved::Workspace {
-            owner: user.to_owned(),
-            name: DEFAULT_WORKSPACE.to_owned(),
+    match routes.get_key_value(default_key(user).as_str()) {
+        Some((key, route)) => Resolved::Workspace {
+            key: key.clone(),
             route: route.clone(),
         },
         None => Resolved::NotFound,
+    }
+}
+
+/// `user/default`, on the stack: a name is at most 32 bytes.
+fn default_key(user: &str) -> DefaultKey {
+    let mut key = DefaultKey {
+        bytes: [0; DefaultKey::CAPACITY],
+        len: 0,
+    };
+    for part in [user, "/", DEFAULT_WORKSPACE] {
+        let end = key.len + part.len();
+        if end > DefaultKey::CAPACITY {
+            break; // Never for a checked name; a key no table holds.
+        }
+        key.bytes[key.len..end].copy_from_slice(part.as_bytes());
+        key.len = end;
+    }
+    key
+}
+
+struct DefaultKey {
+    bytes: [u8; DefaultKey::CAPACITY],
+    len: usize,
+}
+
+impl DefaultKey {
+    const CAPACITY: usize = 64;
+
+    fn as_str(&self) -> &str {
+        // Whole ASCII parts were copied: always UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
@@ -114,14 +144,14 @@ mod tests {
                     retrying: false,
                     strip_prefix: false,
                 };
-                ((*k).to_owned(), route)
+                (Arc::from(*k), Arc::new(route))
             })
             .collect()
     }
 
     fn target(r: Resolved) -> Option<String> {
         match r {
-            Resolved::Workspace { owner, name, .. } => Some(format!("{owner}/{name}")),
+            Resolved::Workspace { key, .. } => Some(key.to_string()),
             _ => None,
         }
     }

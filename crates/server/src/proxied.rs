@@ -45,17 +45,18 @@ pub fn is_proxied(path: &str) -> bool {
 /// A request for `/user/…` from the listener, ahead of the router: no route
 /// matching, no middleware, no clone of the state. Berth's own answers (pages,
 /// errors) are finished as the router's middleware finishes every answer;
-/// the app's are the app's.
+/// the app's are the app's. The client's address goes to the proxy (for
+/// `X-Forwarded-For`), not into the request's extensions: nothing on this path
+/// records where a request came from.
 pub async fn serve<B>(
     st: &AppState,
-    mut req: axum::http::Request<B>,
+    req: axum::http::Request<B>,
     client: SocketAddr,
 ) -> Response<ProxyBody>
 where
     B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<proxy::BoxError>,
 {
-    req.extensions_mut().insert(ConnectInfo(client));
     let own = Own {
         method: req.method().clone(),
         started: Instant::now(),
@@ -128,7 +129,7 @@ impl Door for Berth<'_> {
     }
 
     fn may_open(&self, who: &Authenticated, target: &Target) -> bool {
-        portal::door::may_access(who, &target.route.owner_id, &target.name)
+        portal::door::may_access(who, &target.route.owner_id, target.name())
     }
 
     fn page(&self, who: &Authenticated, parts: &Parts, page: Page<'_>) -> Response<ProxyBody> {
@@ -153,28 +154,28 @@ impl Door for Berth<'_> {
                 &format!("You ({}) may not open this workspace.", who.principal.name),
             ),
             Page::NotRunning { target, here } => {
-                let server = match target.name.as_str() {
+                let server = match target.name() {
                     model::DEFAULT_WORKSPACE => "",
                     name => name,
                 };
-                let progress = model::hub::progress_url(&target.owner, server);
-                portal::door::state_page(&target.title(), here, &target.route, &progress, who)
+                let progress = model::hub::progress_url(target.owner(), server);
+                portal::door::state_page(target.title(), here, &target.route, &progress, who)
             }
             Page::Unreachable { target } => message(
                 StatusCode::BAD_GATEWAY,
-                &target.title(),
+                target.title(),
                 "The workspace's app did not answer. It may be restarting; try again in a moment.",
             ),
             Page::Timeout { target } => message(
                 StatusCode::GATEWAY_TIMEOUT,
-                &target.title(),
+                target.title(),
                 "The workspace's app took too long to answer. It may be busy; try again in a moment.",
             ),
         })
     }
 
-    fn answered(&self, target: &Target, outcome: &str) {
-        self.st.metrics.proxied(&target.title(), outcome);
+    fn answered(&self, target: &Target, outcome: &'static str) {
+        self.st.metrics.proxied(target.title(), outcome);
     }
 }
 
@@ -214,11 +215,7 @@ async fn not_routed_yet(st: &AppState, path: &str) -> Result<Option<Target>, Api
             message: ws.status.message.unwrap_or_default(),
             upstream: None,
         };
-        return Ok(Some(Target {
-            owner: owner.to_string(),
-            name: ws.name.to_string(),
-            route,
-        }));
+        return Ok(Some(Target::new(owner.as_str(), ws.name.as_str(), route)));
     }
     Ok(None)
 }

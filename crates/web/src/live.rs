@@ -75,7 +75,7 @@ mod tests {
         let (tx, rx) = watch::channel(Arc::new(RouteTable::new()));
         let view = |t: &RouteTable| {
             t.iter()
-                .map(|(k, r)| (k.clone(), r.state))
+                .map(|(k, r)| (k.to_string(), r.state))
                 .collect::<HashMap<_, _>>()
         };
         let mut changes = Box::pin(changes(rx, view, HashMap::new()));
@@ -83,7 +83,7 @@ mod tests {
             tx.send_modify(|t| {
                 let mut next = RouteTable::clone(t);
                 match r {
-                    Some(r) => next.insert(key.into(), r),
+                    Some(r) => next.insert(key.into(), Arc::new(r)),
                     None => next.remove(key),
                 };
                 *t = Arc::new(next);

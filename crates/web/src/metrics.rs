@@ -1,8 +1,9 @@
 //! Prometheus metrics: every metric berth exports is defined here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,9 +26,20 @@ struct RouteLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProxyLabels {
     /// `owner/name`.
-    workspace: String,
+    workspace: SharedLabel,
     /// The app's status class (`2xx`, …), or `timeout` or `unreachable`.
-    outcome: String,
+    outcome: &'static str,
+}
+
+/// A label value shared with the route table: counting a proxied request
+/// copies no string.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct SharedLabel(Arc<str>);
+
+impl EncodeLabelValue for SharedLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,11 +134,11 @@ impl Metrics {
     }
 
     /// A request the proxy forwarded to `workspace` (`owner/name`).
-    pub fn proxied(&self, workspace: &str, outcome: &str) {
+    pub fn proxied(&self, workspace: &Arc<str>, outcome: &'static str) {
         self.proxied
             .get_or_create(&ProxyLabels {
-                workspace: workspace.to_owned(),
-                outcome: outcome.to_owned(),
+                workspace: SharedLabel(workspace.clone()),
+                outcome,
             })
             .inc();
     }

@@ -225,7 +225,7 @@ async fn workspace_events(
     routes.mark_unchanged();
     let view = move |table: &model::route::RouteTable| {
         table
-            .get(&key)
+            .get(key.as_str())
             .map(|r| {
                 let event = WorkspaceStateEvent {
                     state: r.state.as_str().to_owned(),

@@ -261,7 +261,7 @@ impl Berth {
     fn set_route(&self, key: &str, route: Route) {
         self.routes.send_modify(|t| {
             let mut next = RouteTable::clone(t);
-            next.insert(key.to_owned(), route);
+            next.insert(key.into(), Arc::new(route));
             *t = Arc::new(next);
         });
     }
