@@ -468,10 +468,14 @@ impl Principal {
     /// `owner_id`: within its role's reach (or, for `access:servers`, a share),
     /// and within its filters.
     pub fn may_server(&self, scope: Scope, owner_id: &str, workspace: &str) -> bool {
-        let server = (owner_id.to_owned(), workspace.to_owned());
+        // Made only to look up a share or a filter (the proxy asks this for
+        // every request).
+        let server = || (owner_id.to_owned(), workspace.to_owned());
         let reach = self.is_admin
             || self.user_id == owner_id
-            || (scope == Scope::AccessServers && self.shared.contains_key(&server));
+            || (scope == Scope::AccessServers
+                && !self.shared.is_empty()
+                && self.shared.contains_key(&server()));
         reach
             && match self.scopes.0.get(&scope) {
                 None => false,
@@ -479,7 +483,7 @@ impl Principal {
                 Some(Some(_)) => self
                     .targets
                     .get(&scope)
-                    .is_some_and(|t| t.users.contains(owner_id) || t.servers.contains(&server)),
+                    .is_some_and(|t| t.users.contains(owner_id) || t.servers.contains(&server())),
             }
     }
 

@@ -108,7 +108,7 @@ impl Proxy {
         &self,
         door: &D,
         req: Request<B>,
-        origin: Origin<'_>,
+        origin: Origin,
         now: i64,
     ) -> Response<ProxyBody>
     where

@@ -102,10 +102,10 @@ pub struct Proxy {
 
 /// Where a forwarded request came from, for the `X-Forwarded-*` headers.
 #[derive(Debug, Clone, Copy)]
-pub struct Origin<'a> {
+pub struct Origin {
     pub client: Option<SocketAddr>,
-    /// `http` or `https`, as the client reached berth.
-    pub proto: &'a str,
+    /// The client reached berth over HTTPS (through a proxy in front).
+    pub https: bool,
 }
 
 impl Proxy {
@@ -155,7 +155,7 @@ impl Proxy {
         mut req: Request<B>,
         upstream: &Upstream,
         workspace_id: &str,
-        origin: Origin<'_>,
+        origin: Origin,
         strip: Option<&str>,
         now: i64,
     ) -> Result<Response<ProxyBody>, ProxyError>
@@ -318,7 +318,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`; the
 /// `Host` header itself is kept, as apps check it against `Origin`.
-fn forwarded_headers(headers: &mut HeaderMap, origin: Origin<'_>, host: Option<HeaderValue>) {
+fn forwarded_headers(headers: &mut HeaderMap, origin: Origin, host: Option<HeaderValue>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     if let Some(client) = origin.client {
         // Written once into the buffer the header value then shares.
@@ -332,9 +332,8 @@ fn forwarded_headers(headers: &mut HeaderMap, origin: Origin<'_>, host: Option<H
             headers.insert(XFF, v);
         }
     }
-    if let Ok(v) = HeaderValue::from_str(origin.proto) {
-        headers.insert(HeaderName::from_static("x-forwarded-proto"), v);
-    }
+    let proto = HeaderValue::from_static(if origin.https { "https" } else { "http" });
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), proto);
     if let Some(host) = host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
@@ -468,7 +467,7 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
         let origin = Origin {
             client: Some("127.0.0.1:5000".parse().unwrap()),
-            proto: "https",
+            https: true,
         };
         forwarded_headers(
             &mut h,

@@ -88,12 +88,10 @@ impl Berth<'_> {
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<proxy::BoxError>,
     {
-        let proto = if self.st.config.secure_cookies {
-            "https"
-        } else {
-            "http"
+        let origin = proxy::Origin {
+            client,
+            https: self.st.config.secure_cookies,
         };
-        let origin = proxy::Origin { client, proto };
         self.st.proxy.serve(self, req, origin, now_millis()).await
     }
 
