@@ -59,6 +59,12 @@ impl Conn {
     }
 }
 
+/// The most a pooled connection buffers of an app's answer (hyper's read
+/// buffer grows to this, from 8 KiB, while reads fill it): a body streams
+/// through in reads of at most this size. hyper's default, about 400 KiB, let
+/// a thousand connections of 40 KiB answers hold 64 KiB each.
+const UPSTREAM_BUFFER: usize = 16 * 1024;
+
 struct Idle {
     conn: Conn,
     since: Instant,
@@ -187,7 +193,11 @@ impl Pool {
         let stream = connect::connect(upstream, self.connect_timeout)
             .await
             .map_err(SendError::Connect)?;
-        let (sender, driver) = http1::handshake(stream).await.map_err(SendError::Http)?;
+        let (sender, driver) = http1::Builder::new()
+            .max_buf_size(UPSTREAM_BUFFER)
+            .handshake(stream)
+            .await
+            .map_err(SendError::Http)?;
         Ok(Conn {
             sender,
             driver: Box::pin(driver),
