@@ -11,8 +11,8 @@
 //! raised, at the next start: `resize2fs` on the unmounted image (online
 //! growth needs `CAP_SYS_RESOURCE`, which berth may not have in a container).
 //!
-//! The tools are e2fsprogs' `mkfs.ext4`, `e2fsck`, `resize2fs`, `dumpe2fs` and
-//! `debugfs`, and util-linux's `mount` and `umount`: the reference
+//! The tools are e2fsprogs' `mkfs.ext4`, `e2fsck` and `resize2fs`, and
+//! util-linux's `mount` and `umount`: the reference
 //! implementations, with no well-kept Rust equivalent, and they keep this crate
 //! free of unsafe code. `mount -o loop` reuses the loop device that already
 //! backs an image, so an image is never attached twice.
@@ -62,6 +62,7 @@ impl Home {
     pub async fn ensure(&self, uid: u32, size_bytes: u64) -> Result<Ensured, DiskError> {
         std::fs::create_dir_all(&self.dir)?;
         self.finish_migration()?;
+        let mut made = false;
         if !self.image.exists() {
             if !is_mounted(&self.dir)? && has_entries(&self.dir)? {
                 if let Err(reason) = self.migrate(uid, size_bytes).await {
@@ -69,6 +70,7 @@ impl Home {
                 }
             } else {
                 make_image(&self.image, uid, size_bytes).await?;
+                made = true;
             }
         }
         let mut len = std::fs::metadata(&self.image)?.len();
@@ -108,6 +110,9 @@ impl Home {
             ensured = Ensured::Larger { size: len };
         }
         self.mount().await?;
+        if made {
+            remove_lost_and_found(&self.dir)?;
+        }
         // The workspace uid owns its home's root, whoever made it.
         std::os::unix::fs::chown(&self.dir, Some(uid), Some(uid))?;
         std::fs::set_permissions(
@@ -197,6 +202,7 @@ impl Home {
             std::fs::create_dir_all(&staging)?;
             let (new_s, staging_s) = (path_str(&new)?, path_str(&staging)?);
             exec::run("mount", &["-o", "loop,nosuid,nodev", new_s, staging_s]).await?;
+            remove_lost_and_found(&staging)?;
             let from = format!("{}/.", path_str(&self.dir)?);
             let copy = exec::run("cp", &["-a", &from, staging_s]).await;
             exec::run("umount", &[staging_s]).await?;
@@ -325,7 +331,8 @@ async fn fsck(image: &str) -> Result<(), DiskError> {
 
 /// Makes a sparse image of `size_bytes` with an ext4 file system whose root
 /// `uid` owns, without the blocks ext4 reserves for root (the home is all the
-/// workspace's) and without `lost+found` in the home.
+/// workspace's). Its `lost+found` goes at its first mount
+/// ([`remove_lost_and_found`]).
 async fn make_image(image: &Path, uid: u32, size_bytes: u64) -> Result<(), DiskError> {
     if let Some(dir) = image.parent() {
         std::fs::create_dir_all(dir)?;
@@ -348,15 +355,18 @@ async fn make_image(image: &Path, uid: u32, size_bytes: u64) -> Result<(), DiskE
         ],
     )
     .await?;
-    // lost+found, which e2fsck recreates if it ever needs it, would show in
-    // every home; debugfs takes it out without mounting.
-    exec::run(
-        "debugfs",
-        &["-w", "-R", "rmdir lost+found", path_str(&tmp)?],
-    )
-    .await?;
     std::fs::rename(&tmp, image)?;
     Ok(())
+}
+
+/// Removes the empty `lost+found` of a new file system mounted at `root`:
+/// it would show in every home, and e2fsck recreates it if it ever needs it.
+/// One syscall where `debugfs` on the unmounted image was a program per home.
+fn remove_lost_and_found(root: &Path) -> Result<(), DiskError> {
+    match std::fs::remove_dir(root.join("lost+found")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn remove_if_there(path: &Path) -> Result<(), DiskError> {

@@ -21,6 +21,10 @@ async fn a_home_fills_to_its_limit_and_grows_when_the_limit_is_raised() {
     ws.profile.disk_quota_bytes = 64 * MIB;
     h.rt.start(&ws).await.unwrap();
     let df = read_json(&h.home(&ws.id).join("df.json")).await;
+    assert!(
+        !h.home(&ws.id).join("lost+found").exists(),
+        "a new home shows no lost+found"
+    );
     let size = df["size"].as_u64().unwrap();
     // The file system's own structures (journal, inode tables) take a little.
     assert!(
@@ -109,6 +113,7 @@ async fn a_plain_home_moves_into_an_image_with_its_files() {
     h.rt.start(&ws).await.unwrap();
     let df = read_json(&home.join("df.json")).await;
     assert!(df["size"].as_u64().unwrap() <= 64 * MIB, "{df}");
+    assert!(!home.join("lost+found").exists(), "no lost+found moved in");
     assert_eq!(
         std::fs::read_to_string(home.join("project/notes.md")).unwrap(),
         "kept"
