@@ -79,7 +79,8 @@
 //!   berth that did not place it there yet reports no usage until it restarts.
 //! - **Readiness**: `Running` once `GET <base_url>` at the upstream answers with
 //!   a status below 500; `Starting` before that. A task of the start probes
-//!   the app (every 5 ms at first, then every 50 ms) and says on
+//!   the app (every 5 ms while up to 20 apps start, then less often, up to
+//!   every 50 ms from 200 on) and says on
 //!   [`Runtime::changes`] when it first answers
 //!   ([`runtime::Capabilities::ready_events`]), so the controller learns of it
 //!   at once instead of polling.
@@ -132,8 +133,25 @@ use model::bytes;
 /// How long `usage` waits between two CPU samples when it has no recent one.
 pub const USAGE_SAMPLE_GAP: Duration = Duration::from_millis(250);
 
+/// The wait between two probes of a starting app, while few start: an app
+/// that begins to answer is seen within this.
+const READY_PROBE_MIN_GAP: Duration = Duration::from_millis(5);
+
+/// The wait between two probes of a starting app grows by this for every
+/// other app starting, up to [`READY_PROBE_MAX_GAP`]: up to 200 starting
+/// apps together open at most 4,000 connections a second (20 apps each every
+/// 5 ms, or 200 each every 50 ms); beyond that each is probed every 50 ms.
+const READY_PROBE_GAP_PER_START: Duration = Duration::from_micros(250);
+
 /// The longest wait between two probes of a starting app.
 const READY_PROBE_MAX_GAP: Duration = Duration::from_millis(50);
+
+/// The wait between two probes when `probing` apps are starting.
+fn probe_gap(probing: usize) -> Duration {
+    let shared =
+        READY_PROBE_GAP_PER_START.saturating_mul(u32::try_from(probing).unwrap_or(u32::MAX));
+    shared.clamp(READY_PROBE_MIN_GAP, READY_PROBE_MAX_GAP)
+}
 
 /// How much of the log a `Failed` reason carries.
 const REASON_LOG_BYTES: usize = 8192;
@@ -235,6 +253,8 @@ pub struct ProcessRuntime {
     /// Workspaces whose sandbox this instance watches for its exit: those it
     /// started (it waits on the child) and those it adopted (a pidfd).
     watched: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// How many starting apps are being probed for readiness now.
+    probing: Arc<std::sync::atomic::AtomicUsize>,
     /// The last CPU sample `usage` took of each workspace.
     cpu_samples: Mutex<HashMap<String, CpuSample>>,
 }
@@ -265,6 +285,7 @@ impl ProcessRuntime {
             host: tokio::sync::OnceCell::new(),
             changed: tokio::sync::broadcast::channel(4096).0,
             watched: Arc::default(),
+            probing: Arc::default(),
             cpu_samples: Mutex::default(),
         })
     }
@@ -466,24 +487,27 @@ impl ProcessRuntime {
 
     /// Probes a starting app until it answers, and says so on
     /// [`Runtime::changes`] at once, so that the controller need not poll
-    /// it: every 5 ms at first, doubling to [`READY_PROBE_MAX_GAP`]. It gives
-    /// up when the sandbox exits (its reaper tells then) or after
-    /// `timeout_secs`, the profile's start timeout, which the controller
-    /// enforces.
+    /// it: every 5 ms while few apps start, less often the more start at
+    /// once ([`probe_gap`]). A probe's first step, a connection refused until
+    /// the app listens, costs the host little. It gives up when the sandbox
+    /// exits (its reaper tells then) or after `timeout_secs`, the profile's
+    /// start timeout, which the controller enforces.
     fn watch_readiness(&self, id: &str, upstream: &str, probe_url: String, timeout_secs: u64) {
+        use std::sync::atomic::Ordering;
         let (changed, watched) = (self.changed.clone(), self.watched.clone());
+        let probing = self.probing.clone();
         let (id, upstream) = (id.to_owned(), upstream.to_owned());
         tokio::spawn(async move {
+            probing.fetch_add(1, Ordering::Relaxed);
             let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-            let mut gap = Duration::from_millis(5);
             while Instant::now() < deadline && watched.lock().unwrap().contains(&id) {
-                tokio::time::sleep(gap).await;
+                tokio::time::sleep(probe_gap(probing.load(Ordering::Relaxed))).await;
                 if probe(&upstream, &probe_url).await {
                     let _ = changed.send(id.into());
-                    return;
+                    break;
                 }
-                gap = (gap * 2).min(READY_PROBE_MAX_GAP);
             }
+            probing.fetch_sub(1, Ordering::Relaxed);
         });
     }
 
@@ -1240,6 +1264,20 @@ fn started_at(pid: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn starting_apps_share_one_probe_budget() {
+        let ms = Duration::from_millis;
+        assert_eq!(probe_gap(1), ms(5), "one app is probed every 5 ms");
+        assert_eq!(probe_gap(20), ms(5));
+        assert_eq!(probe_gap(100), ms(25));
+        assert_eq!(probe_gap(200), ms(50));
+        assert_eq!(probe_gap(usize::MAX), ms(50), "never rarer than this");
+        for n in [1, 20, 21, 100, 199, 200] {
+            let per_second = n as f64 / probe_gap(n).as_secs_f64();
+            assert!(per_second <= 4_000.0, "{n} apps: {per_second} probes/s");
+        }
+    }
 
     #[test]
     fn hostnames_are_owner_and_workspace_within_the_limit() {
