@@ -550,10 +550,16 @@ impl ProcessRuntime {
 
     /// The ids that have a state file.
     fn state_ids(&self) -> std::io::Result<Vec<String>> {
+        self.ids_in("run", ".json")
+    }
+
+    /// The workspace ids that name the entries of `dir` (under the data
+    /// directory), each followed by `suffix`.
+    fn ids_in(&self, dir: &str, suffix: &str) -> std::io::Result<Vec<String>> {
         let mut ids = Vec::new();
-        for entry in std::fs::read_dir(self.config.data_dir.join("run"))? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".json") {
+        for entry in std::fs::read_dir(self.config.data_dir.join(dir))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(suffix) {
                 if check_id("list", id).is_ok() {
                     ids.push(id.to_owned());
                 }
@@ -1032,16 +1038,10 @@ impl Runtime for ProcessRuntime {
     async fn list(&self) -> Result<Vec<WorkspaceId>, RuntimeError> {
         let mut ids = Vec::new();
         for (dir, suffix) in [("homes", ""), ("disks", ".ext4"), ("run", ".json")] {
-            let entries = std::fs::read_dir(self.config.data_dir.join(dir))
+            let found = self
+                .ids_in(dir, suffix)
                 .map_err(|e| failed("list", "*", e))?;
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(id) = name.strip_suffix(suffix) {
-                    if check_id("list", id).is_ok() {
-                        ids.push(id.into());
-                    }
-                }
-            }
+            ids.extend(found.into_iter().map(WorkspaceId::from));
         }
         ids.sort();
         ids.dedup();
