@@ -4,6 +4,7 @@
 //! upper-case letter or an overlong name never resolves to someone else's
 //! workspace (at most to a path inside the user's own default workspace).
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use model::route::{Route, RouteTable};
@@ -70,43 +71,18 @@ pub fn resolve(path: &str, routes: &RouteTable) -> Resolved {
             };
         }
     }
-    match routes.get_key_value(default_key(user).as_str()) {
+    // `user/default`, written on the stack: a checked name is at most 32 bytes.
+    let mut buf = [0u8; 64];
+    let mut rest = &mut buf[..];
+    let _ = write!(rest, "{user}/{DEFAULT_WORKSPACE}");
+    let len = 64 - rest.len();
+    let default_key = std::str::from_utf8(&buf[..len]).unwrap_or_default();
+    match routes.get_key_value(default_key) {
         Some((key, route)) => Resolved::Workspace {
             key: key.clone(),
             route: route.clone(),
         },
         None => Resolved::NotFound,
-    }
-}
-
-/// `user/default`, on the stack: a name is at most 32 bytes.
-fn default_key(user: &str) -> DefaultKey {
-    let mut key = DefaultKey {
-        bytes: [0; DefaultKey::CAPACITY],
-        len: 0,
-    };
-    for part in [user, "/", DEFAULT_WORKSPACE] {
-        let end = key.len + part.len();
-        if end > DefaultKey::CAPACITY {
-            break; // Never for a checked name; a key no table holds.
-        }
-        key.bytes[key.len..end].copy_from_slice(part.as_bytes());
-        key.len = end;
-    }
-    key
-}
-
-struct DefaultKey {
-    bytes: [u8; DefaultKey::CAPACITY],
-    len: usize,
-}
-
-impl DefaultKey {
-    const CAPACITY: usize = 64;
-
-    fn as_str(&self) -> &str {
-        // Whole ASCII parts were copied: always UTF-8.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
