@@ -1,0 +1,757 @@
+//! `berth operator`: reconciles each [`Workspace`] into the objects that run
+//! it, with kube-rs's controller runtime:
+//!
+//! - a PersistentVolumeClaim for the home, which outlives stop and start and
+//!   goes with the Workspace unless `spec.home.keepOnDelete`;
+//! - a Service in front of the app (the address berth's proxy forwards to,
+//!   kept while paused, so a resumed app answers where it did);
+//! - a NetworkPolicy: in only from berth's Pods, out only to berth's API, DNS
+//!   and, with `spec.egress`, the world outside the cluster;
+//! - a Pod while `spec.state` is `Running`.
+//!
+//! Each is written with server-side apply under [`FIELD_MANAGER`] and owned by
+//! the Workspace (owner references); the [`FINALIZER`] makes deleting a
+//! Workspace wait until the operator has deleted them, so nothing is left
+//! even where no garbage collector runs. A Pod's spec cannot change in place:
+//! one made from an older spec (its `berth.dev/spec-hash` differs) is deleted
+//! and made anew. The Pod never restarts its app by itself
+//! (`restartPolicy: Never`): an app that exits leaves the Workspace `Failed`,
+//! and berth's controller decides about starting it again (`restartedAt`).
+//!
+//! One reconcile makes its calls in a fixed order (finalizer; claim, Service,
+//! policy; Pod; status), which the scripted-API tests assert call by call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvFromSource, EnvVar as KEnvVar, EnvVarSource,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, TCPSocketAction, Toleration as KToleration, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{self as fin, finalizer, Event};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::crd::{Condition, DesiredState, State, Workspace, WorkspaceStatus, FINALIZER};
+
+/// The field manager of everything the operator applies.
+pub const FIELD_MANAGER: &str = "berth-operator";
+/// The annotation holding the hash of the spec a Pod was made from.
+pub const SPEC_HASH: &str = "berth.dev/spec-hash";
+/// The label naming the Workspace an object belongs to.
+pub const WORKSPACE_LABEL: &str = "berth.dev/workspace";
+/// How long a stopping app has between SIGTERM and SIGKILL (JupyterHub's
+/// KubeSpawner gives 1 s).
+pub const GRACE_SECONDS: i64 = 5;
+
+/// What the operator needs to know about the cluster around it.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// The namespace berth's own Pods run in.
+    pub berth_namespace: String,
+    /// Labels of berth's own Pods (its proxy and API): the only Pods that may
+    /// connect to a workspace, and the ones a workspace may reach.
+    pub berth_pod_labels: BTreeMap<String, String>,
+    /// The port of berth's API, as its Pods listen.
+    pub berth_api_port: u16,
+    /// The cluster's own address ranges (Pods and Services), which a
+    /// workspace allowed out never reaches as "outside".
+    pub cluster_cidrs: Vec<String>,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            berth_namespace: "berth".into(),
+            berth_pod_labels: BTreeMap::from([("app.kubernetes.io/name".into(), "berth".into())]),
+            berth_api_port: 8000,
+            cluster_cidrs: vec!["10.0.0.0/8".into()],
+        }
+    }
+}
+
+/// Why a reconcile did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("workspace object without {0}")]
+    Malformed(&'static str),
+    #[error("waiting for {0} to go")]
+    Waiting(String),
+}
+
+/// What every reconcile shares.
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the operator over the Workspaces of `namespace` (every namespace with
+/// `None`) until `shutdown` resolves.
+pub async fn run(
+    ctx: Context,
+    namespace: Option<&str>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (workspaces, pods, services, claims, policies) = match namespace {
+        Some(ns) => (
+            Api::<Workspace>::namespaced(client.clone(), ns),
+            Api::<Pod>::namespaced(client.clone(), ns),
+            Api::<Service>::namespaced(client.clone(), ns),
+            Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
+            Api::<NetworkPolicy>::namespaced(client, ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client),
+        ),
+    };
+    let owned = watcher::Config::default().labels(WORKSPACE_LABEL);
+    Controller::new(workspaces, watcher::Config::default())
+        .owns(pods, owned.clone())
+        .owns(services, owned.clone())
+        .owns(claims, owned.clone())
+        .owns(policies, owned)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, Arc::new(ctx))
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(workspace = obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile"),
+            }
+        })
+        .await;
+}
+
+fn error_policy(ws: Arc<Workspace>, error: &ReconcileError, _: Arc<Context>) -> Action {
+    match error {
+        fin::Error::CleanupFailed(Error::Waiting(_))
+        | fin::Error::ApplyFailed(Error::Waiting(_)) => Action::requeue(Duration::from_secs(1)),
+        e => {
+            tracing::warn!(workspace = ws.name_any(), error = %e, "reconcile failed");
+            Action::requeue(Duration::from_secs(5))
+        }
+    }
+}
+
+/// The error a reconcile returns: its own, inside the finalizer's.
+pub type ReconcileError = fin::Error<Error>;
+
+/// One step toward a Workspace's spec.
+pub async fn reconcile(ws: Arc<Workspace>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let ns = ws.namespace().unwrap_or_else(|| "default".into());
+    let api = Api::<Workspace>::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, ws, |event| async {
+        match event {
+            Event::Apply(ws) => apply(&ws, &ctx, &ns).await,
+            Event::Cleanup(ws) => cleanup(&ws, &ctx, &ns).await,
+        }
+    })
+    .await
+}
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+async fn apply(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let name = ws.name_any();
+    let owner = ws
+        .controller_owner_ref(&())
+        .ok_or(Error::Malformed("uid"))?;
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
+    let claim = claims
+        .patch(&name, &apply_params(), &Patch::Apply(claim(ws, &owner)))
+        .await?;
+    let services = Api::<Service>::namespaced(client.clone(), ns);
+    let service = services
+        .patch(&name, &apply_params(), &Patch::Apply(service(ws, &owner)))
+        .await?;
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
+    policies
+        .patch(
+            &name,
+            &apply_params(),
+            &Patch::Apply(network_policy(ws, &owner, &ctx.config)),
+        )
+        .await?;
+
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let want = (ws.spec.state == DesiredState::Running).then(|| pod(ws, &owner));
+    let mut current = pods.get_opt(&name).await?;
+    // Whether the Pod there is (or, gone, would be) the spec's.
+    let mut settled = true;
+    match (&want, &current) {
+        (Some(want), None) => {
+            current = Some(
+                pods.patch(&name, &apply_params(), &Patch::Apply(want))
+                    .await?,
+            );
+        }
+        (Some(want), Some(pod)) if annotation(pod, SPEC_HASH) != annotation(want, SPEC_HASH) => {
+            delete_pod(&pods, pod).await?;
+            settled = false;
+        }
+        (None, Some(pod)) => {
+            delete_pod(&pods, pod).await?;
+            settled = false;
+        }
+        _ => {}
+    }
+    let status = status_of(ws, current.as_ref(), &service, &claim, settled);
+    if ws.status.as_ref() != Some(&status) {
+        let api = Api::<Workspace>::namespaced(client.clone(), ns);
+        let patch = json!({
+            "apiVersion": "berth.dev/v1alpha1",
+            "kind": "Workspace",
+            "status": status,
+        });
+        api.patch_status(&name, &apply_params(), &Patch::Apply(patch))
+            .await?;
+    }
+    Ok(if settled {
+        Action::requeue(Duration::from_secs(300))
+    } else {
+        Action::requeue(Duration::from_secs(1))
+    })
+}
+
+/// Deletes a Pod (with its grace period) unless it is already going.
+async fn delete_pod(pods: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
+    if pod.metadata.deletion_timestamp.is_none() {
+        let params = DeleteParams {
+            grace_period_seconds: Some(GRACE_SECONDS as u32),
+            ..DeleteParams::default()
+        };
+        ignore_not_found(pods.delete(&pod.name_any(), &params).await)?;
+    }
+    Ok(())
+}
+
+fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes what the Workspace made; done when none of it is left (a kept
+/// home stays, without its owner reference).
+async fn cleanup(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let name = ws.name_any();
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let mut left = Vec::new();
+    if let Some(pod) = pods.get_opt(&name).await? {
+        delete_pod(&pods, &pod).await?;
+        left.push("its Pod");
+    }
+    let dp = DeleteParams::default();
+    ignore_not_found(
+        Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+            .delete(&name, &dp)
+            .await,
+    )?;
+    ignore_not_found(
+        Api::<Service>::namespaced(client.clone(), ns)
+            .delete(&name, &dp)
+            .await,
+    )?;
+    if let Some(secret) = &ws.spec.secret_name {
+        ignore_not_found(
+            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
+                .delete(secret, &dp)
+                .await,
+        )?;
+    }
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
+    if ws.spec.home.keep_on_delete {
+        // It stays, as nobody's: no garbage collector takes it with the Workspace.
+        let patch = json!({"metadata": {"ownerReferences": null}});
+        ignore_not_found(
+            claims
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await,
+        )?;
+    } else if let Some(claim) = claims.get_opt(&name).await? {
+        if claim.metadata.deletion_timestamp.is_none() {
+            ignore_not_found(claims.delete(&name, &dp).await)?;
+        }
+        left.push("its home");
+    }
+    if left.is_empty() {
+        Ok(Action::await_change())
+    } else {
+        Err(Error::Waiting(left.join(" and ")))
+    }
+}
+
+fn annotation<'a>(obj: &'a impl Resource, key: &str) -> Option<&'a str> {
+    obj.meta()
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+/// Labels of everything made for `ws`.
+fn labels(ws: &Workspace) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "berth-workspace".into()),
+        ("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into()),
+        (WORKSPACE_LABEL.into(), ws.name_any()),
+        ("berth.dev/owner".into(), ws.spec.owner.clone()),
+    ])
+}
+
+fn meta(ws: &Workspace, owner: &OwnerReference) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(ws.name_any()),
+        labels: Some(labels(ws)),
+        owner_references: Some(vec![owner.clone()]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn selector(ws: &Workspace) -> BTreeMap<String, String> {
+    BTreeMap::from([(WORKSPACE_LABEL.into(), ws.name_any())])
+}
+
+/// The home's claim.
+pub fn claim(ws: &Workspace, owner: &OwnerReference) -> PersistentVolumeClaim {
+    let mut meta = meta(ws, owner);
+    if ws.spec.home.keep_on_delete {
+        meta.owner_references = None;
+    }
+    PersistentVolumeClaim {
+        metadata: meta,
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: ws.spec.home.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity(ws.spec.home.size_bytes.to_string()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Service in front of the app.
+pub fn service(ws: &Workspace, owner: &OwnerReference) -> Service {
+    Service {
+        metadata: meta(ws, owner),
+        spec: Some(ServiceSpec {
+            selector: Some(selector(ws)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: ws.spec.port.into(),
+                target_port: Some(IntOrString::Int(ws.spec.port.into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// In only from berth's Pods; out only to berth's API and DNS, and, with
+/// `egress`, outside the cluster.
+pub fn network_policy(
+    ws: &Workspace,
+    owner: &OwnerReference,
+    config: &OperatorConfig,
+) -> NetworkPolicy {
+    let berth = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(config.berth_pod_labels.clone()),
+            ..LabelSelector::default()
+        }),
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".into(),
+                config.berth_namespace.clone(),
+            )])),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    };
+    let tcp = |port: u16| NetworkPolicyPort {
+        protocol: Some("TCP".into()),
+        port: Some(IntOrString::Int(port.into())),
+        ..NetworkPolicyPort::default()
+    };
+    let dns = NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector::default()),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("k8s-app".into(), "kube-dns".into())])),
+                ..LabelSelector::default()
+            }),
+            ..NetworkPolicyPeer::default()
+        }]),
+        ports: Some(
+            ["UDP", "TCP"]
+                .map(|protocol| NetworkPolicyPort {
+                    protocol: Some(protocol.into()),
+                    port: Some(IntOrString::Int(53)),
+                    ..NetworkPolicyPort::default()
+                })
+                .into(),
+        ),
+    };
+    let mut egress = vec![
+        NetworkPolicyEgressRule {
+            to: Some(vec![berth.clone()]),
+            ports: Some(vec![tcp(config.berth_api_port)]),
+        },
+        dns,
+    ];
+    if ws.spec.egress {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                ip_block: Some(IPBlock {
+                    cidr: "0.0.0.0/0".into(),
+                    except: Some(config.cluster_cidrs.clone()),
+                }),
+                ..NetworkPolicyPeer::default()
+            }]),
+            ports: None,
+        });
+    }
+    NetworkPolicy {
+        metadata: meta(ws, owner),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector(ws)),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![berth]),
+                ports: Some(vec![tcp(ws.spec.port)]),
+            }]),
+            egress: Some(egress),
+        }),
+    }
+}
+
+/// Where the home is mounted in the Pod (as the process runtime has it).
+pub fn home_path(ws: &Workspace) -> String {
+    format!("/home/{}", ws.spec.owner)
+}
+
+/// The Pod that runs the app.
+pub fn pod(ws: &Workspace, owner: &OwnerReference) -> Pod {
+    let spec = &ws.spec;
+    let home = home_path(ws);
+    let mut env = vec![
+        KEnvVar {
+            name: "POD_IP".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..KEnvVar::default()
+        },
+        plain("HOME", &home),
+        plain("USER", &spec.owner),
+        plain("PORT", &spec.port.to_string()),
+        plain("JUPYTERHUB_USER", &spec.owner),
+        plain("JUPYTERHUB_SERVICE_PREFIX", &spec.base_url),
+        plain(
+            "JUPYTERHUB_SERVICE_URL",
+            &format!("http://0.0.0.0:{}{}", spec.port, spec.base_url),
+        ),
+        plain("JUPYTERHUB_ROOT_DIR", &home),
+    ];
+    env.extend(spec.env.iter().map(|v| plain(&v.name, &v.value)));
+    let quantity = |cpu: u64, memory: u64| {
+        BTreeMap::from([
+            ("cpu".to_owned(), Quantity(format!("{cpu}m"))),
+            ("memory".to_owned(), Quantity(memory.to_string())),
+        ])
+    };
+    let requests = quantity(spec.resources.cpu_millis, spec.resources.memory_bytes);
+    let mut limits = requests.clone();
+    if spec.resources.gpus > 0 {
+        limits.insert(
+            "nvidia.com/gpu".into(),
+            Quantity(spec.resources.gpus.to_string()),
+        );
+    }
+    let container = Container {
+        name: "app".into(),
+        image: Some(spec.image.clone()),
+        command: Some(spec.command.clone()),
+        env: Some(env),
+        env_from: spec.secret_name.as_ref().map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: name.clone(),
+                    optional: Some(false),
+                }),
+                ..EnvFromSource::default()
+            }]
+        }),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: spec.port.into(),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(spec.port.into()),
+                ..TCPSocketAction::default()
+            }),
+            period_seconds: Some(1),
+            failure_threshold: Some(1),
+            ..Probe::default()
+        }),
+        resources: Some(ResourceRequirements {
+            requests: Some(requests),
+            limits: Some(limits),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "home".into(),
+            mount_path: home.clone(),
+            ..VolumeMount::default()
+        }]),
+        working_dir: Some(home),
+        ..Container::default()
+    };
+    let pod_spec = PodSpec {
+        containers: vec![container],
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(GRACE_SECONDS),
+        hostname: Some(spec.name.clone()),
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(spec.uid),
+            run_as_group: Some(spec.uid),
+            fs_group: Some(spec.uid),
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: (!spec.tolerations.is_empty()).then(|| {
+            spec.tolerations
+                .iter()
+                .map(|t| KToleration {
+                    key: t.key.clone(),
+                    operator: t.operator.clone(),
+                    value: t.value.clone(),
+                    effect: t.effect.clone(),
+                    toleration_seconds: t.toleration_seconds,
+                })
+                .collect()
+        }),
+        volumes: Some(vec![Volume {
+            name: "home".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: ws.name_any(),
+                read_only: None,
+            }),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    };
+    let hash = {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&pod_spec).expect("a Pod spec serializes"));
+        h.update(spec.restarted_at.as_deref().unwrap_or("").as_bytes());
+        hex::encode(&h.finalize()[..8])
+    };
+    let mut metadata = meta(ws, owner);
+    metadata.annotations = Some(BTreeMap::from([(SPEC_HASH.into(), hash)]));
+    Pod {
+        metadata,
+        spec: Some(pod_spec),
+        status: None,
+    }
+}
+
+fn plain(name: &str, value: &str) -> KEnvVar {
+    KEnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..KEnvVar::default()
+    }
+}
+
+/// What the operator reports: the Pod's phase and readiness, the Service's
+/// address. `settled`: no Pod is still to go or to be made anew.
+pub fn status_of(
+    ws: &Workspace,
+    pod: Option<&Pod>,
+    service: &Service,
+    claim: &PersistentVolumeClaim,
+    settled: bool,
+) -> WorkspaceStatus {
+    let old = ws.status.clone().unwrap_or_default();
+    let generation = ws.metadata.generation;
+    let address = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.as_deref())
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+        .map(|ip| format!("{ip}:{}", ws.spec.port));
+    let pod_status = pod.and_then(|p| p.status.as_ref());
+    let phase = pod_status.and_then(|s| s.phase.as_deref());
+    let pod_ready = pod_status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let (state, message) = match ws.spec.state {
+        _ if ws.metadata.deletion_timestamp.is_some() => (State::Deleting, None),
+        DesiredState::Running if !settled => (State::Starting, None),
+        DesiredState::Running => match phase {
+            Some("Failed") | Some("Succeeded") => (State::Failed, Some(exit_message(pod))),
+            _ if pod_ready && address.is_some() => (State::Running, None),
+            _ => (State::Starting, None),
+        },
+        // Until its Pod is gone, a stopping workspace is where it was.
+        _ if !settled => (old.state.unwrap_or(State::Starting), old.message.clone()),
+        DesiredState::Paused => (State::Paused, None),
+        DesiredState::Stopped => (State::Stopped, None),
+    };
+    let mut conditions = Vec::new();
+    let now = |old: &WorkspaceStatus, kind: &str, status: &str| {
+        old.conditions
+            .iter()
+            .find(|c| c.type_ == kind && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(rfc3339_now)
+    };
+    let mut condition = |kind: &str, ok: bool, reason: &str, message: String| {
+        let status = if ok { "True" } else { "False" };
+        conditions.push(Condition {
+            type_: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            last_transition_time: now(&old, kind, status),
+            observed_generation: generation,
+        });
+    };
+    let ready_reason = match state {
+        State::Running => "AppAnswers",
+        State::Starting => "Starting",
+        State::Failed => "AppExited",
+        State::Paused => "Paused",
+        State::Stopped => "Stopped",
+        State::Deleting => "Deleting",
+    };
+    condition(
+        "Ready",
+        state == State::Running,
+        ready_reason,
+        message.clone().unwrap_or_default(),
+    );
+    let bound = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending");
+    condition("HomeBound", bound == "Bound", bound, String::new());
+    WorkspaceStatus {
+        state: Some(state),
+        observed_generation: if settled {
+            generation
+        } else {
+            old.observed_generation
+        },
+        address: if state == State::Stopped {
+            None
+        } else {
+            address
+        },
+        message,
+        conditions,
+    }
+}
+
+/// Why a Pod's app ended: its exit code or signal reason.
+fn exit_message(pod: Option<&Pod>) -> String {
+    let terminated = pod
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.terminated.as_ref());
+    match terminated {
+        Some(t) => {
+            let mut m = format!("the app exited with code {}", t.exit_code);
+            if let Some(reason) = t.reason.as_deref().filter(|r| *r != "Error") {
+                m.push_str(&format!(" ({reason})"));
+            }
+            if let Some(message) = t.message.as_deref().and_then(model::last_line) {
+                m.push_str(&format!(": {message}"));
+            }
+            m
+        }
+        None => "the app's Pod ended".into(),
+    }
+}
+
+fn rfc3339_now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .expect("rounds")
+        .to_string()
+}

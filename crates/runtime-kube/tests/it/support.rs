@@ -1,0 +1,303 @@
+//! What the tests share: the conformance story's view of the Kubernetes
+//! runtime, with its operator running beside it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, ListParams};
+use kube::Client;
+use model::{App, IdleAction, Name, ProfileSpec, Secret as SecretValue, Upstream};
+use runtime::{Runtime, WorkspaceRef};
+use runtime_kube::crd::Workspace;
+use runtime_kube::envtest::{ControlPlane, Node};
+use runtime_kube::operator::{self, OperatorConfig};
+use runtime_kube::{KubeRuntime, KubeRuntimeConfig};
+
+/// The app the story runs: an HTTP server on the address in
+/// `JUPYTERHUB_SERVICE_URL` under its prefix that answers `api/status`,
+/// stores a PUT body as a file of its home and serves it back, and shows its
+/// environment at `env`.
+pub const APP: &str = r#"
+import http.server, json, os, urllib.parse
+env = os.environ
+url = urllib.parse.urlsplit(env["JUPYTERHUB_SERVICE_URL"])
+base = env["JUPYTERHUB_SERVICE_PREFIX"]
+home = env["HOME"]
+class H(http.server.BaseHTTPRequestHandler):
+    def reply(self, code, body):
+        self.send_response(code)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        rest = self.path[len(base):] if self.path.startswith(base) else None
+        if rest == "api/status":
+            return self.reply(200, b'{"ok": true}')
+        if rest == "env":
+            return self.reply(200, json.dumps(dict(env)).encode())
+        if rest:
+            try:
+                with open(os.path.join(home, os.path.basename(rest)), "rb") as f:
+                    return self.reply(200, f.read())
+            except OSError:
+                pass
+        self.reply(404, b"")
+    def do_PUT(self):
+        rest = self.path[len(base):] if self.path.startswith(base) else ""
+        body = self.rfile.read(int(self.headers["content-length"]))
+        with open(os.path.join(home, os.path.basename(rest)), "wb") as f:
+            f.write(body)
+        self.reply(201, b"")
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((url.hostname, url.port), H).serve_forever()
+"#;
+
+/// Whether the control plane's binaries are here; in CI they must be.
+pub fn have_envtest() -> bool {
+    let missing = runtime_kube::envtest::missing();
+    assert!(
+        missing.is_empty() || std::env::var_os("CI").is_none(),
+        "missing: {}",
+        missing.join(", ")
+    );
+    if !missing.is_empty() {
+        eprintln!("skipped: missing {}", missing.join(", "));
+    }
+    missing.is_empty()
+}
+
+/// A fresh namespace's name.
+pub fn namespace_name() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t-{}", &id[..12])
+}
+
+/// A workspace of `owner` running [`APP`] with a hub token in its secrets.
+pub fn workspace(owner: &str, image: &str) -> WorkspaceRef {
+    let id = uuid::Uuid::now_v7().to_string();
+    let name = format!("w{}", &id[id.len() - 8..]);
+    WorkspaceRef {
+        base_url: format!("/user/{owner}/{name}/"),
+        owner: Name::parse(owner).unwrap(),
+        name: Name::parse(&name).unwrap(),
+        id: id.as_str().into(),
+        uid: 1000,
+        profile: ProfileSpec {
+            display_name: "Standard".into(),
+            cpu_millis: 500,
+            memory_bytes: 256 << 20,
+            max_processes: 256,
+            disk_quota_bytes: 64 << 20,
+            idle_timeout_secs: None,
+            idle_action: IdleAction::Stop,
+            max_lifetime_secs: None,
+            cost_per_hour_micros: 0,
+            start_timeout_secs: 60,
+            app: App::Command {
+                argv: vec!["python3".into(), "-c".into(), APP.into()],
+                strip_prefix: false,
+            },
+            egress: false,
+        },
+        env: vec![("GREETING".into(), "hello".into())],
+        secrets: vec![(
+            "JUPYTERHUB_API_TOKEN".into(),
+            SecretValue::new("the-hub-token"),
+        )],
+        image: Some(image.into()),
+    }
+}
+
+/// A namespace with berth's operator and runtime on it, and, on the envtest
+/// control plane, the node.
+pub struct Env {
+    pub client: Client,
+    pub namespace: String,
+    pub rt: KubeRuntime,
+    pub node: Option<Node>,
+    pub image: String,
+    _root: Option<tempfile::TempDir>,
+    operator: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.operator.abort();
+    }
+}
+
+impl Env {
+    /// A fresh namespace on the shared envtest control plane.
+    pub async fn envtest() -> Env {
+        let cp = ControlPlane::shared();
+        let client = cp.client().await.expect("client");
+        let namespace = namespace_name();
+        runtime_kube::envtest::namespace(&client, &namespace)
+            .await
+            .expect("namespace");
+        let root = tempfile::Builder::new()
+            .prefix("berth-envtest-node-")
+            .tempdir()
+            .unwrap();
+        let node = Node::start(client.clone(), &namespace, root.path());
+        Env::with(
+            client,
+            namespace,
+            Some(node),
+            Some(root),
+            "python:3 (the node runs the host's python3)".into(),
+        )
+    }
+
+    pub fn with(
+        client: Client,
+        namespace: String,
+        node: Option<Node>,
+        root: Option<tempfile::TempDir>,
+        image: String,
+    ) -> Env {
+        let ctx = operator::Context {
+            client: client.clone(),
+            config: OperatorConfig::default(),
+        };
+        let ns = namespace.clone();
+        let operator = tokio::spawn(async move {
+            operator::run(ctx, Some(&ns), std::future::pending()).await;
+        });
+        let rt = KubeRuntime::new(
+            client.clone(),
+            KubeRuntimeConfig {
+                namespace: namespace.clone(),
+                wait: Duration::from_secs(60),
+                ..KubeRuntimeConfig::default()
+            },
+        );
+        Env {
+            client,
+            namespace,
+            rt,
+            node,
+            image,
+            _root: root,
+            operator,
+        }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// GET `path` of the app behind `upstream`: the status and body.
+    pub async fn get(&self, upstream: &Upstream, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://{upstream}{path}");
+        let response = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// What is left in the namespace of the workspace's objects, and of its home.
+    pub async fn leftovers(&self, ws: &WorkspaceRef) -> Vec<String> {
+        let name = Workspace::object_name(&ws.id);
+        let mut left = Vec::new();
+        macro_rules! check {
+            ($kind:ty, $what:literal) => {
+                if self.api::<$kind>().get_opt(&name).await.unwrap().is_some() {
+                    left.push(format!("{} {name}", $what));
+                }
+            };
+        }
+        check!(Workspace, "Workspace");
+        check!(Pod, "Pod");
+        check!(Service, "Service");
+        check!(PersistentVolumeClaim, "PersistentVolumeClaim");
+        check!(NetworkPolicy, "NetworkPolicy");
+        check!(Secret, "Secret");
+        let labelled = self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&format!("berth.dev/workspace={name}")))
+            .await
+            .unwrap();
+        left.extend(
+            labelled
+                .items
+                .iter()
+                .map(|p| format!("labelled Pod {:?}", p.metadata.name)),
+        );
+        if let Some(node) = &self.node {
+            let dir: PathBuf = node.claim_dir(&name);
+            if dir.exists() {
+                left.push(format!("home directory {}", dir.display()));
+            }
+        }
+        left
+    }
+}
+
+pub struct Subject {
+    pub env: Env,
+}
+
+#[async_trait::async_trait]
+impl runtime_conformance::Subject for Subject {
+    fn runtime(&self) -> &dyn Runtime {
+        &self.env.rt
+    }
+
+    fn workspace(&self) -> WorkspaceRef {
+        workspace("alice", &self.env.image)
+    }
+
+    async fn app_answers(&self, ws: &WorkspaceRef, upstream: &Upstream) -> bool {
+        let path = format!("{}api/status", ws.base_url);
+        matches!(self.env.get(upstream, &path).await, Some((200, _)))
+    }
+
+    async fn write_file(&self, ws: &WorkspaceRef, upstream: &Upstream, name: &str, content: &str) {
+        let url = format!("http://{upstream}{}{name}", ws.base_url);
+        let response = reqwest::Client::new()
+            .put(url)
+            .body(content.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{response:?}");
+    }
+
+    async fn read_file(&self, ws: &WorkspaceRef, name: &str) -> Option<String> {
+        let node = self.env.node.as_ref().expect("files are read on the node");
+        let path = node.claim_dir(&Workspace::object_name(&ws.id)).join(name);
+        let content = std::fs::read_to_string(&path).ok()?;
+        // Written by the app, as the workspace's uid.
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&path).unwrap()),
+            ws.uid
+        );
+        Some(content)
+    }
+
+    async fn leftovers(&self, ws: &WorkspaceRef, upstream: &Upstream) -> Vec<String> {
+        let mut left = self.env.leftovers(ws).await;
+        if tokio::net::TcpStream::connect(upstream.to_string())
+            .await
+            .is_ok()
+        {
+            left.push(format!("something listens at {upstream}"));
+        }
+        left
+    }
+
+    fn start_timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
