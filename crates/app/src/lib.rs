@@ -29,7 +29,10 @@ pub use quotas::UserQuota;
 pub use services::{CreateService, MIN_SERVICE_TOKEN_LEN};
 pub use sessions::{LogIn, NewSession};
 pub use tokens::CreateToken;
-pub use users::{bootstrap, reset_password, CreateUser, SetPassword, UpdateUser, UserDeletion};
+pub use users::{
+    bootstrap, configure_profiles, reset_password, CreateUser, SetPassword, UpdateUser,
+    UserDeletion,
+};
 pub use workspaces::{ChangeWorkspace, CreateWorkspace, DeleteWorkspace, WorkspaceChange};
 
 use std::sync::Arc;

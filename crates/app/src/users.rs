@@ -3,7 +3,7 @@
 //! machine), which no caller asks for.
 
 use model::AuditEntry;
-use model::{AuditAction, Name, Outcome, Scope, User};
+use model::{AuditAction, Name, Outcome, ProfileSpec, Scope, User};
 use store::{NewUser, Store, StoreError, UserPatch};
 
 use crate::sessions::NewSession;
@@ -447,6 +447,42 @@ pub async fn bootstrap(store: &Store, admin_password: Option<&str>) -> Result<Op
     .await?;
     tx.commit().await?;
     Ok(generated.then_some(password))
+}
+
+/// Profiles named in `berth serve`'s configuration (`[profiles.NAME]`, the
+/// Helm chart's values): each is created, or changed to what is configured;
+/// profiles not named are left alone. Each change leaves an audit record
+/// without an actor. Returns the names of the profiles created or changed.
+pub async fn configure_profiles(
+    store: &Store,
+    profiles: &[(Name, ProfileSpec)],
+) -> Result<Vec<Name>> {
+    let mut changed = Vec::new();
+    let mut tx = store.begin().await?;
+    for (name, spec) in profiles {
+        let new = store::NewProfile {
+            name: name.clone(),
+            spec: spec.clone(),
+        };
+        let action = match store.profile(name).await {
+            Ok(p) if p.spec == *spec => continue,
+            Ok(_) => {
+                tx.update_profile(&new).await?;
+                AuditAction::ProfileUpdate
+            }
+            Err(StoreError::NotFound { .. }) => {
+                tx.insert_profile(&new).await?;
+                AuditAction::ProfileCreate
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut entry = system_audit(action, name, "from berth serve's configuration");
+        entry.target_type = "profile".into();
+        tx.audit(&entry).await?;
+        changed.push(name.clone());
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 /// Sets the password of the user `name` on the server's own machine (`berth

@@ -1,6 +1,7 @@
 //! `berth serve`'s configuration: one tree, layered defaults < `berth.toml` <
 //! `BERTH_*` environment < command-line flags, validated before anything binds.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,8 +27,10 @@ bind = "127.0.0.1:8000"
 # data_dir = "/var/lib/berth"
 
 # What runs workspaces: "process" (bubblewrap sandboxes on this machine, in their
-# own cgroups and network namespaces; needs root) or "none" (record desired
-# state only, for control planes whose workspaces run elsewhere, and for tests).
+# own cgroups and network namespaces; needs root), "kubernetes" (a Workspace
+# object each, run by berth's operator as a Pod; see [kubernetes]) or "none"
+# (record desired state only, for control planes whose workspaces run
+# elsewhere, and for tests).
 runtime = "process"
 
 # The managed Python environment JupyterLab workspaces run from (made by
@@ -86,6 +89,49 @@ lease_secs = 15
 # (a change through any replica wakes it at once).
 resync_secs = 30
 
+[kubernetes]
+# With runtime = "kubernetes": the cluster comes from `kubeconfig`, else from
+# where berth runs (its Pod's service account), else $KUBECONFIG or
+# ~/.kube/config.
+# kubeconfig = "/etc/berth/kubeconfig"
+# The namespace of the Workspace objects, and so of their Pods.
+namespace = "default"
+# berth's URL as workspace Pods reach it, for JUPYTERHUB_API_URL and the like
+# (JupyterHub's single-user server needs it), e.g. "http://berth.berth.svc:8000".
+# hub_url = ""
+# The image of JupyterLab workspaces.
+image = "quay.io/jupyter/base-notebook:latest"
+# The homes' storage class; the cluster's default when unset.
+# storage_class = ""
+# Run the operator in this process: one replica at a time, under a Lease.
+operator = true
+lease_name = "berth-operator"
+# The Lease's namespace; default: `namespace`.
+# lease_namespace = ""
+# How long a Lease stands still before another replica takes the operator over.
+lease_secs = 15
+# The workspaces' NetworkPolicy lets in only berth's Pods (these labels, in
+# this namespace) and lets them out only to berth's API and DNS and, where
+# their profile allows, anywhere outside these ranges (the cluster's own).
+berth_namespace = "berth"
+berth_pod_labels = { "app.kubernetes.io/name" = "berth" }
+cluster_cidrs = ["10.0.0.0/8"]
+
+# Where workspaces of a profile run, by its name: GPUs, image, node pool.
+# [kubernetes.profiles.gpu]
+# gpus = 1
+# image = "quay.io/jupyter/pytorch-notebook:cuda12-latest"
+# node_selector = { "nvidia.com/gpu.present" = "true" }
+# tolerations = [{ key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" }]
+
+# Profiles created, or changed to what is written here, at each start; the
+# fields of the API's profiles (berth profiles create --help), over the
+# Standard profile's values. Profiles not named here are left alone.
+# [profiles.standard]
+# display_name = "Standard (2 CPU, 8 GiB)"
+# cpu = 2.0
+# memory_bytes = 8589934592
+
 [proxy]
 # How the proxy talks to workspaces' apps: how long a connection may take to
 # open; how long an app may take to begin its answer (0: no limit; a body then
@@ -117,7 +163,54 @@ pub struct Config {
     pub auth: AuthConfig,
     pub quota: QuotaConfig,
     pub controller: ControllerConfig,
+    pub kubernetes: KubernetesConfig,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, api_types::ProfileUpdate>,
     pub proxy: ProxyConfig,
+}
+
+/// `[kubernetes]`: where the Kubernetes runtime and operator work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_url: Option<String>,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    pub operator: bool,
+    pub lease_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_namespace: Option<String>,
+    pub lease_secs: u64,
+    pub berth_namespace: String,
+    pub berth_pod_labels: BTreeMap<String, String>,
+    pub cluster_cidrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, runtime_kube::Placement>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            kubeconfig: None,
+            namespace: "default".into(),
+            hub_url: None,
+            image: "quay.io/jupyter/base-notebook:latest".into(),
+            storage_class: None,
+            operator: true,
+            lease_name: "berth-operator".into(),
+            lease_namespace: None,
+            lease_secs: 15,
+            berth_namespace: "berth".into(),
+            berth_pod_labels: BTreeMap::from([("app.kubernetes.io/name".into(), "berth".into())]),
+            cluster_cidrs: vec!["10.0.0.0/8".into()],
+            profiles: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +244,7 @@ pub struct QuotaConfig {
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeKind {
     Process,
+    Kubernetes,
     None,
 }
 
@@ -207,6 +301,8 @@ impl Default for Config {
                 lease_secs: 15,
                 resync_secs: 30,
             },
+            kubernetes: KubernetesConfig::default(),
+            profiles: BTreeMap::new(),
             proxy: ProxyConfig {
                 connect_timeout_secs: 5,
                 response_timeout_secs: 0,
@@ -225,6 +321,56 @@ fn default_data_dir() -> PathBuf {
     match dirs::data_dir() {
         Some(d) if !root => d.join("berth"),
         _ => PathBuf::from("/var/lib/berth"),
+    }
+}
+
+impl KubernetesConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let label = |key: &str, v: &str| -> anyhow::Result<()> {
+            let ok = !v.is_empty()
+                && v.len() <= 63
+                && v.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !v.starts_with('-')
+                && !v.ends_with('-');
+            if !ok {
+                bail!("kubernetes.{key} must be a Kubernetes name: up to 63 lowercase letters, digits and '-'");
+            }
+            Ok(())
+        };
+        label("namespace", &self.namespace)?;
+        label("berth_namespace", &self.berth_namespace)?;
+        if let Some(ns) = &self.lease_namespace {
+            label("lease_namespace", ns)?;
+        }
+        if self.lease_name.is_empty() || self.lease_name.len() > 253 {
+            bail!("kubernetes.lease_name must be 1 to 253 characters");
+        }
+        if !(3..=600).contains(&self.lease_secs) {
+            bail!("kubernetes.lease_secs must be between 3 and 600");
+        }
+        if let Some(url) = &self.hub_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("kubernetes.hub_url must start with http:// or https://");
+            }
+        }
+        if self.image.trim().is_empty() {
+            bail!("kubernetes.image must name an image");
+        }
+        for cidr in &self.cluster_cidrs {
+            let ok = cidr.split_once('/').is_some_and(|(ip, bits)| {
+                ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 128)
+            });
+            if !ok {
+                bail!("kubernetes.cluster_cidrs: {cidr:?} is no CIDR such as 10.0.0.0/8");
+            }
+        }
+        Ok(())
+    }
+
+    /// The Lease's namespace.
+    pub fn lease_namespace(&self) -> &str {
+        self.lease_namespace.as_deref().unwrap_or(&self.namespace)
     }
 }
 
@@ -255,6 +401,8 @@ const ENV_KEYS: &[&str] = &[
     "auth",
     "quota",
     "controller",
+    "kubernetes",
+    "profiles",
     "proxy",
 ];
 
@@ -363,7 +511,37 @@ impl Config {
         if !(q.max_cpu.is_finite() && (0.0..=1e6).contains(&q.max_cpu)) {
             bail!("quota.max_cpu must be between 0 and 1000000");
         }
+        self.kubernetes.validate()?;
+        for name in self.profiles.keys() {
+            if model::Name::check(name).is_err() {
+                bail!("profiles.{name}: a profile name is lowercase letters, digits and '-', starting with a letter");
+            }
+        }
         Ok(())
+    }
+
+    /// The Kubernetes runtime's settings.
+    pub fn kube_runtime(&self) -> runtime_kube::KubeRuntimeConfig {
+        let k = &self.kubernetes;
+        runtime_kube::KubeRuntimeConfig {
+            namespace: k.namespace.clone(),
+            image: k.image.clone(),
+            hub_url: k.hub_url.clone(),
+            storage_class: k.storage_class.clone(),
+            placement: k.profiles.clone(),
+            ..runtime_kube::KubeRuntimeConfig::default()
+        }
+    }
+
+    /// The operator's settings.
+    pub fn operator(&self) -> runtime_kube::operator::OperatorConfig {
+        let k = &self.kubernetes;
+        runtime_kube::operator::OperatorConfig {
+            berth_namespace: k.berth_namespace.clone(),
+            berth_pod_labels: k.berth_pod_labels.clone(),
+            berth_api_port: self.bind.port(),
+            cluster_cidrs: k.cluster_cidrs.clone(),
+        }
     }
 
     /// The proxy's settings as the server applies them.

@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod config;
+mod kubernetes;
 mod listen;
 mod serve;
 
@@ -71,6 +72,10 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// berth on Kubernetes: the operator that runs Workspace objects, and
+    /// their CustomResourceDefinition.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Tasks run on the server's machine, against its database directly.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -88,6 +93,26 @@ enum ConfigCommand {
         #[arg(long, env = "BERTH_CONFIG")]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Run the operator (reconcile Workspaces into Pods, claims, Services and
+    /// NetworkPolicies) while this process holds the Lease, until SIGTERM.
+    /// `berth serve` with runtime = "kubernetes" runs it too, unless
+    /// kubernetes.operator = false.
+    #[command(
+        after_help = "Examples:\n  berth operator run --config /etc/berth/berth.toml\n  \
+        BERTH_KUBERNETES__NAMESPACE=workspaces berth operator run"
+    )]
+    Run {
+        /// Config file (default: ./berth.toml if it exists); its [kubernetes] section.
+        #[arg(long, env = "BERTH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the Workspace CustomResourceDefinition (YAML), for `kubectl apply -f -`.
+    #[command(after_help = "Examples:\n  berth operator crd | kubectl apply -f -")]
+    Crd,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +174,16 @@ fn main() -> ExitCode {
             config::Config::load(config.as_deref(), &config::Overrides::default()).and_then(|c| {
                 print!("{}", toml::to_string(&c)?);
                 Ok(())
+            })
+        }
+        Command::Operator(OperatorCommand::Crd) => {
+            print!("{}", runtime_kube::crd::crd_yaml());
+            Ok(())
+        }
+        Command::Operator(OperatorCommand::Run { config }) => {
+            config::Config::load(config.as_deref(), &config::Overrides::default()).and_then(|cfg| {
+                serve::init_tracing(&cfg);
+                tokio::runtime::Runtime::new()?.block_on(kubernetes::run_operator(cfg))
             })
         }
         Command::Admin(AdminCommand::ResetPassword {

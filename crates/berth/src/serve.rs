@@ -51,6 +51,7 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
             let (rt, gateway) = process_runtime(&cfg, addr.port()).await?;
             (Some(rt), Some(gateway))
         }
+        RuntimeKind::Kubernetes => (Some(kube_runtime(&cfg).await?), None),
         RuntimeKind::None => (None, None),
     };
     let store = store::Store::connect(&cfg.database_url())
@@ -70,6 +71,13 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .context("create the first admin account")?;
+    let configured = server::configure_profiles(&store, &cfg.profiles)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("apply the profiles of the configuration")?;
+    if !configured.is_empty() {
+        tracing::info!(?configured, "profiles created or changed as configured");
+    }
     if let Some(pw) = generated {
         // Shown once, on the first start only; it is stored only as a hash.
         println!("created the admin account: user name `admin`, one-time password `{pw}`");
@@ -122,6 +130,18 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
         shutdown().await;
         let _ = stop_tx.send(true);
     });
+    let operator = match (cfg.runtime, cfg.kubernetes.operator) {
+        (RuntimeKind::Kubernetes, true) => {
+            let client = crate::kubernetes::client(&cfg).await?;
+            let (mut cfg, stop) = (cfg.clone(), stopped(stop_rx.clone()));
+            // Workspaces may reach the API at the port bound (`bind` may say 0).
+            cfg.bind = addr;
+            Some(tokio::spawn(async move {
+                crate::kubernetes::operator(&cfg, client, stop).await
+            }))
+        }
+        _ => None,
+    };
     let flusher = tokio::spawn(controller::activity::flush(
         store.clone(),
         state.proxy.activity().clone(),
@@ -143,6 +163,9 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
             .context("serve HTTP on the gateway")?;
     }
     flusher.await.context("the activity flusher")?;
+    if let Some(o) = operator {
+        o.await.context("the operator task")?;
+    }
     if let Some(c) = controller {
         c.await.context("the controller task")?;
     }
@@ -195,6 +218,18 @@ async fn refuse_unknown_workspaces(
         ids = ids.join(", "),
         kept = workspaces.join("kept").display(),
     )
+}
+
+/// The Kubernetes runtime: Workspace objects in `kubernetes.namespace`.
+async fn kube_runtime(cfg: &Config) -> anyhow::Result<Arc<dyn runtime::Runtime>> {
+    let client = crate::kubernetes::client(cfg).await?;
+    if cfg.kubernetes.hub_url.is_none() {
+        tracing::warn!("kubernetes.hub_url is not set: JupyterLab workspaces cannot reach berth's API (set it to berth's URL as Pods reach it)");
+    }
+    Ok(Arc::new(runtime_kube::KubeRuntime::new(
+        client,
+        cfg.kube_runtime(),
+    )))
 }
 
 /// The process runtime, and the listener on its gateway address through which
@@ -302,7 +337,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
     tokio::select! {

@@ -201,6 +201,7 @@ async fn act(id: &WorkspaceId, ctx: &Ctx, seen: &Seen) -> Result<Acted, Reconcil
                 secrets,
                 image: None,
                 base_url,
+                profile_name: profile.name.clone(),
                 profile: profile.spec.clone(),
             };
             match ctx.runtime.start(&r).await {

@@ -21,6 +21,7 @@ impl Subject for Fake {
             name: Name::parse("lab").unwrap(),
             uid: 100_000,
             base_url: "/user/alice/lab/".into(),
+            profile_name: Name::parse("standard").unwrap(),
             profile: ProfileSpec::standard(),
             env: Vec::new(),
             secrets: Vec::new(),

@@ -16,6 +16,9 @@ pub const GROUP: &str = "berth.dev";
 pub const FINALIZER: &str = "berth.dev/cleanup";
 
 /// What a workspace is: who owns it, what it runs, with what resources.
+// Clippy reads kube's repeated `printcolumn(type_ = "string", …)` as
+// duplicated attributes; each is a column of its own.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "berth.dev",

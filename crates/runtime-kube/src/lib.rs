@@ -5,7 +5,8 @@
 pub mod crd;
 #[cfg(feature = "envtest")]
 pub mod envtest;
+pub mod lease;
 pub mod operator;
 pub mod runtime;
 
-pub use runtime::{KubeRuntime, KubeRuntimeConfig};
+pub use runtime::{KubeRuntime, KubeRuntimeConfig, Placement};

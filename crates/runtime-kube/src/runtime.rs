@@ -24,7 +24,8 @@ use runtime::{Capabilities, LogRead, Observed, Runtime, RuntimeError, WorkspaceR
 use serde_json::json;
 
 use crate::crd::{
-    DesiredState, EnvVar, Home, Resources, State, Workspace, WorkspaceSpec, WorkspaceStatus,
+    DesiredState, EnvVar, Home, Resources, State, Toleration, Workspace, WorkspaceSpec,
+    WorkspaceStatus,
 };
 
 /// The field manager of what the runtime applies.
@@ -49,6 +50,27 @@ pub struct KubeRuntimeConfig {
     pub storage_class: Option<String>,
     /// How long stop, pause and delete wait for the operator.
     pub wait: Duration,
+    /// Where workspaces of a profile run, by the profile's name (GPU node
+    /// pools); profiles not named run anywhere, with no GPU.
+    pub placement: BTreeMap<String, Placement>,
+}
+
+/// Where the workspaces of one profile run, and with what devices.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// `nvidia.com/gpu` devices for each workspace.
+    #[serde(default)]
+    pub gpus: u32,
+    /// The image, instead of the runtime's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Labels of the nodes they may run on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints they tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
 }
 
 impl Default for KubeRuntimeConfig {
@@ -59,6 +81,7 @@ impl Default for KubeRuntimeConfig {
             hub_url: None,
             storage_class: None,
             wait: Duration::from_secs(60),
+            placement: BTreeMap::new(),
         }
     }
 }
@@ -149,16 +172,24 @@ impl KubeRuntime {
         }
         env.extend(ws.env.iter().map(|(k, v)| var(k, v.clone())));
         let p = &ws.profile;
+        let placement = self
+            .config
+            .placement
+            .get(ws.profile_name.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let image = ws
+            .image
+            .clone()
+            .or(placement.image)
+            .unwrap_or_else(|| self.config.image.clone());
         Ok(WorkspaceSpec {
             id: id.to_owned(),
             owner: ws.owner.to_string(),
             name: ws.name.to_string(),
             profile: p.display_name.clone(),
             state: DesiredState::Running,
-            image: ws
-                .image
-                .clone()
-                .unwrap_or_else(|| self.config.image.clone()),
+            image,
             command,
             port: APP_PORT,
             base_url: ws.base_url.clone(),
@@ -169,15 +200,15 @@ impl KubeRuntime {
                 cpu_millis: p.cpu_millis,
                 memory_bytes: p.memory_bytes,
                 max_processes: p.max_processes,
-                gpus: 0,
+                gpus: placement.gpus,
             },
             home: Home {
                 size_bytes: p.disk_quota_bytes,
                 storage_class_name: self.config.storage_class.clone(),
                 keep_on_delete: false,
             },
-            node_selector: BTreeMap::new(),
-            tolerations: Vec::new(),
+            node_selector: placement.node_selector,
+            tolerations: placement.tolerations,
             restarted_at: None,
             egress: p.egress,
         })

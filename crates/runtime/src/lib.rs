@@ -25,6 +25,9 @@ pub struct WorkspaceRef {
     pub uid: u32,
     /// The URL prefix the app serves under, `/user/{owner}/{name}/`.
     pub base_url: String,
+    /// The profile's name (`standard`, `gpu`), which a runtime may place by
+    /// (the Kubernetes runtime's node pools).
+    pub profile_name: Name,
     pub profile: ProfileSpec,
     /// Extra environment for the app (JupyterHub spawner conventions). Every
     /// runtime gives every app, besides: `PORT`, `HOME`, `USER`,
@@ -588,6 +591,7 @@ pub mod fake {
                 name: Name::parse("lab").unwrap(),
                 uid: 100_000,
                 base_url: "/user/alice/lab/".into(),
+                profile_name: Name::parse("standard").unwrap(),
                 profile: ProfileSpec::standard(),
                 env: vec![],
                 secrets: vec![],

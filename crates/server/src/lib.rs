@@ -98,6 +98,32 @@ pub async fn bootstrap(
     Ok(app::bootstrap(store, admin_password).await?)
 }
 
+/// The profiles `berth serve`'s configuration names (`[profiles.NAME]`),
+/// each over the Standard profile's values, as the API's `ProfileCreate`
+/// takes them: [`app::configure_profiles`]. A bad one is an error naming it
+/// and its field, and nothing is changed.
+pub async fn configure_profiles(
+    store: &app::Store,
+    profiles: &std::collections::BTreeMap<String, api_types::ProfileUpdate>,
+) -> Result<Vec<model::Name>, error::ApiError> {
+    let mut specs = Vec::new();
+    for (name, fields) in profiles {
+        let name = web::extract::name("profile", name)?;
+        let mut fields = fields.clone();
+        if fields.display_name.is_none() {
+            fields.display_name = Some(name.to_string());
+        }
+        let spec = web::convert::apply_profile(model::ProfileSpec::standard(), fields).map_err(
+            |mut e| {
+                e.message = format!("profile {name}: {}", e.message);
+                e
+            },
+        )?;
+        specs.push((name, spec));
+    }
+    Ok(app::configure_profiles(store, &specs).await?)
+}
+
 /// `berth admin reset-password`: [`app::reset_password`] of the user `name`.
 pub async fn reset_password(
     store: &app::Store,

@@ -4,6 +4,7 @@
 mod cli;
 mod hub_diff;
 mod jupyterhub;
+mod kubernetes;
 mod portal;
 mod process;
 mod readme;

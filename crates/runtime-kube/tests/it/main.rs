@@ -3,7 +3,9 @@
 //! against a scripted API that checks each call (`scripted`), and against
 //! the cluster `KUBECONFIG` names, if any (`cluster`).
 
+mod chart;
 mod cluster;
+mod crd;
 mod envtest;
 mod scripted;
 mod support;

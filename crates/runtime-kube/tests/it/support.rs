@@ -82,6 +82,7 @@ pub fn workspace(owner: &str, image: &str) -> WorkspaceRef {
     WorkspaceRef {
         base_url: format!("/user/{owner}/{name}/"),
         owner: Name::parse(owner).unwrap(),
+        profile_name: Name::parse("standard").unwrap(),
         name: Name::parse(&name).unwrap(),
         id: id.as_str().into(),
         uid: 1000,

@@ -224,6 +224,7 @@ impl Harness {
             name: Name::parse("lab").unwrap(),
             uid,
             base_url: format!("/user/{owner}/lab/"),
+            profile_name: Name::parse("standard").unwrap(),
             profile,
             env: env
                 .iter()

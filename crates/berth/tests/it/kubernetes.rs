@@ -1,0 +1,310 @@
+//! berth on Kubernetes, end to end, on a real kube-apiserver and etcd (the
+//! test plays the node: `runtime_kube::envtest`): `berth serve` with
+//! `runtime = "kubernetes"` on PostgreSQL, with the operator inside, runs a
+//! workspace that its proxy reaches through the Service; two `berth operator
+//! run` share one Lease, and killing the one that holds it moves the operator
+//! to the other within the Lease's time, with no workspace lost.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use client::Client;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::ResourceExt;
+use runtime::Runtime;
+use runtime_kube::crd::{State, Workspace};
+use runtime_kube::envtest::{ControlPlane, Node};
+use test_support::Engine;
+
+use crate::process::{admin_token, create_profile, http_get_with};
+use crate::{spawn_serve_with, BIN};
+
+/// Whether the control plane's binaries are here; in CI they must be.
+fn have_envtest() -> bool {
+    let missing = runtime_kube::envtest::missing();
+    assert!(
+        missing.is_empty() || std::env::var_os("CI").is_none(),
+        "missing: {}",
+        missing.join(", ")
+    );
+    if !missing.is_empty() {
+        eprintln!("skipped: missing {}", missing.join(", "));
+    }
+    missing.is_empty()
+}
+
+/// A fresh namespace on the shared control plane, with the node playing
+/// for it; the node's claims live under `root`.
+async fn namespace(root: &Path) -> (kube::Client, String, Node) {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let ns = format!("e2e-{}", &id[..10]);
+    runtime_kube::envtest::namespace(&client, &ns)
+        .await
+        .unwrap();
+    let node = Node::start(client.clone(), &ns, root);
+    (client, ns, node)
+}
+
+/// An app that answers `GET {prefix}` with `owner-name`, on the address of
+/// `JUPYTERHUB_SERVICE_URL`.
+const APP: &str = "import http.server, os, urllib.parse\n\
+    u = urllib.parse.urlsplit(os.environ['JUPYTERHUB_SERVICE_URL'])\n\
+    body = (os.environ['JUPYTERHUB_USER'] + '-' + os.environ['JUPYTERHUB_SERVER_NAME']).encode()\n\
+    class H(http.server.BaseHTTPRequestHandler):\n    \
+    def do_GET(self):\n        self.send_response(200); self.end_headers(); self.wfile.write(body)\n\
+    http.server.HTTPServer((u.hostname, u.port), H).serve_forever()\n";
+
+async fn wait_state(api: &Client, id: &str, want: &str) -> api_types::Workspace {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ws = api.workspace(id).await.unwrap();
+        if ws.state == want {
+            return ws;
+        }
+        assert_ne!(ws.state, "failed", "{ws:?}");
+        assert!(Instant::now() < deadline, "never {want}: {ws:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_workspaces_on_kubernetes_behind_its_proxy() {
+    if !have_envtest() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let (client, ns, node) = namespace(root.path()).await;
+    let db = Engine::Postgres.fresh().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = ControlPlane::shared().kubeconfig.display().to_string();
+    // The configuration names a profile; berth creates it at start.
+    std::fs::write(
+        dir.path().join("berth.toml"),
+        "[profiles.small]\ndisplay_name = \"Small\"\ncpu = 0.5\nmemory_bytes = 268435456\n",
+    )
+    .unwrap();
+    let (serve, url) = spawn_serve_with(
+        dir.path(),
+        "kubernetes",
+        Some(&db.url),
+        &[
+            ("BERTH_KUBERNETES__KUBECONFIG", kubeconfig.as_str()),
+            ("BERTH_KUBERNETES__NAMESPACE", ns.as_str()),
+        ],
+    );
+    let _serve = KillOnDrop(serve);
+    let token = admin_token(&url).await;
+    let api = Client::new(&url, Some(token.clone())).unwrap();
+    let small = api.profile("small").await.unwrap();
+    assert_eq!((small.display_name.as_str(), small.cpu), ("Small", 0.5));
+    create_profile(&api, "web", 128 << 20, APP).await;
+    let ws = api
+        .create_workspace(&api_types::WorkspaceCreate {
+            name: "lab".into(),
+            profile: Some("web".into()),
+            owner: None,
+            start: true,
+        })
+        .await
+        .unwrap();
+    let running = wait_state(&api, &ws.id, "running").await;
+
+    // The Workspace object, as kubectl shows it.
+    let workspaces = Api::<Workspace>::namespaced(client.clone(), &ns);
+    let object = workspaces
+        .get(&Workspace::object_name(&ws.id))
+        .await
+        .unwrap();
+    assert_eq!(object.spec.owner, "admin");
+    assert_eq!(object.spec.name, "lab");
+    assert_eq!(object.status.unwrap().state, Some(State::Running));
+    assert_eq!(running.id, ws.id);
+
+    // Through berth's proxy, to the Service's cluster IP, to the Pod.
+    let addr = url.trim_start_matches("http://");
+    let auth = format!("token {token}");
+    let through = || http_get_with(addr, "/user/admin/lab/", &[("Authorization", &auth)]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while through() != Ok((200, "admin-lab".into())) {
+        assert!(
+            Instant::now() < deadline,
+            "not through the proxy: {:?}",
+            through()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Without credentials, the proxy is the door, and it is shut.
+    let (status, _) = http_get_with(addr, "/user/admin/lab/", &[]).unwrap();
+    assert_ne!(status, 200);
+
+    // Stopped: no Pod, the home stays; started again: a new Pod.
+    api.stop_workspace(&ws.id).await.unwrap();
+    wait_state(&api, &ws.id, "stopped").await;
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let name = Workspace::object_name(&ws.id);
+    assert!(pods.get_opt(&name).await.unwrap().is_none(), "no Pod");
+    assert!(node.claim_dir(&name).is_dir(), "the home stays");
+    api.start_workspace(&ws.id).await.unwrap();
+    wait_state(&api, &ws.id, "running").await;
+
+    api.delete_workspace(&ws.id, false).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while workspaces.get_opt(&name).await.unwrap().is_some() || node.claim_dir(&name).exists() {
+        assert!(Instant::now() < deadline, "the Workspace and its home stay");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `berth operator run` with the Lease of `lease_secs`, for namespace `ns`.
+fn operator(dir: &Path, ns: &str, lease_secs: u64) -> Child {
+    Command::new(BIN)
+        .args(["operator", "run"])
+        .current_dir(dir)
+        .env(
+            "BERTH_KUBERNETES__KUBECONFIG",
+            &ControlPlane::shared().kubeconfig,
+        )
+        .env("BERTH_KUBERNETES__NAMESPACE", ns)
+        .env("BERTH_KUBERNETES__LEASE_SECS", lease_secs.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start berth operator run")
+}
+
+/// The pid in the Lease's holder (`host-pid`), once someone holds it.
+async fn holder(leases: &Api<Lease>) -> Option<u32> {
+    let lease = leases.get_opt("berth-operator").await.ok()??;
+    let holder = lease.spec?.holder_identity?;
+    holder.rsplit_once('-')?.1.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leading_operator_moves_it_within_the_lease() {
+    if !have_envtest() {
+        return;
+    }
+    const LEASE_SECS: u64 = 3;
+    let root = tempfile::tempdir().unwrap();
+    let (client, ns, _node) = namespace(root.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut operators: Vec<KillOnDrop> = (0..2)
+        .map(|_| KillOnDrop(operator(dir.path(), &ns, LEASE_SECS)))
+        .collect();
+    let leases = Api::<Lease>::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Some(pid) = holder(&leases).await {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "nobody took the Lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pids: Vec<u32> = operators.iter().map(|o| o.0.id()).collect();
+    assert!(pids.contains(&leader), "{leader} is none of {pids:?}");
+
+    // A workspace, run by the leader.
+    let rt = runtime_kube::KubeRuntime::new(
+        client.clone(),
+        runtime_kube::KubeRuntimeConfig {
+            namespace: ns.clone(),
+            ..Default::default()
+        },
+    );
+    let first = runtime_ref("first");
+    rt.start(&first).await.unwrap();
+    let until_running = |id: model::WorkspaceId| {
+        let rt = &rt;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match rt.observe(&id).await.unwrap() {
+                    runtime::Observed::Running { .. } => return Instant::now(),
+                    other => assert!(Instant::now() < deadline, "{id} still {other:?}"),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    until_running(first.id.clone()).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let first_pod = pods
+        .get(&Workspace::object_name(&first.id))
+        .await
+        .unwrap()
+        .uid();
+
+    // kill -9 the leader; a workspace created right after is run by the
+    // other, within the Lease's time (and some for the start itself).
+    let i = pids.iter().position(|p| *p == leader).unwrap();
+    operators[i].0.kill().unwrap();
+    operators[i].0.wait().unwrap();
+    let killed = Instant::now();
+    let second = runtime_ref("second");
+    rt.start(&second).await.unwrap();
+    let ran = until_running(second.id.clone()).await;
+    let took = ran - killed;
+    assert!(
+        took < Duration::from_secs(LEASE_SECS * 2 + 5),
+        "the operator moved after {took:?}"
+    );
+    let other = holder(&leases).await.unwrap();
+    assert_eq!(other, pids[1 - i], "the other holds the Lease");
+    eprintln!(
+        "the operator moved from {leader} to {other}; a new workspace ran {took:?} after the kill"
+    );
+
+    // Nothing was lost: the first workspace runs in the same Pod.
+    assert_eq!(
+        pods.get(&Workspace::object_name(&first.id))
+            .await
+            .unwrap()
+            .uid(),
+        first_pod
+    );
+    assert!(matches!(
+        rt.observe(&first.id).await.unwrap(),
+        runtime::Observed::Running { .. }
+    ));
+}
+
+/// A workspace of admin's named `name` running [`APP`], for the runtime
+/// itself (no berth serve).
+fn runtime_ref(name: &str) -> runtime::WorkspaceRef {
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut profile = model::ProfileSpec::standard();
+    profile.memory_bytes = 128 << 20;
+    profile.disk_quota_bytes = 64 << 20;
+    profile.app = model::App::Command {
+        argv: vec!["python3".into(), "-c".into(), APP.into()],
+        strip_prefix: false,
+    };
+    runtime::WorkspaceRef {
+        id: id.as_str().into(),
+        owner: model::Name::parse("admin").unwrap(),
+        name: model::Name::parse(name).unwrap(),
+        uid: 1000,
+        base_url: format!("/user/admin/{name}/"),
+        profile_name: model::Name::parse("standard").unwrap(),
+        profile,
+        env: vec![("JUPYTERHUB_SERVER_NAME".into(), name.into())],
+        secrets: Vec::new(),
+        image: None,
+    }
+}
