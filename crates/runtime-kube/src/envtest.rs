@@ -2,7 +2,9 @@
 //! makes one: a real `etcd` and `kube-apiserver` (built by
 //! `scripts/install-kube`) on loopback, and no kubelet, no scheduler, no
 //! controller manager. [`Node`] plays what those would do for berth's
-//! objects.
+//! objects: running each Pod's app as a local process ([`Node::start`]), or,
+//! as kwok's nodes do, running nothing and reporting every Pod running
+//! ([`Node::simulate`], for scale).
 //!
 //! Services get cluster IPs from a loopback range picked per control plane
 //! (`127.X.0.0/16`), so that a test can listen on them; Pods get addresses
@@ -392,9 +394,15 @@ struct NodeState {
 /// and environment replaced by it (where a real Pod would listen on all its
 /// addresses), and with each volume's mount path replaced by the host
 /// directory standing for it.
+///
+/// A simulated node ([`Node::simulate`]) plays the same parts without
+/// processes or directories, as kwok's nodes do: each Pod is bound and
+/// reported running and ready at once, each claim bound, and each Pod being
+/// deleted deleted at once; it proxies no Service (nothing would answer).
 #[derive(Debug)]
 pub struct Node {
-    root: PathBuf,
+    /// Where claims' directories go; `None` on a simulated node.
+    root: Option<PathBuf>,
     state: Arc<Mutex<NodeState>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -429,7 +437,9 @@ impl Node {
         let ctx = NodeCtx {
             client,
             namespace: namespace.to_owned(),
-            root: root.to_owned(),
+            kubelet: Kubelet::Processes {
+                root: root.to_owned(),
+            },
             state: state.clone(),
         };
         let tasks = vec![
@@ -438,15 +448,44 @@ impl Node {
             tokio::spawn(ctx.services()),
         ];
         Node {
-            root: root.to_owned(),
+            root: Some(root.to_owned()),
+            state,
+            tasks,
+        }
+    }
+
+    /// Starts playing a simulated node for `namespace` (see [`Node`]): no
+    /// process, no directory, no Service proxied.
+    pub fn simulate(client: Client, namespace: &str) -> Node {
+        let state = Arc::new(Mutex::new(NodeState::default()));
+        let ctx = NodeCtx {
+            client,
+            namespace: namespace.to_owned(),
+            kubelet: Kubelet::Simulated,
+            state: state.clone(),
+        };
+        let tasks = vec![tokio::spawn(ctx.clone().pods()), tokio::spawn(ctx.claims())];
+        Node {
+            root: None,
             state,
             tasks,
         }
     }
 
     /// The host directory of a claim.
+    ///
+    /// # Panics
+    /// On a simulated node, which has none.
     pub fn claim_dir(&self, claim: &str) -> PathBuf {
-        self.root.join(claim)
+        self.root
+            .as_ref()
+            .expect("a simulated node has no claim directories")
+            .join(claim)
+    }
+
+    /// How many Pods the node has (bound, not yet gone).
+    pub fn pods(&self) -> usize {
+        self.state.lock().unwrap().pods.len()
     }
 
     /// Names of the Pods whose app runs.
@@ -461,17 +500,34 @@ impl Node {
     }
 }
 
+/// What the node's kubelet does with a Pod.
+#[derive(Debug, Clone)]
+enum Kubelet {
+    /// Runs its app as a local process; claims are directories under `root`.
+    Processes { root: PathBuf },
+    /// Runs nothing and reports it running and ready (kwok's way).
+    Simulated,
+}
+
 #[derive(Clone)]
 struct NodeCtx {
     client: Client,
     namespace: String,
-    root: PathBuf,
+    kubelet: Kubelet,
     state: Arc<Mutex<NodeState>>,
 }
 
 impl NodeCtx {
     fn pods_api(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Where claims' directories go; none on a simulated node.
+    fn root(&self) -> Option<&Path> {
+        match &self.kubelet {
+            Kubelet::Processes { root } => Some(root),
+            Kubelet::Simulated => None,
+        }
     }
 
     async fn pods(self) {
@@ -584,7 +640,9 @@ impl NodeCtx {
         let name = pod.name_any();
         let spec = pod.spec.clone().ok_or("a pod without spec")?;
         let container = spec.containers.first().ok_or("a pod without containers")?;
-        let ip = self.state.lock().unwrap().pods[&name].ip;
+        let Some(ip) = self.state.lock().unwrap().pods.get(&name).map(|p| p.ip) else {
+            return Ok(()); // Deleted meanwhile.
+        };
         // Bound to this node, as the scheduler would.
         let binding = json!({
             "apiVersion": "v1", "kind": "Binding",
@@ -599,6 +657,24 @@ impl NodeCtx {
         )
         .await
         .map_err(|e| format!("bind: {e}"))?;
+        let root = match &self.kubelet {
+            Kubelet::Processes { root } => root,
+            Kubelet::Simulated => {
+                let running = ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                            k8s_openapi::jiff::Timestamp::now(),
+                        )),
+                    }),
+                    ..ContainerState::default()
+                };
+                if let Some(p) = self.state.lock().unwrap().pods.get_mut(&name) {
+                    p.ready = true;
+                }
+                self.set_status(&name, "Running", ip, true, running).await;
+                return Ok(());
+            }
+        };
 
         // Volumes: mount path -> host directory.
         let mut mounts: Vec<(String, PathBuf)> = Vec::new();
@@ -613,7 +689,7 @@ impl NodeCtx {
                 .persistent_volume_claim
                 .as_ref()
                 .ok_or("only claims are supported")?;
-            let dir = self.root.join(&claim.claim_name);
+            let dir = root.join(&claim.claim_name);
             wait_for(|| dir.is_dir(), Duration::from_secs(30))
                 .await
                 .map_err(|_| format!("claim {} has no volume", claim.claim_name))?;
@@ -680,7 +756,7 @@ impl NodeCtx {
             .map(|a| local(&expand(a, &env)))
             .collect();
         let program = argv.first().ok_or("a container without command")?;
-        let log_dir = self.root.join(".logs");
+        let log_dir = root.join(".logs");
         std::fs::create_dir_all(&log_dir).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(log_dir.join(format!("{name}.log")))
             .map_err(|e| e.to_string())?;
@@ -842,8 +918,9 @@ impl NodeCtx {
         }
     }
 
-    /// Claims: a directory each, bound at once; removed when the claim goes
-    /// (its protection finalizer lifted once no Pod of this node mounts it).
+    /// Claims: a directory each (none on a simulated node), bound at once;
+    /// removed when the claim goes (its protection finalizer lifted once no
+    /// Pod of this node mounts it).
     async fn claims(self) {
         let api = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &self.namespace);
         let stream = watcher(api.clone(), watcher::Config::default());
@@ -852,7 +929,9 @@ impl NodeCtx {
             let claim = match stream.try_next().await {
                 Ok(Some(watcher::Event::Apply(c) | watcher::Event::InitApply(c))) => c,
                 Ok(Some(watcher::Event::Delete(c))) => {
-                    let _ = std::fs::remove_dir_all(self.root.join(c.name_any()));
+                    if let Some(root) = self.root() {
+                        let _ = std::fs::remove_dir_all(root.join(c.name_any()));
+                    }
                     continue;
                 }
                 Ok(Some(_)) => continue,
@@ -886,7 +965,9 @@ impl NodeCtx {
                 });
                 continue;
             }
-            let _ = std::fs::create_dir_all(self.root.join(&name));
+            if let Some(root) = self.root() {
+                let _ = std::fs::create_dir_all(root.join(&name));
+            }
             let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
             if !bound {
                 let patch = json!({"status": {"phase": "Bound"}});

@@ -645,7 +645,12 @@ pub fn status_of(
     settled: bool,
 ) -> WorkspaceStatus {
     let old = ws.status.clone().unwrap_or_default();
-    let generation = ws.metadata.generation;
+    // What this status describes: the spec, once nothing is still to change.
+    let generation = if settled {
+        ws.metadata.generation
+    } else {
+        old.observed_generation
+    };
     let address = service
         .spec
         .as_ref()
@@ -711,11 +716,7 @@ pub fn status_of(
     condition("HomeBound", bound == "Bound", bound, String::new());
     WorkspaceStatus {
         state: Some(state),
-        observed_generation: if settled {
-            generation
-        } else {
-            old.observed_generation
-        },
+        observed_generation: generation,
         address: if state == State::Stopped {
             None
         } else {

@@ -129,89 +129,7 @@ impl KubeRuntime {
 
     /// The Workspace that `ws` asks for.
     pub fn spec(&self, ws: &WorkspaceRef) -> Result<WorkspaceSpec, RuntimeError> {
-        let id = ws.id.as_str();
-        let home = format!("/home/{}", ws.owner);
-        let command = match &ws.profile.app {
-            App::Command { argv, .. } if !argv.is_empty() => {
-                let vars = CommandVars {
-                    port: APP_PORT,
-                    base_url: &ws.base_url,
-                    username: ws.owner.as_str(),
-                    servername: ws.name.as_str(),
-                    home: &home,
-                };
-                argv.iter().map(|a| vars.fill(a)).collect()
-            }
-            App::Command { .. } => return Err(RuntimeError::permanent("start", id, "empty argv")),
-            // JupyterHub's single-user server logs browsers in through berth's
-            // OAuth; without a hub, plain JupyterLab (only berth reaches it:
-            // the NetworkPolicy).
-            App::Jupyterlab if ws.has_hub_token() => vec!["jupyterhub-singleuser".into()],
-            App::Jupyterlab => vec![
-                "jupyter-lab".into(),
-                "--no-browser".into(),
-                "--ip=0.0.0.0".into(),
-                format!("--port={APP_PORT}"),
-                format!("--ServerApp.base_url={}", ws.base_url),
-                format!("--ServerApp.root_dir={home}"),
-                "--IdentityProvider.token=".into(),
-                "--ServerApp.allow_remote_access=True".into(),
-            ],
-        };
-        let mut env: Vec<EnvVar> = Vec::new();
-        if let Some(url) = &self.config.hub_url {
-            let url = url.trim_end_matches('/');
-            env.extend([
-                var("JUPYTERHUB_API_URL", format!("{url}/hub/api")),
-                var(
-                    "JUPYTERHUB_ACTIVITY_URL",
-                    format!("{url}/hub/api/users/{}/activity", ws.owner),
-                ),
-                var("BERTH_API_URL", url.to_owned()),
-            ]);
-        }
-        env.extend(ws.env.iter().map(|(k, v)| var(k, v.clone())));
-        let p = &ws.profile;
-        let placement = self
-            .config
-            .placement
-            .get(ws.profile_name.as_str())
-            .cloned()
-            .unwrap_or_default();
-        let image = ws
-            .image
-            .clone()
-            .or(placement.image)
-            .unwrap_or_else(|| self.config.image.clone());
-        Ok(WorkspaceSpec {
-            id: id.to_owned(),
-            owner: ws.owner.to_string(),
-            name: ws.name.to_string(),
-            profile: p.display_name.clone(),
-            state: DesiredState::Running,
-            image,
-            command,
-            port: APP_PORT,
-            base_url: ws.base_url.clone(),
-            uid: ws.uid.into(),
-            env,
-            secret_name: (!ws.secrets.is_empty()).then(|| Workspace::object_name(id)),
-            resources: Resources {
-                cpu_millis: p.cpu_millis,
-                memory_bytes: p.memory_bytes,
-                max_processes: p.max_processes,
-                gpus: placement.gpus,
-            },
-            home: Home {
-                size_bytes: p.disk_quota_bytes,
-                storage_class_name: self.config.storage_class.clone(),
-                keep_on_delete: false,
-            },
-            node_selector: placement.node_selector,
-            tolerations: placement.tolerations,
-            restarted_at: None,
-            egress: p.egress,
-        })
+        workspace_spec(&self.config, ws)
     }
 
     async fn get(&self, op: &'static str, id: &str) -> Result<Option<Workspace>, RuntimeError> {
@@ -273,6 +191,95 @@ impl KubeRuntime {
             )),
         }
     }
+}
+
+/// The Workspace that `ws` asks for, with the runtime's `config`.
+pub fn workspace_spec(
+    config: &KubeRuntimeConfig,
+    ws: &WorkspaceRef,
+) -> Result<WorkspaceSpec, RuntimeError> {
+    let id = ws.id.as_str();
+    let home = format!("/home/{}", ws.owner);
+    let command = match &ws.profile.app {
+        App::Command { argv, .. } if !argv.is_empty() => {
+            let vars = CommandVars {
+                port: APP_PORT,
+                base_url: &ws.base_url,
+                username: ws.owner.as_str(),
+                servername: ws.name.as_str(),
+                home: &home,
+            };
+            argv.iter().map(|a| vars.fill(a)).collect()
+        }
+        App::Command { .. } => return Err(RuntimeError::permanent("start", id, "empty argv")),
+        // JupyterHub's single-user server logs browsers in through berth's
+        // OAuth; without a hub, plain JupyterLab (only berth reaches it:
+        // the NetworkPolicy).
+        App::Jupyterlab if ws.has_hub_token() => vec!["jupyterhub-singleuser".into()],
+        App::Jupyterlab => vec![
+            "jupyter-lab".into(),
+            "--no-browser".into(),
+            "--ip=0.0.0.0".into(),
+            format!("--port={APP_PORT}"),
+            format!("--ServerApp.base_url={}", ws.base_url),
+            format!("--ServerApp.root_dir={home}"),
+            "--IdentityProvider.token=".into(),
+            "--ServerApp.allow_remote_access=True".into(),
+        ],
+    };
+    let mut env: Vec<EnvVar> = Vec::new();
+    if let Some(url) = &config.hub_url {
+        let url = url.trim_end_matches('/');
+        env.extend([
+            var("JUPYTERHUB_API_URL", format!("{url}/hub/api")),
+            var(
+                "JUPYTERHUB_ACTIVITY_URL",
+                format!("{url}/hub/api/users/{}/activity", ws.owner),
+            ),
+            var("BERTH_API_URL", url.to_owned()),
+        ]);
+    }
+    env.extend(ws.env.iter().map(|(k, v)| var(k, v.clone())));
+    let p = &ws.profile;
+    let placement = config
+        .placement
+        .get(ws.profile_name.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let image = ws
+        .image
+        .clone()
+        .or(placement.image)
+        .unwrap_or_else(|| config.image.clone());
+    Ok(WorkspaceSpec {
+        id: id.to_owned(),
+        owner: ws.owner.to_string(),
+        name: ws.name.to_string(),
+        profile: p.display_name.clone(),
+        state: DesiredState::Running,
+        image,
+        command,
+        port: APP_PORT,
+        base_url: ws.base_url.clone(),
+        uid: ws.uid.into(),
+        env,
+        secret_name: (!ws.secrets.is_empty()).then(|| Workspace::object_name(id)),
+        resources: Resources {
+            cpu_millis: p.cpu_millis,
+            memory_bytes: p.memory_bytes,
+            max_processes: p.max_processes,
+            gpus: placement.gpus,
+        },
+        home: Home {
+            size_bytes: p.disk_quota_bytes,
+            storage_class_name: config.storage_class.clone(),
+            keep_on_delete: false,
+        },
+        node_selector: placement.node_selector,
+        tolerations: placement.tolerations,
+        restarted_at: None,
+        egress: p.egress,
+    })
 }
 
 fn var(name: &str, value: String) -> EnvVar {

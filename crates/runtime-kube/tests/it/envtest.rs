@@ -124,7 +124,7 @@ async fn a_running_workspace_has_its_objects() {
     // The app sees the token (from the Secret), the spawner's variables, and
     // the workspace's own.
     let (code, body) = env
-        .get(&upstream, &format!("{}env", ws.base_url))
+        .get(&ws, &upstream, &format!("{}env", ws.base_url))
         .await
         .unwrap();
     assert_eq!(code, 200);

@@ -120,6 +120,9 @@ pub struct Env {
     pub rt: KubeRuntime,
     pub node: Option<Node>,
     pub image: String,
+    /// Reach apps through the API server's Service proxy (a real cluster's
+    /// Services are not reachable from the test), not at their address.
+    pub through_api: bool,
     _root: Option<tempfile::TempDir>,
     operator: tokio::task::JoinHandle<()>,
 }
@@ -180,6 +183,7 @@ impl Env {
             client,
             namespace,
             rt,
+            through_api: node.is_none(),
             node,
             image,
             _root: root,
@@ -194,17 +198,58 @@ impl Env {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    /// GET `path` of the app behind `upstream`: the status and body.
-    pub async fn get(&self, upstream: &Upstream, path: &str) -> Option<(u16, String)> {
+    /// `method path` of the app of `ws` behind `upstream`: the status and body.
+    pub async fn call(
+        &self,
+        ws: &WorkspaceRef,
+        upstream: &Upstream,
+        method: http::Method,
+        path: &str,
+        body: &str,
+    ) -> Option<(u16, String)> {
+        if self.through_api {
+            let uri = format!(
+                "/api/v1/namespaces/{}/services/{}:8888/proxy{path}",
+                self.namespace,
+                Workspace::object_name(&ws.id)
+            );
+            let request = http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(body.as_bytes().to_vec())
+                .unwrap();
+            let call = self.client.send(request.map(Into::into));
+            let response = tokio::time::timeout(Duration::from_secs(5), call)
+                .await
+                .ok()?
+                .ok()?;
+            let status = response.status().as_u16();
+            let bytes = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .ok()?
+                .to_bytes();
+            return Some((status, String::from_utf8_lossy(&bytes).into_owned()));
+        }
         let url = format!("http://{upstream}{path}");
         let response = reqwest::Client::new()
-            .get(url)
+            .request(method, url)
+            .body(body.to_owned())
             .timeout(Duration::from_secs(2))
             .send()
             .await
             .ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().await.ok()?))
+    }
+
+    /// GET `path` of the app of `ws` behind `upstream`.
+    pub async fn get(
+        &self,
+        ws: &WorkspaceRef,
+        upstream: &Upstream,
+        path: &str,
+    ) -> Option<(u16, String)> {
+        self.call(ws, upstream, http::Method::GET, path, "").await
     }
 
     /// What is left in the namespace of the workspace's objects, and of its home.
@@ -261,22 +306,32 @@ impl runtime_conformance::Subject for Subject {
 
     async fn app_answers(&self, ws: &WorkspaceRef, upstream: &Upstream) -> bool {
         let path = format!("{}api/status", ws.base_url);
-        matches!(self.env.get(upstream, &path).await, Some((200, _)))
+        matches!(self.env.get(ws, upstream, &path).await, Some((200, _)))
     }
 
     async fn write_file(&self, ws: &WorkspaceRef, upstream: &Upstream, name: &str, content: &str) {
-        let url = format!("http://{upstream}{}{name}", ws.base_url);
-        let response = reqwest::Client::new()
-            .put(url)
-            .body(content.to_owned())
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{response:?}");
+        let path = format!("{}{name}", ws.base_url);
+        let put = self
+            .env
+            .call(ws, upstream, http::Method::PUT, &path, content)
+            .await;
+        assert!(matches!(put, Some((201, _))), "PUT {path}: {put:?}");
     }
 
     async fn read_file(&self, ws: &WorkspaceRef, name: &str) -> Option<String> {
-        let node = self.env.node.as_ref().expect("files are read on the node");
+        let Some(node) = self.env.node.as_ref() else {
+            // On a real cluster, through the app (while it runs): its home is
+            // on the cluster's storage.
+            let observed = self.env.rt.observe(&ws.id).await.ok()?;
+            let runtime::Observed::Running { upstream } = observed else {
+                return None;
+            };
+            let path = format!("{}{name}", ws.base_url);
+            return match self.env.get(ws, &upstream, &path).await {
+                Some((200, body)) => Some(body),
+                _ => None,
+            };
+        };
         let path = node.claim_dir(&Workspace::object_name(&ws.id)).join(name);
         let content = std::fs::read_to_string(&path).ok()?;
         // Written by the app, as the workspace's uid.
@@ -289,9 +344,11 @@ impl runtime_conformance::Subject for Subject {
 
     async fn leftovers(&self, ws: &WorkspaceRef, upstream: &Upstream) -> Vec<String> {
         let mut left = self.env.leftovers(ws).await;
-        if tokio::net::TcpStream::connect(upstream.to_string())
-            .await
-            .is_ok()
+        let on_node = self.env.node.is_some();
+        if on_node
+            && tokio::net::TcpStream::connect(upstream.to_string())
+                .await
+                .is_ok()
         {
             left.push(format!("something listens at {upstream}"));
         }
