@@ -44,8 +44,9 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
 /// Crates that speak HTTP: they depend on an HTTP library.
 const HTTP: [&str; 4] = ["axum", "hyper", "reqwest", "http"];
 
-/// The binary wires everything together, and test support is for tests.
-const ROOTS: [&str; 2] = ["berth", "test-support"];
+/// The binary wires everything together, test support is for tests, and the
+/// benches' programs drive whole systems (an API server and an operator).
+const ROOTS: [&str; 3] = ["berth", "test-support", "bench-tools"];
 
 fn forbidden(dep: &str) -> bool {
     dep == "store" || dep.starts_with("runtime-")
