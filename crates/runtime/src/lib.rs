@@ -58,7 +58,9 @@ impl WorkspaceRef {
 /// What a runtime can do beyond starting, stopping and observing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {
-    /// `pause` and `resume` keep the app's memory (a frozen cgroup).
+    /// `pause` and `resume` exist: the app stops answering and comes back at
+    /// the same upstream with its files. The process runtime keeps its memory
+    /// too (a frozen cgroup); the Kubernetes runtime hibernates (no Pod).
     pub pause: bool,
     /// The home's size is limited to the profile's disk (`disk` reports it).
     pub disk_limit: bool,
