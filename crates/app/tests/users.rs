@@ -426,3 +426,46 @@ async fn concurrent_creations_each_get_their_answer() {
         store.close().await;
     }
 }
+
+/// Profiles from the configuration: made when missing, changed when they
+/// differ, left alone when equal, each change audited without an actor.
+#[tokio::test]
+async fn configured_profiles_are_created_changed_or_left_alone() {
+    let db = Engine::Sqlite.fresh().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    app::bootstrap(&store, Some("admin-password-123"))
+        .await
+        .unwrap();
+    let mut small = model::ProfileSpec::standard();
+    small.cpu_millis = 500;
+    let mut standard = store.profile(&name("standard")).await.unwrap().spec;
+    let unchanged = standard.clone();
+    let configured = vec![
+        (name("small"), small.clone()),
+        (name("standard"), unchanged),
+    ];
+    let changed = app::configure_profiles(&store, &configured).await.unwrap();
+    assert_eq!(changed, [name("small")], "standard is as configured");
+    assert_eq!(store.profile(&name("small")).await.unwrap().spec, small);
+
+    standard.memory_bytes *= 2;
+    let configured = vec![(name("small"), small), (name("standard"), standard.clone())];
+    let changed = app::configure_profiles(&store, &configured).await.unwrap();
+    assert_eq!(changed, [name("standard")]);
+    assert_eq!(
+        store.profile(&name("standard")).await.unwrap().spec,
+        standard
+    );
+    let filter = store::AuditFilter {
+        action: Some("profile".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let audit = store.audit(&filter).await.unwrap();
+    let mut changes: Vec<_> = audit
+        .iter()
+        .map(|a| (a.entry.target.as_str(), a.entry.actor.is_none()))
+        .collect();
+    changes.sort();
+    assert_eq!(changes, [("small", true), ("standard", true)]);
+}

@@ -659,6 +659,7 @@ mod tests {
             public_url: Some("https://x".into()),
             admin_password: Some(Secret::new("x")),
             gateway_port: Some(8001),
+            profiles: BTreeMap::from([("small".into(), Default::default())]),
             ..Config::default()
         };
         let table = toml::Table::try_from(&full).unwrap();
@@ -668,9 +669,47 @@ mod tests {
         assert_eq!(keys, sorted);
         figment::Jail::expect_with(|jail| {
             jail.set_env("BERTH_QUOTA__MAX_WORKSPACES", "77");
-            jail.set_env("BERTH_RUNTIME", "none");
+            jail.set_env("BERTH_RUNTIME", "kubernetes");
+            jail.set_env("BERTH_KUBERNETES__NAMESPACE", "workspaces");
+            jail.set_env("BERTH_PROFILES__SMALL__CPU", "0.5");
             let c = Config::load(None, &Overrides::default()).unwrap();
-            assert_eq!((c.quota.max_workspaces, c.runtime), (77, RuntimeKind::None));
+            assert_eq!(
+                (c.quota.max_workspaces, c.runtime),
+                (77, RuntimeKind::Kubernetes)
+            );
+            assert_eq!(c.kubernetes.namespace, "workspaces");
+            assert_eq!(c.profiles["small"].cpu, Some(0.5));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_kubernetes_settings_and_profile_names_fail_with_the_key() {
+        figment::Jail::expect_with(|jail| {
+            for (toml, key) in [
+                (
+                    "[kubernetes]\nnamespace = \"Not_A_Name\"\n",
+                    "kubernetes.namespace",
+                ),
+                ("[kubernetes]\nlease_secs = 1\n", "kubernetes.lease_secs"),
+                (
+                    "[kubernetes]\nhub_url = \"berth:8000\"\n",
+                    "kubernetes.hub_url",
+                ),
+                (
+                    "[kubernetes]\ncluster_cidrs = [\"10.0.0.0\"]\n",
+                    "kubernetes.cluster_cidrs",
+                ),
+                ("[kubernetes]\nnope = 1\n", "nope"),
+                ("[kubernetes.profiles.gpu]\ngpu = 1\n", "gpu"),
+                ("[profiles.Big]\ncpu = 2.0\n", "profiles.Big"),
+                ("[profiles.big]\ncpus = 2.0\n", "cpus"),
+            ] {
+                jail.create_file("bad.toml", toml)?;
+                let err =
+                    Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+                assert!(format!("{err:#}").contains(key), "{toml}: {err:#}");
+            }
             Ok(())
         });
     }
