@@ -310,3 +310,101 @@ async fn the_api_server_validates_workspaces_and_prints_columns() {
     assert_eq!(row[3], "Standard");
     env.rt.delete(&ws.id, false).await.unwrap();
 }
+
+/// A GPU profile's workspaces get its devices, node pool and tolerations,
+/// and its image; other profiles' get none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_profile_places_its_pods() {
+    if !have_envtest() {
+        return;
+    }
+    let env = Env::envtest().await;
+    let placement = runtime_kube::Placement {
+        gpus: 2,
+        image: Some("quay.io/jupyter/pytorch-notebook:cuda12-latest".into()),
+        node_selector: [("nvidia.com/gpu.present".to_owned(), "true".to_owned())].into(),
+        tolerations: vec![runtime_kube::crd::Toleration {
+            key: Some("nvidia.com/gpu".into()),
+            operator: Some("Exists".into()),
+            value: None,
+            effect: Some("NoSchedule".into()),
+            toleration_seconds: None,
+        }],
+    };
+    let rt = runtime_kube::KubeRuntime::new(
+        env.client.clone(),
+        runtime_kube::KubeRuntimeConfig {
+            namespace: env.namespace.clone(),
+            placement: [("gpu".to_owned(), placement)].into(),
+            ..Default::default()
+        },
+    );
+    let mut gpu = workspace("frank", &env.image);
+    gpu.image = None;
+    gpu.profile_name = model::Name::parse("gpu").unwrap();
+    let mut plain = workspace("frank", &env.image);
+    plain.image = None;
+    for ws in [&gpu, &plain] {
+        rt.start(ws).await.unwrap();
+    }
+    let pod_of = |ws: &runtime::WorkspaceRef| {
+        let api = env.api::<Pod>();
+        let name = Workspace::object_name(&ws.id);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(pod) = api.get_opt(&name).await.unwrap() {
+                    return pod.spec.unwrap();
+                }
+                assert!(tokio::time::Instant::now() < deadline, "no Pod {name}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let spec = pod_of(&gpu).await;
+    let app = &spec.containers[0];
+    assert_eq!(
+        app.resources.as_ref().unwrap().limits.as_ref().unwrap()["nvidia.com/gpu"].0,
+        "2"
+    );
+    assert_eq!(
+        app.image.as_deref(),
+        Some("quay.io/jupyter/pytorch-notebook:cuda12-latest")
+    );
+    assert_eq!(
+        spec.node_selector.unwrap()["nvidia.com/gpu.present"],
+        "true"
+    );
+    let toleration = &spec.tolerations.unwrap()[0];
+    assert_eq!(
+        (toleration.key.as_deref(), toleration.effect.as_deref()),
+        (Some("nvidia.com/gpu"), Some("NoSchedule"))
+    );
+
+    let spec = pod_of(&plain).await;
+    let app = &spec.containers[0];
+    assert!(!app
+        .resources
+        .as_ref()
+        .unwrap()
+        .limits
+        .as_ref()
+        .unwrap()
+        .contains_key("nvidia.com/gpu"));
+    assert_eq!(
+        app.image.as_deref(),
+        Some("quay.io/jupyter/base-notebook:latest")
+    );
+    assert!(spec.node_selector.is_none());
+    // (The API server adds its own not-ready and unreachable tolerations.)
+    let keys: Vec<_> = spec
+        .tolerations
+        .iter()
+        .flatten()
+        .filter_map(|t| t.key.as_deref())
+        .collect();
+    assert!(!keys.contains(&"nvidia.com/gpu"), "{keys:?}");
+    for ws in [&gpu, &plain] {
+        rt.delete(&ws.id, false).await.unwrap();
+    }
+}
