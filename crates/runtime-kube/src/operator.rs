@@ -57,6 +57,8 @@ pub const FIELD_MANAGER: &str = "berth-operator";
 pub const SPEC_HASH: &str = "berth.dev/spec-hash";
 /// The label naming the Workspace an object belongs to.
 pub const WORKSPACE_LABEL: &str = "berth.dev/workspace";
+/// The `Ready` condition's reason for an app its memory limit killed.
+pub const OOM_KILLED: &str = "OOMKilled";
 /// How long a stopping app has between SIGTERM and SIGKILL (JupyterHub's
 /// KubeSpawner gives 1 s).
 pub const GRACE_SECONDS: i64 = 5;
@@ -697,6 +699,13 @@ pub fn status_of(
     let ready_reason = match state {
         State::Running => "AppAnswers",
         State::Starting => "Starting",
+        State::Failed
+            if message
+                .as_deref()
+                .is_some_and(|m| m.contains("(OOMKilled)")) =>
+        {
+            OOM_KILLED
+        }
         State::Failed => "AppExited",
         State::Paused => "Paused",
         State::Stopped => "Stopped",

@@ -18,6 +18,7 @@ use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::{watcher, WatchStreamExt};
+
 use kube::{Client, Resource, ResourceExt};
 use model::{App, CommandVars, Upstream, WorkspaceId};
 use runtime::{Capabilities, LogRead, Observed, Runtime, RuntimeError, WorkspaceRef};
@@ -320,21 +321,24 @@ fn api_err(op: &'static str, id: &str, e: kube::Error) -> RuntimeError {
     base.because(e)
 }
 
-/// Says the id of each Workspace whose reported state changes.
+/// Says the id of each Workspace whose reported state changes, or which goes.
 async fn watch_changes(api: Api<Workspace>, tx: tokio::sync::broadcast::Sender<WorkspaceId>) {
     let mut last: BTreeMap<String, Option<State>> = BTreeMap::new();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .applied_objects();
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
     loop {
         match stream.try_next().await {
-            Ok(Some(ws)) => {
+            Ok(Some(watcher::Event::Apply(ws) | watcher::Event::InitApply(ws))) => {
                 let state = ws.status.as_ref().and_then(|s| s.state);
                 if last.insert(ws.spec.id.clone(), state) != Some(state) {
                     let _ = tx.send(ws.spec.id.as_str().into());
                 }
             }
+            Ok(Some(watcher::Event::Delete(ws))) => {
+                last.remove(&ws.spec.id);
+                let _ = tx.send(ws.spec.id.as_str().into());
+            }
+            Ok(Some(watcher::Event::Init | watcher::Event::InitDone)) => {}
             Ok(None) => return,
             Err(e) => tracing::debug!(error = %e, "watching workspaces"),
         }
@@ -359,7 +363,10 @@ pub fn observed(ws: &Workspace) -> Observed {
         Some(State::Paused) => Observed::Paused,
         Some(State::Stopped) | Some(State::Deleting) => Observed::Stopped,
         Some(State::Failed) => Observed::Failed {
-            reason: "Exited".into(),
+            reason: match status.conditions.iter().find(|c| c.type_ == "Ready") {
+                Some(c) if c.reason == crate::operator::OOM_KILLED => c.reason.clone(),
+                _ => "Exited".into(),
+            },
             message: status
                 .message
                 .unwrap_or_else(|| "the app's Pod ended".into()),
@@ -550,6 +557,101 @@ impl Runtime for KubeRuntime {
             Err(e) => {
                 tracing::debug!(workspace.id = %id, error = %e, "no log");
                 Ok(LogRead::default())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStatus, PersistentVolumeClaim, Pod,
+        PodStatus, Service,
+    };
+
+    use super::*;
+    use crate::crd::{Home, Resources};
+    use crate::operator::status_of;
+
+    fn workspace() -> Workspace {
+        let mut ws = Workspace::new(
+            "ws-1",
+            WorkspaceSpec {
+                id: "1".into(),
+                owner: "ada".into(),
+                name: "lab".into(),
+                profile: "Standard".into(),
+                state: DesiredState::Running,
+                image: "img".into(),
+                command: vec!["app".into()],
+                port: APP_PORT,
+                base_url: "/user/ada/lab/".into(),
+                uid: 1000,
+                env: Vec::new(),
+                secret_name: None,
+                resources: Resources {
+                    cpu_millis: 1000,
+                    memory_bytes: 1 << 30,
+                    max_processes: 0,
+                    gpus: 0,
+                },
+                home: Home {
+                    size_bytes: 1 << 30,
+                    storage_class_name: None,
+                    keep_on_delete: false,
+                },
+                node_selector: BTreeMap::new(),
+                tolerations: Vec::new(),
+                restarted_at: None,
+                egress: false,
+            },
+        );
+        ws.metadata.generation = Some(1);
+        ws
+    }
+
+    fn ended(reason: &str, code: i32) -> Pod {
+        Pod {
+            status: Some(PodStatus {
+                phase: Some("Failed".into()),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "app".into(),
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            exit_code: code,
+                            reason: Some(reason.into()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// An app its memory limit killed is `OOMKilled` to berth, as on the
+    /// process runtime; any other exit is `Exited`, with its code.
+    #[test]
+    fn an_app_killed_for_memory_is_oom_killed() {
+        let mut ws = workspace();
+        let (svc, claim) = (Service::default(), PersistentVolumeClaim::default());
+        for (reason, code, want) in [("OOMKilled", 137, "OOMKilled"), ("Error", 3, "Exited")] {
+            ws.status = Some(status_of(
+                &ws,
+                Some(&ended(reason, code)),
+                &svc,
+                &claim,
+                true,
+            ));
+            match observed(&ws) {
+                Observed::Failed { reason, message } => {
+                    assert_eq!(reason, want);
+                    assert!(message.contains(&format!("code {code}")), "{message}");
+                }
+                other => panic!("{other:?}"),
             }
         }
     }
