@@ -62,6 +62,22 @@ pub fn missing() -> Vec<String> {
     missing
 }
 
+/// Whether a control plane can be started here, for a test: where it cannot,
+/// it panics under `CI` (where everything must be installed) and otherwise
+/// says the test is skipped and returns false.
+pub fn available() -> bool {
+    let missing = missing();
+    assert!(
+        missing.is_empty() || std::env::var_os("CI").is_none(),
+        "missing: {}",
+        missing.join(", ")
+    );
+    if !missing.is_empty() {
+        eprintln!("skipped: missing {}", missing.join(", "));
+    }
+    missing.is_empty()
+}
+
 /// A running etcd and kube-apiserver. Dropping it stops both and removes
 /// their files; [`ControlPlane::shared`] is never dropped, and its
 /// processes die with the test process (`setpriv --pdeathsig`).

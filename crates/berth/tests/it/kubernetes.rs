@@ -22,19 +22,7 @@ use test_support::Engine;
 use crate::process::{admin_token, create_profile, http_get_with};
 use crate::{spawn_serve_with, BIN};
 
-/// Whether the control plane's binaries are here; in CI they must be.
-fn have_envtest() -> bool {
-    let missing = runtime_kube::envtest::missing();
-    assert!(
-        missing.is_empty() || std::env::var_os("CI").is_none(),
-        "missing: {}",
-        missing.join(", ")
-    );
-    if !missing.is_empty() {
-        eprintln!("skipped: missing {}", missing.join(", "));
-    }
-    missing.is_empty()
-}
+use runtime_kube::envtest::available as have_envtest;
 
 /// A fresh namespace on the shared control plane, with the node playing
 /// for it; the node's claims live under `root`.
