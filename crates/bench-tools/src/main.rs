@@ -1,4 +1,4 @@
-//! `berth-bench`: what `benches/websocket.sh` runs.
+//! `berth-bench`: what `benches/websocket.sh` and `benches/kube-scale.sh` run.
 //!
 //! - `echo --port P`: a WebSocket app that sends every message back, on any
 //!   path (run as a workspace's app, and reached directly and through each
@@ -7,10 +7,16 @@
 //!   WebSockets to U, each sending an S-byte message every I ms for D seconds
 //!   and timing each echo; prints the round-trip times' percentiles as one
 //!   line of `key=value` pairs.
+//! - `kube-scale --berth B --workspaces N --start M`: `berth operator run`
+//!   against a real kube-apiserver with a simulated node: N Workspaces
+//!   created, then M started at once; prints a table (see [`kube_scale`]).
 //!
 //! Written in Rust with Tokio so that the load generator is not what limits
 //! the figures, and so that no program outside this workspace is needed.
 
+mod kube_scale;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -54,6 +60,23 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// The Kubernetes operator at scale: N Workspaces against a real
+    /// kube-apiserver with a simulated node, then M started at once.
+    KubeScale {
+        /// The `berth` binary whose `berth operator run` is measured.
+        #[arg(long)]
+        berth: PathBuf,
+        #[arg(long, default_value_t = 5000)]
+        workspaces: usize,
+        #[arg(long, default_value_t = 500)]
+        start: usize,
+        /// Create and start requests in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// The longest each phase may take.
+        #[arg(long, default_value_t = 1200)]
+        timeout_secs: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -83,6 +106,19 @@ fn main() -> Result<()> {
                 duration: Duration::from_secs(seconds),
             }))
         }
+        Command::KubeScale {
+            berth,
+            workspaces,
+            start,
+            concurrency,
+            timeout_secs,
+        } => rt.block_on(kube_scale::run(kube_scale::Args {
+            berth,
+            workspaces,
+            start,
+            concurrency,
+            timeout: Duration::from_secs(timeout_secs),
+        })),
     }
 }
 

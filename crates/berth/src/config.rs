@@ -116,6 +116,8 @@ lease_secs = 15
 berth_namespace = "berth"
 berth_pod_labels = { "app.kubernetes.io/name" = "berth" }
 cluster_cidrs = ["10.0.0.0/8"]
+# Most Workspaces the operator reconciles at once.
+operator_concurrency = 32
 
 # Where workspaces of a profile run, by its name: GPUs, image, node pool.
 # [kubernetes.profiles.gpu]
@@ -189,6 +191,7 @@ pub struct KubernetesConfig {
     pub berth_namespace: String,
     pub berth_pod_labels: BTreeMap<String, String>,
     pub cluster_cidrs: Vec<String>,
+    pub operator_concurrency: u16,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, runtime_kube::Placement>,
 }
@@ -208,6 +211,7 @@ impl Default for KubernetesConfig {
             berth_namespace: "berth".into(),
             berth_pod_labels: BTreeMap::from([("app.kubernetes.io/name".into(), "berth".into())]),
             cluster_cidrs: vec!["10.0.0.0/8".into()],
+            operator_concurrency: 32,
             profiles: BTreeMap::new(),
         }
     }
@@ -348,6 +352,9 @@ impl KubernetesConfig {
         }
         if !(3..=600).contains(&self.lease_secs) {
             bail!("kubernetes.lease_secs must be between 3 and 600");
+        }
+        if !(1..=1000).contains(&self.operator_concurrency) {
+            bail!("kubernetes.operator_concurrency must be between 1 and 1000");
         }
         if let Some(url) = &self.hub_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -541,6 +548,7 @@ impl Config {
             berth_pod_labels: k.berth_pod_labels.clone(),
             berth_api_port: self.bind.port(),
             cluster_cidrs: k.cluster_cidrs.clone(),
+            concurrency: k.operator_concurrency,
         }
     }
 

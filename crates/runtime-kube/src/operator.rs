@@ -76,6 +76,11 @@ pub struct OperatorConfig {
     /// The cluster's own address ranges (Pods and Services), which a
     /// workspace allowed out never reaches as "outside".
     pub cluster_cidrs: Vec<String>,
+    /// Most reconciles at once. Unbounded, thousands of new Workspaces
+    /// start thousands of reconciles, each with a connection of its own, and
+    /// the API server times their Service applies out (`benches/kube-scale.sh`
+    /// at 5,000 stalled at 151).
+    pub concurrency: u16,
 }
 
 impl Default for OperatorConfig {
@@ -85,6 +90,7 @@ impl Default for OperatorConfig {
             berth_pod_labels: BTreeMap::from([("app.kubernetes.io/name".into(), "berth".into())]),
             berth_api_port: 8000,
             cluster_cidrs: vec!["10.0.0.0/8".into()],
+            concurrency: 32,
         }
     }
 }
@@ -140,7 +146,9 @@ pub async fn run(
         ),
     };
     let owned = watcher::Config::default().labels(WORKSPACE_LABEL);
+    let limits = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     Controller::new(workspaces, watcher::Config::default())
+        .with_config(limits)
         .owns(pods, owned.clone())
         .owns(services, owned.clone())
         .owns(claims, owned.clone())
