@@ -40,6 +40,18 @@ fn workspace(state: DesiredState) -> Workspace {
     object
 }
 
+/// Expects the next call to apply the Workspace's status; returns what it sent.
+async fn status_write(h: &mut Script) -> Value {
+    let uri = format!("{WS}/status{APPLY}");
+    expect(
+        h,
+        "PATCH",
+        &uri,
+        with_status(&workspace(DesiredState::Running)),
+    )
+    .await
+}
+
 /// Answers a status patch with the Workspace carrying the status sent.
 fn with_status(ws: &Workspace) -> impl FnOnce(&Value) -> (u16, Value) {
     let mut object = serde_json::to_value(ws).unwrap();
@@ -236,13 +248,7 @@ async fn create_applies_claim_service_policy_and_pod_then_the_status() {
         );
         assert!(pod["metadata"]["annotations"]["berth.dev/spec-hash"].is_string());
         assert!(!pod.to_string().contains("the-hub-token"));
-        let status = expect(
-            &mut h,
-            "PATCH",
-            &format!("{WS}/status{APPLY}"),
-            with_status(&workspace(DesiredState::Running)),
-        )
-        .await;
+        let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Starting");
         assert_eq!(status["status"]["observedGeneration"], 3);
         assert_eq!(status["status"]["address"], "10.96.0.7:8888");
@@ -260,13 +266,7 @@ async fn a_ready_pod_makes_it_running_and_an_unchanged_status_is_not_written() {
     reconcile(ws.clone(), |mut h| async move {
         children(&mut h).await;
         expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), answer(pod)).await;
-        let status = expect(
-            &mut h,
-            "PATCH",
-            &format!("{WS}/status{APPLY}"),
-            with_status(&workspace(DesiredState::Running)),
-        )
-        .await;
+        let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Running");
         let ready = &status["status"]["conditions"][0];
         assert_eq!(
@@ -321,13 +321,7 @@ async fn stop_deletes_the_pod_and_reports_stopped_once_it_is_gone() {
         let delete = expect(&mut h, "DELETE", &format!("{CORE}/pods/{NAME}?"), deleted).await;
         assert_eq!(delete["gracePeriodSeconds"], 5);
         // Not stopped while its Pod goes: the state and generation stay.
-        let status = expect(
-            &mut h,
-            "PATCH",
-            &format!("{WS}/status{APPLY}"),
-            with_status(&workspace(DesiredState::Running)),
-        )
-        .await;
+        let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Running");
         assert_eq!(status["status"]["observedGeneration"], 2);
         h
@@ -338,13 +332,7 @@ async fn stop_deletes_the_pod_and_reports_stopped_once_it_is_gone() {
     reconcile(ws, |mut h| async move {
         children(&mut h).await;
         expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), not_found).await;
-        let status = expect(
-            &mut h,
-            "PATCH",
-            &format!("{WS}/status{APPLY}"),
-            with_status(&workspace(DesiredState::Running)),
-        )
-        .await;
+        let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Stopped");
         assert_eq!(status["status"]["observedGeneration"], 3);
         assert!(status["status"].get("address").is_none());
@@ -364,13 +352,7 @@ async fn an_update_replaces_a_pod_made_from_an_older_spec() {
         children(&mut h).await;
         expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), answer(pod)).await;
         expect(&mut h, "DELETE", &format!("{CORE}/pods/{NAME}?"), deleted).await;
-        let status = expect(
-            &mut h,
-            "PATCH",
-            &format!("{WS}/status{APPLY}"),
-            with_status(&workspace(DesiredState::Running)),
-        )
-        .await;
+        let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Starting");
         h
     })
