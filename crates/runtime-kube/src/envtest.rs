@@ -84,8 +84,8 @@ pub fn available() -> bool {
 #[derive(Debug)]
 pub struct ControlPlane {
     dir: tempfile::TempDir,
-    /// A kubeconfig for the cluster admin (token auth, the server's
-    /// self-signed certificate not checked).
+    /// A kubeconfig for the cluster admin (token auth; the server's own
+    /// self-signed certificate trusted).
     pub kubeconfig: PathBuf,
     /// The API server's URL.
     pub url: String,
@@ -240,11 +240,26 @@ impl ControlPlane {
             .recv()
             .map_err(|_| "the keeper thread died".to_string())??;
         let url = format!("https://127.0.0.1:{api_port}");
+        // The API server makes its own certificate (for 127.0.0.1) and CA
+        // at start, in one file: clients trust that.
+        let ca = d.join("certs").join("apiserver.crt");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&ca).is_ok_and(|c| c.matches("END CERTIFICATE").count() == 2)
+        {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "kube-apiserver made no {} within 60 s",
+                    ca.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let kubeconfig = d.join("kubeconfig");
         std::fs::write(
             &kubeconfig,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: {url}\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: envtest\n  context:\n    cluster: envtest\n    user: admin\n    namespace: default\ncurrent-context: envtest\n"
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: {url}\n    certificate-authority: {}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: envtest\n  context:\n    cluster: envtest\n    user: admin\n    namespace: default\ncurrent-context: envtest\n",
+                ca.display()
             ),
         )
         .map_err(|e| e.to_string())?;
