@@ -20,7 +20,7 @@ use runtime_kube::envtest::{ControlPlane, Node};
 use test_support::Engine;
 
 use crate::process::{admin_token, create_profile, http_get_with};
-use crate::{spawn_serve_with, BIN};
+use crate::{spawn_serve_with, Killed, BIN};
 
 use runtime_kube::envtest::available as have_envtest;
 
@@ -85,7 +85,7 @@ async fn serve_runs_workspaces_on_kubernetes_behind_its_proxy() {
             ("BERTH_KUBERNETES__NAMESPACE", ns.as_str()),
         ],
     );
-    let _serve = KillOnDrop(serve);
+    let _serve = Killed(serve);
     let token = admin_token(&url).await;
     let api = Client::new(&url, Some(token.clone())).unwrap();
     let small = api.profile("small").await.unwrap();
@@ -148,16 +148,6 @@ async fn serve_runs_workspaces_on_kubernetes_behind_its_proxy() {
     }
 }
 
-/// A child process killed when the test ends, passed or not.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `berth operator run` with the Lease of `lease_secs`, for namespace `ns`.
 fn operator(dir: &Path, ns: &str, lease_secs: u64) -> Child {
     Command::new(BIN)
@@ -192,8 +182,8 @@ async fn killing_the_leading_operator_moves_it_within_the_lease() {
     let root = tempfile::tempdir().unwrap();
     let (client, ns, _node) = namespace(root.path()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut operators: Vec<KillOnDrop> = (0..2)
-        .map(|_| KillOnDrop(operator(dir.path(), &ns, LEASE_SECS)))
+    let mut operators: Vec<Killed> = (0..2)
+        .map(|_| Killed(operator(dir.path(), &ns, LEASE_SECS)))
         .collect();
     let leases = Api::<Lease>::namespaced(client.clone(), &ns);
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -71,6 +71,16 @@ fn spawn_serve_with(
     (child, url)
 }
 
+/// A child process killed when the test ends, passed or not.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running `berth serve` with its own data dir and CLI config home.
 struct Berth {
     child: Child,
@@ -914,13 +924,6 @@ fn idle_connections_neither_starve_berth_nor_stay_open() {
         .unwrap();
     assert!(raised.success());
     let dir = tempfile::tempdir().unwrap();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut child = Command::new("prlimit")
         .args([
             "--nofile=1024:4096",
