@@ -62,11 +62,15 @@ pub fn missing() -> Vec<String> {
     missing
 }
 
-/// Whether a control plane can be started here, for a test: where it cannot,
-/// it panics under `CI` (where everything must be installed) and otherwise
-/// says the test is skipped and returns false.
+/// Whether a control plane can be started here, for a test: see [`present`].
 pub fn available() -> bool {
-    let missing = missing();
+    present(&missing())
+}
+
+/// Whether nothing a test needs is `missing`: where something is, it panics
+/// under `CI` (where everything must be installed) and otherwise says the
+/// test is skipped and returns false.
+pub fn present(missing: &[String]) -> bool {
     assert!(
         missing.is_empty() || std::env::var_os("CI").is_none(),
         "missing: {}",
