@@ -44,6 +44,11 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("bind {} (from {})", cfg.bind, cfg.bind_from))?;
     let addr = listener.local_addr().context("read the bound address")?;
+    // The cluster's client, which the Kubernetes runtime and the operator share.
+    let kube = match cfg.runtime {
+        RuntimeKind::Kubernetes => Some(crate::kubernetes::client(&cfg).await?),
+        _ => None,
+    };
     // With the process runtime, workspaces reach berth's API on the gateway
     // address, at the same port.
     let (runtime, gateway) = match cfg.runtime {
@@ -51,7 +56,7 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
             let (rt, gateway) = process_runtime(&cfg, addr.port()).await?;
             (Some(rt), Some(gateway))
         }
-        RuntimeKind::Kubernetes => (Some(kube_runtime(&cfg).await?), None),
+        RuntimeKind::Kubernetes => (kube.clone().map(|c| kube_runtime(&cfg, c)), None),
         RuntimeKind::None => (None, None),
     };
     let store = store::Store::connect(&cfg.database_url())
@@ -130,9 +135,8 @@ pub async fn run(cfg: Config, stop_orphans: bool) -> anyhow::Result<()> {
         shutdown().await;
         let _ = stop_tx.send(true);
     });
-    let operator = match (cfg.runtime, cfg.kubernetes.operator) {
-        (RuntimeKind::Kubernetes, true) => {
-            let client = crate::kubernetes::client(&cfg).await?;
+    let operator = match (kube, cfg.kubernetes.operator) {
+        (Some(client), true) => {
             let (mut cfg, stop) = (cfg.clone(), stopped(stop_rx.clone()));
             // Workspaces may reach the API at the port bound (`bind` may say 0).
             cfg.bind = addr;
@@ -221,15 +225,11 @@ async fn refuse_unknown_workspaces(
 }
 
 /// The Kubernetes runtime: Workspace objects in `kubernetes.namespace`.
-async fn kube_runtime(cfg: &Config) -> anyhow::Result<Arc<dyn runtime::Runtime>> {
-    let client = crate::kubernetes::client(cfg).await?;
+fn kube_runtime(cfg: &Config, client: kube::Client) -> Arc<dyn runtime::Runtime> {
     if cfg.kubernetes.hub_url.is_none() {
         tracing::warn!("kubernetes.hub_url is not set: JupyterLab workspaces cannot reach berth's API (set it to berth's URL as Pods reach it)");
     }
-    Ok(Arc::new(runtime_kube::KubeRuntime::new(
-        client,
-        cfg.kube_runtime(),
-    )))
+    Arc::new(runtime_kube::KubeRuntime::new(client, cfg.kube_runtime()))
 }
 
 /// The process runtime, and the listener on its gateway address through which
