@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -31,6 +31,8 @@ use kube::{Client, CustomResourceExt, ResourceExt};
 use serde_json::json;
 
 use crate::crd::Workspace;
+
+pub mod kubelet;
 
 /// The Kubernetes version `scripts/install-kube` builds.
 pub const KUBE_VERSION: &str = "1.37.2";
@@ -95,8 +97,7 @@ pub struct ControlPlane {
     pub url: String,
     /// The range Services get their (loopback) cluster IPs from.
     pub service_cidr: String,
-    stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
-    keeper: Mutex<Option<std::thread::JoinHandle<()>>>,
+    _daemons: Daemons,
 }
 
 /// A random byte (of the clock and the pid) for picking loopback ranges.
@@ -207,42 +208,10 @@ impl ControlPlane {
             "--disable-admission-plugins=ServiceAccount".into(),
             "--v=0".into(),
         ];
-        let logs = d.clone();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        // The thread that starts the processes lives as long as they should:
-        // `--pdeathsig` kills them when it ends (with the test process, or
-        // on drop).
-        let keeper = std::thread::spawn(move || {
-            let spawn = |argv: &[String], log: &str| -> Result<Child, String> {
-                let log = std::fs::File::create(logs.join(log)).map_err(|e| e.to_string())?;
-                Command::new("setpriv")
-                    .args(["--pdeathsig", "KILL", "--"])
-                    .args(argv)
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone().map_err(|e| e.to_string())?)
-                    .stderr(log)
-                    .spawn()
-                    .map_err(|e| format!("{}: {e}", argv[0]))
-            };
-            let mut children = Vec::new();
-            let started = spawn(&etcd, "etcd.log").and_then(|c| {
-                children.push(c);
-                spawn(&apiserver, "kube-apiserver.log").map(|c| children.push(c))
-            });
-            let failed = started.is_err();
-            let _ = started_tx.send(started);
-            if !failed {
-                let _ = stop_rx.recv();
-            }
-            for mut child in children {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        });
-        started_rx
-            .recv()
-            .map_err(|_| "the keeper thread died".to_string())??;
+        let daemons = Daemons::start(
+            &d,
+            vec![(etcd, "etcd.log"), (apiserver, "kube-apiserver.log")],
+        )?;
         let url = format!("https://127.0.0.1:{api_port}");
         // The API server makes its own certificate (for 127.0.0.1) and CA
         // at start, in one file: clients trust that.
@@ -272,8 +241,7 @@ impl ControlPlane {
             kubeconfig,
             url,
             service_cidr,
-            stop: Mutex::new(Some(stop_tx)),
-            keeper: Mutex::new(Some(keeper)),
+            _daemons: daemons,
         };
         cp.wait_ready()?;
         Ok(cp)
@@ -327,10 +295,71 @@ impl ControlPlane {
     }
 }
 
-impl Drop for ControlPlane {
+/// Processes that live as long as this value: each started through
+/// `setpriv --pdeathsig` from a thread that waits until the value is dropped,
+/// so that they die with it, or with the test process; each logs into a
+/// file of its own.
+#[derive(Debug)]
+struct Daemons {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    keeper: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemons {
+    /// Starts each `(argv, log file name)` in order, logs under `logs`.
+    fn start(logs: &Path, daemons: Vec<(Vec<String>, &'static str)>) -> Result<Daemons, String> {
+        let logs = logs.to_owned();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let keeper = std::thread::spawn(move || {
+            let mut children = Vec::new();
+            let mut started = Ok(());
+            for (argv, log) in &daemons {
+                let spawned = std::fs::File::create(logs.join(log))
+                    .and_then(|log| Ok((log.try_clone()?, log)))
+                    .map_err(|e| e.to_string())
+                    .and_then(|(out, err)| {
+                        Command::new("setpriv")
+                            .args(["--pdeathsig", "KILL", "--"])
+                            .args(argv)
+                            .stdin(Stdio::null())
+                            .stdout(out)
+                            .stderr(err)
+                            .spawn()
+                            .map_err(|e| format!("{}: {e}", argv[0]))
+                    });
+                match spawned {
+                    Ok(child) => children.push(child),
+                    Err(e) => {
+                        started = Err(e);
+                        break;
+                    }
+                }
+            }
+            let failed = started.is_err();
+            let _ = started_tx.send(started);
+            if !failed {
+                let _ = stop_rx.recv();
+            }
+            for mut child in children.into_iter().rev() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        });
+        started_rx
+            .recv()
+            .map_err(|_| "the keeper thread died".to_string())??;
+        Ok(Daemons {
+            stop: Some(stop_tx),
+            keeper: Some(keeper),
+        })
+    }
+}
+
+impl Drop for Daemons {
     fn drop(&mut self) {
-        self.stop.lock().unwrap().take();
-        if let Some(keeper) = self.keeper.lock().unwrap().take() {
+        self.stop.take();
+        if let Some(keeper) = self.keeper.take() {
             let _ = keeper.join();
         }
     }
@@ -440,6 +469,9 @@ pub struct Node {
     root: Option<PathBuf>,
     state: Arc<Mutex<NodeState>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// A real kubelet's and containerd's, on [`Node::kubelet`]; dropped
+    /// after the tasks.
+    host: Option<kubelet::Host>,
 }
 
 impl Drop for Node {
@@ -486,7 +518,96 @@ impl Node {
             root: Some(root.to_owned()),
             state,
             tasks,
+            host: None,
         }
+    }
+
+    /// Starts a real node for `namespace` (see [`kubelet`]): containerd and
+    /// the kubelet, which registers itself with `cp`, run Pods; this plays
+    /// the rest, as for [`Node::start`]: the scheduler (each Pod bound to
+    /// it), the provisioner (for each claim a `local` PersistentVolume, a
+    /// directory under the node's own, bound) and kube-proxy. Returns once
+    /// the Node is Ready.
+    pub async fn kubelet(
+        cp: &ControlPlane,
+        client: Client,
+        namespace: &str,
+    ) -> Result<Node, String> {
+        let kubeconfig = cp.kubeconfig.clone();
+        let host = tokio::task::spawn_blocking(move || kubelet::Host::start(&kubeconfig))
+            .await
+            .map_err(|e| e.to_string())??;
+        let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone());
+        let ready = |n: &k8s_openapi::api::core::v1::Node| {
+            n.status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten())
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !nodes
+            .get_opt(&host.name)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|n| ready(&n))
+        {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "node {} not Ready within 60 s; the kubelet's log ends:\n{}",
+                    host.name,
+                    tail(&host.log("kubelet"), 4000)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let root = host.volumes();
+        let state = Arc::new(Mutex::new(NodeState::default()));
+        let ctx = NodeCtx {
+            client,
+            namespace: namespace.to_owned(),
+            kubelet: Kubelet::Real {
+                node: host.name.clone(),
+                volumes: root.clone(),
+            },
+            state: state.clone(),
+        };
+        let tasks = vec![
+            tokio::spawn(ctx.clone().pods()),
+            tokio::spawn(ctx.clone().claims()),
+            tokio::spawn(ctx.services()),
+        ];
+        Ok(Node {
+            root: Some(root),
+            state,
+            tasks,
+            host: Some(host),
+        })
+    }
+
+    /// The node's name, as Pods are bound to it.
+    pub fn name(&self) -> String {
+        self.host
+            .as_ref()
+            .map_or(NODE_NAME.to_owned(), |h| h.name.clone())
+    }
+
+    /// On a real node, the address Pods reach this host at (the bridge's).
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.host.as_ref().map(|h| h.gateway)
+    }
+
+    /// On a real node, what the containers of Pods named `pod` wrote.
+    pub fn pod_log(&self, pod: &str) -> String {
+        self.host
+            .as_ref()
+            .map(|h| h.pod_log(pod))
+            .unwrap_or_default()
+    }
+
+    /// On a real node, the log of `kubelet` or `containerd`.
+    pub fn log(&self, which: &str) -> String {
+        self.host.as_ref().map(|h| h.log(which)).unwrap_or_default()
     }
 
     /// Starts playing a simulated node for `namespace` (see [`Node`]): no
@@ -504,6 +625,7 @@ impl Node {
             root: None,
             state,
             tasks,
+            host: None,
         }
     }
 
@@ -542,6 +664,9 @@ enum Kubelet {
     Processes { root: PathBuf },
     /// Runs nothing and reports it running and ready (kwok's way).
     Simulated,
+    /// A real kubelet, registered as `node`, runs it; claims are `local`
+    /// volumes, directories under `volumes`.
+    Real { node: String, volumes: PathBuf },
 }
 
 #[derive(Clone)]
@@ -560,7 +685,7 @@ impl NodeCtx {
     /// Where claims' directories go; none on a simulated node.
     fn root(&self) -> Option<&Path> {
         match &self.kubelet {
-            Kubelet::Processes { root } => Some(root),
+            Kubelet::Processes { root } | Kubelet::Real { volumes: root, .. } => Some(root),
             Kubelet::Simulated => None,
         }
     }
@@ -591,6 +716,9 @@ impl NodeCtx {
     }
 
     async fn pod_event(&self, pod: Pod) {
+        if let Kubelet::Real { node, .. } = &self.kubelet {
+            return self.real_pod_event(pod, node).await;
+        }
         let name = pod.name_any();
         let uid = pod.uid().unwrap_or_default();
         if pod.metadata.deletion_timestamp.is_some() {
@@ -635,6 +763,61 @@ impl NodeCtx {
                 tracing::warn!(pod = name, error = %e, "envtest node: pod failed to start");
             }
         });
+    }
+
+    /// For a real kubelet: binds a new Pod to its node, as the scheduler
+    /// would, and follows its address and readiness for the Service proxy.
+    async fn real_pod_event(&self, pod: Pod, node: &str) {
+        let name = pod.name_any();
+        let spec = pod.spec.clone().unwrap_or_default();
+        if spec.node_name.is_none() && pod.metadata.deletion_timestamp.is_none() {
+            let binding = json!({
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            });
+            if let Err(e) = self
+                .pods_api()
+                .create_subresource::<_, serde_json::Value>(
+                    "binding",
+                    &name,
+                    &PostParams::default(),
+                    &binding,
+                )
+                .await
+            {
+                tracing::warn!(pod = name, error = %e, "envtest node: bind");
+            }
+        }
+        let status = pod.status.clone().unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let ip = status
+            .pod_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let claims = spec
+            .volumes
+            .iter()
+            .flatten()
+            .filter_map(|v| v.persistent_volume_claim.as_ref())
+            .map(|c| c.claim_name.clone())
+            .collect();
+        self.state.lock().unwrap().pods.insert(
+            name,
+            RunningPod {
+                uid: pod.uid().unwrap_or_default(),
+                labels: pod.labels().clone(),
+                ip,
+                ready,
+                pid: None,
+                claims,
+            },
+        );
     }
 
     /// SIGTERM, the grace period, SIGKILL; then the Pod object goes.
@@ -694,6 +877,7 @@ impl NodeCtx {
         .map_err(|e| format!("bind: {e}"))?;
         let root = match &self.kubelet {
             Kubelet::Processes { root } => root,
+            Kubelet::Real { .. } => unreachable!("a real kubelet runs its own Pods"),
             Kubelet::Simulated => {
                 let running = ContainerState {
                     running: Some(ContainerStateRunning {
@@ -967,6 +1151,9 @@ impl NodeCtx {
                     if let Some(root) = self.root() {
                         let _ = std::fs::remove_dir_all(root.join(c.name_any()));
                     }
+                    if let Kubelet::Real { .. } = self.kubelet {
+                        self.remove_volume(&c.name_any()).await;
+                    }
                     continue;
                 }
                 Ok(Some(_)) => continue,
@@ -1003,6 +1190,19 @@ impl NodeCtx {
             if let Some(root) = self.root() {
                 let _ = std::fs::create_dir_all(root.join(&name));
             }
+            if let Kubelet::Real { node, volumes } = &self.kubelet {
+                if claim
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.volume_name.as_ref())
+                    .is_none()
+                {
+                    if let Err(e) = self.bind_volume(&claim, node, &volumes.join(&name)).await {
+                        tracing::warn!(claim = name, error = %e, "envtest node: volume");
+                        continue;
+                    }
+                }
+            }
             let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
             if !bound {
                 let patch = json!({"status": {"phase": "Bound"}});
@@ -1011,6 +1211,81 @@ impl NodeCtx {
                     .await;
             }
         }
+    }
+
+    /// The PersistentVolume of a claim, on a real node.
+    fn volume_name(&self, claim: &str) -> String {
+        format!("{}-{claim}", self.namespace)
+    }
+
+    /// A `local` PersistentVolume at `dir` on `node`, bound to `claim` both
+    /// ways, as the volume controller binds one.
+    async fn bind_volume(
+        &self,
+        claim: &PersistentVolumeClaim,
+        node: &str,
+        dir: &Path,
+    ) -> Result<(), kube::Error> {
+        let volumes = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(self.client.clone());
+        let claims = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &self.namespace);
+        let name = claim.name_any();
+        let volume = self.volume_name(&name);
+        let spec = claim.spec.clone().unwrap_or_default();
+        let size = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage").cloned());
+        let pv = json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": size},
+                "accessModes": spec.access_modes,
+                "storageClassName": spec.storage_class_name,
+                "persistentVolumeReclaimPolicy": "Retain",
+                "volumeMode": "Filesystem",
+                "local": {"path": dir},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]},
+                ]}]}},
+                "claimRef": {
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "namespace": self.namespace, "name": name, "uid": claim.uid(),
+                },
+            },
+        });
+        let apply = PatchParams::apply("berth-envtest").force();
+        volumes.patch(&volume, &apply, &Patch::Apply(&pv)).await?;
+        let bound = json!({"status": {"phase": "Bound"}});
+        volumes
+            .patch_status(&volume, &PatchParams::default(), &Patch::Merge(&bound))
+            .await?;
+        claims
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"volumeName": volume}})),
+            )
+            .await?;
+        let status = json!({"status": {
+            "phase": "Bound", "accessModes": spec.access_modes, "capacity": {"storage": size},
+        }});
+        claims
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a claim's PersistentVolume (lifting its protection).
+    async fn remove_volume(&self, claim: &str) {
+        let volumes = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(self.client.clone());
+        let volume = self.volume_name(claim);
+        let _ = volumes.delete(&volume, &DeleteParams::default()).await;
+        let patch = json!({"metadata": {"finalizers": null}});
+        let _ = volumes
+            .patch(&volume, &PatchParams::default(), &Patch::Merge(patch))
+            .await;
     }
 
     /// kube-proxy: a listener on each Service's cluster IP and port that

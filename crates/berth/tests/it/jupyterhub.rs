@@ -33,14 +33,14 @@ pub(crate) fn have_jupyter() -> bool {
 }
 
 /// A browser: a cookie jar, redirects followed.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     jar: Arc<reqwest::cookie::Jar>,
     base: String,
 }
 
 impl Browser {
-    async fn login(base: &str, user: &str, password: &str) -> Browser {
+    pub(crate) async fn login(base: &str, user: &str, password: &str) -> Browser {
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
@@ -61,7 +61,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
             .send()
@@ -103,7 +103,7 @@ async fn last_activity(base: &str, token: &str, user: &str) -> Option<String> {
 }
 
 /// `name` logged in (password `{name}-password`), with a token of theirs.
-async fn logged_in(url: &str, name: &str) -> (Client, String) {
+pub(crate) async fn logged_in(url: &str, name: &str) -> (Client, String) {
     let mut c = Client::new(url, None).unwrap();
     c.login(name, &format!("{name}-password")).await.unwrap();
     let token = c
@@ -122,7 +122,7 @@ async fn logged_in(url: &str, name: &str) -> (Client, String) {
 
 /// Runs `1+1` in a new kernel over a WebSocket through berth's proxy, as
 /// JupyterLab does, and returns the `text/plain` result.
-async fn run_one_plus_one(browser: &Browser, prefix: &str) -> String {
+pub(crate) async fn run_one_plus_one(browser: &Browser, prefix: &str) -> String {
     let xsrf = browser
         .cookie(prefix, "_xsrf")
         .expect("the lab page set an _xsrf cookie");

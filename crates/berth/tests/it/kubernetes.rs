@@ -3,7 +3,9 @@
 //! `runtime = "kubernetes"` on PostgreSQL, with the operator inside, runs a
 //! workspace that its proxy reaches through the Service; two `berth operator
 //! run` share one Lease, and killing the one that holds it moves the operator
-//! to the other within the Lease's time, with no workspace lost.
+//! to the other within the Lease's time, with no workspace lost. And on a
+//! real node (`envtest::kubelet`: containerd and a kubelet on this machine),
+//! JupyterLab in a Pod behind berth's proxy.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -19,8 +21,9 @@ use runtime_kube::crd::{State, Workspace};
 use runtime_kube::envtest::{ControlPlane, Node};
 use test_support::Engine;
 
-use crate::process::{admin_token, create_profile, http_get_with};
-use crate::{spawn_serve_with, Killed, BIN};
+use crate::jupyterhub::{have_jupyter, logged_in, run_one_plus_one, Browser};
+use crate::process::{admin_token, create_profile, http_get_with, ready, MachineLock};
+use crate::{spawn_serve_on, spawn_serve_with, Killed, BIN};
 
 use runtime_kube::envtest::available as have_envtest;
 
@@ -285,4 +288,184 @@ fn runtime_ref(name: &str) -> runtime::WorkspaceRef {
         secrets: Vec::new(),
         image: None,
     }
+}
+
+/// JupyterLab on a real node: containerd and a kubelet on this machine run
+/// the Pod the operator makes, from the image `scripts/build-kube-images`
+/// builds (Debian and the managed JupyterLab environment); the unmodified
+/// `jupyterhub-singleuser` in it logs a browser in through berth's OAuth
+/// and answers through berth's proxy, via the Service; a kernel runs `1+1`.
+/// A file written survives stop and start (the home is the claim's local
+/// volume, bound by the test as a provisioner would), and deleting the
+/// workspace leaves no Pod, claim or volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jupyterlab_runs_in_a_pod_on_a_real_kubelet_behind_berths_proxy() {
+    if !have_envtest()
+        || !runtime_kube::envtest::present(&runtime_kube::envtest::kubelet::missing())
+        || !have_jupyter()
+    {
+        return;
+    }
+    let _lock = MachineLock::acquire();
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let ns = format!("real-{}", &id[..10]);
+    runtime_kube::envtest::namespace(&client, &ns)
+        .await
+        .unwrap();
+    let node = Node::kubelet(cp, client.clone(), &ns).await.unwrap();
+    // berth listens where Pods reach it: the node's bridge.
+    let gateway = node.gateway().unwrap();
+    let port = std::net::TcpListener::bind((gateway, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hub = format!("http://{gateway}:{port}");
+    let db = Engine::Postgres.fresh().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = cp.kubeconfig.display().to_string();
+    let (serve, url) = spawn_serve_on(
+        &format!("{gateway}:{port}"),
+        dir.path(),
+        "kubernetes",
+        Some(&db.url),
+        &[
+            ("BERTH_KUBERNETES__KUBECONFIG", kubeconfig.as_str()),
+            ("BERTH_KUBERNETES__NAMESPACE", ns.as_str()),
+            ("BERTH_KUBERNETES__HUB_URL", hub.as_str()),
+            (
+                "BERTH_KUBERNETES__IMAGE",
+                runtime_kube::envtest::kubelet::JUPYTER_IMAGE,
+            ),
+        ],
+    );
+    let _serve = Killed(serve);
+    assert_eq!(url, hub);
+    let admin = Client::new(&url, Some(admin_token(&url).await)).unwrap();
+    admin
+        .create_user(&api_types::UserCreate {
+            name: "alice".into(),
+            password: Some("alice-password".into()),
+            admin: false,
+        })
+        .await
+        .unwrap();
+    let (alice, alice_token) = logged_in(&url, "alice").await;
+    // The built-in profile: JupyterLab as JupyterHub's single-user server.
+    let ws = alice
+        .create_workspace(&api_types::WorkspaceCreate {
+            name: "default".into(),
+            profile: Some("standard".into()),
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let name = Workspace::object_name(&ws.id);
+    let until_ready =
+        || async {
+            let deadline = Instant::now() + Duration::from_secs(180);
+            loop {
+                let w = alice.workspace(&ws.id).await.unwrap();
+                if ready(&w) {
+                    return;
+                }
+                assert!(
+                Instant::now() < deadline && w.state != "failed",
+                "not ready: {w:#?}\npod: {:#?}\nthe app's log:\n{}\nthe kubelet's log ends:\n{}",
+                pods.get_opt(&name).await.ok().flatten().and_then(|p| p.status),
+                tail(&node.pod_log(&name), 4000),
+                tail(&node.log("kubelet"), 3000)
+            );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        };
+    until_ready().await;
+    // A real Pod: an address from the node's CNI bridge, not the host's.
+    let pod = pods.get(&name).await.unwrap();
+    let status = pod.status.unwrap();
+    let pod_ip: std::net::Ipv4Addr = status.pod_ip.unwrap().parse().unwrap();
+    assert_eq!(pod_ip.octets()[..3], gateway.octets()[..3], "{pod_ip}");
+    assert_eq!(
+        pod.spec.unwrap().node_name.as_deref(),
+        Some(node.name().as_str())
+    );
+
+    let prefix = "/user/alice/";
+    let browser = Browser::login(&url, "alice", "alice-password").await;
+    let page = browser.get(&format!("{prefix}lab")).await;
+    let landed = page.url().path().to_owned();
+    let status = page.status();
+    let body = page.text().await.unwrap();
+    assert_eq!(
+        status,
+        reqwest::StatusCode::OK,
+        "JupyterLab through OAuth, at {landed}: {body:.2000}"
+    );
+    assert_eq!(landed, format!("{prefix}lab"));
+    assert!(body.contains("JupyterLab"), "{body:.2000}");
+    assert_eq!(run_one_plus_one(&browser, prefix).await, "2");
+    // Without credentials, berth's proxy is the door, and it is shut.
+    let r = reqwest::get(format!("{url}{prefix}lab")).await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    // A file in the home, through JupyterLab's contents API and alice's
+    // token; it outlives the Pod.
+    let contents = |method: reqwest::Method| {
+        reqwest::Client::new()
+            .request(method, format!("{url}{prefix}api/contents/kept.txt"))
+            .header("authorization", format!("token {alice_token}"))
+    };
+    let r = contents(reqwest::Method::PUT)
+        .json(&serde_json::json!({"type": "file", "format": "text", "content": "on the claim"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "write: {}", r.status());
+    alice.stop_workspace(&ws.id).await.unwrap();
+    wait_state(&alice, &ws.id, "stopped").await;
+    assert!(pods.get_opt(&name).await.unwrap().is_none(), "no Pod");
+    alice.start_workspace(&ws.id).await.unwrap();
+    until_ready().await;
+    let r = contents(reqwest::Method::GET).send().await.unwrap();
+    assert!(r.status().is_success(), "read: {}", r.status());
+    let file: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(file["content"], "on the claim");
+
+    // Deleted: no Pod, no claim, no volume.
+    alice.delete_workspace(&ws.id, false).await.unwrap();
+    let claims =
+        Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(client.clone(), &ns);
+    let volumes = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = (
+            pods.get_opt(&name).await.unwrap().is_some(),
+            claims.get_opt(&name).await.unwrap().is_some(),
+            volumes
+                .get_opt(&format!("{ns}-{name}"))
+                .await
+                .unwrap()
+                .is_some(),
+        );
+        if left == (false, false, false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left (pod, claim, volume): {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let mut start = s.len().saturating_sub(n);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
 }

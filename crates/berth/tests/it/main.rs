@@ -39,9 +39,20 @@ fn spawn_serve_with(
     database_url: Option<&str>,
     env: &[(&str, &str)],
 ) -> (Child, String) {
+    spawn_serve_on("127.0.0.1:0", dir, runtime, database_url, env)
+}
+
+/// [`spawn_serve_with`], listening on `bind`.
+fn spawn_serve_on(
+    bind: &str,
+    dir: &Path,
+    runtime: &str,
+    database_url: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Child, String) {
     let mut cmd = Command::new(BIN);
     cmd.envs(env.iter().copied());
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+    cmd.args(["serve", "--bind", bind, "--data-dir"])
         .arg(dir.join("data"))
         .env_remove("BERTH_DATABASE_URL")
         .env("BERTH_RUNTIME", runtime)
