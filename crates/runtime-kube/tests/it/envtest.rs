@@ -1,4 +1,5 @@
-//! Against a real kube-apiserver and etcd; the test plays the node.
+//! Against a real kube-apiserver and etcd; the test plays the node, or
+//! containerd and a real kubelet run it.
 
 use std::time::Duration;
 
@@ -20,6 +21,22 @@ async fn conformance_story() {
     }
     let subject = Subject {
         env: Env::envtest().await,
+    };
+    runtime_conformance::story(&subject).await;
+}
+
+/// The same story on a real node: containerd and a kubelet on this machine
+/// run each Pod from the image `scripts/build-kube-images` makes; pause
+/// deletes the Pod and resume makes another, on the same claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_story_on_a_real_kubelet() {
+    if !have_envtest()
+        || !runtime_kube::envtest::present(&runtime_kube::envtest::kubelet::missing())
+    {
+        return;
+    }
+    let subject = Subject {
+        env: Env::kubelet().await,
     };
     runtime_conformance::story(&subject).await;
 }

@@ -147,6 +147,22 @@ impl Env {
         )
     }
 
+    /// A fresh namespace on the shared envtest control plane, with a real
+    /// node (`Node::kubelet`).
+    pub async fn kubelet() -> Env {
+        let cp = ControlPlane::shared();
+        let client = cp.client().await.expect("client");
+        let namespace = namespace_name();
+        runtime_kube::envtest::namespace(&client, &namespace)
+            .await
+            .expect("namespace");
+        let node = Node::kubelet(cp, client.clone(), &namespace)
+            .await
+            .expect("a real node");
+        let image = runtime_kube::envtest::kubelet::JUPYTER_IMAGE.to_owned();
+        Env::with(client, namespace, Some(node), None, image)
+    }
+
     pub fn with(
         client: Client,
         namespace: String,
