@@ -48,10 +48,7 @@ pub async fn operator(cfg: &Config, client: kube::Client, shutdown: impl Future<
         identity: identity(),
         duration: std::time::Duration::from_secs(k.lease_secs),
     };
-    let ctx = operator::Context {
-        client: client.clone(),
-        config: cfg.operator(),
-    };
+    let (ours, config) = (client.clone(), cfg.operator());
     let namespace = k.namespace.clone();
     tracing::info!(
         identity = election.identity,
@@ -62,8 +59,8 @@ pub async fn operator(cfg: &Config, client: kube::Client, shutdown: impl Future<
         client,
         election,
         move || {
-            let (ctx, namespace) = (ctx.clone(), namespace.clone());
-            async move { operator::run(ctx, Some(&namespace), std::future::pending()).await }
+            let (client, config, namespace) = (ours.clone(), config.clone(), namespace.clone());
+            async move { operator::run(client, config, Some(&namespace), std::future::pending()).await }
         },
         |leading| tracing::info!(leading, "operator"),
         shutdown,

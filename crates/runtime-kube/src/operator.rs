@@ -18,6 +18,14 @@
 //! (`restartPolicy: Never`): an app that exits leaves the Workspace `Failed`,
 //! and berth's controller decides about starting it again (`restartedAt`).
 //!
+//! The watches of the owned objects feed both the reconciles' triggers and
+//! stores ([`Children`]): a reconcile reads the children there, not from the
+//! API server, and applies only one missing or made from another spec (each
+//! carries the hash of the spec it was made from, [`SPEC_HASH`]), so one
+//! that finds everything as it should be makes no call. Workspaces trigger a
+//! reconcile only when their spec (generation) or finalizers change, not when
+//! the operator writes their status.
+//!
 //! One reconcile makes its calls in a fixed order (finalizer; claim, Service,
 //! policy; Pod; status), which the scripted-API tests assert call by call.
 
@@ -25,7 +33,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvFromSource, EnvVar as KEnvVar, EnvVarSource,
     ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
@@ -44,7 +52,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{self as fin, finalizer, Event};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{predicates, watcher, Predicate, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -53,7 +62,7 @@ use crate::crd::{Condition, DesiredState, State, Workspace, WorkspaceStatus, FIN
 
 /// The field manager of everything the operator applies.
 pub const FIELD_MANAGER: &str = "berth-operator";
-/// The annotation holding the hash of the spec a Pod was made from.
+/// The annotation holding the hash of the spec an object was made from.
 pub const SPEC_HASH: &str = "berth.dev/spec-hash";
 /// The label naming the Workspace an object belongs to.
 pub const WORKSPACE_LABEL: &str = "berth.dev/workspace";
@@ -111,6 +120,54 @@ pub enum Error {
 pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
+    pub children: Children,
+}
+
+/// The objects the operator owns, as its watches last saw them.
+#[derive(Clone, Debug)]
+pub struct Children {
+    pub pods: Store<Pod>,
+    pub services: Store<Service>,
+    pub claims: Store<PersistentVolumeClaim>,
+    pub policies: Store<NetworkPolicy>,
+}
+
+/// What fills [`Children`].
+pub struct ChildWriters {
+    pub pods: reflector::store::Writer<Pod>,
+    pub services: reflector::store::Writer<Service>,
+    pub claims: reflector::store::Writer<PersistentVolumeClaim>,
+    pub policies: reflector::store::Writer<NetworkPolicy>,
+}
+
+impl std::fmt::Debug for ChildWriters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildWriters").finish_non_exhaustive()
+    }
+}
+
+impl Children {
+    /// Empty stores, and their writers.
+    pub fn new() -> (Children, ChildWriters) {
+        let (pods, pods_w) = reflector::store();
+        let (services, services_w) = reflector::store();
+        let (claims, claims_w) = reflector::store();
+        let (policies, policies_w) = reflector::store();
+        (
+            Children {
+                pods,
+                services,
+                claims,
+                policies,
+            },
+            ChildWriters {
+                pods: pods_w,
+                services: services_w,
+                claims: claims_w,
+                policies: policies_w,
+            },
+        )
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -124,35 +181,73 @@ impl std::fmt::Debug for Context {
 /// Runs the operator over the Workspaces of `namespace` (every namespace with
 /// `None`) until `shutdown` resolves.
 pub async fn run(
-    ctx: Context,
+    client: Client,
+    config: OperatorConfig,
     namespace: Option<&str>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let (workspaces, pods, services, claims, policies) = match namespace {
-        Some(ns) => (
-            Api::<Workspace>::namespaced(client.clone(), ns),
-            Api::<Pod>::namespaced(client.clone(), ns),
-            Api::<Service>::namespaced(client.clone(), ns),
-            Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
-            Api::<NetworkPolicy>::namespaced(client, ns),
+    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    /// A watch of what the operator owns, kept in `writer` as it passes.
+    fn owned<K>(
+        api: Api<K>,
+        writer: reflector::store::Writer<K>,
+    ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let config = watcher::Config::default().labels(WORKSPACE_LABEL);
+        reflector::reflector(writer, watcher(api, config))
+            .default_backoff()
+            .touched_objects()
+    }
+    let (workspaces, workspaces_w) = reflector::store();
+    let triggers = reflector::reflector(
+        workspaces_w,
+        watcher(
+            api::<Workspace>(&client, namespace),
+            watcher::Config::default(),
         ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client),
-        ),
+    )
+    .default_backoff()
+    .applied_objects()
+    // Not the operator's own status writes.
+    .predicate_filter(
+        predicates::generation.combine(predicates::finalizers),
+        Default::default(),
+    );
+    let (children, writers) = Children::new();
+    let limits = kube::runtime::controller::Config::default().concurrency(config.concurrency);
+    let ctx = Context {
+        client: client.clone(),
+        config,
+        children,
     };
-    let owned = watcher::Config::default().labels(WORKSPACE_LABEL);
-    let limits = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    Controller::new(workspaces, watcher::Config::default())
+    Controller::for_stream(triggers, workspaces)
         .with_config(limits)
-        .owns(pods, owned.clone())
-        .owns(services, owned.clone())
-        .owns(claims, owned.clone())
-        .owns(policies, owned)
+        .owns_stream(owned(api::<Pod>(&client, namespace), writers.pods))
+        .owns_stream(owned(api::<Service>(&client, namespace), writers.services))
+        .owns_stream(owned(
+            api::<PersistentVolumeClaim>(&client, namespace),
+            writers.claims,
+        ))
+        .owns_stream(owned(
+            api::<NetworkPolicy>(&client, namespace),
+            writers.policies,
+        ))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, Arc::new(ctx))
         .for_each(|result| async move {
@@ -195,42 +290,59 @@ fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
+/// The child in `store`, if it was made from `want`'s spec; else `want`
+/// applied, and what the API server made of it.
+async fn ensure<K>(store: &Store<K>, api: &Api<K>, want: K) -> Result<Arc<K>, Error>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+{
+    let name = want.meta().name.clone().ok_or(Error::Malformed("name"))?;
+    let key = ObjectRef::new(&name).within(api.namespace().unwrap_or_default());
+    if let Some(have) = store.get(&key) {
+        if annotation(have.as_ref(), SPEC_HASH) == annotation(&want, SPEC_HASH) {
+            return Ok(have);
+        }
+    }
+    Ok(Arc::new(
+        api.patch(&name, &apply_params(), &Patch::Apply(want))
+            .await?,
+    ))
+}
+
 async fn apply(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error> {
     let client = &ctx.client;
+    let children = &ctx.children;
     let name = ws.name_any();
     let owner = ws
         .controller_owner_ref(&())
         .ok_or(Error::Malformed("uid"))?;
     let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
-    let claim = claims
-        .patch(&name, &apply_params(), &Patch::Apply(claim(ws, &owner)))
-        .await?;
+    let claim = ensure(&children.claims, &claims, claim(ws, &owner)).await?;
     let services = Api::<Service>::namespaced(client.clone(), ns);
-    let service = services
-        .patch(&name, &apply_params(), &Patch::Apply(service(ws, &owner)))
-        .await?;
+    let service = ensure(&children.services, &services, service(ws, &owner)).await?;
     let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
-    policies
-        .patch(
-            &name,
-            &apply_params(),
-            &Patch::Apply(network_policy(ws, &owner, &ctx.config)),
-        )
-        .await?;
+    let policy = network_policy(ws, &owner, &ctx.config);
+    ensure(&children.policies, &policies, policy).await?;
 
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let want = (ws.spec.state == DesiredState::Running).then(|| pod(ws, &owner));
-    let mut current = pods.get_opt(&name).await?;
+    let mut current = children.pods.get(&ObjectRef::new(&name).within(ns));
     // Whether the Pod there is (or, gone, would be) the spec's.
     let mut settled = true;
-    match (&want, &current) {
+    match (want, &current) {
         (Some(want), None) => {
-            current = Some(
+            current = Some(Arc::new(
                 pods.patch(&name, &apply_params(), &Patch::Apply(want))
                     .await?,
-            );
+            ));
         }
-        (Some(want), Some(pod)) if annotation(pod, SPEC_HASH) != annotation(want, SPEC_HASH) => {
+        (Some(want), Some(pod))
+            if annotation(pod.as_ref(), SPEC_HASH) != annotation(&want, SPEC_HASH) =>
+        {
             delete_pod(&pods, pod).await?;
             settled = false;
         }
@@ -240,7 +352,7 @@ async fn apply(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error>
         }
         _ => {}
     }
-    let status = status_of(ws, current.as_ref(), &service, &claim, settled);
+    let status = status_of(ws, current.as_deref(), &service, &claim, settled);
     if ws.status.as_ref() != Some(&status) {
         let api = Api::<Workspace>::namespaced(client.clone(), ns);
         let patch = json!({
@@ -356,6 +468,26 @@ fn meta(ws: &Workspace, owner: &OwnerReference) -> ObjectMeta {
     }
 }
 
+/// The [`SPEC_HASH`] of what `parts` serialize.
+fn spec_hash(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// `object` with the hash of all of it in [`SPEC_HASH`].
+fn stamped<K: Resource + serde::Serialize>(mut object: K) -> K {
+    let hash = spec_hash(&[&serde_json::to_vec(&object).expect("an object serializes")]);
+    object
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(SPEC_HASH.into(), hash);
+    object
+}
+
 fn selector(ws: &Workspace) -> BTreeMap<String, String> {
     BTreeMap::from([(WORKSPACE_LABEL.into(), ws.name_any())])
 }
@@ -366,7 +498,7 @@ pub fn claim(ws: &Workspace, owner: &OwnerReference) -> PersistentVolumeClaim {
     if ws.spec.home.keep_on_delete {
         meta.owner_references = None;
     }
-    PersistentVolumeClaim {
+    stamped(PersistentVolumeClaim {
         metadata: meta,
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
@@ -381,12 +513,12 @@ pub fn claim(ws: &Workspace, owner: &OwnerReference) -> PersistentVolumeClaim {
             ..PersistentVolumeClaimSpec::default()
         }),
         status: None,
-    }
+    })
 }
 
 /// The Service in front of the app.
 pub fn service(ws: &Workspace, owner: &OwnerReference) -> Service {
-    Service {
+    stamped(Service {
         metadata: meta(ws, owner),
         spec: Some(ServiceSpec {
             selector: Some(selector(ws)),
@@ -400,7 +532,7 @@ pub fn service(ws: &Workspace, owner: &OwnerReference) -> Service {
             ..ServiceSpec::default()
         }),
         status: None,
-    }
+    })
 }
 
 /// In only from berth's Pods; out only to berth's API and DNS, and, with
@@ -467,7 +599,7 @@ pub fn network_policy(
             ports: None,
         });
     }
-    NetworkPolicy {
+    stamped(NetworkPolicy {
         metadata: meta(ws, owner),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
@@ -481,7 +613,7 @@ pub fn network_policy(
             }]),
             egress: Some(egress),
         }),
-    }
+    })
 }
 
 /// Where the home is mounted in the Pod (as the process runtime has it).
@@ -622,12 +754,10 @@ pub fn pod(ws: &Workspace, owner: &OwnerReference) -> Pod {
         }]),
         ..PodSpec::default()
     };
-    let hash = {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(&pod_spec).expect("a Pod spec serializes"));
-        h.update(spec.restarted_at.as_deref().unwrap_or("").as_bytes());
-        hex::encode(&h.finalize()[..8])
-    };
+    let hash = spec_hash(&[
+        &serde_json::to_vec(&pod_spec).expect("a Pod spec serializes"),
+        spec.restarted_at.as_deref().unwrap_or("").as_bytes(),
+    ]);
     let mut metadata = meta(ws, owner);
     metadata.annotations = Some(BTreeMap::from([(SPEC_HASH.into(), hash)]));
     Pod {

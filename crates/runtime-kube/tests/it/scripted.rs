@@ -1,14 +1,19 @@
 //! The operator's reconcile against a scripted API server (`tower-test`):
 //! each test lists the exact calls one reconcile makes (method, path and
 //! query, and what matters of the body) and what the API answers; a call
-//! out of order, or one more than scripted, fails.
+//! out of order, or one more than scripted, fails. The children the
+//! operator's watches have seen are given to each reconcile ([`Seen`]): it
+//! reads them there, and asks the API server nothing it knows.
 
 use std::sync::Arc;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
+use kube::runtime::watcher;
 use kube::Client;
 use runtime_kube::crd::{DesiredState, State, Workspace, WorkspaceStatus};
 use runtime_kube::operator::{self, OperatorConfig};
@@ -140,18 +145,83 @@ fn ready_pod(ws: &Workspace) -> Value {
     pod
 }
 
-/// Runs one reconcile of `ws` while `script` answers the calls; then checks
-/// that no call was left unanswered.
+/// What the operator's watches have seen of a Workspace's children.
+#[derive(Default)]
+struct Seen {
+    pods: Vec<Pod>,
+    services: Vec<Service>,
+    claims: Vec<PersistentVolumeClaim>,
+    policies: Vec<NetworkPolicy>,
+}
+
+impl Seen {
+    /// The claim, Service (with its cluster IP) and policy of `ws`, as the
+    /// operator applied them.
+    fn children(ws: &Workspace) -> Seen {
+        let owner = kube::Resource::controller_owner_ref(ws, &()).unwrap();
+        let mut service = operator::service(ws, &owner);
+        service.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.7".into());
+        Seen {
+            services: vec![within(service)],
+            claims: vec![within(operator::claim(ws, &owner))],
+            policies: vec![within(operator::network_policy(
+                ws,
+                &owner,
+                &OperatorConfig::default(),
+            ))],
+            pods: Vec::new(),
+        }
+    }
+
+    /// And its Pod.
+    fn with_pod(mut self, pod: Value) -> Seen {
+        self.pods.push(within(serde_json::from_value(pod).unwrap()));
+        self
+    }
+}
+
+/// `object` in the namespace.
+fn within<K: kube::Resource>(mut object: K) -> K {
+    object.meta_mut().namespace = Some(NS.into());
+    object
+}
+
+fn fill<K>(writer: &mut kube::runtime::reflector::store::Writer<K>, objects: Vec<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    for object in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(object));
+    }
+}
+
+/// Runs one reconcile of `ws`, with nothing seen, while `script` answers the
+/// calls; then checks that no call was left unanswered.
 async fn reconcile<F, Fut>(ws: Workspace, script: F) -> Result<(), String>
+where
+    F: FnOnce(Script) -> Fut,
+    Fut: std::future::Future<Output = Script> + Send + 'static,
+{
+    reconcile_seeing(ws, Seen::default(), script).await
+}
+
+/// [`reconcile`], with the children `seen`.
+async fn reconcile_seeing<F, Fut>(ws: Workspace, seen: Seen, script: F) -> Result<(), String>
 where
     F: FnOnce(Script) -> Fut,
     Fut: std::future::Future<Output = Script> + Send + 'static,
 {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let scripted = tokio::spawn(script(handle));
+    let (children, mut writers) = operator::Children::new();
+    fill(&mut writers.pods, seen.pods);
+    fill(&mut writers.services, seen.services);
+    fill(&mut writers.claims, seen.claims);
+    fill(&mut writers.policies, seen.policies);
     let ctx = Arc::new(operator::Context {
         client: Client::new(service, NS),
         config: OperatorConfig::default(),
+        children,
     });
     let result = operator::reconcile(Arc::new(ws), ctx).await;
     let mut handle = scripted.await.expect("the script ran to its end");
@@ -163,7 +233,7 @@ where
     result.map(drop).map_err(|e| e.to_string())
 }
 
-/// The claim, Service and policy, applied in that order at each reconcile;
+/// The claim, Service and policy, applied in that order when none was seen;
 /// the Service's answer gives it a cluster IP.
 async fn children(h: &mut Script) {
     let claim = expect(
@@ -179,6 +249,7 @@ async fn children(h: &mut Script) {
     );
     assert_eq!(claim["metadata"]["ownerReferences"][0]["uid"], "uid-1");
     assert_eq!(claim["metadata"]["ownerReferences"][0]["controller"], true);
+    assert!(claim["metadata"]["annotations"]["berth.dev/spec-hash"].is_string());
     let service = expect(
         h,
         "PATCH",
@@ -229,7 +300,6 @@ async fn a_new_workspace_first_gets_the_finalizer() {
 async fn create_applies_claim_service_policy_and_pod_then_the_status() {
     reconcile(workspace(DesiredState::Running), |mut h| async move {
         children(&mut h).await;
-        expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), not_found).await;
         let pod = expect(
             &mut h,
             "PATCH",
@@ -262,10 +332,9 @@ async fn create_applies_claim_service_policy_and_pod_then_the_status() {
 async fn a_ready_pod_makes_it_running_and_an_unchanged_status_is_not_written() {
     let ws = workspace(DesiredState::Running);
     let pod = ready_pod(&ws);
-    let pod2 = pod.clone();
-    reconcile(ws.clone(), |mut h| async move {
-        children(&mut h).await;
-        expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), answer(pod)).await;
+    let seen = || Seen::children(&ws).with_pod(pod.clone());
+    reconcile_seeing(ws.clone(), seen(), |mut h| async move {
+        // Nothing to apply: only the status is new.
         let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Running");
         let ready = &status["status"]["conditions"][0];
@@ -278,31 +347,24 @@ async fn a_ready_pod_makes_it_running_and_an_unchanged_status_is_not_written() {
     .await
     .unwrap();
 
-    // Again, with the status it wrote: nothing to write.
+    // Again, with the status it wrote: no call at all.
     let mut again = ws.clone();
-    let owner = kube::Resource::controller_owner_ref(&ws, &()).unwrap();
-    let service: k8s_openapi::api::core::v1::Service = serde_json::from_value({
-        let mut s = serde_json::to_value(operator::service(&ws, &owner)).unwrap();
-        merge(&mut s, json!({"spec": {"clusterIP": "10.96.0.7"}}));
-        s
-    })
-    .unwrap();
-    let claim = operator::claim(&ws, &owner);
-    let pod_object = serde_json::from_value(pod2.clone()).unwrap();
+    let Seen {
+        pods,
+        services,
+        claims,
+        ..
+    } = seen();
     again.status = Some(operator::status_of(
         &ws,
-        Some(&pod_object),
-        &service,
-        &claim,
+        pods.first(),
+        &services[0],
+        &claims[0],
         true,
     ));
-    reconcile(again, |mut h| async move {
-        children(&mut h).await;
-        expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), answer(pod2)).await;
-        h
-    })
-    .await
-    .unwrap();
+    reconcile_seeing(again, seen(), |h| async move { h })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -315,9 +377,8 @@ async fn stop_deletes_the_pod_and_reports_stopped_once_it_is_gone() {
         address: Some("10.96.0.7:8888".into()),
         ..WorkspaceStatus::default()
     });
-    reconcile(ws.clone(), |mut h| async move {
-        children(&mut h).await;
-        expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), answer(pod)).await;
+    let seen = Seen::children(&ws).with_pod(pod);
+    reconcile_seeing(ws.clone(), seen, |mut h| async move {
         let delete = expect(&mut h, "DELETE", &format!("{CORE}/pods/{NAME}?"), deleted).await;
         assert_eq!(delete["gracePeriodSeconds"], 5);
         // Not stopped while its Pod goes: the state and generation stay.
@@ -329,9 +390,7 @@ async fn stop_deletes_the_pod_and_reports_stopped_once_it_is_gone() {
     .await
     .unwrap();
 
-    reconcile(ws, |mut h| async move {
-        children(&mut h).await;
-        expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), not_found).await;
+    reconcile_seeing(ws.clone(), Seen::children(&ws), |mut h| async move {
         let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Stopped");
         assert_eq!(status["status"]["observedGeneration"], 3);
@@ -348,12 +407,39 @@ async fn an_update_replaces_a_pod_made_from_an_older_spec() {
     let pod = ready_pod(&old);
     let mut ws = old.clone();
     ws.spec.resources.memory_bytes *= 2;
-    reconcile(ws, |mut h| async move {
-        children(&mut h).await;
-        expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), answer(pod)).await;
+    // Its claim, Service and policy are as the new spec wants them.
+    let seen = Seen::children(&ws).with_pod(pod);
+    reconcile_seeing(ws, seen, |mut h| async move {
         expect(&mut h, "DELETE", &format!("{CORE}/pods/{NAME}?"), deleted).await;
         let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Starting");
+        h
+    })
+    .await
+    .unwrap();
+}
+
+/// A child made from another spec is applied again, and only it.
+#[tokio::test]
+async fn only_a_child_made_from_another_spec_is_applied_again() {
+    let old = workspace(DesiredState::Running);
+    let pod = ready_pod(&old);
+    let mut ws = old.clone();
+    ws.spec.egress = true;
+    let seen = Seen::children(&old).with_pod(pod);
+    reconcile_seeing(ws, seen, |mut h| async move {
+        let policy = expect(
+            &mut h,
+            "PATCH",
+            &format!("{POLICIES}/{NAME}{APPLY}"),
+            echo(json!({})),
+        )
+        .await;
+        assert_eq!(
+            policy["spec"]["egress"][2]["to"][0]["ipBlock"]["cidr"],
+            "0.0.0.0/0"
+        );
+        status_write(&mut h).await;
         h
     })
     .await

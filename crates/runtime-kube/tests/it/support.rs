@@ -170,13 +170,15 @@ impl Env {
         root: Option<tempfile::TempDir>,
         image: String,
     ) -> Env {
-        let ctx = operator::Context {
-            client: client.clone(),
-            config: OperatorConfig::default(),
-        };
-        let ns = namespace.clone();
+        let (c, ns) = (client.clone(), namespace.clone());
         let operator = tokio::spawn(async move {
-            operator::run(ctx, Some(&ns), std::future::pending()).await;
+            operator::run(
+                c,
+                OperatorConfig::default(),
+                Some(&ns),
+                std::future::pending(),
+            )
+            .await;
         });
         let rt = KubeRuntime::new(
             client.clone(),
