@@ -195,7 +195,9 @@ pub async fn run(
             None => Api::all(client.clone()),
         }
     }
-    /// A watch of what the operator owns, kept in `writer` as it passes.
+    /// A watch of what the operator owns, kept in `writer` as it passes
+    /// (without the managed fields, which no reconcile reads and which are
+    /// most of a small object).
     fn owned<K>(
         api: Api<K>,
         writer: reflector::store::Writer<K>,
@@ -210,25 +212,25 @@ pub async fn run(
             + 'static,
     {
         let config = watcher::Config::default().labels(WORKSPACE_LABEL);
-        reflector::reflector(writer, watcher(api, config))
+        let watch = watcher(api, config).modify(|o| o.managed_fields_mut().clear());
+        reflector::reflector(writer, watch)
             .default_backoff()
             .touched_objects()
     }
     let (workspaces, workspaces_w) = reflector::store();
-    let triggers = reflector::reflector(
-        workspaces_w,
-        watcher(
-            api::<Workspace>(&client, namespace),
-            watcher::Config::default(),
-        ),
+    let watch = watcher(
+        api::<Workspace>(&client, namespace),
+        watcher::Config::default(),
     )
-    .default_backoff()
-    .applied_objects()
-    // Not the operator's own status writes.
-    .predicate_filter(
-        predicates::generation.combine(predicates::finalizers),
-        Default::default(),
-    );
+    .modify(|ws| ws.managed_fields_mut().clear());
+    let triggers = reflector::reflector(workspaces_w, watch)
+        .default_backoff()
+        .applied_objects()
+        // Not the operator's own status writes.
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            Default::default(),
+        );
     let (children, writers) = Children::new();
     let limits = kube::runtime::controller::Config::default().concurrency(config.concurrency);
     let ctx = Context {
@@ -808,7 +810,7 @@ pub fn status_of(
         DesiredState::Running => match phase {
             Some("Failed") | Some("Succeeded") => (State::Failed, Some(exit_message(pod))),
             _ if pod_ready && address.is_some() => (State::Running, None),
-            _ => (State::Starting, None),
+            _ => (State::Starting, waiting_message(pod)),
         },
         // Until its Pod is gone, a stopping workspace is where it was.
         _ if !settled => (old.state.unwrap_or(State::Starting), old.message.clone()),
@@ -874,10 +876,45 @@ pub fn status_of(
     }
 }
 
-/// Why a Pod's app ended: its exit code or signal reason.
+/// Why a Pod that should run does not yet, in the words of the scheduler
+/// (no node for it: too few GPUs, a selector no node matches) or the kubelet
+/// (an image it cannot pull, a Secret missing); `None` while it is merely
+/// on its way.
+fn waiting_message(pod: Option<&Pod>) -> Option<String> {
+    let status = pod?.status.as_ref()?;
+    let said = |reason: &str, message: Option<&str>| match message.filter(|m| !m.is_empty()) {
+        Some(m) => format!("{reason}: {m}"),
+        None => reason.to_owned(),
+    };
+    let unscheduled = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+    if let Some(c) = unscheduled {
+        let reason = c.reason.as_deref().unwrap_or("Unschedulable");
+        return Some(format!(
+            "no node for it yet ({})",
+            said(reason, c.message.as_deref())
+        ));
+    }
+    let waiting = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find_map(|c| c.state.as_ref()?.waiting.as_ref())?;
+    match waiting.reason.as_deref()? {
+        "ContainerCreating" | "PodInitializing" => None,
+        reason => Some(said(reason, waiting.message.as_deref())),
+    }
+}
+
+/// Why a Pod's app ended: its exit code or signal reason; or, for a Pod
+/// whose app never ran (the kubelet rejected it: no GPU left on its node),
+/// the kubelet's reason.
 fn exit_message(pod: Option<&Pod>) -> String {
-    let terminated = pod
-        .and_then(|p| p.status.as_ref())
+    let status = pod.and_then(|p| p.status.as_ref());
+    let terminated = status
         .and_then(|s| s.container_statuses.as_ref())
         .and_then(|cs| cs.first())
         .and_then(|c| c.state.as_ref())
@@ -893,7 +930,15 @@ fn exit_message(pod: Option<&Pod>) -> String {
             }
             m
         }
-        None => "the app's Pod ended".into(),
+        None => match status.and_then(|s| s.reason.as_deref()) {
+            Some(reason) => {
+                let message = status.and_then(|s| s.message.as_deref()).unwrap_or("");
+                format!("the app's Pod did not run ({reason}): {message}")
+                    .trim_end_matches(": ")
+                    .to_owned()
+            }
+            None => "the app's Pod ended".into(),
+        },
     }
 }
 

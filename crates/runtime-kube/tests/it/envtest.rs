@@ -330,15 +330,11 @@ async fn the_api_server_validates_workspaces_and_prints_columns() {
 
 /// A GPU profile's workspaces get its devices, node pool and tolerations,
 /// and its image; other profiles' get none of them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gpu_profile_places_its_pods() {
-    if !have_envtest() {
-        return;
-    }
-    let env = Env::envtest().await;
-    let placement = runtime_kube::Placement {
-        gpus: 2,
-        image: Some("quay.io/jupyter/pytorch-notebook:cuda12-latest".into()),
+/// Where NVIDIA's GPU nodes are: their label, their taint tolerated.
+fn gpu_placement(gpus: u32, image: Option<String>) -> runtime_kube::Placement {
+    runtime_kube::Placement {
+        gpus,
+        image,
         node_selector: [("nvidia.com/gpu.present".to_owned(), "true".to_owned())].into(),
         tolerations: vec![runtime_kube::crd::Toleration {
             key: Some("nvidia.com/gpu".into()),
@@ -347,7 +343,19 @@ async fn a_gpu_profile_places_its_pods() {
             effect: Some("NoSchedule".into()),
             toleration_seconds: None,
         }],
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_profile_places_its_pods() {
+    if !have_envtest() {
+        return;
+    }
+    let env = Env::envtest().await;
+    let placement = gpu_placement(
+        2,
+        Some("quay.io/jupyter/pytorch-notebook:cuda12-latest".into()),
+    );
     let rt = runtime_kube::KubeRuntime::new(
         env.client.clone(),
         runtime_kube::KubeRuntimeConfig {
@@ -422,6 +430,106 @@ async fn a_gpu_profile_places_its_pods() {
         .collect();
     assert!(!keys.contains(&"nvidia.com/gpu"), "{keys:?}");
     for ws in [&gpu, &plain] {
+        rt.delete(&ws.id, false).await.unwrap();
+    }
+}
+
+/// GPU profiles on a real node. There is no GPU here: the node's status
+/// advertises one `nvidia.com/gpu`, as a device plugin would (Kubernetes'
+/// "advertise extended resources for a node"), beside NVIDIA's label and
+/// taint, and the kubelet accounts for it as for a real one. The first GPU
+/// workspace is admitted and runs; a second asks for a GPU the node no
+/// longer has, and the kubelet rejects its Pod: that workspace is Failed,
+/// saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_workspaces_share_a_real_kubelets_gpus() {
+    if !have_envtest()
+        || !runtime_kube::envtest::present(&runtime_kube::envtest::kubelet::missing())
+    {
+        return;
+    }
+    let env = Env::kubelet().await;
+    let node = env.node.as_ref().unwrap().name();
+    let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(env.client.clone());
+    let taint = serde_json::json!({
+        "metadata": {"labels": {"nvidia.com/gpu.present": "true"}},
+        "spec": {"taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]},
+    });
+    nodes
+        .patch(&node, &PatchParams::default(), &Patch::Merge(taint))
+        .await
+        .unwrap();
+    let gpu = serde_json::json!({"status": {"capacity": {"nvidia.com/gpu": "1"}}});
+    nodes
+        .patch_status(&node, &PatchParams::default(), &Patch::Merge(gpu))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let allocatable = nodes.get(&node).await.unwrap().status.unwrap().allocatable;
+        if allocatable.is_some_and(|a| a.contains_key("nvidia.com/gpu")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no GPU allocatable");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let placement = gpu_placement(1, None);
+    let rt = runtime_kube::KubeRuntime::new(
+        env.client.clone(),
+        runtime_kube::KubeRuntimeConfig {
+            namespace: env.namespace.clone(),
+            image: env.image.clone(),
+            placement: [("gpu".to_owned(), placement)].into(),
+            wait: Duration::from_secs(60),
+            ..Default::default()
+        },
+    );
+    let gpu_workspace = || {
+        let mut ws = workspace("grace", &env.image);
+        ws.image = None;
+        ws.profile_name = model::Name::parse("gpu").unwrap();
+        ws
+    };
+    let (first, second) = (gpu_workspace(), gpu_workspace());
+    rt.start(&first).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let upstream = loop {
+        match rt.observe(&first.id).await.unwrap() {
+            Observed::Running { upstream } => break upstream,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the first GPU workspace is {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let path = format!("{}api/status", first.base_url);
+    assert!(matches!(
+        env.get(&first, &upstream, &path).await,
+        Some((200, _))
+    ));
+
+    rt.start(&second).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let message = loop {
+        match rt.observe(&second.id).await.unwrap() {
+            Observed::Failed { message, .. } => break message,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the second GPU workspace is {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(message.contains("nvidia.com/gpu"), "{message}");
+    eprintln!("the second GPU workspace failed: {message}");
+    // The first runs on.
+    assert!(matches!(
+        rt.observe(&first.id).await.unwrap(),
+        Observed::Running { .. }
+    ));
+    for ws in [&first, &second] {
         rt.delete(&ws.id, false).await.unwrap();
     }
 }

@@ -125,14 +125,19 @@ impl Drop for Env {
 }
 
 impl Env {
-    /// A fresh namespace on the shared envtest control plane.
-    pub async fn envtest() -> Env {
-        let cp = ControlPlane::shared();
-        let client = cp.client().await.expect("client");
+    /// A client of the shared envtest control plane, and a fresh namespace.
+    async fn fresh() -> (Client, String) {
+        let client = ControlPlane::shared().client().await.expect("client");
         let namespace = namespace_name();
         runtime_kube::envtest::namespace(&client, &namespace)
             .await
             .expect("namespace");
+        (client, namespace)
+    }
+
+    /// A fresh namespace on the shared envtest control plane.
+    pub async fn envtest() -> Env {
+        let (client, namespace) = Env::fresh().await;
         let root = tempfile::Builder::new()
             .prefix("berth-envtest-node-")
             .tempdir()
@@ -150,13 +155,8 @@ impl Env {
     /// A fresh namespace on the shared envtest control plane, with a real
     /// node (`Node::kubelet`).
     pub async fn kubelet() -> Env {
-        let cp = ControlPlane::shared();
-        let client = cp.client().await.expect("client");
-        let namespace = namespace_name();
-        runtime_kube::envtest::namespace(&client, &namespace)
-            .await
-            .expect("namespace");
-        let node = Node::kubelet(cp, client.clone(), &namespace)
+        let (client, namespace) = Env::fresh().await;
+        let node = Node::kubelet(ControlPlane::shared(), client.clone(), &namespace)
             .await
             .expect("a real node");
         let image = runtime_kube::envtest::kubelet::JUPYTER_IMAGE.to_owned();
