@@ -89,6 +89,9 @@ pub fn present(missing: &[String]) -> bool {
 /// processes die with the test process (`setpriv --pdeathsig`).
 #[derive(Debug)]
 pub struct ControlPlane {
+    /// Dropped first (fields drop in order): the processes stop before
+    /// their directory goes.
+    _daemons: Daemons,
     dir: tempfile::TempDir,
     /// A kubeconfig for the cluster admin (token auth; the server's own
     /// self-signed certificate trusted).
@@ -97,7 +100,6 @@ pub struct ControlPlane {
     pub url: String,
     /// The range Services get their (loopback) cluster IPs from.
     pub service_cidr: String,
-    _daemons: Daemons,
 }
 
 /// A random byte (of the clock and the pid) for picking loopback ranges.

@@ -121,6 +121,58 @@ pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
     pub children: Children,
+    pub memory: Memory,
+}
+
+/// How often every child is applied again, whatever its hash says: a child
+/// edited by hand (its spec changed, its hash annotation not) is put back
+/// within this time.
+pub const REASSERT: Duration = Duration::from_secs(3600);
+
+/// What the operator did last for each Workspace (by uid), which its
+/// stores may not show yet.
+#[derive(Clone, Debug, Default)]
+pub struct Memory(Arc<std::sync::Mutex<std::collections::HashMap<String, Remembered>>>);
+
+#[derive(Debug, Clone)]
+struct Remembered {
+    /// The status last written.
+    status: Option<WorkspaceStatus>,
+    /// When every child was last applied, hash or not (or first seen).
+    asserted: std::time::Instant,
+}
+
+impl Memory {
+    /// Whether every child of `uid` is due to be applied again; the first
+    /// time a Workspace is seen, it is not (its hashes are trusted).
+    fn reassert_due(&self, uid: &str) -> bool {
+        let mut memory = self.0.lock().unwrap();
+        let now = std::time::Instant::now();
+        let entry = memory.entry(uid.to_owned()).or_insert(Remembered {
+            status: None,
+            asserted: now,
+        });
+        if now.duration_since(entry.asserted) < REASSERT {
+            return false;
+        }
+        entry.asserted = now;
+        true
+    }
+
+    /// The status last written for `uid`, if any.
+    fn status(&self, uid: &str) -> Option<WorkspaceStatus> {
+        self.0.lock().unwrap().get(uid)?.status.clone()
+    }
+
+    fn wrote(&self, uid: &str, status: WorkspaceStatus) {
+        if let Some(entry) = self.0.lock().unwrap().get_mut(uid) {
+            entry.status = Some(status);
+        }
+    }
+
+    fn forget(&self, uid: &str) {
+        self.0.lock().unwrap().remove(uid);
+    }
 }
 
 /// The objects the operator owns, as its watches last saw them.
@@ -130,6 +182,7 @@ pub struct Children {
     pub services: Store<Service>,
     pub claims: Store<PersistentVolumeClaim>,
     pub policies: Store<NetworkPolicy>,
+    listed: Arc<tokio::sync::OnceCell<()>>,
 }
 
 /// What fills [`Children`].
@@ -147,6 +200,23 @@ impl std::fmt::Debug for ChildWriters {
 }
 
 impl Children {
+    /// Once each watch has listed what is there (until then, a store knows
+    /// nothing). kube's `Store::wait_until_ready` wakes only the last of
+    /// several tasks waiting at once, so one reconcile waits on it, and the
+    /// others on this cell.
+    pub async fn listed(&self) -> Result<(), Error> {
+        self.listed
+            .get_or_try_init(|| async {
+                let gone = |_| Error::Malformed("a store's watch (gone)");
+                self.pods.wait_until_ready().await.map_err(gone)?;
+                self.services.wait_until_ready().await.map_err(gone)?;
+                self.claims.wait_until_ready().await.map_err(gone)?;
+                self.policies.wait_until_ready().await.map_err(gone)
+            })
+            .await
+            .map(|_| ())
+    }
+
     /// Empty stores, and their writers.
     pub fn new() -> (Children, ChildWriters) {
         let (pods, pods_w) = reflector::store();
@@ -159,6 +229,7 @@ impl Children {
                 services,
                 claims,
                 policies,
+                listed: Arc::default(),
             },
             ChildWriters {
                 pods: pods_w,
@@ -237,6 +308,7 @@ pub async fn run(
         client: client.clone(),
         config,
         children,
+        memory: Memory::default(),
     };
     Controller::for_stream(triggers, workspaces)
         .with_config(limits)
@@ -255,6 +327,11 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(workspace = obj.name, "reconciled"),
+                // A watch failing (a 403 for want of a permission): the
+                // stores, and so the reconciles, are blind.
+                Err(e @ kube::runtime::controller::Error::QueueError(_)) => {
+                    tracing::warn!(error = %e, "watching")
+                }
                 Err(e) => tracing::debug!(error = %e, "reconcile"),
             }
         })
@@ -294,7 +371,13 @@ fn apply_params() -> PatchParams {
 
 /// The child in `store`, if it was made from `want`'s spec; else `want`
 /// applied, and what the API server made of it.
-async fn ensure<K>(store: &Store<K>, api: &Api<K>, want: K) -> Result<Arc<K>, Error>
+async fn ensure<K>(
+    store: &Store<K>,
+    api: &Api<K>,
+    ns: &str,
+    want: K,
+    reassert: bool,
+) -> Result<Arc<K>, Error>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -303,9 +386,8 @@ where
         + serde::de::DeserializeOwned,
 {
     let name = want.meta().name.clone().ok_or(Error::Malformed("name"))?;
-    let key = ObjectRef::new(&name).within(api.namespace().unwrap_or_default());
-    if let Some(have) = store.get(&key) {
-        if annotation(have.as_ref(), SPEC_HASH) == annotation(&want, SPEC_HASH) {
+    if let Some(have) = store.get(&ObjectRef::new(&name).within(ns)) {
+        if !reassert && annotation(have.as_ref(), SPEC_HASH) == annotation(&want, SPEC_HASH) {
             return Ok(have);
         }
     }
@@ -318,21 +400,36 @@ where
 async fn apply(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error> {
     let client = &ctx.client;
     let children = &ctx.children;
+    // Until each watch has listed what is there, a store knows nothing.
+    children.listed().await?;
     let name = ws.name_any();
+    let uid = ws.uid().ok_or(Error::Malformed("uid"))?;
     let owner = ws
         .controller_owner_ref(&())
         .ok_or(Error::Malformed("uid"))?;
+    let reassert = ctx.memory.reassert_due(&uid);
     let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
-    let claim = ensure(&children.claims, &claims, claim(ws, &owner)).await?;
+    let claim = claim(ws, &owner);
+    let claim = ensure(&children.claims, &claims, ns, claim, reassert).await?;
     let services = Api::<Service>::namespaced(client.clone(), ns);
-    let service = ensure(&children.services, &services, service(ws, &owner)).await?;
+    let service = service(ws, &owner);
+    let service = ensure(&children.services, &services, ns, service, reassert).await?;
     let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
     let policy = network_policy(ws, &owner, &ctx.config);
-    ensure(&children.policies, &policies, policy).await?;
+    ensure(&children.policies, &policies, ns, policy, reassert).await?;
 
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let want = (ws.spec.state == DesiredState::Running).then(|| pod(ws, &owner));
     let mut current = children.pods.get(&ObjectRef::new(&name).within(ns));
+    let old_state = ws.status.as_ref().and_then(|s| s.state);
+    if want.is_none()
+        && current.is_none()
+        && !matches!(old_state, Some(State::Stopped | State::Paused))
+    {
+        // A Pod made a moment ago may not be in the store yet: before
+        // saying it is gone, ask.
+        current = pods.get_opt(&name).await?.map(Arc::new);
+    }
     // Whether the Pod there is (or, gone, would be) the spec's.
     let mut settled = true;
     match (want, &current) {
@@ -355,7 +452,12 @@ async fn apply(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error>
         _ => {}
     }
     let status = status_of(ws, current.as_deref(), &service, &claim, settled);
-    if ws.status.as_ref() != Some(&status) {
+    // Unchanged both in the object (which may be older than the last write)
+    // and in what was written last: nothing to write.
+    let written = ctx.memory.status(&uid);
+    let unchanged =
+        ws.status.as_ref() == Some(&status) && written.as_ref().is_none_or(|w| *w == status);
+    if !unchanged {
         let api = Api::<Workspace>::namespaced(client.clone(), ns);
         let patch = json!({
             "apiVersion": "berth.dev/v1alpha1",
@@ -364,6 +466,7 @@ async fn apply(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error>
         });
         api.patch_status(&name, &apply_params(), &Patch::Apply(patch))
             .await?;
+        ctx.memory.wrote(&uid, status);
     }
     Ok(if settled {
         Action::requeue(Duration::from_secs(300))
@@ -437,6 +540,9 @@ async fn cleanup(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Erro
         left.push("its home");
     }
     if left.is_empty() {
+        if let Some(uid) = ws.uid() {
+            ctx.memory.forget(&uid);
+        }
         Ok(Action::await_change())
     } else {
         Err(Error::Waiting(left.join(" and ")))
@@ -909,11 +1015,19 @@ fn waiting_message(pod: Option<&Pod>) -> Option<String> {
     }
 }
 
-/// Why a Pod's app ended: its exit code or signal reason; or, for a Pod
-/// whose app never ran (the kubelet rejected it: no GPU left on its node),
-/// the kubelet's reason.
+/// Why a Pod's app ended: the kubelet's reason for a Pod it rejected (no
+/// GPU left on its node) or evicted; else its exit code or signal reason.
 fn exit_message(pod: Option<&Pod>) -> String {
     let status = pod.and_then(|p| p.status.as_ref());
+    // Its node's word (a Pod rejected, evicted), which says more than an exit.
+    if let Some(reason) = status.and_then(|s| s.reason.as_deref()) {
+        return match status.and_then(|s| s.message.as_deref()) {
+            Some(message) if !message.is_empty() => {
+                format!("the app's Pod failed ({reason}): {message}")
+            }
+            _ => format!("the app's Pod failed ({reason})"),
+        };
+    }
     let terminated = status
         .and_then(|s| s.container_statuses.as_ref())
         .and_then(|cs| cs.first())
@@ -930,15 +1044,7 @@ fn exit_message(pod: Option<&Pod>) -> String {
             }
             m
         }
-        None => match status.and_then(|s| s.reason.as_deref()) {
-            Some(reason) => {
-                let message = status.and_then(|s| s.message.as_deref()).unwrap_or("");
-                format!("the app's Pod did not run ({reason}): {message}")
-                    .trim_end_matches(": ")
-                    .to_owned()
-            }
-            None => "the app's Pod ended".into(),
-        },
+        None => "the app's Pod ended".into(),
     }
 }
 

@@ -655,4 +655,59 @@ mod tests {
             }
         }
     }
+
+    /// A Pod that waits says why in the Workspace's status, in the
+    /// scheduler's or the kubelet's words; one merely on its way says nothing.
+    #[test]
+    fn a_waiting_pod_says_why() {
+        let ws = workspace();
+        let (svc, claim) = (Service::default(), PersistentVolumeClaim::default());
+        let unscheduled = Pod {
+            status: Some(PodStatus {
+                phase: Some("Pending".into()),
+                conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "False".into(),
+                    reason: Some("Unschedulable".into()),
+                    message: Some("0/3 nodes are available: 3 Insufficient nvidia.com/gpu.".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let waiting = |reason: &str, message: Option<&str>| Pod {
+            status: Some(PodStatus {
+                phase: Some("Pending".into()),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "app".into(),
+                    state: Some(ContainerState {
+                        waiting: Some(k8s_openapi::api::core::v1::ContainerStateWaiting {
+                            reason: Some(reason.into()),
+                            message: message.map(Into::into),
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let message = |pod: &Pod| status_of(&ws, Some(pod), &svc, &claim, true).message;
+        assert_eq!(
+            message(&unscheduled).as_deref(),
+            Some("no node for it yet (Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.)")
+        );
+        let pull = waiting("ImagePullBackOff", Some("Back-off pulling image \"nope\""));
+        assert_eq!(
+            message(&pull).as_deref(),
+            Some("ImagePullBackOff: Back-off pulling image \"nope\"")
+        );
+        assert_eq!(message(&waiting("ContainerCreating", None)), None);
+        assert_eq!(
+            status_of(&ws, Some(&pull), &svc, &claim, true).state,
+            Some(State::Starting)
+        );
+    }
 }

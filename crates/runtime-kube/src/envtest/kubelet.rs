@@ -4,30 +4,61 @@
 //! (no registry is reachable here).
 //!
 //! Everything is this host's own and named per start: the containerd state
-//! and socket, the kubelet's root, a CNI bridge with a `/24` of its own and a
-//! cgroup root. Dropping it stops both daemons, ends what they left running,
-//! and removes all of it.
+//! and socket (the Pods' network namespaces under it), the kubelet's root, a
+//! CNI bridge with a `/24` of its own and a cgroup root. Dropping it stops
+//! both daemons, ends what they left running, and removes all of it; the next
+//! start does so for hosts whose test process died.
+//!
+//! The kubelet also changes the machine: kernel settings (its "kernel
+//! tunables": `kernel.panic`, `vm.overcommit_memory`, …), three iptables
+//! chains of its own (`KUBE-FIREWALL` drops packets to 127/8 from elsewhere),
+//! its device-plugin socket under `/var/lib/kubelet` and links in
+//! `/var/log/containers`. Those are put back when the last host of the
+//! process stops (or, after a crash, at the next start).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{bin_dir, free_port, random_byte, Daemons};
+use sha2::{Digest, Sha256};
+
+use super::{bin_dir, free_port, Daemons};
 
 /// The images `scripts/build-kube-images` writes, as `ctr` imports them.
 pub const JUPYTER_IMAGE: &str = "localhost/berth-jupyter:e2e";
 const PAUSE_IMAGE: &str = "localhost/berth-pause:e2e";
 
-/// The cgroup v1 controllers the kubelet wants its root in.
-const CONTROLLERS: [&str; 9] = [
-    "cpuset", "cpu", "cpuacct", "memory", "pids", "systemd", "freezer", "blkio", "devices",
+/// The kernel settings the kubelet sets (`/proc/sys` paths).
+const SYSCTLS: [&str; 6] = [
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
 ];
-/// And the hierarchies where it, or runc, makes cgroups under it.
-const HIERARCHIES: [&str; 10] = [
-    "cpuset", "cpu", "cpuacct", "memory", "pids", "systemd", "freezer", "blkio", "devices",
-    "unified",
-];
+/// The iptables chains the kubelet makes.
+const CHAINS: [&str; 3] = ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"];
+
+/// The hosts of this process: how many run, and the machine's kernel
+/// settings as the first found them ([`SYSCTLS`], one `path value` a line),
+/// which the last puts back. Each host keeps a copy in its directory
+/// (`machine`), for after a crash.
+static RUNNING: Mutex<(usize, String)> = Mutex::new((0, String::new()));
+
+/// The cgroup hierarchies mounted here (v1 controllers, and v2's `unified`
+/// in the hybrid layout): the kubelet and runc make cgroups in each.
+fn hierarchies() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
 
 /// Where `scripts/build-kube-images` puts the image archives.
 fn image_dir() -> PathBuf {
@@ -84,12 +115,36 @@ pub(super) struct Host {
     containerd: Option<Daemons>,
 }
 
-/// The names a host's tag gives its bridge and its cgroup root.
+/// The names a host's tag (its directory's unique suffix) gives its bridge,
+/// its cgroup root and its Node.
 fn bridge(tag: &str) -> String {
     format!("berth-k{tag}")
 }
 fn cgroup(tag: &str) -> String {
     format!("berth-kubelet-{tag}")
+}
+fn node_name(tag: &str) -> String {
+    format!("berth-node-{}", tag.to_lowercase())
+}
+
+/// A `/24` in 10.200-249.x.0 that no interface here has an address in,
+/// and its first address; the caller holds `RUNNING`, so that two starts of
+/// this process do not pick the same.
+fn free_subnet(tag: &str) -> Result<Ipv4Addr, String> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    let taken = String::from_utf8_lossy(&out.stdout).into_owned();
+    for attempt in 0u8..=255 {
+        let h = Sha256::digest([tag.as_bytes(), &[attempt]].concat());
+        let gateway = Ipv4Addr::new(10, 200 + h[0] % 50, h[1], 1);
+        let [a, b, c, _] = gateway.octets();
+        if !taken.contains(&format!(" inet {a}.{b}.{c}.")) {
+            return Ok(gateway);
+        }
+    }
+    Err("no free /24 in 10.200.0.0-10.249.255.0".into())
 }
 
 impl Host {
@@ -97,20 +152,31 @@ impl Host {
     /// `kubeconfig`; returns once the kubelet has registered its Node (the
     /// caller waits for it to be Ready).
     pub(super) fn start(kubeconfig: &Path) -> Result<Host, String> {
-        remove_stale();
+        let mut running = RUNNING.lock().unwrap();
+        if running.0 == 0 {
+            remove_stale();
+            running.1 = machine();
+        }
         let dir = tempfile::Builder::new()
             .prefix("berth-kubelet-")
             .tempdir()
             .map_err(|e| e.to_string())?;
         let d = dir.path().to_owned();
-        let tag = format!("{:02x}{:02x}", random_byte(3), random_byte(4));
+        let tag = d
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("berth-kubelet-"))
+            .ok_or("a temporary directory without its prefix")?
+            .to_owned();
         std::fs::write(d.join("pid"), std::process::id().to_string()).map_err(|e| e.to_string())?;
         std::fs::write(d.join("tag"), &tag).map_err(|e| e.to_string())?;
-        // 10.200-249.X.0/24: a range of its own per start.
-        let gateway = Ipv4Addr::new(10, 200 + random_byte(5) % 50, random_byte(6), 1);
+        let gateway = free_subnet(&tag)?;
+        std::fs::write(d.join("machine"), &running.1).map_err(|e| e.to_string())?;
+        running.0 += 1;
+        // From here on, dropping it cleans up (and counts it gone).
         let mut host = Host {
             dir,
-            name: cgroup(&tag),
+            name: node_name(&tag),
             gateway,
             tag: tag.clone(),
             kubelet: None,
@@ -126,10 +192,11 @@ impl Host {
             &["addr", "add", &format!("{gateway}/24"), "dev", &bridge],
         )?;
         run("ip", &["link", "set", &bridge, "up"])?;
-        for controller in CONTROLLERS {
-            let path = Path::new("/sys/fs/cgroup").join(controller).join(&cgroup);
-            std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            if controller == "cpuset" {
+        drop(running);
+        for hierarchy in hierarchies() {
+            let path = hierarchy.join(&cgroup);
+            std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if hierarchy.ends_with("cpuset") {
                 for file in ["cpuset.cpus", "cpuset.mems"] {
                     let parent = std::fs::read_to_string(path.with_file_name(file))
                         .map_err(|e| e.to_string())?;
@@ -152,6 +219,8 @@ state = "{state}"
   sandbox_image = "{PAUSE_IMAGE}"
   # No CAP_SYS_RESOURCE here: runc cannot lower a score (-998 for sandboxes).
   restrict_oom_score_adj = true
+  # Pods' network namespaces under the state directory, which clean-up sweeps.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{cni}"
@@ -335,7 +404,76 @@ impl Drop for Host {
     fn drop(&mut self) {
         self.kubelet.take();
         self.containerd.take();
+        let mut running = RUNNING.lock().unwrap();
         clean(self.dir.path(), &self.tag);
+        running.0 -= 1;
+        if running.0 == 0 {
+            restore_machine(&running.1);
+        }
+    }
+}
+
+/// The kernel settings the kubelet changes, as they are now.
+fn machine() -> String {
+    let saved: Vec<String> = SYSCTLS
+        .iter()
+        .filter_map(|s| {
+            let value = std::fs::read_to_string(Path::new("/proc/sys").join(s)).ok()?;
+            Some(format!("{s} {}", value.trim()))
+        })
+        .collect();
+    saved.join("\n")
+}
+
+/// Puts back what the kubelets changed on the machine: the kernel settings
+/// `saved` ([`machine`]), their iptables chains, their device-plugin socket
+/// (and its directories, if left empty).
+fn restore_machine(saved: &str) {
+    for line in saved.lines() {
+        if let Some((setting, value)) = line.split_once(' ') {
+            if let Err(e) = std::fs::write(Path::new("/proc/sys").join(setting), value) {
+                eprintln!("envtest kubelet: cannot put back {setting} = {value}: {e}");
+            }
+        }
+    }
+    for program in ["iptables", "ip6tables"] {
+        for table in ["filter", "nat", "mangle"] {
+            remove_chains(program, table);
+        }
+    }
+    let plugins = Path::new("/var/lib/kubelet/device-plugins");
+    let _ = std::fs::remove_file(plugins.join("kubelet.sock"));
+    let _ = std::fs::remove_dir(plugins);
+    let _ = std::fs::remove_dir("/var/lib/kubelet");
+}
+
+/// Removes the kubelet's [`CHAINS`] from `table`, and the rules jumping to them.
+fn remove_chains(program: &str, table: &str) {
+    let Ok(out) = Command::new(program).args(["-t", table, "-S"]).output() else {
+        return;
+    };
+    let rules = String::from_utf8_lossy(&out.stdout).into_owned();
+    for rule in rules.lines() {
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let jumps = words
+            .windows(2)
+            .any(|w| w[0] == "-j" && CHAINS.contains(&w[1]));
+        if words.first() == Some(&"-A") && jumps {
+            let _ = Command::new(program)
+                .args(["-t", table, "-D"])
+                .args(&words[1..])
+                .output();
+        }
+    }
+    for chain in CHAINS {
+        if rules.lines().any(|l| l == format!("-N {chain}")) {
+            let _ = Command::new(program)
+                .args(["-t", table, "-F", chain])
+                .output();
+            let _ = Command::new(program)
+                .args(["-t", table, "-X", chain])
+                .output();
+        }
     }
 }
 
@@ -347,7 +485,11 @@ fn clean(dir: &Path, tag: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pids = leftovers(dir, tag);
-        if pids.is_empty() || Instant::now() > deadline {
+        if pids.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("envtest kubelet: processes {pids:?} outlived SIGKILL for 10 s");
             break;
         }
         for pid in pids {
@@ -369,39 +511,56 @@ fn clean(dir: &Path, tag: &str) {
         let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
     }
     let _ = run("ip", &["link", "del", &bridge(tag)]);
-    for hierarchy in HIERARCHIES {
-        remove_cgroup(
-            &Path::new("/sys/fs/cgroup")
-                .join(hierarchy)
-                .join(cgroup(tag)),
-        );
+    for hierarchy in hierarchies() {
+        remove_cgroup(&hierarchy.join(cgroup(tag)));
+    }
+    // The kubelet's links to its Pods' logs, which are in `dir`.
+    for entry in std::fs::read_dir("/var/log/containers")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if std::fs::read_link(entry.path()).is_ok_and(|t| t.starts_with(dir)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
-/// Cleans up after hosts whose test process is gone.
+/// Cleans up after hosts whose test process is gone; and, if no other
+/// process runs one, puts the machine back as the first of them found it.
 fn remove_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
+    let mut stale = Vec::new();
+    let mut others = false;
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let path = entry.path();
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("berth-kubelet-")
-        {
-            continue;
-        }
         let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap_or_default();
-        let dead = read("pid")
-            .trim()
-            .parse::<u32>()
-            .is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-        let tag = read("tag");
-        if dead && !tag.is_empty() {
-            clean(&path, tag.trim());
-            let _ = std::fs::remove_dir_all(&path);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let (pid, tag) = (read("pid"), read("tag"));
+        let Some(pid) = name
+            .starts_with("berth-kubelet-")
+            .then(|| pid.trim().parse::<u32>().ok())
+            .flatten()
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            others |= pid != std::process::id();
+        } else if !tag.is_empty() {
+            stale.push((path, tag.trim().to_owned()));
         }
+    }
+    for (path, tag) in stale {
+        clean(&path, &tag);
+        if !others {
+            if let Ok(saved) = std::fs::read_to_string(path.join("machine")) {
+                restore_machine(&saved);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&path);
     }
 }
 
@@ -412,7 +571,12 @@ fn remove_cgroup(dir: &Path) {
             remove_cgroup(&entry.path());
         }
     }
-    let _ = std::fs::remove_dir(dir);
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            eprintln!("envtest kubelet: cannot remove {}: {e}", dir.display());
+        }
+        _ => {}
+    }
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {

@@ -186,13 +186,16 @@ fn within<K: kube::Resource>(mut object: K) -> K {
     object
 }
 
+/// The store of `writer` holding `objects`, as after its watch's first list.
 fn fill<K>(writer: &mut kube::runtime::reflector::store::Writer<K>, objects: Vec<K>)
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
+    writer.apply_watcher_event(&watcher::Event::Init);
     for object in objects {
-        writer.apply_watcher_event(&watcher::Event::Apply(object));
+        writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
 }
 
 /// Runs one reconcile of `ws`, with nothing seen, while `script` answers the
@@ -222,6 +225,7 @@ where
         client: Client::new(service, NS),
         config: OperatorConfig::default(),
         children,
+        memory: Default::default(),
     });
     let result = operator::reconcile(Arc::new(ws), ctx).await;
     let mut handle = scripted.await.expect("the script ran to its end");
@@ -390,7 +394,9 @@ async fn stop_deletes_the_pod_and_reports_stopped_once_it_is_gone() {
     .await
     .unwrap();
 
+    // Gone from the store: it was Running, so the API is asked once.
     reconcile_seeing(ws.clone(), Seen::children(&ws), |mut h| async move {
+        expect(&mut h, "GET", &format!("{CORE}/pods/{NAME}"), not_found).await;
         let status = status_write(&mut h).await;
         assert_eq!(status["status"]["state"], "Stopped");
         assert_eq!(status["status"]["observedGeneration"], 3);
@@ -534,4 +540,31 @@ async fn delete_removes_every_child_then_the_finalizer() {
     })
     .await
     .unwrap();
+}
+
+/// Reconciles that start before the watches have listed wait, all of them,
+/// and all go on once they have (kube's own readiness wakes only the last
+/// of several waiters: two reconciles at the start of the operator hung).
+#[tokio::test]
+async fn every_reconcile_waiting_for_the_first_lists_goes_on() {
+    let (children, mut writers) = operator::Children::new();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let children = children.clone();
+            tokio::spawn(async move { children.listed().await.is_ok() })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(waiters.iter().all(|w| !w.is_finished()), "none listed yet");
+    fill(&mut writers.pods, Vec::new());
+    fill(&mut writers.services, Vec::new());
+    fill(&mut writers.claims, Vec::new());
+    fill(&mut writers.policies, Vec::new());
+    for waiter in waiters {
+        let listed = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+        assert!(
+            matches!(listed, Ok(Ok(true))),
+            "a waiter stayed: {listed:?}"
+        );
+    }
 }
