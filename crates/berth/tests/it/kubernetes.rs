@@ -27,16 +27,21 @@ use crate::{spawn_serve_on, spawn_serve_with, Killed, BIN};
 
 use runtime_kube::envtest::available as have_envtest;
 
-/// A fresh namespace on the shared control plane, with the node playing
-/// for it; the node's claims live under `root`.
-async fn namespace(root: &Path) -> (kube::Client, String, Node) {
-    let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
+/// A client of the shared control plane, and a fresh namespace on it.
+async fn fresh_namespace() -> (kube::Client, String) {
+    let client = ControlPlane::shared().client().await.unwrap();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let ns = format!("e2e-{}", &id[..10]);
     runtime_kube::envtest::namespace(&client, &ns)
         .await
         .unwrap();
+    (client, ns)
+}
+
+/// A fresh namespace on the shared control plane, with the node playing
+/// for it; the node's claims live under `root`.
+async fn namespace(root: &Path) -> (kube::Client, String, Node) {
+    let (client, ns) = fresh_namespace().await;
     let node = Node::start(client.clone(), &ns, root);
     (client, ns, node)
 }
@@ -308,12 +313,7 @@ async fn jupyterlab_runs_in_a_pod_on_a_real_kubelet_behind_berths_proxy() {
     }
     let _lock = MachineLock::acquire();
     let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let ns = format!("real-{}", &id[..10]);
-    runtime_kube::envtest::namespace(&client, &ns)
-        .await
-        .unwrap();
+    let (client, ns) = fresh_namespace().await;
     let node = Node::kubelet(cp, client.clone(), &ns).await.unwrap();
     // berth listens where Pods reach it: the node's bridge.
     let gateway = node.gateway().unwrap();
