@@ -421,13 +421,18 @@ async fn apply(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error>
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let want = (ws.spec.state == DesiredState::Running).then(|| pod(ws, &owner));
     let mut current = children.pods.get(&ObjectRef::new(&name).within(ns));
-    let old_state = ws.status.as_ref().and_then(|s| s.state);
+    // What the operator said last (its memory is newer than the object).
+    let written = ctx.memory.status(&uid);
+    let said = written
+        .as_ref()
+        .or(ws.status.as_ref())
+        .and_then(|s| s.state);
     if want.is_none()
         && current.is_none()
-        && !matches!(old_state, Some(State::Stopped | State::Paused))
+        && matches!(said, Some(State::Starting | State::Running | State::Failed))
     {
-        // A Pod made a moment ago may not be in the store yet: before
-        // saying it is gone, ask.
+        // It had a Pod, which may have been made a moment ago and not be in
+        // the store yet: before saying it is gone, ask.
         current = pods.get_opt(&name).await?.map(Arc::new);
     }
     // Whether the Pod there is (or, gone, would be) the spec's.
@@ -454,7 +459,6 @@ async fn apply(ws: &Workspace, ctx: &Context, ns: &str) -> Result<Action, Error>
     let status = status_of(ws, current.as_deref(), &service, &claim, settled);
     // Unchanged both in the object (which may be older than the last write)
     // and in what was written last: nothing to write.
-    let written = ctx.memory.status(&uid);
     let unchanged =
         ws.status.as_ref() == Some(&status) && written.as_ref().is_none_or(|w| *w == status);
     if !unchanged {
