@@ -274,6 +274,9 @@ async fn act(id: &WorkspaceId, ctx: &Ctx, seen: &Seen) -> Result<Acted, Reconcil
                     "the app did not answer within the profile's start timeout ({} s)",
                     profile.spec.start_timeout_secs
                 );
+                if let Observed::Starting { waiting: Some(why) } = &observed {
+                    message = format!("{message}; waiting: {why}");
+                }
                 if let Some(line) = model::last_line(&tail) {
                     message = format!("{message}; its log ends: {line}");
                 }
@@ -301,12 +304,19 @@ async fn act(id: &WorkspaceId, ctx: &Ctx, seen: &Seen) -> Result<Acted, Reconcil
     }
     let ready =
         matches!(observed, Observed::Running { .. }) && status.state == WorkspaceState::Running;
+    // Why a starting app does not answer yet, where the runtime says.
+    let waiting = match &observed {
+        Observed::Starting { waiting: Some(why) } if status.state == WorkspaceState::Starting => {
+            why.as_str()
+        }
+        _ => "",
+    };
     set_condition(
         &mut status,
         ConditionKind::Ready,
         ready,
         if ready { "AppAnswers" } else { "NotRunning" },
-        "",
+        waiting,
         now,
     );
     set_condition(&mut status, ConditionKind::Reconciled, true, "Ok", "", now);
@@ -445,7 +455,7 @@ fn observed_state(o: &Observed, last: WorkspaceState, desired: DesiredState) -> 
         // Never started yet, and about to be.
         Observed::Absent if last == S::Pending && desired != DesiredState::Stopped => last,
         Observed::Absent | Observed::Stopped => S::Stopped,
-        Observed::Starting => S::Starting,
+        Observed::Starting { .. } => S::Starting,
         Observed::Running { .. } => S::Running,
         Observed::Paused => S::Paused,
         Observed::Failed { .. } => S::Failed,

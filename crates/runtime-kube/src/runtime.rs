@@ -349,17 +349,25 @@ async fn watch_changes(api: Api<Workspace>, tx: tokio::sync::broadcast::Sender<W
 pub fn observed(ws: &Workspace) -> Observed {
     let status = ws.status.clone().unwrap_or_default();
     let current = status.observed_generation >= ws.metadata.generation;
+    // Why it waits, if the operator said so for this start (a message of
+    // another state, such as the last exit, is not about it).
+    let starting = Observed::Starting {
+        waiting: status
+            .message
+            .clone()
+            .filter(|_| status.state == Some(State::Starting)),
+    };
     if !current && ws.spec.state == DesiredState::Running {
-        return Observed::Starting;
+        return starting;
     }
     match status.state {
         Some(State::Running) => match address(&status) {
             Some(addr) => Observed::Running {
                 upstream: Upstream::Tcp(addr),
             },
-            None => Observed::Starting,
+            None => starting,
         },
-        Some(State::Starting) | None => Observed::Starting,
+        Some(State::Starting) | None => starting,
         Some(State::Paused) => Observed::Paused,
         Some(State::Stopped) | Some(State::Deleting) => Observed::Stopped,
         Some(State::Failed) => Observed::Failed {
@@ -705,9 +713,14 @@ mod tests {
             Some("ImagePullBackOff: Back-off pulling image \"nope\"")
         );
         assert_eq!(message(&waiting("ContainerCreating", None)), None);
+        // And berth's controller hears it.
+        let mut waiting = ws.clone();
+        waiting.status = Some(status_of(&ws, Some(&pull), &svc, &claim, true));
         assert_eq!(
-            status_of(&ws, Some(&pull), &svc, &claim, true).state,
-            Some(State::Starting)
+            observed(&waiting),
+            Observed::Starting {
+                waiting: Some("ImagePullBackOff: Back-off pulling image \"nope\"".into())
+            }
         );
     }
 }

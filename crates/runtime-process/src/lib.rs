@@ -984,7 +984,7 @@ impl Runtime for ProcessRuntime {
                 Ok(upstream) if probe(&state.upstream, &state.base_url).await => {
                     Observed::Running { upstream }
                 }
-                _ => Observed::Starting,
+                _ => Observed::Starting { waiting: None },
             });
         }
         if !state.as_ref().is_some_and(|s| s.running) {

@@ -77,7 +77,11 @@ pub enum Observed {
     /// Nothing exists for this id.
     Absent,
     /// Processes exist but the app does not answer yet.
-    Starting,
+    Starting {
+        /// Why not, in words for people, where the runtime knows more than
+        /// "on its way": a Pod no node has room for, an image it cannot pull.
+        waiting: Option<String>,
+    },
     /// The app answers at `upstream`.
     Running {
         upstream: Upstream,

@@ -425,11 +425,22 @@ async fn a_start_that_never_gets_ready_times_out() {
     let f = fixture(Engine::Sqlite, spec).await;
     let id = f.workspace("lab", DesiredState::Running).await;
     reconcile(&id, &f.ctx).await.unwrap();
-    f.runtime.set(&id, Observed::Starting);
+    // The runtime says why it waits (on Kubernetes: the scheduler's words).
+    let why = "no node for it yet (Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.)";
+    f.runtime.set(
+        &id,
+        Observed::Starting {
+            waiting: Some(why.into()),
+        },
+    );
     assert!(matches!(
         reconcile(&id, &f.ctx).await.unwrap(),
         Action::Requeue(_)
     ));
+    let ws = f.store.workspace(&id).await.unwrap();
+    assert_eq!(ws.status.state, WorkspaceState::Starting);
+    let ready = condition(&ws, "Ready");
+    assert_eq!((ready.status, ready.message.as_str()), (false, why));
     f.clock.advance(Duration::from_secs(31));
     let action = reconcile(&id, &f.ctx).await.unwrap();
     let ws = f.store.workspace(&id).await.unwrap();
@@ -439,6 +450,7 @@ async fn a_start_that_never_gets_ready_times_out() {
     assert_eq!(timeout.reason, "Timeout");
     let message = ws.status.message.unwrap();
     assert!(message.contains("start timeout (30 s)"), "{message}");
+    assert!(message.contains(&format!("waiting: {why}")), "{message}");
     assert!(message.contains("failed start 1 of 5"), "{message}");
     assert!(
         matches!(action, Action::Requeue(_)),
