@@ -367,7 +367,8 @@ impl Drop for Daemons {
     }
 }
 
-fn tail(s: &str, n: usize) -> &str {
+/// The last `n` bytes of `s` (fewer, to start on a character): a log's end.
+pub fn tail(s: &str, n: usize) -> &str {
     let mut start = s.len().saturating_sub(n);
     while !s.is_char_boundary(start) {
         start += 1;
@@ -467,8 +468,7 @@ struct NodeState {
 /// deleted deleted at once; it proxies no Service (nothing would answer).
 #[derive(Debug)]
 pub struct Node {
-    /// Where claims' directories go; `None` on a simulated node.
-    root: Option<PathBuf>,
+    kubelet: Kubelet,
     state: Arc<Mutex<NodeState>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// A real kubelet's and containerd's, on [`Node::kubelet`]; dropped
@@ -502,25 +502,40 @@ impl Node {
     /// Starts playing the node for `namespace`; claims' directories go
     /// under `root`.
     pub fn start(client: Client, namespace: &str, root: &Path) -> Node {
+        let kubelet = Kubelet::Processes {
+            root: root.to_owned(),
+        };
+        Node::play(client, namespace, kubelet, None)
+    }
+
+    /// Starts the tasks that play the node's parts for `namespace`: the
+    /// kubelet (or the scheduler, for a real one), the provisioner and,
+    /// unless simulated, kube-proxy.
+    fn play(
+        client: Client,
+        namespace: &str,
+        kubelet: Kubelet,
+        host: Option<kubelet::Host>,
+    ) -> Node {
         let state = Arc::new(Mutex::new(NodeState::default()));
         let ctx = NodeCtx {
             client,
             namespace: namespace.to_owned(),
-            kubelet: Kubelet::Processes {
-                root: root.to_owned(),
-            },
+            kubelet: kubelet.clone(),
             state: state.clone(),
         };
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(ctx.clone().pods()),
             tokio::spawn(ctx.clone().claims()),
-            tokio::spawn(ctx.services()),
         ];
+        if !matches!(kubelet, Kubelet::Simulated) {
+            tasks.push(tokio::spawn(ctx.services()));
+        }
         Node {
-            root: Some(root.to_owned()),
+            kubelet,
             state,
             tasks,
-            host: None,
+            host,
         }
     }
 
@@ -563,28 +578,11 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let root = host.volumes();
-        let state = Arc::new(Mutex::new(NodeState::default()));
-        let ctx = NodeCtx {
-            client,
-            namespace: namespace.to_owned(),
-            kubelet: Kubelet::Real {
-                node: host.name.clone(),
-                volumes: root.clone(),
-            },
-            state: state.clone(),
+        let kubelet = Kubelet::Real {
+            node: host.name.clone(),
+            volumes: host.volumes(),
         };
-        let tasks = vec![
-            tokio::spawn(ctx.clone().pods()),
-            tokio::spawn(ctx.clone().claims()),
-            tokio::spawn(ctx.services()),
-        ];
-        Ok(Node {
-            root: Some(root),
-            state,
-            tasks,
-            host: Some(host),
-        })
+        Ok(Node::play(client, namespace, kubelet, Some(host)))
     }
 
     /// The node's name, as Pods are bound to it.
@@ -615,20 +613,7 @@ impl Node {
     /// Starts playing a simulated node for `namespace` (see [`Node`]): no
     /// process, no directory, no Service proxied.
     pub fn simulate(client: Client, namespace: &str) -> Node {
-        let state = Arc::new(Mutex::new(NodeState::default()));
-        let ctx = NodeCtx {
-            client,
-            namespace: namespace.to_owned(),
-            kubelet: Kubelet::Simulated,
-            state: state.clone(),
-        };
-        let tasks = vec![tokio::spawn(ctx.clone().pods()), tokio::spawn(ctx.claims())];
-        Node {
-            root: None,
-            state,
-            tasks,
-            host: None,
-        }
+        Node::play(client, namespace, Kubelet::Simulated, None)
     }
 
     /// The host directory of a claim.
@@ -636,8 +621,8 @@ impl Node {
     /// # Panics
     /// On a simulated node, which has none.
     pub fn claim_dir(&self, claim: &str) -> PathBuf {
-        self.root
-            .as_ref()
+        self.kubelet
+            .root()
             .expect("a simulated node has no claim directories")
             .join(claim)
     }
@@ -671,6 +656,16 @@ enum Kubelet {
     Real { node: String, volumes: PathBuf },
 }
 
+impl Kubelet {
+    /// Where claims' directories go; none on a simulated node.
+    fn root(&self) -> Option<&Path> {
+        match self {
+            Kubelet::Processes { root } | Kubelet::Real { volumes: root, .. } => Some(root),
+            Kubelet::Simulated => None,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct NodeCtx {
     client: Client,
@@ -682,14 +677,6 @@ struct NodeCtx {
 impl NodeCtx {
     fn pods_api(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), &self.namespace)
-    }
-
-    /// Where claims' directories go; none on a simulated node.
-    fn root(&self) -> Option<&Path> {
-        match &self.kubelet {
-            Kubelet::Processes { root } | Kubelet::Real { volumes: root, .. } => Some(root),
-            Kubelet::Simulated => None,
-        }
     }
 
     async fn pods(self) {
@@ -1150,7 +1137,7 @@ impl NodeCtx {
             let claim = match stream.try_next().await {
                 Ok(Some(watcher::Event::Apply(c) | watcher::Event::InitApply(c))) => c,
                 Ok(Some(watcher::Event::Delete(c))) => {
-                    if let Some(root) = self.root() {
+                    if let Some(root) = self.kubelet.root() {
                         let _ = std::fs::remove_dir_all(root.join(c.name_any()));
                     }
                     if let Kubelet::Real { .. } = self.kubelet {
@@ -1189,7 +1176,7 @@ impl NodeCtx {
                 });
                 continue;
             }
-            if let Some(root) = self.root() {
+            if let Some(root) = self.kubelet.root() {
                 let _ = std::fs::create_dir_all(root.join(&name));
             }
             if let Kubelet::Real { node, volumes } = &self.kubelet {
