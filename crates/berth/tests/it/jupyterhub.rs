@@ -102,6 +102,18 @@ async fn last_activity(base: &str, token: &str, user: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Makes user `name`, not an admin, with the password [`logged_in`] uses.
+pub(crate) async fn create_user(admin: &Client, name: &str) {
+    admin
+        .create_user(&UserCreate {
+            name: name.into(),
+            password: Some(format!("{name}-password")),
+            admin: false,
+        })
+        .await
+        .unwrap();
+}
+
 /// `name` logged in (password `{name}-password`), with a token of theirs.
 pub(crate) async fn logged_in(url: &str, name: &str) -> (Client, String) {
     let mut c = Client::new(url, None).unwrap();
@@ -200,14 +212,7 @@ async fn jupyterhub_singleuser_logs_in_through_berth() {
     let url = rig.start_serve();
     let admin = Client::new(&url, Some(admin_token(&url).await)).unwrap();
     for name in ["alice", "bob"] {
-        admin
-            .create_user(&UserCreate {
-                name: name.into(),
-                password: Some(format!("{name}-password")),
-                admin: false,
-            })
-            .await
-            .unwrap();
+        create_user(&admin, name).await;
     }
     let (alice, alice_token) = logged_in(&url, "alice").await;
     // The built-in profile: JupyterLab as JupyterHub's single-user server.
@@ -401,14 +406,7 @@ async fn jupyterhub_api_clients_use_default_and_named_servers() {
     let mut rig = Rig::new();
     let url = rig.start_serve();
     let admin = Client::new(&url, Some(admin_token(&url).await)).unwrap();
-    admin
-        .create_user(&UserCreate {
-            name: "alice".into(),
-            password: Some("alice-password".into()),
-            admin: false,
-        })
-        .await
-        .unwrap();
+    create_user(&admin, "alice").await;
     let (_, token) = logged_in(&url, "alice").await;
     let http = reqwest::Client::new();
     for (server, prefix) in [("", "/user/alice/"), ("lab", "/user/alice/lab/")] {

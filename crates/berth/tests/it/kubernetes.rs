@@ -18,10 +18,10 @@ use kube::api::Api;
 use kube::ResourceExt;
 use runtime::Runtime;
 use runtime_kube::crd::{State, Workspace};
-use runtime_kube::envtest::{ControlPlane, Node};
+use runtime_kube::envtest::{tail, ControlPlane, Node};
 use test_support::Engine;
 
-use crate::jupyterhub::{have_jupyter, logged_in, run_one_plus_one, Browser};
+use crate::jupyterhub::{create_user, have_jupyter, logged_in, run_one_plus_one, Browser};
 use crate::process::{admin_token, create_profile, http_get_with, ready, MachineLock};
 use crate::{spawn_serve_on, spawn_serve_with, Killed, BIN};
 
@@ -344,14 +344,7 @@ async fn jupyterlab_runs_in_a_pod_on_a_real_kubelet_behind_berths_proxy() {
     let _serve = Killed(serve);
     assert_eq!(url, hub);
     let admin = Client::new(&url, Some(admin_token(&url).await)).unwrap();
-    admin
-        .create_user(&api_types::UserCreate {
-            name: "alice".into(),
-            password: Some("alice-password".into()),
-            admin: false,
-        })
-        .await
-        .unwrap();
+    create_user(&admin, "alice").await;
     let (alice, alice_token) = logged_in(&url, "alice").await;
     // The built-in profile: JupyterLab as JupyterHub's single-user server.
     let ws = alice
@@ -460,12 +453,4 @@ async fn jupyterlab_runs_in_a_pod_on_a_real_kubelet_behind_berths_proxy() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut start = s.len().saturating_sub(n);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
 }

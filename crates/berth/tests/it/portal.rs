@@ -735,14 +735,7 @@ async fn a_user_and_an_admin_use_the_portal() {
     // Ada shares lab with grace (after trying herself, which is refused beside
     // the field); grace finds it under "Shared with you" and opens it.
     let admin = client::Client::new(&url, Some(crate::process::admin_token(&url).await)).unwrap();
-    admin
-        .create_user(&api_types::UserCreate {
-            name: "grace".into(),
-            password: Some("grace-password".into()),
-            admin: false,
-        })
-        .await
-        .unwrap();
+    crate::jupyterhub::create_user(&admin, "grace").await;
     b.goto("/hub/home").await;
     b.follow("#workspaces th a").await;
     b.wait("#share-form").await;
